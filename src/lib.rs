@@ -1,0 +1,3 @@
+//! survivable-core (docs come later)
+pub mod policy;
+pub mod topology;

@@ -1,0 +1,356 @@
+//! Timers and hand-back policy: how fast failure is detected, when a
+//! survivable core may take over, and when control returns to the main site.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Which quorum layout the topology uses (see the crate docs, "Two quorum modes").
+///
+/// Only witness mode exists today: voters in every data site plus a light
+/// witness voter in a third site, so every commit carries a WAN
+/// acknowledgement and no committed entry is ever lost (RPO = 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QuorumMode {
+    /// Voters in the main site, the survivable cores and a witness site.
+    #[default]
+    Witness,
+}
+
+/// The clock of the cluster, in ticks of the node driver.
+///
+/// Every duration is converted to whole ticks when the topology is built;
+/// the conversion rounds up so a timer never fires early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timers {
+    /// How often the embedding runtime calls [`Node::tick`](crate::Node::tick). Defaults to 5 ms.
+    pub tick: Duration,
+    /// Interval between leader heartbeats. Defaults to 10 ms: the pair
+    /// standby needs frequent proof of life from its primary.
+    pub heartbeat: Duration,
+    /// Raft's election timeout: the check-quorum window of a leader and the
+    /// lease during which followers ignore vote requests. Must exceed the
+    /// worst WAN round trip. Defaults to 200 ms.
+    pub election: Duration,
+    /// How long the standby of a duplicated pair waits without hearing from
+    /// its primary before it takes over. LAN-sized. Defaults to 30 ms.
+    pub failover: Duration,
+    /// How long a rank-1 survivable core waits without any leader before it
+    /// campaigns. Defaults to 2 s (the paper's default is minutes).
+    pub survivable_after: Duration,
+    /// Extra wait per rank below 1: a rank-`r` survivable core campaigns after
+    /// `survivable_after + (r - 1) * rank_step`. Defaults to 1 s.
+    pub rank_step: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(5),
+            heartbeat: Duration::from_millis(10),
+            election: Duration::from_millis(200),
+            failover: Duration::from_millis(30),
+            survivable_after: Duration::from_secs(2),
+            rank_step: Duration::from_secs(1),
+        }
+    }
+}
+
+/// [`Timers`] converted to ticks, checked for consistency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickTimers {
+    /// Tick length in milliseconds.
+    pub tick_ms: u64,
+    /// Heartbeat interval in ticks.
+    pub heartbeat: usize,
+    /// Election timeout (check-quorum window, vote lease) in ticks.
+    pub election: usize,
+    /// Pair failover detection in ticks.
+    pub failover: usize,
+    /// `survivable_after` in ticks.
+    pub survivable_after: usize,
+    /// `rank_step` in ticks.
+    pub rank_step: usize,
+}
+
+impl TickTimers {
+    /// Ticks a member of survivable core `rank` waits without a leader before it
+    /// campaigns; `position` is its place in its pair (the standby waits one
+    /// election timeout longer so the pair never splits the vote).
+    pub fn survivable_campaign_after(&self, rank: u32, position: usize) -> usize {
+        self.survivable_after
+            + (rank.saturating_sub(1) as usize) * self.rank_step
+            + position * self.election
+    }
+
+    /// Ticks a witness waits without a leader before it campaigns as the last
+    /// resort: after every survivable core of `max_rank` had its chance.
+    pub fn witness_after(&self, max_rank: u32) -> usize {
+        self.survivable_campaign_after(max_rank.max(1), 1) + 2 * self.election
+    }
+
+    /// Converts ticks to milliseconds.
+    pub fn ms(&self, ticks: usize) -> u64 {
+        ticks as u64 * self.tick_ms
+    }
+}
+
+/// An invalid [`Timers`] or [`HandBack`] value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The tick is zero or not a whole number of milliseconds.
+    #[error("tick must be a whole, non-zero number of milliseconds, got {tick:?}")]
+    BadTick {
+        /// The configured tick.
+        tick: Duration,
+    },
+    /// The heartbeat interval is not shorter than the election timeout.
+    #[error("heartbeat ({heartbeat:?}) must be shorter than the election timeout ({election:?}); raise `election` or lower `heartbeat`")]
+    HeartbeatNotBelowElection {
+        /// The heartbeat interval.
+        heartbeat: Duration,
+        /// The election timeout.
+        election: Duration,
+    },
+    /// Failover detection must see at least two heartbeats go missing.
+    #[error("failover ({failover:?}) must be at least twice the heartbeat ({heartbeat:?}) and below the election timeout ({election:?})")]
+    FailoverOutOfRange {
+        /// The failover detection time.
+        failover: Duration,
+        /// The heartbeat interval.
+        heartbeat: Duration,
+        /// The election timeout.
+        election: Duration,
+    },
+    /// `survivable_after` must let the main site try its own elections first.
+    #[error("survivable_after ({survivable_after:?}) must be at least twice the election timeout ({election:?}) so the main site can fail over first")]
+    SurvivableTooEarly {
+        /// The configured `survivable_after`.
+        survivable_after: Duration,
+        /// The election timeout.
+        election: Duration,
+    },
+    /// A hand-back window with equal start and end.
+    #[error("hand-back window {start} - {end} is empty; give different start and end times")]
+    EmptyWindow {
+        /// Window start.
+        start: TimeOfDay,
+        /// Window end.
+        end: TimeOfDay,
+    },
+}
+
+fn whole_ticks(d: Duration, tick_ms: u64) -> usize {
+    let ms = d.as_millis() as u64;
+    ms.div_ceil(tick_ms) as usize
+}
+
+impl Timers {
+    /// Checks the timers and converts them to ticks.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] naming the inconsistent values.
+    pub fn to_ticks(&self) -> Result<TickTimers, PolicyError> {
+        let tick_ms = self.tick.as_millis() as u64;
+        if tick_ms == 0 || Duration::from_millis(tick_ms) != self.tick {
+            return Err(PolicyError::BadTick { tick: self.tick });
+        }
+        let t = TickTimers {
+            tick_ms,
+            heartbeat: whole_ticks(self.heartbeat, tick_ms).max(1),
+            election: whole_ticks(self.election, tick_ms),
+            failover: whole_ticks(self.failover, tick_ms),
+            survivable_after: whole_ticks(self.survivable_after, tick_ms),
+            rank_step: whole_ticks(self.rank_step, tick_ms),
+        };
+        if t.election <= t.heartbeat {
+            return Err(PolicyError::HeartbeatNotBelowElection {
+                heartbeat: self.heartbeat,
+                election: self.election,
+            });
+        }
+        if t.failover < 2 * t.heartbeat || t.failover >= t.election {
+            return Err(PolicyError::FailoverOutOfRange {
+                failover: self.failover,
+                heartbeat: self.heartbeat,
+                election: self.election,
+            });
+        }
+        if t.survivable_after < 2 * t.election {
+            return Err(PolicyError::SurvivableTooEarly {
+                survivable_after: self.survivable_after,
+                election: self.election,
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// A time of day (UTC), for hand-back windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeOfDay {
+    /// Minutes since midnight, 0..1440.
+    minutes: u32,
+}
+
+impl TimeOfDay {
+    /// `hour:minute`, clamped into a day.
+    pub fn hm(hour: u32, minute: u32) -> Self {
+        Self {
+            minutes: (hour.min(23) * 60 + minute.min(59)) % 1440,
+        }
+    }
+
+    /// The time of day of a wall-clock instant given in milliseconds since the UNIX epoch.
+    pub fn of_unix_ms(ms: u64) -> Self {
+        Self {
+            minutes: ((ms / 60_000) % 1440) as u32,
+        }
+    }
+
+    /// Whether `self` lies in the window `[start, end)`; a window may wrap midnight.
+    pub fn within(self, start: Self, end: Self) -> bool {
+        if start <= end {
+            start <= self && self < end
+        } else {
+            self >= start || self < end
+        }
+    }
+}
+
+impl std::fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.minutes / 60, self.minutes % 60)
+    }
+}
+
+/// When leadership returns to a more preferred site (the main site first,
+/// then survivable cores by rank) once that site is reachable again.
+///
+/// Whatever the policy, hand-back never starts while the preferred member
+/// lags the leader by more than [`HandBack::max_lag_entries`] (the freshness
+/// gate, like MongoDB's priority takeover).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandBackPolicy {
+    /// As soon as the preferred member is reachable and caught up.
+    Immediate,
+    /// Once the preferred member has been continuously reachable and caught
+    /// up for this long. A link that flaps faster never moves leadership.
+    AfterStable(Duration),
+    /// Only inside a daily window (UTC), e.g. a maintenance window.
+    Window {
+        /// Window start (inclusive).
+        start: TimeOfDay,
+        /// Window end (exclusive); may be earlier than `start` to wrap midnight.
+        end: TimeOfDay,
+    },
+    /// Only when an operator calls [`Node::hand_back`](crate::Node::hand_back).
+    Manual,
+}
+
+/// Hand-back policy plus its gates and retry rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandBack {
+    /// When to hand back. Defaults to `AfterStable(5 s)`.
+    pub policy: HandBackPolicy,
+    /// The freshness gate: the preferred member may lag the leader by at
+    /// most this many entries when a hand-back starts. Defaults to 64.
+    pub max_lag_entries: u64,
+    /// Attempts per hand-back before giving up (`None`: retry until it
+    /// lands or the policy stops allowing it). Defaults to `None`.
+    pub max_attempts: Option<u32>,
+    /// Wait between a failed attempt and the next. Defaults to 250 ms.
+    pub retry_after: Duration,
+}
+
+impl Default for HandBack {
+    fn default() -> Self {
+        Self {
+            policy: HandBackPolicy::AfterStable(Duration::from_secs(5)),
+            max_lag_entries: 64,
+            max_attempts: None,
+            retry_after: Duration::from_millis(250),
+        }
+    }
+}
+
+impl HandBack {
+    /// Checks the policy.
+    ///
+    /// # Errors
+    /// [`PolicyError::EmptyWindow`] for a window that is empty.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if let HandBackPolicy::Window { start, end } = self.policy {
+            if start == end {
+                return Err(PolicyError::EmptyWindow { start, end });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let t = Timers::default().to_ticks().unwrap();
+        assert_eq!(t.tick_ms, 5);
+        assert_eq!(t.heartbeat, 2);
+        assert_eq!(t.election, 40);
+        assert_eq!(t.failover, 6);
+        assert_eq!(t.survivable_after, 400);
+        assert!(t.witness_after(1) > t.survivable_campaign_after(1, 1));
+    }
+
+    #[test]
+    fn rejects_inconsistent_timers() {
+        let bad = Timers {
+            heartbeat: Duration::from_millis(300),
+            ..Timers::default()
+        };
+        assert!(matches!(
+            bad.to_ticks(),
+            Err(PolicyError::HeartbeatNotBelowElection { .. })
+        ));
+        let bad = Timers {
+            failover: Duration::from_millis(10),
+            ..Timers::default()
+        };
+        assert!(matches!(
+            bad.to_ticks(),
+            Err(PolicyError::FailoverOutOfRange { .. })
+        ));
+        let bad = Timers {
+            survivable_after: Duration::from_millis(100),
+            ..Timers::default()
+        };
+        assert!(matches!(
+            bad.to_ticks(),
+            Err(PolicyError::SurvivableTooEarly { .. })
+        ));
+        let bad = Timers {
+            tick: Duration::from_micros(1500),
+            ..Timers::default()
+        };
+        assert!(matches!(bad.to_ticks(), Err(PolicyError::BadTick { .. })));
+    }
+
+    #[test]
+    fn windows_wrap_midnight() {
+        let (s, e) = (TimeOfDay::hm(22, 0), TimeOfDay::hm(2, 0));
+        assert!(TimeOfDay::hm(23, 30).within(s, e));
+        assert!(TimeOfDay::hm(1, 0).within(s, e));
+        assert!(!TimeOfDay::hm(12, 0).within(s, e));
+        assert!(TimeOfDay::hm(12, 0).within(e, s));
+        let hb = HandBack {
+            policy: HandBackPolicy::Window { start: s, end: s },
+            ..HandBack::default()
+        };
+        assert!(matches!(hb.validate(), Err(PolicyError::EmptyWindow { .. })));
+    }
+}

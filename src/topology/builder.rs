@@ -1,0 +1,538 @@
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    Core, Member, MemberSpec, NodeId, Role, Site, SurvivableCore, Topology, TopologyError, Witness,
+};
+use crate::policy::{HandBack, QuorumMode, Timers};
+
+/// Builds a validated [`Topology`]. Setters take `&mut self` so one builder
+/// can be reused; [`build`](Self::build) checks everything and never panics.
+#[derive(Debug, Clone)]
+pub struct TopologyBuilder {
+    cluster_id: u64,
+    mode: QuorumMode,
+    sites: Vec<Site>,
+    cores: Vec<Core>,
+    survivable: Vec<SurvivableCore>,
+    witnesses: Vec<Witness>,
+    timers: Timers,
+    hand_back: HandBack,
+    allow_single_host_outage: bool,
+}
+
+impl TopologyBuilder {
+    pub(super) fn new(cluster_id: u64) -> Self {
+        Self {
+            cluster_id,
+            mode: QuorumMode::default(),
+            sites: Vec::new(),
+            cores: Vec::new(),
+            survivable: Vec::new(),
+            witnesses: Vec::new(),
+            timers: Timers::default(),
+            hand_back: HandBack::default(),
+            allow_single_host_outage: false,
+        }
+    }
+
+    /// Quorum mode. Defaults to [`QuorumMode::Witness`].
+    pub fn mode(&mut self, mode: QuorumMode) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Declares a site. Exactly one must be [`Site::main`].
+    pub fn site(&mut self, site: Site) -> &mut Self {
+        self.sites.push(site);
+        self
+    }
+
+    /// Declares the main site's duplicated core.
+    pub fn core(&mut self, core: Core) -> &mut Self {
+        self.cores.push(core);
+        self
+    }
+
+    /// Declares a survivable core in a backup site.
+    pub fn survivable_core(&mut self, core: SurvivableCore) -> &mut Self {
+        self.survivable.push(core);
+        self
+    }
+
+    /// Declares a witness (third site) or tie-breaker (main site).
+    pub fn witness(&mut self, witness: Witness) -> &mut Self {
+        self.witnesses.push(witness);
+        self
+    }
+
+    /// Timers. Defaults to [`Timers::default`].
+    pub fn timers(&mut self, timers: Timers) -> &mut Self {
+        self.timers = timers;
+        self
+    }
+
+    /// Hand-back policy. Defaults to [`HandBack::default`] (after 5 s stable).
+    pub fn hand_back(&mut self, hand_back: HandBack) -> &mut Self {
+        self.hand_back = hand_back;
+        self
+    }
+
+    /// Accepts a voter layout where losing one host loses the majority
+    /// (e.g. a lone pair with no tie-breaker). Defaults to `false`.
+    pub fn allow_single_host_outage(&mut self, allow: bool) -> &mut Self {
+        self.allow_single_host_outage = allow;
+        self
+    }
+
+    /// Validates and builds the topology.
+    ///
+    /// # Errors
+    /// The first [`TopologyError`] found, naming the members involved.
+    pub fn build(&self) -> Result<Topology, TopologyError> {
+        let ticks = self.timers.to_ticks()?;
+        self.hand_back.validate()?;
+        let main = self.check_sites()?;
+        let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
+        let mut core_names: HashMap<&str, ()> = HashMap::new();
+
+        let mut main_core: Option<&str> = None;
+        for core in &self.cores {
+            self.check_core(core, "core", &mut core_names)?;
+            if core.site != main {
+                return Err(TopologyError::CoreOutsideMainSite {
+                    core: core.name.clone(),
+                    site: core.site.clone(),
+                });
+            }
+            if let Some(first) = main_core {
+                return Err(TopologyError::TwoMainCores {
+                    site: main.to_string(),
+                    first: first.to_string(),
+                    second: core.name.clone(),
+                });
+            }
+            main_core = Some(&core.name);
+            for (position, spec) in core.members.iter().enumerate() {
+                let role = Role::MainCore {
+                    core: core.name.clone(),
+                    position,
+                };
+                insert(&mut members, spec, &core.site, role)?;
+            }
+        }
+        if main_core.is_none() {
+            return Err(TopologyError::NoMainCore {
+                site: main.to_string(),
+            });
+        }
+
+        let mut ranks: HashMap<u32, &str> = HashMap::new();
+        for sc in &self.survivable {
+            let core = &sc.core;
+            self.check_core(core, "core", &mut core_names)?;
+            if core.site == main {
+                return Err(TopologyError::SurvivableInMainSite {
+                    core: core.name.clone(),
+                    site: main.to_string(),
+                });
+            }
+            if sc.rank == 0 {
+                return Err(TopologyError::ZeroRank {
+                    core: core.name.clone(),
+                });
+            }
+            if let Some(first) = ranks.insert(sc.rank, &core.name) {
+                return Err(TopologyError::DuplicateRank {
+                    rank: sc.rank,
+                    first: first.to_string(),
+                    second: core.name.clone(),
+                });
+            }
+            for (position, spec) in core.members.iter().enumerate() {
+                let role = Role::Survivable {
+                    core: core.name.clone(),
+                    rank: sc.rank,
+                    position,
+                };
+                insert(&mut members, spec, &core.site, role)?;
+            }
+        }
+
+        for w in &self.witnesses {
+            if !self.sites.iter().any(|s| s.name == w.site) {
+                return Err(TopologyError::UnknownSite {
+                    what: "witness",
+                    name: w.member.name.clone(),
+                    site: w.site.clone(),
+                });
+            }
+            insert(&mut members, &w.member, &w.site, Role::Witness)?;
+        }
+
+        if !self.allow_single_host_outage {
+            check_host_loss(&members)?;
+        }
+
+        Ok(Topology {
+            cluster_id: self.cluster_id,
+            mode: self.mode,
+            sites: self.sites.clone(),
+            members,
+            timers: self.timers.clone(),
+            ticks,
+            hand_back: self.hand_back.clone(),
+        })
+    }
+
+    fn check_sites(&self) -> Result<&str, TopologyError> {
+        let mut seen: HashMap<&str, ()> = HashMap::new();
+        let mut main: Option<&str> = None;
+        for s in &self.sites {
+            if seen.insert(&s.name, ()).is_some() {
+                return Err(TopologyError::DuplicateSite {
+                    site: s.name.clone(),
+                });
+            }
+            if s.main {
+                if let Some(first) = main {
+                    return Err(TopologyError::TwoMainSites {
+                        first: first.to_string(),
+                        second: s.name.clone(),
+                    });
+                }
+                main = Some(&s.name);
+            }
+        }
+        main.ok_or(TopologyError::NoMainSite)
+    }
+
+    fn check_core<'a>(
+        &self,
+        core: &'a Core,
+        what: &'static str,
+        names: &mut HashMap<&'a str, ()>,
+    ) -> Result<(), TopologyError> {
+        if !self.sites.iter().any(|s| s.name == core.site) {
+            return Err(TopologyError::UnknownSite {
+                what,
+                name: core.name.clone(),
+                site: core.site.clone(),
+            });
+        }
+        if names.insert(&core.name, ()).is_some() {
+            return Err(TopologyError::DuplicateCore {
+                core: core.name.clone(),
+            });
+        }
+        let [a, b] = core.members.as_slice() else {
+            return Err(TopologyError::NotAPair {
+                core: core.name.clone(),
+                count: core.members.len(),
+            });
+        };
+        if a.host == b.host {
+            return Err(TopologyError::PairSharesHost {
+                core: core.name.clone(),
+                first: a.name.clone(),
+                second: b.name.clone(),
+                host: a.host.clone(),
+            });
+        }
+        if a.appliance != b.appliance {
+            return Err(TopologyError::PairMixesAppliances {
+                core: core.name.clone(),
+                first: a.name.clone(),
+                first_kind: a.appliance,
+                second: b.name.clone(),
+                second_kind: b.appliance,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn insert(
+    members: &mut BTreeMap<NodeId, Member>,
+    spec: &MemberSpec,
+    site: &str,
+    role: Role,
+) -> Result<(), TopologyError> {
+    if spec.id.0 == 0 {
+        return Err(TopologyError::ZeroNodeId {
+            name: spec.name.clone(),
+        });
+    }
+    if let Some(existing) = members.get(&spec.id) {
+        return Err(TopologyError::DuplicateNodeId {
+            id: spec.id,
+            first: existing.spec.name.clone(),
+            second: spec.name.clone(),
+        });
+    }
+    if let Some(existing) = members.values().find(|m| m.spec.name == spec.name) {
+        return Err(TopologyError::DuplicateName {
+            name: spec.name.clone(),
+            first: existing.id(),
+            second: spec.id,
+        });
+    }
+    members.insert(
+        spec.id,
+        Member {
+            spec: spec.clone(),
+            site: site.to_string(),
+            role,
+        },
+    );
+    Ok(())
+}
+
+/// Every single host failure must leave a majority of voters.
+fn check_host_loss(members: &BTreeMap<NodeId, Member>) -> Result<(), TopologyError> {
+    let voters = members.len();
+    let mut hosts: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for m in members.values() {
+        hosts
+            .entry(m.spec.host.as_str())
+            .or_default()
+            .push(m.spec.name.clone());
+    }
+    for (host, lost) in hosts {
+        let left = voters - lost.len();
+        if left * 2 <= voters {
+            return Err(TopologyError::HostLossBreaksQuorum {
+                host: host.to_string(),
+                lost,
+                left,
+                voters,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{HandBackPolicy, PolicyError, TimeOfDay};
+    use crate::topology::Appliance::{Dedicated, Virtual};
+    use std::time::Duration;
+
+    fn denver_paris() -> TopologyBuilder {
+        let mut b = Topology::builder(1);
+        b.site(Site::main("denver"))
+            .site(Site::backup("paris"))
+            .site(Site::backup("kansas"))
+            .core(
+                Core::new("cm01", "denver")
+                    .member(1, "CM01a", "esxi-1", Virtual)
+                    .member(2, "CM01b", "esxi-3", Virtual),
+            )
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm02", "paris")
+                    .member(3, "CM02a", "esxi-5", Virtual)
+                    .member(4, "CM02b", "esxi-7", Virtual),
+            ))
+            .witness(Witness::new(5, "W1", "kansas", "wit-1"));
+        b
+    }
+
+    #[test]
+    fn the_paper_topology_is_valid() {
+        let t = denver_paris().build().unwrap();
+        assert_eq!(t.voters().len(), 5);
+        assert_eq!(t.main_site(), "denver");
+        assert_eq!(t.max_rank(), 1);
+        assert_eq!(t.member(NodeId(1)).unwrap().priority(), 100);
+        assert_eq!(t.member(NodeId(3)).unwrap().priority(), 89);
+        assert_eq!(t.member(NodeId(5)).unwrap().priority(), 0);
+    }
+
+    #[test]
+    fn pair_on_one_host_is_refused() {
+        let mut b = denver_paris();
+        b.cores[0].members[1].host = "esxi-1".into();
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            err,
+            TopologyError::PairSharesHost {
+                core: "cm01".into(),
+                first: "CM01a".into(),
+                second: "CM01b".into(),
+                host: "esxi-1".into()
+            }
+        );
+        assert!(err.to_string().contains("separate physical hosts"));
+    }
+
+    #[test]
+    fn pair_mixing_appliances_is_refused() {
+        let mut b = denver_paris();
+        b.survivable[0].core.members[0].appliance = Dedicated;
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::PairMixesAppliances { core, first, .. }) if core == "cm02" && first == "CM02a"
+        ));
+    }
+
+    #[test]
+    fn duplicate_ids_and_names_are_refused() {
+        let mut b = denver_paris();
+        b.witnesses[0].member.id = NodeId(3);
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateNodeId { id: NodeId(3), first, second }) if first == "CM02a" && second == "W1"
+        ));
+        let mut b = denver_paris();
+        b.witnesses[0].member.name = "CM01a".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateName { name, first: NodeId(1), second: NodeId(5) }) if name == "CM01a"
+        ));
+        let mut b = denver_paris();
+        b.witnesses[0].member.id = NodeId(0);
+        assert!(matches!(b.build(), Err(TopologyError::ZeroNodeId { .. })));
+    }
+
+    #[test]
+    fn site_errors() {
+        let mut b = denver_paris();
+        b.sites[0].main = false;
+        assert_eq!(b.build().unwrap_err(), TopologyError::NoMainSite);
+        let mut b = denver_paris();
+        b.sites[1].main = true;
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::TwoMainSites { .. })
+        ));
+        let mut b = denver_paris();
+        b.sites.push(Site::backup("paris"));
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateSite { site }) if site == "paris"
+        ));
+        let mut b = denver_paris();
+        b.witnesses[0].site = "tokyo".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::UnknownSite { what: "witness", .. })
+        ));
+    }
+
+    #[test]
+    fn rank_errors() {
+        let mut b = denver_paris();
+        b.site(Site::backup("london")).survivable_core(SurvivableCore::new(
+            1,
+            Core::new("cm03", "london")
+                .member(6, "CM03a", "l-1", Virtual)
+                .member(7, "CM03b", "l-2", Virtual),
+        ));
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateRank { rank: 1, first, second }) if first == "cm02" && second == "cm03"
+        ));
+        let mut b = denver_paris();
+        b.survivable[0].rank = 0;
+        assert!(matches!(b.build(), Err(TopologyError::ZeroRank { .. })));
+    }
+
+    #[test]
+    fn survivable_core_in_main_site_is_refused() {
+        let mut b = denver_paris();
+        b.survivable[0].core.site = "denver".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::SurvivableInMainSite { core, site }) if core == "cm02" && site == "denver"
+        ));
+    }
+
+    #[test]
+    fn core_shape_errors() {
+        let mut b = denver_paris();
+        b.cores[0].members.pop();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::NotAPair { count: 1, .. })
+        ));
+        let mut b = denver_paris();
+        b.cores[0].site = "paris".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::CoreOutsideMainSite { .. })
+        ));
+        let mut b = denver_paris();
+        b.cores.clear();
+        assert!(matches!(b.build(), Err(TopologyError::NoMainCore { .. })));
+        let mut b = denver_paris();
+        b.core(
+            Core::new("cm09", "denver")
+                .member(8, "X", "h8", Virtual)
+                .member(9, "Y", "h9", Virtual),
+        );
+        assert!(matches!(b.build(), Err(TopologyError::TwoMainCores { .. })));
+        let mut b = denver_paris();
+        b.cores.push(b.cores[0].clone());
+        assert!(matches!(b.build(), Err(TopologyError::DuplicateCore { .. })));
+    }
+
+    #[test]
+    fn a_lone_pair_cannot_survive_a_host_loss_unless_allowed() {
+        let mut b = Topology::builder(1);
+        b.site(Site::main("denver")).core(
+            Core::new("cm01", "denver")
+                .member(1, "CM01a", "esxi-1", Virtual)
+                .member(2, "CM01b", "esxi-3", Virtual),
+        );
+        let err = b.build().unwrap_err();
+        assert!(matches!(
+            &err,
+            TopologyError::HostLossBreaksQuorum { host, left: 1, voters: 2, .. } if host == "esxi-1"
+        ));
+        assert!(err.to_string().contains("tie-breaker"));
+        b.allow_single_host_outage(true);
+        assert!(b.build().is_ok());
+        // A local tie-breaker fixes it.
+        b.allow_single_host_outage(false)
+            .witness(Witness::new(3, "TB", "denver", "esxi-9"));
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
+    fn shared_witness_host_breaks_quorum() {
+        let mut b = denver_paris();
+        // Witness on the same host as CM02a: losing that host leaves 3 of 5, still fine.
+        b.witnesses[0].member.host = "esxi-5".into();
+        assert!(b.build().is_ok());
+        // Put CM01b on it too: losing esxi-5 leaves 2 of 5.
+        b.cores[0].members[1].host = "esxi-5".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::HostLossBreaksQuorum { left: 2, voters: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn policy_errors_surface() {
+        let mut b = denver_paris();
+        b.timers(Timers {
+            survivable_after: Duration::from_millis(10),
+            ..Timers::default()
+        });
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Policy(PolicyError::SurvivableTooEarly { .. }))
+        ));
+        let mut b = denver_paris();
+        let t = TimeOfDay::hm(3, 0);
+        b.hand_back(HandBack {
+            policy: HandBackPolicy::Window { start: t, end: t },
+            ..HandBack::default()
+        });
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Policy(PolicyError::EmptyWindow { .. }))
+        ));
+    }
+}

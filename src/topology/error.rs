@@ -1,0 +1,167 @@
+use thiserror::Error;
+
+use super::NodeId;
+use crate::policy::PolicyError;
+
+/// Why a topology was refused. Each variant names the offending members and
+/// says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// No site is marked main.
+    #[error("no main site: mark exactly one site with Site::main(..)")]
+    NoMainSite,
+    /// More than one site is marked main.
+    #[error("sites {first:?} and {second:?} are both main: keep Site::main for one, Site::backup for the other")]
+    TwoMainSites {
+        /// First main site.
+        first: String,
+        /// Second main site.
+        second: String,
+    },
+    /// Two sites share a name.
+    #[error("site {site:?} is declared twice: give each site a unique name")]
+    DuplicateSite {
+        /// The repeated name.
+        site: String,
+    },
+    /// A core, survivable core or witness names an undeclared site.
+    #[error("{what} {name:?} is placed in unknown site {site:?}: declare it with .site(..) first")]
+    UnknownSite {
+        /// "core" or "witness".
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// The unknown site.
+        site: String,
+    },
+    /// Two members share an id.
+    #[error("members {first:?} and {second:?} both use id {id}: ids must be unique and never reused")]
+    DuplicateNodeId {
+        /// The repeated id.
+        id: NodeId,
+        /// First member's name.
+        first: String,
+        /// Second member's name.
+        second: String,
+    },
+    /// Id 0 is reserved by raft.
+    #[error("member {name:?} uses id 0, which raft reserves: use an id >= 1")]
+    ZeroNodeId {
+        /// The member's name.
+        name: String,
+    },
+    /// Two members share a name.
+    #[error("two members are named {name:?} (ids {first} and {second}): names must be unique")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+        /// First id.
+        first: NodeId,
+        /// Second id.
+        second: NodeId,
+    },
+    /// Two cores share a name.
+    #[error("core {core:?} is declared twice: give each core a unique name")]
+    DuplicateCore {
+        /// The repeated name.
+        core: String,
+    },
+    /// A core without exactly two members.
+    #[error("core {core:?} has {count} members; a duplicated core is a pair: give it a primary and a standby")]
+    NotAPair {
+        /// Core name.
+        core: String,
+        /// How many members it has.
+        count: usize,
+    },
+    /// Both members of a pair on one physical host.
+    #[error("core {core:?}: {first:?} and {second:?} share host {host:?}; a pair must run on separate physical hosts")]
+    PairSharesHost {
+        /// Core name.
+        core: String,
+        /// First member.
+        first: String,
+        /// Second member.
+        second: String,
+        /// The shared host.
+        host: String,
+    },
+    /// A pair mixing dedicated and virtual appliances.
+    #[error("core {core:?}: {first:?} is {first_kind:?} but {second:?} is {second_kind:?}; both members of a pair must be the same appliance type")]
+    PairMixesAppliances {
+        /// Core name.
+        core: String,
+        /// First member.
+        first: String,
+        /// Its appliance.
+        first_kind: super::Appliance,
+        /// Second member.
+        second: String,
+        /// Its appliance.
+        second_kind: super::Appliance,
+    },
+    /// The main site has no core.
+    #[error("main site {site:?} has no core: add one with .core(Core::new(.., {site:?}))")]
+    NoMainCore {
+        /// The main site.
+        site: String,
+    },
+    /// More than one core in the main site.
+    #[error("main site {site:?} has cores {first:?} and {second:?}: one duplicated core per main site")]
+    TwoMainCores {
+        /// The main site.
+        site: String,
+        /// First core.
+        first: String,
+        /// Second core.
+        second: String,
+    },
+    /// A plain core placed outside the main site.
+    #[error("core {core:?} is in backup site {site:?}: declare backup cores with .survivable_core(SurvivableCore::new(rank, ..))")]
+    CoreOutsideMainSite {
+        /// Core name.
+        core: String,
+        /// Its site.
+        site: String,
+    },
+    /// A survivable core placed in the main site.
+    #[error("survivable core {core:?} is in the main site {site:?}: a survivable core must live in a backup site")]
+    SurvivableInMainSite {
+        /// Core name.
+        core: String,
+        /// The main site.
+        site: String,
+    },
+    /// Two survivable cores with one rank.
+    #[error("survivable cores {first:?} and {second:?} both have rank {rank}: give each a distinct rank (1 = first choice)")]
+    DuplicateRank {
+        /// The repeated rank.
+        rank: u32,
+        /// First core.
+        first: String,
+        /// Second core.
+        second: String,
+    },
+    /// Rank 0 is not a rank.
+    #[error("survivable core {core:?} has rank 0: ranks start at 1")]
+    ZeroRank {
+        /// Core name.
+        core: String,
+    },
+    /// Losing one host would leave the voters without a majority.
+    #[error("losing host {host:?} (members {lost:?}) leaves {left} of {voters} voters, no majority: add a tie-breaker or witness on another host, or call allow_single_host_outage(true)")]
+    HostLossBreaksQuorum {
+        /// The host.
+        host: String,
+        /// Members on it.
+        lost: Vec<String>,
+        /// Voters left.
+        left: usize,
+        /// Voters in all.
+        voters: usize,
+    },
+    /// The timers or hand-back policy are inconsistent.
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
+}

@@ -1,0 +1,367 @@
+//! Where the members of the control plane run: sites, duplicated cores,
+//! ranked survivable cores and witnesses, validated before anything starts.
+//!
+//! ```
+//! use survivable_core::topology::{Appliance, Core, Site, SurvivableCore, Topology, Witness};
+//!
+//! let topology = Topology::builder(7)
+//!     .site(Site::main("denver"))
+//!     .site(Site::backup("paris"))
+//!     .site(Site::backup("kansas"))
+//!     .core(Core::new("cm01", "denver")
+//!         .member(1, "CM01a", "esxi-1", Appliance::Virtual)
+//!         .member(2, "CM01b", "esxi-3", Appliance::Virtual))
+//!     .survivable_core(SurvivableCore::new(1, Core::new("cm02", "paris")
+//!         .member(3, "CM02a", "esxi-5", Appliance::Virtual)
+//!         .member(4, "CM02b", "esxi-7", Appliance::Virtual)))
+//!     .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+//!     .build()
+//!     .expect("a valid Denver/Paris topology");
+//! assert_eq!(topology.voters().len(), 5);
+//! ```
+
+mod builder;
+mod error;
+mod survivability;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use builder::TopologyBuilder;
+pub use error::TopologyError;
+pub use survivability::{Failure, Scenario, SurvivabilityReport};
+
+use crate::policy::{HandBack, QuorumMode, TickTimers, Timers};
+
+/// A member's id, unique in the cluster and never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// What a member runs on. The two members of a duplicated pair must be of
+/// the same type (the paper: "of the same appliance type").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Appliance {
+    /// A dedicated server.
+    Dedicated,
+    /// A virtual machine.
+    Virtual,
+}
+
+/// A data centre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// Unique site name, e.g. `"denver"`.
+    pub name: String,
+    /// Whether this is the main site (exactly one is).
+    pub main: bool,
+}
+
+impl Site {
+    /// The main site: its core is the preferred leader.
+    pub fn main(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            main: true,
+        }
+    }
+
+    /// A backup site: hosts survivable cores or witnesses.
+    pub fn backup(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            main: false,
+        }
+    }
+}
+
+/// One member as declared: id, name, host and appliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSpec {
+    /// Node id.
+    pub id: NodeId,
+    /// Human name, e.g. `"CM01a"`.
+    pub name: String,
+    /// Physical host; no two members of a pair may share one.
+    pub host: String,
+    /// Appliance type.
+    pub appliance: Appliance,
+}
+
+/// A duplicated core: a pair of members (primary first) in one site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Core {
+    /// Unique core name, e.g. `"cm01"`.
+    pub name: String,
+    /// The site the core runs in.
+    pub site: String,
+    /// Members, preferred (primary) first.
+    pub members: Vec<MemberSpec>,
+}
+
+impl Core {
+    /// A core named `name` in `site`, with no members yet.
+    pub fn new(name: impl Into<String>, site: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            site: site.into(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds a member; the first one added is the primary.
+    pub fn member(
+        mut self,
+        id: u64,
+        name: impl Into<String>,
+        host: impl Into<String>,
+        appliance: Appliance,
+    ) -> Self {
+        self.members.push(MemberSpec {
+            id: NodeId(id),
+            name: name.into(),
+            host: host.into(),
+            appliance,
+        });
+        self
+    }
+}
+
+/// A core in a backup site that takes over control when the main site is
+/// lost or cut off. Rank 1 is tried first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivableCore {
+    /// Rank, 1 = first choice. Unique among survivable cores.
+    pub rank: u32,
+    /// The core itself.
+    pub core: Core,
+}
+
+impl SurvivableCore {
+    /// A survivable core of the given rank.
+    pub fn new(rank: u32, core: Core) -> Self {
+        Self { rank, core }
+    }
+}
+
+/// A light voter that breaks ties. In a third site it is the witness of
+/// witness mode; in the main site it is a local tie-breaker. It leads only
+/// as a last resort and then hands leadership on at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// The site it runs in.
+    pub site: String,
+    /// The member.
+    pub member: MemberSpec,
+}
+
+impl Witness {
+    /// A witness with id `id` named `name` on `host` in `site`.
+    pub fn new(
+        id: u64,
+        name: impl Into<String>,
+        site: impl Into<String>,
+        host: impl Into<String>,
+    ) -> Self {
+        Self {
+            site: site.into(),
+            member: MemberSpec {
+                id: NodeId(id),
+                name: name.into(),
+                host: host.into(),
+                appliance: Appliance::Virtual,
+            },
+        }
+    }
+}
+
+/// What a member is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Member of the main site's duplicated core.
+    MainCore {
+        /// Core name.
+        core: String,
+        /// 0 = primary, 1 = standby, ...
+        position: usize,
+    },
+    /// Member of a survivable core.
+    Survivable {
+        /// Core name.
+        core: String,
+        /// Rank of the survivable core.
+        rank: u32,
+        /// 0 = primary, 1 = standby, ...
+        position: usize,
+    },
+    /// A witness or tie-breaker: votes, leads only as a last resort.
+    Witness,
+}
+
+/// A member with its place in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Id, name, host and appliance.
+    pub spec: MemberSpec,
+    /// Site name.
+    pub site: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl Member {
+    /// The member's id.
+    pub fn id(&self) -> NodeId {
+        self.spec.id
+    }
+
+    /// The name of the core the member belongs to, if any.
+    pub fn core(&self) -> Option<&str> {
+        match &self.role {
+            Role::MainCore { core, .. } | Role::Survivable { core, .. } => Some(core),
+            Role::Witness => None,
+        }
+    }
+
+    /// Leadership preference: 0 for the main core, the rank for a survivable
+    /// core, `u32::MAX` for a witness. Lower is preferred.
+    pub fn preference(&self) -> u32 {
+        match &self.role {
+            Role::MainCore { .. } => 0,
+            Role::Survivable { rank, .. } => *rank,
+            Role::Witness => u32::MAX,
+        }
+    }
+
+    /// Position in its pair (0 = primary); 0 for a witness.
+    pub fn position(&self) -> usize {
+        match &self.role {
+            Role::MainCore { position, .. } | Role::Survivable { position, .. } => *position,
+            Role::Witness => 0,
+        }
+    }
+
+    /// The raft election priority derived from the preference: a voter
+    /// refuses a candidate of lower priority unless its log is longer.
+    pub fn priority(&self) -> i64 {
+        match self.preference() {
+            0 => 100,
+            u32::MAX => 0,
+            rank => (90 - i64::from(rank.min(89))).max(1),
+        }
+    }
+}
+
+/// A validated topology. Build one with [`Topology::builder`].
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub(crate) cluster_id: u64,
+    pub(crate) mode: QuorumMode,
+    pub(crate) sites: Vec<Site>,
+    pub(crate) members: BTreeMap<NodeId, Member>,
+    pub(crate) timers: Timers,
+    pub(crate) ticks: TickTimers,
+    pub(crate) hand_back: HandBack,
+}
+
+impl Topology {
+    /// Starts a builder for the cluster `cluster_id` (messages carrying
+    /// another cluster id are rejected).
+    pub fn builder(cluster_id: u64) -> TopologyBuilder {
+        TopologyBuilder::new(cluster_id)
+    }
+
+    /// Wraps the topology for sharing between nodes.
+    pub fn shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    /// The quorum mode.
+    pub fn mode(&self) -> QuorumMode {
+        self.mode
+    }
+
+    /// The sites, in declaration order.
+    pub fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+
+    /// The main site's name.
+    pub fn main_site(&self) -> &str {
+        &self
+            .sites
+            .iter()
+            .find(|s| s.main)
+            .expect("validated: one main site")
+            .name
+    }
+
+    /// Every declared member, by id.
+    pub fn members(&self) -> &BTreeMap<NodeId, Member> {
+        &self.members
+    }
+
+    /// One member.
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    /// The voting members (in witness mode: everyone).
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Members of a site.
+    pub fn site_members(&self, site: &str) -> Vec<NodeId> {
+        self.members
+            .values()
+            .filter(|m| m.site == site)
+            .map(Member::id)
+            .collect()
+    }
+
+    /// The timers as configured.
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    /// The timers in ticks.
+    pub fn ticks(&self) -> &TickTimers {
+        &self.ticks
+    }
+
+    /// The hand-back policy.
+    pub fn hand_back(&self) -> &HandBack {
+        &self.hand_back
+    }
+
+    /// The highest (worst) survivable rank, 0 when there is none.
+    pub fn max_rank(&self) -> u32 {
+        self.members
+            .values()
+            .filter_map(|m| match m.role {
+                Role::Survivable { rank, .. } => Some(rank),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The survivability report: what happens under each single failure and
+    /// each partition between sites. See [`SurvivabilityReport`].
+    pub fn survivability(&self) -> SurvivabilityReport {
+        survivability::analyse(self, survivability::Latency::default())
+    }
+}
