@@ -351,6 +351,9 @@ mod tests {
             policy: HandBackPolicy::Window { start: s, end: s },
             ..HandBack::default()
         };
-        assert!(matches!(hb.validate(), Err(PolicyError::EmptyWindow { .. })));
+        assert!(matches!(
+            hb.validate(),
+            Err(PolicyError::EmptyWindow { .. })
+        ));
     }
 }

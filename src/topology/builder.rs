@@ -402,10 +402,7 @@ mod tests {
         assert_eq!(b.build().unwrap_err(), TopologyError::NoMainSite);
         let mut b = denver_paris();
         b.sites[1].main = true;
-        assert!(matches!(
-            b.build(),
-            Err(TopologyError::TwoMainSites { .. })
-        ));
+        assert!(matches!(b.build(), Err(TopologyError::TwoMainSites { .. })));
         let mut b = denver_paris();
         b.sites.push(Site::backup("paris"));
         assert!(matches!(
@@ -416,19 +413,23 @@ mod tests {
         b.witnesses[0].site = "tokyo".into();
         assert!(matches!(
             b.build(),
-            Err(TopologyError::UnknownSite { what: "witness", .. })
+            Err(TopologyError::UnknownSite {
+                what: "witness",
+                ..
+            })
         ));
     }
 
     #[test]
     fn rank_errors() {
         let mut b = denver_paris();
-        b.site(Site::backup("london")).survivable_core(SurvivableCore::new(
-            1,
-            Core::new("cm03", "london")
-                .member(6, "CM03a", "l-1", Virtual)
-                .member(7, "CM03b", "l-2", Virtual),
-        ));
+        b.site(Site::backup("london"))
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm03", "london")
+                    .member(6, "CM03a", "l-1", Virtual)
+                    .member(7, "CM03b", "l-2", Virtual),
+            ));
         assert!(matches!(
             b.build(),
             Err(TopologyError::DuplicateRank { rank: 1, first, second }) if first == "cm02" && second == "cm03"
@@ -474,7 +475,10 @@ mod tests {
         assert!(matches!(b.build(), Err(TopologyError::TwoMainCores { .. })));
         let mut b = denver_paris();
         b.cores.push(b.cores[0].clone());
-        assert!(matches!(b.build(), Err(TopologyError::DuplicateCore { .. })));
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateCore { .. })
+        ));
     }
 
     #[test]
@@ -509,7 +513,11 @@ mod tests {
         b.cores[0].members[1].host = "esxi-5".into();
         assert!(matches!(
             b.build(),
-            Err(TopologyError::HostLossBreaksQuorum { left: 2, voters: 5, .. })
+            Err(TopologyError::HostLossBreaksQuorum {
+                left: 2,
+                voters: 5,
+                ..
+            })
         ));
     }
 
@@ -522,7 +530,9 @@ mod tests {
         });
         assert!(matches!(
             b.build(),
-            Err(TopologyError::Policy(PolicyError::SurvivableTooEarly { .. }))
+            Err(TopologyError::Policy(
+                PolicyError::SurvivableTooEarly { .. }
+            ))
         ));
         let mut b = denver_paris();
         let t = TimeOfDay::hm(3, 0);

@@ -36,7 +36,9 @@ pub enum TopologyError {
         site: String,
     },
     /// Two members share an id.
-    #[error("members {first:?} and {second:?} both use id {id}: ids must be unique and never reused")]
+    #[error(
+        "members {first:?} and {second:?} both use id {id}: ids must be unique and never reused"
+    )]
     DuplicateNodeId {
         /// The repeated id.
         id: NodeId,
@@ -108,7 +110,9 @@ pub enum TopologyError {
         site: String,
     },
     /// More than one core in the main site.
-    #[error("main site {site:?} has cores {first:?} and {second:?}: one duplicated core per main site")]
+    #[error(
+        "main site {site:?} has cores {first:?} and {second:?}: one duplicated core per main site"
+    )]
     TwoMainCores {
         /// The main site.
         site: String,

@@ -12,4 +12,6 @@ pub struct Scenario;
 /// x
 #[derive(Debug, Clone)]
 pub enum Failure {}
-pub(crate) fn analyse(_t: &Topology, _l: Latency) -> SurvivabilityReport { SurvivabilityReport }
+pub(crate) fn analyse(_t: &Topology, _l: Latency) -> SurvivabilityReport {
+    SurvivabilityReport
+}

@@ -1,0 +1,191 @@
+//! Errors of the node API, one type per call, plus [`Fatal`].
+
+use thiserror::Error;
+
+use crate::state_machine::RestoreError;
+use crate::topology::NodeId;
+use crate::wire::WireError;
+
+/// A proposal was refused; nothing was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// Too many proposals are waiting (no leader for a while, or the leader
+    /// is slow); retry later.
+    #[error("{pending} proposals are already waiting (limit {limit}); retry later")]
+    QueueFull {
+        /// Proposals waiting.
+        pending: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The command is larger than the configured limit.
+    #[error("command of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Forwarding is off and this node is not the leader; send the
+    /// proposal to `leader` instead (unknown while an election runs).
+    #[error("not the leader; the leader is {leader:?}")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// This node was removed from the cluster.
+    #[error("this node was removed from the cluster; propose at a member")]
+    Removed,
+}
+
+/// An inbound envelope was dropped (and counted); the node is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The envelope or its raft payload does not decode.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The sender speaks another protocol version.
+    #[error("node {from} speaks protocol version {version}, this node speaks {ours}")]
+    UnsupportedVersion {
+        /// Claimed sender.
+        from: u64,
+        /// Its version.
+        version: u32,
+        /// Ours.
+        ours: u32,
+    },
+    /// The envelope belongs to another cluster.
+    #[error("envelope from node {from} is for cluster {got}, this is cluster {expected}")]
+    WrongCluster {
+        /// Claimed sender.
+        from: u64,
+        /// Its cluster id.
+        got: u64,
+        /// Ours.
+        expected: u64,
+    },
+    /// The envelope is addressed to another node.
+    #[error("envelope for node {to} delivered to node {me}")]
+    WrongRecipient {
+        /// Addressee.
+        to: u64,
+        /// This node.
+        me: u64,
+    },
+    /// The sender is not a member.
+    #[error("node {from} is not a member of this cluster")]
+    UnknownSender {
+        /// Claimed sender.
+        from: u64,
+    },
+    /// The raft message inside disagrees with the envelope about sender or receiver.
+    #[error(
+        "envelope from {env_from} to {env_to} carries a raft message from {msg_from} to {msg_to}"
+    )]
+    Spoofed {
+        /// Envelope sender.
+        env_from: u64,
+        /// Envelope receiver.
+        env_to: u64,
+        /// Raft message sender.
+        msg_from: u64,
+        /// Raft message receiver.
+        msg_to: u64,
+    },
+    /// The envelope's epoch is not ours.
+    #[error("envelope from node {from} carries epoch {got}, this node is in epoch {ours}")]
+    OtherEpoch {
+        /// Sender.
+        from: u64,
+        /// Its epoch.
+        got: u64,
+        /// Ours.
+        ours: u64,
+    },
+    /// Raft refused the message (a local-only type, or a response from a
+    /// peer it does not track).
+    #[error("raft refused a message from node {from}: {reason}")]
+    Refused {
+        /// Sender.
+        from: u64,
+        /// Raft's reason.
+        reason: String,
+    },
+}
+
+/// A membership operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// Only the leader changes membership.
+    #[error("not the leader; ask the leader {leader:?}")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The member to replace is not a voter.
+    #[error("node {0} is not a voter of the current configuration")]
+    NotAVoter(NodeId),
+    /// The replacement's id is or was in use.
+    #[error("node id {0} is already in use; never reuse an id")]
+    IdInUse(NodeId),
+    /// The member to replace is this leader.
+    #[error("node {0} is the leader; transfer leadership away before replacing it")]
+    IsLeader(NodeId),
+    /// Another replacement is still running.
+    #[error("replacement of node {0} is still in progress")]
+    Busy(NodeId),
+    /// The replacement would share a host with its pair partner.
+    #[error("replacement {new} would share host {host:?} with its pair partner {partner}; pick another host")]
+    SharesHost {
+        /// The replacement.
+        new: NodeId,
+        /// Its partner.
+        partner: NodeId,
+        /// The shared host.
+        host: String,
+    },
+    /// The replacement's appliance type differs from its partner's.
+    #[error("replacement {new} is not the same appliance type as its partner {partner}")]
+    MixesAppliances {
+        /// The replacement.
+        new: NodeId,
+        /// Its partner.
+        partner: NodeId,
+    },
+}
+
+/// A hand-back request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandBackError {
+    /// Only the leader hands back.
+    #[error("not the leader; ask the leader {leader:?}")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The leader is already in the most preferred site available.
+    #[error("the leader is already the most preferred member available")]
+    AlreadyPreferred,
+}
+
+/// The node cannot start or continue; its state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Fatal {
+    /// The node id is not in the topology and no member record was given.
+    #[error("node {0} is not in the topology; start a new member with NodeConfig::joining")]
+    UnknownNode(NodeId),
+    /// The snapshot in storage does not decode.
+    #[error("stored snapshot is corrupt: {0}")]
+    CorruptSnapshot(String),
+    /// The state machine refused its snapshot.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// Raft refused to start on this storage.
+    #[error("raft refused to start: {0}")]
+    Raft(String),
+}

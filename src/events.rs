@@ -1,0 +1,119 @@
+//! Typed events a node reports: leadership, failover, takeover, hand-back,
+//! membership. Drain them with [`Node::poll_event`](crate::Node::poll_event).
+
+use crate::topology::NodeId;
+
+/// Why a node became leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeadershipCause {
+    /// An ordinary election (start-up, or the main site re-electing).
+    Elected,
+    /// The standby of a duplicated pair took over from its silent primary.
+    PairFailover {
+        /// The primary it replaced.
+        from: NodeId,
+    },
+    /// A survivable core took over after `survivable_after` without a leader.
+    Takeover {
+        /// Rank of the survivable core.
+        rank: u32,
+    },
+    /// A leader transfer handed leadership to this node (hand-back or
+    /// hand-on from a witness).
+    Transfer,
+    /// A witness leads as the last resort; it hands leadership on at once.
+    LastResort,
+}
+
+/// Something that happened at a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// This node's view of the leader changed.
+    LeaderChanged {
+        /// Raft term.
+        term: u64,
+        /// The new leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// This node became leader.
+    BecameLeader {
+        /// Raft term.
+        term: u64,
+        /// Why.
+        cause: LeadershipCause,
+    },
+    /// This node stopped being leader.
+    SteppedDown {
+        /// Raft term it led.
+        term: u64,
+    },
+    /// The pair standby noticed its primary went silent and campaigns now.
+    FailoverStarted {
+        /// The silent primary.
+        primary: NodeId,
+        /// Milliseconds without hearing from it.
+        silent_ms: u64,
+    },
+    /// A survivable core member campaigns after `survivable_after` without a leader.
+    TakeoverStarted {
+        /// Its rank.
+        rank: u32,
+        /// Milliseconds without a leader.
+        leaderless_ms: u64,
+    },
+    /// A witness campaigns as the last resort.
+    LastResortCampaign {
+        /// Milliseconds without a leader.
+        leaderless_ms: u64,
+    },
+    /// The leader starts a hand-back attempt (a leader transfer).
+    HandBackAttempt {
+        /// 1 for the first attempt.
+        attempt: u32,
+        /// The member leadership is handed to.
+        target: NodeId,
+    },
+    /// A hand-back attempt did not land (transfer timed out or was refused).
+    HandBackFailed {
+        /// The attempt that failed.
+        attempt: u32,
+        /// Its target.
+        target: NodeId,
+    },
+    /// Leadership moved to the hand-back target.
+    HandBackCompleted {
+        /// The new leader.
+        target: NodeId,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// The policy's attempt limit was reached; no more attempts until
+    /// the preferred member's contact is interrupted and restored, or an
+    /// operator calls [`Node::hand_back`](crate::Node::hand_back).
+    HandBackAbandoned {
+        /// The target.
+        target: NodeId,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A member joined as a learner (catching up).
+    MemberAdded {
+        /// The member.
+        id: NodeId,
+    },
+    /// A learner became a voter.
+    MemberPromoted {
+        /// The member.
+        id: NodeId,
+    },
+    /// A member left the configuration.
+    MemberRemoved {
+        /// The member.
+        id: NodeId,
+    },
+    /// This node was removed from the configuration; it stops campaigning
+    /// and refuses proposals.
+    Removed,
+}

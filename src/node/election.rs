@@ -1,0 +1,125 @@
+//! Who campaigns, and when (raft never campaigns on its own here).
+//!
+//! - The standby of the leader's pair takes over as soon as the primary has
+//!   been silent for [`Timers::failover`](crate::policy::Timers::failover):
+//!   it runs a transfer-style campaign (no pre-vote, bypassing the vote
+//!   lease of remote followers), so it needs one WAN round trip for votes,
+//!   not a WAN-sized election timeout plus a pre-vote round.
+//! - Other main-core members campaign after one to two election timeouts
+//!   without a leader (pre-vote, check-quorum).
+//! - A rank-`r` survivable core campaigns only after
+//!   `survivable_after + (r-1)·rank_step` without a leader; its standby one
+//!   election timeout later, so a pair never splits the vote.
+//! - A witness campaigns only after every survivable core had its chance,
+//!   and hands leadership on at once (see `handback`).
+//! - After a long leaderless spell a node lowers its own raft priority to 0
+//!   so a priority/log-length deadlock (raft-rs-0.7-facts §1, T3) resolves.
+
+use raft::eraftpb::{Message, MessageType};
+use raft::StateRole;
+
+use super::Node;
+use crate::events::{Event, LeadershipCause};
+use crate::state_machine::StateMachine;
+use crate::topology::{Member, Role};
+
+impl<M: StateMachine> Node<M> {
+    /// Leaderless ticks after which this node starts its next campaign.
+    pub(super) fn campaign_threshold(&mut self) -> usize {
+        let t = self.ticks;
+        let max_rank = self.cfg.topology.max_rank();
+        let Some(me) = self.my_member() else {
+            return usize::MAX;
+        };
+        let base = match me.role {
+            Role::MainCore { .. } => t.election,
+            Role::Survivable { rank, position, .. } => t.survivable_campaign_after(rank, position),
+            Role::Witness => t.witness_after(max_rank),
+        };
+        // Main-core members spread over one election timeout; survivable
+        // cores and witnesses are staggered by rank and position instead.
+        let jitter = match me.role {
+            Role::MainCore { .. } => t.election as u64,
+            _ => 0,
+        };
+        base + self.rng.below(jitter) as usize
+    }
+
+    pub(super) fn drive_election(&mut self) {
+        if self.role == StateRole::Leader || self.removed || !self.raw.raft.promotable() {
+            return;
+        }
+        if self.try_pair_failover() {
+            return;
+        }
+        let deadlock_after =
+            self.ticks.witness_after(self.cfg.topology.max_rank()) + 4 * self.ticks.election;
+        if self.since_leader >= deadlock_after && !self.priority_lowered {
+            slog::warn!(self.logger, "long without a leader: lowering own priority to break a priority deadlock";
+                "leaderless_ms" => self.ticks.ms(self.since_leader));
+            self.priority_lowered = true;
+            self.raw.set_priority(0);
+        }
+        if self.since_leader < self.next_campaign {
+            return;
+        }
+        let leaderless_ms = self.ticks.ms(self.since_leader);
+        let cause = match self.my_member().map(|m| m.role.clone()) {
+            Some(Role::Survivable { rank, .. }) => {
+                self.emit(Event::TakeoverStarted {
+                    rank,
+                    leaderless_ms,
+                });
+                LeadershipCause::Takeover { rank }
+            }
+            Some(Role::Witness) => {
+                self.emit(Event::LastResortCampaign { leaderless_ms });
+                LeadershipCause::LastResort
+            }
+            _ => LeadershipCause::Elected,
+        };
+        self.pending_cause = Some(cause);
+        let _ = self.raw.campaign();
+        // Next attempt one to two election timeouts from now if this one fails.
+        let e = self.ticks.election;
+        self.next_campaign = self.since_leader + e + self.rng.below(e as u64) as usize;
+    }
+
+    /// The pair standby's fast takeover from a silent primary.
+    fn try_pair_failover(&mut self) -> bool {
+        let Some(leader) = self.leader else {
+            return false;
+        };
+        let term = self.raw.raft.term;
+        if leader == self.id
+            || self.fast_failover_term == term
+            || self.since_leader < self.ticks.failover
+            || !self.same_core(leader)
+        {
+            return false;
+        }
+        self.fast_failover_term = term;
+        self.emit(Event::FailoverStarted {
+            primary: leader,
+            silent_ms: self.ticks.ms(self.since_leader),
+        });
+        self.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
+        // A MsgTimeoutNow "from" the silent leader makes raft run a
+        // transfer campaign: no pre-vote, and remote followers still inside
+        // their vote lease answer it. Votes are still granted only to an
+        // up-to-date log, so safety is raft's as usual.
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgTimeoutNow);
+        m.from = leader.0;
+        m.to = self.id.0;
+        m.term = term;
+        let _ = self.raw.step(m);
+        true
+    }
+
+    fn same_core(&self, other: super::NodeId) -> bool {
+        let mine = self.my_member().and_then(Member::core);
+        let theirs = self.members.get(&other).and_then(|s| s.member.core());
+        mine.is_some() && mine == theirs
+    }
+}

@@ -1,0 +1,181 @@
+//! Hand-back: a leader outside the main site (or a witness leading as the
+//! last resort) moves leadership to the most preferred member that is
+//! reachable and caught up, under the [`HandBackPolicy`].
+//!
+//! Gates, in order: the candidate is a voter of a more preferred site; it
+//! answered within the last election timeout; it lags by at most
+//! `max_lag_entries` (the freshness gate); the policy allows it now (stable
+//! long enough, inside the window, or asked for by an operator). Each
+//! attempt is a raft leader transfer; one that raft aborts (target did not
+//! catch up within an election timeout, or lost the election) is retried
+//! after `retry_after`. Proposals arriving meanwhile wait in the proposal
+//! queue and are re-submitted to whoever leads next.
+
+use raft::StateRole;
+
+use super::Node;
+use crate::error::HandBackError;
+use crate::events::Event;
+use crate::policy::{HandBackPolicy, TimeOfDay};
+use crate::state_machine::StateMachine;
+use crate::topology::{NodeId, Role};
+
+#[derive(Debug, Default)]
+pub(super) struct HandBackState {
+    attempts: u32,
+    in_flight: Option<NodeId>,
+    next_attempt: u64,
+    manual: bool,
+    /// Set when the attempt limit was hit: (target, its contact_since then).
+    abandoned: Option<(NodeId, u64)>,
+    /// We stepped down during an attempt: (target, attempts), until the new
+    /// leader is known.
+    handed: Option<(NodeId, u32)>,
+}
+
+impl HandBackState {
+    pub(super) fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+impl<M: StateMachine> Node<M> {
+    /// Asks the leader to hand leadership back to the most preferred member
+    /// that is reachable and caught up, now (the freshness gate still
+    /// applies). This is how [`HandBackPolicy::Manual`] hands back; under
+    /// other policies it skips the wait.
+    ///
+    /// # Errors
+    /// [`HandBackError`] when this node is not the leader or already the
+    /// most preferred member.
+    pub fn hand_back(&mut self) -> Result<(), HandBackError> {
+        if self.role != StateRole::Leader {
+            return Err(HandBackError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
+        if mine == 0 {
+            return Err(HandBackError::AlreadyPreferred);
+        }
+        self.hand_back.manual = true;
+        self.hand_back.abandoned = None;
+        self.hand_back.next_attempt = 0;
+        self.drive_hand_back();
+        self.on_ready();
+        Ok(())
+    }
+
+    /// The best hand-back target now, with how long it has been in contact.
+    fn hand_back_target(&self) -> Option<(NodeId, u64)> {
+        let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
+        if mine == 0 {
+            return None;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
+        let e = self.ticks.election as u64;
+        let prs = self.raw.raft.prs();
+        self.conf
+            .voters
+            .iter()
+            .map(|&v| NodeId(v))
+            .filter(|&id| id != self.id)
+            .filter_map(|id| {
+                let m = &self.members.get(&id)?.member;
+                let heard = *self.last_heard.get(&id)?;
+                let since = *self.contact_since.get(&id)?;
+                let matched = prs.get(id.0)?.matched;
+                let ok =
+                    m.preference() < mine && self.tick_no - heard <= e && matched + max_lag >= last;
+                ok.then(|| ((m.preference(), m.position(), id), self.tick_no - since))
+            })
+            .min_by_key(|(k, _)| *k)
+            .map(|((_, _, id), stable)| (id, stable))
+    }
+
+    pub(super) fn drive_hand_back(&mut self) {
+        if self.role != StateRole::Leader {
+            return;
+        }
+        if let Some(target) = self.hand_back.in_flight {
+            if self.raw.raft.lead_transferee.is_some() {
+                return;
+            }
+            // Raft gave up on the transfer and we still lead.
+            self.hand_back.in_flight = None;
+            let attempt = self.hand_back.attempts;
+            self.emit(Event::HandBackFailed { attempt, target });
+            let retry = self.cfg.topology.hand_back().retry_after.as_millis() as u64;
+            self.hand_back.next_attempt = self.tick_no + retry.div_ceil(self.ticks.tick_ms);
+            if let Some(max) = self.cfg.topology.hand_back().max_attempts {
+                if attempt >= max {
+                    let since = self.contact_since.get(&target).copied().unwrap_or(0);
+                    self.hand_back.abandoned = Some((target, since));
+                    self.hand_back.manual = false;
+                    self.emit(Event::HandBackAbandoned {
+                        target,
+                        attempts: attempt,
+                    });
+                }
+            }
+            return;
+        }
+        let Some((target, stable_ticks)) = self.hand_back_target() else {
+            return;
+        };
+        if let Some((t, since)) = self.hand_back.abandoned {
+            if t == target && self.contact_since.get(&target) == Some(&since) {
+                return;
+            }
+            self.hand_back.abandoned = None;
+            self.hand_back.attempts = 0;
+        }
+        if self.tick_no < self.hand_back.next_attempt || !self.policy_allows(stable_ticks) {
+            return;
+        }
+        self.hand_back.attempts += 1;
+        self.hand_back.in_flight = Some(target);
+        let attempt = self.hand_back.attempts;
+        self.emit(Event::HandBackAttempt { attempt, target });
+        self.raw.transfer_leader(target.0);
+    }
+
+    fn policy_allows(&self, stable_ticks: u64) -> bool {
+        let witness = matches!(self.my_member().map(|m| &m.role), Some(Role::Witness));
+        if witness || self.hand_back.manual {
+            return true;
+        }
+        match &self.cfg.topology.hand_back().policy {
+            HandBackPolicy::Immediate => true,
+            HandBackPolicy::AfterStable(d) => {
+                stable_ticks * self.ticks.tick_ms >= d.as_millis() as u64
+            }
+            HandBackPolicy::Window { start, end } => {
+                TimeOfDay::of_unix_ms(self.now_ms).within(*start, *end)
+            }
+            HandBackPolicy::Manual => false,
+        }
+    }
+
+    pub(super) fn hand_back_lost_leadership(&mut self) {
+        let handed = self
+            .hand_back
+            .in_flight
+            .map(|t| (t, self.hand_back.attempts));
+        self.hand_back.reset();
+        self.hand_back.handed = handed;
+    }
+
+    /// After stepping down mid-attempt: reports the hand-back once the new
+    /// leader is known to be its target.
+    pub(super) fn hand_back_landed(&mut self, leader: Option<NodeId>) {
+        let (Some((target, attempts)), Some(l)) = (self.hand_back.handed, leader) else {
+            return;
+        };
+        self.hand_back.handed = None;
+        if l == target {
+            self.emit(Event::HandBackCompleted { target, attempts });
+        }
+    }
+}

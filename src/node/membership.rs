@@ -1,0 +1,169 @@
+//! Re-establishing redundancy (paper Fig. 5): a replacement member joins as
+//! a learner, catches up, then one joint configuration change promotes it
+//! and removes the member it replaces. The leader drives every step from
+//! the replicated configuration, so a leader change mid-way resumes it.
+
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+use raft::{ProgressState, SnapshotStatus, StateRole};
+
+use super::payload::{encode, MemberRecord, MemberState};
+use super::Node;
+use crate::error::MembershipError;
+use crate::state_machine::StateMachine;
+use crate::topology::{Member, MemberSpec, NodeId};
+
+fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
+    let mut s = ConfChangeSingle::default();
+    s.set_change_type(kind);
+    s.node_id = id.0;
+    s
+}
+
+impl<M: StateMachine> Node<M> {
+    /// Replaces voter `dead` by a new member on another host: the new member
+    /// takes `dead`'s place (site, core, position). Call it at the leader;
+    /// then start the new member with [`NodeConfig::joining`](super::NodeConfig::joining)
+    /// set to [`Node::replacement_member`]'s result. The library adds it as
+    /// a learner, waits until it has caught up, then promotes it and
+    /// removes `dead` in one joint change.
+    ///
+    /// # Errors
+    /// [`MembershipError`] when this node is not the leader, `dead` is not a
+    /// voter or is this leader, the new id is in use, another replacement
+    /// runs, or the new host breaks the pair's anti-affinity rules.
+    pub fn replace_member(&mut self, dead: NodeId, new: MemberSpec) -> Result<(), MembershipError> {
+        if self.role != StateRole::Leader {
+            return Err(MembershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if dead == self.id {
+            return Err(MembershipError::IsLeader(dead));
+        }
+        if !self.conf.voters.contains(&dead.0) {
+            return Err(MembershipError::NotAVoter(dead));
+        }
+        if self.members.contains_key(&new.id) || self.cfg.topology.member(new.id).is_some() {
+            return Err(MembershipError::IdInUse(new.id));
+        }
+        if let Some(s) = self.members.values().find(|s| s.replaces.is_some()) {
+            return Err(MembershipError::Busy(s.replaces.unwrap_or(s.member.id())));
+        }
+        if self.raw.raft.pending_conf_index > self.applied {
+            return Err(MembershipError::Busy(dead));
+        }
+        let member = self
+            .replacement_member(dead, new.clone())
+            .ok_or(MembershipError::NotAVoter(dead))?;
+        if let Some(core) = member.core() {
+            for s in self.members.values() {
+                let p = &s.member;
+                if p.id() == dead || p.core() != Some(core) {
+                    continue;
+                }
+                if p.spec.host == new.host {
+                    return Err(MembershipError::SharesHost {
+                        new: new.id,
+                        partner: p.id(),
+                        host: new.host.clone(),
+                    });
+                }
+                if p.spec.appliance != new.appliance {
+                    return Err(MembershipError::MixesAppliances {
+                        new: new.id,
+                        partner: p.id(),
+                    });
+                }
+            }
+        }
+        let record = MemberRecord::from(&MemberState {
+            member,
+            replaces: Some(dead),
+        });
+        let mut cc = ConfChangeV2::default();
+        cc.changes = vec![single(ConfChangeType::AddLearnerNode, new.id)].into();
+        cc.context = encode(&record).into();
+        let _ = self.raw.propose_conf_change(Vec::new(), cc);
+        self.conf_proposed_at = self.tick_no;
+        self.on_ready();
+        Ok(())
+    }
+
+    /// The member description a replacement for `dead` gets: `dead`'s site
+    /// and role with the new id, name, host and appliance.
+    pub fn replacement_member(&self, dead: NodeId, new: MemberSpec) -> Option<Member> {
+        let old = &self.members.get(&dead)?.member;
+        Some(Member {
+            spec: new,
+            site: old.site.clone(),
+            role: old.role.clone(),
+        })
+    }
+
+    /// Leader duty each tick: finish a joint configuration, promote a
+    /// caught-up replacement.
+    pub(super) fn drive_membership(&mut self) {
+        let pending = self.raw.raft.pending_conf_index > self.applied;
+        let recently = self.tick_no < self.conf_proposed_at + self.ticks.election as u64;
+        if pending || recently {
+            return;
+        }
+        if !self.conf.voters_outgoing.is_empty() {
+            // raft's auto-leave can be missed (raft-rs-0.7-facts §5): leave explicitly.
+            let _ = self
+                .raw
+                .propose_conf_change(Vec::new(), ConfChangeV2::default());
+            self.conf_proposed_at = self.tick_no;
+            return;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
+        let ready = self.members.values().find_map(|s| {
+            let dead = s.replaces?;
+            let id = s.member.id();
+            let pr = self.raw.raft.prs().get(id.0)?;
+            let caught_up = self.conf.learners.contains(&id.0) && pr.matched + max_lag >= last;
+            caught_up.then(|| (id, dead, s.member.clone()))
+        });
+        let Some((id, dead, member)) = ready else {
+            return;
+        };
+        let record = MemberRecord::from(&MemberState {
+            member,
+            replaces: None,
+        });
+        let mut cc = ConfChangeV2::default();
+        cc.changes = vec![
+            single(ConfChangeType::AddNode, id),
+            single(ConfChangeType::RemoveNode, dead),
+        ]
+        .into();
+        cc.context = encode(&record).into();
+        let _ = self.raw.propose_conf_change(Vec::new(), cc);
+        self.conf_proposed_at = self.tick_no;
+    }
+
+    /// A snapshot that never arrived leaves the peer paused forever unless
+    /// reported (raft-rs-0.7-facts §9): report it failed after a while.
+    pub(super) fn expire_snapshots(&mut self) {
+        let limit = 4 * self.ticks.election as u64;
+        let expired: Vec<NodeId> = self
+            .snapshot_sent
+            .iter()
+            .filter(|(_, &at)| self.tick_no - at > limit)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.snapshot_sent.remove(&id);
+            let stuck = self
+                .raw
+                .raft
+                .prs()
+                .get(id.0)
+                .is_some_and(|p| p.state == ProgressState::Snapshot);
+            if stuck {
+                self.raw.report_snapshot(id.0, SnapshotStatus::Failure);
+            }
+        }
+    }
+}

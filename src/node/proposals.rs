@@ -1,0 +1,216 @@
+//! Proposals waiting to be applied, and the replicated de-duplication
+//! table that makes re-submitting them safe.
+//!
+//! A proposal is re-submitted whenever the leader changes and periodically
+//! until it is applied, so a proposal dropped by a leader transfer or lost
+//! with a deposed leader's uncommitted tail is never failed back to the
+//! caller. The same proposal may then sit in the log twice; every member
+//! applies only its first copy (at-most-once), keyed by
+//! (proposer, boot, seq).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::payload::{DedupRecord, EntryPayload};
+use crate::error::ProposeError;
+use crate::topology::NodeId;
+
+/// Identifies one proposal in the whole cluster's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId {
+    /// The node it was proposed at.
+    pub node: NodeId,
+    /// That node's start count on its storage (ids never repeat across restarts).
+    pub boot: u64,
+    /// Sequence number within that start.
+    pub seq: u64,
+}
+
+/// A proposal that was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Log index it was applied at.
+    pub index: u64,
+    /// Raft term of that entry: with the epoch, the fencing token to pass to
+    /// downstream systems.
+    pub term: u64,
+    /// What [`StateMachine::apply`](crate::StateMachine::apply) returned.
+    pub response: Vec<u8>,
+}
+
+/// The result of a proposal, drained with [`Node::poll_outcome`](crate::Node::poll_outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct ProposalOutcome {
+    /// Which proposal.
+    pub id: ProposalId,
+    /// Applied, or why it never will be.
+    pub result: Result<Applied, ProposeError>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub command: Vec<u8>,
+    /// (term, tick) of the last submission.
+    pub submitted: Option<(u64, u64)>,
+}
+
+/// Proposals made at this node and not applied yet.
+#[derive(Debug, Default)]
+pub(crate) struct Proposals {
+    next_seq: u64,
+    pub pending: BTreeMap<u64, Pending>,
+}
+
+impl Proposals {
+    pub(crate) fn add(&mut self, command: Vec<u8>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.insert(
+            seq,
+            Pending {
+                command,
+                submitted: None,
+            },
+        );
+        seq
+    }
+
+    /// Every seq below this is resolved (applied or failed) here.
+    pub(crate) fn floor(&self) -> u64 {
+        self.pending.keys().next().copied().unwrap_or(self.next_seq)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Proposer incarnations remembered per proposer; older ones are forgotten.
+const BOOTS_KEPT: usize = 4;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Window {
+    floor: u64,
+    seen: BTreeSet<u64>,
+}
+
+/// The replicated de-duplication table (part of every snapshot).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Dedup {
+    windows: BTreeMap<(u64, u64), Window>,
+}
+
+impl Dedup {
+    /// Whether the entry is the first copy of its proposal; records it.
+    pub(crate) fn admit(&mut self, p: &EntryPayload) -> bool {
+        let w = self.windows.entry((p.proposer, p.boot)).or_default();
+        if p.seq < w.floor || !w.seen.insert(p.seq) {
+            return false;
+        }
+        if p.floor > w.floor {
+            w.floor = p.floor;
+            w.seen = w.seen.split_off(&p.floor);
+        }
+        let boots: Vec<u64> = self
+            .windows
+            .range((p.proposer, 0)..=(p.proposer, u64::MAX))
+            .map(|(k, _)| k.1)
+            .collect();
+        if boots.len() > BOOTS_KEPT {
+            for b in &boots[..boots.len() - BOOTS_KEPT] {
+                self.windows.remove(&(p.proposer, *b));
+            }
+        }
+        true
+    }
+
+    pub(crate) fn to_records(&self) -> Vec<DedupRecord> {
+        self.windows
+            .iter()
+            .map(|((proposer, boot), w)| DedupRecord {
+                proposer: *proposer,
+                boot: *boot,
+                floor: w.floor,
+                seen: w.seen.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn from_records(records: &[DedupRecord]) -> Self {
+        Self {
+            windows: records
+                .iter()
+                .map(|r| {
+                    (
+                        (r.proposer, r.boot),
+                        Window {
+                            floor: r.floor,
+                            seen: r.seen.iter().copied().collect(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(seq: u64, floor: u64) -> EntryPayload {
+        EntryPayload {
+            proposer: 1,
+            boot: 1,
+            seq,
+            floor,
+            command: vec![],
+        }
+    }
+
+    #[test]
+    fn second_copy_is_dropped() {
+        let mut d = Dedup::default();
+        assert!(d.admit(&p(0, 0)));
+        assert!(d.admit(&p(1, 0)));
+        assert!(!d.admit(&p(1, 0)));
+        assert!(!d.admit(&p(0, 1)));
+    }
+
+    #[test]
+    fn floor_prunes_and_survives_snapshots() {
+        let mut d = Dedup::default();
+        for s in 0..100 {
+            assert!(d.admit(&p(s, s)));
+        }
+        assert!(d.windows[&(1, 1)].seen.len() <= 1);
+        let back = Dedup::from_records(&d.to_records());
+        assert_eq!(back, d);
+        assert!(!back.clone().admit(&p(42, 99)));
+    }
+
+    #[test]
+    fn old_boots_are_forgotten() {
+        let mut d = Dedup::default();
+        for boot in 1..=6 {
+            let mut e = p(0, 0);
+            e.boot = boot;
+            assert!(d.admit(&e));
+        }
+        assert_eq!(d.windows.len(), BOOTS_KEPT);
+    }
+
+    #[test]
+    fn floor_is_lowest_pending() {
+        let mut ps = Proposals::default();
+        assert_eq!(ps.floor(), 0);
+        let a = ps.add(vec![1]);
+        let b = ps.add(vec![2]);
+        assert_eq!(ps.floor(), a);
+        ps.pending.remove(&a);
+        assert_eq!(ps.floor(), b);
+        ps.pending.remove(&b);
+        assert_eq!(ps.floor(), 2);
+        assert_eq!(ps.len(), 0);
+    }
+}

@@ -1,0 +1,263 @@
+//! The only code that sees `raft::Ready`: persist, send, apply, advance, in
+//! the order raft-rs requires (raft-rs-0.7-facts §9).
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::StateRole;
+
+use super::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
+use super::proposals::{Applied, ProposalOutcome};
+use super::{Node, ProposalId};
+use crate::error::Fatal;
+use crate::events::{Event, LeadershipCause};
+use crate::state_machine::StateMachine;
+use crate::topology::NodeId;
+use crate::wire::Envelope;
+
+impl<M: StateMachine> Node<M> {
+    /// Handles every pending `Ready`. Never call raft's step/propose/campaign
+    /// from inside: only storage writes, state-machine applies and
+    /// `apply_conf_change` happen between `ready()` and `advance()`.
+    pub(super) fn on_ready(&mut self) {
+        while self.fatal.is_none() && self.raw.has_ready() {
+            let mut rd = self.raw.ready();
+            if let Some(ss) = rd.ss() {
+                let (leader, role) = (ss.leader_id, ss.raft_state);
+                self.on_soft_state(leader, role);
+            }
+            // A leader may send before its own write is durable (Raft thesis 10.2.1).
+            let msgs = rd.take_messages();
+            self.send(msgs);
+            if !rd.snapshot().is_empty() {
+                let snap = rd.snapshot().clone();
+                self.install_snapshot(snap);
+            }
+            let committed = rd.take_committed_entries();
+            self.apply_entries(committed);
+            self.storage.append(rd.entries());
+            if let Some(hs) = rd.hs() {
+                self.storage.set_hard_state(hs.clone());
+            }
+            // Votes and append responses only after the write above.
+            let msgs = rd.take_persisted_messages();
+            self.send(msgs);
+            let mut light = self.raw.advance(rd);
+            if let Some(c) = light.commit_index() {
+                self.storage.set_commit(c);
+            }
+            let msgs = light.take_messages();
+            self.send(msgs);
+            let committed = light.take_committed_entries();
+            self.apply_entries(committed);
+            self.raw.advance_apply();
+        }
+        self.maybe_snapshot();
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        let cluster = self.cfg.topology.cluster_id();
+        for m in msgs {
+            if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.snapshot_sent.insert(NodeId(m.to), self.tick_no);
+            }
+            self.outbox
+                .push_back(Envelope::wrap(cluster, self.epoch, &m));
+        }
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let term = self.raw.raft.term;
+        let was_leader = self.role == StateRole::Leader;
+        let leader = (leader != 0).then_some(NodeId(leader));
+        if role == StateRole::Leader && !was_leader {
+            let cause = self
+                .pending_cause
+                .take()
+                .unwrap_or(LeadershipCause::Elected);
+            self.since_leader = 0;
+            self.fresh_leader = true;
+            self.hand_back.reset();
+            self.emit(Event::BecameLeader { term, cause });
+        }
+        if role != StateRole::Leader && was_leader {
+            self.emit(Event::SteppedDown { term });
+            self.hand_back_lost_leadership();
+        }
+        if role != StateRole::Leader && role != StateRole::Follower {
+            // Candidates keep their cause until they win or fall back.
+        } else if role == StateRole::Follower {
+            self.pending_cause = None;
+        }
+        self.role = role;
+        if leader != self.leader {
+            self.leader = leader;
+            self.emit(Event::LeaderChanged { term, leader });
+            self.hand_back_landed(leader);
+            if leader.is_some() {
+                self.leader_contact();
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, snap: Snapshot) {
+        let meta = snap.get_metadata().clone();
+        let data = match SnapshotData::decode_bytes(&snap.data) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(Fatal::CorruptSnapshot(e));
+                return;
+            }
+        };
+        if let Err(e) = self.sm.restore(&data.user) {
+            self.fail(Fatal::Restore(e));
+            return;
+        }
+        self.storage.apply_snapshot(snap);
+        self.members = data
+            .members
+            .iter()
+            .map(|r| (NodeId(r.id), r.to_state()))
+            .collect();
+        self.dedup = super::proposals::Dedup::from_records(&data.dedup);
+        self.conf = meta.get_conf_state().clone();
+        self.applied = meta.index;
+        self.snapshot_index = meta.index;
+        self.removed = !self.is_in_conf(self.id);
+    }
+
+    fn fail(&mut self, f: Fatal) {
+        slog::error!(self.logger, "node stops"; "reason" => %f);
+        self.fatal = Some(f);
+    }
+
+    pub(super) fn is_in_conf(&self, id: NodeId) -> bool {
+        let c = &self.conf;
+        c.voters.contains(&id.0)
+            || c.learners.contains(&id.0)
+            || c.voters_outgoing.contains(&id.0)
+            || c.learners_next.contains(&id.0)
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            if e.index <= self.applied {
+                continue;
+            }
+            match e.get_entry_type() {
+                EntryType::EntryNormal => self.apply_normal(&e),
+                EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&e.data) {
+                    Ok(cc) => {
+                        // v1 entries are never proposed here; accept them anyway.
+                        let mut v2 = ConfChangeV2::default();
+                        let mut single = raft::eraftpb::ConfChangeSingle::default();
+                        single.set_change_type(cc.get_change_type());
+                        single.node_id = cc.node_id;
+                        v2.changes = vec![single].into();
+                        self.apply_conf(&v2, &cc.context)
+                    }
+                    Err(err) => self.bad_entry(&e, &err.to_string()),
+                },
+                EntryType::EntryConfChangeV2 => match ConfChangeV2::parse_from_bytes(&e.data) {
+                    Ok(cc) => {
+                        let ctx = cc.context.clone();
+                        self.apply_conf(&cc, &ctx)
+                    }
+                    Err(err) => self.bad_entry(&e, &err.to_string()),
+                },
+            }
+            self.applied = e.index;
+        }
+    }
+
+    fn bad_entry(&mut self, e: &Entry, why: &str) {
+        self.counters.malformed_entries += 1;
+        slog::error!(self.logger, "skipping undecodable entry"; "index" => e.index, "reason" => why);
+    }
+
+    fn apply_normal(&mut self, e: &Entry) {
+        if e.data.is_empty() {
+            return; // a new leader's empty entry
+        }
+        let p = match <EntryPayload as prost::Message>::decode(&e.data[..]) {
+            Ok(p) => p,
+            Err(err) => return self.bad_entry(e, &err.to_string()),
+        };
+        if !self.dedup.admit(&p) {
+            self.counters.duplicates_dropped += 1;
+            return;
+        }
+        let response = self.sm.apply(e.index, &p.command);
+        if p.proposer == self.id.0
+            && p.boot == self.boot
+            && self.proposals.pending.remove(&p.seq).is_some()
+        {
+            self.outcomes.push_back(ProposalOutcome {
+                id: ProposalId {
+                    node: self.id,
+                    boot: self.boot,
+                    seq: p.seq,
+                },
+                result: Ok(Applied {
+                    index: e.index,
+                    term: e.term,
+                    response,
+                }),
+            });
+        }
+    }
+
+    fn apply_conf(&mut self, cc: &ConfChangeV2, context: &[u8]) {
+        match self.raw.apply_conf_change(cc) {
+            Ok(cs) => self.conf = cs,
+            Err(err) => {
+                // Deterministic on every member: the same entry fails everywhere.
+                slog::warn!(self.logger, "conf change not applied"; "reason" => %err);
+                return;
+            }
+        }
+        if let Ok(rec) = <MemberRecord as prost::Message>::decode(context) {
+            if rec.id != 0 {
+                self.members.insert(NodeId(rec.id), rec.to_state());
+            }
+        }
+        use raft::eraftpb::ConfChangeType::*;
+        for ch in cc.changes.iter() {
+            let id = NodeId(ch.node_id);
+            match ch.get_change_type() {
+                AddLearnerNode => self.emit(Event::MemberAdded { id }),
+                AddNode => self.emit(Event::MemberPromoted { id }),
+                RemoveNode => {
+                    self.members.remove(&id);
+                    self.last_heard.remove(&id);
+                    self.emit(Event::MemberRemoved { id });
+                }
+            }
+        }
+        if !self.is_in_conf(self.id) && !self.removed {
+            self.removed = true;
+            self.emit(Event::Removed);
+        }
+    }
+
+    /// Snapshots the state machine and compacts the log every
+    /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
+    fn maybe_snapshot(&mut self) {
+        let requested = self.storage.take_snapshot_request();
+        let due = self.applied >= self.snapshot_index + self.cfg.snapshot_every;
+        if (!due && !requested) || self.applied <= self.snapshot_index {
+            return;
+        }
+        let data = SnapshotData {
+            user: self.sm.snapshot(),
+            members: encode_members(&self.members),
+            dedup: self.dedup.to_records(),
+        };
+        self.storage.create_snapshot(
+            self.applied,
+            self.conf.clone(),
+            encode(&data),
+            self.cfg.keep_entries,
+        );
+        self.snapshot_index = self.applied;
+    }
+}

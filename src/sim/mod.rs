@@ -1,0 +1,719 @@
+//! A deterministic simulator that drives real [`Node`]s: virtual clock,
+//! per-link latency (LAN and WAN presets), jitter, loss, partitions of any
+//! node sets or whole sites, crash and restart.
+//!
+//! A run is a pure function of the seed and the calls made: the same seed
+//! and schedule give the same run, event for event ([`Sim::trace`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use survivable_core::sim::{Sim, KvStore};
+//! # use survivable_core::topology::{Appliance::Virtual, Core, Site, SurvivableCore, Topology, Witness};
+//! # let topology = Topology::builder(7)
+//! #     .site(Site::main("denver")).site(Site::backup("paris")).site(Site::backup("kansas"))
+//! #     .core(Core::new("cm01", "denver").member(1, "CM01a", "esxi-1", Virtual).member(2, "CM01b", "esxi-3", Virtual))
+//! #     .survivable_core(SurvivableCore::new(1, Core::new("cm02", "paris").member(3, "CM02a", "esxi-5", Virtual).member(4, "CM02b", "esxi-7", Virtual)))
+//! #     .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+//! #     .build().unwrap().shared();
+//! let mut sim = Sim::builder(topology).seed(42).build(|_| KvStore::default());
+//! sim.run_for(Duration::from_secs(1));
+//! let leader = sim.leader().expect("the main core's primary leads");
+//! assert_eq!(sim.site_of(leader), "denver");
+//! sim.crash_host("esxi-1");
+//! sim.run_for(Duration::from_secs(1));
+//! assert_eq!(sim.site_of(sim.leader().unwrap()), "denver"); // the standby took over
+//! assert!(sim.violations().is_empty());
+//! ```
+
+mod kv;
+mod network;
+mod observe;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use slog::{o, Logger};
+
+pub use kv::KvStore;
+pub use network::LinkState;
+pub use observe::{Observed, Violation};
+
+use self::network::Network;
+use self::observe::{digest, Observations};
+use crate::error::ProposeError;
+use crate::events::Event;
+use crate::node::rng::SplitMix64;
+use crate::node::{Node, NodeConfig, ProposalId, ProposalOutcome};
+use crate::state_machine::StateMachine;
+use crate::storage::MemStorage;
+use crate::topology::{Member, NodeId, Topology};
+
+/// 2026-01-01T00:00:00Z: where virtual wall-clock time starts by default.
+pub const DEFAULT_START_UNIX_MS: u64 = 1_767_225_600_000;
+
+/// Configures a [`Sim`].
+#[derive(Clone)]
+pub struct SimBuilder {
+    topology: Arc<Topology>,
+    seed: u64,
+    lan_rtt: Duration,
+    wan_rtt: Duration,
+    site_rtt: BTreeMap<(String, String), Duration>,
+    jitter: Duration,
+    loss: f64,
+    start_unix_ms: u64,
+    logger: Logger,
+}
+
+impl SimBuilder {
+    /// The seed of every random choice (jitter, loss, election jitter). Defaults to 0.
+    pub fn seed(&mut self, seed: u64) -> &mut Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Round trip between members of one site. Defaults to 1 ms.
+    pub fn lan_rtt(&mut self, rtt: Duration) -> &mut Self {
+        self.lan_rtt = rtt;
+        self
+    }
+
+    /// Round trip between sites. Defaults to 80 ms.
+    pub fn wan_rtt(&mut self, rtt: Duration) -> &mut Self {
+        self.wan_rtt = rtt;
+        self
+    }
+
+    /// Round trip between two given sites, overriding [`wan_rtt`](Self::wan_rtt).
+    pub fn site_rtt(&mut self, a: &str, b: &str, rtt: Duration) -> &mut Self {
+        self.site_rtt.insert((a.to_string(), b.to_string()), rtt);
+        self.site_rtt.insert((b.to_string(), a.to_string()), rtt);
+        self
+    }
+
+    /// Extra one-way delay, uniform in `0..=jitter`. Defaults to 200 µs.
+    pub fn jitter(&mut self, jitter: Duration) -> &mut Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Probability that any message is lost. Defaults to 0.
+    pub fn loss(&mut self, p: f64) -> &mut Self {
+        self.loss = p.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Virtual wall-clock time at the start, in ms since the UNIX epoch
+    /// (matters for hand-back windows). Defaults to [`DEFAULT_START_UNIX_MS`].
+    pub fn start_unix_ms(&mut self, ms: u64) -> &mut Self {
+        self.start_unix_ms = ms;
+        self
+    }
+
+    /// Where nodes log. Defaults to discarding.
+    pub fn logger(&mut self, logger: Logger) -> &mut Self {
+        self.logger = logger;
+        self
+    }
+
+    /// Builds the simulator and starts every member of the topology;
+    /// `make` creates a fresh state machine for a member (also on restart).
+    pub fn build<M, F>(&self, make: F) -> Sim<M>
+    where
+        M: StateMachine,
+        F: FnMut(NodeId) -> M + 'static,
+    {
+        let mut sim = Sim {
+            cfg: self.clone(),
+            now_us: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slots: BTreeMap::new(),
+            network: Network {
+                jitter_us: self.jitter.as_micros() as u64,
+                loss: self.loss,
+                ..Network::default()
+            },
+            rng: SplitMix64::new(self.seed),
+            make: Box::new(make),
+            obs: Arc::new(Mutex::new(Observations::default())),
+            events: Vec::new(),
+            outcomes: Vec::new(),
+            submitted: BTreeMap::new(),
+            trace: Vec::new(),
+            tick_us: self.topology.ticks().tick_ms * 1000,
+        };
+        let members: Vec<Member> = self.topology.members().values().cloned().collect();
+        for m in members {
+            sim.start_member(m, false);
+        }
+        sim
+    }
+}
+
+struct Slot<M> {
+    node: Option<Node<Observed<M>>>,
+    storage: MemStorage,
+    member: Member,
+    joining: bool,
+    incarnation: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scheduled {
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
+}
+
+/// A proposal's life as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// Where it was proposed.
+    pub node: NodeId,
+    /// Its id.
+    pub id: ProposalId,
+    /// When it was proposed (virtual µs).
+    pub proposed_us: u64,
+    /// When its outcome reached the proposer (virtual µs).
+    pub done_us: u64,
+    /// The outcome.
+    pub outcome: ProposalOutcome,
+}
+
+/// The simulated cluster. See the [module docs](self).
+pub struct Sim<M> {
+    cfg: SimBuilder,
+    now_us: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Scheduled)>>,
+    slots: BTreeMap<NodeId, Slot<M>>,
+    network: Network,
+    rng: SplitMix64,
+    make: Box<dyn FnMut(NodeId) -> M>,
+    obs: Arc<Mutex<Observations>>,
+    events: Vec<(u64, NodeId, Event)>,
+    outcomes: Vec<Commit>,
+    submitted: BTreeMap<ProposalId, u64>,
+    trace: Vec<String>,
+    tick_us: u64,
+}
+
+impl Sim<()> {
+    /// Starts configuring a simulator for `topology`.
+    pub fn builder(topology: Arc<Topology>) -> SimBuilder {
+        SimBuilder {
+            topology,
+            seed: 0,
+            lan_rtt: Duration::from_millis(1),
+            wan_rtt: Duration::from_millis(80),
+            site_rtt: BTreeMap::new(),
+            jitter: Duration::from_micros(200),
+            loss: 0.0,
+            start_unix_ms: DEFAULT_START_UNIX_MS,
+            logger: Logger::root(slog::Discard, o!()),
+        }
+    }
+}
+
+impl<M: StateMachine> Sim<M> {
+    fn start_member(&mut self, member: Member, joining: bool) {
+        let id = member.id();
+        let storage = MemStorage::new();
+        self.slots.insert(
+            id,
+            Slot {
+                node: None,
+                storage,
+                member,
+                joining,
+                incarnation: 0,
+            },
+        );
+        self.refresh_links();
+        self.boot(id);
+    }
+
+    fn refresh_links(&mut self) {
+        let members: Vec<(NodeId, String)> = self
+            .slots
+            .iter()
+            .map(|(&id, s)| (id, s.member.site.clone()))
+            .collect();
+        for (a, sa) in &members {
+            for (b, sb) in &members {
+                let rtt = if sa == sb {
+                    self.cfg.lan_rtt
+                } else {
+                    self.cfg
+                        .site_rtt
+                        .get(&(sa.clone(), sb.clone()))
+                        .copied()
+                        .unwrap_or(self.cfg.wan_rtt)
+                };
+                self.network
+                    .one_way_us
+                    .entry((*a, *b))
+                    .or_insert(rtt.as_micros() as u64 / 2);
+            }
+        }
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.incarnation += 1;
+        let incarnation = slot.incarnation;
+        let mut cfg = NodeConfig::new(id, self.cfg.topology.clone());
+        cfg.logger = self.cfg.logger.clone();
+        cfg.seed = self.cfg.seed ^ (incarnation << 32);
+        if slot.joining {
+            cfg.joining = Some(slot.member.clone());
+        }
+        let sm = Observed::new((self.make)(id), id, self.obs.clone());
+        let slot = self.slots.get_mut(&id).expect("slot exists");
+        match Node::new(cfg, slot.storage.clone(), sm) {
+            Ok(node) => slot.node = Some(node),
+            Err(e) => {
+                self.trace
+                    .push(format!("{} {id} failed to start: {e}", self.now_us));
+                return;
+            }
+        }
+        self.trace
+            .push(format!("{} {id} start #{incarnation}", self.now_us));
+        // Each member ticks at its own phase inside the tick period.
+        let phase = self.rng.below(self.tick_us);
+        self.schedule(
+            self.now_us + phase,
+            Scheduled::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+        self.drain(id);
+    }
+
+    fn schedule(&mut self, at_us: u64, what: Scheduled) {
+        self.seq += 1;
+        self.queue.push(Reverse((at_us, self.seq, what)));
+    }
+
+    /// Runs the next scheduled event. Returns `false` when nothing is scheduled.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse((at, _, what))) = self.queue.pop() else {
+            return false;
+        };
+        self.now_us = self.now_us.max(at);
+        match what {
+            Scheduled::Tick { node, incarnation } => {
+                let now_ms = self.cfg.start_unix_ms + self.now_us / 1000;
+                let Some(slot) = self.slots.get_mut(&node) else {
+                    return true;
+                };
+                if slot.incarnation != incarnation {
+                    return true;
+                }
+                if let Some(n) = slot.node.as_mut() {
+                    n.tick(now_ms);
+                    let next = self.now_us + self.tick_us;
+                    self.schedule(next, Scheduled::Tick { node, incarnation });
+                    self.drain(node);
+                }
+            }
+            Scheduled::Deliver { from, to, bytes } => {
+                if self.network.state(from, to) == LinkState::Partitioned {
+                    return true;
+                }
+                let env = match crate::wire::Envelope::from_bytes(&bytes) {
+                    Ok(env) => env,
+                    Err(_) => return true,
+                };
+                let Some(n) = self.slots.get_mut(&to).and_then(|s| s.node.as_mut()) else {
+                    return true;
+                };
+                let _ = n.step(env);
+                self.drain(to);
+            }
+        }
+        true
+    }
+
+    /// Moves a node's outputs into the network and the records.
+    fn drain(&mut self, id: NodeId) {
+        let Some(node) = self.slots.get_mut(&id).and_then(|s| s.node.as_mut()) else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(env) = node.poll_transmit() {
+            out.push(env);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+        }
+        let mut outcomes = Vec::new();
+        while let Some(o) = node.poll_outcome() {
+            outcomes.push(o);
+        }
+        let (epoch, term) = (node.epoch(), node.term());
+        for e in events {
+            if let Event::BecameLeader { term, .. } = &e {
+                self.obs.lock().on_leader(id, epoch, *term);
+            }
+            self.trace
+                .push(format!("{} {id} e{epoch} t{term} {e:?}", self.now_us));
+            self.events.push((self.now_us, id, e));
+        }
+        for o in outcomes {
+            let proposed_us = self.submitted.remove(&o.id).unwrap_or(self.now_us);
+            self.outcomes.push(Commit {
+                node: id,
+                id: o.id,
+                proposed_us,
+                done_us: self.now_us,
+                outcome: o,
+            });
+        }
+        for env in out {
+            let (from, to) = (id, NodeId(env.to));
+            if self.network.state(from, to) == LinkState::Partitioned {
+                continue;
+            }
+            let loss = self.network.loss(from, to);
+            if loss > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < loss {
+                continue;
+            }
+            let base = self
+                .network
+                .one_way_us
+                .get(&(from, to))
+                .copied()
+                .unwrap_or(0);
+            let jitter = self.rng.below(self.network.jitter_us + 1);
+            let fifo = self
+                .network
+                .last_delivery
+                .get(&(from, to))
+                .copied()
+                .unwrap_or(0);
+            let at = (self.now_us + base + jitter).max(fifo);
+            self.network.last_delivery.insert((from, to), at);
+            self.schedule(
+                at,
+                Scheduled::Deliver {
+                    from,
+                    to,
+                    bytes: env.to_bytes(),
+                },
+            );
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now_us + d.as_micros() as u64;
+        self.run_until_us(until);
+    }
+
+    fn run_until_us(&mut self, until: u64) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            self.step();
+        }
+        self.now_us = self.now_us.max(until);
+    }
+
+    /// Runs until `pred` holds (checked after every event) or `limit` of
+    /// virtual time passes. Returns whether `pred` held.
+    pub fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Self) -> bool) -> bool {
+        let until = self.now_us + limit.as_micros() as u64;
+        loop {
+            if pred(self) {
+                return true;
+            }
+            match self.queue.peek() {
+                Some(Reverse((at, _, _))) if *at <= until => {
+                    self.step();
+                }
+                _ => {
+                    self.now_us = self.now_us.max(until);
+                    return pred(self);
+                }
+            }
+        }
+    }
+
+    /// Virtual time since the start, in µs.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    /// Virtual time since the start, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_us / 1000
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.cfg.topology
+    }
+
+    /// A running node.
+    pub fn node(&self, id: NodeId) -> Option<&Node<Observed<M>>> {
+        self.slots.get(&id)?.node.as_ref()
+    }
+
+    /// A running node, mutably (for operator calls such as `hand_back`).
+    /// Call [`Sim::flush`] afterwards so its outputs are sent.
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node<Observed<M>>> {
+        self.slots.get_mut(&id)?.node.as_mut()
+    }
+
+    /// Sends a node's pending outputs into the network.
+    pub fn flush(&mut self, id: NodeId) {
+        self.drain(id);
+    }
+
+    /// Every member ever started, live or not.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// Whether a member is running.
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    /// The site of a member.
+    pub fn site_of(&self, id: NodeId) -> &str {
+        self.slots.get(&id).map_or("", |s| s.member.site.as_str())
+    }
+
+    /// The member description.
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.slots.get(&id).map(|s| &s.member)
+    }
+
+    /// The running leader with the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.slots
+            .iter()
+            .filter_map(|(&id, s)| s.node.as_ref().map(|n| (id, n)))
+            .filter(|(_, n)| n.is_leader())
+            .max_by_key(|(_, n)| n.term())
+            .map(|(id, _)| id)
+    }
+
+    /// Proposes at a member.
+    ///
+    /// # Errors
+    /// [`ProposeError`] from the node; `NotLeader { leader: None }` if the
+    /// member is down.
+    pub fn propose(&mut self, at: NodeId, command: Vec<u8>) -> Result<ProposalId, ProposeError> {
+        let Some(n) = self.slots.get_mut(&at).and_then(|s| s.node.as_mut()) else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let id = n.propose(command)?;
+        self.submitted.insert(id, self.now_us);
+        self.drain(at);
+        Ok(id)
+    }
+
+    /// Crashes a member: its volatile state is lost; what it wrote to its
+    /// storage (everything, in this simulator: each write is durable
+    /// before any message depending on it leaves) survives for a restart.
+    pub fn crash(&mut self, id: NodeId) {
+        if let Some(s) = self.slots.get_mut(&id) {
+            if s.node.take().is_some() {
+                s.incarnation += 1;
+                self.trace.push(format!("{} {id} crash", self.now_us));
+            }
+        }
+    }
+
+    /// Crashes every member on a host.
+    pub fn crash_host(&mut self, host: &str) {
+        let ids: Vec<NodeId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.member.spec.host == host)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.crash(id);
+        }
+    }
+
+    /// Crashes every member of a site.
+    pub fn crash_site(&mut self, site: &str) {
+        for id in self.site_members(site) {
+            self.crash(id);
+        }
+    }
+
+    /// Restarts a crashed member from its storage.
+    pub fn restart(&mut self, id: NodeId) {
+        if self.slots.get(&id).is_some_and(|s| s.node.is_none()) {
+            self.boot(id);
+        }
+    }
+
+    /// Starts a new member that joins the running cluster (a replacement:
+    /// see [`Node::replace_member`]). It starts empty and catches up.
+    pub fn add_member(&mut self, member: Member) {
+        self.start_member(member, true);
+    }
+
+    /// Members of a site.
+    pub fn site_members(&self, site: &str) -> Vec<NodeId> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.member.site == site)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Cuts every link between the two groups, both ways.
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        self.trace
+            .push(format!("{} partition {a:?} | {b:?}", self.now_us));
+        self.network.block(a, b);
+    }
+
+    /// Cuts every link between two groups of sites.
+    pub fn partition_sites(&mut self, a: &[&str], b: &[&str]) {
+        let ga: Vec<NodeId> = a.iter().flat_map(|s| self.site_members(s)).collect();
+        let gb: Vec<NodeId> = b.iter().flat_map(|s| self.site_members(s)).collect();
+        self.partition(&ga, &gb);
+    }
+
+    /// Cuts a member off from everyone.
+    pub fn isolate(&mut self, id: NodeId) {
+        let others: Vec<NodeId> = self.members().into_iter().filter(|&o| o != id).collect();
+        self.partition(&[id], &others);
+    }
+
+    /// Cuts a site off from every other site.
+    pub fn isolate_site(&mut self, site: &str) {
+        let inside = self.site_members(site);
+        let outside: Vec<NodeId> = self
+            .members()
+            .into_iter()
+            .filter(|id| !inside.contains(id))
+            .collect();
+        self.partition(&inside, &outside);
+    }
+
+    /// Restores the links between two groups.
+    pub fn heal_between(&mut self, a: &[NodeId], b: &[NodeId]) {
+        self.trace
+            .push(format!("{} heal {a:?} | {b:?}", self.now_us));
+        self.network.unblock(a, b);
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.trace.push(format!("{} heal all", self.now_us));
+        self.network.blocked.clear();
+    }
+
+    /// The state of the link `from → to`.
+    pub fn link(&self, from: NodeId, to: NodeId) -> LinkState {
+        self.network.state(from, to)
+    }
+
+    /// Sets the loss probability of the link `from → to` (one direction).
+    pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, p: f64) {
+        self.network.link_loss.insert((from, to), p.clamp(0.0, 1.0));
+    }
+
+    /// Sets the round trip between two members (both directions).
+    pub fn set_link_rtt(&mut self, a: NodeId, b: NodeId, rtt: Duration) {
+        let one_way = rtt.as_micros() as u64 / 2;
+        self.network.one_way_us.insert((a, b), one_way);
+        self.network.one_way_us.insert((b, a), one_way);
+    }
+
+    /// Every event of every node, with its virtual time (µs).
+    pub fn events(&self) -> &[(u64, NodeId, Event)] {
+        &self.events
+    }
+
+    /// Every proposal outcome, in the order they reached their proposers.
+    pub fn commits(&self) -> &[Commit] {
+        &self.outcomes
+    }
+
+    /// One line per start, crash, partition, heal and event: identical for
+    /// identical seeds and schedules.
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// Invariant violations seen so far (election safety, state-machine
+    /// safety), plus the end-of-run checks of [`Sim::check_converged`].
+    pub fn violations(&self) -> Vec<Violation> {
+        self.obs.lock().violations.clone()
+    }
+
+    /// The digest of the command applied at `index` (by whoever applied it first).
+    pub fn applied_digest(&self, index: u64) -> Option<u64> {
+        self.obs.lock().applied.get(&index).map(|(d, _)| *d)
+    }
+
+    /// Checks the end-of-run invariants once faults have healed: every live
+    /// voter applied the same prefix up to the same index, and every
+    /// acknowledged proposal is in it. Returns the violations (also kept).
+    pub fn check_converged(&mut self) -> Vec<Violation> {
+        let live: Vec<(NodeId, u64)> = self
+            .slots
+            .iter()
+            .filter_map(|(&id, s)| s.node.as_ref().map(|n| (id, n)))
+            .filter(|(id, n)| n.voters().contains(id))
+            .map(|(id, n)| (id, n.applied_index()))
+            .collect();
+        let mut found = Vec::new();
+        let max = live.iter().map(|(_, a)| *a).max().unwrap_or(0);
+        if live.iter().any(|(_, a)| *a != max) {
+            found.push(Violation::NotConverged {
+                applied: live.clone(),
+            });
+        }
+        {
+            let obs = self.obs.lock();
+            for c in &self.outcomes {
+                let Ok(applied) = &c.outcome.result else {
+                    continue;
+                };
+                for (id, a) in &live {
+                    if *a < applied.index || !obs.applied.contains_key(&applied.index) {
+                        found.push(Violation::AckedLost {
+                            index: applied.index,
+                            node: *id,
+                        });
+                    }
+                }
+            }
+        }
+        self.obs.lock().violations.extend(found.iter().cloned());
+        found
+    }
+
+    /// Digest of a command, as recorded per applied index.
+    pub fn digest(command: &[u8]) -> u64 {
+        digest(command)
+    }
+}

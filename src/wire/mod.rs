@@ -1,0 +1,153 @@
+//! What travels between members: an [`Envelope`] (prost, no protoc) that
+//! carries the protocol version, cluster id, epoch, sender and receiver, and
+//! the raft message as bytes from raft's own protobuf codec.
+//!
+//! Decoding never panics and never allocates more than [`MAX_FRAME_LEN`].
+
+use prost::Message as _;
+use protobuf::Message as _;
+use thiserror::Error;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest encoded envelope accepted, in bytes (16 MiB).
+pub const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// One message between two members.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Envelope {
+    /// Protocol version of the sender.
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    /// Cluster id; a member drops envelopes of other clusters.
+    #[prost(uint64, tag = "2")]
+    pub cluster_id: u64,
+    /// The sender's epoch; envelopes of another epoch are never stepped into raft.
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+    /// Sender node id.
+    #[prost(uint64, tag = "4")]
+    pub from: u64,
+    /// Receiver node id.
+    #[prost(uint64, tag = "5")]
+    pub to: u64,
+    /// A `raft::eraftpb::Message`, encoded with raft's protobuf codec.
+    #[prost(bytes = "vec", tag = "6")]
+    pub raft: Vec<u8>,
+}
+
+/// Why bytes or an envelope were refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The frame is larger than [`MAX_FRAME_LEN`].
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not an envelope.
+    #[error("malformed envelope: {0}")]
+    MalformedEnvelope(String),
+    /// The envelope's raft payload does not decode.
+    #[error("malformed raft message from node {from}: {reason}")]
+    MalformedRaft {
+        /// Claimed sender.
+        from: u64,
+        /// Decoder's reason.
+        reason: String,
+    },
+}
+
+impl Envelope {
+    /// Wraps a raft message.
+    pub(crate) fn wrap(cluster_id: u64, epoch: u64, msg: &raft::eraftpb::Message) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            cluster_id,
+            epoch,
+            from: msg.from,
+            to: msg.to,
+            raft: msg
+                .write_to_bytes()
+                .expect("encoding a raft message into a Vec cannot fail"),
+        }
+    }
+
+    /// Encodes the envelope.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Decodes an envelope, refusing frames over [`MAX_FRAME_LEN`].
+    ///
+    /// # Errors
+    /// [`WireError::FrameTooLarge`] or [`WireError::MalformedEnvelope`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(WireError::FrameTooLarge {
+                len: bytes.len(),
+                max: MAX_FRAME_LEN,
+            });
+        }
+        Self::decode(bytes).map_err(|e| WireError::MalformedEnvelope(e.to_string()))
+    }
+
+    /// Decodes the raft message inside.
+    ///
+    /// # Errors
+    /// [`WireError::MalformedRaft`] when the payload is not a raft message.
+    pub fn raft_message(&self) -> Result<raft::eraftpb::Message, WireError> {
+        raft::eraftpb::Message::parse_from_bytes(&self.raft).map_err(|e| WireError::MalformedRaft {
+            from: self.from,
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::{Entry, Message, MessageType};
+
+    #[test]
+    fn round_trip() {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.from = 1;
+        m.to = 2;
+        m.term = 7;
+        let mut e = Entry::default();
+        e.index = 3;
+        e.data = b"call-42".to_vec().into();
+        m.entries = vec![e].into();
+        let env = Envelope::wrap(9, 1, &m);
+        let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(back.raft_message().unwrap(), m);
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        assert!(matches!(
+            Envelope::from_bytes(&[0xff, 0xff, 0xff]),
+            Err(WireError::MalformedEnvelope(_))
+        ));
+        let env = Envelope {
+            raft: vec![0x0a, 0xff],
+            ..Envelope::default()
+        };
+        assert!(matches!(
+            env.raft_message(),
+            Err(WireError::MalformedRaft { .. })
+        ));
+        let big = vec![0u8; MAX_FRAME_LEN + 1];
+        assert!(matches!(
+            Envelope::from_bytes(&big),
+            Err(WireError::FrameTooLarge { .. })
+        ));
+    }
+}
