@@ -32,14 +32,15 @@ impl<M: StateMachine> Node<M> {
             return usize::MAX;
         };
         let base = match me.role {
-            Role::MainCore { .. } => t.election,
+            // The primary first: its standby waits half an election timeout more.
+            Role::MainCore { position, .. } => t.election + position * t.election / 2,
             Role::Survivable { rank, position, .. } => t.survivable_campaign_after(rank, position),
             Role::Witness => t.witness_after(max_rank),
         };
         // Main-core members spread over one election timeout; survivable
         // cores and witnesses are staggered by rank and position instead.
         let jitter = match me.role {
-            Role::MainCore { .. } => t.election as u64,
+            Role::MainCore { .. } => (t.election / 2) as u64,
             _ => 0,
         };
         base + self.rng.below(jitter) as usize

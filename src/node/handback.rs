@@ -139,6 +139,38 @@ impl<M: StateMachine> Node<M> {
         let attempt = self.hand_back.attempts;
         self.emit(Event::HandBackAttempt { attempt, target });
         self.raw.transfer_leader(target.0);
+        self.on_ready();
+        self.hurry_transfer(target);
+    }
+
+    /// raft sends `MsgTimeoutNow` only once the target acknowledged the last
+    /// index, a round trip after the last append. When every entry is
+    /// already on its way to the target (replicating, nothing unsent), the
+    /// links are FIFO, so the target will hold the whole log before the
+    /// message arrives: send it now. If an append was lost after all, the
+    /// target's campaign fails on the log check (raft's safety is
+    /// untouched) and the pair re-elects as after any failed election.
+    fn hurry_transfer(&mut self, target: NodeId) {
+        if self.raw.raft.lead_transferee != Some(target.0) {
+            return;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let ready = self.raw.raft.prs().get(target.0).is_some_and(|pr| {
+            pr.state == raft::ProgressState::Replicate
+                && pr.next_idx == last + 1
+                && pr.matched < last
+        });
+        if !ready {
+            return;
+        }
+        let mut m = raft::eraftpb::Message::default();
+        m.set_msg_type(raft::eraftpb::MessageType::MsgTimeoutNow);
+        m.from = self.id.0;
+        m.to = target.0;
+        m.term = self.raw.raft.term;
+        let cluster = self.cfg.topology.cluster_id();
+        self.outbox
+            .push_back(crate::wire::Envelope::wrap(cluster, self.epoch, &m));
     }
 
     fn policy_allows(&self, stable_ticks: u64) -> bool {

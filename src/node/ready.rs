@@ -233,10 +233,11 @@ impl<M: StateMachine> Node<M> {
                 }
             }
         }
-        if !self.is_in_conf(self.id) && !self.removed {
-            self.removed = true;
+        let removed = !self.is_in_conf(self.id);
+        if removed && !self.removed {
             self.emit(Event::Removed);
         }
+        self.removed = removed;
     }
 
     /// Snapshots the state machine and compacts the log every

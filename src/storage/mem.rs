@@ -215,11 +215,21 @@ impl raft::Storage for MemStorage {
         Ok(self.inner.read().last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    /// The stored snapshot, unless it is older than `request_index` or does
+    /// not name `to` in its ConfState (raft refuses to restore such a
+    /// snapshot, so a newly added learner needs one taken after it joined):
+    /// then a fresh snapshot is requested from the node and raft retries.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut i = self.inner.write();
-        if i.snapshot.get_metadata().index >= request_index
-            && !i.snapshot.get_metadata().get_conf_state().voters.is_empty()
-        {
+        let cs = i.snapshot.get_metadata().get_conf_state();
+        let names_to = cs
+            .voters
+            .iter()
+            .chain(&cs.learners)
+            .chain(&cs.voters_outgoing)
+            .chain(&cs.learners_next)
+            .any(|&id| id == to);
+        if i.snapshot.get_metadata().index >= request_index && names_to {
             Ok(i.snapshot.clone())
         } else {
             i.snapshot_requested = true;
@@ -293,6 +303,10 @@ mod tests {
         // A newer snapshot than stored is requested, not faked.
         assert!(s.snapshot(16, 2).is_err());
         assert!(s.take_snapshot_request());
+        // So is one for a member the stored snapshot does not know.
+        assert!(s.snapshot(0, 9).is_err());
+        assert!(s.take_snapshot_request());
+        assert!(!s.take_snapshot_request());
     }
 
     #[test]
