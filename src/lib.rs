@@ -1,5 +1,163 @@
+//! Keep exactly one active control plane across data centres.
+//!
+//! `survivable-core` is the site-aware layer around tikv's
+//! [`raft`](https://docs.rs/raft/0.7) for services that need "one active
+//! brain" across sites — a call controller, a scheduler, a payment switch, a
+//! SCADA master. It follows the redundancy model of telephony control planes
+//! (Avaya Aura Communication Manager):
+//!
+//! ```text
+//!         Denver (main)                 Paris (survivable, rank 1)        Kansas
+//!    +-------------------+  WAN 80 ms  +-------------------+          +---------+
+//!    | CM01a  <-> CM01b  |-------------| CM02a  <-> CM02b  |----------| witness |
+//!    | primary   standby |             |                   |          |  (W1)   |
+//!    +-------------------+             +-------------------+          +---------+
+//! ```
+//!
+//! - A **duplicated core** ([`topology::Core`]) in the main site: when the
+//!   primary's host dies, the standby leads within milliseconds and nothing
+//!   committed is lost.
+//! - **Survivable cores** ([`topology::SurvivableCore`]) in backup sites,
+//!   ranked: when the main site is lost or cut off for `survivable_after`,
+//!   the highest-ranked reachable one takes over.
+//! - A **witness** ([`topology::Witness`]) in a third site breaks ties; it
+//!   leads only as a last resort and hands leadership on at once.
+//! - **Hand-back**: once the main site is back, caught up and stable (per
+//!   [`policy::HandBackPolicy`]), leadership returns to it; proposals in
+//!   flight are queued and re-submitted, never failed.
+//!
+//! What it does not do: it is not a consensus implementation (raft-rs is),
+//! it does not open sockets or threads (the [`Node`] is sans-IO; a TCP
+//! runtime and durable storage are planned), and it does not yet offer the
+//! two-site main-site quorum mode with epochs and reconciliation.
+//!
+//! # Witness mode
+//!
+//! Every member of every core and every witness is a raft voter. A commit
+//! needs a majority, and with the main site holding fewer than half of the
+//! voters every majority spans two sites: no committed entry is ever lost
+//! when a site is (RPO = 0), at the price of one WAN round trip per commit.
+//! When the main site is lost or isolated, the survivable core plus the
+//! witness still hold a majority and take over; an isolated old leader steps
+//! down (check-quorum), so two leaders never commit in one term.
+//!
+//! # Quick start: a simulated cluster
+//!
+//! The [`sim`] module runs real nodes on a virtual clock, deterministically
+//! from a seed, with LAN and WAN latency, partitions and crashes:
+//!
+//! ```
+//! use std::time::Duration;
+//! use survivable_core::sim::{KvStore, Sim};
+//! use survivable_core::topology::{Appliance::Virtual, Core, Site, SurvivableCore, Topology, Witness};
+//!
+//! let topology = Topology::builder(2026)
+//!     .site(Site::main("denver"))
+//!     .site(Site::backup("paris"))
+//!     .site(Site::backup("kansas"))
+//!     .core(Core::new("cm01", "denver")
+//!         .member(1, "CM01a", "esxi-1", Virtual)
+//!         .member(2, "CM01b", "esxi-3", Virtual))
+//!     .survivable_core(SurvivableCore::new(1, Core::new("cm02", "paris")
+//!         .member(3, "CM02a", "esxi-5", Virtual)
+//!         .member(4, "CM02b", "esxi-7", Virtual)))
+//!     .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+//!     .build()?
+//!     .shared();
+//! println!("{}", topology.survivability()); // who leads under each failure
+//!
+//! let mut sim = Sim::builder(topology).seed(7).build(|_| KvStore::default());
+//! sim.run_for(Duration::from_secs(1));
+//! let leader = sim.leader().expect("elected");
+//! sim.propose(leader, b"set call-1 up".to_vec())?;
+//!
+//! // Denver is cut off: Paris takes over after `survivable_after` (2 s).
+//! sim.partition_sites(&["denver"], &["paris", "kansas"]);
+//! sim.run_for(Duration::from_secs(3));
+//! assert_eq!(sim.site_of(sim.leader().unwrap()), "paris");
+//!
+//! // The WAN heals: control goes back to Denver once stable (5 s by default).
+//! sim.heal();
+//! sim.run_for(Duration::from_secs(7));
+//! assert_eq!(sim.site_of(sim.leader().unwrap()), "denver");
+//! assert!(sim.violations().is_empty() && sim.check_converged().is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Driving a node
+//!
+//! A [`Node`] takes inputs and produces outputs; the caller owns threads,
+//! sockets and clocks. Call [`Node::tick`] every [`policy::Timers::tick`]
+//! with the wall clock, [`Node::step`] for every envelope received and
+//! [`Node::propose`] for commands; after each call, drain
+//! [`Node::poll_transmit`] (send these to `envelope.to`),
+//! [`Node::poll_outcome`] (proposal results) and [`Node::poll_event`]:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use survivable_core::sim::KvStore;
+//! # use survivable_core::storage::MemStorage;
+//! # use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
+//! use survivable_core::{Node, NodeConfig};
+//! # let topology: Arc<Topology> = Topology::builder(1)
+//! #     .site(Site::main("denver"))
+//! #     .core(Core::new("cm01", "denver").member(1, "a", "h1", Virtual).member(2, "b", "h2", Virtual))
+//! #     .witness(Witness::new(3, "tb", "denver", "h3"))
+//! #     .build().unwrap().shared();
+//! let mut node = Node::new(NodeConfig::new(NodeId(1), topology), MemStorage::new(), KvStore::default())?;
+//! let mut now_ms = 0;
+//! for _ in 0..100 {
+//!     now_ms += 5;
+//!     node.tick(now_ms);
+//!     while let Some(envelope) = node.poll_transmit() {
+//!         let _bytes = envelope.to_bytes(); // send to envelope.to
+//!     }
+//!     while let Some(event) = node.poll_event() {
+//!         println!("{event:?}");
+//!     }
+//! }
+//! # Ok::<(), survivable_core::Fatal>(())
+//! ```
+//!
+//! Everything the node writes to its storage is written before any message
+//! that depends on it is handed out, as raft requires.
+//!
+//! # Who campaigns, and when
+//!
+//! raft itself never starts an election here; the driver decides, by role
+//! (defaults in [`policy::Timers`]):
+//!
+//! | member | campaigns after | how |
+//! | --- | --- | --- |
+//! | standby of the leader's pair | `failover` (30 ms) of silence from its primary | transfer-style campaign: no pre-vote, remote vote leases bypassed — one WAN round trip |
+//! | main-core member | 1–1.5 election timeouts without a leader (primary first) | pre-vote |
+//! | survivable core, rank `r` | `survivable_after + (r-1)·rank_step` without a leader (its standby one election timeout later) | pre-vote |
+//! | witness | after every survivable rank had its chance | pre-vote; then hands leadership on |
+//!
+//! Raft priorities (main core 100, rank `r` 90−r, witness 0) make voters
+//! refuse a less preferred candidate unless its log is longer; a node that
+//! stays leaderless for long lowers its own priority so priority and log
+//! length can never deadlock an election.
+//!
+//! # Proposals
+//!
+//! A proposal gets a [`node::ProposalId`] (node, boot, sequence) that travels
+//! in the log entry. Followers forward proposals to the leader; with no
+//! leader, or while a hand-back runs, they wait in a bounded queue. Every
+//! waiting proposal is re-submitted when the leader changes, and every
+//! member applies only the first copy of an id, so a proposal is applied at
+//! most once and is never failed back because leadership moved. Its
+//! [`node::Applied`] result carries the (index, term) fencing token.
+//!
+//! # Errors
+//!
+//! Bad input never panics and never changes state: a bad topology is a
+//! [`topology::TopologyError`] before anything starts; a refused envelope is
+//! a [`StepError`] plus a counter ([`Node::counters`]); a refused proposal is
+//! a [`ProposeError`]; a node that cannot start is [`Fatal`].
 #![deny(missing_docs)]
-//! survivable-core (docs come later)
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod events;
 pub mod node;

@@ -80,9 +80,11 @@ impl<M: StateMachine> Node<M> {
             member,
             replaces: Some(dead),
         });
-        let mut cc = ConfChangeV2::default();
-        cc.changes = vec![single(ConfChangeType::AddLearnerNode, new.id)].into();
-        cc.context = encode(&record).into();
+        let cc = ConfChangeV2 {
+            changes: vec![single(ConfChangeType::AddLearnerNode, new.id)].into(),
+            context: encode(&record).into(),
+            ..Default::default()
+        };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.conf_proposed_at = self.tick_no;
         self.on_ready();
@@ -132,13 +134,15 @@ impl<M: StateMachine> Node<M> {
             member,
             replaces: None,
         });
-        let mut cc = ConfChangeV2::default();
-        cc.changes = vec![
-            single(ConfChangeType::AddNode, id),
-            single(ConfChangeType::RemoveNode, dead),
-        ]
-        .into();
-        cc.context = encode(&record).into();
+        let cc = ConfChangeV2 {
+            changes: vec![
+                single(ConfChangeType::AddNode, id),
+                single(ConfChangeType::RemoveNode, dead),
+            ]
+            .into(),
+            context: encode(&record).into(),
+            ..Default::default()
+        };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.conf_proposed_at = self.tick_no;
     }

@@ -565,6 +565,28 @@ impl<M: StateMachine> Node<M> {
         self.on_ready();
     }
 
+    /// Whether a majority of voters (this leader included) answered within
+    /// half an election timeout. A leader cut off from its quorum holds new
+    /// proposals back (they wait and go to whoever leads next) instead of
+    /// appending entries that cannot commit, well before check-quorum
+    /// deposes it.
+    fn quorum_in_contact(&self) -> bool {
+        let window = (self.ticks.election / 2) as u64;
+        let heard = self
+            .conf
+            .voters
+            .iter()
+            .filter(|&&v| {
+                v == self.id.0
+                    || self
+                        .last_heard
+                        .get(&NodeId(v))
+                        .is_some_and(|&t| self.tick_no - t <= window)
+            })
+            .count();
+        heard * 2 > self.conf.voters.len()
+    }
+
     /// A new leader's followers sit in raft's Probe state, paused after the
     /// append carrying the leader's empty entry, so proposals made just
     /// after the election would wait a round trip before being sent. Do
@@ -591,7 +613,9 @@ impl<M: StateMachine> Node<M> {
         if self.proposals.len() == 0 {
             return;
         }
-        let leading = self.role == StateRole::Leader && self.raw.raft.lead_transferee.is_none();
+        let leading = self.role == StateRole::Leader
+            && self.raw.raft.lead_transferee.is_none()
+            && self.quorum_in_contact();
         let forwarding =
             self.role != StateRole::Leader && self.leader.is_some() && self.cfg.forward_proposals;
         if !leading && !forwarding {

@@ -82,14 +82,12 @@ impl Observations {
             None => {
                 self.applied.insert(index, (d, node));
             }
-            Some(&(d0, first)) if d0 != d => {
-                if self.diverged_seen.insert(index) {
-                    self.violations.push(Violation::Diverged {
-                        index,
-                        first,
-                        second: node,
-                    });
-                }
+            Some(&(d0, first)) if d0 != d && self.diverged_seen.insert(index) => {
+                self.violations.push(Violation::Diverged {
+                    index,
+                    first,
+                    second: node,
+                });
             }
             _ => {}
         }

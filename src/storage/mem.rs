@@ -150,8 +150,10 @@ impl MemStorage {
     ) {
         let mut i = self.inner.write();
         let term = i.term(index).expect("snapshot index is in the log");
-        let mut snap = Snapshot::default();
-        snap.data = data.into();
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = term;

@@ -120,9 +120,11 @@ mod tests {
         m.from = 1;
         m.to = 2;
         m.term = 7;
-        let mut e = Entry::default();
-        e.index = 3;
-        e.data = b"call-42".to_vec().into();
+        let e = Entry {
+            index: 3,
+            data: b"call-42".to_vec().into(),
+            ..Default::default()
+        };
         m.entries = vec![e].into();
         let env = Envelope::wrap(9, 1, &m);
         let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
