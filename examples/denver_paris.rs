@@ -22,7 +22,7 @@ use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
 use survivable_core::topology::{
-    Appliance::Virtual, Core, MemberSpec, NodeId, Site, SurvivableCore, Topology, Witness,
+    Appliance::Virtual, Core, Latency, MemberSpec, NodeId, Site, SurvivableCore, Topology, Witness,
 };
 use survivable_core::{Event, RestoreError, StateMachine};
 
@@ -363,9 +363,13 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
             "{who} (survivable core, rank {rank}) saw no leader for {leaderless_ms} ms: campaigns"
         ),
         Event::SteppedDown { term } => format!("{who} steps down (term {term})"),
-        Event::HandBackAttempt { attempt, target } => {
+        Event::HandBackAttempt {
+            attempt,
+            target,
+            lag,
+        } => {
             format!(
-                "{who} hands control back to {} (attempt {attempt})",
+                "{who} hands control back to {} (attempt {attempt}, {lag} entries behind)",
                 name(sim, *target)
             )
         }
@@ -461,7 +465,13 @@ fn main() -> ExitCode {
             "Denver/Paris control plane, witness mode (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
             args.seed, args.wan_rtt_ms
         );
-        println!("(survivability report pending)");
+    }
+    let report = topology.survivability_with(Latency::new(
+        Duration::from_millis(1),
+        Duration::from_millis(args.wan_rtt_ms),
+    ));
+    if !args.json {
+        println!("{report}");
     }
     let mut sim = Sim::builder(topology)
         .seed(args.seed)

@@ -56,14 +56,15 @@ pub enum Event {
         /// Milliseconds without hearing from it.
         silent_ms: u64,
     },
-    /// A survivable core member campaigns after `survivable_after` without a leader.
+    /// A survivable core member campaigns after `survivable_after` without a
+    /// leader. Reported once per leaderless spell; retries go to the log.
     TakeoverStarted {
         /// Its rank.
         rank: u32,
         /// Milliseconds without a leader.
         leaderless_ms: u64,
     },
-    /// A witness campaigns as the last resort.
+    /// A witness campaigns as the last resort (once per leaderless spell).
     LastResortCampaign {
         /// Milliseconds without a leader.
         leaderless_ms: u64,
@@ -74,6 +75,9 @@ pub enum Event {
         attempt: u32,
         /// The member leadership is handed to.
         target: NodeId,
+        /// Entries the target lagged the leader by when the attempt
+        /// started (never above `HandBack::max_lag_entries`).
+        lag: u64,
     },
     /// A hand-back attempt did not land (transfer timed out or was refused).
     HandBackFailed {

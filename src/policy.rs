@@ -75,6 +75,27 @@ pub struct TickTimers {
 }
 
 impl TickTimers {
+    /// Ticks a main-core member waits without a leader before its first
+    /// ordinary (pre-vote) campaign, before up to [`main_campaign_jitter`](Self::main_campaign_jitter)
+    /// of random spread: the primary (`position` 0) first, its standby half
+    /// an election timeout later.
+    pub fn main_campaign_after(&self, position: usize) -> usize {
+        self.election + position * self.election / 2
+    }
+
+    /// Silence from a member longer than this (a quarter of the election
+    /// timeout, at least three heartbeats) interrupts contact with it: a
+    /// hand-back's stability window starts over, so a link that drops out
+    /// for a few hundred milliseconds at a time never counts as stable.
+    pub fn contact_gap(&self) -> usize {
+        (self.election / 4).max(3 * self.heartbeat)
+    }
+
+    /// The random spread added to a main-core member's campaign time.
+    pub fn main_campaign_jitter(&self) -> usize {
+        self.election / 2
+    }
+
     /// Ticks a member of survivable core `rank` waits without a leader before it
     /// campaigns; `position` is its place in its pair (the standby waits one
     /// election timeout longer so the pair never splits the vote).

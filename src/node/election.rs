@@ -33,14 +33,14 @@ impl<M: StateMachine> Node<M> {
         };
         let base = match me.role {
             // The primary first: its standby waits half an election timeout more.
-            Role::MainCore { position, .. } => t.election + position * t.election / 2,
+            Role::MainCore { position, .. } => t.main_campaign_after(position),
             Role::Survivable { rank, position, .. } => t.survivable_campaign_after(rank, position),
             Role::Witness => t.witness_after(max_rank),
         };
         // Main-core members spread over one election timeout; survivable
         // cores and witnesses are staggered by rank and position instead.
         let jitter = match me.role {
-            Role::MainCore { .. } => (t.election / 2) as u64,
+            Role::MainCore { .. } => t.main_campaign_jitter() as u64,
             _ => 0,
         };
         base + self.rng.below(jitter) as usize
@@ -65,20 +65,29 @@ impl<M: StateMachine> Node<M> {
             return;
         }
         let leaderless_ms = self.ticks.ms(self.since_leader);
+        // One event per leaderless spell; retries only go to the log.
+        self.spell_campaigns += 1;
+        let first = self.spell_campaigns == 1;
         let cause = match self.my_member().map(|m| m.role.clone()) {
             Some(Role::Survivable { rank, .. }) => {
-                self.emit(Event::TakeoverStarted {
-                    rank,
-                    leaderless_ms,
-                });
+                if first {
+                    self.emit(Event::TakeoverStarted {
+                        rank,
+                        leaderless_ms,
+                    });
+                }
                 LeadershipCause::Takeover { rank }
             }
             Some(Role::Witness) => {
-                self.emit(Event::LastResortCampaign { leaderless_ms });
+                if first {
+                    self.emit(Event::LastResortCampaign { leaderless_ms });
+                }
                 LeadershipCause::LastResort
             }
             _ => LeadershipCause::Elected,
         };
+        slog::debug!(self.logger, "campaigning"; "attempt" => self.spell_campaigns,
+            "leaderless_ms" => leaderless_ms);
         self.pending_cause = Some(cause);
         let _ = self.raw.campaign();
         // Next attempt one to two election timeouts from now if this one fails.

@@ -66,8 +66,9 @@ impl<M: StateMachine> Node<M> {
         Ok(())
     }
 
-    /// The best hand-back target now, with how long it has been in contact.
-    fn hand_back_target(&self) -> Option<(NodeId, u64)> {
+    /// The best hand-back target now, with how long it has been in contact
+    /// (ticks) and how far it lags (entries).
+    fn hand_back_target(&self) -> Option<(NodeId, u64, u64)> {
         let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
         if mine == 0 {
             return None;
@@ -88,10 +89,13 @@ impl<M: StateMachine> Node<M> {
                 let matched = prs.get(id.0)?.matched;
                 let ok =
                     m.preference() < mine && self.tick_no - heard <= e && matched + max_lag >= last;
-                ok.then(|| ((m.preference(), m.position(), id), self.tick_no - since))
+                ok.then(|| {
+                    let key = (m.preference(), m.position(), id);
+                    (key, self.tick_no - since, last.saturating_sub(matched))
+                })
             })
-            .min_by_key(|(k, _)| *k)
-            .map(|((_, _, id), stable)| (id, stable))
+            .min_by_key(|(k, _, _)| *k)
+            .map(|((_, _, id), stable, lag)| (id, stable, lag))
     }
 
     pub(super) fn drive_hand_back(&mut self) {
@@ -121,7 +125,7 @@ impl<M: StateMachine> Node<M> {
             }
             return;
         }
-        let Some((target, stable_ticks)) = self.hand_back_target() else {
+        let Some((target, stable_ticks, lag)) = self.hand_back_target() else {
             return;
         };
         if let Some((t, since)) = self.hand_back.abandoned {
@@ -137,7 +141,11 @@ impl<M: StateMachine> Node<M> {
         self.hand_back.attempts += 1;
         self.hand_back.in_flight = Some(target);
         let attempt = self.hand_back.attempts;
-        self.emit(Event::HandBackAttempt { attempt, target });
+        self.emit(Event::HandBackAttempt {
+            attempt,
+            target,
+            lag,
+        });
         self.raw.transfer_leader(target.0);
         self.on_ready();
         self.hurry_transfer(target);

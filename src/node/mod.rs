@@ -131,6 +131,8 @@ pub struct Node<M> {
     next_campaign: usize,
     fast_failover_term: u64,
     priority_lowered: bool,
+    /// Campaigns started in this leaderless spell (events go out for the first only).
+    spell_campaigns: u32,
     pending_cause: Option<LeadershipCause>,
     /// Became leader and has not yet re-probed its followers.
     fresh_leader: bool,
@@ -267,6 +269,7 @@ impl<M: StateMachine> Node<M> {
             next_campaign: 0,
             fast_failover_term: 0,
             priority_lowered: false,
+            spell_campaigns: 0,
             pending_cause: None,
             fresh_leader: false,
             last_heard: BTreeMap::new(),
@@ -398,7 +401,7 @@ impl<M: StateMachine> Node<M> {
             .last_heard
             .get(&from)
             .map_or(u64::MAX, |t| self.tick_no - t);
-        if gap > self.ticks.election as u64 {
+        if gap > self.ticks.contact_gap() as u64 {
             self.contact_since.insert(from, self.tick_no);
         }
         self.last_heard.insert(from, self.tick_no);
@@ -544,6 +547,7 @@ impl<M: StateMachine> Node<M> {
 
     fn leader_contact(&mut self) {
         self.since_leader = 0;
+        self.spell_campaigns = 0;
         self.next_campaign = self.campaign_threshold();
         if self.priority_lowered {
             self.priority_lowered = false;

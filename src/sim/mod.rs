@@ -49,7 +49,7 @@ use crate::node::rng::SplitMix64;
 use crate::node::{Node, NodeConfig, ProposalId, ProposalOutcome};
 use crate::state_machine::StateMachine;
 use crate::storage::MemStorage;
-use crate::topology::{Member, NodeId, Topology};
+use crate::topology::{Failure, Member, NodeId, Topology};
 
 /// 2026-01-01T00:00:00Z: where virtual wall-clock time starts by default.
 pub const DEFAULT_START_UNIX_MS: u64 = 1_767_225_600_000;
@@ -66,9 +66,20 @@ pub struct SimBuilder {
     loss: f64,
     start_unix_ms: u64,
     logger: Logger,
+    tune: Option<Tune>,
 }
 
+/// A caller's adjustment of every member's configuration.
+type Tune = Arc<dyn Fn(&mut NodeConfig)>;
+
 impl SimBuilder {
+    /// Adjusts every member's [`NodeConfig`] before it starts (e.g. snapshot
+    /// frequency, proposal limits, forwarding). Defaults to none.
+    pub fn node_config(&mut self, tune: impl Fn(&mut NodeConfig) + 'static) -> &mut Self {
+        self.tune = Some(Arc::new(tune));
+        self
+    }
+
     /// The seed of every random choice (jitter, loss, election jitter). Defaults to 0.
     pub fn seed(&mut self, seed: u64) -> &mut Self {
         self.seed = seed;
@@ -221,6 +232,7 @@ impl Sim<()> {
             loss: 0.0,
             start_unix_ms: DEFAULT_START_UNIX_MS,
             logger: Logger::root(slog::Discard, o!()),
+            tune: None,
         }
     }
 }
@@ -279,6 +291,9 @@ impl<M: StateMachine> Sim<M> {
         cfg.seed = self.cfg.seed ^ (incarnation << 32);
         if slot.joining {
             cfg.joining = Some(slot.member.clone());
+        }
+        if let Some(tune) = &self.cfg.tune {
+            tune(&mut cfg);
         }
         let sm = Observed::new((self.make)(id), id, self.obs.clone());
         let slot = self.slots.get_mut(&id).expect("slot exists");
@@ -584,6 +599,33 @@ impl<M: StateMachine> Sim<M> {
             .filter(|(_, s)| s.member.site == site)
             .map(|(&id, _)| id)
             .collect()
+    }
+
+    /// Injects one of the failures of the [survivability
+    /// report](crate::topology::SurvivabilityReport): crashes the host's,
+    /// core's or site's members, or partitions the two groups of sites. So
+    /// each row of the report can be checked against what really happens.
+    pub fn inject(&mut self, failure: &Failure) {
+        match failure {
+            Failure::Host { host } => self.crash_host(host),
+            Failure::Core { core } => {
+                let ids: Vec<NodeId> = self
+                    .slots
+                    .iter()
+                    .filter(|(_, s)| s.member.core() == Some(core.as_str()))
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in ids {
+                    self.crash(id);
+                }
+            }
+            Failure::Site { site } => self.crash_site(site),
+            Failure::Partition { side_a, side_b } => {
+                let a: Vec<&str> = side_a.iter().map(String::as_str).collect();
+                let b: Vec<&str> = side_b.iter().map(String::as_str).collect();
+                self.partition_sites(&a, &b);
+            }
+        }
     }
 
     /// Cuts every link between the two groups, both ways.

@@ -1,0 +1,96 @@
+//! Behaviour 2, duplication failover (paper Fig. 3–4): the primary's host
+//! dies; the standby in the same site leads within the failover budget,
+//! every committed entry survives, and the survivable core stays put.
+
+use std::time::Duration;
+
+use survivable_core::events::LeadershipCause;
+use survivable_core::Event;
+
+use crate::support::*;
+
+/// The budget: primary host dies → first commit under the standby.
+const FAILOVER_BUDGET_MS: u64 = 200;
+
+#[test]
+fn the_standby_takes_over_within_the_budget_and_keeps_every_commit() {
+    for seed in 1..=5 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+        load.run(&mut sim, Duration::from_secs(2));
+        let t0 = sim.now_us();
+        let old_term = term(&sim);
+        sim.crash_host("esxi-1");
+        load.run(&mut sim, Duration::from_secs(2));
+        settle(&mut sim);
+
+        assert_eq!(sim.leader(), Some(CM01B), "seed {seed}");
+        let took = first_commit_after(&sim, t0, old_term).expect("a commit under CM01b");
+        assert!(
+            took <= FAILOVER_BUDGET_MS,
+            "seed {seed}: failover took {took} ms"
+        );
+        let started = events_since(&sim, t0, |e| matches!(e, Event::FailoverStarted { .. }))
+            .next()
+            .expect("FailoverStarted");
+        assert_eq!(started.1, CM01B);
+        let Event::FailoverStarted { primary, silent_ms } = &started.2 else {
+            unreachable!()
+        };
+        assert_eq!(*primary, CM01A);
+        assert!(
+            *silent_ms < 50,
+            "standby waited {silent_ms} ms, not a WAN timeout"
+        );
+        assert!(events_since(&sim, t0, |e| matches!(
+            e,
+            Event::BecameLeader {
+                cause: LeadershipCause::PairFailover { from: CM01A },
+                ..
+            }
+        ))
+        .any(|(_, id, _)| *id == CM01B));
+        // The survivable core never grabbed leadership.
+        assert_eq!(leaders_since(&sim, t0), vec![leaders_since(&sim, t0)[0]]);
+        assert!(leaders_since(&sim, 0)
+            .iter()
+            .all(|(_, id)| sim.site_of(*id) == "denver"));
+        // Nothing acknowledged was lost, and nothing failed back.
+        assert_eq!(load.refused, 0);
+        assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+        assert_acknowledged_applied(&sim, &load, CM01B);
+        assert_acknowledged_applied(&sim, &load, CM02A);
+        assert_clean(&mut sim);
+    }
+}
+
+#[test]
+fn a_dead_standby_changes_nothing() {
+    let mut sim = started(&denver_paris(), 9);
+    let mut load = Load::new(&["denver"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    let t0 = sim.now_us();
+    sim.crash_host("esxi-3");
+    load.run(&mut sim, Duration::from_secs(2));
+    settle(&mut sim);
+    assert_eq!(sim.leader(), Some(CM01A));
+    assert!(leaders_since(&sim, t0).is_empty());
+    assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn the_restarted_primary_rejoins_as_follower_with_its_log() {
+    let mut sim = started(&denver_paris(), 4);
+    let mut load = Load::new(&["denver"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.crash(CM01A);
+    load.run(&mut sim, Duration::from_secs(2));
+    sim.restart(CM01A);
+    load.run(&mut sim, Duration::from_secs(2));
+    settle(&mut sim);
+    // The pair keeps its new primary: no hand-back inside the main core.
+    assert_eq!(sim.leader(), Some(CM01B));
+    assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_clean(&mut sim);
+}

@@ -1,0 +1,17 @@
+//! Scenario tests: one module per behaviour of DESIGN.md §3, each driving
+//! the real node code through the deterministic simulator and naming the
+//! white paper's figure it reproduces.
+
+mod support;
+
+mod bad_input;
+mod determinism;
+mod duplication_failover;
+mod hand_back;
+mod no_flapping;
+mod normal;
+mod ranked;
+mod redundancy_restored;
+mod site_loss;
+mod split_brain;
+mod survivability;

@@ -1,0 +1,80 @@
+//! Behaviour 8, ranked survivable cores: with Paris (rank 1) and London
+//! (rank 2), London takes over only when Paris cannot.
+
+use std::time::Duration;
+
+use survivable_core::events::LeadershipCause;
+use survivable_core::Event;
+
+use crate::support::*;
+
+fn campaigns_by(
+    sim: &survivable_core::sim::Sim<survivable_core::sim::KvStore>,
+    site: &str,
+    t0: u64,
+) -> usize {
+    events_since(sim, t0, |e| matches!(e, Event::TakeoverStarted { .. }))
+        .filter(|(_, id, _)| sim.site_of(*id) == site)
+        .count()
+}
+
+#[test]
+fn rank_one_takes_over_and_rank_two_stays_put() {
+    for seed in 1..=3 {
+        let mut sim = started(&with_london(), seed);
+        let mut load = Load::new(&["denver", "paris", "london"], Duration::from_millis(10));
+        load.run(&mut sim, Duration::from_secs(1));
+        let t0 = sim.now_us();
+        sim.crash_site("denver");
+        load.run(&mut sim, Duration::from_secs(6));
+        assert_eq!(sim.leader(), Some(CM02A), "seed {seed}");
+        assert_eq!(campaigns_by(&sim, "london", t0), 0, "London campaigned");
+        settle(&mut sim);
+        assert_acknowledged_applied(&sim, &load, CM03A);
+        assert_clean(&mut sim);
+    }
+}
+
+#[test]
+fn rank_two_takes_over_when_rank_one_cannot() {
+    let mut sim = started(&with_london(), 11);
+    let mut load = Load::new(&["denver", "london"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    // Paris is cut off for a while: Denver, London and the witness go on
+    // committing without it, so Paris's log falls behind.
+    let cut = sim.now_us();
+    sim.partition_sites(&["paris"], &["denver", "london", "kansas"]);
+    load.run(&mut sim, Duration::from_secs(3));
+    assert_eq!(sim.leader(), Some(CM01A));
+    // Paris comes back just as Denver dies: Paris campaigns first (rank 1)
+    // but the others refuse its stale log; London (rank 2) wins.
+    let t0 = sim.now_us();
+    sim.heal();
+    sim.crash_site("denver");
+    load.run(&mut sim, Duration::from_secs(5));
+    assert!(campaigns_by(&sim, "paris", cut) > 0, "Paris never tried");
+    let winner = events_since(&sim, t0, |e| matches!(e, Event::BecameLeader { .. }))
+        .next()
+        .expect("someone took over");
+    assert_eq!(winner.1, CM03A);
+    assert!(matches!(
+        winner.2,
+        Event::BecameLeader {
+            cause: LeadershipCause::Takeover { rank: 2 },
+            ..
+        }
+    ));
+    let rank_two_after = sim.topology().ticks().survivable_campaign_after(2, 0) as u64
+        * sim.topology().ticks().tick_ms;
+    assert!((winner.0 - t0) / 1000 >= rank_two_after);
+    // Nothing Denver committed is lost.
+    assert_acknowledged_applied(&sim, &load, CM03A);
+    // Once Paris has caught up and stayed reachable for the stability
+    // window, control moves to the better-ranked Paris.
+    load.run(&mut sim, Duration::from_secs(7));
+    assert_eq!(sim.leader(), Some(CM02A));
+    settle(&mut sim);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+    assert_clean(&mut sim);
+}

@@ -1,0 +1,106 @@
+//! Behaviour 4, site loss / rainy day (paper Fig. 8): the main site dies or
+//! is cut off; the rank-1 survivable core leads after `survivable_after`
+//! and, in witness mode, nothing committed is lost.
+
+use std::time::Duration;
+
+use survivable_core::events::LeadershipCause;
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::Event;
+
+use crate::support::*;
+
+const SURVIVABLE_AFTER_MS: u64 = 2_000;
+/// The bound: geo takeover ≤ survivable_after + 3 WAN RTT.
+const BOUND_MS: u64 = SURVIVABLE_AFTER_MS + 3 * WAN_RTT_MS;
+/// A crashed site's last heartbeat is still in flight: silence at Paris
+/// starts half a WAN round trip after the crash.
+const CRASH_BOUND_MS: u64 = BOUND_MS + WAN_RTT_MS / 2;
+/// Tick granularity and link jitter on top of the bound.
+const SLACK_MS: u64 = 10;
+
+/// Checks the takeover after `failure` (applied at `t0`): nobody outside
+/// Denver leads before `survivable_after`, then Paris does, within `bound_ms`.
+fn check_takeover(sim: &mut Sim<KvStore>, load: &mut Load, t0: u64, old_term: u64, bound_ms: u64) {
+    load.run(sim, Duration::from_millis(SURVIVABLE_AFTER_MS - 100));
+    assert!(
+        sim.leader().is_none_or(|l| sim.site_of(l) == "denver"),
+        "{:?} led before survivable_after",
+        sim.leader()
+    );
+    load.run(sim, Duration::from_secs(2));
+    assert_eq!(sim.leader(), Some(CM02A));
+    let took = first_commit_after(sim, t0, old_term).expect("a commit under Paris");
+    assert!(
+        took >= SURVIVABLE_AFTER_MS && took <= bound_ms + SLACK_MS,
+        "takeover took {took} ms, bound {bound_ms} ms"
+    );
+    assert!(events_since(sim, t0, |e| matches!(
+        e,
+        Event::BecameLeader {
+            cause: LeadershipCause::Takeover { rank: 1 },
+            ..
+        }
+    ))
+    .any(|(_, id, _)| *id == CM02A));
+}
+
+#[test]
+fn paris_takes_over_when_denver_is_lost() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
+        load.run(&mut sim, Duration::from_secs(2));
+        let t0 = sim.now_us();
+        let old_term = term(&sim);
+        sim.crash_site("denver");
+        check_takeover(&mut sim, &mut load, t0, old_term, CRASH_BOUND_MS);
+        settle(&mut sim);
+        // Every acknowledged call set-up, Denver's included, is in Paris.
+        assert_acknowledged_applied(&sim, &load, CM02A);
+        assert_acknowledged_applied(&sim, &load, CM02B);
+        assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+        assert_clean(&mut sim);
+    }
+}
+
+#[test]
+fn paris_takes_over_when_denver_is_cut_off() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
+        load.run(&mut sim, Duration::from_secs(2));
+        let t0 = sim.now_us();
+        let old_term = term(&sim);
+        sim.partition_sites(&["denver"], &["paris", "kansas"]);
+        check_takeover(&mut sim, &mut load, t0, old_term, BOUND_MS);
+        assert_acknowledged_applied(&sim, &load, CM02A);
+        // Denver's users kept proposing at Denver: those wait and are
+        // applied once the WAN heals, none is failed back.
+        sim.heal();
+        load.run(&mut sim, Duration::from_secs(1));
+        sim.run_for(Duration::from_secs(10));
+        assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+        assert_eq!(sim.commits().len(), load.proposed.len(), "seed {seed}");
+        assert_acknowledged_applied(&sim, &load, CM01A);
+        assert_clean(&mut sim);
+    }
+}
+
+#[test]
+fn denver_coming_back_catches_up_from_paris() {
+    let mut sim = started(&denver_paris(), 5);
+    let mut load = Load::new(&["paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.crash_site("denver");
+    // Long enough for Paris to compact its log: Denver comes back by snapshot.
+    load.run(&mut sim, Duration::from_secs(20));
+    assert_eq!(sim.leader(), Some(CM02A));
+    sim.restart(CM01A);
+    sim.restart(CM01B);
+    load.run(&mut sim, Duration::from_secs(2));
+    settle(&mut sim);
+    assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_acknowledged_applied(&sim, &load, CM01B);
+    assert_clean(&mut sim);
+}

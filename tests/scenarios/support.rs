@@ -1,0 +1,210 @@
+//! Shared set-up for the scenario tests: the paper's Denver/Paris/Kansas
+//! topology, a steady workload, and the checks every scenario ends with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use survivable_core::node::ProposalId;
+use survivable_core::policy::{HandBack, HandBackPolicy};
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::topology::{
+    Appliance::Virtual, Core, NodeId, Site, SurvivableCore, Topology, TopologyBuilder, Witness,
+};
+use survivable_core::Event;
+
+pub(crate) const CM01A: NodeId = NodeId(1);
+pub(crate) const CM01B: NodeId = NodeId(2);
+pub(crate) const CM02A: NodeId = NodeId(3);
+pub(crate) const CM02B: NodeId = NodeId(4);
+pub(crate) const W1: NodeId = NodeId(5);
+pub(crate) const CM03A: NodeId = NodeId(6);
+
+/// WAN round trip of the simulator's default network, in ms.
+pub(crate) const WAN_RTT_MS: u64 = 80;
+
+/// Denver (main, CM01a/CM01b), Paris (rank 1, CM02a/CM02b), Kansas (witness W1).
+pub(crate) fn denver_paris() -> TopologyBuilder {
+    let mut b = Topology::builder(2026);
+    b.site(Site::main("denver"))
+        .site(Site::backup("paris"))
+        .site(Site::backup("kansas"))
+        .core(
+            Core::new("cm01", "denver")
+                .member(1, "CM01a", "esxi-1", Virtual)
+                .member(2, "CM01b", "esxi-3", Virtual),
+        )
+        .survivable_core(SurvivableCore::new(
+            1,
+            Core::new("cm02", "paris")
+                .member(3, "CM02a", "esxi-5", Virtual)
+                .member(4, "CM02b", "esxi-7", Virtual),
+        ))
+        .witness(Witness::new(5, "W1", "kansas", "wit-1"));
+    b
+}
+
+/// [`denver_paris`] plus London (rank 2, CM03a/CM03b).
+pub(crate) fn with_london() -> TopologyBuilder {
+    let mut b = denver_paris();
+    b.site(Site::backup("london"))
+        .survivable_core(SurvivableCore::new(
+            2,
+            Core::new("cm03", "london")
+                .member(6, "CM03a", "lon-1", Virtual)
+                .member(7, "CM03b", "lon-2", Virtual),
+        ));
+    b
+}
+
+/// A hand-back policy with the default gates.
+pub(crate) fn hand_back(policy: HandBackPolicy) -> HandBack {
+    HandBack {
+        policy,
+        ..HandBack::default()
+    }
+}
+
+pub(crate) fn build(b: &TopologyBuilder) -> Arc<Topology> {
+    b.build().expect("valid topology").shared()
+}
+
+/// A simulator of `b`, run until the main site's primary leads.
+pub(crate) fn started(b: &TopologyBuilder, seed: u64) -> Sim<KvStore> {
+    let mut sim = Sim::builder(build(b))
+        .seed(seed)
+        .build(|_| KvStore::default());
+    let led = sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A));
+    assert!(led, "CM01a never led; trace:\n{}", sim.trace().join("\n"));
+    sim
+}
+
+/// A steady stream of `set kN N` proposals made at live voters of the
+/// given sites in turn, as users of those sites would.
+pub(crate) struct Load {
+    sites: Vec<&'static str>,
+    every: Duration,
+    next: u64,
+    turn: usize,
+    /// Proposal ids and the key each one sets.
+    pub(crate) proposed: BTreeMap<ProposalId, String>,
+    /// Proposals refused outright.
+    pub(crate) refused: u64,
+}
+
+impl Load {
+    pub(crate) fn new(sites: &[&'static str], every: Duration) -> Self {
+        Self {
+            sites: sites.to_vec(),
+            every,
+            next: 0,
+            turn: 0,
+            proposed: BTreeMap::new(),
+            refused: 0,
+        }
+    }
+
+    /// One proposal at the next site in turn, if it has a live voter.
+    pub(crate) fn propose_one(&mut self, sim: &mut Sim<KvStore>) {
+        let site = self.sites[self.turn % self.sites.len()];
+        self.turn += 1;
+        let live: Vec<NodeId> = sim
+            .site_members(site)
+            .into_iter()
+            .filter(|&id| sim.node(id).is_some_and(|n| n.voters().contains(&id)))
+            .collect();
+        let Some(&at) = live.get(self.turn / self.sites.len() % live.len().max(1)) else {
+            return;
+        };
+        let key = format!("k{}", self.next);
+        self.next += 1;
+        match sim.propose(at, format!("set {key} {}", self.next - 1).into_bytes()) {
+            Ok(id) => {
+                self.proposed.insert(id, key);
+            }
+            Err(_) => self.refused += 1,
+        }
+    }
+
+    /// Runs `d` of virtual time, proposing every `self.every`.
+    pub(crate) fn run(&mut self, sim: &mut Sim<KvStore>, d: Duration) {
+        let end = sim.now_us() + d.as_micros() as u64;
+        while sim.now_us() < end {
+            self.propose_one(sim);
+            let step = self.every.min(Duration::from_micros(end - sim.now_us()));
+            sim.run_for(step);
+        }
+    }
+}
+
+/// Milliseconds from `t0_us` to the first acknowledged proposal applied in
+/// a term above `term`.
+pub(crate) fn first_commit_after(sim: &Sim<KvStore>, t0_us: u64, term: u64) -> Option<u64> {
+    sim.commits()
+        .iter()
+        .filter(|c| c.done_us >= t0_us)
+        .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.term > term))
+        .map(|c| (c.done_us - t0_us) / 1000)
+        .min()
+}
+
+/// The leader's term.
+pub(crate) fn term(sim: &Sim<KvStore>) -> u64 {
+    let l = sim.leader().expect("a leader");
+    sim.node(l).expect("leader is up").term()
+}
+
+/// Every `BecameLeader` since `t0_us`: (time µs, node).
+pub(crate) fn leaders_since(sim: &Sim<KvStore>, t0_us: u64) -> Vec<(u64, NodeId)> {
+    sim.events()
+        .iter()
+        .filter(|(t, _, e)| *t >= t0_us && matches!(e, Event::BecameLeader { .. }))
+        .map(|(t, id, _)| (*t, *id))
+        .collect()
+}
+
+/// Events of one kind since `t0_us`.
+pub(crate) fn events_since<'a>(
+    sim: &'a Sim<KvStore>,
+    t0_us: u64,
+    pred: impl Fn(&Event) -> bool + 'a,
+) -> impl Iterator<Item = &'a (u64, NodeId, Event)> + 'a {
+    sim.events()
+        .iter()
+        .filter(move |(t, _, e)| *t >= t0_us && pred(e))
+}
+
+/// Every acknowledged proposal of `load` is in `node`'s state with its value.
+pub(crate) fn assert_acknowledged_applied(sim: &Sim<KvStore>, load: &Load, node: NodeId) {
+    let kv = sim.node(node).expect("node is up").state_machine();
+    let mut acked = 0;
+    for c in sim.commits() {
+        let (Some(key), Ok(_)) = (load.proposed.get(&c.id), &c.outcome.result) else {
+            continue;
+        };
+        acked += 1;
+        assert!(
+            kv.map.contains_key(key),
+            "acknowledged {key} ({:?}) missing at {node}",
+            c.id
+        );
+    }
+    assert!(acked > 0, "nothing was acknowledged");
+}
+
+/// No invariant broken so far, and every live voter converged.
+pub(crate) fn assert_clean(sim: &mut Sim<KvStore>) {
+    let violations = sim.violations();
+    assert!(
+        violations.is_empty(),
+        "violations: {violations:?}\ntrace:\n{}",
+        sim.trace().join("\n")
+    );
+    let converged = sim.check_converged();
+    assert!(converged.is_empty(), "not converged: {converged:?}");
+}
+
+/// Lets proposals drain and members converge.
+pub(crate) fn settle(sim: &mut Sim<KvStore>) {
+    sim.run_for(Duration::from_secs(2));
+}
