@@ -7,32 +7,12 @@
 use std::time::{Duration, Instant};
 
 use survivable_core::sim::{KvStore, Sim};
-use survivable_core::topology::{
-    Appliance::Virtual, Core, Site, SurvivableCore, Topology, Witness,
-};
+use survivable_core::topology::denver_paris;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let virtual_secs: u64 = if quick { 60 } else { 3600 };
-    let topology = Topology::builder(7)
-        .site(Site::main("denver"))
-        .site(Site::backup("paris"))
-        .site(Site::backup("kansas"))
-        .core(
-            Core::new("cm01", "denver")
-                .member(1, "CM01a", "esxi-1", Virtual)
-                .member(2, "CM01b", "esxi-3", Virtual),
-        )
-        .survivable_core(SurvivableCore::new(
-            1,
-            Core::new("cm02", "paris")
-                .member(3, "CM02a", "esxi-5", Virtual)
-                .member(4, "CM02b", "esxi-7", Virtual),
-        ))
-        .witness(Witness::new(5, "W1", "kansas", "wit-1"))
-        .build()
-        .expect("valid topology")
-        .shared();
+    let topology = denver_paris().build().expect("valid topology").shared();
     let mut sim = Sim::builder(topology).seed(1).build(|_| KvStore::default());
     let started = Instant::now();
     let mut proposed = 0u64;

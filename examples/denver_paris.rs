@@ -22,7 +22,7 @@ use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
 use survivable_core::topology::{
-    Appliance::Virtual, Core, Latency, MemberSpec, NodeId, Site, SurvivableCore, Topology, Witness,
+    denver_paris, Appliance::Virtual, Latency, MemberSpec, NodeId, Topology,
 };
 use survivable_core::{Event, RestoreError, StateMachine};
 
@@ -116,22 +116,7 @@ fn topology(a: &Args) -> Result<Topology, String> {
         survivable_after: Duration::from_millis(a.survivable_after_ms),
         ..Timers::default()
     };
-    Topology::builder(2026)
-        .site(Site::main("denver"))
-        .site(Site::backup("paris"))
-        .site(Site::backup("kansas"))
-        .core(
-            Core::new("cm01", "denver")
-                .member(1, "CM01a", "esxi-1", Virtual)
-                .member(2, "CM01b", "esxi-3", Virtual),
-        )
-        .survivable_core(SurvivableCore::new(
-            1,
-            Core::new("cm02", "paris")
-                .member(3, "CM02a", "esxi-5", Virtual)
-                .member(4, "CM02b", "esxi-7", Virtual),
-        ))
-        .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+    denver_paris()
         .timers(timers)
         .hand_back(HandBack {
             policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
@@ -282,14 +267,10 @@ fn leader_term(sim: &Sim<CallTable>) -> Option<(NodeId, u64)> {
     Some((l, sim.node(l)?.term()))
 }
 
-/// First acknowledged proposal applied in a term ≥ `term`, after `from_us`.
+/// Milliseconds from `from_us` to the first commit in a term above `term`
+/// (the first commit under a new leader).
 fn first_commit_in_term(sim: &Sim<CallTable>, from_us: u64, term: u64) -> Option<u64> {
-    sim.commits()
-        .iter()
-        .filter(|c| c.done_us >= from_us)
-        .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.term >= term))
-        .map(|c| (c.done_us - from_us) / 1000)
-        .min()
+    sim.first_commit_after(from_us, term).map(|us| us / 1000)
 }
 
 /// Acknowledged entries missing from (or different in) the leader's state.
@@ -493,7 +474,7 @@ fn main() -> ExitCode {
     let term = leader_term(&sim).map_or(0, |(_, t)| t);
     sim.crash_host("esxi-1");
     w.run(&mut sim, Duration::from_secs(3));
-    let takeover = first_commit_in_term(&sim, since, term + 1);
+    let takeover = first_commit_in_term(&sim, since, term);
     let r = finish(
         &sim,
         &w,
@@ -554,7 +535,7 @@ fn main() -> ExitCode {
         &mut sim,
         Duration::from_millis(args.survivable_after_ms + 3_000),
     );
-    let takeover = first_commit_in_term(&sim, since, term + 1);
+    let takeover = first_commit_in_term(&sim, since, term);
     let r = finish(
         &sim,
         &w,
@@ -581,7 +562,7 @@ fn main() -> ExitCode {
         .iter()
         .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
         .map(|(t, _, _)| *t);
-    let takeover = handed_at.and_then(|t0| first_commit_in_term(&sim, t0, term + 1));
+    let takeover = handed_at.and_then(|t0| first_commit_in_term(&sim, t0, term));
     let mut r = finish(
         &sim,
         &w,
@@ -591,7 +572,10 @@ fn main() -> ExitCode {
         takeover,
         since,
     );
-    let outage = handed_at.map(|t0| write_outage_ms(&sim, t0));
+    // Longest gap between commits from 0.5 s before the hand-back to 2 s after.
+    let outage = handed_at
+        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
+        .map(|us| us / 1000);
     r.extra.push((
         "stable_wait_ms",
         json_num(handed_at.map(|t| (t - since) / 1000)),
@@ -616,21 +600,4 @@ fn main() -> ExitCode {
         );
         ExitCode::FAILURE
     }
-}
-
-/// Longest gap between consecutive commits in the 2 s after `t0_us`.
-fn write_outage_ms(sim: &Sim<CallTable>, t0_us: u64) -> u64 {
-    let mut times: Vec<u64> = sim
-        .commits()
-        .iter()
-        .filter(|c| c.outcome.result.is_ok())
-        .map(|c| c.done_us)
-        .filter(|&t| t + 500_000 >= t0_us && t <= t0_us + 2_000_000)
-        .collect();
-    times.sort_unstable();
-    times
-        .windows(2)
-        .map(|w| (w[1] - w[0]) / 1000)
-        .max()
-        .unwrap_or(0)
 }

@@ -26,8 +26,10 @@
 //! ```
 
 mod kv;
+mod measure;
 mod network;
 mod observe;
+mod schedule;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -40,6 +42,7 @@ use slog::{o, Logger};
 pub use kv::KvStore;
 pub use network::LinkState;
 pub use observe::{Observed, Violation};
+pub use schedule::{Fault, RunOptions, RunReport, Schedule, ScheduleError, Step};
 
 use self::network::Network;
 use self::observe::{digest, Observations};

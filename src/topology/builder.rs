@@ -315,28 +315,9 @@ fn check_host_loss(members: &BTreeMap<NodeId, Member>) -> Result<(), TopologyErr
 mod tests {
     use super::*;
     use crate::policy::{HandBackPolicy, PolicyError, TimeOfDay};
+    use crate::topology::denver_paris;
     use crate::topology::Appliance::{Dedicated, Virtual};
     use std::time::Duration;
-
-    fn denver_paris() -> TopologyBuilder {
-        let mut b = Topology::builder(1);
-        b.site(Site::main("denver"))
-            .site(Site::backup("paris"))
-            .site(Site::backup("kansas"))
-            .core(
-                Core::new("cm01", "denver")
-                    .member(1, "CM01a", "esxi-1", Virtual)
-                    .member(2, "CM01b", "esxi-3", Virtual),
-            )
-            .survivable_core(SurvivableCore::new(
-                1,
-                Core::new("cm02", "paris")
-                    .member(3, "CM02a", "esxi-5", Virtual)
-                    .member(4, "CM02b", "esxi-7", Virtual),
-            ))
-            .witness(Witness::new(5, "W1", "kansas", "wit-1"));
-        b
-    }
 
     #[test]
     fn the_paper_topology_is_valid() {

@@ -22,6 +22,7 @@
 
 mod builder;
 mod error;
+mod reference;
 mod survivability;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 pub use builder::TopologyBuilder;
 pub use error::TopologyError;
+pub use reference::{denver_paris, denver_paris_london};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
 
 use crate::policy::{HandBack, QuorumMode, TickTimers, Timers};

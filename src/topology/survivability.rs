@@ -229,25 +229,15 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
         .values()
         .find(|m| matches!(m.role, Role::MainCore { position: 0, .. }))
         .map(Member::id);
-    let mut scenarios = Vec::new();
-    let no_split = |_: &Member| 0;
-
+    // (failure, members it stops, sites cut off from the others)
+    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<String>)> = Vec::new();
     let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
     for m in t.members.values() {
         hosts.entry(&m.spec.host).or_default().insert(m.id());
     }
     for (host, down) in hosts {
-        let failure = Failure::Host {
-            host: host.to_string(),
-        };
-        scenarios.push(evaluate(
-            t,
-            &latency,
-            steady_leader,
-            failure,
-            down,
-            no_split,
-        ));
+        let host = host.to_string();
+        failures.push((Failure::Host { host }, down, Vec::new()));
     }
 
     let mut cores: Vec<(u32, &str)> = Vec::new();
@@ -265,61 +255,42 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
             .filter(|m| m.core() == Some(core))
             .map(Member::id)
             .collect();
-        let failure = Failure::Core {
-            core: core.to_string(),
-        };
-        scenarios.push(evaluate(
-            t,
-            &latency,
-            steady_leader,
-            failure,
-            down,
-            no_split,
-        ));
+        let core = core.to_string();
+        failures.push((Failure::Core { core }, down, Vec::new()));
     }
 
     for site in &t.sites {
         let down = t.site_members(&site.name).into_iter().collect();
-        let failure = Failure::Site {
-            site: site.name.clone(),
-        };
-        scenarios.push(evaluate(
-            t,
-            &latency,
-            steady_leader,
-            failure,
-            down,
-            no_split,
-        ));
+        let site = site.name.clone();
+        failures.push((Failure::Site { site }, down, Vec::new()));
     }
 
     let names: Vec<&str> = t.sites.iter().map(|s| s.name.as_str()).collect();
     if names.len() >= 2 && names.len() <= 16 {
         for mask in 1u32..(1 << (names.len() - 1)) {
             let in_b = |i: usize| i >= 1 && mask & (1 << (i - 1)) != 0;
-            let side_b: Vec<String> = (0..names.len())
-                .filter(|&i| in_b(i))
-                .map(|i| names[i].to_string())
-                .collect();
-            let side_a: Vec<String> = (0..names.len())
-                .filter(|&i| !in_b(i))
-                .map(|i| names[i].to_string())
-                .collect();
-            let group = |m: &Member| usize::from(side_b.contains(&m.site));
+            let side = |b: bool| -> Vec<String> {
+                (0..names.len())
+                    .filter(|&i| in_b(i) == b)
+                    .map(|i| names[i].to_string())
+                    .collect()
+            };
+            let (side_a, side_b) = (side(false), side(true));
             let failure = Failure::Partition {
-                side_a: side_a.clone(),
+                side_a,
                 side_b: side_b.clone(),
             };
-            scenarios.push(evaluate(
-                t,
-                &latency,
-                steady_leader,
-                failure,
-                BTreeSet::new(),
-                group,
-            ));
+            failures.push((failure, BTreeSet::new(), side_b));
         }
     }
+
+    let scenarios = failures
+        .into_iter()
+        .map(|(failure, down, cut)| {
+            let group = |m: &Member| usize::from(cut.contains(&m.site));
+            evaluate(t, &latency, steady_leader, failure, down, group)
+        })
+        .collect();
 
     SurvivabilityReport {
         mode: t.mode,
@@ -538,27 +509,10 @@ impl fmt::Display for SurvivabilityReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::{Appliance::Virtual, Core, Site, SurvivableCore, Witness};
+    use crate::topology::{Appliance::Virtual, Core, Site};
 
     fn denver_paris() -> Topology {
-        Topology::builder(1)
-            .site(Site::main("denver"))
-            .site(Site::backup("paris"))
-            .site(Site::backup("kansas"))
-            .core(
-                Core::new("cm01", "denver")
-                    .member(1, "CM01a", "esxi-1", Virtual)
-                    .member(2, "CM01b", "esxi-3", Virtual),
-            )
-            .survivable_core(SurvivableCore::new(
-                1,
-                Core::new("cm02", "paris")
-                    .member(3, "CM02a", "esxi-5", Virtual)
-                    .member(4, "CM02b", "esxi-7", Virtual),
-            ))
-            .witness(Witness::new(5, "W1", "kansas", "wit-1"))
-            .build()
-            .unwrap()
+        crate::topology::denver_paris().build().unwrap()
     }
 
     fn row(r: &SurvivabilityReport, f: Failure) -> &Scenario {

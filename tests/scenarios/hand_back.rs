@@ -12,19 +12,12 @@ use survivable_core::{Event, HandBackError};
 use crate::support::*;
 
 /// Denver is cut off, Paris takes over, the WAN heals. Returns the heal time.
-fn paris_leads_then_heal(
-    hb: HandBack,
-    seed: u64,
-    start_unix_ms: Option<u64>,
-) -> (Sim<KvStore>, Load, u64) {
+fn paris_leads_then_heal(hb: HandBack, seed: u64) -> (Sim<KvStore>, Load, u64) {
     let mut b = denver_paris();
     b.hand_back(hb);
-    let mut builder = Sim::builder(build(&b));
-    builder.seed(seed);
-    if let Some(ms) = start_unix_ms {
-        builder.start_unix_ms(ms);
-    }
-    let mut sim = builder.build(|_| KvStore::default());
+    let mut sim = Sim::builder(build(&b))
+        .seed(seed)
+        .build(|_| KvStore::default());
     assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
     let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
     load.run(&mut sim, Duration::from_secs(1));
@@ -50,20 +43,27 @@ fn attempts_since(sim: &Sim<KvStore>, t0: u64) -> Vec<(u64, Event)> {
     .collect()
 }
 
+fn attempt_events(sim: &Sim<KvStore>, t0: u64) -> Vec<Event> {
+    attempts_since(sim, t0)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// Runs until the first hand-back attempt after `t0` (at most 2 s).
+fn run_until_first_attempt(sim: &mut Sim<KvStore>, t0: u64) {
+    let seen = sim.run_until(Duration::from_secs(2), |s| {
+        s.events()
+            .iter()
+            .any(|(t, _, e)| *t >= t0 && matches!(e, Event::HandBackAttempt { .. }))
+    });
+    assert!(seen, "no hand-back attempt");
+}
+
 /// The longest stretch without any commit in `[from, to]` µs, in ms.
 fn write_outage_ms(sim: &Sim<KvStore>, from: u64, to: u64) -> u64 {
-    let mut times: Vec<u64> = sim
-        .commits()
-        .iter()
-        .filter(|c| c.outcome.result.is_ok() && c.done_us >= from && c.done_us <= to)
-        .map(|c| c.done_us)
-        .collect();
-    times.sort_unstable();
-    times
-        .windows(2)
-        .map(|w| (w[1] - w[0]) / 1000)
-        .max()
-        .unwrap_or(u64::MAX)
+    sim.longest_commit_gap(from, to)
+        .map_or(u64::MAX, |us| us / 1000)
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn after_stable_waits_then_hands_back_without_failing_a_proposal() {
     let stable = Duration::from_secs(5);
     for seed in 1..=3 {
         let (mut sim, mut load, healed) =
-            paris_leads_then_heal(hand_back(HandBackPolicy::AfterStable(stable)), seed, None);
+            paris_leads_then_heal(hand_back(HandBackPolicy::AfterStable(stable)), seed);
         load.run(&mut sim, stable - Duration::from_millis(100));
         assert!(
             attempts_since(&sim, healed).is_empty(),
@@ -118,7 +118,7 @@ fn after_stable_waits_then_hands_back_without_failing_a_proposal() {
 #[test]
 fn immediate_hands_back_as_soon_as_denver_is_caught_up() {
     let (mut sim, mut load, healed) =
-        paris_leads_then_heal(hand_back(HandBackPolicy::Immediate), 4, None);
+        paris_leads_then_heal(hand_back(HandBackPolicy::Immediate), 4);
     load.run(&mut sim, Duration::from_secs(1));
     assert_eq!(sim.leader(), Some(CM01A));
     let first = attempts_since(&sim, healed)[0].0;
@@ -139,7 +139,7 @@ fn window_hands_back_only_inside_the_window() {
         start: TimeOfDay::hm(0, 1),
         end: TimeOfDay::hm(0, 30),
     };
-    let (mut sim, mut load, healed) = paris_leads_then_heal(hand_back(policy), 5, None);
+    let (mut sim, mut load, healed) = paris_leads_then_heal(hand_back(policy), 5);
     load.run(&mut sim, Duration::from_secs(50));
     assert!(sim.now_ms() < 60_000);
     assert!(attempts_since(&sim, healed).is_empty());
@@ -154,8 +154,7 @@ fn window_hands_back_only_inside_the_window() {
 
 #[test]
 fn manual_waits_for_the_operator() {
-    let (mut sim, mut load, healed) =
-        paris_leads_then_heal(hand_back(HandBackPolicy::Manual), 6, None);
+    let (mut sim, mut load, healed) = paris_leads_then_heal(hand_back(HandBackPolicy::Manual), 6);
     load.run(&mut sim, Duration::from_secs(20));
     assert!(attempts_since(&sim, healed).is_empty());
     assert_eq!(sim.leader(), Some(CM02A));
@@ -183,20 +182,12 @@ fn manual_waits_for_the_operator() {
 #[test]
 fn a_failed_transfer_is_retried_and_every_attempt_reported() {
     let (mut sim, mut load, healed) =
-        paris_leads_then_heal(hand_back(HandBackPolicy::Immediate), 7, None);
+        paris_leads_then_heal(hand_back(HandBackPolicy::Immediate), 7);
     // The target dies the moment the first attempt starts.
-    let seen = sim.run_until(Duration::from_secs(2), |s| {
-        s.events()
-            .iter()
-            .any(|(t, _, e)| *t >= healed && matches!(e, Event::HandBackAttempt { .. }))
-    });
-    assert!(seen);
+    run_until_first_attempt(&mut sim, healed);
     sim.crash(CM01A);
     load.run(&mut sim, Duration::from_secs(3));
-    let events: Vec<Event> = attempts_since(&sim, healed)
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = attempt_events(&sim, healed);
     assert!(
         matches!(
             events[0],
@@ -252,21 +243,13 @@ fn the_attempt_limit_abandons_until_contact_is_restored() {
         max_attempts: Some(1),
         ..HandBack::default()
     };
-    let (mut sim, mut load, healed) = paris_leads_then_heal(hb, 8, None);
+    let (mut sim, mut load, healed) = paris_leads_then_heal(hb, 8);
     // Only CM01a can take control back; it is cut off the moment it is asked.
     sim.crash(CM01B);
-    let seen = sim.run_until(Duration::from_secs(2), |s| {
-        s.events()
-            .iter()
-            .any(|(t, _, e)| *t >= healed && matches!(e, Event::HandBackAttempt { .. }))
-    });
-    assert!(seen);
+    run_until_first_attempt(&mut sim, healed);
     sim.isolate(CM01A);
     load.run(&mut sim, Duration::from_secs(2));
-    let events: Vec<Event> = attempts_since(&sim, healed)
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = attempt_events(&sim, healed);
     assert!(
         matches!(
             events.as_slice(),
@@ -294,10 +277,7 @@ fn the_attempt_limit_abandons_until_contact_is_restored() {
     sim.heal();
     load.run(&mut sim, Duration::from_secs(2));
     assert_eq!(sim.leader(), Some(CM01A));
-    let events: Vec<Event> = attempts_since(&sim, t1)
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events = attempt_events(&sim, t1);
     assert!(
         matches!(
             events.as_slice(),
@@ -327,7 +307,7 @@ fn the_freshness_gate_holds_back_a_lagging_main_site() {
         max_lag_entries: max_lag,
         ..HandBack::default()
     };
-    let (mut sim, _, healed) = paris_leads_then_heal(hb, 9, None);
+    let (mut sim, _, healed) = paris_leads_then_heal(hb, 9);
     // A slower WAN to Denver (160 ms round trip) under a heavy load (one
     // proposal a millisecond): Denver lags by over 100 entries all along.
     for d in [CM01A, CM01B] {

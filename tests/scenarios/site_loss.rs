@@ -45,19 +45,30 @@ fn check_takeover(sim: &mut Sim<KvStore>, load: &mut Load, t0: u64, old_term: u6
     .any(|(_, id, _)| *id == CM02A));
 }
 
+/// Steady load, then `fault` hits Denver; Paris must take over within
+/// `bound_ms` with every acknowledged proposal.
+fn paris_takes_over(
+    seed: u64,
+    bound_ms: u64,
+    fault: fn(&mut Sim<KvStore>),
+) -> (Sim<KvStore>, Load) {
+    let mut sim = started(&denver_paris(), seed);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(2));
+    let t0 = sim.now_us();
+    let old_term = term(&sim);
+    fault(&mut sim);
+    check_takeover(&mut sim, &mut load, t0, old_term, bound_ms);
+    // Every acknowledged call set-up, Denver's included, is in Paris.
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    (sim, load)
+}
+
 #[test]
 fn paris_takes_over_when_denver_is_lost() {
     for seed in 1..=3 {
-        let mut sim = started(&denver_paris(), seed);
-        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
-        load.run(&mut sim, Duration::from_secs(2));
-        let t0 = sim.now_us();
-        let old_term = term(&sim);
-        sim.crash_site("denver");
-        check_takeover(&mut sim, &mut load, t0, old_term, CRASH_BOUND_MS);
+        let (mut sim, load) = paris_takes_over(seed, CRASH_BOUND_MS, |s| s.crash_site("denver"));
         settle(&mut sim);
-        // Every acknowledged call set-up, Denver's included, is in Paris.
-        assert_acknowledged_applied(&sim, &load, CM02A);
         assert_acknowledged_applied(&sim, &load, CM02B);
         assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
         assert_clean(&mut sim);
@@ -67,14 +78,9 @@ fn paris_takes_over_when_denver_is_lost() {
 #[test]
 fn paris_takes_over_when_denver_is_cut_off() {
     for seed in 1..=3 {
-        let mut sim = started(&denver_paris(), seed);
-        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
-        load.run(&mut sim, Duration::from_secs(2));
-        let t0 = sim.now_us();
-        let old_term = term(&sim);
-        sim.partition_sites(&["denver"], &["paris", "kansas"]);
-        check_takeover(&mut sim, &mut load, t0, old_term, BOUND_MS);
-        assert_acknowledged_applied(&sim, &load, CM02A);
+        let (mut sim, mut load) = paris_takes_over(seed, BOUND_MS, |s| {
+            s.partition_sites(&["denver"], &["paris", "kansas"])
+        });
         // Denver's users kept proposing at Denver: those wait and are
         // applied once the WAN heals, none is failed back.
         sim.heal();

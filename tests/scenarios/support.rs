@@ -8,9 +8,7 @@ use std::time::Duration;
 use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy};
 use survivable_core::sim::{KvStore, Sim};
-use survivable_core::topology::{
-    Appliance::Virtual, Core, NodeId, Site, SurvivableCore, Topology, TopologyBuilder, Witness,
-};
+use survivable_core::topology::{NodeId, Topology, TopologyBuilder};
 use survivable_core::Event;
 
 pub(crate) const CM01A: NodeId = NodeId(1);
@@ -23,39 +21,7 @@ pub(crate) const CM03A: NodeId = NodeId(6);
 /// WAN round trip of the simulator's default network, in ms.
 pub(crate) const WAN_RTT_MS: u64 = 80;
 
-/// Denver (main, CM01a/CM01b), Paris (rank 1, CM02a/CM02b), Kansas (witness W1).
-pub(crate) fn denver_paris() -> TopologyBuilder {
-    let mut b = Topology::builder(2026);
-    b.site(Site::main("denver"))
-        .site(Site::backup("paris"))
-        .site(Site::backup("kansas"))
-        .core(
-            Core::new("cm01", "denver")
-                .member(1, "CM01a", "esxi-1", Virtual)
-                .member(2, "CM01b", "esxi-3", Virtual),
-        )
-        .survivable_core(SurvivableCore::new(
-            1,
-            Core::new("cm02", "paris")
-                .member(3, "CM02a", "esxi-5", Virtual)
-                .member(4, "CM02b", "esxi-7", Virtual),
-        ))
-        .witness(Witness::new(5, "W1", "kansas", "wit-1"));
-    b
-}
-
-/// [`denver_paris`] plus London (rank 2, CM03a/CM03b).
-pub(crate) fn with_london() -> TopologyBuilder {
-    let mut b = denver_paris();
-    b.site(Site::backup("london"))
-        .survivable_core(SurvivableCore::new(
-            2,
-            Core::new("cm03", "london")
-                .member(6, "CM03a", "lon-1", Virtual)
-                .member(7, "CM03b", "lon-2", Virtual),
-        ));
-    b
-}
+pub(crate) use survivable_core::topology::{denver_paris, denver_paris_london as with_london};
 
 /// A hand-back policy with the default gates.
 pub(crate) fn hand_back(policy: HandBackPolicy) -> HandBack {
@@ -140,12 +106,7 @@ impl Load {
 /// Milliseconds from `t0_us` to the first acknowledged proposal applied in
 /// a term above `term`.
 pub(crate) fn first_commit_after(sim: &Sim<KvStore>, t0_us: u64, term: u64) -> Option<u64> {
-    sim.commits()
-        .iter()
-        .filter(|c| c.done_us >= t0_us)
-        .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.term > term))
-        .map(|c| (c.done_us - t0_us) / 1000)
-        .min()
+    sim.first_commit_after(t0_us, term).map(|us| us / 1000)
 }
 
 /// The leader's term.
