@@ -57,6 +57,9 @@ pub struct Status {
     pub commit: u64,
     /// Applied index.
     pub applied: u64,
+    /// First index still held in the log (older entries are compacted into
+    /// the latest snapshot).
+    pub first_index: u64,
     /// Last log index.
     pub last_index: u64,
     /// Per-peer replication (leader only; empty elsewhere).
@@ -160,6 +163,7 @@ impl<M: StateMachine> Node<M> {
             term: r.term,
             commit: r.raft_log.committed,
             applied: self.applied,
+            first_index: r.raft_log.first_index(),
             last_index,
             peers,
         }

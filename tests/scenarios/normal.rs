@@ -57,3 +57,27 @@ fn a_commit_costs_one_wan_round_trip_at_the_leader() {
     }
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_long_run_keeps_the_log_bounded() {
+    let mut sim = started(&denver_paris(), 3);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+    load.run(&mut sim, Duration::from_secs(20));
+    settle(&mut sim);
+    let cfg = survivable_core::NodeConfig::new(CM01A, build(&denver_paris()));
+    for id in [CM01A, CM01B, CM02A, CM02B, W1] {
+        let s = sim.node(id).unwrap().status();
+        assert!(
+            s.last_index > 5 * cfg.snapshot_every,
+            "{id}: only {} entries",
+            s.last_index
+        );
+        let held = s.last_index + 1 - s.first_index;
+        assert!(
+            held <= cfg.snapshot_every + cfg.keep_entries,
+            "{id} holds {held} entries"
+        );
+    }
+    assert_acknowledged_applied(&sim, &load, W1);
+    assert_clean(&mut sim);
+}

@@ -110,3 +110,38 @@ fn denver_coming_back_catches_up_from_paris() {
     assert_acknowledged_applied(&sim, &load, CM01B);
     assert_clean(&mut sim);
 }
+
+#[test]
+fn the_witness_bridges_when_paris_is_stale_and_hands_on_at_once() {
+    // Paris is cut off while Denver and the witness go on committing, then
+    // Denver dies as Paris returns: only the witness holds the latest log.
+    let mut sim = started(&denver_paris(), 12);
+    let mut load = Load::new(&["denver"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.partition_sites(&["paris"], &["denver", "kansas"]);
+    load.run(&mut sim, Duration::from_secs(3));
+    let t0 = sim.now_us();
+    sim.heal();
+    sim.crash_site("denver");
+    let mut load_paris = Load::new(&["paris"], Duration::from_millis(10));
+    load_paris.run(&mut sim, Duration::from_secs(6));
+
+    let moves = leaders_since(&sim, t0);
+    assert_eq!(moves.first().map(|m| m.1), Some(W1), "{moves:?}");
+    assert!(events_since(&sim, t0, |e| matches!(
+        e,
+        Event::BecameLeader {
+            cause: LeadershipCause::LastResort,
+            ..
+        }
+    ))
+    .any(|(_, id, _)| *id == W1));
+    // It hands leadership on as soon as Paris has caught up.
+    assert_eq!(sim.leader(), Some(CM02A));
+    let led_ms = (moves[1].0 - moves[0].0) / 1000;
+    assert!(led_ms < 1_000, "the witness led for {led_ms} ms");
+    settle(&mut sim);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    assert_acknowledged_applied(&sim, &load_paris, CM02A);
+    assert_clean(&mut sim);
+}
