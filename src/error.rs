@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::state_machine::RestoreError;
+use crate::storage::StoreError;
 use crate::topology::NodeId;
 use crate::wire::WireError;
 
@@ -188,4 +189,7 @@ pub enum Fatal {
     /// Raft refused to start on this storage.
     #[error("raft refused to start: {0}")]
     Raft(String),
+    /// The log storage failed; the node stopped rather than run on it.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
 }

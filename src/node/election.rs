@@ -21,9 +21,10 @@ use raft::StateRole;
 use super::Node;
 use crate::events::{Event, LeadershipCause};
 use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
 use crate::topology::{Member, Role};
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leaderless ticks after which this node starts its next campaign.
     pub(super) fn campaign_threshold(&mut self) -> usize {
         let t = self.ticks;

@@ -18,6 +18,7 @@ use crate::error::HandBackError;
 use crate::events::Event;
 use crate::policy::{HandBackPolicy, TimeOfDay};
 use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
 use crate::topology::{NodeId, Role};
 
 #[derive(Debug, Default)]
@@ -39,7 +40,7 @@ impl HandBackState {
     }
 }
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Asks the leader to hand leadership back to the most preferred member
     /// that is reachable and caught up, now (the freshness gate still
     /// applies). This is how [`HandBackPolicy::Manual`] hands back; under

@@ -10,6 +10,7 @@ use super::payload::{encode, MemberRecord, MemberState};
 use super::Node;
 use crate::error::MembershipError;
 use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
 use crate::topology::{Member, MemberSpec, NodeId};
 
 fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
@@ -19,7 +20,7 @@ fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
     s
 }
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Replaces voter `dead` by a new member on another host: the new member
     /// takes `dead`'s place (site, core, position). Call it at the leader;
     /// then start the new member with [`NodeConfig::joining`](super::NodeConfig::joining)

@@ -8,13 +8,15 @@
 //!   with the wall-clock time, [`step`](Node::step) for each envelope
 //!   received, [`propose`](Node::propose) for commands, and the operator
 //!   calls [`hand_back`](Node::hand_back) and [`replace_member`](Node::replace_member).
-//! - Outputs, drained after every input in this order:
+//! - Outputs, drained after every input or batch of inputs, in this order:
 //!   [`poll_transmit`](Node::poll_transmit) (envelopes to send),
 //!   [`poll_outcome`](Node::poll_outcome) (proposal results) and
 //!   [`poll_event`](Node::poll_event) (typed events).
 //!
-//! Everything the node writes to its storage is written before any message
-//! that depends on it is handed out.
+//! Inputs only record work; the first poll afterwards runs raft on all of
+//! it at once, so feeding many envelopes or proposals before polling costs
+//! one storage write (group commit). Everything the node writes to its
+//! storage is written before any message that depends on it is handed out.
 
 mod election;
 mod handback;
@@ -42,7 +44,7 @@ use crate::error::{Fatal, ProposeError, StepError};
 use crate::events::{Event, LeadershipCause};
 use crate::policy::TickTimers;
 use crate::state_machine::StateMachine;
-use crate::storage::MemStorage;
+use crate::storage::{LogStore, LogWrite, MemStorage};
 use crate::topology::{Member, NodeId, Topology};
 use crate::wire::{Envelope, PROTOCOL_VERSION};
 
@@ -103,13 +105,14 @@ impl NodeConfig {
     }
 }
 
-/// One member of the control plane, driven by its caller (sans-IO).
-pub struct Node<M> {
+/// One member of the control plane, driven by its caller (sans-IO), with
+/// the application's state machine `M` and raft log storage `S`.
+pub struct Node<M, S: LogStore = MemStorage> {
     id: NodeId,
     cfg: NodeConfig,
     ticks: TickTimers,
-    raw: RawNode<MemStorage>,
-    storage: MemStorage,
+    raw: RawNode<S>,
+    storage: S,
     sm: M,
     logger: Logger,
     rng: rng::SplitMix64,
@@ -136,6 +139,8 @@ pub struct Node<M> {
     pending_cause: Option<LeadershipCause>,
     /// Became leader and has not yet re-probed its followers.
     fresh_leader: bool,
+    /// Inputs arrived since the last `process`.
+    dirty: bool,
 
     last_heard: BTreeMap<NodeId, u64>,
     contact_since: BTreeMap<NodeId, u64>,
@@ -152,7 +157,7 @@ pub struct Node<M> {
     counters: Counters,
 }
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Starts a node on `storage`.
     ///
     /// - Empty storage, member of the topology: bootstraps the initial
@@ -165,7 +170,7 @@ impl<M: StateMachine> Node<M> {
     /// # Errors
     /// [`Fatal`] when the node is unknown, or the stored snapshot or state
     /// machine cannot be restored.
-    pub fn new(cfg: NodeConfig, storage: MemStorage, mut sm: M) -> Result<Self, Fatal> {
+    pub fn new(cfg: NodeConfig, storage: S, mut sm: M) -> Result<Self, Fatal> {
         let id = cfg.id;
         let topology = cfg.topology.clone();
         let ticks = *topology.ticks();
@@ -201,7 +206,12 @@ impl<M: StateMachine> Node<M> {
             meta.index = 1;
             meta.term = 1;
             meta.mut_conf_state().voters = topology.voters().iter().map(|n| n.0).collect();
-            storage.apply_snapshot(snap);
+            storage.persist(LogWrite {
+                snapshot: Some(&snap),
+                entries: &[],
+                hard_state: None,
+                sync: true,
+            })?;
         }
 
         let mut dedup = Dedup::default();
@@ -245,7 +255,7 @@ impl<M: StateMachine> Node<M> {
         };
         let raw = RawNode::new(&raft_cfg, storage.clone(), &logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
-        let boot = storage.next_boot();
+        let boot = storage.next_boot()?;
         let mut node = Self {
             id,
             ticks,
@@ -272,6 +282,7 @@ impl<M: StateMachine> Node<M> {
             spell_campaigns: 0,
             pending_cause: None,
             fresh_leader: false,
+            dirty: false,
             last_heard: BTreeMap::new(),
             contact_since: BTreeMap::new(),
             snapshot_sent: BTreeMap::new(),
@@ -311,8 +322,7 @@ impl<M: StateMachine> Node<M> {
             self.drive_membership();
             self.expire_snapshots();
         }
-        self.on_ready();
-        self.pump_proposals();
+        self.dirty = true;
     }
 
     /// Feeds an envelope received from a peer.
@@ -347,8 +357,7 @@ impl<M: StateMachine> Node<M> {
             return Err(e);
         }
         self.note_contact(from, kind);
-        self.on_ready();
-        self.pump_proposals();
+        self.dirty = true;
         Ok(())
     }
 
@@ -446,7 +455,7 @@ impl<M: StateMachine> Node<M> {
             });
         }
         let seq = self.proposals.add(command);
-        self.pump_proposals();
+        self.dirty = true;
         Ok(ProposalId {
             node: self.id,
             boot: self.boot,
@@ -454,21 +463,36 @@ impl<M: StateMachine> Node<M> {
         })
     }
 
-    /// The next envelope to send, if any.
+    /// The next envelope to send, if any. Processes the inputs fed since
+    /// the last poll first (persisting what they produced).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Envelope> {
+        self.process();
         self.outbox.pop_front()
     }
 
     /// The next proposal result, if any.
     pub fn poll_outcome(&mut self) -> Option<ProposalOutcome> {
+        self.process();
         self.outcomes.pop_front()
     }
 
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.process();
         self.events.pop_front()
+    }
+
+    /// Runs raft on everything fed since the last call: submits waiting
+    /// proposals, persists, queues messages, applies. Inputs only record
+    /// work so a batch of them costs one storage write.
+    fn process(&mut self) {
+        if self.dirty {
+            self.dirty = false;
+            self.on_ready();
+            self.pump_proposals();
+        }
     }
 
     /// This node's id.

@@ -11,10 +11,11 @@ use super::{Node, ProposalId};
 use crate::error::Fatal;
 use crate::events::{Event, LeadershipCause};
 use crate::state_machine::StateMachine;
+use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
 use crate::wire::Envelope;
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Handles every pending `Ready`. Never call raft's step/propose/campaign
     /// from inside: only storage writes, state-machine applies and
     /// `apply_conf_change` happen between `ready()` and `advance()`.
@@ -28,22 +29,37 @@ impl<M: StateMachine> Node<M> {
             // A leader may send before its own write is durable (Raft thesis 10.2.1).
             let msgs = rd.take_messages();
             self.send(msgs);
-            if !rd.snapshot().is_empty() {
-                let snap = rd.snapshot().clone();
-                self.install_snapshot(snap);
+            // A snapshot the state machine cannot load is never persisted.
+            let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
+            let restored = match &snapshot {
+                Some(snap) => match self.restore_snapshot(snap) {
+                    Some(data) => Some(data),
+                    None => return,
+                },
+                None => None,
+            };
+            let write = LogWrite {
+                snapshot: snapshot.as_ref(),
+                entries: rd.entries(),
+                hard_state: rd.hs(),
+                sync: rd.must_sync(),
+            };
+            if let Err(e) = self.storage.persist(write) {
+                return self.fail(Fatal::Storage(e));
+            }
+            if let (Some(snap), Some(data)) = (&snapshot, restored) {
+                self.adopt_snapshot(snap, data);
             }
             let committed = rd.take_committed_entries();
             self.apply_entries(committed);
-            self.storage.append(rd.entries());
-            if let Some(hs) = rd.hs() {
-                self.storage.set_hard_state(hs.clone());
-            }
             // Votes and append responses only after the write above.
             let msgs = rd.take_persisted_messages();
             self.send(msgs);
             let mut light = self.raw.advance(rd);
             if let Some(c) = light.commit_index() {
-                self.storage.set_commit(c);
+                if let Err(e) = self.storage.set_commit(c) {
+                    return self.fail(Fatal::Storage(e));
+                }
             }
             let msgs = light.take_messages();
             self.send(msgs);
@@ -99,20 +115,26 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
-    fn install_snapshot(&mut self, snap: Snapshot) {
-        let meta = snap.get_metadata().clone();
+    /// Decodes a leader's snapshot and loads it into the state machine.
+    /// `None` (and the node stops) when either fails.
+    fn restore_snapshot(&mut self, snap: &Snapshot) -> Option<SnapshotData> {
         let data = match SnapshotData::decode_bytes(&snap.data) {
             Ok(d) => d,
             Err(e) => {
                 self.fail(Fatal::CorruptSnapshot(e));
-                return;
+                return None;
             }
         };
         if let Err(e) = self.sm.restore(&data.user) {
             self.fail(Fatal::Restore(e));
-            return;
+            return None;
         }
-        self.storage.apply_snapshot(snap);
+        Some(data)
+    }
+
+    /// Takes on the library's state from a persisted snapshot.
+    fn adopt_snapshot(&mut self, snap: &Snapshot, data: SnapshotData) {
+        let meta = snap.get_metadata();
         self.members = data
             .members
             .iter()
@@ -253,12 +275,15 @@ impl<M: StateMachine> Node<M> {
             members: encode_members(&self.members),
             dedup: self.dedup.to_records(),
         };
-        self.storage.create_snapshot(
+        let stored = self.storage.create_snapshot(
             self.applied,
             self.conf.clone(),
             encode(&data),
             self.cfg.keep_entries,
         );
+        if let Err(e) = stored {
+            return self.fail(Fatal::Storage(e));
+        }
         self.snapshot_index = self.applied;
     }
 }

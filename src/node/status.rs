@@ -5,6 +5,7 @@ use raft::StateRole;
 use super::Node;
 use crate::error::StepError;
 use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
 use crate::topology::NodeId;
 
 /// A node's role.
@@ -119,7 +120,7 @@ impl Counters {
     }
 }
 
-impl<M: StateMachine> Node<M> {
+impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// The node's status now.
     pub fn status(&self) -> Status {
         let r = &self.raw.raft;

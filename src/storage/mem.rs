@@ -4,6 +4,8 @@ use parking_lot::RwLock;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::{serves_snapshot, LogStore, LogWrite, StoreError};
+
 /// In-memory raft storage that models a disk.
 ///
 /// Clones share the same data: the simulator keeps a clone across a crash,
@@ -70,64 +72,27 @@ impl MemStorage {
         Self::default()
     }
 
-    /// Whether anything was ever written.
-    pub fn is_initialized(&self) -> bool {
-        let i = self.inner.read();
-        !i.snapshot.get_metadata().get_conf_state().voters.is_empty()
-    }
-
-    /// Counts a start of a node on this storage and returns the count
-    /// (1 for the first start). Proposal ids include it so a restarted node
-    /// never reuses an id.
-    pub(crate) fn next_boot(&self) -> u64 {
-        let mut i = self.inner.write();
-        i.boots += 1;
-        i.boots
-    }
-
-    /// The latest snapshot.
-    pub(crate) fn latest_snapshot(&self) -> Snapshot {
-        self.inner.read().snapshot.clone()
-    }
-
-    /// Whether raft asked for a newer snapshot than the one stored.
-    pub(crate) fn take_snapshot_request(&self) -> bool {
-        std::mem::take(&mut self.inner.write().snapshot_requested)
-    }
-
     /// Appends entries, overwriting any existing entries at the same or
-    /// later indexes. Entries must follow on from the log (no holes).
-    pub(crate) fn append(&self, entries: &[Entry]) {
+    /// later indexes.
+    fn append(i: &mut Inner, entries: &[Entry]) -> Result<(), StoreError> {
         let Some(first) = entries.first() else {
-            return;
+            return Ok(());
         };
-        let mut i = self.inner.write();
-        assert!(
-            first.index > i.truncated_index && first.index <= i.last_index() + 1,
-            "append at {} leaves a hole or rewrites compacted entries (log {}..={})",
-            first.index,
-            i.truncated_index + 1,
-            i.last_index()
-        );
+        if first.index <= i.truncated_index || first.index > i.last_index() + 1 {
+            return Err(StoreError::NotContiguous {
+                index: first.index,
+                first: i.truncated_index + 1,
+                last: i.last_index(),
+            });
+        }
         let keep = (first.index - i.truncated_index - 1) as usize;
         i.entries.truncate(keep);
         i.entries.extend_from_slice(entries);
+        Ok(())
     }
 
-    /// Stores the hard state (term, vote, commit).
-    pub(crate) fn set_hard_state(&self, hs: HardState) {
-        self.inner.write().hard_state = hs;
-    }
-
-    /// Records a new commit index.
-    pub(crate) fn set_commit(&self, commit: u64) {
-        self.inner.write().hard_state.commit = commit;
-    }
-
-    /// Installs a snapshot received from the leader (or the bootstrap one):
-    /// the log restarts after it.
-    pub(crate) fn apply_snapshot(&self, snap: Snapshot) {
-        let mut i = self.inner.write();
+    /// Installs a snapshot: the log restarts after it.
+    fn install(i: &mut Inner, snap: &Snapshot) {
         let meta = snap.get_metadata();
         i.truncated_index = meta.index;
         i.truncated_term = meta.term;
@@ -135,21 +100,86 @@ impl MemStorage {
         let hs = &mut i.hard_state;
         hs.term = hs.term.max(meta.term);
         hs.commit = hs.commit.max(meta.index);
-        i.snapshot = snap;
+        i.snapshot = snap.clone();
     }
 
-    /// Stores a snapshot of the state at `index` (applied locally) and
-    /// compacts the log, keeping `keep` entries before `index` for
-    /// followers that lag a little.
-    pub(crate) fn create_snapshot(
+    /// Number of entries held in the log.
+    pub fn log_len(&self) -> usize {
+        self.inner.read().entries.len()
+    }
+}
+
+impl LogStore for MemStorage {
+    fn is_initialized(&self) -> bool {
+        let i = self.inner.read();
+        !i.snapshot.get_metadata().get_conf_state().voters.is_empty()
+    }
+
+    fn latest_snapshot(&self) -> Snapshot {
+        self.inner.read().snapshot.clone()
+    }
+
+    fn next_boot(&self) -> Result<u64, StoreError> {
+        let mut i = self.inner.write();
+        i.boots += 1;
+        Ok(i.boots)
+    }
+
+    fn persist(&self, write: LogWrite<'_>) -> Result<(), StoreError> {
+        let mut i = self.inner.write();
+        // Validate before changing anything: the write is all or nothing.
+        let after_snapshot = write
+            .snapshot
+            .map_or(i.last_index(), |s| s.get_metadata().index);
+        let floor = write
+            .snapshot
+            .map_or(i.truncated_index, |s| s.get_metadata().index);
+        if let Some(first) = write.entries.first() {
+            let last = if write.snapshot.is_some() {
+                after_snapshot
+            } else {
+                i.last_index()
+            };
+            if first.index <= floor || first.index > last + 1 {
+                return Err(StoreError::NotContiguous {
+                    index: first.index,
+                    first: floor + 1,
+                    last,
+                });
+            }
+        }
+        if let Some(snap) = write.snapshot {
+            Self::install(&mut i, snap);
+        }
+        Self::append(&mut i, write.entries)?;
+        if let Some(hs) = write.hard_state {
+            let snap_commit = i.snapshot.get_metadata().index;
+            i.hard_state = hs.clone();
+            i.hard_state.commit = i.hard_state.commit.max(snap_commit);
+        }
+        Ok(())
+    }
+
+    fn set_commit(&self, commit: u64) -> Result<(), StoreError> {
+        self.inner.write().hard_state.commit = commit;
+        Ok(())
+    }
+
+    fn create_snapshot(
         &self,
         index: u64,
         conf_state: ConfState,
         data: Vec<u8>,
         keep: u64,
-    ) {
+    ) -> Result<(), StoreError> {
         let mut i = self.inner.write();
-        let term = i.term(index).expect("snapshot index is in the log");
+        let corrupt = |what: &str| StoreError::Corrupt {
+            path: "memory".into(),
+            reason: format!("{what} is not in the log"),
+        };
+        let term = i
+            .term(index)
+            .map_err(|_| corrupt(&format!("snapshot index {index}")))?;
         let mut snap = Snapshot {
             data: data.into(),
             ..Default::default()
@@ -159,19 +189,22 @@ impl MemStorage {
         meta.term = term;
         meta.set_conf_state(conf_state);
         i.snapshot = snap;
+        i.hard_state.commit = i.hard_state.commit.max(index);
         let compact_to = index.saturating_sub(keep);
         if compact_to > i.truncated_index {
-            let term = i.term(compact_to).expect("compaction point is in the log");
+            let term = i
+                .term(compact_to)
+                .map_err(|_| corrupt(&format!("compaction point {compact_to}")))?;
             let drop = (compact_to - i.truncated_index) as usize;
             i.entries.drain(..drop);
             i.truncated_index = compact_to;
             i.truncated_term = term;
         }
+        Ok(())
     }
 
-    /// Number of entries held in the log.
-    pub fn log_len(&self) -> usize {
-        self.inner.read().entries.len()
+    fn take_snapshot_request(&self) -> bool {
+        std::mem::take(&mut self.inner.write().snapshot_requested)
     }
 }
 
@@ -223,15 +256,7 @@ impl raft::Storage for MemStorage {
     /// then a fresh snapshot is requested from the node and raft retries.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut i = self.inner.write();
-        let cs = i.snapshot.get_metadata().get_conf_state();
-        let names_to = cs
-            .voters
-            .iter()
-            .chain(&cs.learners)
-            .chain(&cs.voters_outgoing)
-            .chain(&cs.learners_next)
-            .any(|&id| id == to);
-        if i.snapshot.get_metadata().index >= request_index && names_to {
+        if serves_snapshot(&i.snapshot, request_index, to) {
             Ok(i.snapshot.clone())
         } else {
             i.snapshot_requested = true;
@@ -244,80 +269,38 @@ impl raft::Storage for MemStorage {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use raft::Storage as _;
 
-    fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
+    #[test]
+    fn conforms() {
+        let mut stores: BTreeMap<u32, MemStorage> = BTreeMap::new();
+        super::super::testing::conformance(|n| stores.entry(n).or_default().clone());
     }
 
-    fn boot(s: &MemStorage) {
+    #[test]
+    fn snapshots_are_requested_not_faked() {
+        let s = MemStorage::new();
         let mut snap = Snapshot::default();
         snap.mut_metadata().index = 1;
         snap.mut_metadata().term = 1;
         snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
-        s.apply_snapshot(snap);
-    }
-
-    #[test]
-    fn append_overwrites_conflicting_tail() {
-        let s = MemStorage::new();
-        boot(&s);
-        s.append(&[entry(2, 1), entry(3, 1), entry(4, 1)]);
-        s.append(&[entry(3, 2)]);
-        assert_eq!(s.last_index().unwrap(), 3);
-        assert_eq!(s.term(3).unwrap(), 2);
-        assert_eq!(s.term(1).unwrap(), 1);
-        assert!(matches!(
-            s.term(0),
-            Err(raft::Error::Store(StorageError::Compacted))
-        ));
-        assert!(matches!(
-            s.term(9),
-            Err(raft::Error::Store(StorageError::Unavailable))
-        ));
-    }
-
-    #[test]
-    fn snapshot_compacts_and_keeps_a_tail() {
-        let s = MemStorage::new();
-        boot(&s);
-        s.append(&(2..=20).map(|i| entry(i, 1)).collect::<Vec<_>>());
-        let cs = ConfState {
-            voters: vec![1, 2, 3],
-            ..Default::default()
-        };
-        s.create_snapshot(15, cs, b"state".to_vec(), 5);
-        assert_eq!(s.first_index().unwrap(), 11);
-        assert_eq!(s.last_index().unwrap(), 20);
-        assert_eq!(s.term(10).unwrap(), 1);
-        let snap = s.snapshot(0, 2).unwrap();
-        assert_eq!(snap.get_metadata().index, 15);
-        assert_eq!(&snap.data[..], b"state");
-        let ctx = GetEntriesContext::empty(false);
-        assert!(s.entries(5, 12, None, ctx).is_err());
-        let ctx = GetEntriesContext::empty(false);
-        assert_eq!(s.entries(11, 21, None, ctx).unwrap().len(), 10);
+        s.persist(LogWrite {
+            snapshot: Some(&snap),
+            entries: &[],
+            hard_state: None,
+            sync: true,
+        })
+        .unwrap();
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 1);
         // A newer snapshot than stored is requested, not faked.
-        assert!(s.snapshot(16, 2).is_err());
+        assert!(s.snapshot(2, 2).is_err());
         assert!(s.take_snapshot_request());
         // So is one for a member the stored snapshot does not know.
         assert!(s.snapshot(0, 9).is_err());
         assert!(s.take_snapshot_request());
         assert!(!s.take_snapshot_request());
-    }
-
-    #[test]
-    fn clones_share_like_a_disk() {
-        let s = MemStorage::new();
-        let disk = s.clone();
-        boot(&s);
-        assert!(disk.is_initialized());
-        assert_eq!(disk.next_boot(), 1);
-        assert_eq!(s.next_boot(), 2);
     }
 }
