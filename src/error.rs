@@ -38,6 +38,19 @@ pub enum ProposeError {
     /// This node was removed from the cluster.
     #[error("this node was removed from the cluster; propose at a member")]
     Removed,
+    /// The node's runtime stopped (shut down, or the node failed) before
+    /// the proposal was applied. It may still have been applied.
+    #[error(
+        "the node stopped before the proposal was applied; it may have been, check before retrying"
+    )]
+    Stopped,
+    /// No result within the caller's timeout. The proposal stays queued and
+    /// may still be applied (never twice).
+    #[error("no result within {waited:?}; the proposal may still be applied")]
+    Timeout {
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
 }
 
 /// An inbound envelope was dropped (and counted); the node is unchanged.

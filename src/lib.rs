@@ -201,10 +201,12 @@ pub mod error;
 pub mod events;
 pub mod node;
 pub mod policy;
+pub mod runtime;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod topology;
+pub mod transport;
 pub mod wire;
 
 pub use error::{Fatal, HandBackError, MembershipError, ProposeError, StepError};

@@ -32,19 +32,28 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(me) = self.my_member() else {
             return usize::MAX;
         };
-        let base = match me.role {
+        // A core that was leading re-elects within itself quickly, whichever
+        // site it is in: the wait for the main site is already over.
+        let my_core_led = self.last_leader.is_some_and(|l| self.same_core(l));
+        let (base, jitter) = match me.role {
             // The primary first: its standby waits half an election timeout more.
-            Role::MainCore { position, .. } => t.main_campaign_after(position),
-            Role::Survivable { rank, position, .. } => t.survivable_campaign_after(rank, position),
-            Role::Witness => t.witness_after(max_rank),
+            Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
+            Role::Survivable { position, .. } if my_core_led => {
+                (t.main_campaign_after(position), true)
+            }
+            Role::Survivable { rank, position, .. } => {
+                (t.survivable_campaign_after(rank, position), false)
+            }
+            Role::Witness => (t.witness_after(max_rank), false),
         };
-        // Main-core members spread over one election timeout; survivable
-        // cores and witnesses are staggered by rank and position instead.
-        let jitter = match me.role {
-            Role::MainCore { .. } => t.main_campaign_jitter() as u64,
-            _ => 0,
+        // Such elections spread over one election timeout; survivable cores
+        // and witnesses are staggered by rank and position instead.
+        let spread = if jitter {
+            t.main_campaign_jitter() as u64
+        } else {
+            0
         };
-        base + self.rng.below(jitter) as usize
+        base + self.rng.below(spread) as usize
     }
 
     pub(super) fn drive_election(&mut self) {
@@ -61,6 +70,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 "leaderless_ms" => self.ticks.ms(self.since_leader));
             self.priority_lowered = true;
             self.raw.set_priority(0);
+        }
+        if let Some(within) = self.step_up.take() {
+            self.next_campaign = self.next_campaign.min(self.since_leader + within);
         }
         if self.since_leader < self.next_campaign {
             return;
@@ -102,11 +114,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return false;
         };
         let term = self.raw.raft.term;
+        let election = self.ticks.election as u64;
+        let catching_up = self
+            .catching_up_at
+            .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
         if leader == self.id
             || self.fast_failover_term == term
             || self.since_leader < self.ticks.failover
             || !self.same_core(leader)
         {
+            return false;
+        }
+        if catching_up {
+            // A lagging log would lose the vote after deposing a live
+            // leader with its higher term: leave it to an ordinary election.
+            self.fast_failover_term = term;
+            slog::info!(self.logger, "primary silent while catching up: no fast failover";
+                "primary" => leader.0);
             return false;
         }
         self.fast_failover_term = term;
@@ -128,7 +152,40 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         true
     }
 
-    fn same_core(&self, other: super::NodeId) -> bool {
+    /// A candidate more preferred than this member whose log is behind ours
+    /// cannot win (we, and everyone as fresh as we are, refuse it): step up
+    /// soon instead of waiting out `survivable_after`, staggered by rank
+    /// and position so the best-ranked fresh member goes first.
+    pub(super) fn note_vote_request(&mut self, from: super::NodeId, log_term: u64, index: u64) {
+        let (Some(me), Some(them)) = (self.my_member(), self.members.get(&from)) else {
+            return;
+        };
+        if them.member.preference() >= me.preference() || self.role == StateRole::Leader {
+            return;
+        }
+        let log = &self.raw.raft.raft_log;
+        let (our_term, our_index) = (log.last_term(), log.last_index());
+        let behind = log_term < our_term || (log_term == our_term && index < our_index);
+        if !behind {
+            return;
+        }
+        let t = self.ticks;
+        let quarter = t.election / 4;
+        let within = match me.role {
+            Role::Survivable { rank, position, .. } => {
+                t.election / 2 + quarter * (position + 2 * (rank as usize - 1))
+            }
+            Role::Witness => {
+                t.election / 2 + quarter * (2 * self.cfg.topology.max_rank() as usize + 1)
+            }
+            Role::MainCore { .. } => return,
+        };
+        slog::info!(self.logger, "a preferred candidate's log is behind ours: stepping up";
+            "candidate" => from.0, "within_ms" => t.ms(within));
+        self.step_up = Some(within);
+    }
+
+    pub(super) fn same_core(&self, other: super::NodeId) -> bool {
         let mine = self.my_member().and_then(Member::core);
         let theirs = self.members.get(&other).and_then(|s| s.member.core());
         mine.is_some() && mine == theirs

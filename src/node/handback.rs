@@ -199,13 +199,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    pub(super) fn hand_back_lost_leadership(&mut self) {
+    /// Leadership was lost; returns whether a hand-back transfer was under
+    /// way (then the target is taking over, not nobody).
+    pub(super) fn hand_back_lost_leadership(&mut self) -> bool {
         let handed = self
             .hand_back
             .in_flight
             .map(|t| (t, self.hand_back.attempts));
         self.hand_back.reset();
         self.hand_back.handed = handed;
+        handed.is_some()
     }
 
     /// After stepping down mid-attempt: reports the hand-back once the new

@@ -141,6 +141,14 @@ pub struct Node<M, S: LogStore = MemStorage> {
     fresh_leader: bool,
     /// Inputs arrived since the last `process`.
     dirty: bool,
+    /// The last leader known (kept after it is lost).
+    last_leader: Option<NodeId>,
+    /// When this member last found itself behind the leader's commit.
+    catching_up_at: Option<u64>,
+    /// Campaign within this many ticks, whatever the usual schedule says
+    /// (set when a more preferred candidate proved it cannot win, or when
+    /// this leader was deposed with no successor).
+    step_up: Option<usize>,
 
     last_heard: BTreeMap<NodeId, u64>,
     contact_since: BTreeMap<NodeId, u64>,
@@ -283,6 +291,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             pending_cause: None,
             fresh_leader: false,
             dirty: false,
+            last_leader: None,
+            catching_up_at: None,
+            step_up: None,
             last_heard: BTreeMap::new(),
             contact_since: BTreeMap::new(),
             snapshot_sent: BTreeMap::new(),
@@ -345,8 +356,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let from = NodeId(msg.from);
         let kind = msg.get_msg_type();
+        let leader_commit = msg.commit;
         if kind == MessageType::MsgTimeoutNow {
             self.pending_cause = Some(LeadershipCause::Transfer);
+        }
+        if matches!(
+            kind,
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+        ) {
+            self.note_vote_request(from, msg.log_term, msg.index);
         }
         if let Err(e) = self.raw.step(msg) {
             let e = StepError::Refused {
@@ -357,6 +375,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Err(e);
         }
         self.note_contact(from, kind);
+        // Behind the leader's commit after taking its append or snapshot:
+        // this member is catching up and must not rush into a failover.
+        let catching_up = matches!(kind, MessageType::MsgAppend | MessageType::MsgSnapshot)
+            && self.raw.raft.raft_log.last_index() < leader_commit;
+        if catching_up {
+            self.catching_up_at = Some(self.tick_no);
+        }
         self.dirty = true;
         Ok(())
     }
@@ -572,6 +597,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn leader_contact(&mut self) {
         self.since_leader = 0;
         self.spell_campaigns = 0;
+        self.step_up = None;
         self.next_campaign = self.campaign_threshold();
         if self.priority_lowered {
             self.priority_lowered = false;

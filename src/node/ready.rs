@@ -97,7 +97,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         if role != StateRole::Leader && was_leader {
             self.emit(Event::SteppedDown { term });
-            self.hand_back_lost_leadership();
+            let handing_over = self.hand_back_lost_leadership();
+            if leader.is_none() && !handing_over {
+                // Deposed with no successor (a failover that may fail): as
+                // the holder of the freshest log, stand again soon.
+                self.step_up = Some(self.ticks.failover);
+            }
         }
         if role != StateRole::Leader && role != StateRole::Follower {
             // Candidates keep their cause until they win or fall back.
@@ -107,6 +112,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.role = role;
         if leader != self.leader {
             self.leader = leader;
+            if leader.is_some() {
+                self.last_leader = leader;
+            }
             self.emit(Event::LeaderChanged { term, leader });
             self.hand_back_landed(leader);
             if leader.is_some() {

@@ -174,6 +174,9 @@ struct Slot<M> {
     member: Member,
     joining: bool,
     incarnation: u64,
+    /// Frozen (a stop-the-world pause): no ticks, deliveries held.
+    paused: bool,
+    held: Vec<(NodeId, Vec<u8>)>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -252,6 +255,8 @@ impl<M: StateMachine> Sim<M> {
                 member,
                 joining,
                 incarnation: 0,
+                paused: false,
+                held: Vec::new(),
             },
         );
         self.refresh_links();
@@ -342,6 +347,11 @@ impl<M: StateMachine> Sim<M> {
                 if slot.incarnation != incarnation {
                     return true;
                 }
+                if slot.paused {
+                    let next = self.now_us + self.tick_us;
+                    self.schedule(next, Scheduled::Tick { node, incarnation });
+                    return true;
+                }
                 if let Some(n) = slot.node.as_mut() {
                     n.tick(now_ms);
                     let next = self.now_us + self.tick_us;
@@ -353,18 +363,25 @@ impl<M: StateMachine> Sim<M> {
                 if self.network.state(from, to) == LinkState::Partitioned {
                     return true;
                 }
-                let env = match crate::wire::Envelope::from_bytes(&bytes) {
-                    Ok(env) => env,
-                    Err(_) => return true,
-                };
-                let Some(n) = self.slots.get_mut(&to).and_then(|s| s.node.as_mut()) else {
+                if let Some(slot) = self.slots.get_mut(&to).filter(|s| s.paused) {
+                    slot.held.push((from, bytes));
                     return true;
-                };
-                let _ = n.step(env);
-                self.drain(to);
+                }
+                self.deliver(to, &bytes);
             }
         }
         true
+    }
+
+    fn deliver(&mut self, to: NodeId, bytes: &[u8]) {
+        let Ok(env) = crate::wire::Envelope::from_bytes(bytes) else {
+            return;
+        };
+        let Some(n) = self.slots.get_mut(&to).and_then(|s| s.node.as_mut()) else {
+            return;
+        };
+        let _ = n.step(env);
+        self.drain(to);
     }
 
     /// Moves a node's outputs into the network and the records.
@@ -539,9 +556,10 @@ impl<M: StateMachine> Sim<M> {
     ///
     /// # Errors
     /// [`ProposeError`] from the node; `NotLeader { leader: None }` if the
-    /// member is down.
+    /// member is down or paused.
     pub fn propose(&mut self, at: NodeId, command: Vec<u8>) -> Result<ProposalId, ProposeError> {
-        let Some(n) = self.slots.get_mut(&at).and_then(|s| s.node.as_mut()) else {
+        let live = self.slots.get_mut(&at).filter(|s| !s.paused);
+        let Some(n) = live.and_then(|s| s.node.as_mut()) else {
             return Err(ProposeError::NotLeader { leader: None });
         };
         let id = n.propose(command)?;
@@ -555,9 +573,36 @@ impl<M: StateMachine> Sim<M> {
     /// before any message depending on it leaves) survives for a restart.
     pub fn crash(&mut self, id: NodeId) {
         if let Some(s) = self.slots.get_mut(&id) {
+            s.paused = false;
+            s.held.clear();
             if s.node.take().is_some() {
                 s.incarnation += 1;
                 self.trace.push(format!("{} {id} crash", self.now_us));
+            }
+        }
+    }
+
+    /// Freezes a member, as a long garbage-collection pause, a stalled disk
+    /// or `SIGSTOP` would: it neither ticks nor reads; what is sent to it
+    /// waits and is delivered, in order, on [`resume`](Self::resume).
+    pub fn pause(&mut self, id: NodeId) {
+        if let Some(s) = self.slots.get_mut(&id).filter(|s| s.node.is_some()) {
+            s.paused = true;
+            self.trace.push(format!("{} {id} pause", self.now_us));
+        }
+    }
+
+    /// Ends a [`pause`](Self::pause): the member takes in everything held.
+    pub fn resume(&mut self, id: NodeId) {
+        let Some(s) = self.slots.get_mut(&id).filter(|s| s.paused) else {
+            return;
+        };
+        s.paused = false;
+        let held = std::mem::take(&mut s.held);
+        self.trace.push(format!("{} {id} resume", self.now_us));
+        for (from, bytes) in held {
+            if self.network.state(from, id) != LinkState::Partitioned {
+                self.deliver(id, &bytes);
             }
         }
     }

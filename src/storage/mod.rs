@@ -2,8 +2,9 @@
 //!
 //! [`LogStore`] is raft's read side ([`raft::Storage`]) plus the writes the
 //! node makes. [`MemStorage`] keeps everything in memory (what a simulated
-//! crash keeps, see [`crate::sim`]); a durable store on disk implements the
-//! same trait. [`testing::conformance`] checks any implementation.
+//! crash keeps, see [`crate::sim`]); [`DurableStorage`] keeps it on disk in
+//! tikv's raft-engine, with the same semantics. [`testing::conformance`]
+//! checks any implementation.
 //!
 //! # Correctness requirements
 //! - [`LogStore::persist`] is atomic (all of the write or none of it) and,
@@ -13,9 +14,11 @@
 //! - A store never forgets an entry, a term or a vote it acknowledged, and
 //!   never invents one: a restart finds exactly what was persisted.
 
+mod durable;
 mod mem;
 pub mod testing;
 
+pub use durable::DurableStorage;
 pub use mem::MemStorage;
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};

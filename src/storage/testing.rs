@@ -42,11 +42,12 @@ fn snapshot(index: u64, term: u64, voters: &[u64]) -> Snapshot {
 }
 
 fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
-    let mut hs = HardState::default();
-    hs.term = term;
-    hs.vote = vote;
-    hs.commit = commit;
-    hs
+    HardState {
+        term,
+        vote,
+        commit,
+        ..Default::default()
+    }
 }
 
 fn write<S: LogStore>(s: &S, snap: Option<&Snapshot>, ents: &[Entry], hs: Option<&HardState>) {
@@ -84,12 +85,23 @@ pub fn conformance<S: LogStore>(mut open: impl FnMut(u32) -> S) {
 }
 
 fn starts_empty<S: LogStore>(s: S) {
-    assert!(!s.is_initialized(), "starts_empty: a new store is initialized");
+    assert!(
+        !s.is_initialized(),
+        "starts_empty: a new store is initialized"
+    );
     assert_eq!(s.first_index().unwrap(), 1, "starts_empty: first_index");
     assert_eq!(s.last_index().unwrap(), 0, "starts_empty: last_index");
     let st = s.initial_state().unwrap();
-    assert_eq!(st.hard_state, HardState::default(), "starts_empty: hard state");
-    assert_eq!(st.conf_state, ConfState::default(), "starts_empty: conf state");
+    assert_eq!(
+        st.hard_state,
+        HardState::default(),
+        "starts_empty: hard state"
+    );
+    assert_eq!(
+        st.conf_state,
+        ConfState::default(),
+        "starts_empty: conf state"
+    );
 }
 
 fn bootstrap_snapshot_initializes<S: LogStore>(open: &mut impl FnMut(u32) -> S, n: u32) {
@@ -104,9 +116,16 @@ fn bootstrap_snapshot_initializes<S: LogStore>(open: &mut impl FnMut(u32) -> S, 
     assert_eq!(s.term(1).unwrap(), 1, "{what}: term of the snapshot index");
     let st = s.initial_state().unwrap();
     assert_eq!(st.conf_state.voters, vec![1, 2, 3], "{what}: conf state");
-    assert!(st.hard_state.commit >= 1, "{what}: commit below the snapshot");
+    assert!(
+        st.hard_state.commit >= 1,
+        "{what}: commit below the snapshot"
+    );
     assert!(st.hard_state.term >= 1, "{what}: term below the snapshot");
-    assert_eq!(s.latest_snapshot().get_metadata().index, 1, "{what}: snapshot");
+    assert_eq!(
+        s.latest_snapshot().get_metadata().index,
+        1,
+        "{what}: snapshot"
+    );
 }
 
 fn append_overwrites_a_conflicting_tail<S: LogStore>(s: S) {
@@ -125,7 +144,10 @@ fn append_overwrites_a_conflicting_tail<S: LogStore>(s: S) {
         "{what}: term below the first index must be Compacted"
     );
     assert!(
-        matches!(s.term(9), Err(raft::Error::Store(StorageError::Unavailable))),
+        matches!(
+            s.term(9),
+            Err(raft::Error::Store(StorageError::Unavailable))
+        ),
         "{what}: term past the last index must be Unavailable"
     );
     assert!(read(&s, 1, 3).is_err(), "{what}: entries below first_index");
@@ -144,9 +166,16 @@ fn a_hole_is_refused_and_changes_nothing<S: LogStore>(s: S) {
             sync: true,
         })
         .expect_err("a hole must be refused");
-    assert!(matches!(err, StoreError::NotContiguous { index: 5, .. }), "{what}: {err:?}");
+    assert!(
+        matches!(err, StoreError::NotContiguous { index: 5, .. }),
+        "{what}: {err:?}"
+    );
     assert_eq!(s.last_index().unwrap(), 3, "{what}: entries were written");
-    assert_ne!(s.initial_state().unwrap().hard_state.term, 9, "{what}: the hard state was written");
+    assert_ne!(
+        s.initial_state().unwrap().hard_state.term,
+        9,
+        "{what}: the hard state was written"
+    );
 }
 
 fn hard_state_and_log_survive_a_reopen<S: LogStore>(open: &mut impl FnMut(u32) -> S, n: u32) {
@@ -159,10 +188,18 @@ fn hard_state_and_log_survive_a_reopen<S: LogStore>(open: &mut impl FnMut(u32) -
     drop(s);
     let s = open(n);
     let st = s.initial_state().unwrap();
-    assert_eq!((st.hard_state.term, st.hard_state.vote), (4, 3), "{what}: term and vote");
+    assert_eq!(
+        (st.hard_state.term, st.hard_state.vote),
+        (4, 3),
+        "{what}: term and vote"
+    );
     assert!(st.hard_state.commit >= 5, "{what}: commit went back");
     assert_eq!(s.last_index().unwrap(), 7, "{what}: last_index");
-    assert_eq!(read(&s, 2, 8).unwrap(), entries(2..=7, 4), "{what}: entries");
+    assert_eq!(
+        read(&s, 2, 8).unwrap(),
+        entries(2..=7, 4),
+        "{what}: entries"
+    );
 }
 
 fn snapshots_compact_and_keep_a_tail<S: LogStore>(open: &mut impl FnMut(u32) -> S, n: u32) {
@@ -179,17 +216,31 @@ fn snapshots_compact_and_keep_a_tail<S: LogStore>(open: &mut impl FnMut(u32) -> 
     let s = open(n);
     assert_eq!(s.first_index().unwrap(), 11, "{what}: first_index");
     assert_eq!(s.last_index().unwrap(), 20, "{what}: last_index");
-    assert_eq!(s.term(10).unwrap(), 1, "{what}: term of the compaction point");
+    assert_eq!(
+        s.term(10).unwrap(),
+        1,
+        "{what}: term of the compaction point"
+    );
     let snap = s.latest_snapshot();
     assert_eq!(snap.get_metadata().index, 15, "{what}: snapshot index");
     assert_eq!(&snap.data[..], b"state", "{what}: snapshot data");
     assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
-    assert!(s.initial_state().unwrap().hard_state.commit >= 15, "{what}: commit below the snapshot");
-    assert!(read(&s, 5, 12).is_err(), "{what}: compacted entries were served");
+    assert!(
+        s.initial_state().unwrap().hard_state.commit >= 15,
+        "{what}: commit below the snapshot"
+    );
+    assert!(
+        read(&s, 5, 12).is_err(),
+        "{what}: compacted entries were served"
+    );
     assert_eq!(read(&s, 11, 21).unwrap().len(), 10, "{what}: the tail");
     // The log goes on after the snapshot.
     write(&s, None, &entries(21..=22, 1), None);
-    assert_eq!(s.last_index().unwrap(), 22, "{what}: append after compaction");
+    assert_eq!(
+        s.last_index().unwrap(),
+        22,
+        "{what}: append after compaction"
+    );
 }
 
 fn boot_counts_survive_a_reopen<S: LogStore>(open: &mut impl FnMut(u32) -> S, n: u32) {
@@ -213,10 +264,17 @@ fn an_installed_snapshot_replaces_the_log<S: LogStore>(open: &mut impl FnMut(u32
     drop(s);
     let s = open(n);
     assert_eq!(s.first_index().unwrap(), 21, "{what}: first_index");
-    assert_eq!(s.last_index().unwrap(), 22, "{what}: the stale tail survived");
+    assert_eq!(
+        s.last_index().unwrap(),
+        22,
+        "{what}: the stale tail survived"
+    );
     assert_eq!(s.term(20).unwrap(), 3, "{what}: term of the snapshot index");
     assert_eq!(s.term(22).unwrap(), 3, "{what}: term after the snapshot");
     let st = s.initial_state().unwrap();
     assert_eq!(st.conf_state.voters, vec![1, 2, 3, 4], "{what}: conf state");
-    assert!(st.hard_state.commit >= 20 && st.hard_state.term >= 3, "{what}: hard state");
+    assert!(
+        st.hard_state.commit >= 20 && st.hard_state.term >= 3,
+        "{what}: hard state"
+    );
 }

@@ -2,11 +2,18 @@
 //! carries the protocol version, cluster id, epoch, sender and receiver, and
 //! the raft message as bytes from raft's own protobuf codec.
 //!
-//! Decoding never panics and never allocates more than [`MAX_FRAME_LEN`].
+//! On a byte stream each message travels as a length-prefixed frame
+//! ([`encode_frame`], [`FrameDecoder`]), after a [`Hello`] that names the
+//! caller. Decoding never panics and never allocates more than
+//! [`MAX_FRAME_LEN`].
+
+mod frame;
 
 use prost::Message as _;
 use protobuf::Message as _;
 use thiserror::Error;
+
+pub use frame::{encode_frame, FrameDecoder, Hello, FRAME_HEADER_LEN};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -52,6 +59,15 @@ pub enum WireError {
     /// The bytes are not an envelope.
     #[error("malformed envelope: {0}")]
     MalformedEnvelope(String),
+    /// The first frame of a connection is not a [`Hello`].
+    #[error("malformed hello: {0}")]
+    MalformedHello(String),
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended with {have} bytes of an unfinished frame")]
+    Truncated {
+        /// Bytes of the partial frame.
+        have: usize,
+    },
     /// The envelope's raft payload does not decode.
     #[error("malformed raft message from node {from}: {reason}")]
     MalformedRaft {

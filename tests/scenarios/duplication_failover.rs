@@ -94,3 +94,35 @@ fn the_restarted_primary_rejoins_as_follower_with_its_log() {
     assert_acknowledged_applied(&sim, &load, CM01A);
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_standby_that_missed_the_last_entries_yields_to_a_fresher_site_quickly() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+        load.run(&mut sim, Duration::from_secs(1));
+        // CM01a's last appends reach Paris and the witness but not CM01b.
+        sim.set_link_loss(CM01A, CM01B, 1.0);
+        load.run(&mut sim, Duration::from_millis(20));
+        let t0 = sim.now_us();
+        let old_term = term(&sim);
+        sim.crash_host("esxi-1");
+        load.run(&mut sim, Duration::from_secs(2));
+        // CM01b cannot win with its log; Paris, fresher, steps up at once
+        // instead of waiting survivable_after (2 s).
+        let took = first_commit_after(&sim, t0, old_term).expect("a commit after the crash");
+        assert!(took < 700, "seed {seed}: {took} ms without a leader");
+        assert_eq!(
+            sim.leader().map(|l| sim.site_of(l).to_string()),
+            Some("paris".into())
+        );
+        assert_acknowledged_applied(&sim, &load, CM02A);
+        // Once CM01b has caught up and stayed in contact, control goes home.
+        load.run(&mut sim, Duration::from_secs(7));
+        assert_eq!(sim.leader(), Some(CM01B), "seed {seed}");
+        settle(&mut sim);
+        assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+        assert_acknowledged_applied(&sim, &load, CM01B);
+        assert_clean(&mut sim);
+    }
+}

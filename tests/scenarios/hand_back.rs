@@ -322,7 +322,17 @@ fn the_freshness_gate_holds_back_a_lagging_main_site() {
     assert_eq!(sim.leader(), Some(CM02A));
     // The load stops: Denver catches up and control goes back.
     sim.run_for(Duration::from_secs(3));
-    assert!(sim.leader().is_some_and(|l| sim.site_of(l) == "denver"));
+    assert!(
+        sim.leader().is_some_and(|l| sim.site_of(l) == "denver"),
+        "{}",
+        sim.trace()
+            .iter()
+            .rev()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     for (_, e) in attempts_since(&sim, healed) {
         if let Event::HandBackAttempt { lag, .. } = e {
             assert!(lag <= max_lag);

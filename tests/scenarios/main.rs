@@ -10,6 +10,7 @@ mod duplication_failover;
 mod hand_back;
 mod no_flapping;
 mod normal;
+mod pauses;
 mod ranked;
 mod redundancy_restored;
 mod site_loss;

@@ -47,7 +47,7 @@ fn rank_two_takes_over_when_rank_one_cannot() {
     load.run(&mut sim, Duration::from_secs(3));
     assert_eq!(sim.leader(), Some(CM01A));
     // Paris comes back just as Denver dies: Paris campaigns first (rank 1)
-    // but the others refuse its stale log; London (rank 2) wins.
+    // but the others refuse its stale log; London (rank 2), fresher, wins.
     let t0 = sim.now_us();
     sim.heal();
     sim.crash_site("denver");
@@ -64,9 +64,11 @@ fn rank_two_takes_over_when_rank_one_cannot() {
             ..
         }
     ));
+    // London does not wait out its own rank-2 timer: Paris's stale
+    // candidacy proved that rank 1 cannot lead, so London steps up at once.
     let rank_two_after = sim.topology().ticks().survivable_campaign_after(2, 0) as u64
         * sim.topology().ticks().tick_ms;
-    assert!((winner.0 - t0) / 1000 >= rank_two_after);
+    assert!((winner.0 - t0) / 1000 < rank_two_after);
     // Nothing Denver committed is lost.
     assert_acknowledged_applied(&sim, &load, CM03A);
     // Once Paris has caught up and stayed reachable for the stability

@@ -1,0 +1,552 @@
+//! `node cluster`: the Denver/Paris/witness cluster as five processes on
+//! 127.0.0.1, under a call workload, through a leader kill, a restart, a
+//! Denver cut-off and its return.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+const NAMES: [(u64, &str, &str, &str); 5] = [
+    (1, "CM01a", "denver", "esxi-1"),
+    (2, "CM01b", "denver", "esxi-3"),
+    (3, "CM02a", "paris", "esxi-5"),
+    (4, "CM02b", "paris", "esxi-7"),
+    (5, "W1", "kansas", "wit-1"),
+];
+const SURVIVABLE_AFTER_MS: u64 = 2_000;
+const STABLE_MS: u64 = 3_000;
+
+fn config_text(ports: &[u16], id: u64, dir: &Path) -> String {
+    let m = |i: usize| {
+        let (id, name, _, host) = NAMES[i];
+        format!(
+            "{{ id = {id}, name = \"{name}\", host = \"{host}\", addr = \"127.0.0.1:{}\" }}",
+            ports[i]
+        )
+    };
+    format!(
+        r#"cluster_id = 2026
+[[sites]]
+name = "denver"
+main = true
+[[sites]]
+name = "paris"
+[[sites]]
+name = "kansas"
+[[cores]]
+name = "cm01"
+site = "denver"
+members = [{}, {}]
+[[cores]]
+name = "cm02"
+site = "paris"
+rank = 1
+members = [{}, {}]
+[[witnesses]]
+id = 5
+name = "W1"
+site = "kansas"
+host = "wit-1"
+addr = "127.0.0.1:{}"
+[timers]
+survivable_after_ms = {SURVIVABLE_AFTER_MS}
+[hand_back]
+policy = "after-stable"
+stable_ms = {STABLE_MS}
+[member]
+id = {id}
+data_dir = "{}"
+"#,
+        m(0),
+        m(1),
+        m(2),
+        m(3),
+        ports[4],
+        dir.join(format!("n{id}")).display()
+    )
+}
+
+/// Reads `"key":value` out of one of our own JSON lines.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[at..];
+    let end = if let Some(s) = rest.strip_prefix('"') {
+        return s.find('"').map(|e| &s[..e]);
+    } else {
+        rest.find([',', '}', ']']).unwrap_or(rest.len())
+    };
+    Some(&rest[..end])
+}
+
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stopped: bool,
+}
+
+struct Op {
+    call: u64,
+    setup: bool,
+}
+
+/// Output lines of the members: (member id, line).
+type Lines = (Sender<(u64, String)>, Receiver<(u64, String)>);
+
+struct Cluster {
+    dir: PathBuf,
+    configs: BTreeMap<u64, PathBuf>,
+    procs: BTreeMap<u64, Proc>,
+    lines: Lines,
+    started: Instant,
+    // workload
+    next_tag: u64,
+    next_call: u64,
+    sent: BTreeMap<String, Op>,
+    /// (time ms since start, term) of every acknowledged proposal.
+    acks: Vec<(u64, u64)>,
+    failed: u64,
+    up: BTreeSet<u64>,
+    down: BTreeSet<u64>,
+    ending: BTreeMap<u64, Vec<u64>>,
+    statuses: BTreeMap<u64, (String, u64, u64)>, // id -> (role, term, applied)
+    dump: Option<BTreeSet<String>>,
+    json: bool,
+}
+
+impl Cluster {
+    fn start(json: bool) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("sc-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let ports: Vec<u16> = (0..5)
+            .map(|_| {
+                TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let mut configs = BTreeMap::new();
+        for (id, ..) in NAMES {
+            let path = dir.join(format!("n{id}.toml"));
+            std::fs::write(&path, config_text(&ports, id, &dir)).map_err(|e| e.to_string())?;
+            configs.insert(id, path);
+        }
+        let mut c = Self {
+            dir,
+            configs,
+            procs: BTreeMap::new(),
+            lines: crossbeam_channel::unbounded(),
+            started: Instant::now(),
+            next_tag: 0,
+            next_call: 1,
+            sent: BTreeMap::new(),
+            acks: Vec::new(),
+            failed: 0,
+            up: BTreeSet::new(),
+            down: BTreeSet::new(),
+            ending: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            dump: None,
+            json,
+        };
+        for (id, ..) in NAMES {
+            c.spawn(id)?;
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, id: u64) -> Result<(), String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(self.dir.join(format!("n{id}.log")))
+            .map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(["run", "--config"])
+            .arg(&self.configs[&id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let tx = self.lines.0.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send((id, line));
+            }
+        });
+        let stdin = child.stdin.take();
+        self.procs.insert(
+            id,
+            Proc {
+                child,
+                stdin,
+                stopped: false,
+            },
+        );
+        self.wait_until(Duration::from_secs(10), |_, id2, line| {
+            id2 == id && line.contains("\"ready\"")
+        })
+        .then_some(())
+        .ok_or_else(|| format!("member {id} did not start; see {}", self.dir.display()))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn send(&mut self, id: u64, line: &str) {
+        let Some(p) = self.procs.get_mut(&id).filter(|p| !p.stopped) else {
+            return;
+        };
+        if let Some(stdin) = p.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+        }
+    }
+
+    fn signal(&mut self, id: u64, sig: &str) {
+        if let Some(p) = self.procs.get_mut(&id) {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(p.child.id().to_string())
+                .status();
+            p.stopped = sig == "-STOP";
+        }
+    }
+
+    fn kill9(&mut self, id: u64) {
+        if let Some(mut p) = self.procs.remove(&id) {
+            let _ = p.child.kill(); // SIGKILL
+            let _ = p.child.wait();
+        }
+        self.statuses.remove(&id);
+    }
+
+    fn live(&self, site: &str) -> Vec<u64> {
+        NAMES
+            .iter()
+            .filter(|(id, _, s, _)| *s == site && self.procs.get(id).is_some_and(|p| !p.stopped))
+            .map(|(id, ..)| *id)
+            .collect()
+    }
+
+    fn propose(&mut self, call: u64, setup: bool) {
+        let site = if self.next_tag % 2 == 0 {
+            "denver"
+        } else {
+            "paris"
+        };
+        let mut at = self.live(site);
+        if at.is_empty() {
+            at = self.live(if site == "denver" { "paris" } else { "denver" });
+        }
+        let Some(&id) = at.get((self.next_tag / 2) as usize % at.len().max(1)) else {
+            self.failed += 1;
+            return;
+        };
+        let tag = self.next_tag.to_string();
+        self.next_tag += 1;
+        let cmd = if setup {
+            format!("set call-{call} up")
+        } else {
+            format!("del call-{call}")
+        };
+        self.send(id, &format!("propose {tag} {cmd}"));
+        self.sent.insert(tag, Op { call, setup });
+    }
+
+    fn handle(&mut self, id: u64, line: &str) {
+        match field(line, "reply") {
+            Some("propose") => {
+                let Some(op) = field(line, "tag").and_then(|t| self.sent.remove(t)) else {
+                    return;
+                };
+                if field(line, "ok") == Some("true") {
+                    let term = field(line, "term")
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    self.acks.push((self.now_ms(), term));
+                    if op.setup {
+                        self.up.insert(op.call);
+                        self.down.remove(&op.call);
+                        let end = self.now_ms() + 2_000 + (op.call * 7919) % 8_000;
+                        self.ending.entry(end).or_default().push(op.call);
+                    } else {
+                        self.up.remove(&op.call);
+                        self.down.insert(op.call);
+                    }
+                } else {
+                    self.failed += 1;
+                }
+            }
+            Some("status") => {
+                let role = field(line, "role").unwrap_or("").to_string();
+                let num = |k| field(line, k).and_then(|v| v.parse().ok()).unwrap_or(0);
+                self.statuses
+                    .insert(id, (role, num("term"), num("applied")));
+            }
+            Some("dump") => {
+                let keys = line.split("\"keys\":[").nth(1).unwrap_or("");
+                let set = keys
+                    .trim_end_matches(['}', ']'])
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| k.trim_matches('"').to_string())
+                    .collect();
+                self.dump = Some(set);
+            }
+            _ => {
+                if let (false, Some(e)) = (self.json, field(line, "event")) {
+                    if e.starts_with("BecameLeader")
+                        || e.starts_with("HandBack")
+                        || e.contains("Started")
+                    {
+                        let name = NAMES.iter().find(|n| n.0 == id).map_or("?", |n| n.1);
+                        println!("  {:>7.3} s  {name}: {e}", self.now_ms() as f64 / 1000.0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes output lines until `pred` holds for one or `limit` passes.
+    fn wait_until(
+        &mut self,
+        limit: Duration,
+        mut pred: impl FnMut(&Self, u64, &str) -> bool,
+    ) -> bool {
+        let end = Instant::now() + limit;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            let Ok((id, line)) = self.lines.1.recv_timeout(left) else {
+                return false;
+            };
+            self.handle(id, &line);
+            if pred(self, id, &line) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Runs the workload for `d`: a new call every 20 ms, tear-downs due,
+    /// a status poll every 100 ms.
+    fn run_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        let mut tick = 0u64;
+        while Instant::now() < end {
+            let call = self.next_call;
+            self.next_call += 1;
+            self.propose(call, true);
+            let now = self.now_ms();
+            let due: Vec<u64> = self
+                .ending
+                .range(..=now)
+                .flat_map(|(_, v)| v.clone())
+                .collect();
+            self.ending.retain(|&t, _| t > now);
+            for call in due {
+                self.propose(call, false);
+            }
+            if tick % 5 == 0 {
+                let ids: Vec<u64> = self.procs.keys().copied().collect();
+                for id in ids {
+                    self.send(id, "status");
+                }
+            }
+            tick += 1;
+            self.wait_until(Duration::from_millis(20), |_, _, _| false);
+        }
+    }
+
+    fn leader(&self) -> Option<u64> {
+        self.statuses
+            .iter()
+            .filter(|(id, (role, ..))| {
+                role == "Leader" && self.procs.get(id).is_some_and(|p| !p.stopped)
+            })
+            .max_by_key(|(_, (_, term, _))| *term)
+            .map(|(&id, _)| id)
+    }
+
+    fn term(&self) -> u64 {
+        self.leader().map_or(0, |l| self.statuses[&l].1)
+    }
+
+    fn first_ack_after(&self, t_ms: u64, term: u64) -> Option<u64> {
+        self.acks
+            .iter()
+            .filter(|(t, tm)| *t >= t_ms && *tm > term)
+            .map(|(t, _)| t - t_ms)
+            .min()
+    }
+
+    /// Prints the step's line; returns the committed entries found lost.
+    fn report(
+        &mut self,
+        step: &str,
+        takeover_ms: Option<u64>,
+        before: &BTreeSet<u64>,
+        extra: &[(&str, String)],
+    ) -> usize {
+        let leader = self.leader();
+        self.dump = None;
+        if let Some(l) = leader {
+            self.send(l, "dump");
+            self.wait_until(Duration::from_secs(2), |c, _, _| c.dump.is_some());
+        }
+        let keys = self.dump.clone().unwrap_or_default();
+        let has = |call: &u64| keys.contains(&format!("call-{call}"));
+        let wanted: Vec<u64> = before.intersection(&self.up).copied().collect();
+        let preserved = wanted.iter().filter(|c| has(c)).count();
+        let lost = self.up.iter().filter(|c| !has(c)).count()
+            + self.down.iter().filter(|c| has(c)).count();
+        let (site, node) = leader
+            .and_then(|l| NAMES.iter().find(|n| n.0 == l))
+            .map_or(("none", "none"), |n| (n.2, n.1));
+        let mut line = format!(
+            "{{\"step\":\"{step}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{preserved},\"calls_dropped\":{},\"committed_lost\":{lost}",
+            self.now_ms(),
+            takeover_ms.map_or("null".into(), |t| t.to_string()),
+            keys.len(),
+            wanted.len() - preserved,
+        );
+        for (k, v) in extra {
+            line.push_str(&format!(",\"{k}\":{v}"));
+        }
+        line.push('}');
+        if self.json {
+            println!("{line}");
+        } else {
+            println!(
+                "== {step}: leader {node} ({site}), takeover {}, calls active {}, preserved {preserved}, dropped {}, committed lost {lost}{}",
+                takeover_ms.map_or("-".into(), |t| format!("{t} ms")),
+                keys.len(),
+                wanted.len() - preserved,
+                extra.iter().map(|(k, v)| format!(", {k} {v}")).collect::<String>()
+            );
+        }
+        lost
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in self.procs.values_mut() {
+            if p.stopped {
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(p.child.id().to_string())
+                    .status();
+            }
+            p.stdin = None; // end of input: the member shuts down
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in self.procs.values_mut() {
+            while Instant::now() < deadline && matches!(p.child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the scenario; `json` prints one object per step.
+pub(crate) fn run(json: bool) -> Result<(), String> {
+    let mut c = Cluster::start(json)?;
+    if !json {
+        println!(
+            "Denver/Paris cluster: five processes on 127.0.0.1, data in {}",
+            c.dir.display()
+        );
+    }
+    let mut ok = true;
+
+    // normal
+    c.run_for(Duration::from_secs(3));
+    ok &= c.leader() == Some(1);
+    ok &= c.report("normal", None, &BTreeSet::new(), &[]) == 0;
+
+    // duplication_failover: the leader's process is killed with SIGKILL.
+    let before = c.up.clone();
+    let (t0, term) = (c.now_ms(), c.term());
+    c.kill9(1);
+    c.run_for(Duration::from_secs(2));
+    let takeover = c.first_ack_after(t0, term);
+    ok &= c.leader() == Some(2);
+    ok &= c.report("duplication_failover", takeover, &before, &[]) == 0;
+
+    // primary_restarted: CM01a comes back from its data directory.
+    let before = c.up.clone();
+    let t0 = c.now_ms();
+    c.spawn(1)?;
+    let mut caught_up = None;
+    for _ in 0..100 {
+        c.run_for(Duration::from_millis(100));
+        let leader_applied = c.leader().map_or(u64::MAX, |l| c.statuses[&l].2);
+        if c.statuses
+            .get(&1)
+            .is_some_and(|s| s.2 + 5 >= leader_applied)
+        {
+            caught_up = Some(c.now_ms() - t0);
+            break;
+        }
+    }
+    ok &= caught_up.is_some();
+    let caught = (
+        "caught_up_ms",
+        caught_up.map_or("null".into(), |t| t.to_string()),
+    );
+    ok &= c.report("primary_restarted", None, &before, &[caught]) == 0;
+
+    // wan_partition: Denver's processes stop answering (SIGSTOP).
+    let before = c.up.clone();
+    let (t0, term) = (c.now_ms(), c.term());
+    c.signal(1, "-STOP");
+    c.signal(2, "-STOP");
+    c.run_for(Duration::from_millis(SURVIVABLE_AFTER_MS + 2_000));
+    let takeover = c.first_ack_after(t0, term);
+    ok &= c.leader().is_some_and(|l| l == 3 || l == 4);
+    ok &= c.report("wan_partition", takeover, &before, &[]) == 0;
+
+    // hand_back: Denver returns (SIGCONT); control goes home once stable.
+    let before = c.up.clone();
+    let (t0, term, failed) = (c.now_ms(), c.term(), c.failed);
+    c.signal(1, "-CONT");
+    c.signal(2, "-CONT");
+    c.procs.values_mut().for_each(|p| p.stopped = false);
+    c.run_for(Duration::from_millis(STABLE_MS + 3_000));
+    let takeover = c.first_ack_after(t0 + STABLE_MS, term);
+    let mut times: Vec<u64> = c
+        .acks
+        .iter()
+        .map(|a| a.0)
+        .filter(|&t| t >= t0 + STABLE_MS)
+        .collect();
+    times.sort_unstable();
+    let outage = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    ok &= c.leader().is_some_and(|l| l == 1 || l == 2) && c.failed == failed;
+    let extra = [
+        ("write_outage_ms", outage.to_string()),
+        ("failed_proposals", (c.failed - failed).to_string()),
+    ];
+    ok &= c.report("hand_back", takeover, &before, &extra) == 0;
+    if ok {
+        return Ok(());
+    }
+    for (id, name, ..) in NAMES {
+        let log = std::fs::read_to_string(c.dir.join(format!("n{id}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!("--- {name} (last {} log lines)", tail.len());
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+    }
+    Err("a step did not behave as designed (member logs above)".into())
+}

@@ -1,0 +1,180 @@
+//! What the embedding service holds: propose, watch, ask, stop.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use parking_lot::{Mutex, RwLock};
+
+use super::Command;
+use crate::error::{HandBackError, MembershipError, ProposeError};
+use crate::events::Event;
+use crate::node::{Applied, Status};
+use crate::topology::{MemberSpec, NodeId};
+
+/// The service's handle on a running member. Cloning is not offered:
+/// share it behind an `Arc` (every method takes `&self`).
+pub struct Handle {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    status: Arc<RwLock<Status>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+/// A proposal on its way: wait for its result, with or without a timeout.
+#[derive(Debug)]
+#[must_use = "the result of a proposal arrives here"]
+pub struct Pending {
+    rx: Receiver<Result<Applied, ProposeError>>,
+}
+
+impl Pending {
+    /// Blocks until the proposal is applied (or the node stops).
+    ///
+    /// # Errors
+    /// Why it never will be: see [`ProposeError`].
+    pub fn wait(self) -> Result<Applied, ProposeError> {
+        self.rx.recv().unwrap_or(Err(ProposeError::Stopped))
+    }
+
+    /// Blocks for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ProposeError::Timeout`] after `timeout` (the proposal stays queued
+    /// and may still be applied, never twice), or why it never will be.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Applied, ProposeError> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(ProposeError::Timeout { waited: timeout }),
+            Err(RecvTimeoutError::Disconnected) => Err(ProposeError::Stopped),
+        }
+    }
+
+    /// The result if it has arrived.
+    pub fn try_result(&self) -> Option<Result<Applied, ProposeError>> {
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Err(ProposeError::Stopped)),
+        }
+    }
+}
+
+impl Handle {
+    pub(super) fn new(
+        commands: Sender<Command>,
+        events: Receiver<Event>,
+        status: Arc<RwLock<Status>>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            commands,
+            events,
+            status,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Submits a command without waiting. It is applied at most once,
+    /// wherever the leader is; followers forward it.
+    ///
+    /// # Errors
+    /// [`ProposeError::Stopped`] when the node is not running.
+    pub fn propose_async(&self, command: Vec<u8>) -> Result<Pending, ProposeError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::Propose(command, tx))
+            .map_err(|_| ProposeError::Stopped)?;
+        Ok(Pending { rx })
+    }
+
+    /// Submits a command and blocks until it is applied.
+    ///
+    /// # Errors
+    /// See [`ProposeError`].
+    pub fn propose(&self, command: Vec<u8>) -> Result<Applied, ProposeError> {
+        self.propose_async(command)?.wait()
+    }
+
+    /// Submits a command and blocks for at most `timeout`.
+    ///
+    /// # Errors
+    /// See [`Pending::wait_timeout`].
+    pub fn propose_timeout(
+        &self,
+        command: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Applied, ProposeError> {
+        self.propose_async(command)?.wait_timeout(timeout)
+    }
+
+    /// The member's typed events (leadership, failover, takeover, hand-back,
+    /// membership), in order. All clones of the receiver share one stream.
+    pub fn events(&self) -> Receiver<Event> {
+        self.events.clone()
+    }
+
+    /// The member's status as of its last step.
+    pub fn status(&self) -> Status {
+        self.status.read().clone()
+    }
+
+    /// Asks this member, if it leads from a less preferred site, to hand
+    /// leadership back now. See [`Node::hand_back`](crate::Node::hand_back).
+    ///
+    /// # Errors
+    /// [`HandBackError`]; `NotLeader { leader: None }` if the node stopped.
+    pub fn hand_back(&self) -> Result<(), HandBackError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stopped = HandBackError::NotLeader { leader: None };
+        self.commands
+            .send(Command::HandBack(tx))
+            .map_err(|_| stopped.clone())?;
+        rx.recv().unwrap_or(Err(stopped))
+    }
+
+    /// Replaces a dead voter. See [`Node::replace_member`](crate::Node::replace_member).
+    ///
+    /// # Errors
+    /// [`MembershipError`]; `NotLeader { leader: None }` if the node stopped.
+    pub fn replace_member(&self, dead: NodeId, new: MemberSpec) -> Result<(), MembershipError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stopped = MembershipError::NotLeader { leader: None };
+        self.commands
+            .send(Command::Replace(dead, new, tx))
+            .map_err(|_| stopped.clone())?;
+        rx.recv().unwrap_or(Err(stopped))
+    }
+
+    /// Whether the node thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the node: waiting proposals get [`ProposeError::Stopped`], the
+    /// thread ends. Everything acknowledged is already on disk.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

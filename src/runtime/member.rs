@@ -1,0 +1,100 @@
+//! One member over TCP with durable storage, assembled in one call.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use slog::{o, Logger};
+use thiserror::Error;
+
+use super::{inbound_channel, spawn, Handle, RuntimeConfig};
+use crate::error::Fatal;
+use crate::node::{Node, NodeConfig};
+use crate::state_machine::StateMachine;
+use crate::storage::{DurableStorage, StoreError};
+use crate::topology::{self, NodeId, Topology};
+use crate::transport::{StatsHandle, TcpConfig, TcpTransport, TransportError};
+
+/// Everything one member needs to run over TCP.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// The cluster's topology (the same at every member).
+    pub topology: Arc<Topology>,
+    /// This member.
+    pub id: NodeId,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Where every other member listens.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Its data directory (created if missing; must be its own).
+    pub data_dir: PathBuf,
+    /// For a replacement joining a running cluster: its description (see
+    /// [`Node::replacement_member`]).
+    pub joining: Option<topology::Member>,
+}
+
+/// A member could not start; nothing was left running.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory could not be opened, or is another member's.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The node refused to start on its data.
+    #[error(transparent)]
+    Node(#[from] Fatal),
+    /// A voter of the topology has no address.
+    #[error("no address for member {0}: list every other member under peers")]
+    MissingPeer(NodeId),
+}
+
+/// A running member: the service's [`Handle`] plus its transport's counters.
+#[derive(Debug)]
+pub struct Member {
+    /// Propose, watch, ask, stop.
+    pub handle: Handle,
+    /// The transport's counters (connections refused, frames dropped, ...).
+    pub transport: StatsHandle,
+    /// The address it listens on (useful with port 0).
+    pub local_addr: SocketAddr,
+}
+
+/// Opens the member's durable storage, starts its TCP transport and its
+/// runtime thread, and returns its handle.
+///
+/// # Errors
+/// [`StartError`] naming what is wrong; nothing is left running.
+pub fn start_member<M>(cfg: MemberConfig, sm: M, logger: &Logger) -> Result<Member, StartError>
+where
+    M: StateMachine + Send + 'static,
+{
+    for &id in cfg.topology.members().keys() {
+        if id != cfg.id && !cfg.peers.contains_key(&id) {
+            return Err(StartError::MissingPeer(id));
+        }
+    }
+    let logger = logger.new(o!("node" => cfg.id.0));
+    let cluster = cfg.topology.cluster_id();
+    let storage = DurableStorage::open(&cfg.data_dir, cluster, cfg.id.0)?;
+    let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
+    node_cfg.logger = logger.clone();
+    node_cfg.seed = cfg.id.0;
+    node_cfg.joining = cfg.joining.clone();
+    let node = Node::new(node_cfg, storage, sm)?;
+    let (tx, rx) = inbound_channel();
+    let tcp = TcpConfig::new(cluster, cfg.id, cfg.listen, cfg.peers.clone());
+    let transport = TcpTransport::start(tcp, tx, logger.clone())?;
+    let stats = transport.stats_handle();
+    let local_addr = transport.local_addr();
+    let rt = RuntimeConfig::new(cfg.topology.timers().tick);
+    let handle = spawn(node, transport, rx, rt, logger);
+    Ok(Member {
+        handle,
+        transport: stats,
+        local_addr,
+    })
+}

@@ -1,0 +1,258 @@
+//! Length-prefixed framing for byte streams (TCP): a 4-byte big-endian
+//! length, then that many bytes of one prost message. A connection opens
+//! with a [`Hello`] frame; every later frame is one [`Envelope`].
+//!
+//! [`FrameDecoder`] takes bytes as they arrive and hands out whole frames.
+//! It refuses a frame whose announced length exceeds its limit before
+//! buffering any of it, so a peer can never make it allocate more than the
+//! limit (plus one read's worth of bytes).
+
+use prost::Message as _;
+
+use super::{Envelope, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+
+/// Bytes of the length prefix.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// The first frame on every connection: who is calling, for which cluster,
+/// in which protocol version. The receiver checks it before reading
+/// anything else.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Hello {
+    /// Protocol version of the caller.
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    /// Cluster id of the caller.
+    #[prost(uint64, tag = "2")]
+    pub cluster_id: u64,
+    /// The calling node.
+    #[prost(uint64, tag = "3")]
+    pub from: u64,
+    /// The node it means to reach.
+    #[prost(uint64, tag = "4")]
+    pub to: u64,
+}
+
+impl Hello {
+    /// A hello from `from` to `to` in `cluster_id`, at this build's version.
+    pub fn new(cluster_id: u64, from: u64, to: u64) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            cluster_id,
+            from,
+            to,
+        }
+    }
+
+    /// Decodes a hello frame's payload.
+    ///
+    /// # Errors
+    /// [`WireError::MalformedHello`] when the bytes are not a hello.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        Self::decode(bytes).map_err(|e| WireError::MalformedHello(e.to_string()))
+    }
+}
+
+/// Appends `msg` as one frame to `out`.
+///
+/// # Errors
+/// [`WireError::FrameTooLarge`] when the encoded message exceeds
+/// [`MAX_FRAME_LEN`]; `out` is unchanged.
+pub fn encode_frame(msg: &impl prost::Message, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let len = msg.encoded_len();
+    if len > MAX_FRAME_LEN {
+        return Err(WireError::FrameTooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    out.reserve(FRAME_HEADER_LEN + len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    msg.encode(out)
+        .expect("a Vec grows to fit the reserved length");
+    Ok(())
+}
+
+/// Splits a byte stream into frames, within a size limit.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    start: usize,
+    max: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(MAX_FRAME_LEN)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder refusing frames longer than `max_frame` bytes (at most
+    /// [`MAX_FRAME_LEN`]).
+    pub fn new(max_frame: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            max: max_frame.min(MAX_FRAME_LEN),
+        }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received and not yet handed out as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The next whole frame's payload, if one has arrived.
+    ///
+    /// # Errors
+    /// [`WireError::FrameTooLarge`] as soon as a length prefix exceeds the
+    /// limit; the stream cannot be trusted after that, close it.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let avail = &self.buf[self.start..];
+        let Some(header) = avail.get(..FRAME_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
+        if len > self.max {
+            return Err(WireError::FrameTooLarge { len, max: self.max });
+        }
+        let Some(payload) = avail.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
+            return Ok(None);
+        };
+        let frame = payload.to_vec();
+        self.start += FRAME_HEADER_LEN + len;
+        if self.start > 64 << 10 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(Some(frame))
+    }
+
+    /// The next whole frame, decoded as an [`Envelope`].
+    ///
+    /// # Errors
+    /// [`WireError::FrameTooLarge`] or [`WireError::MalformedEnvelope`].
+    pub fn next_envelope(&mut self) -> Result<Option<Envelope>, WireError> {
+        match self.next_frame()? {
+            Some(bytes) => Envelope::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks the stream ended on a frame boundary.
+    ///
+    /// # Errors
+    /// [`WireError::Truncated`] when part of a frame is left over.
+    pub fn finish(&self) -> Result<(), WireError> {
+        match self.buffered() {
+            0 => Ok(()),
+            have => Err(WireError::Truncated { have }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    fn env(n: u64, payload: usize) -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            cluster_id: 7,
+            epoch: 1,
+            from: n,
+            to: n + 1,
+            raft: vec![n as u8; payload],
+        }
+    }
+
+    #[test]
+    fn frames_survive_any_chunking() {
+        let sent: Vec<Envelope> = (0..20).map(|n| env(n, (n * 37) as usize)).collect();
+        let mut stream = Vec::new();
+        encode_frame(&Hello::new(7, 1, 2), &mut stream).unwrap();
+        for e in &sent {
+            encode_frame(e, &mut stream).unwrap();
+        }
+        for chunk in [1, 3, 7, 64, stream.len()] {
+            let mut d = FrameDecoder::default();
+            let mut got = Vec::new();
+            let mut hello = None;
+            for piece in stream.chunks(chunk) {
+                d.push(piece);
+                if hello.is_none() {
+                    if let Some(f) = d.next_frame().unwrap() {
+                        hello = Some(Hello::from_bytes(&f).unwrap());
+                    }
+                }
+                if hello.is_some() {
+                    while let Some(e) = d.next_envelope().unwrap() {
+                        got.push(e);
+                    }
+                }
+            }
+            assert_eq!(hello, Some(Hello::new(7, 1, 2)));
+            assert_eq!(got, sent, "chunk {chunk}");
+            d.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_before_it_is_buffered() {
+        let mut d = FrameDecoder::new(1024);
+        d.push(&(1_000_000u32).to_be_bytes());
+        assert_eq!(
+            d.next_frame(),
+            Err(WireError::FrameTooLarge {
+                len: 1_000_000,
+                max: 1024
+            })
+        );
+        assert_eq!(d.buffered(), 4);
+        let mut out = Vec::new();
+        assert!(matches!(
+            encode_frame(&env(1, MAX_FRAME_LEN), &mut out),
+            Err(WireError::FrameTooLarge { .. })
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_truncated_stream_is_reported() {
+        let mut stream = Vec::new();
+        encode_frame(&env(3, 100), &mut stream).unwrap();
+        let mut d = FrameDecoder::default();
+        d.push(&stream[..50]);
+        assert_eq!(d.next_frame(), Ok(None));
+        assert_eq!(d.finish(), Err(WireError::Truncated { have: 50 }));
+    }
+
+    quickcheck! {
+        fn garbage_never_panics(bytes: Vec<u8>, chunk: u8) -> bool {
+            let mut d = FrameDecoder::new(4096);
+            for piece in bytes.chunks(usize::from(chunk.max(1))) {
+                d.push(piece);
+                loop {
+                    match d.next_envelope() {
+                        Ok(Some(e)) => { let _ = e.raft_message(); }
+                        Ok(None) | Err(WireError::MalformedEnvelope(_)) => break,
+                        Err(_) => return d.buffered() <= bytes.len(),
+                    }
+                }
+            }
+            let _ = Hello::from_bytes(&bytes);
+            d.buffered() <= bytes.len()
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! `DurableStorage` on disk: the conformance suite, refusal of foreign and
+//! corrupt directories, and kill -9 crash rounds against a child process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, Storage};
+use survivable_core::storage::{testing, DurableStorage, LogStore, LogWrite, StoreError};
+
+const CLUSTER: u64 = 7;
+const NODE: u64 = 1;
+const CHILD_ENV: &str = "SURVIVABLE_DURABLE_CRASH_DIR";
+
+fn open(dir: &Path) -> DurableStorage {
+    DurableStorage::open(dir, CLUSTER, NODE)
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+/// An entry whose data names its index and term, padded with `pad`
+/// incompressible bytes (raft-engine compresses batches).
+fn entry(index: u64, term: u64, pad: usize) -> Entry {
+    let mut data = format!("{index}:{term}:").into_bytes();
+    let mut seed = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    data.extend((0..pad).map(|_| (xorshift(&mut seed) >> 32) as u8));
+    Entry {
+        index,
+        term,
+        data: data.into(),
+        ..Default::default()
+    }
+}
+
+fn bootstrap(s: &DurableStorage) {
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = 1;
+    snap.mut_metadata().term = 1;
+    snap.mut_metadata().mut_conf_state().voters = vec![NODE];
+    persist(s, Some(&snap), &[], None, true);
+}
+
+fn persist(
+    s: &DurableStorage,
+    snap: Option<&Snapshot>,
+    ents: &[Entry],
+    hs: Option<&HardState>,
+    sync: bool,
+) {
+    s.persist(LogWrite {
+        snapshot: snap,
+        entries: ents,
+        hard_state: hs,
+        sync,
+    })
+    .expect("persist");
+}
+
+fn all_entries(s: &DurableStorage) -> Vec<Entry> {
+    let (lo, hi) = (s.first_index().unwrap(), s.last_index().unwrap() + 1);
+    s.entries(lo, hi, None, GetEntriesContext::empty(false))
+        .expect("entries")
+}
+
+/// raft-engine's append-queue files in a store directory, oldest first.
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn conforms() {
+    let tmp = tempfile::tempdir().unwrap();
+    testing::conformance(|n| open(&tmp.path().join(n.to_string())));
+}
+
+/// raft-engine panics on an append below its first index; installing a
+/// snapshot older than the compaction point must not lead there.
+#[test]
+fn a_snapshot_behind_the_compaction_point_replaces_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    let s = open(&dir);
+    bootstrap(&s);
+    let ents: Vec<Entry> = (2..=30).map(|i| entry(i, 1, 10)).collect();
+    persist(&s, None, &ents, None, true);
+    let cs = ConfState {
+        voters: vec![NODE],
+        ..Default::default()
+    };
+    s.create_snapshot(25, cs, b"s25".to_vec(), 0).unwrap();
+    assert_eq!(s.first_index().unwrap(), 26);
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = 10;
+    snap.mut_metadata().term = 2;
+    snap.mut_metadata().mut_conf_state().voters = vec![NODE];
+    let ents: Vec<Entry> = (11..=12).map(|i| entry(i, 2, 10)).collect();
+    persist(&s, Some(&snap), &ents, None, true);
+    drop(s);
+    let s = open(&dir);
+    assert_eq!(
+        (s.first_index().unwrap(), s.last_index().unwrap()),
+        (11, 12)
+    );
+    assert_eq!(s.term(10).unwrap(), 2);
+    assert_eq!(all_entries(&s), ents);
+    persist(&s, None, &[entry(13, 2, 10)], None, true);
+}
+
+#[test]
+fn a_foreign_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    bootstrap(&open(&dir));
+    for (cluster, node) in [(CLUSTER + 1, NODE), (CLUSTER, NODE + 1)] {
+        match DurableStorage::open(&dir, cluster, node) {
+            Err(StoreError::ForeignData {
+                path,
+                found_cluster: CLUSTER,
+                found_node: NODE,
+                ..
+            }) => assert!(path.ends_with("member"), "{path}"),
+            other => panic!("expected ForeignData, got {other:?}"),
+        }
+    }
+    let live = open(&dir);
+    assert!(live.is_initialized(), "the refusals changed the store");
+    // A directory in use (here by a live clone) is locked.
+    match DurableStorage::open(&dir, CLUSTER, NODE) {
+        Err(StoreError::Io { reason, .. }) => assert!(reason.contains("lock"), "{reason}"),
+        other => panic!("expected Io (locked), got {other:?}"),
+    }
+    assert!(live.is_initialized());
+}
+
+#[test]
+fn a_directory_overwritten_with_garbage_is_refused_not_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    {
+        let s = open(&dir);
+        bootstrap(&s);
+        persist(
+            &s,
+            None,
+            &(2..=50).map(|i| entry(i, 1, 100)).collect::<Vec<_>>(),
+            None,
+            true,
+        );
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+        if f.ends_with("LOCK") {
+            continue;
+        }
+        let len = std::fs::metadata(&f).unwrap().len() as usize;
+        let garbage: Vec<u8> = (0..len)
+            .map(|_| (xorshift(&mut seed) >> 24) as u8)
+            .collect();
+        std::fs::write(&f, garbage).unwrap();
+    }
+    for _ in 0..2 {
+        match DurableStorage::open(&dir, CLUSTER, NODE) {
+            Err(StoreError::Corrupt { path, reason }) => {
+                assert!(path.ends_with(".raftlog"), "{path}: {reason}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    // Not a directory at all.
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        DurableStorage::open(&file, CLUSTER, NODE),
+        Err(StoreError::Io { .. })
+    ));
+}
+
+#[test]
+fn garbage_inside_the_last_file_is_refused_and_left_as_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    {
+        let s = open(&dir);
+        bootstrap(&s);
+        for i in 2..=40 {
+            persist(&s, None, &[entry(i, 1, 200)], None, true);
+        }
+    }
+    let files = log_files(&dir);
+    let [file] = &files[..] else {
+        panic!("expected one log file")
+    };
+    let good = std::fs::read(file).unwrap();
+    // Wherever the garbage lands before the final write (in a batch's
+    // header, items or entries), raft-engine's recovery or the read-back of
+    // the log finds it, and the file is left as it was found.
+    for tenth in 1..10 {
+        let mut bad = good.clone();
+        let at = 64 + (bad.len() - 64) * tenth / 10;
+        bad[at..at + 16].copy_from_slice(b"not raft-engine!");
+        std::fs::write(file, &bad).unwrap();
+        match DurableStorage::open(&dir, CLUSTER, NODE) {
+            Err(StoreError::Corrupt { path, reason }) => {
+                println!("garbage at {at}: {path}: {reason}");
+                assert!(path.contains("member"), "{path}: {reason}");
+            }
+            other => panic!("garbage at {at}: expected Corrupt, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(file).unwrap(),
+            bad,
+            "the corrupt file was changed"
+        );
+    }
+    // Repaired from a copy, everything is back.
+    std::fs::write(file, &good).unwrap();
+    let s = open(&dir);
+    assert_eq!(s.last_index().unwrap(), 40);
+    assert_eq!(all_entries(&s).len(), 39);
+}
+
+#[test]
+fn a_torn_final_write_and_preallocated_zeros_are_tolerated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    {
+        let s = open(&dir);
+        bootstrap(&s);
+        persist(
+            &s,
+            None,
+            &(2..=10).map(|i| entry(i, 1, 50)).collect::<Vec<_>>(),
+            None,
+            true,
+        );
+    }
+    let files = log_files(&dir);
+    let [file] = &files[..] else {
+        panic!("expected one log file")
+    };
+    let before = std::fs::metadata(file).unwrap().len() as usize;
+    {
+        let s = open(&dir);
+        persist(
+            &s,
+            None,
+            &[entry(11, 2, 50)],
+            Some(&HardState {
+                term: 2,
+                ..Default::default()
+            }),
+            true,
+        );
+    }
+    // As if the process died half-way through that write, after
+    // raft-engine had preallocated the file.
+    let mut bytes = std::fs::read(file).unwrap();
+    let torn = before + (bytes.len() - before) / 2;
+    bytes[torn..].fill(0);
+    bytes.resize(bytes.len() + (1 << 20), 0);
+    std::fs::write(file, &bytes).unwrap();
+    let s = open(&dir);
+    assert_eq!(s.last_index().unwrap(), 10, "the torn write survived");
+    assert_eq!(
+        s.initial_state().unwrap().hard_state.term,
+        1,
+        "the torn hard state survived"
+    );
+    assert_eq!(all_entries(&s).len(), 9);
+    persist(&s, None, &[entry(11, 2, 50)], None, true);
+}
+
+#[test]
+fn a_missing_log_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    {
+        let s = open(&dir);
+        bootstrap(&s);
+        // ~12 MB: several 4 MB files.
+        for i in 0..60 {
+            let ents: Vec<Entry> = (0..50).map(|j| entry(2 + i * 50 + j, 1, 4096)).collect();
+            persist(&s, None, &ents, None, false);
+        }
+    }
+    let files = log_files(&dir);
+    assert!(files.len() >= 3, "{files:?}");
+    std::fs::remove_file(&files[1]).unwrap();
+    match DurableStorage::open(&dir, CLUSTER, NODE) {
+        Err(StoreError::Corrupt { path, reason }) => {
+            assert!(reason.contains("missing"), "{path}: {reason}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn disk_use_stays_bounded_when_the_log_is_compacted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    let s = open(&dir);
+    bootstrap(&s);
+    let cs = ConfState {
+        voters: vec![NODE],
+        ..Default::default()
+    };
+    let mut max = 0;
+    let mut next = 2;
+    // ~200 MB written in total; at most ~1000 entries (~2 MB) are live.
+    for round in 0..100 {
+        for _ in 0..50 {
+            let ents: Vec<Entry> = (next..next + 20).map(|i| entry(i, 1, 2048)).collect();
+            next += 20;
+            persist(&s, None, &ents, None, false);
+        }
+        s.create_snapshot(next - 1, cs.clone(), vec![round as u8; 1024], 200)
+            .unwrap();
+        max = max.max(dir_size(&dir));
+    }
+    let end = dir_size(&dir);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    println!(
+        "disk use: max {} KiB, end {} KiB: {files:?}",
+        max >> 10,
+        end >> 10
+    );
+    assert!(max < 64 << 20, "disk use reached {max} bytes");
+    drop(s);
+    let s = open(&dir);
+    assert_eq!(s.last_index().unwrap(), next - 1);
+    assert_eq!(s.first_index().unwrap(), next - 200);
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+/// Kills (SIGKILL) and reaps the child however the test ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The child side of [`kill_9_never_loses_an_acknowledged_write`]: does
+/// nothing unless started by it.
+#[test]
+fn crash_child_process() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    use std::io::Write;
+    let s = open(Path::new(&dir));
+    let boot = s.next_boot().unwrap();
+    if !s.is_initialized() {
+        bootstrap(&s);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "boot {boot}").unwrap();
+    let cs = ConfState {
+        voters: vec![NODE],
+        ..Default::default()
+    };
+    let mut last = s.last_index().unwrap();
+    let mut term = s.initial_state().unwrap().hard_state.term.max(1);
+    let mut seed = boot.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let started = Instant::now();
+    // Bounded, in case the parent dies without killing us.
+    for i in 0..200_000u64 {
+        if started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        let r = xorshift(&mut seed);
+        // Now and then a new term overwrites a short tail (and goes past it,
+        // so acknowledged last indexes only grow).
+        let from = if i % 9 == 8 && last > s.first_index().unwrap() + 2 {
+            term += 1;
+            last - 1
+        } else {
+            last + 1
+        };
+        let ents: Vec<Entry> = (from..=last + 1 + r % 6)
+            .map(|i| entry(i, term, (r % 3000) as usize))
+            .collect();
+        let hs = HardState {
+            term,
+            vote: NODE,
+            commit: last,
+            ..Default::default()
+        };
+        persist(&s, None, &ents, Some(&hs), true);
+        last = ents.last().unwrap().index;
+        if i % 40 == 39 {
+            s.create_snapshot(
+                last - 5,
+                cs.clone(),
+                format!("state@{}", last - 5).into_bytes(),
+                30,
+            )
+            .unwrap();
+        }
+        writeln!(out, "acked {last} {term}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_never_loses_an_acknowledged_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    let exe = std::env::current_exe().unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    // SURVIVABLE_CRASH_ROUNDS=N runs more rounds (a longer soak).
+    let rounds =
+        std::env::var("SURVIVABLE_CRASH_ROUNDS").map_or(6, |n| n.parse().expect("a number"));
+    for round in 1..=rounds {
+        let child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        let mut child = ChildGuard(child);
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        let want = 1 + xorshift(&mut seed) % 400;
+        let (mut acked, mut boot, mut seen) = ((0, 0), 0, 0);
+        while seen < want {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("round {round}: child stopped after {seen} acks: {e}"));
+            // libtest's own output may share the line.
+            let at = line
+                .find("boot ")
+                .or_else(|| line.find("acked "))
+                .unwrap_or(line.len());
+            let words: Vec<&str> = line[at..].split_whitespace().collect();
+            match words[..] {
+                ["boot", n] => boot = n.parse().unwrap(),
+                ["acked", last, term] => {
+                    let a = (last.parse().unwrap(), term.parse().unwrap());
+                    assert!(
+                        a >= acked,
+                        "round {round}: acks went back: {acked:?} then {a:?}"
+                    );
+                    acked = a;
+                    seen += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(boot, round, "boot counter");
+        drop(child); // SIGKILL, mid-write as likely as not
+        drop(rx);
+
+        let s = open(&dir);
+        let (first, last) = (s.first_index().unwrap(), s.last_index().unwrap());
+        let hs = s.initial_state().unwrap().hard_state;
+        println!(
+            "round {round}: killed after {seen} acks {acked:?}; reopened {first}..={last}, term {}",
+            hs.term
+        );
+        assert!(
+            last >= acked.0,
+            "round {round}: last index {last} < acknowledged {}",
+            acked.0
+        );
+        assert!(
+            hs.term >= acked.1,
+            "round {round}: term {} < acknowledged {}",
+            hs.term,
+            acked.1
+        );
+        assert!(
+            hs.commit >= first - 1 && hs.commit <= last,
+            "round {round}: commit {}",
+            hs.commit
+        );
+        let ents = all_entries(&s);
+        assert_eq!(
+            ents.len() as u64,
+            last + 1 - first,
+            "round {round}: entries"
+        );
+        let mut prev_term = s.term(first - 1).unwrap();
+        for (e, want) in ents.iter().zip(first..) {
+            assert_eq!(e.index, want, "round {round}: not contiguous");
+            assert!(
+                e.term >= prev_term,
+                "round {round}: terms go back at {want}"
+            );
+            assert!(e
+                .data
+                .starts_with(format!("{}:{}:", e.index, e.term).as_bytes()));
+            prev_term = e.term;
+        }
+        assert!(prev_term >= acked.1, "round {round}: last entry's term");
+        let snap = s.latest_snapshot();
+        assert!(
+            snap.get_metadata().index >= first - 1,
+            "round {round}: snapshot behind the log"
+        );
+    }
+}
