@@ -26,10 +26,11 @@
 //!   [`policy::HandBackPolicy`]), leadership returns to it; proposals in
 //!   flight are queued and re-submitted, never failed.
 //!
-//! What it does not do: it is not a consensus implementation (raft-rs is),
-//! it does not open sockets or threads (the [`Node`] is sans-IO; a TCP
-//! runtime and durable storage are planned), and it does not yet offer the
-//! two-site main-site quorum mode with epochs and reconciliation.
+//! What it does not do: it is not a consensus implementation (raft-rs is);
+//! the [`Node`] itself opens no sockets and starts no threads (it is
+//! sans-IO: the [`runtime`] and [`transport`] modules, or your own loop,
+//! do that); and it does not yet offer the two-site main-site quorum mode
+//! with epochs and reconciliation.
 //!
 //! # Witness mode
 //!
@@ -187,6 +188,49 @@
 //! member applies only the first copy of an id, so a proposal is applied at
 //! most once and is never failed back because leadership moved. Its
 //! [`node::Applied`] result carries the (index, term) fencing token.
+//!
+//! # Running over TCP
+//!
+//! [`runtime::start_member`] runs one member for real: durable raft log
+//! storage in its data directory ([`storage::DurableStorage`], on tikv's
+//! raft-engine), TCP to the other members ([`transport::TcpTransport`]:
+//! length-prefixed prost frames, one connection per peer, bounded queues),
+//! and a thread that owns the node. The service keeps the [`runtime::Handle`]:
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use survivable_core::runtime::{start_member, MemberConfig};
+//! use survivable_core::sim::KvStore;
+//! use survivable_core::topology::{denver_paris, NodeId};
+//!
+//! let topology = denver_paris().build()?.shared();
+//! let peers: BTreeMap<NodeId, std::net::SocketAddr> = (2..=5)
+//!     .map(|id| (NodeId(id), format!("10.0.0.{id}:7000").parse().unwrap()))
+//!     .collect();
+//! let member = start_member(
+//!     MemberConfig {
+//!         topology,
+//!         id: NodeId(1),
+//!         listen: "10.0.0.1:7000".parse()?,
+//!         peers,
+//!         data_dir: "/var/lib/survivable/cm01a".into(),
+//!         joining: None,
+//!     },
+//!     KvStore::default(),
+//!     &slog::Logger::root(slog::Discard, slog::o!()),
+//! )?;
+//! let applied = member.handle.propose(b"set call-1 up".to_vec())?; // blocks until applied
+//! println!("applied at {} in term {}", applied.index, applied.term);
+//! for event in member.handle.events().try_iter() {
+//!     println!("{event:?}");
+//! }
+//! println!("{:?}", member.handle.status());
+//! member.handle.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/node` runs a member from a TOML file, and starts the whole
+//! Denver/Paris cluster as five processes (`node cluster`).
 //!
 //! # Errors
 //!

@@ -22,7 +22,7 @@ const NAMES: [(u64, &str, &str, &str); 5] = [
 const SURVIVABLE_AFTER_MS: u64 = 2_000;
 const STABLE_MS: u64 = 3_000;
 
-fn config_text(ports: &[u16], id: u64, dir: &Path) -> String {
+fn config_text(ports: &[u16], id: u64, dir: &Path, timers: &str) -> String {
     let m = |i: usize| {
         let (id, name, _, host) = NAMES[i];
         format!(
@@ -56,6 +56,7 @@ host = "wit-1"
 addr = "127.0.0.1:{}"
 [timers]
 survivable_after_ms = {SURVIVABLE_AFTER_MS}
+{timers}
 [hand_back]
 policy = "after-stable"
 stable_ms = {STABLE_MS}
@@ -98,7 +99,9 @@ struct Op {
 /// Output lines of the members: (member id, line).
 type Lines = (Sender<(u64, String)>, Receiver<(u64, String)>);
 
-struct Cluster {
+pub(crate) struct Cluster {
+    /// A new call every this long under [`Cluster::run_for`].
+    pub(crate) every: Duration,
     dir: PathBuf,
     configs: BTreeMap<u64, PathBuf>,
     procs: BTreeMap<u64, Proc>,
@@ -120,7 +123,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(json: bool) -> Result<Self, String> {
+    /// Starts the five members; `timers` are extra `[timers]` lines.
+    pub(crate) fn start(json: bool, timers: &str) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let ports: Vec<u16> = (0..5)
@@ -134,10 +138,12 @@ impl Cluster {
         let mut configs = BTreeMap::new();
         for (id, ..) in NAMES {
             let path = dir.join(format!("n{id}.toml"));
-            std::fs::write(&path, config_text(&ports, id, &dir)).map_err(|e| e.to_string())?;
+            let text = config_text(&ports, id, &dir, timers);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
             configs.insert(id, path);
         }
         let mut c = Self {
+            every: Duration::from_millis(20),
             dir,
             configs,
             procs: BTreeMap::new(),
@@ -161,7 +167,7 @@ impl Cluster {
         Ok(c)
     }
 
-    fn spawn(&mut self, id: u64) -> Result<(), String> {
+    pub(crate) fn spawn(&mut self, id: u64) -> Result<(), String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log = std::fs::File::create(self.dir.join(format!("n{id}.log")))
             .map_err(|e| e.to_string())?;
@@ -196,7 +202,7 @@ impl Cluster {
         .ok_or_else(|| format!("member {id} did not start; see {}", self.dir.display()))
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -219,7 +225,7 @@ impl Cluster {
         }
     }
 
-    fn kill9(&mut self, id: u64) {
+    pub(crate) fn kill9(&mut self, id: u64) {
         if let Some(mut p) = self.procs.remove(&id) {
             let _ = p.child.kill(); // SIGKILL
             let _ = p.child.wait();
@@ -315,7 +321,7 @@ impl Cluster {
     }
 
     /// Processes output lines until `pred` holds for one or `limit` passes.
-    fn wait_until(
+    pub(crate) fn wait_until(
         &mut self,
         limit: Duration,
         mut pred: impl FnMut(&Self, u64, &str) -> bool,
@@ -333,9 +339,9 @@ impl Cluster {
         false
     }
 
-    /// Runs the workload for `d`: a new call every 20 ms, tear-downs due,
-    /// a status poll every 100 ms.
-    fn run_for(&mut self, d: Duration) {
+    /// Runs the workload for `d`: a new call every [`Cluster::every`],
+    /// tear-downs due, a status poll every 100 ms.
+    pub(crate) fn run_for(&mut self, d: Duration) {
         let end = Instant::now() + d;
         let mut tick = 0u64;
         while Instant::now() < end {
@@ -352,18 +358,18 @@ impl Cluster {
             for call in due {
                 self.propose(call, false);
             }
-            if tick % 5 == 0 {
+            if tick % (100 / self.every.as_millis().max(1) as u64).max(1) == 0 {
                 let ids: Vec<u64> = self.procs.keys().copied().collect();
                 for id in ids {
                     self.send(id, "status");
                 }
             }
             tick += 1;
-            self.wait_until(Duration::from_millis(20), |_, _, _| false);
+            self.wait_until(self.every, |_, _, _| false);
         }
     }
 
-    fn leader(&self) -> Option<u64> {
+    pub(crate) fn leader(&self) -> Option<u64> {
         self.statuses
             .iter()
             .filter(|(id, (role, ..))| {
@@ -373,11 +379,16 @@ impl Cluster {
             .map(|(&id, _)| id)
     }
 
-    fn term(&self) -> u64 {
+    /// The applied index a member last reported.
+    pub(crate) fn applied(&self, id: u64) -> Option<u64> {
+        self.statuses.get(&id).map(|s| s.2)
+    }
+
+    pub(crate) fn term(&self) -> u64 {
         self.leader().map_or(0, |l| self.statuses[&l].1)
     }
 
-    fn first_ack_after(&self, t_ms: u64, term: u64) -> Option<u64> {
+    pub(crate) fn first_ack_after(&self, t_ms: u64, term: u64) -> Option<u64> {
         self.acks
             .iter()
             .filter(|(t, tm)| *t >= t_ms && *tm > term)
@@ -459,7 +470,7 @@ impl Drop for Cluster {
 
 /// Runs the scenario; `json` prints one object per step.
 pub(crate) fn run(json: bool) -> Result<(), String> {
-    let mut c = Cluster::start(json)?;
+    let mut c = Cluster::start(json, "")?;
     if !json {
         println!(
             "Denver/Paris cluster: five processes on 127.0.0.1, data in {}",

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example node -- cluster           # the launcher, narrated
 //! cargo run --release --example node -- cluster --json    # one JSON object per step
+//! cargo run --release --example node -- bench [--json]    # failover and throughput
 //! cargo run --release --example node -- run --config m.toml
 //! ```
 //!
@@ -21,6 +22,7 @@
 //! stopping its processes (SIGSTOP) so Paris takes over, and lets it
 //! return (SIGCONT) so control is handed back.
 
+mod bench;
 mod config;
 mod control;
 mod launcher;
@@ -35,7 +37,11 @@ fn main() -> ExitCode {
             _ => Err("usage: node run --config <member.toml>".to_string()),
         },
         Some("cluster") => launcher::run(args.iter().any(|a| a == "--json")),
-        _ => Err("usage: node cluster [--json] | node run --config <member.toml>".to_string()),
+        Some("bench") => bench::run(&args[1..]),
+        _ => Err(
+            "usage: node cluster [--json] | node bench [--json] [--trials N] [--secs S] | node run --config <member.toml>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
