@@ -61,6 +61,12 @@ pub(crate) struct DedupRecord {
     pub floor: u64,
     #[prost(uint64, repeated, tag = "4")]
     pub seen: Vec<u64>,
+    /// Index each `seen` proposal was applied at (same order).
+    #[prost(uint64, repeated, tag = "5")]
+    pub seen_index: Vec<u64>,
+    /// Term of that entry (same order).
+    #[prost(uint64, repeated, tag = "6")]
+    pub seen_term: Vec<u64>,
 }
 
 /// The data of a raft snapshot.

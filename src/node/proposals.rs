@@ -8,7 +8,7 @@
 //! applies only its first copy (at-most-once), keyed by
 //! (proposer, boot, seq).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::payload::{DedupRecord, EntryPayload};
 use crate::error::ProposeError;
@@ -33,8 +33,11 @@ pub struct Applied {
     /// Raft term of that entry: with the epoch, the fencing token to pass to
     /// downstream systems.
     pub term: u64,
-    /// What [`StateMachine::apply`](crate::StateMachine::apply) returned.
-    pub response: Vec<u8>,
+    /// What [`StateMachine::apply`](crate::StateMachine::apply) returned,
+    /// or `None` when this member did not see the apply itself (it caught
+    /// up from a snapshot taken after it): the command was applied, once,
+    /// at `index`, but its response is not known here.
+    pub response: Option<Vec<u8>>,
 }
 
 /// The result of a proposal, drained with [`Node::poll_outcome`](crate::Node::poll_outcome).
@@ -91,7 +94,8 @@ const BOOTS_KEPT: usize = 4;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Window {
     floor: u64,
-    seen: BTreeSet<u64>,
+    /// seq -> (index, term) of the copy that was applied.
+    seen: BTreeMap<u64, (u64, u64)>,
 }
 
 /// The replicated de-duplication table (part of every snapshot).
@@ -101,12 +105,23 @@ pub(crate) struct Dedup {
 }
 
 impl Dedup {
-    /// Whether the entry is the first copy of its proposal; records it.
-    pub(crate) fn admit(&mut self, p: &EntryPayload) -> bool {
+    /// Admits the first copy of a proposal (applied at `index` in `term`)
+    /// and records it; for a later copy, returns where the first one was
+    /// applied (`None` if that has been forgotten).
+    pub(crate) fn admit(
+        &mut self,
+        p: &EntryPayload,
+        index: u64,
+        term: u64,
+    ) -> Result<(), Option<(u64, u64)>> {
         let w = self.windows.entry((p.proposer, p.boot)).or_default();
-        if p.seq < w.floor || !w.seen.insert(p.seq) {
-            return false;
+        if p.seq < w.floor {
+            return Err(None);
         }
+        if let Some(&first) = w.seen.get(&p.seq) {
+            return Err(Some(first));
+        }
+        w.seen.insert(p.seq, (index, term));
         if p.floor > w.floor {
             w.floor = p.floor;
             w.seen = w.seen.split_off(&p.floor);
@@ -121,7 +136,12 @@ impl Dedup {
                 self.windows.remove(&(p.proposer, *b));
             }
         }
-        true
+        Ok(())
+    }
+
+    /// Where proposal (proposer, boot, seq) was applied, if it was and is remembered.
+    pub(crate) fn applied_at(&self, proposer: u64, boot: u64, seq: u64) -> Option<(u64, u64)> {
+        self.windows.get(&(proposer, boot))?.seen.get(&seq).copied()
     }
 
     pub(crate) fn to_records(&self) -> Vec<DedupRecord> {
@@ -131,7 +151,9 @@ impl Dedup {
                 proposer: *proposer,
                 boot: *boot,
                 floor: w.floor,
-                seen: w.seen.iter().copied().collect(),
+                seen: w.seen.keys().copied().collect(),
+                seen_index: w.seen.values().map(|v| v.0).collect(),
+                seen_term: w.seen.values().map(|v| v.1).collect(),
             })
             .collect()
     }
@@ -145,7 +167,15 @@ impl Dedup {
                         (r.proposer, r.boot),
                         Window {
                             floor: r.floor,
-                            seen: r.seen.iter().copied().collect(),
+                            seen: r
+                                .seen
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &seq)| {
+                                    let at = |v: &[u64]| v.get(i).copied().unwrap_or(0);
+                                    (seq, (at(&r.seen_index), at(&r.seen_term)))
+                                })
+                                .collect(),
                         },
                     )
                 })
@@ -169,24 +199,29 @@ mod tests {
     }
 
     #[test]
-    fn second_copy_is_dropped() {
+    fn second_copy_is_dropped_and_points_at_the_first() {
         let mut d = Dedup::default();
-        assert!(d.admit(&p(0, 0)));
-        assert!(d.admit(&p(1, 0)));
-        assert!(!d.admit(&p(1, 0)));
-        assert!(!d.admit(&p(0, 1)));
+        assert_eq!(d.admit(&p(0, 0), 10, 2), Ok(()));
+        assert_eq!(d.admit(&p(1, 0), 11, 2), Ok(()));
+        assert_eq!(d.admit(&p(1, 0), 15, 3), Err(Some((11, 2))));
+        assert_eq!(d.applied_at(1, 1, 1), Some((11, 2)));
+        assert_eq!(d.admit(&p(0, 1), 16, 3), Err(Some((10, 2))));
+        // Once the proposer says everything below 2 is resolved, it is forgotten.
+        assert_eq!(d.admit(&p(2, 2), 17, 3), Ok(()));
+        assert_eq!(d.admit(&p(0, 2), 18, 3), Err(None), "below the floor");
     }
 
     #[test]
     fn floor_prunes_and_survives_snapshots() {
         let mut d = Dedup::default();
         for s in 0..100 {
-            assert!(d.admit(&p(s, s)));
+            assert_eq!(d.admit(&p(s, s), s + 1, 1), Ok(()));
         }
         assert!(d.windows[&(1, 1)].seen.len() <= 1);
         let back = Dedup::from_records(&d.to_records());
         assert_eq!(back, d);
-        assert!(!back.clone().admit(&p(42, 99)));
+        assert_eq!(back.clone().admit(&p(42, 99), 200, 1), Err(None));
+        assert_eq!(back.applied_at(1, 1, 99), Some((100, 1)));
     }
 
     #[test]
@@ -195,7 +230,7 @@ mod tests {
         for boot in 1..=6 {
             let mut e = p(0, 0);
             e.boot = boot;
-            assert!(d.admit(&e));
+            assert_eq!(d.admit(&e, boot, 1), Ok(()));
         }
         assert_eq!(d.windows.len(), BOOTS_KEPT);
     }

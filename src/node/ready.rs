@@ -153,6 +153,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.applied = meta.index;
         self.snapshot_index = meta.index;
         self.removed = !self.is_in_conf(self.id);
+        self.resolve_from_dedup();
     }
 
     fn fail(&mut self, f: Fatal) {
@@ -212,27 +213,54 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Ok(p) => p,
             Err(err) => return self.bad_entry(e, &err.to_string()),
         };
-        if !self.dedup.admit(&p) {
-            self.counters.duplicates_dropped += 1;
+        let mine = p.proposer == self.id.0 && p.boot == self.boot;
+        match self.dedup.admit(&p, e.index, e.term) {
+            Ok(()) => {
+                let response = self.sm.apply(e.index, &p.command);
+                if mine {
+                    self.resolve(p.seq, e.index, e.term, Some(response));
+                }
+            }
+            Err(first) => {
+                self.counters.duplicates_dropped += 1;
+                // A retry of ours whose first copy we did not see applied
+                // (we caught up from a snapshot): it is done all the same.
+                if let (true, Some((index, term))) = (mine, first) {
+                    self.resolve(p.seq, index, term, None);
+                }
+            }
+        }
+    }
+
+    /// Reports a proposal made here as applied, once.
+    fn resolve(&mut self, seq: u64, index: u64, term: u64, response: Option<Vec<u8>>) {
+        if self.proposals.pending.remove(&seq).is_none() {
             return;
         }
-        let response = self.sm.apply(e.index, &p.command);
-        if p.proposer == self.id.0
-            && p.boot == self.boot
-            && self.proposals.pending.remove(&p.seq).is_some()
-        {
-            self.outcomes.push_back(ProposalOutcome {
-                id: ProposalId {
-                    node: self.id,
-                    boot: self.boot,
-                    seq: p.seq,
-                },
-                result: Ok(Applied {
-                    index: e.index,
-                    term: e.term,
-                    response,
-                }),
-            });
+        self.outcomes.push_back(ProposalOutcome {
+            id: ProposalId {
+                node: self.id,
+                boot: self.boot,
+                seq,
+            },
+            result: Ok(Applied {
+                index,
+                term,
+                response,
+            }),
+        });
+    }
+
+    /// After a snapshot: the proposals made here that it shows applied.
+    fn resolve_from_dedup(&mut self) {
+        let done: Vec<(u64, (u64, u64))> = self
+            .proposals
+            .pending
+            .keys()
+            .filter_map(|&seq| Some((seq, self.dedup.applied_at(self.id.0, self.boot, seq)?)))
+            .collect();
+        for (seq, (index, term)) in done {
+            self.resolve(seq, index, term, None);
         }
     }
 

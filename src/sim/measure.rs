@@ -1,6 +1,8 @@
 //! Measurements over a run: what the scenario tests, the example and the
 //! survivability report compare.
 
+use std::time::Duration;
+
 use super::Sim;
 use crate::state_machine::StateMachine;
 
@@ -15,6 +17,21 @@ impl<M: StateMachine> Sim<M> {
             .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.term > term))
             .map(|c| c.done_us - from_us)
             .min()
+    }
+
+    /// Runs until every running voter has applied the same index and no
+    /// member holds a proposal, for at most `limit`; whether that happened.
+    pub fn run_until_converged(&mut self, limit: Duration) -> bool {
+        self.run_until(limit, |s| {
+            let mut applied = s.slots.iter().filter_map(|(&id, slot)| {
+                let n = slot.node.as_ref().filter(|n| n.voters().contains(&id))?;
+                Some((n.applied_index(), n.pending_proposals()))
+            });
+            let Some((first, pending)) = applied.next() else {
+                return true;
+            };
+            pending == 0 && applied.all(|(a, p)| a == first && p == 0)
+        })
     }
 
     /// The longest stretch, in microseconds, between two acknowledged

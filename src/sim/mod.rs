@@ -25,7 +25,9 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+pub mod invariants;
 mod kv;
+
 mod measure;
 mod network;
 mod observe;
@@ -39,13 +41,14 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use slog::{o, Logger};
 
+pub use invariants::{Checker, Violation};
 pub use kv::KvStore;
 pub use network::LinkState;
-pub use observe::{Observed, Violation};
+pub use observe::Observed;
 pub use schedule::{Fault, RunOptions, RunReport, Schedule, ScheduleError, Step};
 
+use self::invariants::Replica;
 use self::network::Network;
-use self::observe::{digest, Observations};
 use crate::error::ProposeError;
 use crate::events::Event;
 use crate::node::rng::SplitMix64;
@@ -153,7 +156,7 @@ impl SimBuilder {
             },
             rng: SplitMix64::new(self.seed),
             make: Box::new(make),
-            obs: Arc::new(Mutex::new(Observations::default())),
+            obs: Arc::new(Mutex::new(Checker::default())),
             events: Vec::new(),
             outcomes: Vec::new(),
             submitted: BTreeMap::new(),
@@ -177,6 +180,8 @@ struct Slot<M> {
     /// Frozen (a stop-the-world pause): no ticks, deliveries held.
     paused: bool,
     held: Vec<(NodeId, Vec<u8>)>,
+    /// Its tick period in percent of the configured one (clock skew).
+    tick_percent: u64,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -217,7 +222,7 @@ pub struct Sim<M> {
     network: Network,
     rng: SplitMix64,
     make: Box<dyn FnMut(NodeId) -> M>,
-    obs: Arc<Mutex<Observations>>,
+    obs: Arc<Mutex<Checker>>,
     events: Vec<(u64, NodeId, Event)>,
     outcomes: Vec<Commit>,
     submitted: BTreeMap<ProposalId, u64>,
@@ -256,6 +261,7 @@ impl<M: StateMachine> Sim<M> {
                 joining,
                 incarnation: 0,
                 paused: false,
+                tick_percent: 100,
                 held: Vec::new(),
             },
         );
@@ -347,14 +353,15 @@ impl<M: StateMachine> Sim<M> {
                 if slot.incarnation != incarnation {
                     return true;
                 }
+                let period = self.tick_us * slot.tick_percent / 100;
                 if slot.paused {
-                    let next = self.now_us + self.tick_us;
+                    let next = self.now_us + period;
                     self.schedule(next, Scheduled::Tick { node, incarnation });
                     return true;
                 }
                 if let Some(n) = slot.node.as_mut() {
                     n.tick(now_ms);
-                    let next = self.now_us + self.tick_us;
+                    let next = self.now_us + period.max(1);
                     self.schedule(next, Scheduled::Tick { node, incarnation });
                     self.drain(node);
                 }
@@ -607,6 +614,16 @@ impl<M: StateMachine> Sim<M> {
         }
     }
 
+    /// Skews a member's clock: it ticks every `percent`% of the tick period
+    /// (150 runs its timers a third slower, 50 twice as fast). 100 undoes it.
+    pub fn set_tick_skew(&mut self, id: NodeId, percent: u64) {
+        if let Some(s) = self.slots.get_mut(&id) {
+            s.tick_percent = percent.clamp(10, 1000);
+            self.trace
+                .push(format!("{} {id} skew {percent}%", self.now_us));
+        }
+    }
+
     /// Crashes every member on a host.
     pub fn crash_host(&mut self, host: &str) {
         let ids: Vec<NodeId> = self
@@ -720,6 +737,16 @@ impl<M: StateMachine> Sim<M> {
         self.network.blocked.clear();
     }
 
+    /// Undoes every [`set_link_loss`](Self::set_link_loss) and
+    /// [`set_link_rtt`](Self::set_link_rtt): links get the builder's
+    /// latency and loss again (partitions stay; see [`heal`](Self::heal)).
+    pub fn restore_links(&mut self) {
+        self.trace.push(format!("{} links restored", self.now_us));
+        self.network.link_loss.clear();
+        self.network.one_way_us.clear();
+        self.refresh_links();
+    }
+
     /// The state of the link `from → to`.
     pub fn link(&self, from: NodeId, to: NodeId) -> LinkState {
         self.network.state(from, to)
@@ -753,57 +780,91 @@ impl<M: StateMachine> Sim<M> {
         &self.trace
     }
 
-    /// Invariant violations seen so far (election safety, state-machine
-    /// safety), plus the end-of-run checks of [`Sim::check_converged`].
+    /// Invariant violations found so far: the safety invariants, checked
+    /// after every step, plus whatever the end-of-run checks found.
     pub fn violations(&self) -> Vec<Violation> {
-        self.obs.lock().violations.clone()
+        self.obs.lock().violations().to_vec()
     }
 
     /// The digest of the command applied at `index` (by whoever applied it first).
     pub fn applied_digest(&self, index: u64) -> Option<u64> {
-        self.obs.lock().applied.get(&index).map(|(d, _)| *d)
+        self.obs.lock().applied_digest(index)
     }
 
-    /// Checks the end-of-run invariants once faults have healed: every live
-    /// voter applied the same prefix up to the same index, and every
-    /// acknowledged proposal is in it. Returns the violations (also kept).
-    pub fn check_converged(&mut self) -> Vec<Violation> {
-        let live: Vec<(NodeId, u64)> = self
-            .slots
+    /// What every member holds now (running or crashed: storage survives).
+    fn replicas(&self) -> Vec<Replica> {
+        use raft::Storage as _;
+        self.slots
             .iter()
-            .filter_map(|(&id, s)| s.node.as_ref().map(|n| (id, n)))
-            .filter(|(id, n)| n.voters().contains(id))
-            .map(|(id, n)| (id, n.applied_index()))
-            .collect();
-        let mut found = Vec::new();
-        let max = live.iter().map(|(_, a)| *a).max().unwrap_or(0);
-        if live.iter().any(|(_, a)| *a != max) {
-            found.push(Violation::NotConverged {
-                applied: live.clone(),
-            });
-        }
-        {
-            let obs = self.obs.lock();
-            for c in &self.outcomes {
-                let Ok(applied) = &c.outcome.result else {
-                    continue;
+            .map(|(&id, s)| {
+                let first = s.storage.first_index().unwrap_or(1);
+                let last = s.storage.last_index().unwrap_or(0);
+                let ctx = raft::GetEntriesContext::empty(false);
+                let entries = if last >= first {
+                    s.storage
+                        .entries(first, last + 1, None, ctx)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
                 };
-                for (id, a) in &live {
-                    if *a < applied.index || !obs.applied.contains_key(&applied.index) {
-                        found.push(Violation::AckedLost {
-                            index: applied.index,
-                            node: *id,
-                        });
-                    }
+                Replica {
+                    id,
+                    live_voter: s.node.as_ref().is_some_and(|n| n.voters().contains(&id)),
+                    applied: s.node.as_ref().map_or(0, |n| n.applied_index()),
+                    log: entries
+                        .iter()
+                        .map(|e| (e.index, e.term, invariants::digest(&e.data)))
+                        .collect(),
                 }
-            }
+            })
+            .collect()
+    }
+
+    /// Checks log matching across every member's log now. Returns the
+    /// violations (also kept).
+    pub fn check_log_matching(&mut self) -> Vec<Violation> {
+        let found = invariants::log_matching(&self.replicas());
+        self.obs.lock().record(&found);
+        found
+    }
+
+    /// The end-of-run checks, once every fault has healed and the cluster
+    /// has had time to settle: every live voter applied the same prefix
+    /// (convergence), every acknowledged proposal is in it (no committed
+    /// entry lost), and the logs match. Returns the violations (also kept).
+    pub fn check_converged(&mut self) -> Vec<Violation> {
+        let replicas = self.replicas();
+        let acks: Vec<u64> = self
+            .outcomes
+            .iter()
+            .filter_map(|c| c.outcome.result.as_ref().ok().map(|a| a.index))
+            .collect();
+        let mut found: Vec<Violation> = invariants::convergence(&replicas).into_iter().collect();
+        found.extend(invariants::no_committed_loss(
+            &acks,
+            &replicas,
+            &self.obs.lock(),
+        ));
+        found.extend(invariants::log_matching(&replicas));
+        self.obs.lock().record(&found);
+        found
+    }
+
+    /// Runs until a member of the main site leads, for at most `within`;
+    /// a violation (also kept) if none does by then.
+    pub fn check_main_site_leads(&mut self, within: Duration) -> Option<Violation> {
+        let main = self.cfg.topology.main_site().to_string();
+        self.run_until(within, |s| s.leader().is_some_and(|l| s.site_of(l) == main));
+        let leader = self.leader().map(|l| (l, self.site_of(l)));
+        let found = invariants::handback_liveness(leader, &main);
+        if let Some(v) = &found {
+            self.obs.lock().record(std::slice::from_ref(v));
         }
-        self.obs.lock().violations.extend(found.iter().cloned());
         found
     }
 
     /// Digest of a command, as recorded per applied index.
     pub fn digest(command: &[u8]) -> u64 {
-        digest(command)
+        invariants::digest(command)
     }
 }

@@ -11,6 +11,7 @@ mod hand_back;
 mod no_flapping;
 mod normal;
 mod pauses;
+mod proposals;
 mod ranked;
 mod redundancy_restored;
 mod site_loss;

@@ -1,0 +1,35 @@
+//! Convergence (DESIGN §6): after every fault healed, every live voter has
+//! applied the same sequence (state machine safety makes equal indexes mean
+//! equal contents).
+
+use super::{Replica, Violation};
+
+pub(crate) fn check(replicas: &[Replica]) -> Option<Violation> {
+    let live: Vec<(crate::topology::NodeId, u64)> = replicas
+        .iter()
+        .filter(|r| r.live_voter)
+        .map(|r| (r.id, r.applied))
+        .collect();
+    let max = live.iter().map(|(_, a)| *a).max()?;
+    live.iter()
+        .any(|(_, a)| *a != max)
+        .then_some(Violation::NotConverged { applied: live })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::NodeId;
+
+    #[test]
+    fn a_voter_behind_is_caught_and_others_are_ignored() {
+        let r = |id, live_voter, applied| Replica {
+            id: NodeId(id),
+            live_voter,
+            applied,
+            log: vec![],
+        };
+        assert_eq!(check(&[r(1, true, 9), r(2, true, 9), r(3, false, 2)]), None);
+        assert!(check(&[r(1, true, 9), r(2, true, 8)]).is_some());
+    }
+}

@@ -1,0 +1,50 @@
+//! Election safety (DESIGN §6; Raft §5.2): at most one leader per
+//! (epoch, term).
+
+use std::collections::BTreeMap;
+
+use super::Violation;
+use crate::topology::NodeId;
+
+pub(super) fn check(
+    leaders: &mut BTreeMap<(u64, u64), NodeId>,
+    node: NodeId,
+    epoch: u64,
+    term: u64,
+) -> Option<Violation> {
+    match leaders.get(&(epoch, term)) {
+        None => {
+            leaders.insert((epoch, term), node);
+            None
+        }
+        Some(&first) if first != node => Some(Violation::TwoLeaders {
+            epoch,
+            term,
+            first,
+            second: node,
+        }),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_leader_in_a_term_is_caught() {
+        let mut l = BTreeMap::new();
+        assert_eq!(check(&mut l, NodeId(1), 1, 2), None);
+        assert_eq!(check(&mut l, NodeId(1), 1, 2), None);
+        assert_eq!(check(&mut l, NodeId(2), 1, 3), None);
+        assert_eq!(check(&mut l, NodeId(3), 2, 3), None, "another epoch");
+        assert!(matches!(
+            check(&mut l, NodeId(2), 1, 2),
+            Some(Violation::TwoLeaders {
+                first: NodeId(1),
+                second: NodeId(2),
+                ..
+            })
+        ));
+    }
+}

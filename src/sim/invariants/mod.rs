@@ -1,0 +1,190 @@
+//! The invariant checker: DESIGN §6, one file per invariant, shared by the
+//! simulator, the scenario tests, the properties, the fuzz targets and the
+//! example.
+//!
+//! The [`Sim`](super::Sim) feeds a [`Checker`] as the run goes (every
+//! apply, every new leader) so the safety invariants are checked after
+//! every step; the end-of-run invariants (log matching, convergence, no
+//! acknowledged entry lost, leadership back home) are checked when a test
+//! asks: [`Sim::check_converged`](super::Sim::check_converged),
+//! [`Sim::check_log_matching`](super::Sim::check_log_matching) and
+//! [`Sim::check_main_site_leads`](super::Sim::check_main_site_leads).
+
+mod convergence;
+mod election_safety;
+mod handback_liveness;
+mod log_matching;
+mod no_committed_loss;
+mod state_machine_safety;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::topology::NodeId;
+
+pub(crate) use convergence::check as convergence;
+pub(crate) use handback_liveness::check as handback_liveness;
+pub(crate) use log_matching::check as log_matching;
+pub(crate) use no_committed_loss::check as no_committed_loss;
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Violation {
+    /// Two leaders in one (epoch, term) (election safety).
+    TwoLeaders {
+        /// Epoch.
+        epoch: u64,
+        /// Term.
+        term: u64,
+        /// First leader seen.
+        first: NodeId,
+        /// Second leader seen.
+        second: NodeId,
+    },
+    /// Two members applied different commands at one index (state machine
+    /// safety: a committed entry was lost or replaced).
+    Diverged {
+        /// The index.
+        index: u64,
+        /// Who applied it first.
+        first: NodeId,
+        /// Who applied something else.
+        second: NodeId,
+    },
+    /// Two logs hold entries with the same index and term but different
+    /// contents, or different histories before them (log matching).
+    LogMismatch {
+        /// The index.
+        index: u64,
+        /// One member.
+        first: NodeId,
+        /// The other.
+        second: NodeId,
+    },
+    /// An acknowledged proposal is missing from a member's final state.
+    AckedLost {
+        /// Index it was acknowledged at.
+        index: u64,
+        /// The member missing it.
+        node: NodeId,
+    },
+    /// After the faults healed, members did not converge.
+    NotConverged {
+        /// Applied index per live voter.
+        applied: Vec<(NodeId, u64)>,
+    },
+    /// After healing, the main site did not lead again in time.
+    MainSiteNotLeading {
+        /// Who leads, if anyone.
+        leader: Option<NodeId>,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TwoLeaders {
+                epoch,
+                term,
+                first,
+                second,
+            } => write!(
+                f,
+                "election safety: {first} and {second} both led epoch {epoch} term {term}"
+            ),
+            Self::Diverged {
+                index,
+                first,
+                second,
+            } => write!(
+                f,
+                "state machine safety: {first} and {second} applied different entries at {index}"
+            ),
+            Self::LogMismatch {
+                index,
+                first,
+                second,
+            } => write!(
+                f,
+                "log matching: {first} and {second} disagree at {index} under the same term"
+            ),
+            Self::AckedLost { index, node } => {
+                write!(
+                    f,
+                    "committed entry lost: acknowledged index {index} is not applied at {node}"
+                )
+            }
+            Self::NotConverged { applied } => {
+                write!(f, "not converged after heal: applied {applied:?}")
+            }
+            Self::MainSiteNotLeading { leader } => {
+                write!(
+                    f,
+                    "hand-back liveness: the main site does not lead (leader {leader:?})"
+                )
+            }
+        }
+    }
+}
+
+/// What one replica holds, for the end-of-run checks.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// The member.
+    pub id: NodeId,
+    /// Whether it is running and a voter (it must have converged).
+    pub live_voter: bool,
+    /// Its applied index.
+    pub applied: u64,
+    /// Its log: (index, term, digest of the entry's bytes), ascending.
+    pub log: Vec<(u64, u64, u64)>,
+}
+
+/// The checker's record of a run. The simulator owns one.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// index -> (digest, first member to apply it)
+    applied: BTreeMap<u64, (u64, NodeId)>,
+    leaders: BTreeMap<(u64, u64), NodeId>,
+    diverged: BTreeSet<u64>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// Records an apply (checks state machine safety).
+    pub fn on_apply(&mut self, node: NodeId, index: u64, digest: u64) {
+        let v =
+            state_machine_safety::check(&mut self.applied, &mut self.diverged, node, index, digest);
+        self.violations.extend(v);
+    }
+
+    /// Records a new leader (checks election safety).
+    pub fn on_leader(&mut self, node: NodeId, epoch: u64, term: u64) {
+        let v = election_safety::check(&mut self.leaders, node, epoch, term);
+        self.violations.extend(v);
+    }
+
+    /// Records violations found by an end-of-run check.
+    pub fn record(&mut self, found: &[Violation]) {
+        self.violations.extend_from_slice(found);
+    }
+
+    /// Every violation so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// The digest applied at `index` (by whoever applied it first).
+    pub fn applied_digest(&self, index: u64) -> Option<u64> {
+        self.applied.get(&index).map(|(d, _)| *d)
+    }
+}
+
+/// A digest of bytes to compare what members applied (FNV-1a: the same on
+/// every run, platform and toolchain).
+pub fn digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,44 @@
+//! No committed entry lost (DESIGN §6, witness mode): every acknowledged
+//! proposal is applied, with the same command, by every live voter.
+
+use super::{Checker, Replica, Violation};
+
+/// `acks`: (index, digest of the proposal's entry as applied by its proposer).
+pub(crate) fn check(acks: &[u64], replicas: &[Replica], checker: &Checker) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for &index in acks {
+        let recorded = checker.applied_digest(index).is_some();
+        for r in replicas.iter().filter(|r| r.live_voter) {
+            if r.applied < index || !recorded {
+                found.push(Violation::AckedLost { index, node: r.id });
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::NodeId;
+
+    #[test]
+    fn an_acknowledged_index_not_applied_is_caught() {
+        let mut c = Checker::default();
+        c.on_apply(NodeId(1), 7, 1);
+        let ok = Replica {
+            id: NodeId(1),
+            live_voter: true,
+            applied: 9,
+            log: vec![],
+        };
+        let behind = Replica {
+            id: NodeId(2),
+            applied: 6,
+            ..ok.clone()
+        };
+        assert!(check(&[7], std::slice::from_ref(&ok), &c).is_empty());
+        assert_eq!(check(&[7], &[ok.clone(), behind], &c).len(), 1);
+        assert_eq!(check(&[8], &[ok], &c).len(), 1, "never applied anywhere");
+    }
+}
