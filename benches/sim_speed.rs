@@ -1,5 +1,7 @@
 //! Simulator speed: a 5-member Denver/Paris/witness cluster, one virtual
-//! hour, steady proposals (10 per second). Prints one JSON line.
+//! hour, steady proposals (10 per second); then random fault schedules of
+//! ten virtual minutes each, played under the invariant checker. Prints
+//! one JSON line each.
 //!
 //! `cargo bench --bench sim_speed` (one hour) or `-- --test` (one minute,
 //! as CI runs it so the benchmark cannot rot).
@@ -34,5 +36,36 @@ fn main() {
         wall.as_secs_f64(),
         virtual_secs as f64 / wall.as_secs_f64(),
         sim.violations().len()
+    );
+    schedules(if quick { 2 } else { 20 });
+}
+
+/// Random fault schedules stretched to ten virtual minutes each.
+fn schedules(count: u64) {
+    use quickcheck::{Arbitrary, Gen};
+    use survivable_core::sim::{Fault, RunOptions, Schedule, Step};
+    let topology = denver_paris().build().expect("valid topology").shared();
+    let mut g = Gen::new(64);
+    let started = Instant::now();
+    let mut virtual_ms = 0;
+    let mut violations = 0;
+    for _ in 0..count {
+        let mut s = Schedule::arbitrary(&mut g);
+        let used: u64 = s.steps.iter().map(|st| st.after_ms).sum();
+        s.steps.push(Step {
+            after_ms: 600_000u64.saturating_sub(used),
+            fault: Fault::Heal,
+        });
+        let r = s
+            .run(topology.clone(), &RunOptions::default())
+            .expect("valid schedule");
+        virtual_ms += r.virtual_ms;
+        violations += r.violations.len();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"bench\":\"schedules\",\"members\":5,\"schedules\":{count},\"virtual_min_each\":{:.1},\"wall_s\":{wall:.3},\"schedules_per_s\":{:.2},\"violations\":{violations}}}",
+        virtual_ms as f64 / count as f64 / 60_000.0,
+        count as f64 / wall
     );
 }

@@ -243,6 +243,8 @@
 
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod node;
 pub mod policy;
 pub mod runtime;

@@ -23,6 +23,7 @@ mod handback;
 mod membership;
 pub(crate) mod payload;
 mod proposals;
+mod reads;
 mod ready;
 pub(crate) mod rng;
 mod status;
@@ -35,6 +36,7 @@ use raft::{RawNode, StateRole};
 use slog::{o, Logger};
 
 pub use proposals::{Applied, ProposalId, ProposalOutcome};
+pub use reads::{ReadId, ReadOutcome};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
 
 use self::handback::HandBackState;
@@ -158,6 +160,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
 
     proposals: Proposals,
     dedup: Dedup,
+    reads: reads::Reads,
+    read_outcomes: VecDeque<ReadOutcome>,
 
     outbox: VecDeque<Envelope>,
     outcomes: VecDeque<ProposalOutcome>,
@@ -301,6 +305,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             hand_back: HandBackState::default(),
             proposals: Proposals::default(),
             dedup,
+            reads: reads::Reads::default(),
+            read_outcomes: VecDeque::new(),
             outbox: VecDeque::new(),
             outcomes: VecDeque::new(),
             events: VecDeque::new(),
@@ -612,11 +618,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         self.submit_pending();
+        self.submit_reads();
         if self.fresh_leader && self.role == StateRole::Leader {
             self.fresh_leader = false;
             self.reprobe_followers();
         }
         self.on_ready();
+        self.finish_reads();
     }
 
     /// Whether a majority of voters (this leader included) answered within

@@ -52,6 +52,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             let committed = rd.take_committed_entries();
             self.apply_entries(committed);
+            let read_states = rd.take_read_states();
+            self.on_read_states(read_states);
             // Votes and append responses only after the write above.
             let msgs = rd.take_persisted_messages();
             self.send(msgs);

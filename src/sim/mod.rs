@@ -25,8 +25,11 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+mod checks;
+mod faults;
 pub mod invariants;
 mod kv;
+pub mod linearizability;
 
 mod measure;
 mod network;
@@ -45,9 +48,10 @@ pub use invariants::{Checker, Violation};
 pub use kv::KvStore;
 pub use network::LinkState;
 pub use observe::Observed;
-pub use schedule::{Fault, RunOptions, RunReport, Schedule, ScheduleError, Step};
+pub use schedule::{
+    Fault, LinearOptions, LinearReport, RunOptions, RunReport, Schedule, ScheduleError, Step,
+};
 
-use self::invariants::Replica;
 use self::network::Network;
 use crate::error::ProposeError;
 use crate::events::Event;
@@ -55,7 +59,7 @@ use crate::node::rng::SplitMix64;
 use crate::node::{Node, NodeConfig, ProposalId, ProposalOutcome};
 use crate::state_machine::StateMachine;
 use crate::storage::MemStorage;
-use crate::topology::{Failure, Member, NodeId, Topology};
+use crate::topology::{Member, NodeId, Topology};
 
 /// 2026-01-01T00:00:00Z: where virtual wall-clock time starts by default.
 pub const DEFAULT_START_UNIX_MS: u64 = 1_767_225_600_000;
@@ -160,6 +164,8 @@ impl SimBuilder {
             events: Vec::new(),
             outcomes: Vec::new(),
             submitted: BTreeMap::new(),
+            reads: Vec::new(),
+            reads_asked: BTreeMap::new(),
             trace: Vec::new(),
             tick_us: self.topology.ticks().tick_ms * 1000,
         };
@@ -212,6 +218,21 @@ pub struct Commit {
     pub outcome: ProposalOutcome,
 }
 
+/// A read the simulator saw answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDone {
+    /// Where it was made.
+    pub node: NodeId,
+    /// Its id.
+    pub id: crate::node::ReadId,
+    /// When it was made (virtual µs).
+    pub requested_us: u64,
+    /// When it was answered (virtual µs).
+    pub done_us: u64,
+    /// The index the member had applied when it answered.
+    pub index: u64,
+}
+
 /// The simulated cluster. See the [module docs](self).
 pub struct Sim<M> {
     cfg: SimBuilder,
@@ -226,6 +247,8 @@ pub struct Sim<M> {
     events: Vec<(u64, NodeId, Event)>,
     outcomes: Vec<Commit>,
     submitted: BTreeMap<ProposalId, u64>,
+    reads: Vec<ReadDone>,
+    reads_asked: BTreeMap<crate::node::ReadId, u64>,
     trace: Vec<String>,
     tick_us: u64,
 }
@@ -408,6 +431,10 @@ impl<M: StateMachine> Sim<M> {
         while let Some(o) = node.poll_outcome() {
             outcomes.push(o);
         }
+        let mut reads = Vec::new();
+        while let Some(r) = node.poll_read() {
+            reads.push(r);
+        }
         let (epoch, term) = (node.epoch(), node.term());
         for e in events {
             if let Event::BecameLeader { term, .. } = &e {
@@ -425,6 +452,16 @@ impl<M: StateMachine> Sim<M> {
                 proposed_us,
                 done_us: self.now_us,
                 outcome: o,
+            });
+        }
+        for r in reads {
+            let requested_us = self.reads_asked.remove(&r.id).unwrap_or(self.now_us);
+            self.reads.push(ReadDone {
+                node: id,
+                id: r.id,
+                requested_us,
+                done_us: self.now_us,
+                index: r.index,
             });
         }
         for env in out {
@@ -575,193 +612,27 @@ impl<M: StateMachine> Sim<M> {
         Ok(id)
     }
 
-    /// Crashes a member: its volatile state is lost; what it wrote to its
-    /// storage (everything, in this simulator: each write is durable
-    /// before any message depending on it leaves) survives for a restart.
-    pub fn crash(&mut self, id: NodeId) {
-        if let Some(s) = self.slots.get_mut(&id) {
-            s.paused = false;
-            s.held.clear();
-            if s.node.take().is_some() {
-                s.incarnation += 1;
-                self.trace.push(format!("{} {id} crash", self.now_us));
-            }
-        }
-    }
-
-    /// Freezes a member, as a long garbage-collection pause, a stalled disk
-    /// or `SIGSTOP` would: it neither ticks nor reads; what is sent to it
-    /// waits and is delivered, in order, on [`resume`](Self::resume).
-    pub fn pause(&mut self, id: NodeId) {
-        if let Some(s) = self.slots.get_mut(&id).filter(|s| s.node.is_some()) {
-            s.paused = true;
-            self.trace.push(format!("{} {id} pause", self.now_us));
-        }
-    }
-
-    /// Ends a [`pause`](Self::pause): the member takes in everything held.
-    pub fn resume(&mut self, id: NodeId) {
-        let Some(s) = self.slots.get_mut(&id).filter(|s| s.paused) else {
-            return;
+    /// Asks a member for a linearizable read point (see [`Node::read`]);
+    /// the answer shows in [`reads`](Self::reads), and the member's state
+    /// machine may be read as soon as it does.
+    ///
+    /// # Errors
+    /// [`ProposeError`] from the node; `NotLeader { leader: None }` if the
+    /// member is down or paused.
+    pub fn read(&mut self, at: NodeId) -> Result<crate::node::ReadId, ProposeError> {
+        let live = self.slots.get_mut(&at).filter(|s| !s.paused);
+        let Some(n) = live.and_then(|s| s.node.as_mut()) else {
+            return Err(ProposeError::NotLeader { leader: None });
         };
-        s.paused = false;
-        let held = std::mem::take(&mut s.held);
-        self.trace.push(format!("{} {id} resume", self.now_us));
-        for (from, bytes) in held {
-            if self.network.state(from, id) != LinkState::Partitioned {
-                self.deliver(id, &bytes);
-            }
-        }
+        let id = n.read()?;
+        self.reads_asked.insert(id, self.now_us);
+        self.drain(at);
+        Ok(id)
     }
 
-    /// Skews a member's clock: it ticks every `percent`% of the tick period
-    /// (150 runs its timers a third slower, 50 twice as fast). 100 undoes it.
-    pub fn set_tick_skew(&mut self, id: NodeId, percent: u64) {
-        if let Some(s) = self.slots.get_mut(&id) {
-            s.tick_percent = percent.clamp(10, 1000);
-            self.trace
-                .push(format!("{} {id} skew {percent}%", self.now_us));
-        }
-    }
-
-    /// Crashes every member on a host.
-    pub fn crash_host(&mut self, host: &str) {
-        let ids: Vec<NodeId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.member.spec.host == host)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            self.crash(id);
-        }
-    }
-
-    /// Crashes every member of a site.
-    pub fn crash_site(&mut self, site: &str) {
-        for id in self.site_members(site) {
-            self.crash(id);
-        }
-    }
-
-    /// Restarts a crashed member from its storage.
-    pub fn restart(&mut self, id: NodeId) {
-        if self.slots.get(&id).is_some_and(|s| s.node.is_none()) {
-            self.boot(id);
-        }
-    }
-
-    /// Starts a new member that joins the running cluster (a replacement:
-    /// see [`Node::replace_member`]). It starts empty and catches up.
-    pub fn add_member(&mut self, member: Member) {
-        self.start_member(member, true);
-    }
-
-    /// Members of a site.
-    pub fn site_members(&self, site: &str) -> Vec<NodeId> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.member.site == site)
-            .map(|(&id, _)| id)
-            .collect()
-    }
-
-    /// Injects one of the failures of the [survivability
-    /// report](crate::topology::SurvivabilityReport): crashes the host's,
-    /// core's or site's members, or partitions the two groups of sites. So
-    /// each row of the report can be checked against what really happens.
-    pub fn inject(&mut self, failure: &Failure) {
-        match failure {
-            Failure::Host { host } => self.crash_host(host),
-            Failure::Core { core } => {
-                let ids: Vec<NodeId> = self
-                    .slots
-                    .iter()
-                    .filter(|(_, s)| s.member.core() == Some(core.as_str()))
-                    .map(|(&id, _)| id)
-                    .collect();
-                for id in ids {
-                    self.crash(id);
-                }
-            }
-            Failure::Site { site } => self.crash_site(site),
-            Failure::Partition { side_a, side_b } => {
-                let a: Vec<&str> = side_a.iter().map(String::as_str).collect();
-                let b: Vec<&str> = side_b.iter().map(String::as_str).collect();
-                self.partition_sites(&a, &b);
-            }
-        }
-    }
-
-    /// Cuts every link between the two groups, both ways.
-    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
-        self.trace
-            .push(format!("{} partition {a:?} | {b:?}", self.now_us));
-        self.network.block(a, b);
-    }
-
-    /// Cuts every link between two groups of sites.
-    pub fn partition_sites(&mut self, a: &[&str], b: &[&str]) {
-        let ga: Vec<NodeId> = a.iter().flat_map(|s| self.site_members(s)).collect();
-        let gb: Vec<NodeId> = b.iter().flat_map(|s| self.site_members(s)).collect();
-        self.partition(&ga, &gb);
-    }
-
-    /// Cuts a member off from everyone.
-    pub fn isolate(&mut self, id: NodeId) {
-        let others: Vec<NodeId> = self.members().into_iter().filter(|&o| o != id).collect();
-        self.partition(&[id], &others);
-    }
-
-    /// Cuts a site off from every other site.
-    pub fn isolate_site(&mut self, site: &str) {
-        let inside = self.site_members(site);
-        let outside: Vec<NodeId> = self
-            .members()
-            .into_iter()
-            .filter(|id| !inside.contains(id))
-            .collect();
-        self.partition(&inside, &outside);
-    }
-
-    /// Restores the links between two groups.
-    pub fn heal_between(&mut self, a: &[NodeId], b: &[NodeId]) {
-        self.trace
-            .push(format!("{} heal {a:?} | {b:?}", self.now_us));
-        self.network.unblock(a, b);
-    }
-
-    /// Restores every link.
-    pub fn heal(&mut self) {
-        self.trace.push(format!("{} heal all", self.now_us));
-        self.network.blocked.clear();
-    }
-
-    /// Undoes every [`set_link_loss`](Self::set_link_loss) and
-    /// [`set_link_rtt`](Self::set_link_rtt): links get the builder's
-    /// latency and loss again (partitions stay; see [`heal`](Self::heal)).
-    pub fn restore_links(&mut self) {
-        self.trace.push(format!("{} links restored", self.now_us));
-        self.network.link_loss.clear();
-        self.network.one_way_us.clear();
-        self.refresh_links();
-    }
-
-    /// The state of the link `from → to`.
-    pub fn link(&self, from: NodeId, to: NodeId) -> LinkState {
-        self.network.state(from, to)
-    }
-
-    /// Sets the loss probability of the link `from → to` (one direction).
-    pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, p: f64) {
-        self.network.link_loss.insert((from, to), p.clamp(0.0, 1.0));
-    }
-
-    /// Sets the round trip between two members (both directions).
-    pub fn set_link_rtt(&mut self, a: NodeId, b: NodeId, rtt: Duration) {
-        let one_way = rtt.as_micros() as u64 / 2;
-        self.network.one_way_us.insert((a, b), one_way);
-        self.network.one_way_us.insert((b, a), one_way);
+    /// Every answered read, in the order they were answered.
+    pub fn reads(&self) -> &[ReadDone] {
+        &self.reads
     }
 
     /// Every event of every node, with its virtual time (µs).
@@ -778,89 +649,6 @@ impl<M: StateMachine> Sim<M> {
     /// identical seeds and schedules.
     pub fn trace(&self) -> &[String] {
         &self.trace
-    }
-
-    /// Invariant violations found so far: the safety invariants, checked
-    /// after every step, plus whatever the end-of-run checks found.
-    pub fn violations(&self) -> Vec<Violation> {
-        self.obs.lock().violations().to_vec()
-    }
-
-    /// The digest of the command applied at `index` (by whoever applied it first).
-    pub fn applied_digest(&self, index: u64) -> Option<u64> {
-        self.obs.lock().applied_digest(index)
-    }
-
-    /// What every member holds now (running or crashed: storage survives).
-    fn replicas(&self) -> Vec<Replica> {
-        use raft::Storage as _;
-        self.slots
-            .iter()
-            .map(|(&id, s)| {
-                let first = s.storage.first_index().unwrap_or(1);
-                let last = s.storage.last_index().unwrap_or(0);
-                let ctx = raft::GetEntriesContext::empty(false);
-                let entries = if last >= first {
-                    s.storage
-                        .entries(first, last + 1, None, ctx)
-                        .unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
-                Replica {
-                    id,
-                    live_voter: s.node.as_ref().is_some_and(|n| n.voters().contains(&id)),
-                    applied: s.node.as_ref().map_or(0, |n| n.applied_index()),
-                    log: entries
-                        .iter()
-                        .map(|e| (e.index, e.term, invariants::digest(&e.data)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// Checks log matching across every member's log now. Returns the
-    /// violations (also kept).
-    pub fn check_log_matching(&mut self) -> Vec<Violation> {
-        let found = invariants::log_matching(&self.replicas());
-        self.obs.lock().record(&found);
-        found
-    }
-
-    /// The end-of-run checks, once every fault has healed and the cluster
-    /// has had time to settle: every live voter applied the same prefix
-    /// (convergence), every acknowledged proposal is in it (no committed
-    /// entry lost), and the logs match. Returns the violations (also kept).
-    pub fn check_converged(&mut self) -> Vec<Violation> {
-        let replicas = self.replicas();
-        let acks: Vec<u64> = self
-            .outcomes
-            .iter()
-            .filter_map(|c| c.outcome.result.as_ref().ok().map(|a| a.index))
-            .collect();
-        let mut found: Vec<Violation> = invariants::convergence(&replicas).into_iter().collect();
-        found.extend(invariants::no_committed_loss(
-            &acks,
-            &replicas,
-            &self.obs.lock(),
-        ));
-        found.extend(invariants::log_matching(&replicas));
-        self.obs.lock().record(&found);
-        found
-    }
-
-    /// Runs until a member of the main site leads, for at most `within`;
-    /// a violation (also kept) if none does by then.
-    pub fn check_main_site_leads(&mut self, within: Duration) -> Option<Violation> {
-        let main = self.cfg.topology.main_site().to_string();
-        self.run_until(within, |s| s.leader().is_some_and(|l| s.site_of(l) == main));
-        let leader = self.leader().map(|l| (l, self.site_of(l)));
-        let found = invariants::handback_liveness(leader, &main);
-        if let Some(v) = &found {
-            self.obs.lock().record(std::slice::from_ref(v));
-        }
-        found
     }
 
     /// Digest of a command, as recorded per applied index.

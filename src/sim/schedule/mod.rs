@@ -15,6 +15,7 @@
 //! ```
 
 mod generate;
+mod linear;
 mod run;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+pub use linear::{LinearOptions, LinearReport};
 pub use run::{RunOptions, RunReport};
 
 use crate::topology::{NodeId, Topology};

@@ -127,7 +127,7 @@ fn every(per_s: u64) -> Duration {
     Duration::from_micros(1_000_000 / per_s.clamp(1, 10_000))
 }
 
-fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
+pub(super) fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
     match fault {
         Fault::Crash(n) => sim.crash(*n),
         Fault::Restart(n) => sim.restart(*n),

@@ -1,0 +1,3 @@
+#![no_main]
+//! Arbitrary bytes → a fault schedule → a simulated run → DESIGN §6.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| survivable_core::fuzzing::partition_schedule(data));

@@ -1,0 +1,90 @@
+//! Entry points for the fuzz targets under `fuzz/` (cargo-fuzz). Each target
+//! is a one-line call into here, so `cargo test` replays the checked-in
+//! corpus (`tests/fuzz_corpus.rs`) on stable Rust, and users can point the
+//! same functions at their own builds.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arbitrary::Unstructured;
+
+use crate::policy::{HandBack, HandBackPolicy, Timers};
+use crate::sim::{RunOptions, Schedule};
+use crate::topology::{denver_paris, Topology};
+use crate::wire::{Envelope, FrameDecoder, Hello};
+
+/// Frames larger than this are refused by the fuzzed decoder, so a run
+/// can show it never buffers more than the limit plus one input.
+const FUZZ_FRAME_LIMIT: usize = 64 << 10;
+
+/// Every decoder of [`crate::wire`] on arbitrary bytes: an envelope and
+/// the raft message inside it, a hello, and a stream of frames fed in
+/// pieces whose sizes the bytes choose. Must never panic, and the stream
+/// decoder must never hold more than the frame limit plus one input.
+pub fn wire_decode(data: &[u8]) {
+    if let Ok(env) = Envelope::from_bytes(data) {
+        let _ = env.raft_message();
+        let again = Envelope::from_bytes(&env.to_bytes()).expect("an envelope re-decodes");
+        assert_eq!(again, env, "an envelope survives a round trip");
+    }
+    let _ = Hello::from_bytes(data);
+    let mut dec = FrameDecoder::new(FUZZ_FRAME_LIMIT);
+    let step = usize::from(data.first().copied().unwrap_or(1).max(1));
+    for piece in data.chunks(step) {
+        dec.push(piece);
+        assert!(dec.buffered() <= FUZZ_FRAME_LIMIT + 4 + data.len());
+        while let Ok(Some(env)) = dec.next_envelope() {
+            let _ = env.raft_message();
+        }
+    }
+    let _ = dec.finish();
+}
+
+/// The reference layout with short timers (takeover after 1 s, hand-back
+/// after 1 s stable) so each run is short and the fuzzer explores many.
+fn witness_topology() -> Arc<Topology> {
+    static T: OnceLock<Arc<Topology>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut b = denver_paris();
+        b.timers(Timers {
+            survivable_after: Duration::from_secs(1),
+            rank_step: Duration::from_millis(500),
+            ..Timers::default()
+        })
+        .hand_back(HandBack {
+            policy: HandBackPolicy::AfterStable(Duration::from_secs(1)),
+            ..HandBack::default()
+        });
+        b.build().expect("the reference topology").shared()
+    })
+    .clone()
+}
+
+/// Arbitrary bytes → a fault [`Schedule`] for the reference Denver/Paris
+/// topology → a simulated run under the invariant checker. Any byte string
+/// is a valid input. Panics, printing the replayable schedule line, when an
+/// invariant breaks.
+pub fn partition_schedule(data: &[u8]) {
+    let topology = witness_topology();
+    let mut u = Unstructured::new(data);
+    let Ok(mut schedule) = Schedule::arbitrary_for(&mut u, &topology) else {
+        return;
+    };
+    // Keep each run short so the fuzzer explores many.
+    schedule.steps.truncate(8);
+    for step in &mut schedule.steps {
+        step.after_ms %= 2_000;
+    }
+    let opts = RunOptions {
+        main_site_within: Duration::from_secs(10),
+        ..RunOptions::default()
+    };
+    let report = schedule
+        .run(topology, &opts)
+        .expect("generated schedules name only topology members");
+    assert!(
+        report.violations.is_empty(),
+        "schedule {schedule} broke {:?}",
+        report.violations
+    );
+}
