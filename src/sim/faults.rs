@@ -85,7 +85,7 @@ impl<M: StateMachine> Sim<M> {
     }
 
     /// Starts a new member that joins the running cluster (a replacement:
-    /// see [`Node::replace_member`]). It starts empty and catches up.
+    /// see [`Node::replace_member`](crate::Node::replace_member)). It starts empty and catches up.
     pub fn add_member(&mut self, member: Member) {
         self.start_member(member, true);
     }
