@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::node::EpochId;
 use crate::state_machine::RestoreError;
 use crate::storage::StoreError;
 use crate::topology::NodeId;
@@ -108,15 +109,24 @@ pub enum StepError {
         /// Raft message receiver.
         msg_to: u64,
     },
-    /// The envelope's epoch is not ours.
+    /// The envelope's epoch is not ours (its raft message belongs to
+    /// another history; epochs meet through control messages instead).
     #[error("envelope from node {from} carries epoch {got}, this node is in epoch {ours}")]
     OtherEpoch {
         /// Sender.
         from: u64,
         /// Its epoch.
-        got: u64,
+        got: EpochId,
         /// Ours.
-        ours: u64,
+        ours: EpochId,
+    },
+    /// A control message that does not decode.
+    #[error("malformed control message from node {from}: {reason}")]
+    MalformedControl {
+        /// Sender.
+        from: u64,
+        /// Decoder's reason.
+        reason: String,
     },
     /// Raft refused the message (a local-only type, or a response from a
     /// peer it does not track).
@@ -169,6 +179,30 @@ pub enum MembershipError {
         /// Its partner.
         partner: NodeId,
     },
+}
+
+/// An operator's activation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ActivateError {
+    /// Only a survivable member (a learner of its epoch, in main-site mode,
+    /// not fenced) can activate.
+    #[error("only a survivable member of a main-site topology, learner of its epoch, can activate a new epoch")]
+    NotSurvivable,
+    /// The main site answers: activating now would split the cluster for
+    /// nothing. Cut it off (or wait until it is silent) and ask again.
+    #[error("the main site is reachable (leader {leader:?} heard within an election timeout; {reachable} of the epoch's {voters} voters answered): activation refused; ask again once it is cut off or silent")]
+    MainSiteReachable {
+        /// The epoch's leader, if it was heard within an election timeout.
+        leader: Option<NodeId>,
+        /// Voters heard from recently.
+        reachable: usize,
+        /// Voters in all.
+        voters: usize,
+    },
+    /// The fork could not be written; the node stopped.
+    #[error(transparent)]
+    Fatal(Fatal),
 }
 
 /// A hand-back request was refused.

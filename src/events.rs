@@ -1,6 +1,7 @@
 //! Typed events a node reports: leadership, failover, takeover, hand-back,
 //! membership. Drain them with [`Node::poll_event`](crate::Node::poll_event).
 
+use crate::node::{EntryRange, EpochId};
 use crate::topology::NodeId;
 
 /// Why a node became leader.
@@ -120,4 +121,64 @@ pub enum Event {
     /// This node was removed from the configuration; it stops campaigning
     /// and refuses proposals.
     Removed,
+    /// Main-site mode: this survivable member lost the main site for
+    /// `survivable_after` and started a new epoch from the log it had.
+    Activated {
+        /// The new epoch.
+        epoch: EpochId,
+        /// Last index taken from the old epoch.
+        fork_index: u64,
+        /// Its term.
+        fork_term: u64,
+        /// Entries the old leader had reported committed beyond the fork:
+        /// the loss known now (the full figure comes at reunion).
+        rpo_entries: u64,
+        /// How long the old epoch's leader had been silent, in ms.
+        silent_ms: u64,
+    },
+    /// This member met a newer epoch: it takes no more proposals in its own.
+    EpochFenced {
+        /// Its epoch.
+        ours: EpochId,
+        /// The newer one.
+        newer: EpochId,
+    },
+    /// Part of an older epoch's log was reconciled into this one (emitted
+    /// by every member as it applies the record).
+    Reconciled {
+        /// The older epoch whose log was taken in.
+        from: EpochId,
+        /// First index of its log taken in.
+        from_index: u64,
+        /// Last index taken in.
+        to_index: u64,
+        /// What this accounts for, by the epoch that appended each entry:
+        /// in a whole history, every entry of an epoch that lost is in
+        /// exactly one such range (shown, or counted if compacted).
+        ranges: Vec<EntryRange>,
+        /// This epoch, which recorded the reconciliation ...
+        epoch: EpochId,
+        /// ... at this index.
+        index: u64,
+        /// Divergent user commands the application saw.
+        divergent: u64,
+        /// Commands it chose to apply.
+        commands: u64,
+        /// Divergent entries the older side had compacted (counted only).
+        compacted: u64,
+    },
+    /// The application refused a reconciliation (or its hook panicked);
+    /// nothing was applied and it is tried again.
+    ReconcileFailed {
+        /// The older epoch.
+        from: EpochId,
+        /// Why.
+        reason: String,
+    },
+    /// This member left its old epoch for a newer one; it catches up from a
+    /// snapshot once the newer epoch's leader adds it.
+    JoinedEpoch {
+        /// The epoch joined.
+        epoch: EpochId,
+    },
 }

@@ -255,7 +255,7 @@ pub mod topology;
 pub mod transport;
 pub mod wire;
 
-pub use error::{Fatal, HandBackError, MembershipError, ProposeError, StepError};
+pub use error::{ActivateError, Fatal, HandBackError, MembershipError, ProposeError, StepError};
 pub use events::{Event, LeadershipCause};
 pub use node::{Node, NodeConfig};
-pub use state_machine::{RestoreError, StateMachine};
+pub use state_machine::{DivergentEntry, Reconciliation, ReconcileError, RestoreError, StateMachine};

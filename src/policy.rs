@@ -6,16 +6,22 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// Which quorum layout the topology uses (see the crate docs, "Two quorum modes").
-///
-/// Only witness mode exists today: voters in every data site plus a light
-/// witness voter in a third site, so every commit carries a WAN
-/// acknowledgement and no committed entry is ever lost (RPO = 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum QuorumMode {
-    /// Voters in the main site, the survivable cores and a witness site.
+    /// Three sites, RPO = 0: every member of every core is a voter, plus a
+    /// light witness in a third site, so every commit carries a WAN
+    /// acknowledgement and no committed entry is ever lost.
     #[default]
     Witness,
+    /// Two sites, the paper's model: the main site holds the voting
+    /// majority (its duplicated core plus a local tie-breaker on a third
+    /// host), so commits cost a LAN round trip; survivable cores replicate
+    /// asynchronously as learners. A survivable core cut off from the main
+    /// site for `survivable_after` activates a new, fenced epoch of its own;
+    /// what the main site committed but never shipped is the RPO, counted,
+    /// reported and reconciled when the sites meet again.
+    MainSite,
 }
 
 /// The clock of the cluster, in ticks of the node driver.
@@ -103,6 +109,13 @@ impl TickTimers {
         self.survivable_after
             + (rank.saturating_sub(1) as usize) * self.rank_step
             + position * self.election
+    }
+
+    /// Ticks a main-site tie-breaker (main-site mode) waits without a
+    /// leader before it campaigns as the last resort: after both members of
+    /// the main core had their chance.
+    pub fn tie_breaker_after(&self) -> usize {
+        self.main_campaign_after(1) + self.main_campaign_jitter() + self.election
     }
 
     /// Ticks a witness waits without a leader before it campaigns as the last

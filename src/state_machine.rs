@@ -2,12 +2,58 @@
 
 use thiserror::Error;
 
+use crate::node::{EpochId, ProposalId};
+
 /// A snapshot could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("state machine could not restore its snapshot: {reason}")]
 pub struct RestoreError {
     /// What was wrong with the bytes.
     pub reason: String,
+}
+
+/// A reconciliation refused by the application; both epochs' data stay as
+/// they are and the reunion is tried again (see [`StateMachine::reconcile`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("reconciliation refused: {reason}")]
+pub struct ReconcileError {
+    /// Why.
+    pub reason: String,
+}
+
+/// One entry an older epoch committed that the surviving epoch lacks.
+///
+/// Entries are shown by *origin*: the epoch that appended and committed
+/// them. That is usually the older epoch being reconciled, but an epoch
+/// that itself reconciled another (or forked later than this one from a
+/// common parent) passes those entries on as they were first proposed, not
+/// as it applied them, and each is shown exactly once however many
+/// epochs carried it here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DivergentEntry {
+    /// The epoch that appended and committed it.
+    pub epoch: EpochId,
+    /// Its index in that epoch.
+    pub index: u64,
+    /// Its raft term there.
+    pub term: u64,
+    /// The command, as proposed.
+    pub command: Vec<u8>,
+    /// The proposal, when it came from a client.
+    pub proposal: Option<ProposalId>,
+}
+
+/// What an older epoch committed after the point where the surviving
+/// epoch forked: handed to [`StateMachine::reconcile`] when the epochs meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation<'a> {
+    /// The older epoch.
+    pub from: EpochId,
+    /// Its divergent committed commands, in log order.
+    pub entries: &'a [DivergentEntry],
+    /// Divergent entries before these that the older side had compacted
+    /// away before the epochs met: counted, but their commands are gone.
+    pub compacted: u64,
 }
 
 /// The replicated application state, supplied by the embedding service.
@@ -35,4 +81,28 @@ pub trait StateMachine {
     /// then refuses to start (or to install the snapshot) rather than run
     /// with a half-restored state.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+
+    /// Decides what an older epoch's divergent commands become in the
+    /// surviving epoch (main-site mode, when the sites meet again): the
+    /// returned commands are applied, in order, at the index of one
+    /// reconciliation entry, on every member. The default re-applies every
+    /// divergent command, in order.
+    ///
+    /// Called on the surviving epoch's leader with the state as it is now;
+    /// it may be called again for the same entries if that leader loses
+    /// leadership before the result commits (the result is used once).
+    ///
+    /// # Errors
+    /// A [`ReconcileError`] (or a panic) leaves both epochs' data intact:
+    /// nothing is applied, the older side stays fenced, and the
+    /// reconciliation is tried again later.
+    fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
+        Ok(divergent.entries.iter().map(|e| e.command.clone()).collect())
+    }
+
+    /// Told which epoch the following applies belong to (when it starts,
+    /// forks, joins another or installs a snapshot). For observers such as
+    /// the simulator's checker; applications ignore it.
+    #[doc(hidden)]
+    fn note_epoch(&mut self, _epoch: EpochId) {}
 }

@@ -245,7 +245,7 @@ fn status_and_events_report_the_cluster() {
     );
     let s = c.members[&CM01A].handle.status();
     assert_eq!(s.site, "denver");
-    assert_eq!(s.epoch, 1);
+    assert_eq!(s.epoch, survivable_core::node::FIRST_EPOCH);
     assert!(s.commit >= 2 && s.applied >= 2);
 }
 
@@ -351,6 +351,7 @@ fn hostile_connections_are_closed_counted_and_change_nothing() {
         from: 4,
         to: 3,
         raft: vec![],
+        ..Envelope::default()
     };
     encode_frame(&env, &mut spoof).unwrap();
     assert!(closed(write_raw(target, &spoof)));

@@ -20,6 +20,7 @@ use raft::StateRole;
 
 use super::Node;
 use crate::events::{Event, LeadershipCause};
+use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{Member, Role};
@@ -44,6 +45,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Role::Survivable { rank, position, .. } => {
                 (t.survivable_campaign_after(rank, position), false)
             }
+            Role::Witness if self.cfg.topology.mode() == QuorumMode::MainSite => {
+                (t.tie_breaker_after(), false)
+            }
             Role::Witness => (t.witness_after(max_rank), false),
         };
         // Such elections spread over one election timeout; survivable cores
@@ -57,7 +61,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn drive_election(&mut self) {
-        if self.role == StateRole::Leader || self.removed || !self.raw.raft.promotable() {
+        if self.role == StateRole::Leader
+            || self.removed
+            || !self.raw.raft.promotable()
+            || self.fenced()
+            || self.ep.joining
+        {
             return;
         }
         if self.try_pair_failover() {
@@ -115,9 +124,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let term = self.raw.raft.term;
         let election = self.ticks.election as u64;
-        let catching_up = self
-            .catching_up_at
-            .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
+        // Behind what the leader said it had committed, or recently
+        // catching up: such a log would lose the election.
+        let behind = self.raw.raft.raft_log.last_index() < self.ep.leader_commit;
+        let catching_up = behind
+            || self
+                .catching_up_at
+                .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
         if leader == self.id
             || self.fast_failover_term == term
             || self.since_leader < self.ticks.failover

@@ -16,7 +16,9 @@ use raft::StateRole;
 use super::Node;
 use crate::error::HandBackError;
 use crate::events::Event;
-use crate::policy::{HandBackPolicy, TimeOfDay};
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+
+use crate::policy::{HandBackPolicy, QuorumMode, TimeOfDay};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{NodeId, Role};
@@ -179,7 +181,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         m.term = self.raw.raft.term;
         let cluster = self.cfg.topology.cluster_id();
         self.outbox
-            .push_back(crate::wire::Envelope::wrap(cluster, self.epoch, &m));
+            .push_back(crate::wire::Envelope::wrap(cluster, self.epoch(), &m));
     }
 
     fn policy_allows(&self, stable_ticks: u64) -> bool {
@@ -222,4 +224,85 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.emit(Event::HandBackCompleted { target, attempts });
         }
     }
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Main-site mode, after a survivable core led a new epoch: bring the
+    /// main site back as the voting majority. Away from home, the leader
+    /// promotes the main site's members (learners of its epoch once they
+    /// rejoined) to voters, under the hand-back policy and the freshness
+    /// gate; the ordinary hand-back then moves leadership to the main
+    /// primary. At home again, the leader demotes the survivable members
+    /// to learners. One configuration change at a time.
+    pub(super) fn drive_main_site_return(&mut self) {
+        let topology = self.cfg.topology.clone();
+        if topology.mode() != QuorumMode::MainSite || self.role != StateRole::Leader {
+            return;
+        }
+        let pending = self.raw.raft.pending_conf_index > self.applied;
+        let recently = self.tick_no < self.conf_proposed_at + self.ticks.election as u64;
+        if pending || recently || !self.conf.voters_outgoing.is_empty() {
+            return;
+        }
+        let main = topology.main_site();
+        let home = self.my_member().is_some_and(|m| m.site == main);
+        let changes: Vec<ConfChangeSingle> = if home {
+            self.conf
+                .voters
+                .iter()
+                .map(|&v| NodeId(v))
+                .filter(|v| self.members.get(v).is_some_and(|s| s.member.site != main))
+                .map(|v| single(ConfChangeType::AddLearnerNode, v))
+                .collect()
+        } else {
+            let wanted = topology.voters();
+            let last = self.raw.raft.raft_log.last_index();
+            let max_lag = topology.hand_back().max_lag_entries;
+            let e = self.ticks.election as u64;
+            let ready: Vec<NodeId> = wanted
+                .iter()
+                .copied()
+                .filter(|id| self.conf.learners.contains(&id.0))
+                .filter(|id| {
+                    let heard = self.last_heard.get(id).is_some_and(|&t| self.tick_no - t <= e);
+                    let matched = self.raw.raft.prs().get(id.0).map_or(0, |p| p.matched);
+                    heard && matched + max_lag >= last
+                })
+                .collect();
+            if ready.len() * 2 <= wanted.len() {
+                return;
+            }
+            let stable = ready
+                .iter()
+                .filter_map(|id| self.contact_since.get(id))
+                .map(|&since| self.tick_no - since)
+                .min()
+                .unwrap_or(0);
+            if !self.policy_allows(stable) {
+                return;
+            }
+            ready
+                .into_iter()
+                .map(|v| single(ConfChangeType::AddNode, v))
+                .collect()
+        };
+        if changes.is_empty() {
+            return;
+        }
+        slog::info!(self.logger, "main site's layout: configuration change"; "home" => home,
+            "changes" => changes.len());
+        let cc = ConfChangeV2 {
+            changes: changes.into(),
+            ..Default::default()
+        };
+        let _ = self.raw.propose_conf_change(Vec::new(), cc);
+        self.conf_proposed_at = self.tick_no;
+    }
+}
+
+fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
+    let mut s = ConfChangeSingle::default();
+    s.set_change_type(kind);
+    s.node_id = id.0;
+    s
 }

@@ -18,7 +18,9 @@
 //! one storage write (group commit). Everything the node writes to its
 //! storage is written before any message that depends on it is handed out.
 
+mod control;
 mod election;
+pub(crate) mod epoch;
 mod handback;
 mod membership;
 pub(crate) mod payload;
@@ -26,7 +28,9 @@ mod proposals;
 mod reads;
 mod ready;
 pub(crate) mod rng;
+mod reunion;
 mod status;
+mod takeover;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use raft::eraftpb::{ConfState, MessageType, Snapshot};
 use raft::{RawNode, StateRole};
 use slog::{o, Logger};
 
+pub use epoch::{EntryRange, EpochId, EpochRecord, FIRST_EPOCH};
 pub use proposals::{Applied, ProposalId, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
@@ -50,13 +55,28 @@ use crate::storage::{LogStore, LogWrite, MemStorage};
 use crate::topology::{Member, NodeId, Topology};
 use crate::wire::{Envelope, PROTOCOL_VERSION};
 
-/// The first epoch. Epochs change only when a survivable core forks off a
-/// new history (two-site mode); in witness mode every member stays in it.
-pub const FIRST_EPOCH: u64 = 1;
-
 /// raft must never start an election on its own: the driver decides who
 /// campaigns and when. Also keeps raft's internal RNG from mattering.
 const NEVER: usize = 1 << 40;
+
+/// raft's configuration for member `id` (raft never campaigns by itself:
+/// the election timers are pushed out of reach; see `election`).
+fn raft_config(id: NodeId, ticks: &TickTimers, applied: u64, priority: i64) -> raft::Config {
+    raft::Config {
+        id: id.0,
+        election_tick: ticks.election,
+        heartbeat_tick: ticks.heartbeat,
+        min_election_tick: NEVER,
+        max_election_tick: NEVER + 1,
+        applied,
+        check_quorum: true,
+        pre_vote: true,
+        priority,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        ..Default::default()
+    }
+}
 
 /// How a node is set up.
 #[derive(Debug, Clone)]
@@ -118,7 +138,10 @@ pub struct Node<M, S: LogStore = MemStorage> {
     sm: M,
     logger: Logger,
     rng: rng::SplitMix64,
-    epoch: u64,
+    /// The epoch lineage, first epoch first; this node's epoch is the last.
+    lineage: Vec<EpochRecord>,
+    /// Epoch state beyond the lineage: fencing, reconciliation, probes.
+    ep: takeover::EpochState,
     boot: u64,
     fatal: Option<Fatal>,
 
@@ -206,18 +229,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             (None, None) => return Err(Fatal::UnknownNode(id)),
         };
 
-        if !storage.is_initialized() && cfg.joining.is_none() {
+        // A member that left its epoch for a newer one keeps a marker: an
+        // empty configuration naming the epoch it waits to join.
+        let marker = storage.latest_snapshot();
+        let marked = !storage.is_initialized() && !marker.data.is_empty();
+        if !storage.is_initialized() && cfg.joining.is_none() && !marked {
             let mut snap = Snapshot::default();
             let data = SnapshotData {
                 user: sm.snapshot(),
                 members: encode_members(&members),
-                dedup: Vec::new(),
+                ..SnapshotData::default()
             };
             snap.data = encode(&data).into();
             let meta = snap.mut_metadata();
             meta.index = 1;
             meta.term = 1;
-            meta.mut_conf_state().voters = topology.voters().iter().map(|n| n.0).collect();
+            let cs = meta.mut_conf_state();
+            cs.voters = topology.voters().iter().map(|n| n.0).collect();
+            cs.learners = topology.learners().iter().map(|n| n.0).collect();
             storage.persist(LogWrite {
                 snapshot: Some(&snap),
                 entries: &[],
@@ -229,6 +258,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let mut dedup = Dedup::default();
         let mut conf = ConfState::default();
         let mut applied = 0;
+        let mut lineage = vec![EpochRecord::FIRST];
+        let mut reconciled = BTreeMap::new();
+        let mut covered = BTreeMap::new();
+        if marked {
+            let data = SnapshotData::decode_bytes(&marker.data).map_err(Fatal::CorruptSnapshot)?;
+            lineage = payload::decode_lineage(&data.epochs);
+        }
         if storage.is_initialized() {
             let snap = storage.latest_snapshot();
             let data = SnapshotData::decode_bytes(&snap.data).map_err(Fatal::CorruptSnapshot)?;
@@ -241,6 +277,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             dedup = Dedup::from_records(&data.dedup);
             conf = snap.get_metadata().get_conf_state().clone();
             applied = snap.get_metadata().index;
+            lineage = payload::decode_lineage(&data.epochs);
+            reconciled = payload::decode_reconciled(&data.reconciled);
+            covered = payload::decode_reconciled(&data.covered);
         } else {
             members.insert(
                 me.id(),
@@ -251,22 +290,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             );
         }
 
-        let raft_cfg = raft::Config {
-            id: id.0,
-            election_tick: ticks.election,
-            heartbeat_tick: ticks.heartbeat,
-            min_election_tick: NEVER,
-            max_election_tick: NEVER + 1,
-            applied,
-            check_quorum: true,
-            pre_vote: true,
-            priority: me.priority(),
-            max_size_per_msg: 1 << 20,
-            max_inflight_msgs: 256,
-            ..Default::default()
-        };
-        let raw = RawNode::new(&raft_cfg, storage.clone(), &logger)
-            .map_err(|e| Fatal::Raft(e.to_string()))?;
+        let raw = RawNode::new(
+            &raft_config(id, &ticks, applied, me.priority()),
+            storage.clone(),
+            &logger,
+        )
+        .map_err(|e| Fatal::Raft(e.to_string()))?;
         let boot = storage.next_boot()?;
         let mut node = Self {
             id,
@@ -275,7 +304,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             storage,
             sm,
             rng: rng::SplitMix64::new(cfg.seed ^ id.0.rotate_left(17) ^ boot),
-            epoch: FIRST_EPOCH,
+            lineage,
+            ep: takeover::EpochState {
+                reconciled,
+                covered,
+                joining: marked,
+                ..takeover::EpochState::default()
+            },
             boot,
             fatal: None,
             members,
@@ -315,6 +350,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             cfg,
         };
         node.next_campaign = node.campaign_threshold();
+        let epoch = node.epoch();
+        node.sm.note_epoch(epoch);
         node.on_ready();
         Ok(node)
     }
@@ -334,9 +371,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.since_leader += 1;
         }
         self.drive_election();
+        self.drive_takeover();
+        self.advance_reunion();
         if self.role == StateRole::Leader {
             self.drive_hand_back();
+            self.drive_main_site_return();
             self.drive_membership();
+            self.announce_epoch();
             self.expire_snapshots();
         }
         self.dirty = true;
@@ -352,17 +393,49 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.fatal.is_some() {
             return Ok(());
         }
-        let msg = match self.check_envelope(&env) {
+        if let Err(e) = self.check_sender(&env) {
+            self.counters.count(&e);
+            slog::debug!(self.logger, "dropped envelope"; "reason" => %e);
+            return Err(e);
+        }
+        if !env.control.is_empty() {
+            let done = self.handle_control(&env);
+            if let Err(e) = &done {
+                self.counters.count(e);
+            }
+            self.dirty = true;
+            return done;
+        }
+        let theirs = env.epoch_id();
+        if theirs != self.epoch() {
+            let e = StepError::OtherEpoch {
+                from: env.from,
+                got: theirs,
+                ours: self.epoch(),
+            };
+            self.counters.count(&e);
+            self.met_other_epoch(NodeId(env.from), theirs);
+            self.dirty = true;
+            return Err(e);
+        }
+        let msg = match self.raft_payload(&env) {
             Ok(m) => m,
             Err(e) => {
                 self.counters.count(&e);
-                slog::debug!(self.logger, "dropped envelope"; "reason" => %e);
                 return Err(e);
             }
         };
         let from = NodeId(msg.from);
         let kind = msg.get_msg_type();
+        if self.fenced() && matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) {
+            // A fenced epoch takes nothing new, from anyone.
+            self.note_heard(from);
+            return Ok(());
+        }
         let leader_commit = msg.commit;
+        if kind == MessageType::MsgAppend && msg.from == self.raw.raft.leader_id {
+            self.ep.leader_commit = self.ep.leader_commit.max(leader_commit);
+        }
         if kind == MessageType::MsgTimeoutNow {
             self.pending_cause = Some(LeadershipCause::Transfer);
         }
@@ -392,7 +465,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Ok(())
     }
 
-    fn check_envelope(&self, env: &Envelope) -> Result<raft::eraftpb::Message, StepError> {
+    /// Checks who sent an envelope (version, cluster, recipient, member).
+    fn check_sender(&self, env: &Envelope) -> Result<(), StepError> {
         if env.version != PROTOCOL_VERSION {
             return Err(StepError::UnsupportedVersion {
                 from: env.from,
@@ -417,13 +491,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !self.members.contains_key(&NodeId(env.from)) {
             return Err(StepError::UnknownSender { from: env.from });
         }
-        if env.epoch != self.epoch {
-            return Err(StepError::OtherEpoch {
-                from: env.from,
-                got: env.epoch,
-                ours: self.epoch,
-            });
-        }
+        Ok(())
+    }
+
+    /// The raft message inside an envelope of our epoch.
+    fn raft_payload(&self, env: &Envelope) -> Result<raft::eraftpb::Message, StepError> {
         let msg = env.raft_message()?;
         if msg.from != env.from || msg.to != env.to {
             return Err(StepError::Spoofed {
@@ -437,14 +509,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     fn note_contact(&mut self, from: NodeId, kind: MessageType) {
-        let gap = self
-            .last_heard
-            .get(&from)
-            .map_or(u64::MAX, |t| self.tick_no - t);
-        if gap > self.ticks.contact_gap() as u64 {
-            self.contact_since.insert(from, self.tick_no);
-        }
-        self.last_heard.insert(from, self.tick_no);
+        self.note_heard(from);
         let from_leader = matches!(
             kind,
             MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
@@ -547,8 +612,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// The current epoch.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
+    pub fn epoch(&self) -> EpochId {
+        self.lineage.last().map_or(FIRST_EPOCH, |r| r.id)
+    }
+
+    /// The epoch lineage, first epoch first (the last one is this node's).
+    pub fn lineage(&self) -> &[EpochRecord] {
+        &self.lineage
     }
 
     /// The index of the last applied entry.
@@ -581,14 +651,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.members.get(&id).map(|s| &s.member)
     }
 
-    /// The current voters, as applied here.
+    /// The current voters, as applied here, in id order.
     pub fn voters(&self) -> Vec<NodeId> {
-        self.conf.voters.iter().map(|&v| NodeId(v)).collect()
+        let mut v: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
+        v.sort_unstable();
+        v
     }
 
-    /// The current learners, as applied here.
+    /// The current learners, as applied here, in id order.
     pub fn learners(&self) -> Vec<NodeId> {
-        self.conf.learners.iter().map(|&v| NodeId(v)).collect()
+        let mut v: Vec<NodeId> = self.conf.learners.iter().map(|&v| NodeId(v)).collect();
+        v.sort_unstable();
+        v
     }
 
     fn my_member(&self) -> Option<&Member> {
@@ -672,7 +746,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     fn submit_pending(&mut self) {
-        if self.proposals.len() == 0 {
+        // Fenced or joining: proposals wait for the newer epoch.
+        if self.proposals.len() == 0 || self.fenced() || self.ep.joining {
             return;
         }
         let leading = self.role == StateRole::Leader
@@ -700,6 +775,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     seq,
                     floor,
                     command: p.command.clone(),
+                    reconcile: None,
                 };
                 if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
                     break;

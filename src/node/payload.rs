@@ -7,7 +7,8 @@ use prost::Message as _;
 
 use crate::topology::{Appliance, Member, MemberSpec, NodeId, Role};
 
-/// A normal log entry: a user command with its proposal id.
+/// A normal log entry: a user command with its proposal id, or (proposer
+/// 0) a library record.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct EntryPayload {
     #[prost(uint64, tag = "1")]
@@ -21,6 +22,135 @@ pub(crate) struct EntryPayload {
     pub floor: u64,
     #[prost(bytes = "vec", tag = "5")]
     pub command: Vec<u8>,
+    /// A reconciliation of an older epoch's divergent entries.
+    #[prost(message, optional, tag = "6")]
+    pub reconcile: Option<ReconcileRecord>,
+}
+
+/// An epoch and its fork point.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct EpochRecordPb {
+    #[prost(uint64, tag = "1")]
+    pub number: u64,
+    #[prost(uint64, tag = "2")]
+    pub founder: u64,
+    #[prost(uint64, tag = "3")]
+    pub fork_index: u64,
+    #[prost(uint64, tag = "4")]
+    pub fork_term: u64,
+}
+
+/// How far an older epoch's entries have been reconciled into this one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ReconciledPb {
+    #[prost(uint64, tag = "1")]
+    pub number: u64,
+    #[prost(uint64, tag = "2")]
+    pub founder: u64,
+    #[prost(uint64, tag = "3")]
+    pub up_to: u64,
+}
+
+/// A divergent user entry shown to the application, tagged with the epoch
+/// that appended it, so that a later reconciliation of the epoch holding
+/// this record shows it again, once, instead of what was made of it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct OriginalEntry {
+    #[prost(uint64, tag = "1")]
+    pub origin_number: u64,
+    #[prost(uint64, tag = "2")]
+    pub origin_founder: u64,
+    #[prost(uint64, tag = "3")]
+    pub index: u64,
+    #[prost(uint64, tag = "4")]
+    pub term: u64,
+    #[prost(bytes = "vec", tag = "5")]
+    pub command: Vec<u8>,
+    /// The proposal (`proposer` 0: none).
+    #[prost(uint64, tag = "6")]
+    pub proposer: u64,
+    #[prost(uint64, tag = "7")]
+    pub boot: u64,
+    #[prost(uint64, tag = "8")]
+    pub seq: u64,
+}
+
+impl OriginalEntry {
+    pub(crate) fn origin(&self) -> EpochId {
+        EpochId {
+            number: self.origin_number,
+            founder: NodeId(self.origin_founder),
+        }
+    }
+}
+
+/// A run `first..=last` of the entries one epoch appended.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RangePb {
+    #[prost(uint64, tag = "1")]
+    pub number: u64,
+    #[prost(uint64, tag = "2")]
+    pub founder: u64,
+    #[prost(uint64, tag = "3")]
+    pub first: u64,
+    #[prost(uint64, tag = "4")]
+    pub last: u64,
+}
+
+impl From<&RangePb> for EntryRange {
+    fn from(r: &RangePb) -> Self {
+        Self {
+            epoch: EpochId {
+                number: r.number,
+                founder: NodeId(r.founder),
+            },
+            first: r.first,
+            last: r.last,
+        }
+    }
+}
+
+impl From<&EntryRange> for RangePb {
+    fn from(r: &EntryRange) -> Self {
+        Self {
+            number: r.epoch.number,
+            founder: r.epoch.founder.0,
+            first: r.first,
+            last: r.last,
+        }
+    }
+}
+
+/// The outcome of reconciling an older epoch's log `from..=to` (in its
+/// indexes) into this one: the entries shown to the application, by the
+/// epoch that appended each ([`covered`](Self::covered)), and the commands
+/// it chose to apply, in order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ReconcileRecord {
+    #[prost(uint64, tag = "1")]
+    pub from_number: u64,
+    #[prost(uint64, tag = "2")]
+    pub from_founder: u64,
+    #[prost(uint64, tag = "3")]
+    pub from_index: u64,
+    #[prost(uint64, tag = "4")]
+    pub to_index: u64,
+    /// Divergent entries that were compacted before they could be shown.
+    #[prost(uint64, tag = "5")]
+    pub compacted: u64,
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    pub commands: Vec<Vec<u8>>,
+    /// How many divergent user commands the application saw.
+    #[prost(uint64, tag = "8")]
+    pub divergent: u64,
+    /// The entries shown, by origin (tag 7, proposal ids, is retired:
+    /// they are in here).
+    #[prost(message, repeated, tag = "9")]
+    pub originals: Vec<OriginalEntry>,
+    /// Per origin epoch, the run of its entries this record accounts for
+    /// (shown, or compacted away by the sender and only counted).
+    #[prost(message, repeated, tag = "10")]
+    pub covered: Vec<RangePb>,
 }
 
 /// A member as stored in conf-change contexts and snapshots.
@@ -78,6 +208,15 @@ pub(crate) struct SnapshotData {
     pub members: Vec<MemberRecord>,
     #[prost(message, repeated, tag = "3")]
     pub dedup: Vec<DedupRecord>,
+    /// The epoch lineage, first epoch first (empty: only the first epoch).
+    #[prost(message, repeated, tag = "4")]
+    pub epochs: Vec<EpochRecordPb>,
+    /// Per older epoch, how far its log was taken in (in its indexes).
+    #[prost(message, repeated, tag = "5")]
+    pub reconciled: Vec<ReconciledPb>,
+    /// Per origin epoch, how far its own entries were shown.
+    #[prost(message, repeated, tag = "6")]
+    pub covered: Vec<ReconciledPb>,
 }
 
 impl SnapshotData {
@@ -187,4 +326,66 @@ mod tests {
         };
         assert_eq!(MemberRecord::from(&s).to_state(), s);
     }
+}
+
+use super::epoch::{EntryRange, EpochId, EpochRecord};
+
+impl From<&EpochRecord> for EpochRecordPb {
+    fn from(r: &EpochRecord) -> Self {
+        Self {
+            number: r.id.number,
+            founder: r.id.founder.0,
+            fork_index: r.fork_index,
+            fork_term: r.fork_term,
+        }
+    }
+}
+
+impl From<&EpochRecordPb> for EpochRecord {
+    fn from(r: &EpochRecordPb) -> Self {
+        Self {
+            id: EpochId {
+                number: r.number,
+                founder: NodeId(r.founder),
+            },
+            fork_index: r.fork_index,
+            fork_term: r.fork_term,
+        }
+    }
+}
+
+/// A lineage as stored; the first epoch when none is.
+pub(crate) fn decode_lineage(records: &[EpochRecordPb]) -> Vec<EpochRecord> {
+    if records.is_empty() {
+        vec![EpochRecord::FIRST]
+    } else {
+        records.iter().map(EpochRecord::from).collect()
+    }
+}
+
+pub(crate) fn encode_lineage(lineage: &[EpochRecord]) -> Vec<EpochRecordPb> {
+    lineage.iter().map(EpochRecordPb::from).collect()
+}
+
+pub(crate) fn decode_reconciled(records: &[ReconciledPb]) -> BTreeMap<EpochId, u64> {
+    records
+        .iter()
+        .map(|r| {
+            let id = EpochId {
+                number: r.number,
+                founder: NodeId(r.founder),
+            };
+            (id, r.up_to)
+        })
+        .collect()
+}
+
+pub(crate) fn encode_reconciled(map: &BTreeMap<EpochId, u64>) -> Vec<ReconciledPb> {
+    map.iter()
+        .map(|(id, &up_to)| ReconciledPb {
+            number: id.number,
+            founder: id.founder.0,
+            up_to,
+        })
+        .collect()
 }

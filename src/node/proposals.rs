@@ -33,6 +33,10 @@ pub struct Applied {
     /// Raft term of that entry: with the epoch, the fencing token to pass to
     /// downstream systems.
     pub term: u64,
+    /// The epoch it was applied in: `(epoch, term)` is the fencing token,
+    /// ordered like time (a newer epoch, or the same epoch and a higher
+    /// term, supersedes).
+    pub epoch: crate::node::EpochId,
     /// What [`StateMachine::apply`](crate::StateMachine::apply) returned,
     /// or `None` when this member did not see the apply itself (it caught
     /// up from a snapshot taken after it): the command was applied, once,
@@ -195,6 +199,7 @@ mod tests {
             seq,
             floor,
             command: vec![],
+            reconcile: None,
         }
     }
 

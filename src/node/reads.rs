@@ -64,6 +64,17 @@ fn ctx(seq: u64, attempt: u64) -> Vec<u8> {
     v
 }
 
+impl Reads {
+    /// Forgets raft's side of every waiting read (raft was restarted): each
+    /// is asked again, the answers already received are dropped.
+    pub(crate) fn reset(&mut self) {
+        for p in self.pending.values_mut() {
+            p.asked = None;
+            p.index = None;
+        }
+    }
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Asks for a linearizable read point. The answer comes through
     /// [`poll_read`](Self::poll_read); then read the state machine.
@@ -109,7 +120,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// under a fresh context, when the last request went unanswered for an
     /// election timeout or the term changed).
     pub(super) fn submit_reads(&mut self) {
-        if self.leader.is_none() {
+        if self.leader.is_none() || self.fenced() || self.ep.joining {
             return;
         }
         let (term, now) = (self.raw.raft.term, self.tick_no);

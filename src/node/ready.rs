@@ -79,7 +79,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.snapshot_sent.insert(NodeId(m.to), self.tick_no);
             }
             self.outbox
-                .push_back(Envelope::wrap(cluster, self.epoch, &m));
+                .push_back(Envelope::wrap(cluster, self.epoch(), &m));
         }
     }
 
@@ -155,10 +155,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.applied = meta.index;
         self.snapshot_index = meta.index;
         self.removed = !self.is_in_conf(self.id);
+        self.lineage = super::payload::decode_lineage(&data.epochs);
+        self.ep.reconciled = super::payload::decode_reconciled(&data.reconciled);
+        self.ep.covered = super::payload::decode_reconciled(&data.covered);
+        self.ep.joining = false;
+        self.sm.note_epoch(self.epoch());
         self.resolve_from_dedup();
     }
 
-    fn fail(&mut self, f: Fatal) {
+    pub(super) fn fail(&mut self, f: Fatal) {
         slog::error!(self.logger, "node stops"; "reason" => %f);
         self.fatal = Some(f);
     }
@@ -215,6 +220,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Ok(p) => p,
             Err(err) => return self.bad_entry(e, &err.to_string()),
         };
+        if let Some(r) = &p.reconcile {
+            return self.apply_reconcile(e, r);
+        }
         let mine = p.proposer == self.id.0 && p.boot == self.boot;
         match self.dedup.admit(&p, e.index, e.term) {
             Ok(()) => {
@@ -248,6 +256,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             result: Ok(Applied {
                 index,
                 term,
+                epoch: self.epoch(),
                 response,
             }),
         });
@@ -312,6 +321,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             user: self.sm.snapshot(),
             members: encode_members(&self.members),
             dedup: self.dedup.to_records(),
+            epochs: super::payload::encode_lineage(&self.lineage),
+            reconciled: super::payload::encode_reconciled(&self.ep.reconciled),
+            covered: super::payload::encode_reconciled(&self.ep.covered),
         };
         let stored = self.storage.create_snapshot(
             self.applied,

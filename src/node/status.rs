@@ -51,7 +51,7 @@ pub struct Status {
     /// The leader it knows of.
     pub leader: Option<NodeId>,
     /// Epoch.
-    pub epoch: u64,
+    pub epoch: crate::node::EpochId,
     /// Raft term.
     pub term: u64,
     /// Commit index.
@@ -90,12 +90,14 @@ pub struct Counters {
     pub duplicates_dropped: u64,
     /// Committed entries the library could not decode (never expected).
     pub malformed_entries: u64,
+    /// Reconciliations the application refused (or whose hook panicked).
+    pub reconcile_failures: u64,
 }
 
 impl Counters {
     pub(super) fn count(&mut self, e: &StepError) {
         let c = match e {
-            StepError::Wire(_) => &mut self.malformed,
+            StepError::Wire(_) | StepError::MalformedControl { .. } => &mut self.malformed,
             StepError::UnsupportedVersion { .. } => &mut self.unsupported_version,
             StepError::WrongCluster { .. } => &mut self.wrong_cluster,
             StepError::WrongRecipient { .. } => &mut self.wrong_recipient,
@@ -160,7 +162,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             site: self.my_member().map(|m| m.site.clone()).unwrap_or_default(),
             role,
             leader: self.leader,
-            epoch: self.epoch,
+            epoch: self.epoch(),
             term: r.term,
             commit: r.raft_log.committed,
             applied: self.applied,

@@ -586,14 +586,24 @@ impl<M: StateMachine> Sim<M> {
         self.slots.get(&id).map(|s| &s.member)
     }
 
-    /// The running leader with the highest term, if any.
+    /// The running leader of the newest epoch with the highest term, if
+    /// any (a stale one may not have noticed it was deposed).
     pub fn leader(&self) -> Option<NodeId> {
-        self.slots
-            .iter()
-            .filter_map(|(&id, s)| s.node.as_ref().map(|n| (id, n)))
-            .filter(|(_, n)| n.is_leader())
-            .max_by_key(|(_, n)| n.term())
-            .map(|(id, _)| id)
+        let topology = &self.cfg.topology;
+        let mut best: Option<(NodeId, crate::node::EpochId, u64)> = None;
+        for (&id, s) in &self.slots {
+            let Some(n) = s.node.as_ref().filter(|n| n.is_leader()) else {
+                continue;
+            };
+            let (epoch, term) = (n.epoch(), n.term());
+            let better = best.is_none_or(|(_, e, t)| {
+                crate::node::epoch::newer(topology, epoch, e) || (epoch == e && term > t)
+            });
+            if better {
+                best = Some((id, epoch, term));
+            }
+        }
+        best.map(|(id, _, _)| id)
     }
 
     /// Proposes at a member.

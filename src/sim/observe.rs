@@ -6,7 +6,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::invariants::{digest, Checker};
-use crate::state_machine::{RestoreError, StateMachine};
+use crate::node::{EpochId, FIRST_EPOCH};
+use crate::state_machine::{ReconcileError, Reconciliation, RestoreError, StateMachine};
 use crate::topology::NodeId;
 
 /// The user's state machine, observed: every apply is recorded for the
@@ -15,12 +16,22 @@ use crate::topology::NodeId;
 pub struct Observed<M> {
     inner: M,
     node: NodeId,
+    epoch: EpochId,
+    /// The last index applied, and how many commands were applied at it (a
+    /// reconciliation applies several at one index).
+    last: (u64, u64),
     obs: Arc<Mutex<Checker>>,
 }
 
 impl<M> Observed<M> {
     pub(crate) fn new(inner: M, node: NodeId, obs: Arc<Mutex<Checker>>) -> Self {
-        Self { inner, node, obs }
+        Self {
+            inner,
+            node,
+            epoch: FIRST_EPOCH,
+            last: (0, 0),
+            obs,
+        }
     }
 
     /// The user's state machine.
@@ -38,8 +49,24 @@ impl<M> std::ops::Deref for Observed<M> {
 
 impl<M: StateMachine> StateMachine for Observed<M> {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
-        self.obs.lock().on_apply(self.node, index, digest(command));
+        self.last = if self.last.0 == index {
+            (index, self.last.1 + 1)
+        } else {
+            (index, 0)
+        };
+        let at = (self.epoch, index, self.last.1);
+        self.obs.lock().on_apply_at(self.node, at, digest(command));
         self.inner.apply(index, command)
+    }
+
+    fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
+        self.inner.reconcile(divergent)
+    }
+
+    fn note_epoch(&mut self, epoch: EpochId) {
+        self.epoch = epoch;
+        self.last = (0, 0);
+        self.inner.note_epoch(epoch);
     }
 
     fn snapshot(&self) -> Vec<u8> {

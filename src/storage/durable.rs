@@ -564,6 +564,28 @@ impl LogStore for DurableStorage {
     fn take_snapshot_request(&self) -> bool {
         self.shared.snapshot_requested.swap(false, Ordering::AcqRel)
     }
+
+    fn reset(&self, marker: &Snapshot) -> Result<(), StoreError> {
+        let s = &*self.shared;
+        let mut m = s.meta.write();
+        let meta = marker.get_metadata();
+        let held = s.engine.last_index(GROUP).unwrap_or(0).max(m.log.last);
+        let log = Span {
+            ti: meta.index,
+            tt: meta.term,
+            last: meta.index,
+            last_term: meta.term,
+        };
+        let hs = HardState::default();
+        s.write(true, |b| {
+            b.put_message(GROUP, KEY_SNAP.to_vec(), marker)?;
+            b.add_command(GROUP, Command::Compact { index: held + 1 });
+            b.put_message(GROUP, KEY_HS.to_vec(), &hs)?;
+            b.put(GROUP, KEY_LOG.to_vec(), u64s(&[log.ti, log.tt, log.last]))
+        })?;
+        (m.log, m.hard_state, m.snapshot) = (log, hs, marker.clone());
+        Ok(())
+    }
 }
 
 impl raft::Storage for DurableStorage {

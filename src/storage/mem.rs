@@ -206,6 +206,20 @@ impl LogStore for MemStorage {
     fn take_snapshot_request(&self) -> bool {
         std::mem::take(&mut self.inner.write().snapshot_requested)
     }
+
+    fn reset(&self, marker: &Snapshot) -> Result<(), StoreError> {
+        let mut i = self.inner.write();
+        let boots = i.boots;
+        *i = Inner {
+            boots,
+            ..Inner::default()
+        };
+        let meta = marker.get_metadata();
+        i.truncated_index = meta.index;
+        i.truncated_term = meta.term;
+        i.snapshot = marker.clone();
+        Ok(())
+    }
 }
 
 impl raft::Storage for MemStorage {

@@ -136,6 +136,16 @@ pub trait LogStore: raft::Storage + Clone {
     /// Whether raft asked for a newer snapshot than the one stored (then the
     /// node takes one); clears the request.
     fn take_snapshot_request(&self) -> bool;
+
+    /// Forgets the whole raft state (log, hard state, snapshot) and keeps
+    /// `marker` (a snapshot with an empty configuration: the store is then
+    /// not initialized) as the latest snapshot; the boot count stays.
+    /// Used when a member leaves its epoch for a newer one. Atomic and
+    /// durable.
+    ///
+    /// # Errors
+    /// [`StoreError`]; then nothing was forgotten.
+    fn reset(&self, marker: &Snapshot) -> Result<(), StoreError>;
 }
 
 /// Whether a stored snapshot can answer raft's request for one at

@@ -35,7 +35,10 @@ impl TopologyBuilder {
         }
     }
 
-    /// Quorum mode. Defaults to [`QuorumMode::Witness`].
+    /// Quorum mode. Defaults to [`QuorumMode::Witness`]. In
+    /// [`QuorumMode::MainSite`] the main site's members (its core and
+    /// tie-breakers) are the voters and every survivable core a learner;
+    /// witnesses must then be in the main site.
     pub fn mode(&mut self, mode: QuorumMode) -> &mut Self {
         self.mode = mode;
         self
@@ -166,11 +169,23 @@ impl TopologyBuilder {
                     site: w.site.clone(),
                 });
             }
+            if self.mode == QuorumMode::MainSite && w.site != main {
+                return Err(TopologyError::WitnessOutsideMainSite {
+                    witness: w.member.name.clone(),
+                    site: w.site.clone(),
+                    main: main.to_string(),
+                });
+            }
             insert(&mut members, &w.member, &w.site, Role::Witness)?;
         }
 
         if !self.allow_single_host_outage {
-            check_host_loss(&members)?;
+            let voters = members
+                .iter()
+                .filter(|(_, m)| self.mode == QuorumMode::Witness || m.site == main)
+                .map(|(&id, m)| (id, m.clone()))
+                .collect();
+            check_host_loss(&voters)?;
         }
 
         Ok(Topology {

@@ -165,6 +165,16 @@ pub enum TopologyError {
         /// Voters in all.
         voters: usize,
     },
+    /// In main-site mode, a witness outside the main site.
+    #[error("witness {witness:?} is in site {site:?}, but in main-site mode the tie-breaker must be in the main site {main:?} (the main site holds the voting majority); move it, or use QuorumMode::Witness for a third-site witness")]
+    WitnessOutsideMainSite {
+        /// The witness.
+        witness: String,
+        /// Its site.
+        site: String,
+        /// The main site.
+        main: String,
+    },
     /// The timers or hand-back policy are inconsistent.
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use builder::TopologyBuilder;
 pub use error::TopologyError;
-pub use reference::{denver_paris, denver_paris_london};
+pub use reference::{denver_paris, denver_paris_london, denver_paris_two_site};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
 
 use crate::policy::{HandBack, QuorumMode, TickTimers, Timers};
@@ -320,9 +320,26 @@ impl Topology {
         self.members.get(&id)
     }
 
-    /// The voting members (in witness mode: everyone).
+    /// The voting members of the first epoch: everyone in witness mode,
+    /// the main site's members in main-site mode.
     pub fn voters(&self) -> Vec<NodeId> {
-        self.members.keys().copied().collect()
+        let main = self.main_site();
+        self.members
+            .values()
+            .filter(|m| self.mode == QuorumMode::Witness || m.site == main)
+            .map(Member::id)
+            .collect()
+    }
+
+    /// The learners of the first epoch: none in witness mode, every
+    /// survivable core's members in main-site mode.
+    pub fn learners(&self) -> Vec<NodeId> {
+        let voters = self.voters();
+        self.members
+            .keys()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect()
     }
 
     /// Members of a site.

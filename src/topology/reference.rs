@@ -3,6 +3,7 @@
 //! benchmarks run on.
 
 use super::{Appliance::Virtual, Core, Site, SurvivableCore, Topology, TopologyBuilder, Witness};
+use crate::policy::QuorumMode;
 
 /// Denver (main site: CM01a on `esxi-1`, CM01b on `esxi-3`), Paris (rank-1
 /// survivable core: CM02a on `esxi-5`, CM02b on `esxi-7`) and a witness W1
@@ -46,5 +47,37 @@ pub fn denver_paris_london() -> TopologyBuilder {
                 .member(6, "CM03a", "lon-1", Virtual)
                 .member(7, "CM03b", "lon-2", Virtual),
         ));
+    b
+}
+
+/// The white paper's two-site layout in main-site mode: Denver (CM01a on
+/// `esxi-1`, CM01b on `esxi-3`, and a tie-breaker TB on `esxi-9`, ids 1, 2
+/// and 5) holds the voting majority; Paris (rank 1, CM02a on `esxi-5`,
+/// CM02b on `esxi-7`, ids 3 and 4) replicates asynchronously. Cluster id 2026.
+///
+/// ```
+/// use survivable_core::topology::{denver_paris_two_site, NodeId};
+/// let t = survivable_core::topology::denver_paris_two_site().build()?;
+/// assert_eq!(t.voters(), [NodeId(1), NodeId(2), NodeId(5)]);
+/// assert_eq!(t.learners(), [NodeId(3), NodeId(4)]);
+/// # Ok::<(), survivable_core::topology::TopologyError>(())
+/// ```
+pub fn denver_paris_two_site() -> TopologyBuilder {
+    let mut b = Topology::builder(2026);
+    b.mode(QuorumMode::MainSite)
+        .site(Site::main("denver"))
+        .site(Site::backup("paris"))
+        .core(
+            Core::new("cm01", "denver")
+                .member(1, "CM01a", "esxi-1", Virtual)
+                .member(2, "CM01b", "esxi-3", Virtual),
+        )
+        .survivable_core(SurvivableCore::new(
+            1,
+            Core::new("cm02", "paris")
+                .member(3, "CM02a", "esxi-5", Virtual)
+                .member(4, "CM02b", "esxi-7", Virtual),
+        ))
+        .witness(Witness::new(5, "TB", "denver", "esxi-9"));
     b
 }

@@ -124,6 +124,19 @@ pub enum Takeover {
     },
     /// Only a witness is left to lead; it does, as the last resort.
     LastResort,
+    /// Main-site mode: the main site cannot serve; the survivable core of
+    /// this rank activates a new epoch after `survivable_after`.
+    Activation {
+        /// Its rank.
+        rank: u32,
+    },
+    /// Main-site mode: the main site goes on serving its side and the
+    /// survivable core of this rank, cut off from it, activates a new epoch
+    /// for its own side; the two are reconciled when they meet again.
+    Split {
+        /// Its rank.
+        rank: u32,
+    },
     /// No group of reachable members holds a majority of the voters: no
     /// one leads and writes stop until members return.
     NoQuorum,
@@ -137,6 +150,8 @@ impl fmt::Display for Takeover {
             Self::Election => f.write_str("election"),
             Self::Survivable { rank } => write!(f, "survivable rank {rank}"),
             Self::LastResort => f.write_str("witness, last resort"),
+            Self::Activation { rank } => write!(f, "new epoch, rank {rank}"),
+            Self::Split { rank } => write!(f, "both serve, rank {rank}"),
             Self::NoQuorum => f.write_str("no quorum"),
         }
     }
@@ -152,6 +167,14 @@ pub enum Committed {
     /// Nothing committed is lost, but with no majority nothing can commit
     /// either until enough members return.
     Unavailable,
+    /// Main-site mode: entries the main site committed but had not shipped
+    /// (at most the replication lag) are missing from the new epoch;
+    /// counted and reported at activation, and reconciled if the main site
+    /// comes back.
+    UpToLag,
+    /// Main-site mode: both sides commit their own writes; nothing is
+    /// lost, and the older epoch's writes are reconciled at reunion.
+    Reconciled,
 }
 
 impl fmt::Display for Committed {
@@ -159,6 +182,8 @@ impl fmt::Display for Committed {
         match self {
             Self::Preserved => f.write_str("preserved"),
             Self::Unavailable => f.write_str("kept, unavailable"),
+            Self::UpToLag => f.write_str("lag reported"),
+            Self::Reconciled => f.write_str("reconciled later"),
         }
     }
 }
@@ -176,6 +201,9 @@ pub struct Scenario {
     pub leader: Option<NodeId>,
     /// That leader's site.
     pub leader_site: Option<String>,
+    /// Main-site mode, a split: the survivable member leading a new epoch
+    /// on the other side while `leader` goes on in the main site.
+    pub epoch_leader: Option<NodeId>,
     /// How leadership gets there.
     pub how: Takeover,
     /// What happens to committed data.
@@ -322,7 +350,7 @@ fn evaluate(
     let live: Vec<&Member> = t
         .members
         .values()
-        .filter(|m| !down.contains(&m.id()))
+        .filter(|m| !down.contains(&m.id()) && voters.contains(&m.id()))
         .collect();
     let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
     for m in &live {
@@ -334,9 +362,10 @@ fn evaluate(
         .copied()
         .filter(|m| Some(group(m)) == winner)
         .collect();
-    let cut_off: Vec<NodeId> = live
-        .iter()
-        .filter(|m| Some(group(m)) != winner)
+    let cut_off: Vec<NodeId> = t
+        .members
+        .values()
+        .filter(|m| !down.contains(&m.id()) && Some(group(m)) != winner)
         .map(|m| m.id())
         .collect();
     let mut row = Scenario {
@@ -345,13 +374,82 @@ fn evaluate(
         cut_off,
         leader: None,
         leader_site: None,
+        epoch_leader: None,
         how: Takeover::NoQuorum,
         committed: Committed::Unavailable,
         takeover: None,
     };
-    if side.is_empty() {
-        return row;
+    if !side.is_empty() {
+        settle_leader(&mut row, t, latency, steady_leader, &down, &side, majority);
     }
+    if t.mode == QuorumMode::MainSite {
+        activate(&mut row, t, latency, steady_leader, &down, &live, majority, &group);
+    }
+    row
+}
+
+/// Main-site mode: the best-ranked survivable core that cannot reach a
+/// majority of the main site's voters activates a new epoch.
+#[allow(clippy::too_many_arguments)]
+fn activate(
+    row: &mut Scenario,
+    t: &Topology,
+    latency: &Latency,
+    steady_leader: Option<NodeId>,
+    down: &BTreeSet<NodeId>,
+    live_voters: &[&Member],
+    majority: usize,
+    group: &impl Fn(&Member) -> usize,
+) {
+    let reachable = |m: &Member| live_voters.iter().filter(|v| group(v) == group(m)).count();
+    let Some(c) = t
+        .members
+        .values()
+        .filter(|m| matches!(m.role, Role::Survivable { .. }) && !down.contains(&m.id()))
+        .filter(|m| reachable(m) < majority)
+        .min_by_key(|m| (m.preference(), m.position(), m.id()))
+    else {
+        return;
+    };
+    let rank = c.preference();
+    let ms = |ticks_: usize| Duration::from_millis(t.ticks.ms(ticks_));
+    let detect = ms(t.ticks.survivable_campaign_after(rank, c.position()));
+    // The new epoch's voters are the activating core's members it reaches.
+    let partners: Vec<&Member> = t
+        .members
+        .values()
+        .filter(|m| m.core() == c.core() && !down.contains(&m.id()) && group(m) == group(c))
+        .collect();
+    let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
+    let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
+        (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
+        (_, Some(old)) => latency.rtt(&old.site, &c.site) / 2,
+    };
+    let takeover = Some(in_flight + detect + round * 3);
+    if row.leader.is_some() {
+        row.how = Takeover::Split { rank };
+        row.committed = Committed::Reconciled;
+        row.epoch_leader = Some(c.id());
+        row.takeover = takeover;
+    } else {
+        row.leader = Some(c.id());
+        row.leader_site = Some(c.site.clone());
+        row.how = Takeover::Activation { rank };
+        row.committed = Committed::UpToLag;
+        row.takeover = takeover;
+    }
+}
+
+/// Who leads `side`, a group holding a majority of the voters.
+fn settle_leader(
+    row: &mut Scenario,
+    t: &Topology,
+    latency: &Latency,
+    steady_leader: Option<NodeId>,
+    down: &BTreeSet<NodeId>,
+    side: &[&Member],
+    majority: usize,
+) {
     row.committed = Committed::Preserved;
 
     let ticks = t.ticks;
@@ -390,7 +488,7 @@ fn evaluate(
     row.leader_site = Some(leader.site.clone());
     row.how = how;
     if how != Takeover::Unaffected {
-        let round = quorum_rtt(latency, leader, &side, majority);
+        let round = quorum_rtt(latency, leader, side, majority);
         // A dead leader's last heartbeat is still on its way when it dies:
         // silence starts when it lands. A partition drops it with the link.
         let in_flight = match (&row.failure, leader_member) {
@@ -399,7 +497,6 @@ fn evaluate(
         };
         row.takeover = Some(in_flight + detect + round * (rounds + 1));
     }
-    row
 }
 
 /// The round trip after which `candidate` has heard from enough of `side`
@@ -426,6 +523,7 @@ impl fmt::Display for SurvivabilityReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
             QuorumMode::Witness => "witness mode",
+            QuorumMode::MainSite => "main-site mode",
         };
         writeln!(
             f,
@@ -448,10 +546,13 @@ impl fmt::Display for SurvivabilityReport {
             .scenarios
             .iter()
             .map(|s| {
-                let leader = match (s.leader, &s.leader_site) {
+                let mut leader = match (s.leader, &s.leader_site) {
                     (Some(l), Some(site)) => format!("{} ({site})", self.names(&[l])),
                     _ => "none".to_string(),
                 };
+                if let Some(e) = s.epoch_leader {
+                    leader.push_str(&format!(" + {} (new epoch)", self.names(&[e])));
+                }
                 let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
                 [
                     s.failure.to_string(),
@@ -639,6 +740,40 @@ mod tests {
         assert!(text.contains("partition denver | paris+kansas"));
         assert!(text.contains("CM02a (paris)"));
         assert!(text.contains("2240 ms"));
+    }
+
+    #[test]
+    fn the_two_site_report_is_honest() {
+        let t = crate::topology::denver_paris_two_site().build().unwrap();
+        let r = t.survivability();
+        assert_eq!(r.voters, 3);
+        // A host in Denver: the pair fails over over the LAN.
+        let s = row(&r, Failure::Host { host: "esxi-1".into() });
+        assert_eq!((s.how, s.leader), (Takeover::PairFailover, Some(NodeId(2))));
+        assert_eq!(s.committed, Committed::Preserved);
+        assert!(s.takeover.unwrap() < Duration::from_millis(40));
+        // Paris is a learner: losing it changes nothing.
+        let s = row(&r, Failure::Site { site: "paris".into() });
+        assert_eq!(s.how, Takeover::Unaffected);
+        // Losing Denver costs the replication lag; Paris activates.
+        let s = row(&r, Failure::Site { site: "denver".into() });
+        assert_eq!(s.how, Takeover::Activation { rank: 1 });
+        assert_eq!((s.leader, s.committed), (Some(NodeId(3)), Committed::UpToLag));
+        assert!(s.takeover.unwrap() <= Duration::from_millis(2000 + 40 + 3));
+        // A cut WAN: both sides serve, reconciled later.
+        let s = row(
+            &r,
+            Failure::Partition {
+                side_a: vec!["denver".into()],
+                side_b: vec!["paris".into()],
+            },
+        );
+        assert_eq!(s.how, Takeover::Split { rank: 1 });
+        assert_eq!((s.leader, s.epoch_leader), (Some(NodeId(1)), Some(NodeId(3))));
+        assert_eq!(s.committed, Committed::Reconciled);
+        let text = r.to_string();
+        assert!(text.contains("main-site mode: 3 voters"), "{text}");
+        assert!(text.contains("CM01a (denver) + CM02a (new epoch)"), "{text}");
     }
 
     #[test]

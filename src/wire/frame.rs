@@ -174,6 +174,7 @@ mod tests {
             from: n,
             to: n + 1,
             raft: vec![n as u8; payload],
+            ..Envelope::default()
         }
     }
 

@@ -13,6 +13,8 @@ use prost::Message as _;
 use protobuf::Message as _;
 use thiserror::Error;
 
+use crate::node::EpochId;
+
 pub use frame::{encode_frame, FrameDecoder, Hello, FRAME_HEADER_LEN};
 
 /// The protocol version this build speaks.
@@ -39,9 +41,18 @@ pub struct Envelope {
     /// Receiver node id.
     #[prost(uint64, tag = "5")]
     pub to: u64,
-    /// A `raft::eraftpb::Message`, encoded with raft's protobuf codec.
+    /// A `raft::eraftpb::Message`, encoded with raft's protobuf codec
+    /// (empty when the envelope carries a control message).
     #[prost(bytes = "vec", tag = "6")]
     pub raft: Vec<u8>,
+    /// The founder of the sender's epoch (0 for the first epoch): with
+    /// `epoch`, which history the sender is in.
+    #[prost(uint64, tag = "7")]
+    pub epoch_founder: u64,
+    /// A library control message (reachability probes, epoch notices,
+    /// reconciliation), when non-empty; these cross epochs.
+    #[prost(bytes = "vec", tag = "8")]
+    pub control: Vec<u8>,
 }
 
 /// Why bytes or an envelope were refused.
@@ -80,16 +91,26 @@ pub enum WireError {
 
 impl Envelope {
     /// Wraps a raft message.
-    pub(crate) fn wrap(cluster_id: u64, epoch: u64, msg: &raft::eraftpb::Message) -> Self {
+    pub(crate) fn wrap(cluster_id: u64, epoch: EpochId, msg: &raft::eraftpb::Message) -> Self {
         Self {
             version: PROTOCOL_VERSION,
             cluster_id,
-            epoch,
+            epoch: epoch.number,
+            epoch_founder: epoch.founder.0,
             from: msg.from,
             to: msg.to,
             raft: msg
                 .write_to_bytes()
                 .expect("encoding a raft message into a Vec cannot fail"),
+            control: Vec::new(),
+        }
+    }
+
+    /// The sender's epoch.
+    pub fn epoch_id(&self) -> EpochId {
+        EpochId {
+            number: self.epoch,
+            founder: crate::topology::NodeId(self.epoch_founder),
         }
     }
 
@@ -142,7 +163,7 @@ mod tests {
             ..Default::default()
         };
         m.entries = vec![e].into();
-        let env = Envelope::wrap(9, 1, &m);
+        let env = Envelope::wrap(9, crate::node::FIRST_EPOCH, &m);
         let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
         assert_eq!(back, env);
         assert_eq!(back.raft_message().unwrap(), m);

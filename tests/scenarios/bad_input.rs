@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
-use survivable_core::node::ProposalId;
+use survivable_core::node::{EpochId, ProposalId, FIRST_EPOCH};
 use survivable_core::sim::KvStore;
 use survivable_core::storage::MemStorage;
 use survivable_core::topology::NodeId;
@@ -28,6 +28,7 @@ fn heartbeat(from: NodeId, to: NodeId, term: u64) -> Envelope {
         from: from.0,
         to: to.0,
         raft: m.write_to_bytes().unwrap(),
+        ..Envelope::default()
     }
 }
 
@@ -86,8 +87,8 @@ fn refused_envelopes_change_nothing_and_are_counted() {
                 matches!(
                     e,
                     StepError::OtherEpoch {
-                        got: 0,
-                        ours: 1,
+                        got: EpochId { number: 0, .. },
+                        ours: FIRST_EPOCH,
                         ..
                     }
                 )

@@ -17,3 +17,4 @@ mod redundancy_restored;
 mod site_loss;
 mod split_brain;
 mod survivability;
+mod two_site;

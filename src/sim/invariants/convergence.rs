@@ -1,6 +1,6 @@
-//! Convergence (DESIGN §6): after every fault healed, every live voter has
-//! applied the same sequence (state machine safety makes equal indexes mean
-//! equal contents).
+//! Convergence (DESIGN §6): after every fault healed, every live voter is
+//! in the same epoch and has applied the same sequence (state machine
+//! safety makes equal indexes mean equal contents).
 
 use super::{Replica, Violation};
 
@@ -11,9 +11,10 @@ pub(crate) fn check(replicas: &[Replica]) -> Option<Violation> {
         .map(|r| (r.id, r.applied))
         .collect();
     let max = live.iter().map(|(_, a)| *a).max()?;
-    live.iter()
-        .any(|(_, a)| *a != max)
-        .then_some(Violation::NotConverged { applied: live })
+    let mut epochs = replicas.iter().filter(|r| r.live_voter).map(|r| r.epoch);
+    let first = epochs.next();
+    let split = epochs.any(|e| Some(e) != first);
+    (split || live.iter().any(|(_, a)| *a != max)).then_some(Violation::NotConverged { applied: live })
 }
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod tests {
     fn a_voter_behind_is_caught_and_others_are_ignored() {
         let r = |id, live_voter, applied| Replica {
             id: NodeId(id),
+            epoch: crate::node::FIRST_EPOCH,
             live_voter,
             applied,
             log: vec![],

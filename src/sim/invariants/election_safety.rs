@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use super::Violation;
+use crate::node::EpochId;
 use crate::topology::NodeId;
 
 pub(super) fn check(
-    leaders: &mut BTreeMap<(u64, u64), NodeId>,
+    leaders: &mut BTreeMap<(EpochId, u64), NodeId>,
     node: NodeId,
-    epoch: u64,
+    epoch: EpochId,
     term: u64,
 ) -> Option<Violation> {
     match leaders.get(&(epoch, term)) {
@@ -34,12 +35,19 @@ mod tests {
     #[test]
     fn a_second_leader_in_a_term_is_caught() {
         let mut l = BTreeMap::new();
-        assert_eq!(check(&mut l, NodeId(1), 1, 2), None);
-        assert_eq!(check(&mut l, NodeId(1), 1, 2), None);
-        assert_eq!(check(&mut l, NodeId(2), 1, 3), None);
-        assert_eq!(check(&mut l, NodeId(3), 2, 3), None, "another epoch");
+        let (e1, e2) = (
+            crate::node::FIRST_EPOCH,
+            EpochId {
+                number: 2,
+                founder: NodeId(3),
+            },
+        );
+        assert_eq!(check(&mut l, NodeId(1), e1, 2), None);
+        assert_eq!(check(&mut l, NodeId(1), e1, 2), None);
+        assert_eq!(check(&mut l, NodeId(2), e1, 3), None);
+        assert_eq!(check(&mut l, NodeId(3), e2, 3), None, "another epoch");
         assert!(matches!(
-            check(&mut l, NodeId(2), 1, 2),
+            check(&mut l, NodeId(2), e1, 2),
             Some(Violation::TwoLeaders {
                 first: NodeId(1),
                 second: NodeId(2),

@@ -14,17 +14,20 @@ mod convergence;
 mod election_safety;
 mod handback_liveness;
 mod log_matching;
+mod loss_reported_once;
 mod no_committed_loss;
 mod state_machine_safety;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::node::EpochId;
 use crate::topology::NodeId;
 
 pub(crate) use convergence::check as convergence;
 pub(crate) use handback_liveness::check as handback_liveness;
 pub(crate) use log_matching::check as log_matching;
+pub(crate) use loss_reported_once::check as loss_reported_once;
 pub(crate) use no_committed_loss::check as no_committed_loss;
 
 /// One broken invariant.
@@ -34,7 +37,7 @@ pub enum Violation {
     /// Two leaders in one (epoch, term) (election safety).
     TwoLeaders {
         /// Epoch.
-        epoch: u64,
+        epoch: EpochId,
         /// Term.
         term: u64,
         /// First leader seen.
@@ -68,6 +71,25 @@ pub enum Violation {
         index: u64,
         /// The member missing it.
         node: NodeId,
+    },
+    /// A proposal acknowledged in an epoch that lost the reunion, after
+    /// the surviving epoch forked, was never shown to the application by a
+    /// reconciliation (silent loss).
+    AckedUnreported {
+        /// The older epoch.
+        epoch: EpochId,
+        /// Its index there.
+        index: u64,
+    },
+    /// A divergent entry was shown to the application by more than one
+    /// reconciliation (it may have been applied twice).
+    ReportedTwice {
+        /// The older epoch.
+        epoch: EpochId,
+        /// Its index there.
+        index: u64,
+        /// How many reconciled ranges hold it.
+        ranges: usize,
     },
     /// After the faults healed, members did not converge.
     NotConverged {
@@ -115,6 +137,18 @@ impl fmt::Display for Violation {
                     "committed entry lost: acknowledged index {index} is not applied at {node}"
                 )
             }
+            Self::AckedUnreported { epoch, index } => write!(
+                f,
+                "silent loss: index {index} acknowledged in epoch {epoch} is neither in the surviving history nor reconciled"
+            ),
+            Self::ReportedTwice {
+                epoch,
+                index,
+                ranges,
+            } => write!(
+                f,
+                "reconciled twice: index {index} of epoch {epoch} is in {ranges} reconciled ranges"
+            ),
             Self::NotConverged { applied } => {
                 write!(f, "not converged after heal: applied {applied:?}")
             }
@@ -133,6 +167,8 @@ impl fmt::Display for Violation {
 pub struct Replica {
     /// The member.
     pub id: NodeId,
+    /// Its epoch (logs of different epochs are not compared).
+    pub epoch: EpochId,
     /// Whether it is running and a voter (it must have converged).
     pub live_voter: bool,
     /// Its applied index.
@@ -144,23 +180,29 @@ pub struct Replica {
 /// The checker's record of a run. The simulator owns one.
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// index -> (digest, first member to apply it)
-    applied: BTreeMap<u64, (u64, NodeId)>,
-    leaders: BTreeMap<(u64, u64), NodeId>,
-    diverged: BTreeSet<u64>,
+    /// (epoch, index, nth command at that index) -> (digest, first member
+    /// to apply it)
+    applied: BTreeMap<(EpochId, u64, u64), (u64, NodeId)>,
+    leaders: BTreeMap<(EpochId, u64), NodeId>,
+    diverged: BTreeSet<(EpochId, u64, u64)>,
     violations: Vec<Violation>,
 }
 
 impl Checker {
-    /// Records an apply (checks state machine safety).
-    pub fn on_apply(&mut self, node: NodeId, index: u64, digest: u64) {
-        let v =
-            state_machine_safety::check(&mut self.applied, &mut self.diverged, node, index, digest);
+    /// Records an apply in `epoch` (checks state machine safety).
+    pub fn on_apply(&mut self, node: NodeId, epoch: EpochId, index: u64, digest: u64) {
+        self.on_apply_at(node, (epoch, index, 0), digest);
+    }
+
+    /// Records the `n`th command applied at one index (a reconciliation
+    /// applies several at its entry's index), as `(epoch, index, n)`.
+    pub fn on_apply_at(&mut self, node: NodeId, at: (EpochId, u64, u64), digest: u64) {
+        let v = state_machine_safety::check(&mut self.applied, &mut self.diverged, node, at, digest);
         self.violations.extend(v);
     }
 
     /// Records a new leader (checks election safety).
-    pub fn on_leader(&mut self, node: NodeId, epoch: u64, term: u64) {
+    pub fn on_leader(&mut self, node: NodeId, epoch: EpochId, term: u64) {
         let v = election_safety::check(&mut self.leaders, node, epoch, term);
         self.violations.extend(v);
     }
@@ -175,9 +217,9 @@ impl Checker {
         &self.violations
     }
 
-    /// The digest applied at `index` (by whoever applied it first).
-    pub fn applied_digest(&self, index: u64) -> Option<u64> {
-        self.applied.get(&index).map(|(d, _)| *d)
+    /// The digest applied at `index` in `epoch` (by whoever applied it first).
+    pub fn applied_digest(&self, epoch: EpochId, index: u64) -> Option<u64> {
+        self.applied.get(&(epoch, index, 0)).map(|(d, _)| *d)
     }
 }
 

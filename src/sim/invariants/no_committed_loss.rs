@@ -2,12 +2,14 @@
 //! proposal is applied, with the same command, by every live voter.
 
 use super::{Checker, Replica, Violation};
+use crate::node::EpochId;
 
-/// `acks`: (index, digest of the proposal's entry as applied by its proposer).
-pub(crate) fn check(acks: &[u64], replicas: &[Replica], checker: &Checker) -> Vec<Violation> {
+/// `acks`: the (epoch, index) of every acknowledged proposal of the final
+/// epoch.
+pub(crate) fn check(acks: &[(EpochId, u64)], replicas: &[Replica], checker: &Checker) -> Vec<Violation> {
     let mut found = Vec::new();
-    for &index in acks {
-        let recorded = checker.applied_digest(index).is_some();
+    for &(epoch, index) in acks {
+        let recorded = checker.applied_digest(epoch, index).is_some();
         for r in replicas.iter().filter(|r| r.live_voter) {
             if r.applied < index || !recorded {
                 found.push(Violation::AckedLost { index, node: r.id });
@@ -25,9 +27,11 @@ mod tests {
     #[test]
     fn an_acknowledged_index_not_applied_is_caught() {
         let mut c = Checker::default();
-        c.on_apply(NodeId(1), 7, 1);
+        let e = crate::node::FIRST_EPOCH;
+        c.on_apply(NodeId(1), e, 7, 1);
         let ok = Replica {
             id: NodeId(1),
+            epoch: e,
             live_voter: true,
             applied: 9,
             log: vec![],
@@ -37,8 +41,8 @@ mod tests {
             applied: 6,
             ..ok.clone()
         };
-        assert!(check(&[7], std::slice::from_ref(&ok), &c).is_empty());
-        assert_eq!(check(&[7], &[ok.clone(), behind], &c).len(), 1);
-        assert_eq!(check(&[8], &[ok], &c).len(), 1, "never applied anywhere");
+        assert!(check(&[(e, 7)], std::slice::from_ref(&ok), &c).is_empty());
+        assert_eq!(check(&[(e, 7)], &[ok.clone(), behind], &c).len(), 1);
+        assert_eq!(check(&[(e, 8)], &[ok], &c).len(), 1, "never applied anywhere");
     }
 }

@@ -4,21 +4,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
+use crate::node::EpochId;
 use crate::topology::NodeId;
 
+/// `at`: the epoch, index and position at that index of the apply (epochs
+/// diverge after a fork; a reconciliation applies several commands at one
+/// index).
 pub(super) fn check(
-    applied: &mut BTreeMap<u64, (u64, NodeId)>,
-    reported: &mut BTreeSet<u64>,
+    applied: &mut BTreeMap<(EpochId, u64, u64), (u64, NodeId)>,
+    reported: &mut BTreeSet<(EpochId, u64, u64)>,
     node: NodeId,
-    index: u64,
+    at: (EpochId, u64, u64),
     digest: u64,
 ) -> Option<Violation> {
-    match applied.get(&index) {
+    let index = at.1;
+    match applied.get(&at) {
         None => {
-            applied.insert(index, (digest, node));
+            applied.insert(at, (digest, node));
             None
         }
-        Some(&(d0, first)) if d0 != digest && reported.insert(index) => Some(Violation::Diverged {
+        Some(&(d0, first)) if d0 != digest && reported.insert(at) => Some(Violation::Diverged {
             index,
             first,
             second: node,
@@ -34,13 +39,15 @@ mod tests {
     #[test]
     fn a_different_command_at_an_applied_index_is_caught_once() {
         let (mut a, mut r) = (BTreeMap::new(), BTreeSet::new());
-        assert_eq!(check(&mut a, &mut r, NodeId(1), 5, 42), None);
-        assert_eq!(check(&mut a, &mut r, NodeId(2), 5, 42), None);
-        assert!(check(&mut a, &mut r, NodeId(3), 5, 43).is_some());
-        assert_eq!(
-            check(&mut a, &mut r, NodeId(4), 5, 44),
-            None,
-            "reported once"
-        );
+        let e1 = crate::node::FIRST_EPOCH;
+        let e2 = EpochId {
+            number: 2,
+            founder: NodeId(3),
+        };
+        assert_eq!(check(&mut a, &mut r, NodeId(1), (e1, 5, 0), 42), None);
+        assert_eq!(check(&mut a, &mut r, NodeId(2), (e1, 5, 0), 42), None);
+        assert_eq!(check(&mut a, &mut r, NodeId(5), (e2, 5, 0), 77), None, "another epoch");
+        assert!(check(&mut a, &mut r, NodeId(3), (e1, 5, 0), 43).is_some());
+        assert_eq!(check(&mut a, &mut r, NodeId(4), (e1, 5, 0), 44), None, "reported once");
     }
 }

@@ -1,0 +1,535 @@
+//! Reunion: what happens when two epochs meet (main-site mode).
+//!
+//! The older side is fenced at once: it stops taking proposals. Each of its
+//! members sends the newer epoch's leader its committed entries after the
+//! common point (the divergent suffix); the leader hands them to the
+//! application's [`StateMachine::reconcile`] hook and commits the commands
+//! it returns, with the range reconciled, as one entry: every member of
+//! the newer epoch applies them at the same place, exactly once. Once a
+//! member's whole suffix is reconciled, it forgets its old epoch (storage
+//! reset), asks the newer epoch's leader to add it, and catches up from a
+//! snapshot as a learner. Hand-back then makes the main site lead again.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
+use raft::StateRole;
+
+use super::control::{Divergent, Kind, Probe};
+use super::epoch::{common_point, newer, origin_of, EntryRange, EpochId, EpochRecord};
+use super::payload::{
+    decode_lineage, encode, encode_lineage, encode_members, EntryPayload, MemberRecord,
+    MemberState, OriginalEntry, RangePb, ReconcileRecord, SnapshotData,
+};
+use super::{Node, ProposalId};
+use crate::error::Fatal;
+use crate::events::Event;
+use crate::state_machine::{DivergentEntry, Reconciliation, StateMachine};
+use crate::storage::LogStore;
+use crate::topology::NodeId;
+
+/// Entries sent in one divergent message at most.
+const CHUNK_ENTRIES: u64 = 256;
+/// Bytes of entries in one divergent message at most.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// A newer epoch this member met.
+#[derive(Debug, Clone)]
+pub(super) struct Newer {
+    pub(super) lineage: Vec<EpochRecord>,
+    pub(super) reconciled: BTreeMap<EpochId, u64>,
+    pub(super) leader: Option<NodeId>,
+    /// Who told us of it (a member of it, or one of ours relaying).
+    pub(super) via: NodeId,
+}
+
+impl Newer {
+    fn id(&self) -> EpochId {
+        self.lineage.last().map_or(super::FIRST_EPOCH, |r| r.id)
+    }
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// A message came from another epoch: tell its sender ours (the newer
+    /// side answers with its own, so both learn).
+    pub(super) fn met_other_epoch(&mut self, from: NodeId, _theirs: EpochId) {
+        self.send_notice(from);
+    }
+
+    /// Whether this member is fenced: it met a newer epoch.
+    pub(super) fn fenced(&self) -> bool {
+        self.ep.newer.is_some()
+    }
+
+    pub(super) fn on_notice(
+        &mut self,
+        from: NodeId,
+        lineage: Vec<EpochRecord>,
+        reconciled: BTreeMap<EpochId, u64>,
+        leader: Option<NodeId>,
+    ) {
+        let Some(theirs) = lineage.last().map(|r| r.id) else {
+            return;
+        };
+        let ours = self.epoch();
+        if theirs == ours {
+            if self.ep.joining && leader.is_some() {
+                self.ep.join_leader = leader;
+            }
+            return;
+        }
+        let topology = self.cfg.topology.clone();
+        if !newer(&topology, theirs, ours) {
+            self.send_notice(from);
+            return;
+        }
+        if common_point(&self.lineage, &lineage).is_none() {
+            return;
+        }
+        let first = self.ep.newer.as_ref().is_none_or(|n| newer(&topology, theirs, n.id()));
+        let fresh = first && self.ep.newer.is_none();
+        if fresh {
+            slog::warn!(self.logger, "met a newer epoch: fenced"; "ours" => %ours, "newer" => %theirs);
+            self.emit(Event::EpochFenced { ours, newer: theirs });
+        }
+        if first || self.ep.newer.as_ref().is_some_and(|n| n.id() == theirs) {
+            let leader = leader.or(self.ep.newer.as_ref().and_then(|n| n.leader));
+            self.ep.newer = Some(Newer {
+                lineage,
+                reconciled,
+                leader,
+                via: from,
+            });
+        }
+        if fresh {
+            // Tell the rest of our epoch at once: it may not reach the newer one.
+            self.relay_newer();
+        }
+        self.advance_reunion();
+    }
+
+    /// Fenced: send the newer epoch what it lacks of ours, join it once it
+    /// has all of it. Joining: ask its leader to add us. Called each tick.
+    pub(super) fn advance_reunion(&mut self) {
+        let e = self.ticks.election as u64;
+        if self.ep.joining {
+            if self.tick_no >= self.ep.asked_at + e {
+                self.ep.asked_at = self.tick_no;
+                let to = self
+                    .ep
+                    .join_leader
+                    .unwrap_or_else(|| self.epoch().founder);
+                if to != self.id && to.0 != 0 {
+                    self.send_control(to, Kind::Join(Probe { leader: 0 }));
+                }
+            }
+            return;
+        }
+        let Some(n) = self.ep.newer.clone() else {
+            return;
+        };
+        let Some(p) = common_point(&self.lineage, &n.lineage) else {
+            return;
+        };
+        let commit = self.raw.raft.raft_log.committed;
+        let done = n.reconciled.get(&self.epoch()).copied().unwrap_or(0).max(p);
+        if commit <= done {
+            if let Err(f) = self.join_epoch(n.lineage, n.leader) {
+                self.fail(f);
+            }
+            return;
+        }
+        if self.tick_no < self.ep.asked_at + e && self.ep.asked_at != 0 {
+            return;
+        }
+        self.ep.asked_at = self.tick_no;
+        // Keep what we know of the newer epoch fresh (its leader may have
+        // changed, or not been known yet, and its reconciled mark moves):
+        // whoever told us of it and its founder answer with their notice.
+        for to in [n.via, n.id().founder] {
+            if to != self.id && to.0 != 0 {
+                self.send_notice(to);
+            }
+        }
+        let Some(leader) = n.leader else {
+            return;
+        };
+        let log = &self.raw.raft.raft_log;
+        let lo = done + 1;
+        let first = log.first_index();
+        let from = lo.max(first);
+        let to = commit.min(from + CHUNK_ENTRIES - 1);
+        let entries = if from <= to {
+            log.entries(from, CHUNK_BYTES, raft::GetEntriesContext::empty(false))
+                .unwrap_or_default()
+                .into_iter()
+                .take_while(|en| en.index <= to)
+                .map(|en| en.write_to_bytes().unwrap_or_default())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let divergent = Divergent {
+            lineage: encode_lineage(&self.lineage),
+            commit,
+            first_index: from,
+            entries,
+            compacted: from - lo,
+        };
+        self.send_control(leader, Kind::Divergent(divergent));
+    }
+
+    /// Leader, main-site mode: every few election timeouts, tell each known
+    /// member outside the configuration which epoch this is. Members it
+    /// does not replicate to (a partner cut off when this epoch was
+    /// founded, a survivable core that founded an epoch of its own) would
+    /// otherwise never meet it.
+    pub(super) fn announce_epoch(&mut self) {
+        if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite
+            || self.role != StateRole::Leader
+            || self.fenced()
+        {
+            return;
+        }
+        let every = 3 * self.ticks.election as u64;
+        if self.tick_no < self.ep.announced_at + every {
+            return;
+        }
+        self.ep.announced_at = self.tick_no;
+        let outside: Vec<NodeId> = self
+            .cfg
+            .topology
+            .members()
+            .keys()
+            .chain(self.members.keys())
+            .copied()
+            .filter(|&m| m != self.id && !self.is_in_conf(m))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for to in outside {
+            self.send_notice(to);
+        }
+    }
+
+    /// Passes the newer epoch's notice on to every other member of ours.
+    fn relay_newer(&mut self) {
+        let Some(n) = self.ep.newer.clone() else {
+            return;
+        };
+        let notice = super::control::Notice {
+            lineage: encode_lineage(&n.lineage),
+            reconciled: super::payload::encode_reconciled(&n.reconciled),
+            leader: n.leader.map_or(0, |l| l.0),
+        };
+        let peers: Vec<NodeId> = self
+            .conf
+            .voters
+            .iter()
+            .chain(&self.conf.learners)
+            .map(|&v| NodeId(v))
+            .filter(|&v| v != self.id)
+            .collect();
+        for to in peers {
+            self.send_control(to, Kind::Notice(notice.clone()));
+        }
+    }
+
+    /// Leaves this epoch for `lineage`'s: forgets the raft state (keeping a
+    /// marker naming the new epoch) and waits to be added to it.
+    fn join_epoch(&mut self, lineage: Vec<EpochRecord>, leader: Option<NodeId>) -> Result<(), Fatal> {
+        let data = SnapshotData {
+            members: encode_members(&self.members),
+            epochs: encode_lineage(&lineage),
+            ..SnapshotData::default()
+        };
+        let marker = Snapshot {
+            data: encode(&data).into(),
+            ..Default::default()
+        };
+        self.storage.reset(&marker)?;
+        let epoch = lineage.last().map_or(super::FIRST_EPOCH, |r| r.id);
+        self.lineage = lineage;
+        self.ep.reconciled.clear();
+        self.ep.covered.clear();
+        self.ep.newer = None;
+        self.ep.joining = true;
+        self.ep.join_leader = leader;
+        self.ep.asked_at = 0;
+        self.conf = ConfState::default();
+        self.snapshot_index = 0;
+        self.restart_raft(0)?;
+        self.sm.note_epoch(epoch);
+        slog::info!(self.logger, "joined a newer epoch"; "epoch" => %epoch);
+        self.emit(Event::JoinedEpoch { epoch });
+        self.advance_reunion();
+        Ok(())
+    }
+
+    /// Leader of a newer epoch: add a member of an older one that forgot it.
+    pub(super) fn on_join(&mut self, from: NodeId, theirs: EpochId) {
+        if theirs != self.epoch() || self.role != StateRole::Leader || self.is_in_conf(from) {
+            return;
+        }
+        let pending = self.raw.raft.pending_conf_index > self.applied;
+        if pending || self.tick_no < self.conf_proposed_at + self.ticks.election as u64 {
+            return;
+        }
+        let Some(state) = self.members.get(&from).cloned() else {
+            return;
+        };
+        let record = MemberRecord::from(&MemberState {
+            member: state.member,
+            replaces: None,
+        });
+        let mut add = ConfChangeSingle::default();
+        add.set_change_type(ConfChangeType::AddLearnerNode);
+        add.node_id = from.0;
+        let cc = ConfChangeV2 {
+            changes: vec![add].into(),
+            context: encode(&record).into(),
+            ..Default::default()
+        };
+        let _ = self.raw.propose_conf_change(Vec::new(), cc);
+        self.conf_proposed_at = self.tick_no;
+    }
+
+    /// Leader of a newer epoch: an older epoch's divergent entries.
+    pub(super) fn on_divergent(&mut self, from: NodeId, d: Divergent) {
+        if self.role != StateRole::Leader {
+            return;
+        }
+        let lineage = decode_lineage(&d.lineage);
+        let Some(theirs) = lineage.last().map(|r| r.id) else {
+            return;
+        };
+        let topology = self.cfg.topology.clone();
+        let Some(p) = common_point(&self.lineage, &lineage) else {
+            return;
+        };
+        if !newer(&topology, self.epoch(), theirs) {
+            return;
+        }
+        let done = self.ep.reconciled.get(&theirs).copied().unwrap_or(0).max(p);
+        // One reconciliation in flight at a time: two would be computed
+        // against the same view and the second skipped as stale.
+        let busy = self
+            .ep
+            .reconciling
+            .is_some_and(|(_, _, at)| self.tick_no < at + 2 * self.ticks.election as u64);
+        if busy || d.first_index == 0 {
+            return;
+        }
+        // A gap before the first entry must be what the sender compacted.
+        let gap = d.first_index.saturating_sub(done + 1);
+        if gap > d.compacted {
+            return;
+        }
+        let entries: Vec<Entry> = d
+            .entries
+            .iter()
+            .filter_map(|b| Entry::parse_from_bytes(b).ok())
+            .filter(|en| en.index > done)
+            .collect();
+        let contiguous = entries
+            .iter()
+            .zip(d.first_index.max(done + 1)..)
+            .all(|(en, i)| en.index == i);
+        if !contiguous || (entries.is_empty() && gap == 0) {
+            return;
+        }
+        let to_index = entries.last().map_or(done + gap, |en| en.index);
+        let Some((originals, covered)) = self.to_show(&lineage, &entries, done, gap) else {
+            slog::debug!(self.logger, "divergent entries leave a gap; waiting for the rest";
+                "from" => %theirs);
+            return;
+        };
+        let divergent: Vec<DivergentEntry> = originals.iter().map(divergent_entry).collect();
+        let input = Reconciliation {
+            from: theirs,
+            entries: &divergent,
+            compacted: gap,
+        };
+        let sm = &self.sm;
+        let verdict = catch_unwind(AssertUnwindSafe(|| sm.reconcile(&input)));
+        let commands = match verdict {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return self.reconcile_failed(theirs, e.reason),
+            Err(_) => return self.reconcile_failed(theirs, "the reconcile hook panicked".into()),
+        };
+        let record = ReconcileRecord {
+            from_number: theirs.number,
+            from_founder: theirs.founder.0,
+            from_index: done + 1,
+            to_index,
+            compacted: gap,
+            commands,
+            divergent: divergent.len() as u64,
+            originals,
+            covered: covered.iter().map(RangePb::from).collect(),
+        };
+        let payload = EntryPayload {
+            reconcile: Some(record),
+            ..EntryPayload::default()
+        };
+        if self.raw.propose(Vec::new(), encode(&payload)).is_ok() {
+            self.ep.reconciling = Some((theirs, to_index, self.tick_no));
+            slog::info!(self.logger, "reconciling"; "from" => %theirs, "up_to" => to_index,
+                "sender" => from.0);
+        }
+    }
+
+    /// What of an older epoch's log `entries` (after `done`, the first
+    /// `compacted` of them gone; `lineage` its history) this epoch has not
+    /// seen: every user entry as first proposed, by origin, minus what is
+    /// in this history or was shown before; and the run of each origin's
+    /// entries accounted for. `None` if a run would leave a gap after what
+    /// was accounted for of that origin before.
+    fn to_show(
+        &self,
+        lineage: &[EpochRecord],
+        entries: &[Entry],
+        done: u64,
+        compacted: u64,
+    ) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
+        // The first index of each origin not seen here yet.
+        let unseen_from = |epoch: EpochId| {
+            let shown = self.ep.covered.get(&epoch).copied().unwrap_or(0);
+            let forked = self
+                .lineage
+                .iter()
+                .position(|r| r.id == epoch)
+                .map(|p| self.lineage.get(p + 1).map_or(u64::MAX, |c| c.fork_index));
+            shown.max(forked.unwrap_or(0)).saturating_add(1)
+        };
+        let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
+        let mut cover = |epoch: EpochId, first: u64, last: u64| {
+            let first = first.max(unseen_from(epoch));
+            if first <= last {
+                let r = runs.entry(epoch).or_insert((first, last));
+                r.0 = r.0.min(first);
+                r.1 = r.1.max(last);
+            }
+        };
+        let mut originals = Vec::new();
+        for index in done + 1..=done + compacted {
+            cover(origin_of(lineage, index), index, index);
+        }
+        for en in entries {
+            let origin = origin_of(lineage, en.index);
+            cover(origin, en.index, en.index);
+            let payload = (en.get_entry_type() == EntryType::EntryNormal && !en.data.is_empty())
+                .then(|| <EntryPayload as prost::Message>::decode(&en.data[..]).ok())
+                .flatten();
+            let Some(p) = payload else {
+                continue;
+            };
+            if let Some(r) = p.reconcile {
+                // What that epoch reconciled: shown again, as first proposed.
+                for x in r.covered.iter().map(EntryRange::from) {
+                    cover(x.epoch, x.first, x.last);
+                }
+                originals.extend(r.originals);
+            } else if p.proposer != 0 {
+                originals.push(OriginalEntry {
+                    origin_number: origin.number,
+                    origin_founder: origin.founder.0,
+                    index: en.index,
+                    term: en.term,
+                    command: p.command,
+                    proposer: p.proposer,
+                    boot: p.boot,
+                    seq: p.seq,
+                });
+            }
+        }
+        originals.retain(|o| o.index >= unseen_from(o.origin()));
+        // Each origin's run must follow on from what was seen of it.
+        for (&epoch, &(first, _)) in &runs {
+            let known = self.ep.covered.contains_key(&epoch)
+                || self.lineage.iter().any(|r| r.id == epoch);
+            if known && first > unseen_from(epoch) {
+                return None;
+            }
+        }
+        let ranges = runs
+            .into_iter()
+            .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
+            .collect();
+        Some((originals, ranges))
+    }
+
+    fn reconcile_failed(&mut self, from: EpochId, reason: String) {
+        self.counters.reconcile_failures += 1;
+        slog::error!(self.logger, "reconciliation refused; retried later"; "from" => %from,
+            "reason" => &reason);
+        self.emit(Event::ReconcileFailed { from, reason });
+    }
+
+    /// Applies a committed reconciliation (on every member of the epoch).
+    /// A record proposed against an older view (a leader change between
+    /// proposal and commit) that overlaps what was taken in since is
+    /// skipped whole; its sender sends the rest again.
+    pub(super) fn apply_reconcile(&mut self, e: &Entry, r: &ReconcileRecord) {
+        let from = EpochId {
+            number: r.from_number,
+            founder: NodeId(r.from_founder),
+        };
+        let ranges: Vec<EntryRange> = r.covered.iter().map(EntryRange::from).collect();
+        let taken = self.ep.reconciled.get(&from).copied().unwrap_or(0);
+        let stale = r.from_index <= taken
+            || ranges
+                .iter()
+                .any(|x| x.first <= self.ep.covered.get(&x.epoch).copied().unwrap_or(0));
+        self.ep.reconciling = None;
+        if stale {
+            slog::debug!(self.logger, "stale reconciliation skipped"; "from" => %from,
+                "index" => e.index);
+            return;
+        }
+        for cmd in &r.commands {
+            self.sm.apply(e.index, cmd);
+        }
+        for o in r.originals.iter().filter(|o| o.proposer != 0) {
+            let id = EntryPayload {
+                proposer: o.proposer,
+                boot: o.boot,
+                seq: o.seq,
+                ..EntryPayload::default()
+            };
+            let _ = self.dedup.admit(&id, e.index, e.term);
+        }
+        self.ep.reconciled.insert(from, r.to_index);
+        for x in &ranges {
+            let c = self.ep.covered.entry(x.epoch).or_insert(0);
+            *c = (*c).max(x.last);
+        }
+        self.emit(Event::Reconciled {
+            from,
+            from_index: r.from_index,
+            to_index: r.to_index,
+            ranges,
+            epoch: self.epoch(),
+            index: e.index,
+            divergent: r.divergent,
+            commands: r.commands.len() as u64,
+            compacted: r.compacted,
+        });
+    }
+}
+
+fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
+    DivergentEntry {
+        epoch: o.origin(),
+        index: o.index,
+        term: o.term,
+        command: o.command.clone(),
+        proposal: (o.proposer != 0).then_some(ProposalId {
+            node: NodeId(o.proposer),
+            boot: o.boot,
+            seq: o.seq,
+        }),
+    }
+}

@@ -1,0 +1,358 @@
+//! Two-site (main-site) mode, DESIGN §2 and the paper's rainy day: Denver
+//! holds the voting majority (CM01a, CM01b and a tie-breaker), Paris
+//! replicates asynchronously; cut off, Paris activates a fenced epoch of
+//! its own; when the sites meet again the older epoch's divergent entries
+//! are reconciled, nothing vanishes, and control goes home.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use survivable_core::node::{EpochId, NodeRole, FIRST_EPOCH};
+use survivable_core::policy::HandBackPolicy;
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::topology::{denver_paris_two_site, NodeId, TopologyBuilder};
+use survivable_core::{
+    ActivateError, Event, ReconcileError, Reconciliation, RestoreError, StateMachine,
+};
+
+use crate::support::*;
+
+const TB: NodeId = NodeId(5);
+const SURVIVABLE_AFTER_MS: u64 = 2_000;
+
+fn two_site_with(b: &TopologyBuilder, seed: u64) -> Sim<KvStore> {
+    let mut sim = Sim::builder(build(b)).seed(seed).build(|_| KvStore::default());
+    assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+    sim
+}
+
+fn two_site(seed: u64) -> Sim<KvStore> {
+    two_site_with(&denver_paris_two_site(), seed)
+}
+
+fn paris_epoch() -> EpochId {
+    EpochId {
+        number: 2,
+        founder: CM02A,
+    }
+}
+
+/// Every acknowledged proposal, from either epoch, is in `node`'s state
+/// (the default reconciliation re-applies every divergent command).
+fn nothing_vanished(sim: &Sim<KvStore>, load: &Load, node: NodeId) {
+    assert_acknowledged_applied(sim, load, node);
+}
+
+#[test]
+fn commits_cost_a_lan_round_trip_and_paris_follows_as_learners() {
+    let mut sim = two_site(1);
+    settle(&mut sim);
+    let mut load = Load::new(&["denver"], Duration::from_millis(20));
+    load.run(&mut sim, Duration::from_secs(2));
+    settle(&mut sim);
+    let at_leader: Vec<u64> = sim
+        .commits()
+        .iter()
+        .filter(|c| c.node == CM01A)
+        .map(|c| c.done_us - c.proposed_us)
+        .collect();
+    assert!(!at_leader.is_empty());
+    // ≤ 2 LAN round trips (1 ms each): the WAN is not waited for.
+    assert!(at_leader.iter().all(|&us| us <= 2_000), "{at_leader:?}");
+    for id in [CM02A, CM02B] {
+        assert_eq!(sim.node(id).unwrap().status().role, NodeRole::Learner);
+        assert_acknowledged_applied(&sim, &load, id);
+    }
+    assert_eq!(sim.node(CM01A).unwrap().voters(), [CM01A, CM01B, TB]);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_pair_failover_stays_inside_denver() {
+    let mut sim = two_site(2);
+    let mut load = Load::new(&["denver"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    let (t0, old_term) = (sim.now_us(), term(&sim));
+    sim.crash_host("esxi-1");
+    load.run(&mut sim, Duration::from_secs(3));
+    settle(&mut sim);
+    assert_eq!(sim.leader(), Some(CM01B));
+    let took = first_commit_after(&sim, t0, old_term).unwrap();
+    assert!(took < 50, "pair failover took {took} ms");
+    assert!(events_since(&sim, 0, |e| matches!(e, Event::Activated { .. }))
+        .next()
+        .is_none());
+    assert_acknowledged_applied(&sim, &load, CM01B);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn paris_activates_when_denver_is_lost_and_the_loss_stays_within_the_lag() {
+    for seed in 1..=3 {
+        let mut sim = two_site(seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+        load.run(&mut sim, Duration::from_secs(1));
+        // The replication lag at the moment of loss, in applied entries.
+        let lag = sim.node(CM01A).unwrap().status().commit
+            - sim.node(CM02A).unwrap().status().applied;
+        let t0 = sim.now_us();
+        sim.crash_site("denver");
+        let mut paris = Load::new(&["paris"], Duration::from_millis(5));
+        paris.run(&mut sim, Duration::from_secs(3));
+        let (at, _, activated) = events_since(&sim, t0, |e| matches!(e, Event::Activated { .. }))
+            .next()
+            .expect("Paris activated")
+            .clone();
+        let Event::Activated {
+            epoch,
+            rpo_entries,
+            silent_ms,
+            ..
+        } = activated
+        else {
+            unreachable!()
+        };
+        assert_eq!(epoch, paris_epoch());
+        // ≤ survivable_after + 2 WAN round trips after the loss.
+        let took_ms = (at - t0) / 1000;
+        assert!(
+            (SURVIVABLE_AFTER_MS..=SURVIVABLE_AFTER_MS + 2 * WAN_RTT_MS).contains(&took_ms),
+            "seed {seed}: activation after {took_ms} ms"
+        );
+        assert!(silent_ms >= SURVIVABLE_AFTER_MS);
+        assert!(rpo_entries <= lag, "seed {seed}: rpo {rpo_entries} > lag {lag}");
+        assert_eq!(sim.leader(), Some(CM02A));
+        assert_eq!(sim.node(CM02A).unwrap().epoch(), paris_epoch());
+
+        // Denver comes back with a stale tail: it is reconciled, counted.
+        for id in [CM01A, CM01B, TB] {
+            sim.restart(id);
+        }
+        paris.run(&mut sim, Duration::from_secs(3));
+        let divergent: u64 = events_since(&sim, t0, |e| matches!(e, Event::Reconciled { .. }))
+            .filter(|(_, id, _)| *id == CM02A)
+            .map(|(_, _, e)| match e {
+                Event::Reconciled { divergent, .. } => *divergent,
+                _ => 0,
+            })
+            .sum();
+        assert!(divergent <= lag, "seed {seed}: {divergent} divergent > lag {lag}");
+        sim.run_for(Duration::from_secs(8));
+        settle(&mut sim);
+        nothing_vanished(&sim, &load, CM01A);
+        nothing_vanished(&sim, &paris, CM01A);
+        assert_eq!(sim.leader(), Some(CM01A), "seed {seed}: control went home");
+        assert_clean(&mut sim);
+    }
+}
+
+#[test]
+fn both_sides_serve_during_a_cut_and_nothing_vanishes_at_reunion() {
+    let mut sim = two_site(4);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    let cut = sim.now_us();
+    sim.partition_sites(&["denver"], &["paris"]);
+    load.run(&mut sim, Duration::from_secs(4));
+    // Both sides committed their own users' calls meanwhile.
+    let during = |node: NodeId| {
+        sim.commits()
+            .iter()
+            .filter(|c| c.node == node && c.done_us > cut && c.outcome.result.is_ok())
+            .count()
+    };
+    assert!(during(CM01A) > 50 && during(CM02A) > 50);
+    assert_eq!(sim.node(CM01A).unwrap().epoch(), FIRST_EPOCH);
+    assert_eq!(sim.node(CM02A).unwrap().epoch(), paris_epoch());
+
+    let healed = sim.now_us();
+    sim.heal();
+    load.run(&mut sim, Duration::from_secs(10));
+    settle(&mut sim);
+    // Denver's epoch was fenced, reconciled and folded into Paris's; then
+    // control went home, in Paris's epoch, with Paris learning again.
+    assert!(events_since(&sim, healed, |e| matches!(e, Event::EpochFenced { .. })).any(|(_, id, _)| *id == CM01A));
+    assert!(events_since(&sim, healed, |e| matches!(e, Event::Reconciled { .. })).count() > 0);
+    assert_eq!(sim.leader(), Some(CM01A));
+    for id in [CM01A, CM01B, TB, CM02A, CM02B] {
+        assert_eq!(sim.node(id).unwrap().epoch(), paris_epoch(), "{id}");
+    }
+    assert_eq!(sim.node(CM01A).unwrap().voters(), [CM01A, CM01B, TB]);
+    assert_eq!(sim.node(CM01A).unwrap().learners(), [CM02A, CM02B]);
+    nothing_vanished(&sim, &load, CM01A);
+    nothing_vanished(&sim, &load, CM02B);
+    assert!(sim.commits().iter().all(|c| c.outcome.result.is_ok()));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_fenced_leader_takes_no_proposal_and_they_land_in_the_new_epoch() {
+    let mut sim = two_site(5);
+    sim.partition_sites(&["denver"], &["paris"]);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.node(CM02A).unwrap().epoch(), paris_epoch());
+    // Heal only Paris → CM01a: CM01a learns of the newer epoch first.
+    sim.heal_between(&[CM01A], &[CM02A, CM02B]);
+    let fenced = sim.run_until(Duration::from_secs(2), |s| {
+        s.events()
+            .iter()
+            .any(|(_, id, e)| *id == CM01A && matches!(e, Event::EpochFenced { .. }))
+    });
+    assert!(fenced);
+    let commit = sim.node(CM01A).unwrap().status().commit;
+    let mut load = Load::new(&["denver"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_millis(300));
+    let n = sim.node(CM01A).unwrap();
+    assert!(n.status().epoch == FIRST_EPOCH || n.status().commit <= commit + 1);
+    assert!(sim
+        .commits()
+        .iter()
+        .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.epoch == FIRST_EPOCH))
+        .all(|c| c.done_us < sim.now_us() - 300_000));
+    sim.heal();
+    load.run(&mut sim, Duration::from_secs(8));
+    settle(&mut sim);
+    // Every one of those proposals was applied, once, in Paris's epoch.
+    assert_eq!(sim.commits().len(), load.proposed.len());
+    assert!(sim
+        .commits()
+        .iter()
+        .all(|c| c.outcome.result.as_ref().is_ok_and(|a| a.epoch == paris_epoch())));
+    let other_epoch: u64 = [CM01A, CM02A]
+        .iter()
+        .map(|&id| sim.node(id).unwrap().counters().other_epoch)
+        .sum();
+    assert!(other_epoch > 0, "stale-epoch messages were counted and dropped");
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn forced_activation_is_refused_while_the_main_site_answers() {
+    let mut sim = two_site(6);
+    sim.run_for(Duration::from_millis(500));
+    let err = sim.node_mut(CM02A).unwrap().activate().unwrap_err();
+    assert!(
+        matches!(err, ActivateError::MainSiteReachable { leader: Some(CM01A), voters: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("reachable"));
+    assert_eq!(
+        sim.node_mut(CM01B).unwrap().activate(),
+        Err(ActivateError::NotSurvivable)
+    );
+    // Cut off, an operator may activate before survivable_after.
+    sim.partition_sites(&["denver"], &["paris"]);
+    sim.run_for(Duration::from_millis(500));
+    sim.node_mut(CM02A).unwrap().activate().unwrap();
+    sim.flush(CM02A);
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.node(CM02A).unwrap().epoch(), paris_epoch());
+    assert!(sim.node(CM02A).unwrap().is_leader());
+    sim.heal();
+    sim.run_for(Duration::from_secs(10));
+    assert_clean(&mut sim);
+}
+
+/// A key-value store whose reconcile hook fails (or panics) a few times.
+#[derive(Default)]
+struct Stubborn {
+    kv: KvStore,
+    refusals: Arc<AtomicU32>,
+}
+
+impl StateMachine for Stubborn {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        self.kv.apply(index, command)
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.kv.snapshot()
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        self.kv.restore(snapshot)
+    }
+    fn reconcile(&self, d: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
+        match self.refusals.fetch_sub(1, Ordering::SeqCst) {
+            0 => {
+                self.refusals.store(0, Ordering::SeqCst);
+                Ok(d.entries.iter().map(|e| e.command.clone()).collect())
+            }
+            n if n % 2 == 0 => panic!("hook bug"),
+            _ => Err(ReconcileError {
+                reason: "not today".into(),
+            }),
+        }
+    }
+}
+
+#[test]
+fn a_failing_reconcile_hook_keeps_both_sides_intact_and_is_retried() {
+    let refusals = Arc::new(AtomicU32::new(4));
+    let r = refusals.clone();
+    let mut sim = Sim::builder(build(&denver_paris_two_site()))
+        .seed(7)
+        .build(move |_| Stubborn {
+            kv: KvStore::default(),
+            refusals: r.clone(),
+        });
+    assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+    sim.partition_sites(&["denver"], &["paris"]);
+    for i in 0..200 {
+        let at = if i % 2 == 0 { CM01A } else { CM02A };
+        let _ = sim.propose(at, format!("set k{i} {i}").into_bytes());
+        sim.run_for(Duration::from_millis(20));
+    }
+    let healed = sim.now_us();
+    sim.heal();
+    sim.run_for(Duration::from_secs(1));
+    let failures: Vec<Event> = events_since_any(&sim, healed, |e| matches!(e, Event::ReconcileFailed { .. }));
+    assert!(failures.len() >= 2, "{failures:?}");
+    assert!(sim.node(CM02A).unwrap().counters().reconcile_failures >= 2);
+    sim.run_for(Duration::from_secs(10));
+    // Retried until it worked; nothing vanished.
+    let kv = &sim.node(CM01A).unwrap().state_machine().kv;
+    for c in sim.commits() {
+        if let Ok(a) = &c.outcome.result {
+            let _ = a;
+        }
+    }
+    assert!((0..200).all(|i| kv.map.contains_key(&format!("k{i}"))));
+    assert_eq!(sim.leader(), Some(CM01A));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+fn events_since_any<M>(sim: &Sim<M>, t0: u64, pred: impl Fn(&Event) -> bool) -> Vec<Event>
+where
+    M: StateMachine,
+{
+    sim.events()
+        .iter()
+        .filter(|(t, _, e)| *t >= t0 && pred(e))
+        .map(|(_, _, e)| e.clone())
+        .collect()
+}
+
+#[test]
+fn a_flapping_wan_never_hands_back_early() {
+    let mut b = denver_paris_two_site();
+    b.hand_back(hand_back(HandBackPolicy::AfterStable(Duration::from_secs(5))));
+    let mut sim = two_site_with(&b, 8);
+    let mut load = Load::new(&["paris"], Duration::from_millis(10));
+    sim.partition_sites(&["denver"], &["paris"]);
+    load.run(&mut sim, Duration::from_secs(3));
+    let t0 = sim.now_us();
+    for _ in 0..8 {
+        sim.heal();
+        load.run(&mut sim, Duration::from_millis(1_500));
+        sim.partition_sites(&["denver"], &["paris"]);
+        load.run(&mut sim, Duration::from_millis(500));
+    }
+    assert!(leaders_since(&sim, t0).iter().all(|(_, id)| sim.site_of(*id) == "paris"));
+    sim.heal();
+    load.run(&mut sim, Duration::from_secs(10));
+    assert_eq!(sim.leader(), Some(CM01A));
+    settle(&mut sim);
+    assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_clean(&mut sim);
+}
