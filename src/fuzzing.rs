@@ -10,7 +10,7 @@ use arbitrary::Unstructured;
 
 use crate::policy::{HandBack, HandBackPolicy, Timers};
 use crate::sim::{RunOptions, Schedule};
-use crate::topology::{denver_paris, Topology};
+use crate::topology::{denver_paris, denver_paris_two_site, Topology, TopologyBuilder};
 use crate::wire::{Envelope, FrameDecoder, Hello};
 
 /// Frames larger than this are refused by the fuzzed decoder, so a run
@@ -40,32 +40,52 @@ pub fn wire_decode(data: &[u8]) {
     let _ = dec.finish();
 }
 
-/// The reference layout with short timers (takeover after 1 s, hand-back
-/// after 1 s stable) so each run is short and the fuzzer explores many.
+/// Short timers (takeover after 1 s, hand-back after 1 s stable) so each
+/// run is short and the fuzzer explores many.
+fn fuzz_timers(b: &mut TopologyBuilder) -> Arc<Topology> {
+    b.timers(Timers {
+        survivable_after: Duration::from_secs(1),
+        rank_step: Duration::from_millis(500),
+        ..Timers::default()
+    })
+    .hand_back(HandBack {
+        policy: HandBackPolicy::AfterStable(Duration::from_secs(1)),
+        ..HandBack::default()
+    });
+    b.build().expect("a reference topology").shared()
+}
+
+/// The witness-mode reference layout, with short timers.
 fn witness_topology() -> Arc<Topology> {
     static T: OnceLock<Arc<Topology>> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut b = denver_paris();
-        b.timers(Timers {
-            survivable_after: Duration::from_secs(1),
-            rank_step: Duration::from_millis(500),
-            ..Timers::default()
-        })
-        .hand_back(HandBack {
-            policy: HandBackPolicy::AfterStable(Duration::from_secs(1)),
-            ..HandBack::default()
-        });
-        b.build().expect("the reference topology").shared()
-    })
-    .clone()
+    T.get_or_init(|| fuzz_timers(&mut denver_paris())).clone()
+}
+
+/// The two-site (main-site mode) reference layout, with short timers.
+fn two_site_topology() -> Arc<Topology> {
+    static T: OnceLock<Arc<Topology>> = OnceLock::new();
+    T.get_or_init(|| fuzz_timers(&mut denver_paris_two_site()))
+        .clone()
 }
 
 /// Arbitrary bytes → a fault [`Schedule`] for the reference Denver/Paris
-/// topology → a simulated run under the invariant checker. Any byte string
-/// is a valid input. Panics, printing the replayable schedule line, when an
-/// invariant breaks.
+/// topology (witness mode) → a simulated run under the invariant checker.
+/// Any byte string is a valid input. Panics, printing the replayable
+/// schedule line, when an invariant breaks.
 pub fn partition_schedule(data: &[u8]) {
-    let topology = witness_topology();
+    run_fuzzed(witness_topology(), data);
+}
+
+/// As [`partition_schedule`], for the two-site layout in main-site mode:
+/// activations, epochs, reconciliation and hand-back under the per-epoch
+/// invariants (one leader per epoch and term, every acknowledged entry
+/// applied or reconciled exactly once, convergence into one epoch, the
+/// main site leading again).
+pub fn two_site_schedule(data: &[u8]) {
+    run_fuzzed(two_site_topology(), data);
+}
+
+fn run_fuzzed(topology: Arc<Topology>, data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(mut schedule) = Schedule::arbitrary_for(&mut u, &topology) else {
         return;

@@ -29,8 +29,7 @@
 //! What it does not do: it is not a consensus implementation (raft-rs is);
 //! the [`Node`] itself opens no sockets and starts no threads (it is
 //! sans-IO: the [`runtime`] and [`transport`] modules, or your own loop,
-//! do that); and it does not yet offer the two-site main-site quorum mode
-//! with epochs and reconciliation.
+//! do that); and it tolerates crashes and partitions, not members that lie.
 //!
 //! # Witness mode
 //!
@@ -41,6 +40,49 @@
 //! When the main site is lost or isolated, the survivable core plus the
 //! witness still hold a majority and take over; an isolated old leader steps
 //! down (check-quorum), so two leaders never commit in one term.
+//!
+//! # Main-site mode: two data centres
+//!
+//! With only two data centres there is no third site for a witness, and a
+//! majority spanning both sites would stop at every WAN cut. In
+//! [`policy::QuorumMode::MainSite`] (the paper's "rainy day";
+//! [`topology::denver_paris_two_site`]) the main site holds the voting
+//! majority — the duplicated pair plus a tie-breaker voter on a third host —
+//! so a commit costs a LAN round trip; survivable cores replicate
+//! asynchronously as raft learners. The price is honest and reported: losing
+//! the whole main site loses at most what had not reached the survivable
+//! core (the replication lag), and during a WAN cut both sides serve.
+//!
+//! - **Epochs.** Every history is an *epoch* ([`node::EpochId`]: a number
+//!   and the member that founded it). Every envelope carries its sender's
+//!   epoch; a node never steps another epoch's raft message, and a leader
+//!   that meets a newer epoch stops taking proposals at once
+//!   ([`Event::EpochFenced`]). `(epoch, term)` in
+//!   [`node::Applied`] is the fencing token for downstream systems.
+//! - **Activation.** A survivable core that has heard nothing from the main
+//!   site for `survivable_after`, and reaches none of its members, founds a
+//!   new epoch whose voters are its own members, seeded from the log it has
+//!   ([`Event::Activated`] carries the fork point and the known RPO). Lower
+//!   ranks activate only if the higher ranks are unreachable too.
+//!   [`Node::activate`] lets an operator force it, and is refused while the
+//!   main site answers ([`ActivateError::MainSiteReachable`]).
+//! - **Reunion and reconciliation.** When the epochs meet, the older one's
+//!   divergent committed entries (after the fork) go to
+//!   [`StateMachine::reconcile`], which returns the commands to apply in the
+//!   surviving epoch (default: all, in order); its members then rejoin from
+//!   a snapshot. Every acknowledged entry of either side ends up applied in
+//!   the final history or shown to the hook exactly once
+//!   ([`Event::Reconciled`] says which ranges, by the epoch that appended
+//!   them), also when epochs fork from epochs. A hook that fails or panics
+//!   changes nothing and is retried ([`Event::ReconcileFailed`]).
+//! - **Hand-back.** Once reunited, control returns to the main site under
+//!   the same [`policy::HandBackPolicy`]: its members become voters again,
+//!   the survivable core's learners, leadership moves home.
+//!
+//! Divergent entries the losing side had already compacted out of its log
+//! are counted ([`Reconciliation::compacted`]) but their commands are gone:
+//! keep [`NodeConfig::keep_entries`] above the entries a partition may
+//! produce if the hook must see every one.
 //!
 //! # Quick start: a simulated cluster
 //!
@@ -258,4 +300,6 @@ pub mod wire;
 pub use error::{ActivateError, Fatal, HandBackError, MembershipError, ProposeError, StepError};
 pub use events::{Event, LeadershipCause};
 pub use node::{Node, NodeConfig};
-pub use state_machine::{DivergentEntry, Reconciliation, ReconcileError, RestoreError, StateMachine};
+pub use state_machine::{
+    DivergentEntry, ReconcileError, Reconciliation, RestoreError, StateMachine,
+};

@@ -97,7 +97,11 @@ pub trait StateMachine {
     /// nothing is applied, the older side stays fenced, and the
     /// reconciliation is tried again later.
     fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
-        Ok(divergent.entries.iter().map(|e| e.command.clone()).collect())
+        Ok(divergent
+            .entries
+            .iter()
+            .map(|e| e.command.clone())
+            .collect())
     }
 
     /// Told which epoch the following applies belong to (when it starts,

@@ -44,3 +44,13 @@ fn partition_schedule_corpus() {
         assert!(r.is_ok(), "{} broke an invariant", path.display());
     }
 }
+
+#[test]
+fn two_site_schedule_corpus() {
+    let inputs = corpus("two_site_schedule");
+    assert!(inputs.len() >= 5, "the seed corpus is missing");
+    for (path, data) in inputs {
+        let r = std::panic::catch_unwind(|| survivable_core::fuzzing::two_site_schedule(&data));
+        assert!(r.is_ok(), "{} broke an invariant", path.display());
+    }
+}

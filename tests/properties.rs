@@ -85,6 +85,10 @@ const KNOWN: &[&str] = &[
     "seed=1729832143656605158; +0ms loss n1 n3 97%; +0ms rate 270/s; +2943ms crash n2",
     // A primary frozen for 300 ms on a lossy, skewed cluster.
     "seed=4; +800ms loss n1 n3 30%; +0ms skew n2 150%; +500ms pause n1; +300ms resume n1; +2000ms heal",
+    // Found by CI: the standby, isolated, campaigned alone (term 3); after
+    // the heal it deposes the primary, Paris wins the election, and
+    // leadership must come home a second time.
+    "seed=11748166300362164829; +3631ms isolate n2; +2676ms crash n3",
 ];
 
 #[test]

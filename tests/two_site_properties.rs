@@ -104,6 +104,22 @@ const KNOWN: &[&str] = &[
     "seed=13; +1000ms partition denver|paris; +3500ms crash n3; +3000ms heal; +500ms restart n3",
     // The WAN flaps faster than survivable_after.
     "seed=14; +1000ms partition denver|paris; +800ms heal; +400ms partition denver|paris; +700ms heal",
+    // Found by this property: Denver lost, Paris's core split, both halves
+    // activate sibling epochs (e2/n3 and e2/n4) that must meet and be
+    // reconciled through the main site's announcements.
+    "seed=12148058171186825387; +4628ms crash-site denver; +169ms isolate n4; +3289ms pause n2",
+    // Found by this property: sibling epochs again; the losing one had
+    // reconciled Denver's entries and then compacted that record away, so
+    // what it had accounted for must travel with its divergent suffix.
+    "seed=12837040792009349859; +0ms crash n5; +0ms isolate n3; +306ms isolate n1; +4787ms crash n3",
+    // Found by this property: a proposal committed just below Paris's fork
+    // point was acknowledged after its proposer joined the new epoch; the
+    // acknowledgement must name the epoch that appended it.
+    "seed=7373092808839807289; +0ms delay n2 n1 373ms; +819ms crash n5; +36ms loss n1 n2 61%; +436ms crash n1; +2233ms restart-site denver",
+    // Found by this property: Denver never elected a leader and joined
+    // Paris's epoch; Paris's next epoch must take in members still waiting
+    // to be added to the previous one.
+    "seed=11952715206960529795; +0ms pause n1; +0ms crash n2; +913ms rate 372/s; +1293ms crash n3; +2167ms crash n2",
 ];
 
 #[test]

@@ -77,6 +77,11 @@ pub(crate) struct Divergent {
     /// Divergent entries before `first_index` that the sender compacted.
     #[prost(uint64, tag = "5")]
     pub compacted: u64,
+    /// With `compacted`: what the sender's epoch had reconciled as of its
+    /// latest snapshot, by origin epoch (the compacted entries' records
+    /// are gone, so what they accounted for travels here).
+    #[prost(message, repeated, tag = "6")]
+    pub compacted_covered: Vec<ReconciledPb>,
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {

@@ -66,8 +66,14 @@ impl EpochRecord {
 /// founded by a better-ranked member.
 pub(crate) fn newer(topology: &Topology, a: EpochId, b: EpochId) -> bool {
     let key = |e: EpochId| {
-        let pref = topology.member(e.founder).map_or(u32::MAX, |m| m.preference());
-        (e.number, std::cmp::Reverse(pref), std::cmp::Reverse(e.founder))
+        let pref = topology
+            .member(e.founder)
+            .map_or(u32::MAX, |m| m.preference());
+        (
+            e.number,
+            std::cmp::Reverse(pref),
+            std::cmp::Reverse(e.founder),
+        )
     };
     key(a) > key(b)
 }

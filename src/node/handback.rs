@@ -264,7 +264,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 .copied()
                 .filter(|id| self.conf.learners.contains(&id.0))
                 .filter(|id| {
-                    let heard = self.last_heard.get(id).is_some_and(|&t| self.tick_no - t <= e);
+                    let heard = self
+                        .last_heard
+                        .get(id)
+                        .is_some_and(|&t| self.tick_no - t <= e);
                     let matched = self.raw.raft.prs().get(id.0).map_or(0, |p| p.matched);
                     heard && matched + max_lag >= last
                 })

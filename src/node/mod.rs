@@ -27,8 +27,8 @@ pub(crate) mod payload;
 mod proposals;
 mod reads;
 mod ready;
-pub(crate) mod rng;
 mod reunion;
+pub(crate) mod rng;
 mod status;
 mod takeover;
 
@@ -307,6 +307,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             lineage,
             ep: takeover::EpochState {
                 reconciled,
+                snapshot_covered: covered.clone(),
                 covered,
                 joining: marked,
                 ..takeover::EpochState::default()

@@ -1,6 +1,7 @@
 //! What the library itself stores in the raft log and in snapshots
 //! (prost messages, no protoc).
 
+use super::epoch::{EntryRange, EpochId, EpochRecord};
 use std::collections::BTreeMap;
 
 use prost::Message as _;
@@ -302,34 +303,6 @@ pub(crate) fn encode<M: prost::Message>(m: &M) -> Vec<u8> {
     m.encode_to_vec()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn member_records_round_trip() {
-        let s = MemberState {
-            member: Member {
-                spec: MemberSpec {
-                    id: NodeId(6),
-                    name: "CM01c".into(),
-                    host: "esxi-4".into(),
-                    appliance: Appliance::Virtual,
-                },
-                site: "denver".into(),
-                role: Role::MainCore {
-                    core: "cm01".into(),
-                    position: 0,
-                },
-            },
-            replaces: Some(NodeId(1)),
-        };
-        assert_eq!(MemberRecord::from(&s).to_state(), s);
-    }
-}
-
-use super::epoch::{EntryRange, EpochId, EpochRecord};
-
 impl From<&EpochRecord> for EpochRecordPb {
     fn from(r: &EpochRecord) -> Self {
         Self {
@@ -388,4 +361,30 @@ pub(crate) fn encode_reconciled(map: &BTreeMap<EpochId, u64>) -> Vec<ReconciledP
             up_to,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_records_round_trip() {
+        let s = MemberState {
+            member: Member {
+                spec: MemberSpec {
+                    id: NodeId(6),
+                    name: "CM01c".into(),
+                    host: "esxi-4".into(),
+                    appliance: Appliance::Virtual,
+                },
+                site: "denver".into(),
+                role: Role::MainCore {
+                    core: "cm01".into(),
+                    position: 0,
+                },
+            },
+            replaces: Some(NodeId(1)),
+        };
+        assert_eq!(MemberRecord::from(&s).to_state(), s);
+    }
 }

@@ -33,9 +33,10 @@ pub struct Applied {
     /// Raft term of that entry: with the epoch, the fencing token to pass to
     /// downstream systems.
     pub term: u64,
-    /// The epoch it was applied in: `(epoch, term)` is the fencing token,
-    /// ordered like time (a newer epoch, or the same epoch and a higher
-    /// term, supersedes).
+    /// The epoch that appended it (for an entry at or below a fork point,
+    /// the older epoch the new one inherited it from): `(epoch, term)` is
+    /// the fencing token, ordered like time (a newer epoch, or the same
+    /// epoch and a higher term, supersedes).
     pub epoch: crate::node::EpochId,
     /// What [`StateMachine::apply`](crate::StateMachine::apply) returned,
     /// or `None` when this member did not see the apply itself (it caught

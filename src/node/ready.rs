@@ -158,6 +158,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.lineage = super::payload::decode_lineage(&data.epochs);
         self.ep.reconciled = super::payload::decode_reconciled(&data.reconciled);
         self.ep.covered = super::payload::decode_reconciled(&data.covered);
+        self.ep.snapshot_covered = self.ep.covered.clone();
         self.ep.joining = false;
         self.sm.note_epoch(self.epoch());
         self.resolve_from_dedup();
@@ -256,7 +257,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             result: Ok(Applied {
                 index,
                 term,
-                epoch: self.epoch(),
+                // The epoch that appended it: an entry below a fork point
+                // (applied late, or seen in a snapshot) is the older one's.
+                epoch: super::epoch::origin_of(&self.lineage, index),
                 response,
             }),
         });
@@ -335,5 +338,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return self.fail(Fatal::Storage(e));
         }
         self.snapshot_index = self.applied;
+        self.ep.snapshot_covered = self.ep.covered.clone();
     }
 }

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
+use raft::eraftpb::{
+    ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Snapshot,
+};
 use raft::StateRole;
 
 use super::control::{Divergent, Kind, Probe};
@@ -88,11 +90,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if common_point(&self.lineage, &lineage).is_none() {
             return;
         }
-        let first = self.ep.newer.as_ref().is_none_or(|n| newer(&topology, theirs, n.id()));
+        let first = self
+            .ep
+            .newer
+            .as_ref()
+            .is_none_or(|n| newer(&topology, theirs, n.id()));
         let fresh = first && self.ep.newer.is_none();
         if fresh {
             slog::warn!(self.logger, "met a newer epoch: fenced"; "ours" => %ours, "newer" => %theirs);
-            self.emit(Event::EpochFenced { ours, newer: theirs });
+            self.emit(Event::EpochFenced {
+                ours,
+                newer: theirs,
+            });
         }
         if first || self.ep.newer.as_ref().is_some_and(|n| n.id() == theirs) {
             let leader = leader.or(self.ep.newer.as_ref().and_then(|n| n.leader));
@@ -115,12 +124,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     pub(super) fn advance_reunion(&mut self) {
         let e = self.ticks.election as u64;
         if self.ep.joining {
+            if let Some(n) = self.ep.newer.clone() {
+                // Nothing of the epoch being joined is here yet (a joining
+                // member holds no entries): join the newer one instead.
+                if let Err(f) = self.join_epoch(n.lineage, n.leader) {
+                    self.fail(f);
+                }
+                return;
+            }
             if self.tick_no >= self.ep.asked_at + e {
                 self.ep.asked_at = self.tick_no;
-                let to = self
-                    .ep
-                    .join_leader
-                    .unwrap_or_else(|| self.epoch().founder);
+                let to = self.ep.join_leader.unwrap_or_else(|| self.epoch().founder);
                 if to != self.id && to.0 != 0 {
                     self.send_control(to, Kind::Join(Probe { leader: 0 }));
                 }
@@ -177,6 +191,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             first_index: from,
             entries,
             compacted: from - lo,
+            compacted_covered: if from > lo {
+                super::payload::encode_reconciled(&self.ep.snapshot_covered)
+            } else {
+                Vec::new()
+            },
         };
         self.send_control(leader, Kind::Divergent(divergent));
     }
@@ -239,7 +258,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Leaves this epoch for `lineage`'s: forgets the raft state (keeping a
     /// marker naming the new epoch) and waits to be added to it.
-    fn join_epoch(&mut self, lineage: Vec<EpochRecord>, leader: Option<NodeId>) -> Result<(), Fatal> {
+    fn join_epoch(
+        &mut self,
+        lineage: Vec<EpochRecord>,
+        leader: Option<NodeId>,
+    ) -> Result<(), Fatal> {
         let data = SnapshotData {
             members: encode_members(&self.members),
             epochs: encode_lineage(&lineage),
@@ -341,7 +364,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         let to_index = entries.last().map_or(done + gap, |en| en.index);
-        let Some((originals, covered)) = self.to_show(&lineage, &entries, done, gap) else {
+        let compacted_covered = super::payload::decode_reconciled(&d.compacted_covered);
+        let shown = self.to_show(&lineage, &entries, done, gap, &compacted_covered);
+        let Some((originals, covered)) = shown else {
             slog::debug!(self.logger, "divergent entries leave a gap; waiting for the rest";
                 "from" => %theirs);
             return;
@@ -386,13 +411,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// seen: every user entry as first proposed, by origin, minus what is
     /// in this history or was shown before; and the run of each origin's
     /// entries accounted for. `None` if a run would leave a gap after what
-    /// was accounted for of that origin before.
+    /// was accounted for of that origin before. What compacted entries had
+    /// themselves reconciled (`compacted_covered`, the sender's snapshot
+    /// view) is accounted for too, counted only: its commands are gone.
     fn to_show(
         &self,
         lineage: &[EpochRecord],
         entries: &[Entry],
         done: u64,
         compacted: u64,
+        compacted_covered: &BTreeMap<EpochId, u64>,
     ) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
         // The first index of each origin not seen here yet.
         let unseen_from = |epoch: EpochId| {
@@ -416,6 +444,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let mut originals = Vec::new();
         for index in done + 1..=done + compacted {
             cover(origin_of(lineage, index), index, index);
+        }
+        if compacted > 0 {
+            for (&epoch, &last) in compacted_covered {
+                cover(epoch, 1, last);
+            }
         }
         for en in entries {
             let origin = origin_of(lineage, en.index);
@@ -448,8 +481,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         originals.retain(|o| o.index >= unseen_from(o.origin()));
         // Each origin's run must follow on from what was seen of it.
         for (&epoch, &(first, _)) in &runs {
-            let known = self.ep.covered.contains_key(&epoch)
-                || self.lineage.iter().any(|r| r.id == epoch);
+            let known =
+                self.ep.covered.contains_key(&epoch) || self.lineage.iter().any(|r| r.id == epoch);
             if known && first > unseen_from(epoch) {
                 return None;
             }

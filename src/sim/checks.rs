@@ -171,7 +171,9 @@ impl<M: StateMachine> Sim<M> {
     /// a violation (also kept) if none does by then.
     pub fn check_main_site_leads(&mut self, within: Duration) -> Option<Violation> {
         let main = self.cfg.topology.main_site().to_string();
-        self.run_until(within, |s| s.agreed_leader().is_some_and(|l| s.site_of(l) == main));
+        self.run_until(within, |s| {
+            s.agreed_leader().is_some_and(|l| s.site_of(l) == main)
+        });
         let leader = self.agreed_leader().map(|l| (l, self.site_of(l)));
         let found = invariants::handback_liveness(leader, &main);
         if let Some(v) = &found {

@@ -383,7 +383,16 @@ fn evaluate(
         settle_leader(&mut row, t, latency, steady_leader, &down, &side, majority);
     }
     if t.mode == QuorumMode::MainSite {
-        activate(&mut row, t, latency, steady_leader, &down, &live, majority, &group);
+        activate(
+            &mut row,
+            t,
+            latency,
+            steady_leader,
+            &down,
+            &live,
+            majority,
+            &group,
+        );
     }
     row
 }
@@ -748,17 +757,35 @@ mod tests {
         let r = t.survivability();
         assert_eq!(r.voters, 3);
         // A host in Denver: the pair fails over over the LAN.
-        let s = row(&r, Failure::Host { host: "esxi-1".into() });
+        let s = row(
+            &r,
+            Failure::Host {
+                host: "esxi-1".into(),
+            },
+        );
         assert_eq!((s.how, s.leader), (Takeover::PairFailover, Some(NodeId(2))));
         assert_eq!(s.committed, Committed::Preserved);
         assert!(s.takeover.unwrap() < Duration::from_millis(40));
         // Paris is a learner: losing it changes nothing.
-        let s = row(&r, Failure::Site { site: "paris".into() });
+        let s = row(
+            &r,
+            Failure::Site {
+                site: "paris".into(),
+            },
+        );
         assert_eq!(s.how, Takeover::Unaffected);
         // Losing Denver costs the replication lag; Paris activates.
-        let s = row(&r, Failure::Site { site: "denver".into() });
+        let s = row(
+            &r,
+            Failure::Site {
+                site: "denver".into(),
+            },
+        );
         assert_eq!(s.how, Takeover::Activation { rank: 1 });
-        assert_eq!((s.leader, s.committed), (Some(NodeId(3)), Committed::UpToLag));
+        assert_eq!(
+            (s.leader, s.committed),
+            (Some(NodeId(3)), Committed::UpToLag)
+        );
         assert!(s.takeover.unwrap() <= Duration::from_millis(2000 + 40 + 3));
         // A cut WAN: both sides serve, reconciled later.
         let s = row(
@@ -769,11 +796,17 @@ mod tests {
             },
         );
         assert_eq!(s.how, Takeover::Split { rank: 1 });
-        assert_eq!((s.leader, s.epoch_leader), (Some(NodeId(1)), Some(NodeId(3))));
+        assert_eq!(
+            (s.leader, s.epoch_leader),
+            (Some(NodeId(1)), Some(NodeId(3)))
+        );
         assert_eq!(s.committed, Committed::Reconciled);
         let text = r.to_string();
         assert!(text.contains("main-site mode: 3 voters"), "{text}");
-        assert!(text.contains("CM01a (denver) + CM02a (new epoch)"), "{text}");
+        assert!(
+            text.contains("CM01a (denver) + CM02a (new epoch)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::{
-    Appliance::Virtual, Committed, Core, Scenario, Site, Takeover, Topology, TopologyBuilder,
+    denver_paris_two_site, Appliance::Virtual, Committed, Core, Scenario, Site, Takeover, Topology,
+    TopologyBuilder,
 };
 
 use crate::support::*;
@@ -39,7 +40,24 @@ fn check_row(b: &TopologyBuilder, row: &Scenario, seed: u64) {
     load.run(&mut sim, wait);
     let what = format!("{} (seed {seed})", row.failure);
 
-    assert_eq!(sim.leader(), row.leader, "{what}: leader");
+    if let Takeover::Split { .. } = row.how {
+        // Both sides serve: the main site's leader goes on in its epoch,
+        // and a survivable member leads a newer one on the other side.
+        let main = row.leader.expect("the main site's leader");
+        assert!(
+            sim.node(main).unwrap().is_leader(),
+            "{what}: {main} still leads"
+        );
+        let other = sim.leader().expect("a newer epoch's leader");
+        assert_ne!(
+            sim.site_of(other),
+            sim.site_of(main),
+            "{what}: the other side leads"
+        );
+        assert!(sim.node(other).unwrap().epoch() != sim.node(main).unwrap().epoch());
+    } else {
+        assert_eq!(sim.leader(), row.leader, "{what}: leader");
+    }
     match row.how {
         Takeover::Unaffected => {
             assert!(
@@ -105,4 +123,9 @@ fn a_lone_pair_report_admits_no_quorum() {
     let report = build(&b).survivability();
     assert!(report.scenarios.iter().any(|s| s.how == Takeover::NoQuorum));
     check_report(&b);
+}
+
+#[test]
+fn every_row_of_the_two_site_report_holds() {
+    check_report(&denver_paris_two_site());
 }

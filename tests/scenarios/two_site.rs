@@ -11,7 +11,9 @@ use std::time::Duration;
 use survivable_core::node::{EpochId, NodeRole, FIRST_EPOCH};
 use survivable_core::policy::HandBackPolicy;
 use survivable_core::sim::{KvStore, Sim};
-use survivable_core::topology::{denver_paris_two_site, NodeId, TopologyBuilder};
+use survivable_core::topology::{
+    denver_paris_two_site, Appliance::Virtual, Core, NodeId, Site, SurvivableCore, TopologyBuilder,
+};
 use survivable_core::{
     ActivateError, Event, ReconcileError, Reconciliation, RestoreError, StateMachine,
 };
@@ -22,7 +24,9 @@ const TB: NodeId = NodeId(5);
 const SURVIVABLE_AFTER_MS: u64 = 2_000;
 
 fn two_site_with(b: &TopologyBuilder, seed: u64) -> Sim<KvStore> {
-    let mut sim = Sim::builder(build(b)).seed(seed).build(|_| KvStore::default());
+    let mut sim = Sim::builder(build(b))
+        .seed(seed)
+        .build(|_| KvStore::default());
     assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
     sim
 }
@@ -80,9 +84,11 @@ fn a_pair_failover_stays_inside_denver() {
     assert_eq!(sim.leader(), Some(CM01B));
     let took = first_commit_after(&sim, t0, old_term).unwrap();
     assert!(took < 50, "pair failover took {took} ms");
-    assert!(events_since(&sim, 0, |e| matches!(e, Event::Activated { .. }))
-        .next()
-        .is_none());
+    assert!(
+        events_since(&sim, 0, |e| matches!(e, Event::Activated { .. }))
+            .next()
+            .is_none()
+    );
     assert_acknowledged_applied(&sim, &load, CM01B);
     assert_acknowledged_applied(&sim, &load, CM02A);
     assert_clean(&mut sim);
@@ -95,8 +101,8 @@ fn paris_activates_when_denver_is_lost_and_the_loss_stays_within_the_lag() {
         let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
         load.run(&mut sim, Duration::from_secs(1));
         // The replication lag at the moment of loss, in applied entries.
-        let lag = sim.node(CM01A).unwrap().status().commit
-            - sim.node(CM02A).unwrap().status().applied;
+        let lag =
+            sim.node(CM01A).unwrap().status().commit - sim.node(CM02A).unwrap().status().applied;
         let t0 = sim.now_us();
         sim.crash_site("denver");
         let mut paris = Load::new(&["paris"], Duration::from_millis(5));
@@ -122,7 +128,10 @@ fn paris_activates_when_denver_is_lost_and_the_loss_stays_within_the_lag() {
             "seed {seed}: activation after {took_ms} ms"
         );
         assert!(silent_ms >= SURVIVABLE_AFTER_MS);
-        assert!(rpo_entries <= lag, "seed {seed}: rpo {rpo_entries} > lag {lag}");
+        assert!(
+            rpo_entries <= lag,
+            "seed {seed}: rpo {rpo_entries} > lag {lag}"
+        );
         assert_eq!(sim.leader(), Some(CM02A));
         assert_eq!(sim.node(CM02A).unwrap().epoch(), paris_epoch());
 
@@ -138,7 +147,10 @@ fn paris_activates_when_denver_is_lost_and_the_loss_stays_within_the_lag() {
                 _ => 0,
             })
             .sum();
-        assert!(divergent <= lag, "seed {seed}: {divergent} divergent > lag {lag}");
+        assert!(
+            divergent <= lag,
+            "seed {seed}: {divergent} divergent > lag {lag}"
+        );
         sim.run_for(Duration::from_secs(8));
         settle(&mut sim);
         nothing_vanished(&sim, &load, CM01A);
@@ -173,7 +185,10 @@ fn both_sides_serve_during_a_cut_and_nothing_vanishes_at_reunion() {
     settle(&mut sim);
     // Denver's epoch was fenced, reconciled and folded into Paris's; then
     // control went home, in Paris's epoch, with Paris learning again.
-    assert!(events_since(&sim, healed, |e| matches!(e, Event::EpochFenced { .. })).any(|(_, id, _)| *id == CM01A));
+    assert!(
+        events_since(&sim, healed, |e| matches!(e, Event::EpochFenced { .. }))
+            .any(|(_, id, _)| *id == CM01A)
+    );
     assert!(events_since(&sim, healed, |e| matches!(e, Event::Reconciled { .. })).count() > 0);
     assert_eq!(sim.leader(), Some(CM01A));
     for id in [CM01A, CM01B, TB, CM02A, CM02B] {
@@ -204,27 +219,38 @@ fn a_fenced_leader_takes_no_proposal_and_they_land_in_the_new_epoch() {
     let commit = sim.node(CM01A).unwrap().status().commit;
     let mut load = Load::new(&["denver"], Duration::from_millis(10));
     load.run(&mut sim, Duration::from_millis(300));
+    // Still in the old epoch: it committed nothing more (one entry at most
+    // was in flight). Or it already joined Paris's epoch, whose indexes
+    // are another history's.
     let n = sim.node(CM01A).unwrap();
-    assert!(n.status().epoch == FIRST_EPOCH || n.status().commit <= commit + 1);
+    assert!(n.status().epoch != FIRST_EPOCH || n.status().commit <= commit + 1);
     assert!(sim
         .commits()
         .iter()
-        .filter(|c| c.outcome.result.as_ref().is_ok_and(|a| a.epoch == FIRST_EPOCH))
+        .filter(|c| c
+            .outcome
+            .result
+            .as_ref()
+            .is_ok_and(|a| a.epoch == FIRST_EPOCH))
         .all(|c| c.done_us < sim.now_us() - 300_000));
     sim.heal();
     load.run(&mut sim, Duration::from_secs(8));
     settle(&mut sim);
     // Every one of those proposals was applied, once, in Paris's epoch.
     assert_eq!(sim.commits().len(), load.proposed.len());
-    assert!(sim
-        .commits()
-        .iter()
-        .all(|c| c.outcome.result.as_ref().is_ok_and(|a| a.epoch == paris_epoch())));
+    assert!(sim.commits().iter().all(|c| c
+        .outcome
+        .result
+        .as_ref()
+        .is_ok_and(|a| a.epoch == paris_epoch())));
     let other_epoch: u64 = [CM01A, CM02A]
         .iter()
         .map(|&id| sim.node(id).unwrap().counters().other_epoch)
         .sum();
-    assert!(other_epoch > 0, "stale-epoch messages were counted and dropped");
+    assert!(
+        other_epoch > 0,
+        "stale-epoch messages were counted and dropped"
+    );
     assert_clean(&mut sim);
 }
 
@@ -234,7 +260,14 @@ fn forced_activation_is_refused_while_the_main_site_answers() {
     sim.run_for(Duration::from_millis(500));
     let err = sim.node_mut(CM02A).unwrap().activate().unwrap_err();
     assert!(
-        matches!(err, ActivateError::MainSiteReachable { leader: Some(CM01A), voters: 3, .. }),
+        matches!(
+            err,
+            ActivateError::MainSiteReachable {
+                leader: Some(CM01A),
+                voters: 3,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("reachable"));
@@ -306,7 +339,8 @@ fn a_failing_reconcile_hook_keeps_both_sides_intact_and_is_retried() {
     let healed = sim.now_us();
     sim.heal();
     sim.run_for(Duration::from_secs(1));
-    let failures: Vec<Event> = events_since_any(&sim, healed, |e| matches!(e, Event::ReconcileFailed { .. }));
+    let failures: Vec<Event> =
+        events_since_any(&sim, healed, |e| matches!(e, Event::ReconcileFailed { .. }));
     assert!(failures.len() >= 2, "{failures:?}");
     assert!(sim.node(CM02A).unwrap().counters().reconcile_failures >= 2);
     sim.run_for(Duration::from_secs(10));
@@ -336,7 +370,9 @@ where
 #[test]
 fn a_flapping_wan_never_hands_back_early() {
     let mut b = denver_paris_two_site();
-    b.hand_back(hand_back(HandBackPolicy::AfterStable(Duration::from_secs(5))));
+    b.hand_back(hand_back(HandBackPolicy::AfterStable(Duration::from_secs(
+        5,
+    ))));
     let mut sim = two_site_with(&b, 8);
     let mut load = Load::new(&["paris"], Duration::from_millis(10));
     sim.partition_sites(&["denver"], &["paris"]);
@@ -348,11 +384,98 @@ fn a_flapping_wan_never_hands_back_early() {
         sim.partition_sites(&["denver"], &["paris"]);
         load.run(&mut sim, Duration::from_millis(500));
     }
-    assert!(leaders_since(&sim, t0).iter().all(|(_, id)| sim.site_of(*id) == "paris"));
+    assert!(leaders_since(&sim, t0)
+        .iter()
+        .all(|(_, id)| sim.site_of(*id) == "paris"));
     sim.heal();
     load.run(&mut sim, Duration::from_secs(10));
     assert_eq!(sim.leader(), Some(CM01A));
     settle(&mut sim);
     assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_clean(&mut sim);
+}
+
+/// Two sites plus London's rank-2 survivable core, all in main-site mode.
+fn with_london_two_site() -> TopologyBuilder {
+    let mut b = denver_paris_two_site();
+    b.site(Site::backup("london"))
+        .survivable_core(SurvivableCore::new(
+            2,
+            Core::new("cm03", "london")
+                .member(6, "CM03a", "lon-1", Virtual)
+                .member(7, "CM03b", "lon-2", Virtual),
+        ));
+    b
+}
+
+fn activations_since(sim: &Sim<KvStore>, t0: u64) -> Vec<(NodeId, EpochId)> {
+    events_since(sim, t0, |e| matches!(e, Event::Activated { .. }))
+        .map(|(_, id, e)| match e {
+            Event::Activated { epoch, .. } => (*id, *epoch),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_best_reachable_rank_activates() {
+    // Denver cut off from both backups: Paris (rank 1) activates; London
+    // (rank 2) hears Paris and does not.
+    let mut sim = two_site_with(&with_london_two_site(), 21);
+    let mut load = Load::new(&["denver"], Duration::from_millis(10));
+    load.run(&mut sim, Duration::from_secs(1));
+    let t0 = sim.now_us();
+    sim.partition_sites(&["denver"], &["paris", "london"]);
+    sim.run_for(Duration::from_secs(5));
+    let activated = activations_since(&sim, t0);
+    assert_eq!(activated.len(), 1, "{activated:?}");
+    assert_eq!(activated[0].0, CM02A);
+    assert_eq!(
+        sim.node(CM03A).unwrap().epoch(),
+        activated[0].1,
+        "London follows Paris's epoch"
+    );
+
+    // Denver and Paris both gone from London's view: London activates,
+    // a rank step after Paris would have.
+    let mut sim = two_site_with(&with_london_two_site(), 22);
+    load.run(&mut sim, Duration::from_secs(1));
+    let t0 = sim.now_us();
+    sim.partition_sites(&["london"], &["denver", "paris"]);
+    sim.crash_site("denver");
+    sim.run_for(Duration::from_secs(6));
+    let activated = activations_since(&sim, t0);
+    let london: Vec<_> = activated.iter().filter(|(id, _)| *id == CM03A).collect();
+    let paris: Vec<_> = activated.iter().filter(|(id, _)| *id == CM02A).collect();
+    assert_eq!(london.len(), 1, "{activated:?}");
+    assert_eq!(
+        paris.len(),
+        1,
+        "Paris, cut off from London, activates too: {activated:?}"
+    );
+    let (at, _, _) = events_since(&sim, t0, |e| matches!(e, Event::Activated { .. }))
+        .find(|(_, id, _)| *id == CM03A)
+        .unwrap()
+        .clone();
+    let paris_at = events_since(&sim, t0, |e| matches!(e, Event::Activated { .. }))
+        .find(|(_, id, _)| *id == CM02A)
+        .unwrap()
+        .0;
+    assert!(at > paris_at, "London waits a rank step longer than Paris");
+
+    // Heal: one epoch wins, everything converges and control goes home.
+    for id in [CM01A, CM01B, TB] {
+        sim.restart(id);
+    }
+    sim.heal();
+    sim.run_for(Duration::from_secs(15));
+    settle(&mut sim);
+    assert_eq!(sim.leader(), Some(CM01A));
+    let epochs: std::collections::BTreeSet<EpochId> =
+        [CM01A, CM01B, TB, CM02A, CM02B, CM03A, NodeId(7)]
+            .iter()
+            .map(|&id| sim.node(id).unwrap().epoch())
+            .collect();
+    assert_eq!(epochs.len(), 1, "{epochs:?}");
     assert_clean(&mut sim);
 }

@@ -14,7 +14,8 @@ pub(crate) fn check(replicas: &[Replica]) -> Option<Violation> {
     let mut epochs = replicas.iter().filter(|r| r.live_voter).map(|r| r.epoch);
     let first = epochs.next();
     let split = epochs.any(|e| Some(e) != first);
-    (split || live.iter().any(|(_, a)| *a != max)).then_some(Violation::NotConverged { applied: live })
+    (split || live.iter().any(|(_, a)| *a != max))
+        .then_some(Violation::NotConverged { applied: live })
 }
 
 #[cfg(test)]

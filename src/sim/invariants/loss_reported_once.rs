@@ -116,7 +116,11 @@ mod tests {
         // again: once in the final history.
         let reports = BTreeSet::from([
             (lost, 130, vec![range(FIRST_EPOCH, 101, 120)]),
-            (paris().id, 160, vec![range(FIRST_EPOCH, 101, 120), range(lost, 121, 135)]),
+            (
+                paris().id,
+                160,
+                vec![range(FIRST_EPOCH, 101, 120), range(lost, 121, 135)],
+            ),
         ]);
         assert!(check(&[(FIRST_EPOCH, 110), (lost, 125)], &lineage, &reports).is_empty());
         let only_lost = BTreeSet::from([(lost, 130, vec![range(FIRST_EPOCH, 101, 120)])]);

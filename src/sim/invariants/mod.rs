@@ -197,7 +197,8 @@ impl Checker {
     /// Records the `n`th command applied at one index (a reconciliation
     /// applies several at its entry's index), as `(epoch, index, n)`.
     pub fn on_apply_at(&mut self, node: NodeId, at: (EpochId, u64, u64), digest: u64) {
-        let v = state_machine_safety::check(&mut self.applied, &mut self.diverged, node, at, digest);
+        let v =
+            state_machine_safety::check(&mut self.applied, &mut self.diverged, node, at, digest);
         self.violations.extend(v);
     }
 

@@ -6,7 +6,11 @@ use crate::node::EpochId;
 
 /// `acks`: the (epoch, index) of every acknowledged proposal of the final
 /// epoch.
-pub(crate) fn check(acks: &[(EpochId, u64)], replicas: &[Replica], checker: &Checker) -> Vec<Violation> {
+pub(crate) fn check(
+    acks: &[(EpochId, u64)],
+    replicas: &[Replica],
+    checker: &Checker,
+) -> Vec<Violation> {
     let mut found = Vec::new();
     for &(epoch, index) in acks {
         let recorded = checker.applied_digest(epoch, index).is_some();
@@ -43,6 +47,10 @@ mod tests {
         };
         assert!(check(&[(e, 7)], std::slice::from_ref(&ok), &c).is_empty());
         assert_eq!(check(&[(e, 7)], &[ok.clone(), behind], &c).len(), 1);
-        assert_eq!(check(&[(e, 8)], &[ok], &c).len(), 1, "never applied anywhere");
+        assert_eq!(
+            check(&[(e, 8)], &[ok], &c).len(),
+            1,
+            "never applied anywhere"
+        );
     }
 }

@@ -46,8 +46,16 @@ mod tests {
         };
         assert_eq!(check(&mut a, &mut r, NodeId(1), (e1, 5, 0), 42), None);
         assert_eq!(check(&mut a, &mut r, NodeId(2), (e1, 5, 0), 42), None);
-        assert_eq!(check(&mut a, &mut r, NodeId(5), (e2, 5, 0), 77), None, "another epoch");
+        assert_eq!(
+            check(&mut a, &mut r, NodeId(5), (e2, 5, 0), 77),
+            None,
+            "another epoch"
+        );
         assert!(check(&mut a, &mut r, NodeId(3), (e1, 5, 0), 43).is_some());
-        assert_eq!(check(&mut a, &mut r, NodeId(4), (e1, 5, 0), 44), None, "reported once");
+        assert_eq!(
+            check(&mut a, &mut r, NodeId(4), (e1, 5, 0), 44),
+            None,
+            "reported once"
+        );
     }
 }

@@ -1,35 +1,48 @@
-//! The white paper's Denver/Paris scenarios (Figures 3–8), narrated.
+//! The white paper's Denver/Paris scenarios, narrated, in both quorum modes.
 //!
 //! Denver runs the duplicated core CM01a/CM01b, Paris the rank-1
-//! survivable core CM02a/CM02b, and a witness in a third site breaks ties
-//! (witness mode: every commit is on a majority that spans two sites, so
-//! nothing committed is ever lost). Users in both sites set up and tear
-//! down calls; each call is a proposal. The run prints the survivability
-//! report, then five steps, each with its virtual time, leader, takeover
+//! survivable core CM02a/CM02b. Users in both sites set up and tear down
+//! calls; each call is a proposal. Each mode prints its survivability
+//! report, then its steps, each with its virtual time, leader, takeover
 //! time and what happened to the calls.
+//!
+//! - **Witness mode** (Figures 3–8, `witness.rs`): a witness in a third
+//!   site breaks ties; every commit is on a majority that spans two sites,
+//!   so nothing committed is ever lost.
+//! - **Main-site mode** (the rainy day, `main_site.rs`): only two data
+//!   centres; Denver holds the voting majority (the pair and a tie-breaker),
+//!   Paris replicates as learners. Cut off, Paris activates an epoch of its
+//!   own and both sides serve their users; when they meet, Denver's
+//!   divergent calls are reconciled into Paris's epoch, and control goes
+//!   home.
 //!
 //! ```text
 //! cargo run --release --example denver_paris
 //! cargo run --release --example denver_paris -- --json
-//! cargo run --release --example denver_paris -- --seed 7 --wan-rtt-ms 120 --survivable-after-ms 3000
+//! cargo run --release --example denver_paris -- --mode main-site --seed 7 --wan-rtt-ms 120 --survivable-after-ms 3000
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use survivable_core::node::ProposalId;
-use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
-use survivable_core::topology::{
-    denver_paris, Appliance::Virtual, Latency, MemberSpec, NodeId, Topology,
-};
-use survivable_core::{Event, RestoreError, StateMachine};
+use survivable_core::topology::NodeId;
+use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
+
+mod main_site;
+mod witness;
 
 /// The call controller's replicated state: the active calls.
 #[derive(Debug, Default, Clone)]
 struct CallTable {
     active: BTreeSet<u64>,
+    /// What the reconcile hook saw and did, for the narration (shared by
+    /// every member's table; only a leader runs the hook).
+    hook_log: Arc<Mutex<Vec<String>>>,
 }
 
 impl StateMachine for CallTable {
@@ -55,6 +68,60 @@ impl StateMachine for CallTable {
         self.active.iter().flat_map(|id| id.to_le_bytes()).collect()
     }
 
+    /// Main-site mode, when the epochs meet: the calls the losing side
+    /// handled after the fork. A call both set up and torn down there is
+    /// over, so nothing is re-proposed for it; every other command is
+    /// re-proposed in order (a set-up re-creates the call, a tear-down of a
+    /// call set up before the fork ends it here too).
+    fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
+        let parse = |c: &[u8]| -> Option<(bool, u64)> {
+            let text = std::str::from_utf8(c).ok()?;
+            let (verb, id) = text.split_once(' ')?;
+            Some((verb == "setup", id.parse().ok()?))
+        };
+        let commands: Vec<Option<(bool, u64)>> = divergent
+            .entries
+            .iter()
+            .map(|e| parse(&e.command))
+            .collect();
+        let set_up: BTreeSet<u64> = commands
+            .iter()
+            .flatten()
+            .filter(|c| c.0)
+            .map(|c| c.1)
+            .collect();
+        let over: BTreeSet<u64> = commands
+            .iter()
+            .flatten()
+            .filter(|c| !c.0 && set_up.contains(&c.1))
+            .map(|c| c.1)
+            .collect();
+        let keep: Vec<Vec<u8>> = divergent
+            .entries
+            .iter()
+            .zip(&commands)
+            .filter(|(_, c)| c.is_none_or(|(_, id)| !over.contains(&id)))
+            .map(|(e, _)| e.command.clone())
+            .collect();
+        if !divergent.entries.is_empty() || divergent.compacted > 0 {
+            let first = divergent.entries.first().map_or(0, |e| e.index);
+            let last = divergent.entries.last().map_or(0, |e| e.index);
+            self.hook_log.lock().expect("hook log").push(format!(
+                "hook: {} divergent command(s) from epoch {} (entries {first}–{last}, {} compacted): \
+                 {} set-up(s), {} tear-down(s); {} call(s) began and ended there (dropped); \
+                 re-proposes {}",
+                divergent.entries.len(),
+                divergent.from,
+                divergent.compacted,
+                set_up.len(),
+                commands.iter().flatten().filter(|c| !c.0).count(),
+                over.len(),
+                keep.len()
+            ));
+        }
+        Ok(keep)
+    }
+
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
         if snapshot.len() % 8 != 0 {
             return Err(RestoreError {
@@ -69,7 +136,15 @@ impl StateMachine for CallTable {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Witness,
+    MainSite,
+    Both,
+}
+
 struct Args {
+    mode: Mode,
     seed: u64,
     wan_rtt_ms: u64,
     survivable_after_ms: u64,
@@ -79,6 +154,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
+        mode: Mode::Both,
         seed: 2026,
         wan_rtt_ms: 80,
         survivable_after_ms: 2000,
@@ -94,14 +170,28 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--json" => a.json = true,
+            "--mode" => {
+                a.mode = match it.next().as_deref() {
+                    Some("witness") => Mode::Witness,
+                    Some("main-site") => Mode::MainSite,
+                    Some("both") => Mode::Both,
+                    other => {
+                        return Err(format!(
+                            "--mode needs witness, main-site or both, not {other:?}"
+                        ))
+                    }
+                }
+            }
             "--seed" => a.seed = num("--seed")?,
             "--wan-rtt-ms" => a.wan_rtt_ms = num("--wan-rtt-ms")?,
             "--survivable-after-ms" => a.survivable_after_ms = num("--survivable-after-ms")?,
             "--stable-ms" => a.stable_ms = num("--stable-ms")?,
             "-h" | "--help" => {
-                return Err("usage: denver_paris [--json] [--seed N] [--wan-rtt-ms N] \
-                            [--survivable-after-ms N] [--stable-ms N]"
-                    .into())
+                return Err(
+                    "usage: denver_paris [--mode witness|main-site|both] [--json] [--seed N] \
+                            [--wan-rtt-ms N] [--survivable-after-ms N] [--stable-ms N]"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown flag {other:?}; see --help")),
         }
@@ -109,28 +199,14 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn topology(a: &Args) -> Result<Topology, String> {
-    let timers = Timers {
-        // The election timeout must cover the WAN round trip with margin.
-        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
-        survivable_after: Duration::from_millis(a.survivable_after_ms),
-        ..Timers::default()
-    };
-    denver_paris()
-        .timers(timers)
-        .hand_back(HandBack {
-            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
-            ..HandBack::default()
-        })
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 /// Users in Denver and Paris making calls: a call is set up, lasts a
 /// while, and is torn down. Each user proposes at a member of its own
 /// site (which forwards to the leader, or queues while there is none);
 /// with its whole site down, a user re-homes to the other site.
 struct Workload {
+    /// Main-site mode: any running member of the site takes calls (Paris's
+    /// are learners); witness mode: only the configuration's voters.
+    any_member: bool,
     next_call: u64,
     rng: u64,
     /// What each proposal was: (call, is_setup).
@@ -145,8 +221,9 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, any_member: bool) -> Self {
         Self {
+            any_member,
             next_call: 1,
             rng: seed | 1,
             proposed: BTreeMap::new(),
@@ -173,7 +250,10 @@ impl Workload {
         let voters_up = |site: &str| -> Vec<NodeId> {
             sim.site_members(site)
                 .into_iter()
-                .filter(|&id| sim.node(id).is_some_and(|n| n.voters().contains(&id)))
+                .filter(|&id| {
+                    sim.node(id)
+                        .is_some_and(|n| self.any_member || n.voters().contains(&id))
+                })
                 .collect()
         };
         let mut nodes = voters_up(home);
@@ -273,7 +353,10 @@ fn first_commit_in_term(sim: &Sim<CallTable>, from_us: u64, term: u64) -> Option
     sim.first_commit_after(from_us, term).map(|us| us / 1000)
 }
 
-/// Acknowledged entries missing from (or different in) the leader's state.
+/// Acknowledged entries of the leader's epoch missing from (or different
+/// in) its state, plus whatever the invariant checker found (in main-site
+/// mode, an older epoch's acknowledged entries must be in the final
+/// history or reported exactly once by reconciliation).
 fn committed_lost(sim: &Sim<CallTable>) -> usize {
     let Some(l) = sim.leader().and_then(|l| sim.node(l)) else {
         return 0;
@@ -281,7 +364,7 @@ fn committed_lost(sim: &Sim<CallTable>) -> usize {
     sim.commits()
         .iter()
         .filter_map(|c| c.outcome.result.as_ref().ok())
-        .filter(|a| a.index > l.applied_index())
+        .filter(|a| a.epoch == l.epoch() && a.index > l.applied_index())
         .count()
         + sim.violations().len()
 }
@@ -329,8 +412,20 @@ fn name(sim: &Sim<CallTable>, id: NodeId) -> String {
         .map_or(id.to_string(), |m| m.spec.name.clone())
 }
 
+/// Whether `id` was the (newest) leader at `t_us`, by the leadership
+/// events so far: membership changes are narrated once, by the leader.
+fn led_at(sim: &Sim<CallTable>, id: NodeId, t_us: u64) -> bool {
+    sim.events()
+        .iter()
+        .take_while(|(t, _, _)| *t <= t_us)
+        .filter(|(_, _, e)| matches!(e, Event::BecameLeader { .. }))
+        .last()
+        .is_some_and(|(_, l, _)| *l == id)
+}
+
 fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<String> {
     let who = name(sim, id);
+    let main_site = sim.topology().mode() == survivable_core::policy::QuorumMode::MainSite;
     let what = match e {
         Event::BecameLeader { term, cause } => format!("{who} leads (term {term}, {cause:?})"),
         Event::FailoverStarted { primary, silent_ms } => format!(
@@ -366,13 +461,47 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
                 name(sim, *target)
             )
         }
-        Event::MemberAdded { id: m } if id == sim.leader()? => {
-            format!("{} joins as a learner and catches up", name(sim, *m))
+        Event::Activated {
+            epoch,
+            fork_index,
+            rpo_entries,
+            silent_ms,
+            ..
+        } => format!(
+            "{who} heard nothing from the main site for {silent_ms} ms: activates epoch {epoch} \
+             from index {fork_index} ({rpo_entries} entries the old leader had committed are not here yet)"
+        ),
+        Event::EpochFenced { ours, newer } => {
+            format!("{who} (epoch {ours}) meets epoch {newer}: takes no more proposals")
         }
-        Event::MemberPromoted { id: m } if id == sim.leader()? => {
+        Event::Reconciled {
+            from,
+            from_index,
+            to_index,
+            divergent,
+            commands,
+            compacted,
+            ..
+        } if Some(id) == sim.leader() => format!(
+            "{who} takes in epoch {from}'s entries {from_index}–{to_index}: {divergent} divergent \
+             call command(s), {compacted} compacted; applies {commands}"
+        ),
+        Event::ReconcileFailed { from, reason } => {
+            format!("{who}: reconciling epoch {from} refused ({reason}); retried")
+        }
+        Event::JoinedEpoch { epoch } => {
+            format!("{who} leaves its old epoch and joins epoch {epoch} from a snapshot")
+        }
+        Event::MemberAdded { id: m } if led_at(sim, id, t_us) => {
+            format!("{} is a learner: it replicates and catches up", name(sim, *m))
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) && main_site => {
+            format!("{} becomes a voter again", name(sim, *m))
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) => {
             format!("{} becomes a voter: the new standby", name(sim, *m))
         }
-        Event::MemberRemoved { id: m } if id == sim.leader()? => {
+        Event::MemberRemoved { id: m } if led_at(sim, id, t_us) => {
             format!("{} is removed from the configuration", name(sim, *m))
         }
         _ => return None,
@@ -384,14 +513,14 @@ fn json_num(v: Option<u64>) -> String {
     v.map_or("null".into(), |v| v.to_string())
 }
 
-fn print(sim: &Sim<CallTable>, r: &Report, json: bool) {
+fn print(sim: &Sim<CallTable>, mode: &str, r: &Report, json: bool) {
     let (site, node) = match r.leader {
         Some(l) => (sim.site_of(l).to_string(), name(sim, l)),
         None => ("none".into(), "none".into()),
     };
     if json {
         let mut line = format!(
-            "{{\"step\":\"{}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{},\"calls_dropped\":{},\"committed_lost\":{}",
+            "{{\"mode\":\"{mode}\",\"step\":\"{}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{},\"calls_dropped\":{},\"committed_lost\":{}",
             r.step,
             r.t_ms,
             json_num(r.takeover_ms),
@@ -434,162 +563,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let topology = match topology(&args) {
-        Ok(t) => t.shared(),
-        Err(e) => {
-            eprintln!("invalid topology: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if !args.json {
-        println!(
-            "Denver/Paris control plane, witness mode (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
-            args.seed, args.wan_rtt_ms
-        );
-    }
-    let report = topology.survivability_with(Latency::new(
-        Duration::from_millis(1),
-        Duration::from_millis(args.wan_rtt_ms),
-    ));
-    if !args.json {
-        println!("{report}");
-    }
-    let mut sim = Sim::builder(topology)
-        .seed(args.seed)
-        .wan_rtt(Duration::from_millis(args.wan_rtt_ms))
-        .build(|_| CallTable::default());
-    let mut w = Workload::new(args.seed);
     let mut ok = true;
-
-    // normal (Fig. 7)
-    let since = sim.now_us();
-    w.run(&mut sim, Duration::from_secs(5));
-    let r = finish(&sim, &w, "normal", "Fig. 7", &w.up.clone(), None, since);
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver");
-    print(&sim, &r, args.json);
-
-    // duplication_failover (Fig. 3-4): CM01a's host fails.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    sim.crash_host("esxi-1");
-    w.run(&mut sim, Duration::from_secs(3));
-    let takeover = first_commit_in_term(&sim, since, term);
-    let r = finish(
-        &sim,
-        &w,
-        "duplication_failover",
-        "Fig. 3-4",
-        &before,
-        takeover,
-        since,
-    );
-    ok &= r.leader == Some(NodeId(2)) && r.calls_dropped == 0;
-    print(&sim, &r, args.json);
-
-    // standby_restored (Fig. 5): a replacement CM01c on another host.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let spec = MemberSpec {
-        id: NodeId(6),
-        name: "CM01c".into(),
-        host: "esxi-4".into(),
-        appliance: Virtual,
-    };
-    let leader = sim.leader().unwrap_or(NodeId(2));
-    let member = sim
-        .node(leader)
-        .and_then(|n| n.replacement_member(NodeId(1), spec.clone()));
-    let replaced = sim
-        .node_mut(leader)
-        .map(|n| n.replace_member(NodeId(1), spec));
-    sim.flush(leader);
-    if let (Some(member), Some(Ok(()))) = (member, &replaced) {
-        sim.add_member(member.clone());
-    } else {
-        eprintln!("replacement refused: {replaced:?}");
-        ok = false;
+    if matches!(args.mode, Mode::Witness | Mode::Both) {
+        ok &= witness::run(&args);
     }
-    let mut restored_ms = None;
-    for _ in 0..100 {
-        w.run(&mut sim, Duration::from_millis(100));
-        let voters = sim.node(leader).map(|n| n.voters()).unwrap_or_default();
-        if voters.contains(&NodeId(6)) && !voters.contains(&NodeId(1)) {
-            restored_ms = Some((sim.now_us() - since) / 1000);
-            break;
+    if matches!(args.mode, Mode::MainSite | Mode::Both) {
+        if args.mode == Mode::Both && !args.json {
+            println!("\n");
         }
-    }
-    w.run(&mut sim, Duration::from_secs(1));
-    let mut r = finish(&sim, &w, "standby_restored", "Fig. 5", &before, None, since);
-    r.extra
-        .push(("redundancy_restored_ms", json_num(restored_ms)));
-    ok &= restored_ms.is_some();
-    print(&sim, &r, args.json);
-
-    // wan_partition (Fig. 8): Denver is cut off; Paris takes over.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    sim.partition_sites(&["denver"], &["paris", "kansas"]);
-    w.run(
-        &mut sim,
-        Duration::from_millis(args.survivable_after_ms + 3_000),
-    );
-    let takeover = first_commit_in_term(&sim, since, term);
-    let r = finish(
-        &sim,
-        &w,
-        "wan_partition",
-        "Fig. 8",
-        &before,
-        takeover,
-        since,
-    );
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "paris") && r.committed_lost == 0;
-    print(&sim, &r, args.json);
-
-    // hand_back: the WAN heals; control returns to Denver.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    sim.heal();
-    let failed_before = w.failed;
-    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
-    // The hand-back's own "takeover": from its first attempt to the first
-    // commit under the main site's leader.
-    let handed_at = sim
-        .events()
-        .iter()
-        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-        .map(|(t, _, _)| *t);
-    let takeover = handed_at.and_then(|t0| first_commit_in_term(&sim, t0, term));
-    let mut r = finish(
-        &sim,
-        &w,
-        "hand_back",
-        "design card",
-        &before,
-        takeover,
-        since,
-    );
-    // Longest gap between commits from 0.5 s before the hand-back to 2 s after.
-    let outage = handed_at
-        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
-        .map(|us| us / 1000);
-    r.extra.push((
-        "stable_wait_ms",
-        json_num(handed_at.map(|t| (t - since) / 1000)),
-    ));
-    r.extra.push(("write_outage_ms", json_num(outage)));
-    r.extra
-        .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver") && w.failed == failed_before;
-    print(&sim, &r, args.json);
-
-    let violations = sim.violations();
-    if !violations.is_empty() {
-        eprintln!("invariant violations: {violations:?}");
-        ok = false;
+        ok &= main_site::run(&args);
     }
     if ok {
         ExitCode::SUCCESS

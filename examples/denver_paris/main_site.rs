@@ -1,0 +1,388 @@
+//! Main-site mode: the paper's rainy day, with only two data centres.
+//!
+//! Denver holds the voting majority (CM01a, CM01b and the tie-breaker TB
+//! on a third host), so a commit costs a LAN round trip; Paris's CM02a and
+//! CM02b replicate as learners. Six steps: normal operation, a WAN cut
+//! (Paris activates its own epoch after `survivable_after`, both sides
+//! serve their users), the heal (Denver's divergent calls are reconciled
+//! into Paris's epoch), hand-back, the loss of the whole Denver site while
+//! the WAN is degraded (the loss is at most the replication lag) and
+//! Denver's return with its stale tail, which is reconciled.
+
+use std::time::Duration;
+
+use survivable_core::node::EpochId;
+use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
+use survivable_core::sim::Sim;
+use survivable_core::topology::{denver_paris_two_site, Latency, NodeId, Topology};
+use survivable_core::Event;
+
+use crate::{finish, json_num, print, Args, CallTable, Report, Workload};
+
+const MODE: &str = "main-site";
+const CM02A: NodeId = NodeId(3);
+
+fn topology(a: &Args) -> Result<Topology, String> {
+    let timers = Timers {
+        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
+        survivable_after: Duration::from_millis(a.survivable_after_ms),
+        ..Timers::default()
+    };
+    denver_paris_two_site()
+        .timers(timers)
+        .hand_back(HandBack {
+            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
+            ..HandBack::default()
+        })
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Percentile `p` (0–100) of `v`, in ms with µs precision.
+fn percentile_ms(v: &mut [u64], p: usize) -> String {
+    if v.is_empty() {
+        return "null".into();
+    }
+    v.sort_unstable();
+    let i = ((v.len() - 1) * p).div_ceil(100);
+    format!("{:.3}", v[i] as f64 / 1000.0)
+}
+
+/// Commit latencies (µs) of proposals made at `nodes` since `since_us`.
+fn latencies(sim: &Sim<CallTable>, nodes: &[NodeId], since_us: u64) -> Vec<u64> {
+    sim.commits()
+        .iter()
+        .filter(|c| c.proposed_us >= since_us && nodes.contains(&c.node))
+        .filter(|c| c.outcome.result.is_ok())
+        .map(|c| c.done_us - c.proposed_us)
+        .collect()
+}
+
+/// Acknowledged proposals since `since_us`, per epoch.
+fn acks_by_epoch(sim: &Sim<CallTable>, since_us: u64) -> Vec<(EpochId, usize)> {
+    let mut by: std::collections::BTreeMap<EpochId, usize> = Default::default();
+    for c in sim.commits().iter().filter(|c| c.done_us >= since_us) {
+        if let Ok(a) = &c.outcome.result {
+            *by.entry(a.epoch).or_default() += 1;
+        }
+    }
+    by.into_iter().collect()
+}
+
+/// The first `Activated` at or after `since_us`: (when, epoch, rpo_entries).
+fn activation(sim: &Sim<CallTable>, since_us: u64) -> Option<(u64, EpochId, u64)> {
+    sim.events().iter().find_map(|(t, _, e)| match e {
+        Event::Activated {
+            epoch, rpo_entries, ..
+        } if *t >= since_us => Some((*t, *epoch, *rpo_entries)),
+        _ => None,
+    })
+}
+
+/// Divergent and re-applied commands reconciled since `since_us` (each
+/// record once, though every member of the epoch reports it).
+fn reconciled(sim: &Sim<CallTable>, since_us: u64) -> (u64, u64) {
+    let mut records = std::collections::BTreeMap::new();
+    for (t, _, e) in sim.events() {
+        if let Event::Reconciled {
+            epoch,
+            index,
+            divergent,
+            commands,
+            ..
+        } = e
+        {
+            if *t >= since_us {
+                records.insert((*epoch, *index), (*divergent, *commands));
+            }
+        }
+    }
+    records
+        .values()
+        .fold((0, 0), |(d, c), (dv, cm)| (d + dv, c + cm))
+}
+
+/// Runs until every member is in the newest epoch and nothing is being
+/// reconciled, or `limit`.
+fn run_until_reunited(sim: &mut Sim<CallTable>, w: &mut Workload, limit: Duration) {
+    let end = sim.now_ms() + limit.as_millis() as u64;
+    while sim.now_ms() < end {
+        w.run(sim, Duration::from_millis(200));
+        let epochs: std::collections::BTreeSet<EpochId> = sim
+            .members()
+            .into_iter()
+            .filter_map(|id| sim.node(id).map(|n| n.epoch()))
+            .collect();
+        if epochs.len() == 1 {
+            return;
+        }
+    }
+}
+
+fn epoch_of_leader(sim: &Sim<CallTable>) -> String {
+    sim.leader()
+        .and_then(|l| sim.node(l))
+        .map_or("null".into(), |n| format!("\"{}\"", n.epoch()))
+}
+
+/// The hook's narration lines written since the last call.
+fn hook_lines(log: &std::sync::Mutex<Vec<String>>, r: &mut Report) {
+    for line in log.lock().expect("hook log").drain(..) {
+        r.story.push(format!("  {:>11}  {line}", ""));
+    }
+}
+
+/// Runs the six main-site steps; whether each behaved as designed.
+pub(crate) fn run(args: &Args) -> bool {
+    let topology = match topology(args) {
+        Ok(t) => t.shared(),
+        Err(e) => {
+            eprintln!("invalid topology: {e}");
+            return false;
+        }
+    };
+    if !args.json {
+        println!(
+            "Denver/Paris control plane, main-site mode: two data centres, the rainy day \
+             (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
+            args.seed, args.wan_rtt_ms
+        );
+        let report = topology.survivability_with(Latency::new(
+            Duration::from_millis(1),
+            Duration::from_millis(args.wan_rtt_ms),
+        ));
+        println!("{report}");
+    }
+    let table = CallTable::default();
+    let log = table.hook_log.clone();
+    let mut sim = Sim::builder(topology)
+        .seed(args.seed)
+        .wan_rtt(Duration::from_millis(args.wan_rtt_ms))
+        .build(move |_| table.clone());
+    let mut w = Workload::new(args.seed, true);
+    let mut ok = true;
+    let wan = args.wan_rtt_ms;
+
+    // normal: Denver commits on its own majority; Paris follows. Latency
+    // is measured after the first election and a second of warm-up.
+    let start = sim.now_us();
+    w.run(&mut sim, Duration::from_secs(1));
+    let since = sim.now_us();
+    w.run(&mut sim, Duration::from_secs(4));
+    let leader = sim.leader();
+    let denver = sim.site_members("denver");
+    let mut at_leader = latencies(&sim, &leader.into_iter().collect::<Vec<_>>(), since);
+    let mut in_denver = latencies(&sim, &denver, since);
+    let mut in_paris = latencies(&sim, &sim.site_members("paris"), since);
+    let lag = |sim: &Sim<CallTable>| {
+        let commit = sim
+            .leader()
+            .and_then(|l| sim.node(l))
+            .map_or(0, |n| n.status().commit);
+        commit.saturating_sub(sim.node(CM02A).map_or(0, |n| n.status().applied))
+    };
+    let mut r = finish(
+        &sim,
+        &w,
+        "normal",
+        "rainy day: before",
+        &w.up.clone(),
+        None,
+        start,
+    );
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra
+        .push(("commit_p50_ms", percentile_ms(&mut at_leader, 50)));
+    r.extra
+        .push(("commit_p99_ms", percentile_ms(&mut at_leader, 99)));
+    r.extra
+        .push(("denver_commit_p99_ms", percentile_ms(&mut in_denver, 99)));
+    r.extra
+        .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
+    r.extra.push(("paris_lag_entries", lag(&sim).to_string()));
+    // ≤ 2 LAN round trips at the leader: the WAN is not waited for.
+    ok &= leader.is_some_and(|l| sim.site_of(l) == "denver")
+        && at_leader.last().is_some_and(|&us| us <= 2_000);
+    print(&sim, MODE, &r, args.json);
+
+    // wan_partition: Paris activates its own epoch; both sides serve.
+    let before = w.up.clone();
+    let cut = sim.now_us();
+    let lag_at_cut = lag(&sim);
+    sim.partition_sites(&["denver"], &["paris"]);
+    w.run(
+        &mut sim,
+        Duration::from_millis(args.survivable_after_ms + 3_000),
+    );
+    let act = activation(&sim, cut);
+    let mut r = finish(
+        &sim,
+        &w,
+        "wan_partition",
+        "rainy day: cut off",
+        &before,
+        None,
+        cut,
+    );
+    let activation_ms = act.map(|(t, _, _)| (t - cut) / 1000);
+    r.takeover_ms = activation_ms;
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra.push(("activation_ms", json_num(activation_ms)));
+    r.extra
+        .push(("rpo_entries", json_num(act.map(|(_, _, rpo)| rpo))));
+    r.extra.push(("lag_at_cut_entries", lag_at_cut.to_string()));
+    let served = acks_by_epoch(&sim, cut + (args.survivable_after_ms + 2 * wan) * 1000);
+    r.extra.push((
+        "epochs_serving",
+        served.iter().filter(|(_, n)| *n > 0).count().to_string(),
+    ));
+    for (e, n) in &served {
+        r.story.push(format!(
+            "  {:>11}  epoch {e} acknowledged {n} call command(s) in the last part of the cut",
+            ""
+        ));
+    }
+    ok &= activation_ms.is_some_and(|t| t <= args.survivable_after_ms + 2 * wan)
+        && act.is_some_and(|(_, _, rpo)| rpo <= lag_at_cut)
+        && served.iter().filter(|(_, n)| *n > 0).count() == 2;
+    print(&sim, MODE, &r, args.json);
+
+    // reunion: the WAN heals; Denver's divergent calls are reconciled.
+    let before = w.up.clone();
+    let healed = sim.now_us();
+    sim.heal();
+    run_until_reunited(&mut sim, &mut w, Duration::from_secs(20));
+    w.run(&mut sim, Duration::from_secs(1));
+    let (divergent, applied) = reconciled(&sim, healed);
+    let mut r = finish(
+        &sim,
+        &w,
+        "reunion",
+        "rainy day: healed",
+        &before,
+        None,
+        healed,
+    );
+    hook_lines(&log, &mut r);
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra
+        .push(("reunion_ms", ((sim.now_us() - healed) / 1000).to_string()));
+    r.extra.push(("divergent_entries", divergent.to_string()));
+    r.extra.push(("reconciled_entries", applied.to_string()));
+    ok &= r.calls_dropped == 0 && divergent > 0;
+    print(&sim, MODE, &r, args.json);
+
+    // hand_back: control returns to Denver after the stability window.
+    let before = w.up.clone();
+    let since = sim.now_us();
+    let failed_before = w.failed;
+    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
+    let handed_at = sim
+        .events()
+        .iter()
+        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
+        .map(|(t, _, _)| *t);
+    let outage = handed_at
+        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
+        .map(|us| us / 1000);
+    let mut r = finish(
+        &sim,
+        &w,
+        "hand_back",
+        "rainy day: home",
+        &before,
+        None,
+        since,
+    );
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra.push((
+        "stable_wait_ms",
+        json_num(handed_at.map(|t| (t - healed) / 1000)),
+    ));
+    r.extra.push(("write_outage_ms", json_num(outage)));
+    r.extra
+        .push(("failed_proposals", (w.failed - failed_before).to_string()));
+    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver") && r.calls_dropped == 0;
+    print(&sim, MODE, &r, args.json);
+
+    // main_site_lost: the WAN to Paris degrades (80 % loss from Denver)
+    // and a second later Denver's whole site fails. Paris activates and
+    // loses at most what had not reached it: the replication lag.
+    let paris = sim.site_members("paris");
+    for &d in &sim.site_members("denver") {
+        for &p in &paris {
+            sim.set_link_loss(d, p, 0.8);
+        }
+    }
+    w.run(&mut sim, Duration::from_secs(1));
+    let before = w.up.clone();
+    let lost_at = sim.now_us();
+    let lag_at_loss = lag(&sim);
+    sim.crash_site("denver");
+    sim.restore_links();
+    w.run(
+        &mut sim,
+        Duration::from_millis(args.survivable_after_ms + 3_000),
+    );
+    let act = activation(&sim, lost_at);
+    let mut r = finish(
+        &sim,
+        &w,
+        "main_site_lost",
+        "rainy day: Denver lost",
+        &before,
+        None,
+        lost_at,
+    );
+    let activation_ms = act.map(|(t, _, _)| (t - lost_at) / 1000);
+    r.takeover_ms = activation_ms;
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra.push(("activation_ms", json_num(activation_ms)));
+    r.extra
+        .push(("rpo_entries", json_num(act.map(|(_, _, rpo)| rpo))));
+    r.extra
+        .push(("lag_at_loss_entries", lag_at_loss.to_string()));
+    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "paris")
+        && act.is_some_and(|(_, _, rpo)| rpo <= lag_at_loss);
+    print(&sim, MODE, &r, args.json);
+
+    // main_site_returns: Denver restarts with its stale tail; it is
+    // reconciled, Denver joins Paris's epoch, and control goes home.
+    let before = w.up.clone();
+    let back = sim.now_us();
+    for id in sim.site_members("denver") {
+        sim.restart(id);
+    }
+    run_until_reunited(&mut sim, &mut w, Duration::from_secs(20));
+    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
+    sim.run_until_converged(Duration::from_secs(10));
+    sim.check_converged();
+    // Since the loss: CM02b may have held entries CM02a lacked, reconciled
+    // as soon as it met CM02a's epoch.
+    let (divergent, applied) = reconciled(&sim, lost_at);
+    let mut r = finish(
+        &sim,
+        &w,
+        "main_site_returns",
+        "rainy day: Denver back",
+        &before,
+        None,
+        back,
+    );
+    hook_lines(&log, &mut r);
+    r.extra.push(("epoch", epoch_of_leader(&sim)));
+    r.extra.push(("divergent_entries", divergent.to_string()));
+    r.extra.push(("reconciled_entries", applied.to_string()));
+    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver")
+        && r.calls_dropped == 0
+        && r.committed_lost == 0
+        && divergent <= lag_at_loss;
+    print(&sim, MODE, &r, args.json);
+
+    let violations = sim.violations();
+    if !violations.is_empty() {
+        eprintln!("invariant violations: {violations:?}");
+        ok = false;
+    }
+    ok
+}

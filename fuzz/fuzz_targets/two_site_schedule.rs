@@ -1,0 +1,4 @@
+#![no_main]
+//! Arbitrary bytes → a two-site fault schedule → a simulated run in
+//! main-site mode → DESIGN §6, per epoch.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| survivable_core::fuzzing::two_site_schedule(data));
