@@ -1,0 +1,304 @@
+//! Shared by the TCP and TLS tests: the Denver/Paris cluster as five
+//! members in this process, each with its own transport, data directory
+//! and node thread; by default with mutual TLS and certificates made for
+//! the run.
+// Each test binary uses part of this.
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../examples/node/pki.rs"]
+pub mod pki;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use survivable_core::node::{NodeRole, Status};
+use survivable_core::runtime::{start_member, Member, MemberConfig, StartError};
+use survivable_core::topology::{denver_paris, NodeId, Topology};
+use survivable_core::transport::{Limits, TlsFiles, TransportSecurity, TransportStats};
+use survivable_core::{RestoreError, StateMachine};
+
+pub const CLUSTER: u64 = 2026;
+pub const CM01A: NodeId = NodeId(1);
+pub const CM01B: NodeId = NodeId(2);
+pub const CM02A: NodeId = NodeId(3);
+pub const CM02B: NodeId = NodeId(4);
+pub const W1: NodeId = NodeId(5);
+
+/// Records every applied command (shared with the test) on top of a list.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub applied: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl StateMachine for Recorder {
+    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+        self.applied.lock().push(command.to_vec());
+        b"ok".to_vec()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        let list = self.applied.lock();
+        let mut out = Vec::new();
+        for c in list.iter() {
+            out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            out.extend_from_slice(c);
+        }
+        out
+    }
+    fn restore(&mut self, mut bytes: &[u8]) -> Result<(), RestoreError> {
+        let mut list = Vec::new();
+        while !bytes.is_empty() {
+            let bad = || RestoreError {
+                reason: "truncated".into(),
+            };
+            let len =
+                u32::from_be_bytes(bytes.get(..4).ok_or_else(bad)?.try_into().unwrap()) as usize;
+            list.push(bytes.get(4..4 + len).ok_or_else(bad)?.to_vec());
+            bytes = &bytes[4 + len..];
+        }
+        *self.applied.lock() = list;
+        Ok(())
+    }
+}
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// How a test cluster runs.
+pub struct Options {
+    /// Mutual TLS (the default) or loopback plaintext.
+    pub tls: bool,
+    /// Transport limits of every member.
+    pub limits: Limits,
+    /// Members not started (their address is reserved).
+    pub absent: Vec<NodeId>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tls: true,
+            limits: Limits::default(),
+            absent: Vec::new(),
+        }
+    }
+}
+
+pub struct Cluster {
+    pub topology: Arc<Topology>,
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+    pub members: BTreeMap<NodeId, Member>,
+    pub logs: BTreeMap<NodeId, Recorder>,
+    /// The cluster CA (with TLS), to issue more certificates.
+    pub ca: Option<pki::Ca>,
+    pub tls: bool,
+    pub limits: Limits,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// The cluster with mutual TLS and default limits.
+    pub fn new() -> Self {
+        Self::with(Options::default())
+    }
+
+    pub fn with(o: Options) -> Self {
+        let topology = denver_paris().build().unwrap().shared();
+        let addrs: BTreeMap<NodeId, SocketAddr> = topology
+            .members()
+            .keys()
+            .map(|&id| (id, free_addr()))
+            .collect();
+        let dir = tempfile::Builder::new()
+            .prefix("sc-tls-test-")
+            .tempdir()
+            .unwrap();
+        let ca = o.tls.then(|| {
+            let nodes: Vec<NodeId> = addrs.keys().copied().collect();
+            pki::write_cluster(&dir.path().join("pki"), CLUSTER, &nodes, 2).unwrap()
+        });
+        let mut c = Self {
+            topology,
+            addrs,
+            members: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            ca,
+            tls: o.tls,
+            limits: o.limits,
+            dir,
+        };
+        let ids: Vec<NodeId> = c.addrs.keys().copied().collect();
+        for id in ids {
+            if !o.absent.contains(&id) {
+                c.start(id);
+            }
+        }
+        c
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    /// Member `id`'s TLS files.
+    pub fn files(&self, id: NodeId) -> TlsFiles {
+        TlsFiles::in_dir(&self.pki_dir(), id)
+    }
+
+    pub fn security(&self, id: NodeId) -> TransportSecurity {
+        if self.tls {
+            TransportSecurity::MutualTls(self.files(id))
+        } else {
+            TransportSecurity::InsecurePlaintextLoopbackOnly
+        }
+    }
+
+    /// Every other member's address, as `id` sees them.
+    pub fn peers_of(&self, id: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+        self.addrs
+            .iter()
+            .filter(|(&p, _)| p != id)
+            .map(|(&p, &a)| (p, a))
+            .collect()
+    }
+
+    pub fn config(&self, id: NodeId) -> MemberConfig {
+        let mut cfg = MemberConfig::new(
+            self.topology.clone(),
+            id,
+            self.addrs[&id],
+            self.peers_of(id),
+            self.dir.path().join(format!("n{}", id.0)),
+            self.security(id),
+        );
+        cfg.limits = self.limits.clone();
+        cfg
+    }
+
+    pub fn try_start(&mut self, cfg: MemberConfig) -> Result<(), StartError> {
+        let id = cfg.id;
+        let sm = Recorder::default();
+        let logger = logger();
+        let m = start_member(cfg, sm.clone(), &logger)?;
+        self.logs.insert(id, sm);
+        self.members.insert(id, m);
+        Ok(())
+    }
+
+    pub fn start(&mut self, id: NodeId) {
+        let cfg = self.config(id);
+        self.try_start(cfg).expect("member starts");
+    }
+
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(m) = self.members.remove(&id) {
+            m.handle.shutdown();
+        }
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.handle.status().role == NodeRole::Leader)
+            .map(|(&id, _)| id)
+    }
+
+    pub fn wait_for(&self, limit: Duration, what: &str, mut pred: impl FnMut(&Self) -> bool) {
+        let start = Instant::now();
+        while !pred(self) {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn applied(&self, id: NodeId) -> Vec<Vec<u8>> {
+        self.logs[&id].applied.lock().clone()
+    }
+
+    pub fn status(&self, id: NodeId) -> Status {
+        self.members[&id].handle.status()
+    }
+
+    pub fn stats(&self, id: NodeId) -> TransportStats {
+        self.members[&id].transport.stats()
+    }
+
+    /// Waits until CM01a leads and `follower` follows it.
+    pub fn settled(&self, follower: NodeId) {
+        self.wait_for(Duration::from_secs(15), "CM01a to lead, followed", |c| {
+            c.leader() == Some(CM01A) && c.status(follower).leader == Some(CM01A)
+        });
+    }
+
+    /// A proposal at the leader still commits.
+    pub fn assert_serving(&self, what: &str) {
+        let leader = self.leader().expect("a leader");
+        let r = self.members[&leader]
+            .handle
+            .propose_timeout(format!("after {what}").into_bytes(), Duration::from_secs(5));
+        assert!(r.is_ok(), "after {what}: {r:?}");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, m) in std::mem::take(&mut self.members) {
+            m.handle.shutdown();
+        }
+    }
+}
+
+/// Logs to stderr when `SC_TEST_LOG` is set (info and above), else nowhere.
+pub fn logger() -> slog::Logger {
+    struct Stderr;
+    struct Line(String);
+    impl slog::Serializer for Line {
+        fn emit_arguments(
+            &mut self,
+            key: slog::Key,
+            val: &std::fmt::Arguments<'_>,
+        ) -> slog::Result {
+            self.0.push_str(&format!(" {key}={val}"));
+            Ok(())
+        }
+    }
+    impl slog::Drain for Stderr {
+        type Ok = ();
+        type Err = slog::Never;
+        fn log(&self, r: &slog::Record<'_>, kv: &slog::OwnedKVList) -> Result<(), slog::Never> {
+            use slog::KV as _;
+            if r.level().is_at_least(slog::Level::Info) {
+                let mut line = Line(format!("{} {}", r.level().as_short_str(), r.msg()));
+                let _ = r.kv().serialize(r, &mut line);
+                let _ = kv.serialize(r, &mut line);
+                eprintln!("{}", line.0);
+            }
+            Ok(())
+        }
+    }
+    if std::env::var_os("SC_TEST_LOG").is_some() {
+        slog::Logger::root(slog::Fuse(Stderr), slog::o!())
+    } else {
+        slog::Logger::root(slog::Discard, slog::o!())
+    }
+}
+
+/// The resident set size of this process, in KiB (Linux; 0 elsewhere).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
