@@ -99,12 +99,21 @@ impl std::fmt::Display for PemItem {
 #[non_exhaustive]
 pub enum TlsRefusal {
     /// The peer did not speak TLS: its first byte is not a TLS handshake
-    /// record (e.g. a plaintext hello).
-    #[error("not TLS (first byte {first:#04x})")]
+    /// record (e.g. the hello of a member configured with
+    /// [`InsecurePlaintextLoopbackOnly`](super::TransportSecurity::InsecurePlaintextLoopbackOnly):
+    /// the members' security modes differ).
+    #[error("not TLS (first byte {first:#04x}): plaintext, or another protocol")]
     NotTls {
         /// The first byte received.
         first: u8,
     },
+    /// The peer started a TLS handshake, but this member runs
+    /// [`InsecurePlaintextLoopbackOnly`](super::TransportSecurity::InsecurePlaintextLoopbackOnly):
+    /// the members' security modes differ.
+    #[error(
+        "the peer speaks TLS but this member is configured for plaintext: security modes differ"
+    )]
+    PlaintextMember,
     /// The peer presented no certificate.
     #[error("no certificate presented")]
     NoCertificate,

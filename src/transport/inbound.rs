@@ -120,17 +120,29 @@ fn first_byte(
 }
 
 /// The TLS handshake, when configured: the caller's certificate chains to
-/// the cluster CA and names a member. `Ok(None)` on a quiet close.
+/// the cluster CA and names a member. Without TLS, a caller that starts a
+/// TLS handshake is refused (the members' modes differ). `Ok(None)` on a
+/// quiet close.
 fn secure(
     mut stream: TcpStream,
     peer: SocketAddr,
     deadline: Instant,
     shared: &Shared,
 ) -> Result<Option<(Link, Option<PeerIdentity>)>, ConnectionError> {
+    let first = first_byte(&stream, peer, deadline, shared)?;
     let Some(ctx) = &shared.tls else {
-        return Ok(Some((Link::Plain(stream), None)));
+        // A plaintext hello starts with its small length (0x00 ...), a
+        // TLS ClientHello with 0x16: this caller speaks TLS, and the two
+        // members disagree on the mode.
+        if first == Some(HANDSHAKE_RECORD) {
+            return Err(ConnectionError::Tls {
+                peer,
+                reason: TlsRefusal::PlaintextMember,
+            });
+        }
+        return Ok(first.map(|_| (Link::Plain(stream), None)));
     };
-    match first_byte(&stream, peer, deadline, shared)? {
+    match first {
         None => return Ok(None),
         Some(HANDSHAKE_RECORD) => {}
         Some(first) => {

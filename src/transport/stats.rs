@@ -29,7 +29,8 @@ pub struct TransportStats {
     /// Of those: over the connection limit.
     pub over_limit: u64,
     /// Of those: TLS handshakes that failed for the protocol (not TLS,
-    /// undecryptable or replayed records, an alert, a handshake cut short).
+    /// undecryptable or replayed records, an alert, a handshake cut short),
+    /// and TLS callers at a plaintext member (mixed security modes).
     pub tls_failures: u64,
     /// Of those: certificate chains refused (none presented, expired, not
     /// yet valid, not from the cluster CA, bad).
