@@ -2,7 +2,8 @@
 //! the Denver/Paris cluster as five members in this process, each with its
 //! own transport (mutual TLS, certificates made for the run), data
 //! directory and node thread. The last test runs the loud plaintext option
-//! instead, and feeds it hostile plaintext connections.
+//! instead, and feeds it hostile plaintext connections and a member
+//! configured for TLS (mixed security modes).
 
 mod support;
 
@@ -12,6 +13,9 @@ use std::time::Duration;
 use support::{Cluster, Options, Recorder, CM01A, CM01B, CM02A};
 use survivable_core::node::NodeRole;
 use survivable_core::runtime::start_member;
+use survivable_core::transport::{
+    ConnectionError, Dialer, TcpConfig, TlsFiles, TlsRefusal, TransportSecurity,
+};
 
 #[test]
 fn the_standby_takes_over_and_the_old_primary_catches_up_from_disk() {
@@ -138,6 +142,7 @@ fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
     use survivable_core::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
     let c = Cluster::with(Options {
         tls: false,
+        timers: support::calm_timers(),
         ..Options::default()
     });
     c.wait_for(Duration::from_secs(10), "CM02a to follow CM01a", |c| {
@@ -192,11 +197,30 @@ fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
     };
     encode_frame(&env, &mut spoof).unwrap();
     assert!(closed(write_raw(target, &spoof)));
+    // A member configured for mutual TLS dials this plaintext one: the
+    // modes differ, the plaintext member refuses the handshake.
+    let pki = c.dir.path().join("pki-mixed");
+    support::pki::write_cluster(&pki, 2026, &[CM01A], 1).unwrap();
+    let tls = TcpConfig::new(
+        2026,
+        CM01A,
+        support::free_addr(),
+        c.peers_of(CM01A),
+        TransportSecurity::MutualTls(TlsFiles::in_dir(&pki, CM01A)),
+    );
+    match Dialer::new(tls).unwrap().check(CM02A, target) {
+        Err(ConnectionError::Tls {
+            reason: TlsRefusal::Incomplete,
+            ..
+        }) => {}
+        other => panic!("a TLS dialler at a plaintext member: {other:?}"),
+    }
 
     c.wait_for(Duration::from_secs(5), "the refusals to be counted", |_| {
-        stats().refused >= base.refused + 6
+        stats().refused >= base.refused + 7
     });
     let s = stats();
+    assert_eq!(s.tls_failures, base.tls_failures + 1, "{s:?}");
     assert!(s.malformed >= base.malformed + 2, "{s:?}");
     assert!(s.wrong_cluster >= base.wrong_cluster + 2, "{s:?}");
     assert!(s.unknown_peer > base.unknown_peer, "{s:?}");

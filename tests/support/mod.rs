@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use survivable_core::node::{NodeRole, Status};
+use survivable_core::policy::Timers;
 use survivable_core::runtime::{start_member, Member, MemberConfig, StartError};
 use survivable_core::topology::{denver_paris, NodeId, Topology};
 use survivable_core::transport::{Limits, TlsFiles, TransportSecurity, TransportStats};
@@ -64,11 +65,31 @@ impl StateMachine for Recorder {
     }
 }
 
+/// A loopback address nothing listens on, for a member to bind later.
+///
+/// Not port 0's pick: that comes from the ephemeral range (Linux:
+/// 32768–60999), which every outbound connection of every test also
+/// draws from, so one of them could take the port before the member binds
+/// it. These ports lie below that range, each handed out once per
+/// process, from a start that differs between processes.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// How a test cluster runs.
@@ -79,6 +100,8 @@ pub struct Options {
     pub limits: Limits,
     /// Members not started (their address is reserved).
     pub absent: Vec<NodeId>,
+    /// The topology's timers (the library's defaults unless told).
+    pub timers: Timers,
 }
 
 impl Default for Options {
@@ -87,7 +110,22 @@ impl Default for Options {
             tls: true,
             limits: Limits::default(),
             absent: Vec::new(),
+            timers: Timers::default(),
         }
+    }
+}
+
+/// Timers for tests that check nothing moved in raft: slow enough that a
+/// loaded machine starving a thread for a few hundred milliseconds does
+/// not make the standby take over (the default failover is 30 ms).
+pub fn calm_timers() -> Timers {
+    Timers {
+        tick: Duration::from_millis(10),
+        heartbeat: Duration::from_millis(50),
+        failover: Duration::from_millis(500),
+        election: Duration::from_secs(1),
+        survivable_after: Duration::from_secs(10),
+        ..Timers::default()
     }
 }
 
@@ -100,6 +138,8 @@ pub struct Cluster {
     pub ca: Option<pki::Ca>,
     pub tls: bool,
     pub limits: Limits,
+    /// Warnings and errors of every member, in order.
+    pub warnings: Warnings,
     pub dir: tempfile::TempDir,
 }
 
@@ -110,7 +150,7 @@ impl Cluster {
     }
 
     pub fn with(o: Options) -> Self {
-        let topology = denver_paris().build().unwrap().shared();
+        let topology = denver_paris().timers(o.timers).build().unwrap().shared();
         let addrs: BTreeMap<NodeId, SocketAddr> = topology
             .members()
             .keys()
@@ -132,6 +172,7 @@ impl Cluster {
             ca,
             tls: o.tls,
             limits: o.limits,
+            warnings: Warnings::default(),
             dir,
         };
         let ids: Vec<NodeId> = c.addrs.keys().copied().collect();
@@ -185,7 +226,7 @@ impl Cluster {
     pub fn try_start(&mut self, cfg: MemberConfig) -> Result<(), StartError> {
         let id = cfg.id;
         let sm = Recorder::default();
-        let logger = logger();
+        let logger = logger(self.warnings.clone());
         let m = start_member(cfg, sm.clone(), &logger)?;
         self.logs.insert(id, sm);
         self.members.insert(id, m);
@@ -230,10 +271,29 @@ impl Cluster {
         self.members[&id].transport.stats()
     }
 
-    /// Waits until CM01a leads and `follower` follows it.
+    /// The lines member `id` logged at warning level and above that
+    /// contain `text`.
+    pub fn logged(&self, id: NodeId, text: &str) -> Vec<String> {
+        // The member's own `node` key comes last on each of its lines.
+        let node = format!(" node={}", id.0);
+        self.warnings
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.ends_with(&node) && l.contains(text))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until CM01a leads, `follower` follows it, and every other
+    /// running member has connected to `follower` (so no member's own
+    /// connection is made, or refused, during what the test does next).
     pub fn settled(&self, follower: NodeId) {
-        self.wait_for(Duration::from_secs(15), "CM01a to lead, followed", |c| {
-            c.leader() == Some(CM01A) && c.status(follower).leader == Some(CM01A)
+        let others = self.members.len() as u64 - 1;
+        self.wait_for(Duration::from_secs(20), "CM01a to lead, followed", |c| {
+            c.leader() == Some(CM01A)
+                && c.status(follower).leader == Some(CM01A)
+                && c.stats(follower).accepted >= others
         });
     }
 
@@ -255,9 +315,17 @@ impl Drop for Cluster {
     }
 }
 
-/// Logs to stderr when `SC_TEST_LOG` is set (info and above), else nowhere.
-pub fn logger() -> slog::Logger {
-    struct Stderr;
+/// What the members logged at warning level and above, one line each
+/// (`WARN <message> key=value ... node=<id>`).
+pub type Warnings = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A logger that keeps warnings and errors in `logs`, and also prints
+/// info and above to stderr when `SC_TEST_LOG` is set.
+pub fn logger(logs: Warnings) -> slog::Logger {
+    struct Capture {
+        logs: Warnings,
+        stderr: bool,
+    }
     struct Line(String);
     impl slog::Serializer for Line {
         fn emit_arguments(
@@ -269,25 +337,31 @@ pub fn logger() -> slog::Logger {
             Ok(())
         }
     }
-    impl slog::Drain for Stderr {
+    impl slog::Drain for Capture {
         type Ok = ();
         type Err = slog::Never;
         fn log(&self, r: &slog::Record<'_>, kv: &slog::OwnedKVList) -> Result<(), slog::Never> {
             use slog::KV as _;
-            if r.level().is_at_least(slog::Level::Info) {
+            let keep = r.level().is_at_least(slog::Level::Warning);
+            let print = self.stderr && r.level().is_at_least(slog::Level::Info);
+            if keep || print {
                 let mut line = Line(format!("{} {}", r.level().as_short_str(), r.msg()));
                 let _ = r.kv().serialize(r, &mut line);
                 let _ = kv.serialize(r, &mut line);
-                eprintln!("{}", line.0);
+                if print {
+                    eprintln!("{}", line.0);
+                }
+                if keep {
+                    if let Ok(mut logs) = self.logs.lock() {
+                        logs.push(line.0);
+                    }
+                }
             }
             Ok(())
         }
     }
-    if std::env::var_os("SC_TEST_LOG").is_some() {
-        slog::Logger::root(slog::Fuse(Stderr), slog::o!())
-    } else {
-        slog::Logger::root(slog::Discard, slog::o!())
-    }
+    let stderr = std::env::var_os("SC_TEST_LOG").is_some();
+    slog::Logger::root(slog::Fuse(Capture { logs, stderr }), slog::o!())
 }
 
 /// The resident set size of this process, in KiB (Linux; 0 elsewhere).
@@ -301,4 +375,14 @@ pub fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Asserts this process's resident memory grew by less than 256 MiB since
+/// `before` ([`rss_kib`]). The measure is process-wide and the binary's
+/// other tests run meanwhile (a cluster is a few MiB), so the bound is
+/// loose on purpose: it catches memory sized by what a peer announces (an
+/// oversized frame claims 4 GiB) or growing with a flood, not a small leak.
+pub fn assert_memory_bounded(before: u64) {
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 256 << 10, "memory grew by {grown} KiB");
 }

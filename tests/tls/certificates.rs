@@ -106,6 +106,5 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         |s| s.identity_refused,
         |a| send_as(a, Some(&node4), &hello(1)),
     );
-    let grown = support::rss_kib().saturating_sub(rss);
-    assert!(grown < 64 << 10, "memory grew by {grown} KiB");
+    support::assert_memory_bounded(rss);
 }

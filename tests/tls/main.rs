@@ -46,6 +46,7 @@ fn short_limits() -> Limits {
 fn cluster() -> Cluster {
     let c = Cluster::with(Options {
         limits: short_limits(),
+        timers: support::calm_timers(),
         ..Options::default()
     });
     c.settled(CM02A);
@@ -190,7 +191,9 @@ fn refused(
     counter: fn(&TransportStats) -> u64,
     attack: impl FnOnce(SocketAddr) -> bool,
 ) {
+    const LOGGED: &str = "refused a connection";
     let base = c.stats(CM02A);
+    let logged = c.logged(CM02A, LOGGED).len();
     let before = c.status(CM02A);
     assert!(
         attack(c.addrs[&CM02A]),
@@ -202,6 +205,17 @@ fn refused(
     let s = c.stats(CM02A);
     assert_eq!(counter(&s), counter(&base) + 1, "{what}: {s:?}");
     assert_eq!(s.refused, base.refused + 1, "{what}: {s:?}");
+    // Logged once, with the peer's address and the reason.
+    c.wait_for(Duration::from_secs(5), "the refusal to be logged", |c| {
+        c.logged(CM02A, LOGGED).len() > logged
+    });
+    let lines = c.logged(CM02A, LOGGED);
+    assert_eq!(lines.len(), logged + 1, "{what}: {lines:#?}");
+    let line = &lines[logged];
+    assert!(
+        line.contains(" peer=127.0.0.1:") && line.contains(" reason=127.0.0.1:"),
+        "{what}: {line}"
+    );
     let after = c.status(CM02A);
     assert_eq!(
         (after.term, after.leader, after.epoch),

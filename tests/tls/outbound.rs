@@ -67,6 +67,7 @@ fn an_impostor_at_a_peer_address_is_refused_and_never_sees_a_certificate() {
     let c = Cluster::with(Options {
         limits: short_limits(),
         absent: vec![W1],
+        timers: support::calm_timers(),
         ..Options::default()
     });
     c.settled(CM02A);
@@ -121,6 +122,7 @@ fn rotated_files_are_used_on_the_next_connection() {
         old.check(CM02A, target),
         Ok(PeerIdentity::new(CLUSTER, CM02A))
     );
+    let base = c.stats(CM02A);
     match only_ca2.check(CM02A, target) {
         Err(ConnectionError::Tls {
             reason: TlsRefusal::UnknownIssuer,
@@ -128,6 +130,10 @@ fn rotated_files_are_used_on_the_next_connection() {
         }) => {}
         other => panic!("{other:?}"),
     }
+    // CM02a hears the dialler's alert a moment later.
+    c.wait_for(Duration::from_secs(5), "CM02a to count the alert", |c| {
+        c.stats(CM02A).tls_failures > base.tls_failures
+    });
 
     // Rotation: every member trusts both CAs; CM02a gets a CA2 certificate.
     let ca1 = c.ca.as_ref().unwrap().pem().to_string();
