@@ -15,7 +15,10 @@
 //! mutual TLS 1.3 ([`TransportSecurity::MutualTls`]; rustls with the ring
 //! provider, no OpenSSL). Plaintext exists only as
 //! [`TransportSecurity::InsecurePlaintextLoopbackOnly`], which start-up
-//! refuses unless every address is a loopback address.
+//! refuses unless every address is a loopback address. One mode covers all
+//! of a member's connections; two members configured with different modes
+//! refuse each other at their first connection ([`TlsRefusal::NotTls`] on
+//! the TLS side, [`TlsRefusal::PlaintextMember`] on the plaintext side).
 //!
 //! **How identity is bound.** Each member holds a certificate issued by
 //! the cluster's CA whose subject alternative name is the URI
