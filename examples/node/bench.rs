@@ -83,7 +83,7 @@ fn failover(trials: usize, json: bool) -> Result<(), String> {
     );
     if json {
         println!(
-            "{{\"bench\":\"failover\",\"trials\":{trials},\"median_ms\":{p50},\"p99_ms\":{p99},\"max_ms\":{max},\"tick_ms\":10,\"heartbeat_ms\":10,\"failover_ms\":30,\"election_ms\":200,\"storage\":\"raft-engine, fsync\",\"transport\":\"tcp loopback\"}}"
+            "{{\"bench\":\"failover\",\"trials\":{trials},\"median_ms\":{p50},\"p99_ms\":{p99},\"max_ms\":{max},\"tick_ms\":10,\"heartbeat_ms\":10,\"failover_ms\":30,\"election_ms\":200,\"storage\":\"raft-engine, fsync\",\"transport\":\"mutual tls, loopback\"}}"
         );
     } else {
         println!("failover (kill -9 of the leader -> first commit under the new leader), {trials} trials");
