@@ -19,9 +19,12 @@ const FUZZ_FRAME_LIMIT: usize = 64 << 10;
 
 /// Every decoder of [`crate::wire`] on arbitrary bytes: an envelope and
 /// the raft message inside it, a hello, and a stream of frames fed in
-/// pieces whose sizes the bytes choose. Must never panic, and the stream
-/// decoder must never hold more than the frame limit plus one input.
+/// pieces whose sizes the bytes choose; and the reader of a certificate's
+/// member identity ([`crate::transport::CertifiedAs::of_der`]). Must never
+/// panic, and the stream decoder must never hold more than the frame
+/// limit plus one input.
 pub fn wire_decode(data: &[u8]) {
+    let _ = crate::transport::CertifiedAs::of_der(data);
     if let Ok(env) = Envelope::from_bytes(data) {
         let _ = env.raft_message();
         let again = Envelope::from_bytes(&env.to_bytes()).expect("an envelope re-decodes");

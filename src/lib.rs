@@ -235,29 +235,39 @@
 //!
 //! [`runtime::start_member`] runs one member for real: durable raft log
 //! storage in its data directory ([`storage::DurableStorage`], on tikv's
-//! raft-engine), TCP to the other members ([`transport::TcpTransport`]:
-//! length-prefixed prost frames, one connection per peer, bounded queues),
-//! and a thread that owns the node. The service keeps the [`runtime::Handle`]:
+//! raft-engine), mutual TLS over TCP to the other members
+//! ([`transport::TcpTransport`]: each member's certificate names it,
+//! length-prefixed prost frames, one connection per peer, bounded queues;
+//! the [`transport`] docs give the threat model), and a thread that owns
+//! the node. The service keeps the [`runtime::Handle`]:
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
 //! use survivable_core::runtime::{start_member, MemberConfig};
 //! use survivable_core::sim::KvStore;
 //! use survivable_core::topology::{denver_paris, NodeId};
+//! use survivable_core::transport::TransportSecurity;
 //!
 //! let topology = denver_paris().build()?.shared();
 //! let peers: BTreeMap<NodeId, std::net::SocketAddr> = (2..=5)
 //!     .map(|id| (NodeId(id), format!("10.0.0.{id}:7000").parse().unwrap()))
 //!     .collect();
+//! // The cluster CA, and this member's key and certificate, whose subject
+//! // alternative name is the URI survivable://2026/node/1.
+//! let tls = TransportSecurity::mutual_tls(
+//!     "/etc/survivable/ca.pem",
+//!     "/etc/survivable/node-1.pem",
+//!     "/etc/survivable/node-1.key",
+//! );
 //! let member = start_member(
-//!     MemberConfig {
+//!     MemberConfig::new(
 //!         topology,
-//!         id: NodeId(1),
-//!         listen: "10.0.0.1:7000".parse()?,
+//!         NodeId(1),
+//!         "10.0.0.1:7000".parse()?,
 //!         peers,
-//!         data_dir: "/var/lib/survivable/cm01a".into(),
-//!         joining: None,
-//!     },
+//!         "/var/lib/survivable/cm01a",
+//!         tls,
+//!     ),
 //!     KvStore::default(),
 //!     &slog::Logger::root(slog::Discard, slog::o!()),
 //! )?;

@@ -1,176 +1,25 @@
 //! The threaded runtime over real loopback sockets with durable storage:
 //! the Denver/Paris cluster as five members in this process, each with its
-//! own TCP transport, data directory and node thread.
+//! own transport (mutual TLS, certificates made for the run), data
+//! directory and node thread. The last test runs the loud plaintext option
+//! instead, and feeds it hostile plaintext connections and a member
+//! configured for TLS (mixed security modes).
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use parking_lot::Mutex;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use support::{Cluster, Options, Recorder, CM01A, CM01B, CM02A};
 use survivable_core::node::NodeRole;
-use survivable_core::runtime::{start_member, Member, MemberConfig};
-use survivable_core::topology::{denver_paris, NodeId, Topology};
-use survivable_core::{RestoreError, StateMachine};
-
-/// Records every applied command (shared with the test) on top of a list.
-#[derive(Clone, Default)]
-struct Recorder {
-    applied: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl StateMachine for Recorder {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
-        self.applied.lock().push(command.to_vec());
-        b"ok".to_vec()
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        let list = self.applied.lock();
-        let mut out = Vec::new();
-        for c in list.iter() {
-            out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-            out.extend_from_slice(c);
-        }
-        out
-    }
-    fn restore(&mut self, mut bytes: &[u8]) -> Result<(), RestoreError> {
-        let mut list = Vec::new();
-        while !bytes.is_empty() {
-            let bad = || RestoreError {
-                reason: "truncated".into(),
-            };
-            let len =
-                u32::from_be_bytes(bytes.get(..4).ok_or_else(bad)?.try_into().unwrap()) as usize;
-            list.push(bytes.get(4..4 + len).ok_or_else(bad)?.to_vec());
-            bytes = &bytes[4 + len..];
-        }
-        *self.applied.lock() = list;
-        Ok(())
-    }
-}
-
-/// A temporary directory removed on drop (also when a test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = std::env::temp_dir().join(format!("sc-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Cluster {
-    topology: Arc<Topology>,
-    addrs: BTreeMap<NodeId, SocketAddr>,
-    members: BTreeMap<NodeId, Member>,
-    logs: BTreeMap<NodeId, Recorder>,
-    dir: TempDir,
-}
-
-impl Cluster {
-    fn new(name: &str) -> Self {
-        let topology = denver_paris().build().unwrap().shared();
-        let addrs = topology
-            .members()
-            .keys()
-            .map(|&id| (id, free_addr()))
-            .collect();
-        let mut c = Self {
-            topology,
-            addrs,
-            members: BTreeMap::new(),
-            logs: BTreeMap::new(),
-            dir: TempDir::new(name),
-        };
-        let ids: Vec<NodeId> = c.addrs.keys().copied().collect();
-        for id in ids {
-            c.start(id);
-        }
-        c
-    }
-
-    fn start(&mut self, id: NodeId) {
-        let peers = self
-            .addrs
-            .iter()
-            .filter(|(&p, _)| p != id)
-            .map(|(&p, &a)| (p, a))
-            .collect();
-        let cfg = MemberConfig {
-            topology: self.topology.clone(),
-            id,
-            listen: self.addrs[&id],
-            peers,
-            data_dir: self.dir.0.join(format!("n{}", id.0)),
-            joining: None,
-        };
-        let sm = Recorder::default();
-        self.logs.insert(id, sm.clone());
-        let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let m = start_member(cfg, sm, &logger).expect("member starts");
-        self.members.insert(id, m);
-    }
-
-    fn kill(&mut self, id: NodeId) {
-        if let Some(m) = self.members.remove(&id) {
-            m.handle.shutdown();
-        }
-    }
-
-    fn leader(&self) -> Option<NodeId> {
-        self.members
-            .iter()
-            .find(|(_, m)| m.handle.status().role == NodeRole::Leader)
-            .map(|(&id, _)| id)
-    }
-
-    fn wait_for(&self, limit: Duration, what: &str, mut pred: impl FnMut(&Self) -> bool) {
-        let start = Instant::now();
-        while !pred(self) {
-            assert!(start.elapsed() < limit, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn applied(&self, id: NodeId) -> Vec<Vec<u8>> {
-        self.logs[&id].applied.lock().clone()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, m) in std::mem::take(&mut self.members) {
-            m.handle.shutdown();
-        }
-    }
-}
-
-const CM01A: NodeId = NodeId(1);
-const CM01B: NodeId = NodeId(2);
-const CM02A: NodeId = NodeId(3);
+use survivable_core::runtime::start_member;
+use survivable_core::transport::{
+    ConnectionError, Dialer, TcpConfig, TlsFiles, TlsRefusal, TransportSecurity,
+};
 
 #[test]
 fn the_standby_takes_over_and_the_old_primary_catches_up_from_disk() {
-    let mut c = Cluster::new("failover");
+    let mut c = Cluster::new();
     c.wait_for(Duration::from_secs(10), "CM01a to lead", |c| {
         c.leader() == Some(CM01A)
     });
@@ -215,7 +64,7 @@ fn the_standby_takes_over_and_the_old_primary_catches_up_from_disk() {
 
 #[test]
 fn status_and_events_report_the_cluster() {
-    let c = Cluster::new("status");
+    let c = Cluster::new();
     let events = c.members[&CM02A].handle.events();
     c.wait_for(Duration::from_secs(10), "CM01a to lead", |c| {
         c.leader() == Some(CM01A)
@@ -251,25 +100,14 @@ fn status_and_events_report_the_cluster() {
 
 #[test]
 fn a_data_dir_of_another_member_is_refused() {
-    let mut c = Cluster::new("foreign");
+    let mut c = Cluster::new();
     c.wait_for(Duration::from_secs(10), "a leader", |c| {
         c.leader().is_some()
     });
     let attempt = |c: &Cluster| {
-        let peers = c
-            .addrs
-            .iter()
-            .filter(|(&p, _)| p != CM01B)
-            .map(|(&p, &a)| (p, a))
-            .collect();
-        let cfg = MemberConfig {
-            topology: c.topology.clone(),
-            id: CM01B,
-            listen: free_addr(),
-            peers,
-            data_dir: c.dir.0.join("n1"), // CM01a's
-            joining: None,
-        };
+        let mut cfg = c.config(CM01B);
+        cfg.listen = support::free_addr();
+        cfg.data_dir = c.dir.path().join("n1"); // CM01a's
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         start_member(cfg, Recorder::default(), &logger)
             .unwrap_err()
@@ -300,9 +138,13 @@ fn closed(mut s: TcpStream) -> bool {
 }
 
 #[test]
-fn hostile_connections_are_closed_counted_and_change_nothing() {
+fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
     use survivable_core::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
-    let c = Cluster::new("hostile");
+    let c = Cluster::with(Options {
+        tls: false,
+        timers: support::calm_timers(),
+        ..Options::default()
+    });
     c.wait_for(Duration::from_secs(10), "CM02a to follow CM01a", |c| {
         c.leader() == Some(CM01A) && c.members[&CM02A].handle.status().leader == Some(CM01A)
     });
@@ -355,11 +197,30 @@ fn hostile_connections_are_closed_counted_and_change_nothing() {
     };
     encode_frame(&env, &mut spoof).unwrap();
     assert!(closed(write_raw(target, &spoof)));
+    // A member configured for mutual TLS dials this plaintext one: the
+    // modes differ, the plaintext member refuses the handshake.
+    let pki = c.dir.path().join("pki-mixed");
+    support::pki::write_cluster(&pki, 2026, &[CM01A], 1).unwrap();
+    let tls = TcpConfig::new(
+        2026,
+        CM01A,
+        support::free_addr(),
+        c.peers_of(CM01A),
+        TransportSecurity::MutualTls(TlsFiles::in_dir(&pki, CM01A)),
+    );
+    match Dialer::new(tls).unwrap().check(CM02A, target) {
+        Err(ConnectionError::Tls {
+            reason: TlsRefusal::Incomplete,
+            ..
+        }) => {}
+        other => panic!("a TLS dialler at a plaintext member: {other:?}"),
+    }
 
     c.wait_for(Duration::from_secs(5), "the refusals to be counted", |_| {
-        stats().refused >= base.refused + 6
+        stats().refused >= base.refused + 7
     });
     let s = stats();
+    assert_eq!(s.tls_failures, base.tls_failures + 1, "{s:?}");
     assert!(s.malformed >= base.malformed + 2, "{s:?}");
     assert!(s.wrong_cluster >= base.wrong_cluster + 2, "{s:?}");
     assert!(s.unknown_peer > base.unknown_peer, "{s:?}");

@@ -7,6 +7,15 @@
 //! - throughput: three members (a duplicated pair and a tie-breaker) in this
 //!   process, each with its own data directory (fsync on) and TCP; 1, 16 and
 //!   64 proposers each propose and wait, back to back, for a few seconds.
+//!   `--transport both` (the default) runs it twice in one go, plaintext
+//!   then mutual TLS, for a side-by-side comparison; `tls` or `plaintext`
+//!   runs one.
+//! - connections: for each transport measured, connections to a member are
+//!   opened one after another as another member opens them (TCP, with TLS
+//!   the full mutual handshake and both sides' certificate checks, then the
+//!   hello), each until the member has accepted it; the mean wall time and
+//!   the process's CPU time (both ends are in it) per connection are
+//!   reported.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -19,8 +28,10 @@ use survivable_core::node::NodeRole;
 use survivable_core::runtime::{start_member, Member, MemberConfig};
 use survivable_core::sim::KvStore;
 use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
+use survivable_core::transport::{Dialer, TcpConfig, TlsFiles, TransportSecurity};
 
 use crate::launcher::Cluster;
+use crate::pki;
 
 const TIMERS: &str = "tick_ms = 10\nheartbeat_ms = 10\nfailover_ms = 30\nelection_ms = 200";
 
@@ -72,7 +83,7 @@ fn failover(trials: usize, json: bool) -> Result<(), String> {
     );
     if json {
         println!(
-            "{{\"bench\":\"failover\",\"trials\":{trials},\"median_ms\":{p50},\"p99_ms\":{p99},\"max_ms\":{max},\"tick_ms\":10,\"heartbeat_ms\":10,\"failover_ms\":30,\"election_ms\":200,\"storage\":\"raft-engine, fsync\",\"transport\":\"tcp loopback\"}}"
+            "{{\"bench\":\"failover\",\"trials\":{trials},\"median_ms\":{p50},\"p99_ms\":{p99},\"max_ms\":{max},\"tick_ms\":10,\"heartbeat_ms\":10,\"failover_ms\":30,\"election_ms\":200,\"storage\":\"raft-engine, fsync\",\"transport\":\"mutual tls, loopback\"}}"
         );
     } else {
         println!("failover (kill -9 of the leader -> first commit under the new leader), {trials} trials");
@@ -88,8 +99,24 @@ fn free_addr() -> SocketAddr {
         .expect("a free loopback port")
 }
 
-/// Three members in this process; returns them and the leader's id.
-fn trio(dir: &std::path::Path) -> Result<(BTreeMap<NodeId, Member>, NodeId), String> {
+/// The security of member `id` for a run with or without TLS.
+fn security(tls: bool, dir: &std::path::Path, id: NodeId) -> TransportSecurity {
+    if tls {
+        TransportSecurity::MutualTls(TlsFiles::in_dir(&dir.join("pki"), id))
+    } else {
+        TransportSecurity::InsecurePlaintextLoopbackOnly
+    }
+}
+
+type Trio = (
+    BTreeMap<NodeId, Member>,
+    BTreeMap<NodeId, SocketAddr>,
+    NodeId,
+);
+
+/// Three members in this process; returns them, their addresses and the
+/// leader's id.
+fn trio(dir: &std::path::Path, tls: bool) -> Result<Trio, String> {
     let topology = Topology::builder(7)
         .site(Site::main("denver"))
         .core(
@@ -107,20 +134,25 @@ fn trio(dir: &std::path::Path) -> Result<(BTreeMap<NodeId, Member>, NodeId), Str
         .map(|&id| (id, free_addr()))
         .collect();
     let logger = slog::Logger::root(slog::Discard, slog::o!());
+    if tls {
+        let nodes: Vec<NodeId> = addrs.keys().copied().collect();
+        pki::write_cluster(&dir.join("pki"), topology.cluster_id(), &nodes, 1)?;
+    }
     let mut members = BTreeMap::new();
     for &id in addrs.keys() {
-        let cfg = MemberConfig {
-            topology: topology.clone(),
+        let peers = addrs
+            .iter()
+            .filter(|(&p, _)| p != id)
+            .map(|(&p, &a)| (p, a))
+            .collect();
+        let cfg = MemberConfig::new(
+            topology.clone(),
             id,
-            listen: addrs[&id],
-            peers: addrs
-                .iter()
-                .filter(|(&p, _)| p != id)
-                .map(|(&p, &a)| (p, a))
-                .collect(),
-            data_dir: dir.join(format!("n{}", id.0)),
-            joining: None,
-        };
+            addrs[&id],
+            peers,
+            dir.join(format!("n{}", id.0)),
+            security(tls, dir, id),
+        );
         let m = start_member(cfg, KvStore::default(), &logger).map_err(|e| e.to_string())?;
         members.insert(id, m);
     }
@@ -130,16 +162,108 @@ fn trio(dir: &std::path::Path) -> Result<(BTreeMap<NodeId, Member>, NodeId), Str
             .iter()
             .find(|(_, m)| m.handle.status().role == NodeRole::Leader)
         {
-            return Ok((members, id));
+            return Ok((members, addrs, id));
         }
         thread::sleep(Duration::from_millis(10));
     }
     Err("no leader among the three".into())
 }
 
-fn throughput(secs: u64, json: bool) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("sc-bench-{}", std::process::id()));
-    let (members, leader) = trio(&dir)?;
+/// CPU time this process has used (user + system), from /proc (Linux;
+/// zero elsewhere).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime and stime
+    // are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Connection cost: wall and CPU milliseconds per connection.
+struct Connect {
+    wall_ms: f64,
+    cpu_ms: f64,
+}
+
+/// Opens `n` connections to the leader one after another, as the other
+/// member would, each until the leader has accepted it (the caller's
+/// certificate and hello checked).
+fn connections(
+    members: &BTreeMap<NodeId, Member>,
+    addrs: &BTreeMap<NodeId, SocketAddr>,
+    leader: NodeId,
+    dir: &std::path::Path,
+    tls: bool,
+    n: u32,
+) -> Result<Connect, String> {
+    let (&me, _) = addrs
+        .iter()
+        .find(|(&id, _)| id != leader)
+        .ok_or("no other member")?;
+    let peers = addrs
+        .iter()
+        .filter(|(&p, _)| p != me)
+        .map(|(&p, &a)| (p, a))
+        .collect();
+    let cfg = TcpConfig::new(7, me, addrs[&me], peers, security(tls, dir, me));
+    let dialer = Dialer::new(cfg).map_err(|e| e.to_string())?;
+    let stats = &members[&leader].transport;
+    let (started, cpu) = (Instant::now(), cpu_time());
+    for _ in 0..n {
+        let before = stats.stats().accepted;
+        dialer
+            .check(leader, addrs[&leader])
+            .map_err(|e| e.to_string())?;
+        // The member checks the caller after the caller is done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.stats().accepted == before {
+            if Instant::now() > deadline {
+                return Err("the member did not accept a connection".into());
+            }
+            thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(n);
+    Ok(Connect {
+        wall_ms: per(started.elapsed()),
+        cpu_ms: per(cpu_time().saturating_sub(cpu)),
+    })
+}
+
+fn throughput(secs: u64, json: bool, tls: bool) -> Result<Connect, String> {
+    let label = if tls { "tls" } else { "plaintext" };
+    let dir = std::env::temp_dir().join(format!("sc-bench-{}-{label}", std::process::id()));
+    let result = throughput_in(&dir, secs, json, tls);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn throughput_in(
+    dir: &std::path::Path,
+    secs: u64,
+    json: bool,
+    tls: bool,
+) -> Result<Connect, String> {
+    let label = if tls { "tls" } else { "plaintext" };
+    let (members, addrs, leader) = trio(dir, tls)?;
+    let n = 200;
+    let c = connections(&members, &addrs, leader, dir, tls, n)?;
+    let (wall, cpu) = (c.wall_ms, c.cpu_ms);
+    if json {
+        println!("{{\"bench\":\"connect\",\"transport\":\"{label}\",\"connections\":{n},\"wall_ms_per_connection\":{wall:.3},\"cpu_ms_per_connection\":{cpu:.3}}}");
+    } else {
+        let what = if tls {
+            "TCP, mutual TLS 1.3 handshake, hello accepted"
+        } else {
+            "TCP, hello accepted"
+        };
+        println!("connect, {label:>9}: {wall:.2} ms wall, {cpu:.2} ms CPU (both ends) per connection ({what}; {n} one after another; the member's acceptor polls every 5 ms)");
+    }
     let handle = Arc::new(members);
     for proposers in [1usize, 16, 64] {
         let stop = Arc::new(AtomicBool::new(false));
@@ -178,19 +302,19 @@ fn throughput(secs: u64, json: bool) -> Result<(), String> {
         );
         if json {
             println!(
-                "{{\"bench\":\"throughput\",\"members\":3,\"fsync\":true,\"proposers\":{proposers},\"commits\":{},\"commits_per_s\":{rate:.0},\"p50_ms\":{p50:.2},\"p99_ms\":{p99:.2}}}",
+                "{{\"bench\":\"throughput\",\"transport\":\"{label}\",\"members\":3,\"fsync\":true,\"proposers\":{proposers},\"commits\":{},\"commits_per_s\":{rate:.0},\"p50_ms\":{p50:.2},\"p99_ms\":{p99:.2}}}",
                 lat.len()
             );
         } else {
-            println!("throughput, 3 members, fsync on, {proposers:>2} proposers: {rate:>7.0} commits/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
+            println!("throughput, {label:>9}, 3 members, fsync on, {proposers:>2} proposers: {rate:>7.0} commits/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
         }
     }
     drop(handle);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(c)
 }
 
-/// Runs both benchmarks.
+/// Runs the benchmarks: throughput and handshakes per transport, then
+/// failover (five processes, mutual TLS).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let json = args.iter().any(|a| a == "--json");
     let num = |flag: &str, default: u64| {
@@ -200,6 +324,29 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    throughput(num("--secs", 5), json)?;
+    let secs = num("--secs", 5);
+    let transport = args
+        .iter()
+        .position(|a| a == "--transport")
+        .and_then(|i| args.get(i + 1))
+        .map_or("both", String::as_str);
+    let runs: &[bool] = match transport {
+        "both" => &[false, true],
+        "tls" => &[true],
+        "plaintext" => &[false],
+        other => return Err(format!("--transport {other}: use tls, plaintext or both")),
+    };
+    let mut costs = Vec::new();
+    for &tls in runs {
+        costs.push(throughput(secs, json, tls)?);
+    }
+    if let [plain, tls] = costs.as_slice() {
+        let (wall, cpu) = (tls.wall_ms - plain.wall_ms, tls.cpu_ms - plain.cpu_ms);
+        if json {
+            println!("{{\"bench\":\"tls_handshake\",\"extra_wall_ms_per_connection\":{wall:.3},\"extra_cpu_ms_per_connection\":{cpu:.3}}}");
+        } else {
+            println!("mutual TLS handshake: +{wall:.2} ms wall, +{cpu:.2} ms CPU per connection over plaintext");
+        }
+    }
     failover(num("--trials", 20) as usize, json)
 }

@@ -1,5 +1,5 @@
-//! The member's TOML file: the topology, every member's address, and which
-//! member this process is.
+//! The member's TOML file: the topology, every member's address, which
+//! member this process is, and its TLS files.
 //!
 //! ```toml
 //! cluster_id = 2026
@@ -40,17 +40,37 @@
 //! id = 1
 //! data_dir = "/var/lib/survivable/cm01a"
 //! # listen = "0.0.0.0:7001"      # defaults to this member's addr
+//!
+//! [tls]                          # mutual TLS between members (required)
+//! ca = "pki/ca.pem"              # the cluster CA: the only trust anchor
+//! cert = "pki/node-1.pem"        # this member's certificate (+ intermediates)
+//! key = "pki/node-1.key"         # its private key (PKCS#8, PKCS#1 or SEC1)
 //! ```
+//!
+//! Relative paths in `[tls]` (and `data_dir`) are relative to the
+//! directory of the TOML file. The certificate must be issued by the CA
+//! and carry the URI subject alternative name
+//! `survivable://<cluster_id>/node/<member.id>` (`node certs <dir>` writes
+//! such files; the README shows how to issue them with your own PKI). The
+//! files are read again on every new connection, so renewed certificates
+//! are used without a restart.
+//!
+//! For tests on one machine only, `[tls]` may be replaced by
+//! `insecure_plaintext_loopback_only = true` under `[member]`: no
+//! encryption and no authentication, and start-up refuses it unless every
+//! address is a loopback address. A file with both, or neither, is
+//! refused.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::runtime::MemberConfig;
 use survivable_core::topology::{Appliance, Core, NodeId, Site, SurvivableCore, Topology, Witness};
+use survivable_core::transport::{Limits, TransportSecurity};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +85,15 @@ struct File {
     #[serde(default)]
     hand_back: HandBackCfg,
     member: ThisMember,
+    tls: Option<TlsCfg>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsCfg {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +159,8 @@ struct ThisMember {
     id: u64,
     data_dir: PathBuf,
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    insecure_plaintext_loopback_only: bool,
 }
 
 fn ms(v: Option<u64>, default: Duration) -> Duration {
@@ -139,12 +170,31 @@ fn ms(v: Option<u64>, default: Duration) -> Duration {
 /// Reads a member's file into what [`survivable_core::runtime::start_member`] takes.
 pub(crate) fn load(path: &str) -> Result<MemberConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    parse(&text).map_err(|e| format!("{path}: {e}"))
+    let base = Path::new(path).parent().unwrap_or(Path::new("."));
+    parse(&text, base).map_err(|e| format!("{path}: {e}"))
 }
 
-/// Parses a member's file.
-pub(crate) fn parse(text: &str) -> Result<MemberConfig, String> {
+/// The security the file asks for; exactly one of `[tls]` and
+/// `member.insecure_plaintext_loopback_only` must be given.
+fn security(f: &File, base: &Path) -> Result<TransportSecurity, String> {
+    match (&f.tls, f.member.insecure_plaintext_loopback_only) {
+        (Some(t), false) => Ok(TransportSecurity::mutual_tls(
+            base.join(&t.ca),
+            base.join(&t.cert),
+            base.join(&t.key),
+        )),
+        (None, true) => Ok(TransportSecurity::InsecurePlaintextLoopbackOnly),
+        (Some(_), true) => Err(
+            "both [tls] and member.insecure_plaintext_loopback_only: choose one mode".into(),
+        ),
+        (None, false) => Err("no [tls] table: members authenticate each other with mutual TLS (see `node certs`); plaintext needs member.insecure_plaintext_loopback_only = true and loopback addresses".into()),
+    }
+}
+
+/// Parses a member's file; relative paths are taken from `base`.
+pub(crate) fn parse(text: &str, base: &Path) -> Result<MemberConfig, String> {
     let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let security = security(&f, base)?;
     let mut b = Topology::builder(f.cluster_id);
     for s in &f.sites {
         b.site(if s.main {
@@ -211,7 +261,9 @@ pub(crate) fn parse(text: &str) -> Result<MemberConfig, String> {
         id,
         listen: f.member.listen.unwrap_or(own),
         peers,
-        data_dir: f.member.data_dir,
+        data_dir: base.join(f.member.data_dir),
         joining: None,
+        security,
+        limits: Limits::default(),
     })
 }

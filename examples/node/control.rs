@@ -101,7 +101,7 @@ fn status_json(s: &Status) -> String {
         quote(&s.site),
         quote(&format!("{:?}", s.role)),
         s.leader.map_or("null".into(), |l| l.0.to_string()),
-        s.epoch,
+        quote(&s.epoch.to_string()),
         s.term,
         s.commit,
         s.applied,

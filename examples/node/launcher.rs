@@ -1,5 +1,6 @@
 //! `node cluster`: the Denver/Paris/witness cluster as five processes on
-//! 127.0.0.1, under a call workload, through a leader kill, a restart, a
+//! 127.0.0.1 (mutual TLS between them, with a CA and certificates made for
+//! the run), under a call workload, through a leader kill, a restart, a
 //! Denver cut-off and its return.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use survivable_core::topology::NodeId;
+use survivable_core::transport::TlsFiles;
+
+use crate::pki;
 
 const NAMES: [(u64, &str, &str, &str); 5] = [
     (1, "CM01a", "denver", "esxi-1"),
@@ -23,6 +28,7 @@ const SURVIVABLE_AFTER_MS: u64 = 2_000;
 const STABLE_MS: u64 = 3_000;
 
 fn config_text(ports: &[u16], id: u64, dir: &Path, timers: &str) -> String {
+    let tls = TlsFiles::in_dir(&dir.join("pki"), NodeId(id));
     let m = |i: usize| {
         let (id, name, _, host) = NAMES[i];
         format!(
@@ -63,13 +69,20 @@ stable_ms = {STABLE_MS}
 [member]
 id = {id}
 data_dir = "{}"
+[tls]
+ca = "{}"
+cert = "{}"
+key = "{}"
 "#,
         m(0),
         m(1),
         m(2),
         m(3),
         ports[4],
-        dir.join(format!("n{id}")).display()
+        dir.join(format!("n{id}")).display(),
+        tls.ca.display(),
+        tls.cert.display(),
+        tls.key.display(),
     )
 }
 
@@ -127,6 +140,8 @@ impl Cluster {
     pub(crate) fn start(json: bool, timers: &str) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("sc-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let nodes: Vec<NodeId> = NAMES.iter().map(|n| NodeId(n.0)).collect();
+        pki::write_cluster(&dir.join("pki"), 2026, &nodes, 2)?;
         let ports: Vec<u16> = (0..5)
             .map(|_| {
                 TcpListener::bind("127.0.0.1:0")
@@ -473,7 +488,7 @@ pub(crate) fn run(json: bool) -> Result<(), String> {
     let mut c = Cluster::start(json, "")?;
     if !json {
         println!(
-            "Denver/Paris cluster: five processes on 127.0.0.1, data in {}",
+            "Denver/Paris cluster: five processes on 127.0.0.1, mutual TLS, data and certificates in {}",
             c.dir.display()
         );
     }

@@ -4,20 +4,28 @@
 //! ```text
 //! cargo run --release --example node -- cluster           # the launcher, narrated
 //! cargo run --release --example node -- cluster --json    # one JSON object per step
-//! cargo run --release --example node -- bench [--json]    # failover and throughput
+//! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
 //! cargo run --release --example node -- run --config m.toml
+//! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365]
 //! ```
 //!
 //! `run` starts the member described by a TOML file (the topology with every
-//! member's address, plus this member's id and data directory; see
-//! [`config`]) with durable storage and TCP, and takes commands on stdin,
+//! member's address, this member's id and data directory, and its TLS
+//! files; see [`config`]) with durable storage and mutual TLS over TCP, and
+//! takes commands on stdin,
 //! one per line, answering with JSON lines on stdout:
 //! `propose <tag> <command>` (e.g. `propose 7 set call-7 up`), `status`,
 //! `dump` (the replicated key-value state), `hand-back`. Events are printed
 //! as they happen. End of input stops the member.
 //!
-//! `cluster` writes one such file per member into a temporary directory,
-//! starts the five processes, makes calls, then: kills the leader with
+//! `certs` writes a new cluster CA (`ca.pem`) and, for each node, a key
+//! (`node-<id>.key`) and a certificate (`node-<id>.pem`) naming it
+//! (`survivable://<cluster-id>/node/<id>`), for the `[tls]` table of its
+//! member file. The defaults are the Denver/Paris cluster's.
+//!
+//! `cluster` writes certificates and one member file per member into a
+//! temporary directory, starts the five processes (mutual TLS between
+//! them), makes calls, then: kills the leader with
 //! SIGKILL and restarts it from its data directory, cuts Denver off by
 //! stopping its processes (SIGSTOP) so Paris takes over, and lets it
 //! return (SIGCONT) so control is handed back.
@@ -26,8 +34,11 @@ mod bench;
 mod config;
 mod control;
 mod launcher;
+mod pki;
 
 use std::process::ExitCode;
+
+use survivable_core::topology::NodeId;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,8 +49,9 @@ fn main() -> ExitCode {
         },
         Some("cluster") => launcher::run(args.iter().any(|a| a == "--json")),
         Some("bench") => bench::run(&args[1..]),
+        Some("certs") => certs(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] | node bench [--json] [--trials N] [--secs S] | node run --config <member.toml>"
+            "usage: node cluster [--json] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
                 .to_string(),
         ),
     };
@@ -50,4 +62,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `node certs <dir>`: a CA and a key and certificate per member.
+fn certs(args: &[String]) -> Result<(), String> {
+    let usage =
+        || "usage: node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]".to_string();
+    let dir = args
+        .first()
+        .filter(|d| !d.starts_with("--"))
+        .ok_or_else(usage)?;
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args.get(i + 1).cloned().ok_or_else(usage))
+            .transpose()
+    };
+    let number = |v: &str| v.parse::<u64>().map_err(|_| usage());
+    let cluster_id = flag("--cluster-id")?.map_or(Ok(2026), |v| number(&v))?;
+    let days = flag("--days")?.map_or(Ok(365), |v| number(&v))?;
+    let nodes = match flag("--nodes")? {
+        None => (1..=5).map(NodeId).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|n| number(n.trim()).map(NodeId))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let dir = std::path::Path::new(dir);
+    pki::write_cluster(dir, cluster_id, &nodes, days)?;
+    println!(
+        "wrote {}/ca.pem and node-<id>.pem / node-<id>.key for nodes {:?} of cluster {cluster_id}, valid {days} days",
+        dir.display(),
+        nodes.iter().map(|n| n.0).collect::<Vec<_>>()
+    );
+    println!(
+        "in node <id>'s member file: [tls] ca = \"{0}/ca.pem\", cert = \"{0}/node-<id>.pem\", key = \"{0}/node-<id>.key\"",
+        dir.display()
+    );
+    Ok(())
 }

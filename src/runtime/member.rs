@@ -14,7 +14,9 @@ use crate::node::{Node, NodeConfig};
 use crate::state_machine::StateMachine;
 use crate::storage::{DurableStorage, StoreError};
 use crate::topology::{self, NodeId, Topology};
-use crate::transport::{StatsHandle, TcpConfig, TcpTransport, TransportError};
+use crate::transport::{
+    Limits, StatsHandle, TcpConfig, TcpTransport, TransportError, TransportSecurity,
+};
 
 /// Everything one member needs to run over TCP.
 #[derive(Debug, Clone)]
@@ -32,6 +34,34 @@ pub struct MemberConfig {
     /// For a replacement joining a running cluster: its description (see
     /// [`Node::replacement_member`]).
     pub joining: Option<topology::Member>,
+    /// How it authenticates the other members: mutual TLS (see
+    /// [`TransportSecurity`]), or plaintext on loopback for tests.
+    pub security: TransportSecurity,
+    /// Its transport's limits and deadlines.
+    pub limits: Limits,
+}
+
+impl MemberConfig {
+    /// A member with default [`Limits`], not joining (`joining: None`).
+    pub fn new(
+        topology: Arc<Topology>,
+        id: NodeId,
+        listen: SocketAddr,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        data_dir: impl Into<PathBuf>,
+        security: TransportSecurity,
+    ) -> Self {
+        Self {
+            topology,
+            id,
+            listen,
+            peers,
+            data_dir: data_dir.into(),
+            joining: None,
+            security,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// A member could not start; nothing was left running.
@@ -41,7 +71,9 @@ pub enum StartError {
     /// The data directory could not be opened, or is another member's.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The listen address could not be bound.
+    /// The listen address could not be bound, or the transport's security
+    /// is refused (plaintext off loopback, bad TLS files, a certificate
+    /// that does not name this member).
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The node refused to start on its data.
@@ -63,8 +95,9 @@ pub struct Member {
     pub local_addr: SocketAddr,
 }
 
-/// Opens the member's durable storage, starts its TCP transport and its
-/// runtime thread, and returns its handle.
+/// Checks the transport's security, opens the member's durable storage,
+/// starts its TCP transport and its runtime thread, and returns its
+/// handle.
 ///
 /// # Errors
 /// [`StartError`] naming what is wrong; nothing is left running.
@@ -79,6 +112,15 @@ where
     }
     let logger = logger.new(o!("node" => cfg.id.0));
     let cluster = cfg.topology.cluster_id();
+    let mut tcp = TcpConfig::new(
+        cluster,
+        cfg.id,
+        cfg.listen,
+        cfg.peers.clone(),
+        cfg.security.clone(),
+    );
+    tcp.limits = cfg.limits.clone();
+    tcp.validate()?; // before the data directory is touched
     let storage = DurableStorage::open(&cfg.data_dir, cluster, cfg.id.0)?;
     let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
     node_cfg.logger = logger.clone();
@@ -86,7 +128,6 @@ where
     node_cfg.joining = cfg.joining.clone();
     let node = Node::new(node_cfg, storage, sm)?;
     let (tx, rx) = inbound_channel();
-    let tcp = TcpConfig::new(cluster, cfg.id, cfg.listen, cfg.peers.clone());
     let transport = TcpTransport::start(tcp, tx, logger.clone())?;
     let stats = transport.stats_handle();
     let local_addr = transport.local_addr();

@@ -1,7 +1,9 @@
-//! The inbound side: accept connections, check each caller's hello, then
-//! hand its envelopes to the node.
+//! The inbound side: accept connections, run the TLS handshake (the
+//! caller's certificate must name a member), check the caller's hello
+//! against it, then hand its envelopes to the node. Nothing reaches the
+//! node before every check passed.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,8 +12,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::{bump, ConnectionError, Shared};
-use crate::wire::{Envelope, FrameDecoder, Hello, PROTOCOL_VERSION};
+use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+use super::link::{Fill, Link};
+use super::stats::bump;
+use super::tls::{self, HANDSHAKE_RECORD};
+use super::{ConnectionError, Shared, TlsRefusal};
+use crate::topology::NodeId;
+use crate::wire::{Envelope, FrameDecoder, Hello, WireError, PROTOCOL_VERSION};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -41,7 +48,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
         match listener.accept() {
             Ok((stream, peer)) => {
                 let now_open = open.load(Ordering::Relaxed);
-                if now_open >= shared.cfg.max_connections as u64 {
+                if now_open >= shared.cfg.limits.max_connections as u64 {
                     refuse(
                         shared,
                         ConnectionError::TooManyConnections {
@@ -82,26 +89,84 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
 }
 
 fn refuse(shared: &Shared, e: ConnectionError) {
-    shared.counters.refused(&e);
-    slog::warn!(shared.logger, "refused a connection"; "reason" => %e);
+    shared.counters.refused(&e, false);
+    slog::warn!(shared.logger, "refused a connection";
+        "peer" => %e.peer(), "reason" => %e);
 }
 
-/// Reads whatever is available into the decoder; `Ok(false)` on EOF.
-fn fill(stream: &mut TcpStream, buf: &mut [u8], dec: &mut FrameDecoder) -> std::io::Result<bool> {
-    match stream.read(buf) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            dec.push(&buf[..n]);
-            Ok(true)
+/// Waits for the caller's first byte; `Ok(None)` when it closed first.
+fn first_byte(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Result<Option<u8>, ConnectionError> {
+    let mut b = [0u8; 1];
+    loop {
+        match stream.peek(&mut b) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(b[0])),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Ok(None),
         }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::Interrupted => Ok(true),
-        Err(e) => Err(e),
+        if shared.stopping() {
+            return Ok(None);
+        }
+        if Instant::now() >= deadline {
+            return Err(ConnectionError::HelloTimeout { peer });
+        }
     }
 }
 
-fn serve(
+/// The TLS handshake, when configured: the caller's certificate chains to
+/// the cluster CA and names a member. Without TLS, a caller that starts a
+/// TLS handshake is refused (the members' modes differ). `Ok(None)` on a
+/// quiet close.
+fn secure(
     mut stream: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Result<Option<(Link, Option<PeerIdentity>)>, ConnectionError> {
+    let first = first_byte(&stream, peer, deadline, shared)?;
+    let Some(ctx) = &shared.tls else {
+        // A plaintext hello starts with its small length (0x00 ...), a
+        // TLS ClientHello with 0x16: this caller speaks TLS, and the two
+        // members disagree on the mode.
+        if first == Some(HANDSHAKE_RECORD) {
+            return Err(ConnectionError::Tls {
+                peer,
+                reason: TlsRefusal::PlaintextMember,
+            });
+        }
+        return Ok(first.map(|_| (Link::Plain(stream), None)));
+    };
+    match first {
+        None => return Ok(None),
+        Some(HANDSHAKE_RECORD) => {}
+        Some(first) => {
+            return Err(ConnectionError::Tls {
+                peer,
+                reason: TlsRefusal::NotTls { first },
+            })
+        }
+    }
+    let mut conn = ctx
+        .accept(&shared.logger)
+        .map_err(|e| tls::refusal(&e, peer))?;
+    if !tls::handshake(&mut conn, &mut stream, peer, deadline, &|| {
+        shared.stopping()
+    })? {
+        return Ok(None);
+    }
+    bump(&shared.counters.handshakes, 1);
+    let id = tls::peer_identity(&conn);
+    Ok(Some((Link::Tls(Box::new(conn), stream), id)))
+}
+
+fn serve(
+    stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     inbound: &Sender<Envelope>,
@@ -110,13 +175,17 @@ fn serve(
     if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
         return Ok(());
     }
+    let _ = stream.set_write_timeout(Some(cfg.limits.hello_timeout));
     let _ = stream.set_nodelay(true);
-    let mut dec = FrameDecoder::new(cfg.max_frame);
-    let mut buf = vec![0u8; 64 << 10];
     let wire = |source| ConnectionError::Wire { peer, source };
 
-    // The hello, within its deadline.
-    let deadline = Instant::now() + cfg.hello_timeout;
+    // The handshake and the hello, within one deadline.
+    let deadline = Instant::now() + cfg.limits.hello_timeout;
+    let Some((mut link, certified)) = secure(stream, peer, deadline, shared)? else {
+        return Ok(());
+    };
+    let mut dec = FrameDecoder::new(cfg.limits.max_frame);
+    let mut buf = vec![0u8; 64 << 10];
     let hello = loop {
         if let Some(frame) = dec.next_frame().map_err(wire)? {
             break Hello::from_bytes(&frame).map_err(wire)?;
@@ -127,17 +196,27 @@ fn serve(
         if Instant::now() >= deadline {
             return Err(ConnectionError::HelloTimeout { peer });
         }
-        match fill(&mut stream, &mut buf, &mut dec) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Ok(()),
+        if let Fill::Closed = link.fill(&mut buf, &mut dec, peer)? {
+            return truncated(&dec, peer);
         }
     };
     check_hello(&hello, peer, shared)?;
+    if let Some(id) = certified {
+        if id.node != NodeId(hello.from) {
+            return Err(ConnectionError::CertificateIdentity {
+                peer,
+                expected: ExpectedPeer::Node(PeerIdentity::new(cfg.cluster_id, NodeId(hello.from))),
+                found: CertifiedAs::Peer(id),
+            });
+        }
+    }
     bump(&shared.counters.accepted, 1);
     slog::debug!(shared.logger, "connection accepted"; "peer" => %peer, "from" => hello.from);
 
-    // Envelopes, each checked against the hello; a frame must finish in time.
+    // Envelopes, each checked against the hello. A frame, or a TLS record,
+    // must finish within the frame timeout once it started.
     let mut partial_since: Option<Instant> = None;
+    let mut partial_record = false;
     loop {
         while let Some(frame) = dec.next_frame().map_err(wire)? {
             let env = Envelope::from_bytes(&frame).map_err(wire)?;
@@ -154,10 +233,10 @@ fn serve(
                 return Ok(()); // the node is gone
             }
         }
-        match (dec.buffered() > 0, partial_since) {
+        match (dec.buffered() > 0 || partial_record, partial_since) {
             (false, _) => partial_since = None,
             (true, None) => partial_since = Some(Instant::now()),
-            (true, Some(t)) if t.elapsed() > cfg.frame_timeout => {
+            (true, Some(t)) if t.elapsed() > cfg.limits.frame_timeout => {
                 return Err(ConnectionError::SlowFrame { peer });
             }
             (true, Some(_)) => {}
@@ -165,10 +244,21 @@ fn serve(
         if shared.stopping() {
             return Ok(());
         }
-        match fill(&mut stream, &mut buf, &mut dec) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Ok(()),
+        match link.fill(&mut buf, &mut dec, peer)? {
+            Fill::Closed => return truncated(&dec, peer),
+            Fill::Idle => {}
+            Fill::Bytes { plain } => partial_record = plain == 0,
         }
+    }
+}
+
+/// A stream that ends inside a frame is malformed; one that ends between
+/// frames simply closed.
+fn truncated(dec: &FrameDecoder, peer: SocketAddr) -> Result<(), ConnectionError> {
+    match dec.finish() {
+        Ok(()) => Ok(()),
+        Err(source @ WireError::Truncated { .. }) => Err(ConnectionError::Wire { peer, source }),
+        Err(_) => Ok(()),
     }
 }
 
@@ -188,7 +278,7 @@ fn check_hello(h: &Hello, peer: SocketAddr, shared: &Shared) -> Result<(), Conne
             expected: cfg.cluster_id,
         });
     }
-    if !cfg.peers.contains_key(&crate::topology::NodeId(h.from)) {
+    if !cfg.peers.contains_key(&NodeId(h.from)) {
         return Err(ConnectionError::UnknownSender { peer, from: h.from });
     }
     if h.to != cfg.me.0 {

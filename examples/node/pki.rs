@@ -1,0 +1,158 @@
+//! A small PKI for a cluster, made with rcgen: a CA, and for each member a
+//! key and a certificate whose subject alternative name is the URI
+//! `survivable://<cluster_id>/node/<node_id>`, with the extended key
+//! usages serverAuth and clientAuth (a member is both). Used by `node
+//! certs`, by the `cluster` launcher, and by the TLS tests (which also
+//! issue hostile certificates with it).
+// Shared with tests/support through #[path]; not every user needs every item.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use survivable_core::topology::NodeId;
+use survivable_core::transport::{PeerIdentity, TlsFiles};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A certificate and its private key, PEM-encoded.
+pub(crate) struct Issued {
+    /// The certificate.
+    pub(crate) cert: String,
+    /// Its private key (PKCS#8).
+    pub(crate) key: String,
+}
+
+/// A certificate authority.
+pub(crate) struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+/// Sets the validity period (rcgen's time type is not named here).
+fn valid(p: &mut CertificateParams, from: SystemTime, to: SystemTime) {
+    let since_epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    p.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(from);
+    p.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_epoch(to);
+}
+
+fn err(e: rcgen::Error) -> String {
+    format!("generating certificates: {e}")
+}
+
+impl Ca {
+    /// A new CA named `name`, valid from yesterday for `days`.
+    pub(crate) fn new(name: &str, days: u64) -> Result<Self, String> {
+        let key = KeyPair::generate().map_err(err)?;
+        let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = SystemTime::now();
+        valid(&mut p, now - DAY, now + DAY * days as u32);
+        let pem = p.self_signed(&key).map_err(err)?.pem();
+        Ok(Self {
+            issuer: Issuer::new(p, key),
+            pem,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub(crate) fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A leaf certificate with these URI subject alternative names, valid
+    /// from `not_before` to `not_after`.
+    pub(crate) fn issue(
+        &self,
+        uris: &[String],
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Issued, String> {
+        let key = KeyPair::generate().map_err(err)?;
+        let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        p.distinguished_name.push(
+            DnType::CommonName,
+            uris.first().map_or("no identity", |u| u.as_str()),
+        );
+        for u in uris {
+            let uri = u.as_str().try_into().map_err(err)?;
+            p.subject_alt_names.push(SanType::URI(uri));
+        }
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.use_authority_key_identifier_extension = true;
+        valid(&mut p, not_before, not_after);
+        let cert = p.signed_by(&key, &self.issuer).map_err(err)?.pem();
+        Ok(Issued {
+            cert,
+            key: key.serialize_pem(),
+        })
+    }
+
+    /// A member's certificate, valid from yesterday for `days`.
+    pub(crate) fn member(&self, id: PeerIdentity, days: u64) -> Result<Issued, String> {
+        let now = SystemTime::now();
+        self.issue(&[id.uri()], now - DAY, now + DAY * days as u32)
+    }
+
+    /// Writes this CA and `issued` as `node`'s files in `dir` (the
+    /// [`TlsFiles::in_dir`] layout); the key file is readable by its owner
+    /// only.
+    pub(crate) fn write_member(
+        &self,
+        dir: &Path,
+        node: NodeId,
+        issued: &Issued,
+    ) -> Result<TlsFiles, String> {
+        let files = TlsFiles::in_dir(dir, node);
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        write(&files.ca, &self.pem, false)?;
+        write(&files.cert, &issued.cert, false)?;
+        write(&files.key, &issued.key, true)?;
+        Ok(files)
+    }
+}
+
+fn write(path: &Path, text: &str, secret: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let _ = secret;
+    o.open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes a new CA and one key and certificate per node of `cluster_id`
+/// into `dir`; returns the CA (to issue more).
+pub(crate) fn write_cluster(
+    dir: &Path,
+    cluster_id: u64,
+    nodes: &[NodeId],
+    days: u64,
+) -> Result<Ca, String> {
+    let ca = Ca::new(&format!("survivable-core cluster {cluster_id} CA"), days)?;
+    for &node in nodes {
+        let issued = ca.member(PeerIdentity::new(cluster_id, node), days)?;
+        ca.write_member(dir, node, &issued)?;
+    }
+    Ok(ca)
+}

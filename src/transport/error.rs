@@ -1,0 +1,305 @@
+//! Why a transport could not start, and why a connection was refused.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+use crate::wire::WireError;
+
+/// The transport could not start. Nothing was left running.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another member or process using it?")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// [`TransportSecurity::InsecurePlaintextLoopbackOnly`](super::TransportSecurity::InsecurePlaintextLoopbackOnly)
+    /// with an address off the loopback interface: plaintext would cross
+    /// a network. Configure mutual TLS instead.
+    #[error("plaintext was chosen but {addr} is not a loopback address; members off loopback need mutual TLS")]
+    InsecureOffLoopback {
+        /// The first non-loopback address (listen or a peer's).
+        addr: SocketAddr,
+    },
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A TLS file holds no PEM block of the kind it should.
+    #[error("{path}: no PEM {item} in the file (or it does not decode)")]
+    TlsPem {
+        /// The file.
+        path: PathBuf,
+        /// What was looked for.
+        item: PemItem,
+    },
+    /// rustls refused the material: the CA is not a usable trust anchor,
+    /// or the key does not fit the certificate.
+    #[error("{path}: refused by TLS: {reason}")]
+    TlsRejected {
+        /// The file at fault.
+        path: PathBuf,
+        /// rustls' words.
+        reason: String,
+    },
+    /// This member's own certificate does not verify against the cluster
+    /// CA (expired, not yet valid, issued by another CA, ...).
+    #[error("{path}: this member's certificate is refused: {reason}")]
+    OwnCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        reason: TlsRefusal,
+    },
+    /// This member's own certificate names someone else: the wrong file,
+    /// or the wrong cluster id.
+    #[error("{path}: this member's certificate names {found}, it must name {expected}")]
+    OwnIdentity {
+        /// The certificate file.
+        path: PathBuf,
+        /// This member.
+        expected: PeerIdentity,
+        /// What the certificate names.
+        found: CertifiedAs,
+    },
+}
+
+/// A kind of PEM block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PemItem {
+    /// `-----BEGIN CERTIFICATE-----`.
+    Certificate,
+    /// A PKCS#8, PKCS#1 or SEC1 private key.
+    PrivateKey,
+}
+
+impl std::fmt::Display for PemItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "CERTIFICATE",
+            Self::PrivateKey => "PRIVATE KEY",
+        })
+    }
+}
+
+/// Why a TLS handshake, or the certificate chain in it, was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TlsRefusal {
+    /// The peer did not speak TLS: its first byte is not a TLS handshake
+    /// record (e.g. the hello of a member configured with
+    /// [`InsecurePlaintextLoopbackOnly`](super::TransportSecurity::InsecurePlaintextLoopbackOnly):
+    /// the members' security modes differ).
+    #[error("not TLS (first byte {first:#04x}): plaintext, or another protocol")]
+    NotTls {
+        /// The first byte received.
+        first: u8,
+    },
+    /// The peer started a TLS handshake, but this member runs
+    /// [`InsecurePlaintextLoopbackOnly`](super::TransportSecurity::InsecurePlaintextLoopbackOnly):
+    /// the members' security modes differ.
+    #[error(
+        "the peer speaks TLS but this member is configured for plaintext: security modes differ"
+    )]
+    PlaintextMember,
+    /// The peer presented no certificate.
+    #[error("no certificate presented")]
+    NoCertificate,
+    /// The certificate has expired.
+    #[error("certificate expired")]
+    Expired,
+    /// The certificate is not valid yet.
+    #[error("certificate not valid yet")]
+    NotYetValid,
+    /// The certificate does not chain to the cluster CA.
+    #[error("certificate not issued by the cluster CA")]
+    UnknownIssuer,
+    /// The certificate was refused for another reason (bad signature,
+    /// wrong key usage, bad encoding, ...).
+    #[error("certificate refused: {detail}")]
+    BadCertificate {
+        /// rustls' words.
+        detail: String,
+    },
+    /// The peer refused us and said why with a TLS alert.
+    #[error("peer sent alert {alert}")]
+    AlertReceived {
+        /// The alert.
+        alert: String,
+    },
+    /// The connection ended in the middle of the handshake.
+    #[error("connection closed during the handshake")]
+    Incomplete,
+    /// Any other protocol failure: records that do not decrypt (replayed or
+    /// injected bytes), unexpected messages, no common parameters.
+    #[error("handshake failed: {detail}")]
+    Protocol {
+        /// rustls' words.
+        detail: String,
+    },
+}
+
+impl TlsRefusal {
+    /// Whether the refusal is about the certificate (counted as
+    /// [`TransportStats::certificates_refused`](super::TransportStats::certificates_refused))
+    /// rather than the protocol ([`TransportStats::tls_failures`](super::TransportStats::tls_failures)).
+    pub fn is_certificate(&self) -> bool {
+        matches!(
+            self,
+            Self::NoCertificate
+                | Self::Expired
+                | Self::NotYetValid
+                | Self::UnknownIssuer
+                | Self::BadCertificate { .. }
+        )
+    }
+}
+
+/// Why a connection was refused or closed. Logged with the peer's address
+/// and counted in [`TransportStats`](super::TransportStats); nothing it
+/// carried reached the node.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The caller completed no handshake and sent no hello in time.
+    #[error("{peer}: no handshake and hello within the timeout")]
+    HelloTimeout {
+        /// Remote address.
+        peer: SocketAddr,
+    },
+    /// The hello or a frame could not be decoded, was too large, or the
+    /// stream ended inside a frame.
+    #[error("{peer}: {source}")]
+    Wire {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The decoding error.
+        source: WireError,
+    },
+    /// The caller speaks another protocol version.
+    #[error("{peer}: protocol version {got}, this member speaks {ours}")]
+    Version {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Its version.
+        got: u32,
+        /// Ours.
+        ours: u32,
+    },
+    /// The caller belongs to another cluster.
+    #[error("{peer}: cluster {got}, this is cluster {expected}")]
+    WrongCluster {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Its cluster id.
+        got: u64,
+        /// Ours.
+        expected: u64,
+    },
+    /// The caller claims to be a node this member does not know.
+    #[error("{peer}: claims to be node {from}, which is not a member")]
+    UnknownSender {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Claimed id.
+        from: u64,
+    },
+    /// The caller wants another node.
+    #[error("{peer}: called node {to}, this is node {me}")]
+    WrongRecipient {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Addressee.
+        to: u64,
+        /// This node.
+        me: u64,
+    },
+    /// An envelope names a sender, receiver or cluster other than the hello.
+    #[error("{peer}: envelope from {from} to {to} on a connection of node {hello_from}")]
+    Spoofed {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Envelope sender.
+        from: u64,
+        /// Envelope receiver.
+        to: u64,
+        /// The sender named in the hello.
+        hello_from: u64,
+    },
+    /// A frame started but did not finish in time (slow drip).
+    #[error("{peer}: a frame took longer than the frame timeout")]
+    SlowFrame {
+        /// Remote address.
+        peer: SocketAddr,
+    },
+    /// Too many inbound connections are open.
+    #[error("{peer}: refused, {open} connections already open")]
+    TooManyConnections {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Connections open.
+        open: u64,
+    },
+    /// The TLS handshake failed, or the certificate chain was refused.
+    #[error("{peer}: TLS: {reason}")]
+    Tls {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Why.
+        reason: TlsRefusal,
+    },
+    /// The certificate chains to the cluster CA but names someone else:
+    /// another node, another cluster, a node outside the topology, or not
+    /// the sender its hello claims.
+    #[error("{peer}: certificate names {found}, expected {expected}")]
+    CertificateIdentity {
+        /// Remote address.
+        peer: SocketAddr,
+        /// Whom it had to name.
+        expected: ExpectedPeer,
+        /// Whom it names.
+        found: CertifiedAs,
+    },
+    /// An outbound connection could not be opened (only from
+    /// [`Dialer::check`](super::Dialer::check); the transport's writers
+    /// count these as `connect_failures` and retry).
+    #[error("{peer}: cannot connect: {kind}")]
+    Unreachable {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The OS error's kind.
+        kind: std::io::ErrorKind,
+    },
+}
+
+impl ConnectionError {
+    /// The remote address.
+    pub fn peer(&self) -> SocketAddr {
+        match self {
+            Self::HelloTimeout { peer }
+            | Self::Wire { peer, .. }
+            | Self::Version { peer, .. }
+            | Self::WrongCluster { peer, .. }
+            | Self::UnknownSender { peer, .. }
+            | Self::WrongRecipient { peer, .. }
+            | Self::Spoofed { peer, .. }
+            | Self::SlowFrame { peer }
+            | Self::TooManyConnections { peer, .. }
+            | Self::Tls { peer, .. }
+            | Self::CertificateIdentity { peer, .. }
+            | Self::Unreachable { peer, .. } => *peer,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! How members authenticate each other, and the transport's limits.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::TransportError;
+use crate::topology::NodeId;
+use crate::wire::MAX_FRAME_LEN;
+
+/// How a member's connections are secured. There is no default: a
+/// deployment chooses mutual TLS, and only a loopback test may choose the
+/// loudly named plaintext option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportSecurity {
+    /// Mutual TLS 1.3 on every connection, both sides presenting a
+    /// certificate of the cluster CA that names them (see
+    /// [`PeerIdentity`](super::PeerIdentity)). Required for any address off
+    /// the loopback interface.
+    MutualTls(TlsFiles),
+    /// No encryption, no authentication: anyone who reaches the port can
+    /// speak raft to the member. For tests on one machine only; start-up
+    /// refuses it ([`TransportError::InsecureOffLoopback`]) unless the
+    /// listen address and every peer's address are loopback addresses.
+    InsecurePlaintextLoopbackOnly,
+}
+
+impl TransportSecurity {
+    /// Mutual TLS with these PEM files.
+    pub fn mutual_tls(
+        ca: impl Into<PathBuf>,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        Self::MutualTls(TlsFiles::new(ca, cert, key))
+    }
+
+    /// Whether connections are encrypted and authenticated.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::MutualTls(_))
+    }
+
+    /// Checks the choice against the addresses.
+    ///
+    /// # Errors
+    /// [`TransportError::InsecureOffLoopback`] for plaintext with a
+    /// listen or peer address that is not a loopback address.
+    pub fn check_addresses(
+        &self,
+        listen: SocketAddr,
+        peers: &BTreeMap<NodeId, SocketAddr>,
+    ) -> Result<(), TransportError> {
+        if let Self::InsecurePlaintextLoopbackOnly = self {
+            let all = std::iter::once(&listen).chain(peers.values());
+            if let Some(&addr) = all.into_iter().find(|a| !a.ip().is_loopback()) {
+                return Err(TransportError::InsecureOffLoopback { addr });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member's TLS material, as PEM files. They are read at start (and
+/// checked: the certificate must chain to the CA and name this member),
+/// and read again whenever a connection opens: replaced files are used
+/// from the next connection on, without a restart. Files that fail the
+/// checks are logged and ignored; the member keeps the last good ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA certificate(s): the only trust anchors.
+    pub ca: PathBuf,
+    /// This member's certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// This member's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// These three files.
+    pub fn new(ca: impl Into<PathBuf>, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            ca: ca.into(),
+            cert: cert.into(),
+            key: key.into(),
+        }
+    }
+
+    /// The layout `examples/node certs` writes: `<dir>/ca.pem`,
+    /// `<dir>/node-<id>.pem` and `<dir>/node-<id>.key`.
+    pub fn in_dir(dir: &Path, node: NodeId) -> Self {
+        Self::new(
+            dir.join("ca.pem"),
+            dir.join(format!("node-{}.pem", node.0)),
+            dir.join(format!("node-{}.key", node.0)),
+        )
+    }
+}
+
+/// The transport's limits and deadlines. Each field documents its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Envelopes queued per peer before new ones are dropped. Defaults to 4096.
+    pub queue_len: usize,
+    /// Largest frame accepted. Defaults to [`MAX_FRAME_LEN`].
+    pub max_frame: usize,
+    /// Time a new connection has to complete its TLS handshake and send
+    /// its hello (and an outbound one to complete its handshake). Defaults
+    /// to 2 s.
+    pub hello_timeout: Duration,
+    /// Time a frame (or a TLS record) has to arrive once it started: slow
+    /// drips are cut off. Defaults to 10 s.
+    pub frame_timeout: Duration,
+    /// Inbound connections open at once; more are refused before any TLS
+    /// work. Defaults to 64.
+    pub max_connections: usize,
+    /// First and longest wait between reconnection attempts. Defaults to
+    /// 20 ms and 1 s.
+    pub backoff: (Duration, Duration),
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue_len: 4096,
+            max_frame: MAX_FRAME_LEN,
+            hello_timeout: Duration::from_secs(2),
+            frame_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            backoff: (Duration::from_millis(20), Duration::from_secs(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_is_refused_off_loopback() {
+        let lo: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:7000".parse().unwrap();
+        let wan: SocketAddr = "10.0.0.2:7000".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        let plain = TransportSecurity::InsecurePlaintextLoopbackOnly;
+        let peers = |a: SocketAddr| BTreeMap::from([(NodeId(2), a)]);
+        assert!(plain.check_addresses(lo, &peers(lo6)).is_ok());
+        for (listen, peer, bad) in [(lo, wan, wan), (any, lo, any), (wan, lo, wan)] {
+            match plain.check_addresses(listen, &peers(peer)) {
+                Err(TransportError::InsecureOffLoopback { addr }) => assert_eq!(addr, bad),
+                other => panic!("{other:?}"),
+            }
+        }
+        let tls = TransportSecurity::mutual_tls("ca", "c", "k");
+        assert!(tls.check_addresses(wan, &peers(wan)).is_ok());
+    }
+}

@@ -1,0 +1,149 @@
+//! The transport's counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ConnectionError;
+
+/// Counters of a transport. Everything refused is counted here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Inbound connections accepted (handshake, identity and hello checked).
+    pub accepted: u64,
+    /// Connections refused or closed for a [`ConnectionError`]: every
+    /// inbound one, and outbound ones whose peer failed the TLS handshake
+    /// or the identity check.
+    pub refused: u64,
+    /// Of those: no handshake and hello in time.
+    pub hello_timeouts: u64,
+    /// Of those: undecodable hellos or frames, oversized frames, streams
+    /// ending inside a frame.
+    pub malformed: u64,
+    /// Of those: another cluster or protocol version (in the hello).
+    pub wrong_cluster: u64,
+    /// Of those: unknown sender or wrong recipient (in the hello).
+    pub unknown_peer: u64,
+    /// Of those: envelopes not matching their connection's hello.
+    pub spoofed: u64,
+    /// Of those: slow-drip frames.
+    pub slow: u64,
+    /// Of those: over the connection limit.
+    pub over_limit: u64,
+    /// Of those: TLS handshakes that failed for the protocol (not TLS,
+    /// undecryptable or replayed records, an alert, a handshake cut short),
+    /// and TLS callers at a plaintext member (mixed security modes).
+    pub tls_failures: u64,
+    /// Of those: certificate chains refused (none presented, expired, not
+    /// yet valid, not from the cluster CA, bad).
+    pub certificates_refused: u64,
+    /// Of those: certificates of the cluster CA naming the wrong member
+    /// (another node or cluster, not a member, not the hello's sender, not
+    /// the node dialled).
+    pub identity_refused: u64,
+    /// Of those: outbound connections (this member dialled).
+    pub outbound_refused: u64,
+    /// Envelopes received and handed to the node.
+    pub frames_in: u64,
+    /// Envelopes written to peers.
+    pub frames_out: u64,
+    /// Envelopes dropped because a peer's queue was full or it was unreachable.
+    pub dropped: u64,
+    /// Failed outbound connection attempts (unreachable or refused).
+    pub connect_failures: u64,
+    /// TLS handshakes completed, both directions.
+    pub handshakes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(super) accepted: AtomicU64,
+    hello_timeouts: AtomicU64,
+    malformed: AtomicU64,
+    wrong_cluster: AtomicU64,
+    unknown_peer: AtomicU64,
+    spoofed: AtomicU64,
+    slow: AtomicU64,
+    over_limit: AtomicU64,
+    tls_failures: AtomicU64,
+    certificates_refused: AtomicU64,
+    identity_refused: AtomicU64,
+    outbound_refused: AtomicU64,
+    pub(super) frames_in: AtomicU64,
+    pub(super) frames_out: AtomicU64,
+    pub(super) dropped: AtomicU64,
+    pub(super) connect_failures: AtomicU64,
+    pub(super) handshakes: AtomicU64,
+}
+
+pub(super) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Counts a refusal; `outbound` when this member dialled.
+    pub(super) fn refused(&self, e: &ConnectionError, outbound: bool) {
+        let c = match e {
+            ConnectionError::HelloTimeout { .. } => &self.hello_timeouts,
+            ConnectionError::Wire { .. } => &self.malformed,
+            ConnectionError::Version { .. } | ConnectionError::WrongCluster { .. } => {
+                &self.wrong_cluster
+            }
+            ConnectionError::UnknownSender { .. } | ConnectionError::WrongRecipient { .. } => {
+                &self.unknown_peer
+            }
+            ConnectionError::Spoofed { .. } => &self.spoofed,
+            ConnectionError::SlowFrame { .. } => &self.slow,
+            ConnectionError::TooManyConnections { .. } => &self.over_limit,
+            ConnectionError::Tls { reason, .. } if reason.is_certificate() => {
+                &self.certificates_refused
+            }
+            ConnectionError::Tls { .. } => &self.tls_failures,
+            ConnectionError::CertificateIdentity { .. } => &self.identity_refused,
+            ConnectionError::Unreachable { .. } => {
+                bump(&self.connect_failures, 1);
+                return;
+            }
+        };
+        bump(c, 1);
+        if outbound {
+            bump(&self.outbound_refused, 1);
+            bump(&self.connect_failures, 1);
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> TransportStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let s = TransportStats {
+            accepted: g(&self.accepted),
+            refused: 0,
+            hello_timeouts: g(&self.hello_timeouts),
+            malformed: g(&self.malformed),
+            wrong_cluster: g(&self.wrong_cluster),
+            unknown_peer: g(&self.unknown_peer),
+            spoofed: g(&self.spoofed),
+            slow: g(&self.slow),
+            over_limit: g(&self.over_limit),
+            tls_failures: g(&self.tls_failures),
+            certificates_refused: g(&self.certificates_refused),
+            identity_refused: g(&self.identity_refused),
+            outbound_refused: g(&self.outbound_refused),
+            frames_in: g(&self.frames_in),
+            frames_out: g(&self.frames_out),
+            dropped: g(&self.dropped),
+            connect_failures: g(&self.connect_failures),
+            handshakes: g(&self.handshakes),
+        };
+        TransportStats {
+            refused: s.hello_timeouts
+                + s.malformed
+                + s.wrong_cluster
+                + s.unknown_peer
+                + s.spoofed
+                + s.slow
+                + s.over_limit
+                + s.tls_failures
+                + s.certificates_refused
+                + s.identity_refused,
+            ..s
+        }
+    }
+}

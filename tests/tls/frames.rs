@@ -1,0 +1,130 @@
+//! Bad and slow frames from an authenticated member (CM02b's own
+//! certificate), and slow or silent handshakes.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
+
+use crate::support::{self, CLUSTER, CM02A, CM02B};
+use crate::{client, closed, cluster, drip, hello, issued_of, refused, send_as, tls};
+use survivable_core::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
+
+#[test]
+fn bad_frames_from_an_authenticated_member_are_refused() {
+    let c = cluster();
+    let node4 = issued_of(&c.files(CM02B));
+    let me = Some(&node4);
+    let rss = support::rss_kib();
+    let with_hello = |rest: &[u8]| {
+        let mut b = hello(CM02B.0);
+        b.extend_from_slice(rest);
+        b
+    };
+    let mut envelope = Vec::new();
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster_id: CLUSTER,
+        epoch: 1,
+        from: CM02B.0,
+        to: CM02A.0,
+        raft: vec![7; 200],
+        ..Envelope::default()
+    };
+    encode_frame(&env, &mut envelope).unwrap();
+
+    refused(
+        &c,
+        "a garbage hello",
+        |s| s.malformed,
+        |a| send_as(a, me, &[0, 0, 0, 3, 0xff, 0xff, 0xff]),
+    );
+    refused(
+        &c,
+        "a hello of another cluster",
+        |s| s.wrong_cluster,
+        |a| {
+            let mut b = Vec::new();
+            encode_frame(&Hello::new(99, CM02B.0, CM02A.0), &mut b).unwrap();
+            send_as(a, me, &b)
+        },
+    );
+    refused(
+        &c,
+        "a garbage envelope",
+        |s| s.malformed,
+        |a| send_as(a, me, &with_hello(&[0, 0, 0, 3, 0xff, 0xff, 0xff])),
+    );
+    refused(
+        &c,
+        "an oversized frame",
+        |s| s.malformed,
+        |a| send_as(a, me, &with_hello(&u32::MAX.to_be_bytes())),
+    );
+    refused(
+        &c,
+        "a truncated frame",
+        |s| s.malformed,
+        |a| {
+            let mut s = tls(a, me);
+            s.write_all(&with_hello(&envelope[..envelope.len() / 2]))
+                .unwrap();
+            s.conn.send_close_notify();
+            s.flush().unwrap();
+            let _ = s.sock.shutdown(std::net::Shutdown::Write);
+            closed(s)
+        },
+    );
+    refused(
+        &c,
+        "a frame dripped a byte at a time",
+        |s| s.slow,
+        |a| {
+            let mut s = tls(a, me);
+            s.write_all(&hello(CM02B.0)).unwrap();
+            drip(s, &envelope, Duration::from_millis(100))
+        },
+    );
+    refused(
+        &c,
+        "a TLS record dripped a byte at a time",
+        |s| s.slow,
+        |a| {
+            let mut s = tls(a, me);
+            s.write_all(&hello(CM02B.0)).unwrap();
+            s.flush().unwrap();
+            let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+            record.extend_from_slice(&[0u8; 0x40]);
+            drip(&mut s.sock, &record, Duration::from_millis(100))
+        },
+    );
+    refused(
+        &c,
+        "a handshake dripped a byte at a time",
+        |s| s.hello_timeouts,
+        |a| {
+            let name = ServerName::IpAddress(a.ip().into());
+            let mut conn = ClientConnection::new(client(me), name).unwrap();
+            let mut client_hello = Vec::new();
+            conn.write_tls(&mut client_hello).unwrap();
+            drip(
+                TcpStream::connect(a).unwrap(),
+                &client_hello,
+                Duration::from_millis(100),
+            )
+        },
+    );
+    refused(
+        &c,
+        "a silent connection",
+        |s| s.hello_timeouts,
+        |a| {
+            let s = TcpStream::connect(a).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+            closed(s)
+        },
+    );
+    support::assert_memory_bounded(rss);
+}
