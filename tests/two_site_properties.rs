@@ -14,8 +14,10 @@
 //! `PROPERTY_CASES` sets the number of random schedules (default 300).
 
 use arbitrary::Unstructured;
+mod property_support;
+
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
-use survivable_core::sim::{RunOptions, Schedule};
+use survivable_core::sim::Schedule;
 use survivable_core::topology::Topology;
 
 fn topology() -> std::sync::Arc<Topology> {
@@ -42,29 +44,12 @@ impl Arbitrary for TwoSite {
 }
 
 fn check(TwoSite(schedule): TwoSite) -> TestResult {
-    let report = match schedule.run(topology(), &RunOptions::default()) {
-        Ok(r) => r,
-        Err(e) => return TestResult::error(format!("{schedule}: {e}")),
-    };
-    if report.violations.is_empty() && report.acknowledged > 0 {
-        return TestResult::passed();
-    }
-    let tail: Vec<&String> = report.trace.iter().rev().take(60).collect();
-    TestResult::error(format!(
-        "schedule: {schedule}\nviolations: {:?}\nacknowledged {} of {}\ntrace (last 60, newest first):\n{}",
-        report.violations,
-        report.acknowledged,
-        report.proposed,
-        tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
-    ))
+    property_support::check(topology(), &schedule)
 }
 
 #[test]
 fn random_fault_schedules_keep_every_invariant_in_main_site_mode() {
-    let cases = std::env::var("PROPERTY_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let cases = property_support::cases(300);
     QuickCheck::new()
         .tests(cases)
         .max_tests(cases * 2)
@@ -74,21 +59,7 @@ fn random_fault_schedules_keep_every_invariant_in_main_site_mode() {
 /// Replays one schedule line from `REPLAY` (a no-op without it).
 #[test]
 fn replay() {
-    let Ok(line) = std::env::var("REPLAY") else {
-        return;
-    };
-    let schedule: Schedule = line.parse().expect("a schedule line");
-    let report = schedule
-        .run(topology(), &RunOptions::default())
-        .expect("a valid schedule");
-    for l in &report.trace {
-        println!("{l}");
-    }
-    for s in &report.status {
-        println!("{s:?}");
-    }
-    println!("main site after {:?} ms", report.main_site_after_ms);
-    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    property_support::replay(topology());
 }
 
 /// Hand-picked storms for the two-site layout; any schedule this property
@@ -124,15 +95,5 @@ const KNOWN: &[&str] = &[
 
 #[test]
 fn known_schedules() {
-    for line in KNOWN {
-        let schedule: Schedule = line.parse().expect("a schedule line");
-        let report = schedule
-            .run(topology(), &RunOptions::default())
-            .expect("valid");
-        assert!(
-            report.violations.is_empty(),
-            "{line}: {:?}",
-            report.violations
-        );
-    }
+    property_support::known(topology(), KNOWN);
 }

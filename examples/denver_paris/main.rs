@@ -29,8 +29,9 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use survivable_core::node::ProposalId;
+use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
-use survivable_core::topology::NodeId;
+use survivable_core::topology::{NodeId, Topology, TopologyBuilder};
 use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
 
 mod main_site;
@@ -197,6 +198,24 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// `layout` with the run's timers (the election timeout covers the WAN
+/// round trip with margin) and hand-back stability window.
+fn tuned(mut layout: TopologyBuilder, a: &Args) -> Result<Topology, String> {
+    let timers = Timers {
+        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
+        survivable_after: Duration::from_millis(a.survivable_after_ms),
+        ..Timers::default()
+    };
+    layout
+        .timers(timers)
+        .hand_back(HandBack {
+            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
+            ..HandBack::default()
+        })
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Users in Denver and Paris making calls: a call is set up, lasts a

@@ -12,31 +12,14 @@
 use std::time::Duration;
 
 use survivable_core::node::EpochId;
-use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::Sim;
-use survivable_core::topology::{denver_paris_two_site, Latency, NodeId, Topology};
+use survivable_core::topology::{denver_paris_two_site, Latency, NodeId};
 use survivable_core::Event;
 
 use crate::{finish, json_num, print, Args, CallTable, Report, Workload};
 
 const MODE: &str = "main-site";
 const CM02A: NodeId = NodeId(3);
-
-fn topology(a: &Args) -> Result<Topology, String> {
-    let timers = Timers {
-        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
-        survivable_after: Duration::from_millis(a.survivable_after_ms),
-        ..Timers::default()
-    };
-    denver_paris_two_site()
-        .timers(timers)
-        .hand_back(HandBack {
-            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
-            ..HandBack::default()
-        })
-        .build()
-        .map_err(|e| e.to_string())
-}
 
 /// Percentile `p` (0–100) of `v`, in ms with µs precision.
 fn percentile_ms(v: &mut [u64], p: usize) -> String {
@@ -134,7 +117,7 @@ fn hook_lines(log: &std::sync::Mutex<Vec<String>>, r: &mut Report) {
 
 /// Runs the six main-site steps; whether each behaved as designed.
 pub(crate) fn run(args: &Args) -> bool {
-    let topology = match topology(args) {
+    let topology = match crate::tuned(denver_paris_two_site(), args) {
         Ok(t) => t.shared(),
         Err(e) => {
             eprintln!("invalid topology: {e}");

@@ -4,37 +4,17 @@
 
 use std::time::Duration;
 
-use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::Sim;
-use survivable_core::topology::{
-    denver_paris, Appliance::Virtual, Latency, MemberSpec, NodeId, Topology,
-};
+use survivable_core::topology::{denver_paris, Appliance::Virtual, Latency, MemberSpec, NodeId};
 use survivable_core::Event;
 
 use crate::{
     finish, first_commit_in_term, json_num, leader_term, print, Args, CallTable, Workload,
 };
 
-fn topology(a: &Args) -> Result<Topology, String> {
-    let timers = Timers {
-        // The election timeout must cover the WAN round trip with margin.
-        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
-        survivable_after: Duration::from_millis(a.survivable_after_ms),
-        ..Timers::default()
-    };
-    denver_paris()
-        .timers(timers)
-        .hand_back(HandBack {
-            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
-            ..HandBack::default()
-        })
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 /// Runs the five witness-mode steps; whether each behaved as designed.
 pub(crate) fn run(args: &Args) -> bool {
-    let topology = match topology(args) {
+    let topology = match crate::tuned(denver_paris(), args) {
         Ok(t) => t.shared(),
         Err(e) => {
             eprintln!("invalid topology: {e}");

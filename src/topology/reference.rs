@@ -17,10 +17,18 @@ use crate::policy::QuorumMode;
 /// # Ok::<(), survivable_core::topology::TopologyError>(())
 /// ```
 pub fn denver_paris() -> TopologyBuilder {
+    let mut b = denver_and_paris();
+    b.site(Site::backup("kansas"))
+        .witness(Witness::new(5, "W1", "kansas", "wit-1"));
+    b
+}
+
+/// Denver's duplicated core and Paris's rank-1 survivable core, the part
+/// both reference layouts share.
+fn denver_and_paris() -> TopologyBuilder {
     let mut b = Topology::builder(2026);
     b.site(Site::main("denver"))
         .site(Site::backup("paris"))
-        .site(Site::backup("kansas"))
         .core(
             Core::new("cm01", "denver")
                 .member(1, "CM01a", "esxi-1", Virtual)
@@ -31,8 +39,7 @@ pub fn denver_paris() -> TopologyBuilder {
             Core::new("cm02", "paris")
                 .member(3, "CM02a", "esxi-5", Virtual)
                 .member(4, "CM02b", "esxi-7", Virtual),
-        ))
-        .witness(Witness::new(5, "W1", "kansas", "wit-1"));
+        ));
     b
 }
 
@@ -63,21 +70,8 @@ pub fn denver_paris_london() -> TopologyBuilder {
 /// # Ok::<(), survivable_core::topology::TopologyError>(())
 /// ```
 pub fn denver_paris_two_site() -> TopologyBuilder {
-    let mut b = Topology::builder(2026);
+    let mut b = denver_and_paris();
     b.mode(QuorumMode::MainSite)
-        .site(Site::main("denver"))
-        .site(Site::backup("paris"))
-        .core(
-            Core::new("cm01", "denver")
-                .member(1, "CM01a", "esxi-1", Virtual)
-                .member(2, "CM01b", "esxi-3", Virtual),
-        )
-        .survivable_core(SurvivableCore::new(
-            1,
-            Core::new("cm02", "paris")
-                .member(3, "CM02a", "esxi-5", Virtual)
-                .member(4, "CM02b", "esxi-7", Virtual),
-        ))
         .witness(Witness::new(5, "TB", "denver", "esxi-9"));
     b
 }
