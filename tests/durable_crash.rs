@@ -64,6 +64,24 @@ fn all_entries(s: &DurableStorage) -> Vec<Entry> {
         .expect("entries")
 }
 
+/// A closed store in `dir` holding entries 2..=`last` (term 1, `pad`
+/// bytes each), written in one synced batch.
+fn written(dir: &Path, last: u64, pad: usize) {
+    let s = open(dir);
+    bootstrap(&s);
+    let ents: Vec<Entry> = (2..=last).map(|i| entry(i, 1, pad)).collect();
+    persist(&s, None, &ents, None, true);
+}
+
+/// The one log file of a small store.
+fn only_log_file(dir: &Path) -> PathBuf {
+    let files = log_files(dir);
+    let [file] = &files[..] else {
+        panic!("expected one log file, found {files:?}")
+    };
+    file.clone()
+}
+
 /// raft-engine's append-queue files in a store directory, oldest first.
 fn log_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -151,17 +169,7 @@ fn a_foreign_directory_is_refused() {
 fn a_directory_overwritten_with_garbage_is_refused_not_reset() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("member");
-    {
-        let s = open(&dir);
-        bootstrap(&s);
-        persist(
-            &s,
-            None,
-            &(2..=50).map(|i| entry(i, 1, 100)).collect::<Vec<_>>(),
-            None,
-            true,
-        );
-    }
+    written(&dir, 50, 100);
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
         if f.ends_with("LOCK") {
@@ -201,10 +209,7 @@ fn garbage_inside_the_last_file_is_refused_and_left_as_found() {
             persist(&s, None, &[entry(i, 1, 200)], None, true);
         }
     }
-    let files = log_files(&dir);
-    let [file] = &files[..] else {
-        panic!("expected one log file")
-    };
+    let file = &only_log_file(&dir);
     let good = std::fs::read(file).unwrap();
     // Wherever the garbage lands before the final write (in a batch's
     // header, items or entries), raft-engine's recovery or the read-back of
@@ -238,21 +243,8 @@ fn garbage_inside_the_last_file_is_refused_and_left_as_found() {
 fn a_torn_final_write_and_preallocated_zeros_are_tolerated() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("member");
-    {
-        let s = open(&dir);
-        bootstrap(&s);
-        persist(
-            &s,
-            None,
-            &(2..=10).map(|i| entry(i, 1, 50)).collect::<Vec<_>>(),
-            None,
-            true,
-        );
-    }
-    let files = log_files(&dir);
-    let [file] = &files[..] else {
-        panic!("expected one log file")
-    };
+    written(&dir, 10, 50);
+    let file = &only_log_file(&dir);
     let before = std::fs::metadata(file).unwrap().len() as usize;
     {
         let s = open(&dir);

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
-use survivable_core::topology::{NodeId, Topology, TopologyBuilder};
+use survivable_core::topology::{Latency, NodeId, TopologyBuilder};
 use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
 
 mod main_site;
@@ -200,22 +200,50 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// `layout` with the run's timers (the election timeout covers the WAN
-/// round trip with margin) and hand-back stability window.
-fn tuned(mut layout: TopologyBuilder, a: &Args) -> Result<Topology, String> {
+/// Starts a mode's run: `layout` with the run's timers (the election
+/// timeout covers the WAN round trip with margin) and hand-back stability
+/// window, its title and survivability report printed (unless `--json`),
+/// and a simulator whose members start from `table`.
+fn start(
+    title: &str,
+    layout: TopologyBuilder,
+    table: CallTable,
+    a: &Args,
+) -> Option<Sim<CallTable>> {
     let timers = Timers {
         election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
         survivable_after: Duration::from_millis(a.survivable_after_ms),
         ..Timers::default()
     };
-    layout
-        .timers(timers)
-        .hand_back(HandBack {
-            policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
-            ..HandBack::default()
-        })
-        .build()
-        .map_err(|e| e.to_string())
+    let mut layout = layout;
+    layout.timers(timers).hand_back(HandBack {
+        policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
+        ..HandBack::default()
+    });
+    let topology = match layout.build() {
+        Ok(t) => t.shared(),
+        Err(e) => {
+            eprintln!("invalid topology: {e}");
+            return None;
+        }
+    };
+    if !a.json {
+        println!(
+            "Denver/Paris control plane, {title} (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
+            a.seed, a.wan_rtt_ms
+        );
+        let report = topology.survivability_with(Latency::new(
+            Duration::from_millis(1),
+            Duration::from_millis(a.wan_rtt_ms),
+        ));
+        println!("{report}");
+    }
+    Some(
+        Sim::builder(topology)
+            .seed(a.seed)
+            .wan_rtt(Duration::from_millis(a.wan_rtt_ms))
+            .build(move |_| table.clone()),
+    )
 }
 
 /// Users in Denver and Paris making calls: a call is set up, lasts a

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use survivable_core::node::EpochId;
 use survivable_core::sim::Sim;
-use survivable_core::topology::{denver_paris_two_site, Latency, NodeId};
+use survivable_core::topology::{denver_paris_two_site, NodeId};
 use survivable_core::Event;
 
-use crate::{finish, json_num, print, Args, CallTable, Report, Workload};
+use crate::{finish, json_num, print, start, Args, CallTable, Report, Workload};
 
 const MODE: &str = "main-site";
 const CM02A: NodeId = NodeId(3);
@@ -117,31 +117,12 @@ fn hook_lines(log: &std::sync::Mutex<Vec<String>>, r: &mut Report) {
 
 /// Runs the six main-site steps; whether each behaved as designed.
 pub(crate) fn run(args: &Args) -> bool {
-    let topology = match crate::tuned(denver_paris_two_site(), args) {
-        Ok(t) => t.shared(),
-        Err(e) => {
-            eprintln!("invalid topology: {e}");
-            return false;
-        }
-    };
-    if !args.json {
-        println!(
-            "Denver/Paris control plane, main-site mode: two data centres, the rainy day \
-             (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
-            args.seed, args.wan_rtt_ms
-        );
-        let report = topology.survivability_with(Latency::new(
-            Duration::from_millis(1),
-            Duration::from_millis(args.wan_rtt_ms),
-        ));
-        println!("{report}");
-    }
     let table = CallTable::default();
     let log = table.hook_log.clone();
-    let mut sim = Sim::builder(topology)
-        .seed(args.seed)
-        .wan_rtt(Duration::from_millis(args.wan_rtt_ms))
-        .build(move |_| table.clone());
+    let title = "main-site mode: two data centres, the rainy day";
+    let Some(mut sim) = start(title, denver_paris_two_site(), table, args) else {
+        return false;
+    };
     let mut w = Workload::new(args.seed, true);
     let mut ok = true;
     let wan = args.wan_rtt_ms;

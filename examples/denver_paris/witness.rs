@@ -4,40 +4,18 @@
 
 use std::time::Duration;
 
-use survivable_core::sim::Sim;
-use survivable_core::topology::{denver_paris, Appliance::Virtual, Latency, MemberSpec, NodeId};
+use survivable_core::topology::{denver_paris, Appliance::Virtual, MemberSpec, NodeId};
 use survivable_core::Event;
 
 use crate::{
-    finish, first_commit_in_term, json_num, leader_term, print, Args, CallTable, Workload,
+    finish, first_commit_in_term, json_num, leader_term, print, start, Args, CallTable, Workload,
 };
 
 /// Runs the five witness-mode steps; whether each behaved as designed.
 pub(crate) fn run(args: &Args) -> bool {
-    let topology = match crate::tuned(denver_paris(), args) {
-        Ok(t) => t.shared(),
-        Err(e) => {
-            eprintln!("invalid topology: {e}");
-            return false;
-        }
+    let Some(mut sim) = start("witness mode", denver_paris(), CallTable::default(), args) else {
+        return false;
     };
-    if !args.json {
-        println!(
-            "Denver/Paris control plane, witness mode (seed {}, WAN RTT {} ms, LAN RTT 1 ms)\n",
-            args.seed, args.wan_rtt_ms
-        );
-    }
-    let report = topology.survivability_with(Latency::new(
-        Duration::from_millis(1),
-        Duration::from_millis(args.wan_rtt_ms),
-    ));
-    if !args.json {
-        println!("{report}");
-    }
-    let mut sim = Sim::builder(topology)
-        .seed(args.seed)
-        .wan_rtt(Duration::from_millis(args.wan_rtt_ms))
-        .build(|_| CallTable::default());
     let mut w = Workload::new(args.seed, false);
     let mut ok = true;
 

@@ -307,7 +307,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             lineage,
             ep: takeover::EpochState {
                 reconciled,
-                snapshot_covered: covered.clone(),
                 covered,
                 joining: marked,
                 ..takeover::EpochState::default()

@@ -158,7 +158,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.lineage = super::payload::decode_lineage(&data.epochs);
         self.ep.reconciled = super::payload::decode_reconciled(&data.reconciled);
         self.ep.covered = super::payload::decode_reconciled(&data.covered);
-        self.ep.snapshot_covered = self.ep.covered.clone();
         self.ep.joining = false;
         self.sm.note_epoch(self.epoch());
         self.resolve_from_dedup();
@@ -338,6 +337,5 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return self.fail(Fatal::Storage(e));
         }
         self.snapshot_index = self.applied;
-        self.ep.snapshot_covered = self.ep.covered.clone();
     }
 }

@@ -191,8 +191,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             first_index: from,
             entries,
             compacted: from - lo,
+            // What the compacted entries had reconciled: the latest
+            // snapshot's view (compaction follows a snapshot).
             compacted_covered: if from > lo {
-                super::payload::encode_reconciled(&self.ep.snapshot_covered)
+                SnapshotData::decode_bytes(&self.storage.latest_snapshot().data)
+                    .map(|d| d.covered)
+                    .unwrap_or_default()
             } else {
                 Vec::new()
             },

@@ -34,10 +34,6 @@ pub(super) struct EpochState {
     /// How far each epoch's own entries have been shown to the application
     /// by reconciliation, whoever brought them: an entry is shown once.
     pub(super) covered: BTreeMap<EpochId, u64>,
-    /// `covered` as of the latest snapshot: what the compacted part of the
-    /// log had shown, sent along with a divergent suffix that starts
-    /// after compacted entries (their reconciliation records are gone).
-    pub(super) snapshot_covered: BTreeMap<EpochId, u64>,
     /// A newer epoch this member met: its lineage, reconciled map, leader.
     pub(super) newer: Option<super::reunion::Newer>,
     /// This member left its epoch and waits to be added to the new one.

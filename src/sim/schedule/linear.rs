@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::run::apply;
+use super::run::{apply, recover_all};
 use super::{Fault, Schedule, ScheduleError};
 use crate::node::rng::SplitMix64;
 use crate::node::{ProposalId, ReadId};
@@ -215,13 +215,7 @@ impl Schedule {
                 apply(&mut sim, &step.fault);
             }
         }
-        sim.heal();
-        sim.restore_links();
-        for id in sim.members() {
-            sim.resume(id);
-            sim.restart(id);
-            sim.set_tick_skew(id, 100);
-        }
+        recover_all(&mut sim);
         w.run(&mut sim, Duration::from_secs(2), true);
         w.run(
             &mut sim,

@@ -81,13 +81,7 @@ impl Schedule {
             apply(&mut sim, &step.fault);
         }
         load.run(&mut sim, Duration::from_millis(20));
-        sim.heal();
-        sim.restore_links();
-        for id in sim.members() {
-            sim.resume(id);
-            sim.restart(id);
-            sim.set_tick_skew(id, 100);
-        }
+        recover_all(&mut sim);
         let healed = sim.now_us();
         let home = sim.check_main_site_leads(opts.main_site_within);
         let main_site_after_ms = home.is_none().then(|| (sim.now_us() - healed) / 1000);
@@ -129,6 +123,18 @@ impl Schedule {
 
 fn every(per_s: u64) -> Duration {
     Duration::from_micros(1_000_000 / per_s.clamp(1, 10_000))
+}
+
+/// The end of every schedule: every link healed and back to its latency
+/// and loss, every member resumed, restarted and un-skewed.
+pub(super) fn recover_all(sim: &mut Sim<KvStore>) {
+    sim.heal();
+    sim.restore_links();
+    for id in sim.members() {
+        sim.resume(id);
+        sim.restart(id);
+        sim.set_tick_skew(id, 100);
+    }
 }
 
 pub(super) fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
