@@ -273,6 +273,10 @@
 //! )?;
 //! let applied = member.handle.propose(b"set call-1 up".to_vec())?; // blocks until applied
 //! println!("applied at {} in term {}", applied.index, applied.term);
+//! // A linearizable read point: every write acknowledged before this call
+//! // (anywhere) is in this member's state machine once it returns.
+//! let read_point = member.handle.read(std::time::Duration::from_secs(1))?;
+//! println!("state machine applied up to {read_point} or further");
 //! for event in member.handle.events().try_iter() {
 //!     println!("{event:?}");
 //! }

@@ -10,12 +10,13 @@ mod support;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use support::{Cluster, Options, Recorder, CM01A, CM01B, CM02A};
+use support::{Cluster, Options, Recorder, CM01A, CM01B, CM02A, CM02B, W1};
 use survivable_core::node::NodeRole;
 use survivable_core::runtime::start_member;
 use survivable_core::transport::{
     ConnectionError, Dialer, TcpConfig, TlsFiles, TlsRefusal, TransportSecurity,
 };
+use survivable_core::ProposeError;
 
 #[test]
 fn the_standby_takes_over_and_the_old_primary_catches_up_from_disk() {
@@ -60,6 +61,43 @@ fn the_standby_takes_over_and_the_old_primary_catches_up_from_disk() {
     let s = c.members[&CM01A].handle.status();
     assert_eq!(s.role, NodeRole::Follower);
     assert_eq!(s.leader, Some(CM01B));
+}
+
+#[test]
+fn a_read_at_any_member_sees_every_write_acknowledged_before_it() {
+    let mut c = Cluster::new();
+    c.wait_for(Duration::from_secs(10), "CM01a to lead", |c| {
+        c.leader() == Some(CM01A)
+    });
+    let members = [CM01A, CM01B, CM02A, CM02B, W1];
+    for i in 0..40 {
+        let (writer, reader) = (members[i % 5], members[(i * 3 + 1) % 5]);
+        let cmd = format!("call-{i}").into_bytes();
+        let r = c.members[&writer]
+            .handle
+            .propose_timeout(cmd.clone(), Duration::from_secs(5));
+        assert!(r.is_ok(), "write {i} at {writer}: {r:?}");
+        let index = r.unwrap().index;
+        let point = c.members[&reader].handle.read(Duration::from_secs(5));
+        let point = point.unwrap_or_else(|e| panic!("read {i} at {reader}: {e}"));
+        assert!(point >= index, "read {i} at {reader}: {point} < {index}");
+        assert!(
+            c.applied(reader).contains(&cmd),
+            "read {i} at {reader} returned before call-{i} was applied there"
+        );
+    }
+
+    // Without a quorum no read point is given: the wait times out.
+    for id in [CM01A, CM01B, CM02A] {
+        c.kill(id);
+    }
+    let r = c.members[&CM02B].handle.read(Duration::from_millis(500));
+    assert!(matches!(r, Err(ProposeError::Timeout { .. })), "{r:?}");
+    // A stopped member says so.
+    let stopped = c.members.remove(&W1).expect("running");
+    stopped.handle.shutdown();
+    let r = stopped.handle.read(Duration::from_millis(500));
+    assert!(matches!(r, Err(ProposeError::Stopped)), "{r:?}");
 }
 
 #[test]

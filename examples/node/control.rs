@@ -188,11 +188,22 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
             }
             "status" => say(&out, &status_json(&handle.status())),
             "dump" => {
-                let keys: Vec<String> = kv.0.lock().map.keys().map(|k| quote(k)).collect();
-                say(
-                    &out,
-                    &format!("{{\"reply\":\"dump\",\"keys\":[{}]}}", keys.join(",")),
-                );
+                // A linearizable read point first: the keys then include
+                // every write acknowledged anywhere before the command.
+                let line = match handle.read(Duration::from_secs(2)) {
+                    Ok(applied) => {
+                        let keys: Vec<String> = kv.0.lock().map.keys().map(|k| quote(k)).collect();
+                        format!(
+                            "{{\"reply\":\"dump\",\"ok\":true,\"applied\":{applied},\"keys\":[{}]}}",
+                            keys.join(",")
+                        )
+                    }
+                    Err(e) => format!(
+                        "{{\"reply\":\"dump\",\"ok\":false,\"error\":{}}}",
+                        quote(&e.to_string())
+                    ),
+                };
+                say(&out, &line);
             }
             "hand-back" => {
                 let r = handle.hand_back().map_err(|e| e.to_string());

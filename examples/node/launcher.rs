@@ -131,8 +131,11 @@ pub(crate) struct Cluster {
     down: BTreeSet<u64>,
     ending: BTreeMap<u64, Vec<u64>>,
     statuses: BTreeMap<u64, (String, u64, u64)>, // id -> (role, term, applied)
-    dump: Option<BTreeSet<String>>,
+    /// The last `dump` answer: the keys, or why no read point was given.
+    dump: Option<Result<BTreeSet<String>, String>>,
     json: bool,
+    /// Leave the directory (logs, data, certificates) behind.
+    pub(crate) keep: bool,
 }
 
 impl Cluster {
@@ -175,6 +178,7 @@ impl Cluster {
             statuses: BTreeMap::new(),
             dump: None,
             json,
+            keep: false,
         };
         for (id, ..) in NAMES {
             c.spawn(id)?;
@@ -312,6 +316,11 @@ impl Cluster {
                     .insert(id, (role, num("term"), num("applied")));
             }
             Some("dump") => {
+                if field(line, "ok") != Some("true") {
+                    let e = field(line, "error").unwrap_or("no answer").to_string();
+                    self.dump = Some(Err(e));
+                    return;
+                }
                 let keys = line.split("\"keys\":[").nth(1).unwrap_or("");
                 let set = keys
                     .trim_end_matches(['}', ']'])
@@ -319,7 +328,7 @@ impl Cluster {
                     .filter(|k| !k.is_empty())
                     .map(|k| k.trim_matches('"').to_string())
                     .collect();
-                self.dump = Some(set);
+                self.dump = Some(Ok(set));
             }
             _ => {
                 if let (false, Some(e)) = (self.json, field(line, "event")) {
@@ -411,7 +420,31 @@ impl Cluster {
             .min()
     }
 
-    /// Prints the step's line; returns the committed entries found lost.
+    /// The replicated keys as of now, read after a linearizable read point
+    /// (so a member that is behind cannot make acknowledged calls look
+    /// lost), asked of the leader first, then of the other live members.
+    fn linearizable_dump(&mut self, leader: Option<u64>) -> Result<BTreeSet<String>, String> {
+        let mut ask: Vec<u64> = leader.into_iter().collect();
+        ask.extend(self.procs.keys().filter(|&&id| Some(id) != leader));
+        let mut why = Vec::new();
+        for id in ask {
+            if self.procs.get(&id).is_none_or(|p| p.stopped) {
+                continue;
+            }
+            self.dump = None;
+            self.send(id, "dump");
+            self.wait_until(Duration::from_secs(3), |c, _, _| c.dump.is_some());
+            match self.dump.take() {
+                Some(Ok(keys)) => return Ok(keys),
+                Some(Err(e)) => why.push(format!("n{id}: {e}")),
+                None => why.push(format!("n{id}: no answer in 3 s")),
+            }
+        }
+        Err(why.join("; "))
+    }
+
+    /// Prints the step's line; returns the committed entries found lost
+    /// (all of them when no member could give a read point).
     fn report(
         &mut self,
         step: &str,
@@ -420,17 +453,18 @@ impl Cluster {
         extra: &[(&str, String)],
     ) -> usize {
         let leader = self.leader();
-        self.dump = None;
-        if let Some(l) = leader {
-            self.send(l, "dump");
-            self.wait_until(Duration::from_secs(2), |c, _, _| c.dump.is_some());
-        }
-        let keys = self.dump.clone().unwrap_or_default();
-        let has = |call: &u64| keys.contains(&format!("call-{call}"));
+        let keys = self.linearizable_dump(leader);
+        let has = |call: &u64| {
+            keys.as_ref()
+                .is_ok_and(|k| k.contains(&format!("call-{call}")))
+        };
         let wanted: Vec<u64> = before.intersection(&self.up).copied().collect();
         let preserved = wanted.iter().filter(|c| has(c)).count();
         let lost = self.up.iter().filter(|c| !has(c)).count()
             + self.down.iter().filter(|c| has(c)).count();
+        if let Err(e) = &keys {
+            eprintln!("{step}: no member gave a linearizable read point: {e}");
+        }
         let (site, node) = leader
             .and_then(|l| NAMES.iter().find(|n| n.0 == l))
             .map_or(("none", "none"), |n| (n.2, n.1));
@@ -438,7 +472,7 @@ impl Cluster {
             "{{\"step\":\"{step}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{preserved},\"calls_dropped\":{},\"committed_lost\":{lost}",
             self.now_ms(),
             takeover_ms.map_or("null".into(), |t| t.to_string()),
-            keys.len(),
+            keys.as_ref().map_or(0, BTreeSet::len),
             wanted.len() - preserved,
         );
         for (k, v) in extra {
@@ -451,7 +485,7 @@ impl Cluster {
             println!(
                 "== {step}: leader {node} ({site}), takeover {}, calls active {}, preserved {preserved}, dropped {}, committed lost {lost}{}",
                 takeover_ms.map_or("-".into(), |t| format!("{t} ms")),
-                keys.len(),
+                keys.as_ref().map_or(0, BTreeSet::len),
                 wanted.len() - preserved,
                 extra.iter().map(|(k, v)| format!(", {k} {v}")).collect::<String>()
             );
@@ -479,18 +513,24 @@ impl Drop for Cluster {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep {
+            eprintln!("logs, data and certificates kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
-/// Runs the scenario; `json` prints one object per step.
-pub(crate) fn run(json: bool) -> Result<(), String> {
+/// Runs the scenario; `json` prints one object per step, `keep` leaves the
+/// members' logs and data directories behind.
+pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
     // Five processes (debug builds under `cargo test`) on a shared 2-core
     // machine stall for tens of milliseconds now and then; with the 30 ms
     // default a stalled primary loses its lead to its standby before the
     // story starts. The story runs with a 100 ms failover detection; `node
     // bench` measures the default timers.
     let mut c = Cluster::start(json, "failover_ms = 100")?;
+    c.keep = keep;
     if !json {
         println!(
             "Denver/Paris cluster: five processes on 127.0.0.1, mutual TLS, data and certificates in {}",
@@ -552,7 +592,16 @@ pub(crate) fn run(json: bool) -> Result<(), String> {
     c.signal(1, "-CONT");
     c.signal(2, "-CONT");
     c.procs.values_mut().for_each(|p| p.stopped = false);
-    c.run_for(Duration::from_millis(STABLE_MS + 3_000));
+    // Home once Denver has been in contact for STABLE_MS; a disturbance on
+    // the way (a stalled leader replaced by its standby) starts that wait
+    // again, so allow a few of them, then watch writes for a while.
+    c.run_for(Duration::from_millis(STABLE_MS));
+    let home = |c: &Cluster| c.leader().is_some_and(|l| l == 1 || l == 2);
+    while !home(&c) && c.now_ms() < t0 + 3 * STABLE_MS + 3_000 {
+        c.run_for(Duration::from_millis(100));
+    }
+    let home_ms = home(&c).then(|| c.now_ms() - t0);
+    c.run_for(Duration::from_millis(2_000));
     let takeover = c.first_ack_after(t0 + STABLE_MS, term);
     let mut times: Vec<u64> = c
         .acks
@@ -564,6 +613,7 @@ pub(crate) fn run(json: bool) -> Result<(), String> {
     let outage = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     ok &= c.leader().is_some_and(|l| l == 1 || l == 2) && c.failed == failed;
     let extra = [
+        ("home_ms", home_ms.map_or("null".into(), |t| t.to_string())),
         ("write_outage_ms", outage.to_string()),
         ("failed_proposals", (c.failed - failed).to_string()),
     ];
@@ -573,6 +623,14 @@ pub(crate) fn run(json: bool) -> Result<(), String> {
     }
     for (id, name, ..) in NAMES {
         let log = std::fs::read_to_string(c.dir.join(format!("n{id}.log"))).unwrap_or_default();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" CRIT "))
+            .collect();
+        eprintln!("--- {name}: {} warning(s)", warnings.len());
+        for l in warnings.iter().rev().take(20).rev() {
+            eprintln!("{l}");
+        }
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         eprintln!("--- {name} (last {} log lines)", tail.len());
         for l in tail.iter().rev() {

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example node -- cluster           # the launcher, narrated
 //! cargo run --release --example node -- cluster --json    # one JSON object per step
+//! cargo run --release --example node -- cluster --keep    # leave logs and data behind
 //! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
 //! cargo run --release --example node -- run --config m.toml
 //! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365]
@@ -15,7 +16,7 @@
 //! takes commands on stdin,
 //! one per line, answering with JSON lines on stdout:
 //! `propose <tag> <command>` (e.g. `propose 7 set call-7 up`), `status`,
-//! `dump` (the replicated key-value state), `hand-back`. Events are printed
+//! `dump` (the replicated key-value state, after a linearizable read point), `hand-back`. Events are printed
 //! as they happen. End of input stops the member.
 //!
 //! `certs` writes a new cluster CA (`ca.pem`) and, for each node, a key
@@ -47,11 +48,14 @@ fn main() -> ExitCode {
             Some([flag, path]) if flag == "--config" => control::run(path),
             _ => Err("usage: node run --config <member.toml>".to_string()),
         },
-        Some("cluster") => launcher::run(args.iter().any(|a| a == "--json")),
+        Some("cluster") => launcher::run(
+            args.iter().any(|a| a == "--json"),
+            args.iter().any(|a| a == "--keep"),
+        ),
         Some("bench") => bench::run(&args[1..]),
         Some("certs") => certs(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
+            "usage: node cluster [--json] [--keep] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
                 .to_string(),
         ),
     };

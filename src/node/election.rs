@@ -124,9 +124,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let term = self.raw.raft.term;
         let election = self.ticks.election as u64;
-        // Behind what the leader said it had committed, or recently
-        // catching up: such a log would lose the election.
-        let behind = self.raw.raft.raft_log.last_index() < self.ep.leader_commit;
+        // Behind what the leader said it had committed, recently catching
+        // up, or not yet known to match the leader's log in this term (only
+        // heartbeats so far): such a log would lose the election.
+        let behind =
+            self.raw.raft.raft_log.last_index() < self.ep.leader_commit || self.synced_term != term;
         let catching_up = behind
             || self
                 .catching_up_at

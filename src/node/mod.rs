@@ -170,6 +170,12 @@ pub struct Node<M, S: LogStore = MemStorage> {
     last_leader: Option<NodeId>,
     /// When this member last found itself behind the leader's commit.
     catching_up_at: Option<u64>,
+    /// The last term in which an append from its leader was taken and left
+    /// this member's log matching the leader's up to its commit index:
+    /// only then is a fast pair failover worth its term bump (a member
+    /// that has heard nothing but heartbeats, e.g. just after a restart,
+    /// would lose the vote after deposing a live primary).
+    synced_term: u64,
     /// Campaign within this many ticks, whatever the usual schedule says
     /// (set when a more preferred candidate proved it cannot win, or when
     /// this leader was deposed with no successor).
@@ -332,6 +338,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             dirty: false,
             last_leader: None,
             catching_up_at: None,
+            synced_term: 0,
             step_up: None,
             last_heard: BTreeMap::new(),
             contact_since: BTreeMap::new(),
@@ -445,6 +452,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         ) {
             self.note_vote_request(from, msg.log_term, msg.index);
         }
+        // The append's last (index, term), to see whether our log took it.
+        let append_tip =
+            (kind == MessageType::MsgAppend && msg.term == self.raw.raft.term).then(|| {
+                msg.entries
+                    .last()
+                    .map_or((msg.index, msg.log_term), |e| (e.index, e.term))
+            });
         if let Err(e) = self.raw.step(msg) {
             let e = StepError::Refused {
                 from: from.0,
@@ -460,6 +474,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             && self.raw.raft.raft_log.last_index() < leader_commit;
         if catching_up {
             self.catching_up_at = Some(self.tick_no);
+        }
+        let log = &self.raw.raft.raft_log;
+        if let Some((index, term)) = append_tip {
+            if from.0 == self.raw.raft.leader_id
+                && log.match_term(index, term)
+                && log.last_index() >= leader_commit
+            {
+                self.synced_term = self.raw.raft.term;
+            }
         }
         self.dirty = true;
         Ok(())

@@ -75,6 +75,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn send(&mut self, msgs: Vec<Message>) {
         let cluster = self.cfg.topology.cluster_id();
         for m in msgs {
+            if m.from != self.id.0 {
+                // raft relays a proposal or read request that another
+                // member forwarded here under that member's name; the
+                // receiver would refuse it as spoofed (a transport closes
+                // the connection). Its sender asks again when it learns the
+                // new leader, so it is dropped here instead.
+                self.counters.relays_dropped += 1;
+                slog::debug!(self.logger, "not relaying a forwarded request";
+                    "type" => ?m.get_msg_type(), "origin" => m.from, "to" => m.to);
+                continue;
+            }
             if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
                 self.snapshot_sent.insert(NodeId(m.to), self.tick_no);
             }

@@ -67,7 +67,8 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
 }
 
-/// Counts of input the node refused. Nothing counted here reached raft.
+/// Counts of input the node refused (nothing counted here but
+/// `relays_dropped` reached raft).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Envelopes or raft payloads that did not decode.
@@ -92,6 +93,11 @@ pub struct Counters {
     pub malformed_entries: u64,
     /// Reconciliations the application refused (or whose hook panicked).
     pub reconcile_failures: u64,
+    /// Proposals and read requests another member forwarded here after
+    /// this member stopped leading: raft would relay them under their
+    /// first sender's name, which the next member refuses as spoofed, so
+    /// they are dropped and their sender asks again.
+    pub relays_dropped: u64,
 }
 
 impl Counters {

@@ -30,28 +30,30 @@ impl std::fmt::Debug for Handle {
     }
 }
 
-/// A proposal on its way: wait for its result, with or without a timeout.
+/// A request on its way: wait for its result, with or without a timeout.
+/// A proposal's result is its [`Applied`] position; a read's is the index
+/// this member has applied up to (see [`Handle::read_async`]).
 #[derive(Debug)]
-#[must_use = "the result of a proposal arrives here"]
-pub struct Pending {
-    rx: Receiver<Result<Applied, ProposeError>>,
+#[must_use = "the result of the request arrives here"]
+pub struct Pending<T = Applied> {
+    rx: Receiver<Result<T, ProposeError>>,
 }
 
-impl Pending {
-    /// Blocks until the proposal is applied (or the node stops).
+impl<T> Pending<T> {
+    /// Blocks until the request is done (or the node stops).
     ///
     /// # Errors
     /// Why it never will be: see [`ProposeError`].
-    pub fn wait(self) -> Result<Applied, ProposeError> {
+    pub fn wait(self) -> Result<T, ProposeError> {
         self.rx.recv().unwrap_or(Err(ProposeError::Stopped))
     }
 
     /// Blocks for at most `timeout`.
     ///
     /// # Errors
-    /// [`ProposeError::Timeout`] after `timeout` (the proposal stays queued
+    /// [`ProposeError::Timeout`] after `timeout` (a proposal stays queued
     /// and may still be applied, never twice), or why it never will be.
-    pub fn wait_timeout(self, timeout: Duration) -> Result<Applied, ProposeError> {
+    pub fn wait_timeout(self, timeout: Duration) -> Result<T, ProposeError> {
         match self.rx.recv_timeout(timeout) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => Err(ProposeError::Timeout { waited: timeout }),
@@ -60,7 +62,7 @@ impl Pending {
     }
 
     /// The result if it has arrived.
-    pub fn try_result(&self) -> Option<Result<Applied, ProposeError>> {
+    pub fn try_result(&self) -> Option<Result<T, ProposeError>> {
         match self.rx.try_recv() {
             Ok(r) => Some(r),
             Err(TryRecvError::Empty) => None,
@@ -115,6 +117,49 @@ impl Handle {
         timeout: Duration,
     ) -> Result<Applied, ProposeError> {
         self.propose_async(command)?.wait_timeout(timeout)
+    }
+
+    /// Asks for a linearizable read point without waiting: the result is
+    /// the index this member has applied up to once it is at least the
+    /// leader's commit index at the time of the request, confirmed by a
+    /// quorum round (raft's safe read index, so a deposed leader never
+    /// answers). When it arrives, this member's state machine reflects every
+    /// write acknowledged anywhere before the request: read it then (it
+    /// only moves forward, so reading later is just as linearizable).
+    ///
+    /// Works at any member (followers ask the leader). While there is no
+    /// leader the request waits, asked again every election timeout; bound
+    /// the wait with [`Pending::wait_timeout`].
+    ///
+    /// # Errors
+    /// [`ProposeError::Stopped`] when the node is not running; the pending
+    /// read reports [`ProposeError::QueueFull`] when too many reads wait,
+    /// [`ProposeError::Removed`] for a member removed from the cluster.
+    pub fn read_async(&self) -> Result<Pending<u64>, ProposeError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::Read(tx))
+            .map_err(|_| ProposeError::Stopped)?;
+        Ok(Pending { rx })
+    }
+
+    /// A linearizable read point, waiting at most `timeout`; see
+    /// [`read_async`](Self::read_async).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn f(handle: &survivable_core::runtime::Handle) -> Result<(), survivable_core::ProposeError> {
+    /// let applied = handle.read(Duration::from_secs(1))?;
+    /// // Every write acknowledged before the call is in this member's state
+    /// // machine now (applied up to `applied` or further): read it.
+    /// # let _ = applied; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProposeError::Timeout`] when no leader confirmed a read point in
+    /// time, or see [`read_async`](Self::read_async).
+    pub fn read(&self, timeout: Duration) -> Result<u64, ProposeError> {
+        self.read_async()?.wait_timeout(timeout)
     }
 
     /// The member's typed events (leadership, failover, takeover, hand-back,

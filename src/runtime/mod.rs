@@ -15,7 +15,7 @@ mod member;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::RwLock;
@@ -26,7 +26,7 @@ pub use member::{start_member, Member, MemberConfig, StartError};
 
 use crate::error::{HandBackError, MembershipError, ProposeError};
 use crate::events::Event;
-use crate::node::{Applied, Node, ProposalId, Status};
+use crate::node::{Applied, Node, ProposalId, ReadId, Status};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{MemberSpec, NodeId};
@@ -43,6 +43,11 @@ pub struct RuntimeConfig {
     /// Events buffered for the reader of [`Handle::events`]; when it falls
     /// behind, newer events are dropped and counted. Defaults to 4096.
     pub event_queue: usize,
+    /// A pass of the thread taking longer than this, or ticks further apart
+    /// than this, is logged as a warning (with what it was doing): a leader
+    /// silent for its standby's failover time is replaced, so a stall here
+    /// explains a failover nobody asked for. Defaults to 50 ms.
+    pub warn_stall: Duration,
 }
 
 impl RuntimeConfig {
@@ -52,6 +57,7 @@ impl RuntimeConfig {
             tick,
             batch: 1024,
             event_queue: 4096,
+            warn_stall: Duration::from_millis(50),
         }
     }
 }
@@ -66,6 +72,7 @@ type Reply<T> = Sender<T>;
 
 pub(crate) enum Command {
     Propose(Vec<u8>, Reply<Result<Applied, ProposeError>>),
+    Read(Reply<Result<u64, ProposeError>>),
     HandBack(Reply<Result<(), HandBackError>>),
     Replace(NodeId, MemberSpec, Reply<Result<(), MembershipError>>),
     Shutdown,
@@ -99,6 +106,7 @@ where
                 events: events_tx,
                 status: shared,
                 waiting: HashMap::new(),
+                reads: HashMap::new(),
                 logger,
                 events_dropped: 0,
             };
@@ -114,6 +122,7 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
     waiting: HashMap<ProposalId, Reply<Result<Applied, ProposeError>>>,
+    reads: HashMap<ReadId, Reply<Result<u64, ProposeError>>>,
     logger: Logger,
     events_dropped: u64,
 }
@@ -133,23 +142,32 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
     ) {
         let ticker = crossbeam_channel::tick(cfg.tick);
         let batch = cfg.batch.max(1);
+        let mut last_tick = Instant::now();
         loop {
-            select! {
+            let (what, took, inputs) = select! {
                 recv(inbound) -> env => {
+                    let start = Instant::now();
+                    let mut n = 0;
                     if let Ok(env) = env {
                         let _ = self.node.step(env);
+                        n = 1;
                         for env in inbound.try_iter().take(batch) {
                             let _ = self.node.step(env);
+                            n += 1;
                         }
                     }
+                    ("messages", start, n)
                 }
                 recv(commands) -> cmd => {
+                    let start = Instant::now();
                     let Ok(cmd) = cmd else { break };
                     if !self.command(cmd) {
                         break;
                     }
                     let mut stop = false;
+                    let mut n = 1;
                     for cmd in commands.try_iter().take(batch) {
+                        n += 1;
                         if !self.command(cmd) {
                             stop = true;
                             break;
@@ -159,23 +177,42 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                         self.flush();
                         break;
                     }
+                    ("requests", start, n)
                 }
                 recv(ticker) -> _ => {
+                    let start = Instant::now();
+                    let gap = start.duration_since(last_tick);
+                    last_tick = start;
+                    if gap >= cfg.warn_stall {
+                        slog::warn!(self.logger, "node thread stalled: no tick for a while (starved of CPU or blocked); a leader this silent may be replaced by its standby";
+                            "gap_ms" => gap.as_millis() as u64);
+                    }
                     // What arrived while the thread was busy goes first, so
                     // a late tick never makes a live leader look silent.
+                    let mut n = 0;
                     for env in inbound.try_iter().take(batch) {
                         let _ = self.node.step(env);
+                        n += 1;
                     }
                     self.node.tick(now_ms());
+                    ("tick", start, n)
                 }
-            }
+            };
             self.flush();
+            let took = took.elapsed();
+            if took >= cfg.warn_stall {
+                slog::warn!(self.logger, "slow pass of the node thread (storage writes, applying, or CPU starvation)";
+                    "ms" => took.as_millis() as u64, "handling" => what, "inputs" => inputs);
+            }
             if let Some(f) = self.node.fatal() {
                 slog::crit!(self.logger, "node stopped"; "reason" => %f);
                 break;
             }
         }
         for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(Err(ProposeError::Stopped));
+        }
+        for (_, reply) in self.reads.drain() {
             let _ = reply.send(Err(ProposeError::Stopped));
         }
         *self.status.write() = self.node.status();
@@ -187,6 +224,14 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
             Command::Propose(data, reply) => match self.node.propose(data) {
                 Ok(id) => {
                     self.waiting.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Read(reply) => match self.node.read() {
+                Ok(id) => {
+                    self.reads.insert(id, reply);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -211,6 +256,11 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
         while let Some(o) = self.node.poll_outcome() {
             if let Some(reply) = self.waiting.remove(&o.id) {
                 let _ = reply.send(o.result);
+            }
+        }
+        while let Some(r) = self.node.poll_read() {
+            if let Some(reply) = self.reads.remove(&r.id) {
+                let _ = reply.send(Ok(r.index));
             }
         }
         while let Some(e) = self.node.poll_event() {

@@ -49,3 +49,43 @@ fn a_long_pause_fails_over_once() {
         }
     }
 }
+
+/// A standby just back from a crash knows its leader from the first
+/// heartbeat, well before its log has caught up. If the primary freezes
+/// then, the standby's fast failover would be hopeless (everyone refuses
+/// its stale log) yet depose the primary with its higher term and hand
+/// the election to Paris: it must leave a short freeze alone.
+#[test]
+fn a_standby_still_catching_up_does_not_depose_a_frozen_primary() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+        load.run(&mut sim, Duration::from_secs(1));
+        sim.crash(CM01B);
+        load.run(&mut sim, Duration::from_secs(1));
+        sim.restart(CM01B);
+        let knows_leader = sim.run_until(Duration::from_secs(1), |s| {
+            s.node(CM01B)
+                .is_some_and(|n| n.status().leader == Some(CM01A))
+        });
+        assert!(knows_leader, "seed {seed}");
+        let (behind, commit) = {
+            let n = sim.node(CM01B).expect("restarted");
+            let l = sim.node(CM01A).expect("up");
+            (n.status().commit, l.status().commit)
+        };
+        assert!(
+            behind < commit,
+            "seed {seed}: the standby caught up already"
+        );
+        let t0 = sim.now_us();
+        sim.pause(CM01A);
+        load.run(&mut sim, Duration::from_millis(150));
+        sim.resume(CM01A);
+        load.run(&mut sim, Duration::from_secs(2));
+        settle(&mut sim);
+        assert_eq!(leaders_since(&sim, t0), [], "seed {seed}");
+        assert_acknowledged_applied(&sim, &load, CM01B);
+        assert_clean(&mut sim);
+    }
+}

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use protobuf::Message as _;
+use raft::eraftpb::{Entry, Message, MessageType};
+use survivable_core::wire::{Envelope, PROTOCOL_VERSION};
+
 use crate::support::*;
 
 #[test]
@@ -45,5 +49,49 @@ fn a_proposer_that_catches_up_from_a_snapshot_still_gets_every_answer() {
         .count();
     assert!(unseen > 0, "the scenario did not make CM02a miss applies");
     assert_acknowledged_applied(&sim, &load, CM01A);
+    assert_clean(&mut sim);
+}
+
+/// A proposal another member forwarded to a member that is not the leader
+/// (it stopped leading while the request was on its way): raft would relay
+/// it on under the first sender's name, which the leader refuses as spoofed
+/// (a TCP transport even closes the connection). It is dropped and counted
+/// instead; its sender re-submits once it learns the leader.
+#[test]
+fn a_forwarded_proposal_is_not_relayed_under_another_name() {
+    let mut sim = started(&denver_paris(), 1);
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.leader(), Some(CM01A));
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgPropose);
+    m.from = CM02B.0;
+    m.to = CM01B.0;
+    m.mut_entries().push(Entry {
+        data: b"set call-1 up".to_vec().into(),
+        ..Entry::default()
+    });
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster_id: 2026,
+        epoch: 1,
+        from: CM02B.0,
+        to: CM01B.0,
+        raft: m.write_to_bytes().unwrap(),
+        ..Envelope::default()
+    };
+    let node = sim.node_mut(CM01B).unwrap();
+    node.step(env).expect("a member's request is taken");
+    let mut sent = Vec::new();
+    while let Some(env) = node.poll_transmit() {
+        sent.push(env);
+    }
+    for env in &sent {
+        let inner = env.raft_message().expect("a raft message").from;
+        assert_eq!((env.from, inner), (CM01B.0, CM01B.0), "{env:?}");
+    }
+    assert_eq!(node.counters().relays_dropped, 1);
+    assert_eq!(node.counters().rejected(), 0);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01A));
     assert_clean(&mut sim);
 }
