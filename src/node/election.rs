@@ -170,7 +170,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A candidate more preferred than this member whose log is behind ours
     /// cannot win (we, and everyone as fresh as we are, refuse it): step up
     /// soon instead of waiting out `survivable_after`, staggered by rank
-    /// and position so the best-ranked fresh member goes first.
+    /// and position so the best-ranked fresh member goes first. Soon, not
+    /// at once: the candidate may have deposed a live leader (a standby
+    /// that lost sight of its primary for a moment), which holds the
+    /// freshest log and stands again after the failover time; it gets a
+    /// whole election timeout beyond that to win before this site tries.
     pub(super) fn note_vote_request(&mut self, from: super::NodeId, log_term: u64, index: u64) {
         let (Some(me), Some(them)) = (self.my_member(), self.members.get(&from)) else {
             return;
@@ -186,12 +190,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let t = self.ticks;
         let quarter = t.election / 4;
+        let deposed_restands = t.failover + t.election;
         let within = match me.role {
             Role::Survivable { rank, position, .. } => {
-                t.election / 2 + quarter * (position + 2 * (rank as usize - 1))
+                deposed_restands + quarter * (position + 2 * (rank as usize - 1))
             }
             Role::Witness => {
-                t.election / 2 + quarter * (2 * self.cfg.topology.max_rank() as usize + 1)
+                deposed_restands + quarter * (2 * self.cfg.topology.max_rank() as usize + 1)
             }
             Role::MainCore { .. } => return,
         };
