@@ -4,12 +4,17 @@
 //!   been silent for [`Timers::failover`](crate::policy::Timers::failover):
 //!   it runs a transfer-style campaign (no pre-vote, bypassing the vote
 //!   lease of remote followers), so it needs one WAN round trip for votes,
-//!   not a WAN-sized election timeout plus a pre-vote round.
+//!   not a WAN-sized election timeout plus a pre-vote round. Only with a
+//!   log known to match the leader's in this term (an append taken, not
+//!   behind its commit, not catching up): a hopeless campaign would still
+//!   depose a primary that was only slow.
 //! - Other main-core members campaign after one to two election timeouts
 //!   without a leader (pre-vote, check-quorum).
 //! - A rank-`r` survivable core campaigns only after
 //!   `survivable_after + (r-1)·rank_step` without a leader; its standby one
-//!   election timeout later, so a pair never splits the vote.
+//!   election timeout later, so a pair never splits the vote. It steps up
+//!   sooner (failover time + an election timeout, staggered) when a more
+//!   preferred candidate proves it cannot win.
 //! - A witness campaigns only after every survivable core had its chance,
 //!   and hands leadership on at once (see `handback`).
 //! - After a long leaderless spell a node lowers its own raft priority to 0
