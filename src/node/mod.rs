@@ -452,13 +452,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         ) {
             self.note_vote_request(from, msg.log_term, msg.index);
         }
-        // The append's last (index, term), to see whether our log took it.
-        let append_tip =
-            (kind == MessageType::MsgAppend && msg.term == self.raw.raft.term).then(|| {
-                msg.entries
-                    .last()
-                    .map_or((msg.index, msg.log_term), |e| (e.index, e.term))
-            });
+        // An append's term and last (index, term), to see whether our log
+        // took it (the first append of a new term counts too).
+        let append_tip = (kind == MessageType::MsgAppend).then(|| {
+            let last = msg.entries.last();
+            let tip = last.map_or((msg.index, msg.log_term), |e| (e.index, e.term));
+            (msg.term, tip)
+        });
         if let Err(e) = self.raw.step(msg) {
             let e = StepError::Refused {
                 from: from.0,
@@ -476,8 +476,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.catching_up_at = Some(self.tick_no);
         }
         let log = &self.raw.raft.raft_log;
-        if let Some((index, term)) = append_tip {
+        if let Some((msg_term, (index, term))) = append_tip {
             if from.0 == self.raw.raft.leader_id
+                && msg_term == self.raw.raft.term
                 && log.match_term(index, term)
                 && log.last_index() >= leader_commit
             {

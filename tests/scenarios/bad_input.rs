@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use survivable_core::node::{EpochId, ProposalId, FIRST_EPOCH};
 use survivable_core::sim::KvStore;
@@ -21,15 +20,7 @@ fn heartbeat(from: NodeId, to: NodeId, term: u64) -> Envelope {
     m.from = from.0;
     m.to = to.0;
     m.term = term;
-    Envelope {
-        version: PROTOCOL_VERSION,
-        cluster_id: 2026,
-        epoch: 1,
-        from: from.0,
-        to: to.0,
-        raft: m.write_to_bytes().unwrap(),
-        ..Envelope::default()
-    }
+    envelope(&m)
 }
 
 #[test]

@@ -66,6 +66,36 @@ fn the_standby_takes_over_within_the_budget_and_keeps_every_commit() {
     }
 }
 
+/// With no traffic since the election (heartbeats only) the standby's log
+/// is still known to match the primary's, so it still fails over fast.
+#[test]
+fn an_idle_standby_still_fails_over_fast() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        sim.run_for(Duration::from_secs(2));
+        let t0 = sim.now_us();
+        sim.crash_host("esxi-1");
+        sim.run_for(Duration::from_secs(1));
+        let (at, id, cause) = events_since(&sim, t0, |e| matches!(e, Event::BecameLeader { .. }))
+            .next()
+            .map(|(at, id, e)| (*at, *id, e.clone()))
+            .expect("a new leader");
+        assert_eq!(id, CM01B, "seed {seed}");
+        assert!(
+            matches!(
+                cause,
+                Event::BecameLeader {
+                    cause: LeadershipCause::PairFailover { from: CM01A },
+                    ..
+                }
+            ),
+            "seed {seed}: {cause:?}"
+        );
+        assert!((at - t0) / 1000 <= FAILOVER_BUDGET_MS, "seed {seed}");
+        assert_clean(&mut sim);
+    }
+}
+
 #[test]
 fn a_dead_standby_changes_nothing() {
     let mut sim = started(&denver_paris(), 9);

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, MessageType};
-use survivable_core::wire::{Envelope, PROTOCOL_VERSION};
 
 use crate::support::*;
 
@@ -70,17 +68,9 @@ fn a_forwarded_proposal_is_not_relayed_under_another_name() {
         data: b"set call-1 up".to_vec().into(),
         ..Entry::default()
     });
-    let env = Envelope {
-        version: PROTOCOL_VERSION,
-        cluster_id: 2026,
-        epoch: 1,
-        from: CM02B.0,
-        to: CM01B.0,
-        raft: m.write_to_bytes().unwrap(),
-        ..Envelope::default()
-    };
     let node = sim.node_mut(CM01B).unwrap();
-    node.step(env).expect("a member's request is taken");
+    node.step(envelope(&m))
+        .expect("a member's request is taken");
     let mut sent = Vec::new();
     while let Some(env) = node.poll_transmit() {
         sent.push(env);

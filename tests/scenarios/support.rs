@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protobuf::Message as _;
+use raft::eraftpb::Message;
 use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy};
 use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::{NodeId, Topology, TopologyBuilder};
+use survivable_core::wire::{Envelope, PROTOCOL_VERSION};
 use survivable_core::Event;
 
 pub(crate) const CM01A: NodeId = NodeId(1);
@@ -22,6 +25,20 @@ pub(crate) const CM03A: NodeId = NodeId(6);
 pub(crate) const WAN_RTT_MS: u64 = 80;
 
 pub(crate) use survivable_core::topology::{denver_paris, denver_paris_london as with_london};
+
+/// The envelope a member of the first epoch would send `m` in (from
+/// `m.from` to `m.to`), for tests that feed a node by hand.
+pub(crate) fn envelope(m: &Message) -> Envelope {
+    Envelope {
+        version: PROTOCOL_VERSION,
+        cluster_id: 2026,
+        epoch: 1,
+        from: m.from,
+        to: m.to,
+        raft: m.write_to_bytes().expect("a raft message encodes"),
+        ..Envelope::default()
+    }
+}
 
 /// A hand-back policy with the default gates.
 pub(crate) fn hand_back(policy: HandBackPolicy) -> HandBack {
