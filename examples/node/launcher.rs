@@ -107,6 +107,8 @@ struct Proc {
 struct Op {
     call: u64,
     setup: bool,
+    /// The member it was proposed at.
+    at: u64,
 }
 
 /// Output lines of the members: (member id, line).
@@ -282,7 +284,14 @@ impl Cluster {
             format!("del call-{call}")
         };
         self.send(id, &format!("propose {tag} {cmd}"));
-        self.sent.insert(tag, Op { call, setup });
+        self.sent.insert(
+            tag,
+            Op {
+                call,
+                setup,
+                at: id,
+            },
+        );
     }
 
     fn handle(&mut self, id: u64, line: &str) {
@@ -461,16 +470,34 @@ impl Cluster {
         before: &BTreeSet<u64>,
         extra: &[(&str, String)],
     ) -> usize {
+        // Every operation sent to a running member is answered first (no
+        // new ones go out meanwhile), so each call's state is known: a
+        // tear-down applied but not yet acknowledged would otherwise look
+        // like a lost call. What stays unanswered is in doubt, not counted.
+        let settled = |c: &Self| {
+            c.sent
+                .values()
+                .all(|op| c.procs.get(&op.at).is_none_or(|p| p.stopped))
+        };
+        if !settled(self) {
+            self.wait_until(Duration::from_secs(3), |c, _, _| settled(c));
+        }
+        let in_doubt: BTreeSet<u64> = self.sent.values().map(|op| op.call).collect();
         let leader = self.leader();
         let keys = self.linearizable_dump(leader);
         let has = |call: &u64| {
             keys.as_ref()
                 .is_ok_and(|k| k.contains(&format!("call-{call}")))
         };
-        let wanted: Vec<u64> = before.intersection(&self.up).copied().collect();
+        let known = |c: &&u64| !in_doubt.contains(c);
+        let wanted: Vec<u64> = before
+            .intersection(&self.up)
+            .filter(known)
+            .copied()
+            .collect();
         let preserved = wanted.iter().filter(|c| has(c)).count();
-        let lost = self.up.iter().filter(|c| !has(c)).count()
-            + self.down.iter().filter(|c| has(c)).count();
+        let lost = self.up.iter().filter(known).filter(|c| !has(c)).count()
+            + self.down.iter().filter(known).filter(|c| has(c)).count();
         if let Err(e) = &keys {
             eprintln!("{step}: no member gave a linearizable read point: {e}");
         }
@@ -478,11 +505,12 @@ impl Cluster {
             .and_then(|l| NAMES.iter().find(|n| n.0 == l))
             .map_or(("none", "none"), |n| (n.2, n.1));
         let mut line = format!(
-            "{{\"step\":\"{step}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{preserved},\"calls_dropped\":{},\"committed_lost\":{lost}",
+            "{{\"step\":\"{step}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{preserved},\"calls_dropped\":{},\"committed_lost\":{lost},\"calls_in_doubt\":{}",
             self.now_ms(),
             takeover_ms.map_or("null".into(), |t| t.to_string()),
             keys.as_ref().map_or(0, BTreeSet::len),
             wanted.len() - preserved,
+            in_doubt.len(),
         );
         for (k, v) in extra {
             line.push_str(&format!(",\"{k}\":{v}"));
@@ -492,10 +520,11 @@ impl Cluster {
             println!("{line}");
         } else {
             println!(
-                "== {step}: leader {node} ({site}), takeover {}, calls active {}, preserved {preserved}, dropped {}, committed lost {lost}{}",
+                "== {step}: leader {node} ({site}), takeover {}, calls active {}, preserved {preserved}, dropped {}, committed lost {lost}, in doubt {}{}",
                 takeover_ms.map_or("-".into(), |t| format!("{t} ms")),
                 keys.as_ref().map_or(0, BTreeSet::len),
                 wanted.len() - preserved,
+                in_doubt.len(),
                 extra.iter().map(|(k, v)| format!(", {k} {v}")).collect::<String>()
             );
         }
