@@ -18,7 +18,7 @@
 //!   reported.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -28,7 +28,9 @@ use survivable_core::node::NodeRole;
 use survivable_core::runtime::{start_member, Member, MemberConfig};
 use survivable_core::sim::KvStore;
 use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
-use survivable_core::transport::{Dialer, TcpConfig, TlsFiles, TransportSecurity};
+use survivable_core::transport::{
+    free_loopback_addr, Dialer, TcpConfig, TlsFiles, TransportSecurity,
+};
 
 use crate::launcher::Cluster;
 use crate::pki;
@@ -43,8 +45,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn failover(trials: usize, json: bool) -> Result<(), String> {
+fn failover(trials: usize, json: bool, keep: bool) -> Result<(), String> {
     let mut c = Cluster::start(true, TIMERS)?;
+    c.keep = keep;
     c.every = Duration::from_millis(2);
     c.run_for(Duration::from_secs(2));
     let mut times = Vec::new();
@@ -93,12 +96,6 @@ fn failover(trials: usize, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-}
-
 /// The security of member `id` for a run with or without TLS.
 fn security(tls: bool, dir: &std::path::Path, id: NodeId) -> TransportSecurity {
     if tls {
@@ -131,8 +128,9 @@ fn trio(dir: &std::path::Path, tls: bool) -> Result<Trio, String> {
     let addrs: BTreeMap<NodeId, SocketAddr> = topology
         .members()
         .keys()
-        .map(|&id| (id, free_addr()))
-        .collect();
+        .map(|&id| Ok((id, free_loopback_addr()?)))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| e.to_string())?;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     if tls {
         let nodes: Vec<NodeId> = addrs.keys().copied().collect();
@@ -348,5 +346,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             println!("mutual TLS handshake: +{wall:.2} ms wall, +{cpu:.2} ms CPU per connection over plaintext");
         }
     }
-    failover(num("--trials", 20) as usize, json)
+    let keep = args.iter().any(|a| a == "--keep");
+    failover(num("--trials", 20) as usize, json, keep)
 }

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use survivable_core::topology::NodeId;
-use survivable_core::transport::TlsFiles;
+use survivable_core::transport::{free_loopback_addr, TlsFiles};
 
 use crate::pki;
 
@@ -148,11 +147,7 @@ impl Cluster {
         let nodes: Vec<NodeId> = NAMES.iter().map(|n| NodeId(n.0)).collect();
         pki::write_cluster(&dir.join("pki"), 2026, &nodes, 2)?;
         let ports: Vec<u16> = (0..5)
-            .map(|_| {
-                TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port())
-            })
+            .map(|_| free_loopback_addr().map(|a| a.port()))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         let mut configs = BTreeMap::new();

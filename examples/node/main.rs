@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("certs") => certs(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
+            "usage: node cluster [--json] [--keep] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
                 .to_string(),
         ),
     };

@@ -147,10 +147,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         if catching_up {
             // A lagging log would lose the vote after deposing a live
-            // leader with its higher term: leave it to an ordinary election.
-            self.fast_failover_term = term;
-            slog::info!(self.logger, "primary silent while catching up: no fast failover";
-                "primary" => leader.0);
+            // leader with its higher term: leave this silence to an
+            // ordinary election. Not the whole term: the silence may be a
+            // false alarm of the catch-up itself (a restarted member busy
+            // applying its log), and once the leader is heard again and
+            // this log matches, the next silence gets a fast failover.
+            if !self.failover_declined {
+                self.failover_declined = true;
+                slog::info!(self.logger, "primary silent while catching up: no fast failover";
+                    "primary" => leader.0);
+            }
             return false;
         }
         self.fast_failover_term = term;

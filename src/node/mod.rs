@@ -158,6 +158,11 @@ pub struct Node<M, S: LogStore = MemStorage> {
     since_leader: usize,
     next_campaign: usize,
     fast_failover_term: u64,
+    /// The standby declined a fast failover in this silence of its
+    /// primary because its log was catching up (logged once; cleared by
+    /// the next contact with the leader, so a later silence is judged
+    /// afresh).
+    failover_declined: bool,
     priority_lowered: bool,
     /// Campaigns started in this leaderless spell (events go out for the first only).
     spell_campaigns: u32,
@@ -331,6 +336,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             since_leader: 0,
             next_campaign: 0,
             fast_failover_term: 0,
+            failover_declined: false,
             priority_lowered: false,
             spell_campaigns: 0,
             pending_cause: None,
@@ -700,6 +706,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     fn leader_contact(&mut self) {
         self.since_leader = 0;
+        self.failover_declined = false;
         self.spell_campaigns = 0;
         self.step_up = None;
         self.next_campaign = self.campaign_threshold();

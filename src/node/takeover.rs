@@ -242,6 +242,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.leader = None;
         self.since_leader = 0;
         self.fast_failover_term = 0;
+        self.failover_declined = false;
         self.fresh_leader = false;
         self.hand_back.reset();
         self.snapshot_sent.clear();

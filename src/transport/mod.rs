@@ -77,6 +77,7 @@ mod error;
 mod identity;
 mod inbound;
 mod link;
+mod loopback;
 mod outbound;
 mod security;
 mod stats;
@@ -93,6 +94,7 @@ use slog::Logger;
 
 pub use error::{ConnectionError, PemItem, TlsRefusal, TransportError};
 pub use identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+pub use loopback::free_loopback_addr;
 pub use outbound::Dialer;
 pub use security::{Limits, TlsFiles, TransportSecurity};
 pub use stats::TransportStats;

@@ -96,6 +96,58 @@ fn an_idle_standby_still_fails_over_fast() {
     }
 }
 
+/// A restarted standby that saw its primary go quiet while it was still
+/// catching up declines that failover (its log would lose the vote), but
+/// only that one: once it has caught up, the primary's real death gets
+/// the fast pair failover, not a WAN-sized election. (`node bench` found
+/// this: a false alarm during catch-up disabled the failover for the rest
+/// of the term, and one kill in four took 200–500 ms.)
+#[test]
+fn a_declined_failover_during_catch_up_does_not_disable_the_next() {
+    for seed in 1..=3 {
+        let mut sim = started(&denver_paris(), seed);
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+        load.run(&mut sim, Duration::from_secs(1));
+        sim.crash(CM01B);
+        load.run(&mut sim, Duration::from_secs(1));
+        sim.restart(CM01B);
+        assert!(sim.run_until(Duration::from_secs(1), |s| s
+            .node(CM01B)
+            .is_some_and(|n| n.leader() == Some(CM01A))));
+        // The primary goes quiet for the standby while it is behind.
+        let quiet = sim.now_us();
+        sim.set_link_loss(CM01A, CM01B, 1.0);
+        load.run(&mut sim, Duration::from_millis(100));
+        sim.restore_links();
+        assert!(
+            events_since(&sim, quiet, |e| matches!(e, Event::FailoverStarted { .. })).count() == 0,
+            "seed {seed}: a lagging standby must not fail over"
+        );
+        load.run(&mut sim, Duration::from_secs(2));
+        let t0 = sim.now_us();
+        let old_term = term(&sim);
+        sim.crash_host("esxi-1");
+        load.run(&mut sim, Duration::from_secs(2));
+        settle(&mut sim);
+        assert_eq!(sim.leader(), Some(CM01B), "seed {seed}");
+        assert!(
+            events_since(&sim, t0, |e| matches!(
+                e,
+                Event::BecameLeader {
+                    cause: LeadershipCause::PairFailover { from: CM01A },
+                    ..
+                }
+            ))
+            .any(|(_, id, _)| *id == CM01B),
+            "seed {seed}: not a pair failover"
+        );
+        let took = first_commit_after(&sim, t0, old_term).expect("a commit under CM01b");
+        assert!(took <= FAILOVER_BUDGET_MS, "seed {seed}: {took} ms");
+        assert_acknowledged_applied(&sim, &load, CM01B);
+        assert_clean(&mut sim);
+    }
+}
+
 #[test]
 fn a_dead_standby_changes_nothing() {
     let mut sim = started(&denver_paris(), 9);

@@ -9,7 +9,7 @@
 pub mod pki;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,31 +65,10 @@ impl StateMachine for Recorder {
     }
 }
 
-/// A loopback address nothing listens on, for a member to bind later.
-///
-/// Not port 0's pick: that comes from the ephemeral range (Linux:
-/// 32768–60999), which every outbound connection of every test also
-/// draws from, so one of them could take the port before the member binds
-/// it. These ports lie below that range, each handed out once per
-/// process, from a start that differs between processes.
+/// A loopback address nothing listens on, for a member to bind later
+/// (see [`transport::free_loopback_addr`] for why not port 0).
 pub fn free_addr() -> SocketAddr {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7919) % SPAN,
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
-    for _ in 0..SPAN {
-        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
-        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
-            return l.local_addr().unwrap();
-        }
-    }
-    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
+    survivable_core::transport::free_loopback_addr().expect("a free loopback port")
 }
 
 /// How a test cluster runs.
