@@ -18,7 +18,7 @@ const SPAN: u32 = 12_000;
 /// same range every outbound connection on the machine draws its local
 /// port from, so a connection (another member dialling out, another test)
 /// can take the port between the pick and the member's `bind`, and the
-/// member fails to start with [`TransportError::Listen`](super::TransportError::Listen).
+/// member fails to start with [`TransportError::Bind`](super::TransportError::Bind).
 /// These ports lie below that range, each handed out at most once per
 /// process, from a start that differs between processes, and each was
 /// bindable when handed out.
