@@ -51,6 +51,7 @@ pub use network::LinkState;
 pub use observe::Observed;
 pub use schedule::{
     Fault, LinearOptions, LinearReport, RunOptions, RunReport, Schedule, ScheduleError, Step,
+    MAX_RTT_MS, MAX_WAIT_MS, RATE_PER_S, SKEW_PERCENT,
 };
 
 use self::network::Network;
