@@ -9,7 +9,7 @@ use std::time::Duration;
 use arbitrary::Unstructured;
 
 use crate::policy::{HandBack, HandBackPolicy, Timers};
-use crate::sim::{RunOptions, Schedule};
+use crate::sim::{RunOptions, RunReport, Schedule, ScheduleError};
 use crate::topology::{denver_paris, denver_paris_two_site, Topology, TopologyBuilder};
 use crate::wire::{Envelope, FrameDecoder, Hello};
 
@@ -58,56 +58,121 @@ fn fuzz_timers(b: &mut TopologyBuilder) -> Arc<Topology> {
     b.build().expect("a reference topology").shared()
 }
 
-/// The witness-mode reference layout, with short timers.
-fn witness_topology() -> Arc<Topology> {
+/// The topology [`partition_schedule`] runs: the witness-mode reference
+/// layout ([`denver_paris`]) with short timers (takeover after 1 s,
+/// hand-back after 1 s stable).
+pub fn witness_topology() -> Arc<Topology> {
     static T: OnceLock<Arc<Topology>> = OnceLock::new();
     T.get_or_init(|| fuzz_timers(&mut denver_paris())).clone()
 }
 
-/// The two-site (main-site mode) reference layout, with short timers.
-fn two_site_topology() -> Arc<Topology> {
+/// The topology [`two_site_schedule`] runs: the two-site reference layout
+/// ([`denver_paris_two_site`], main-site mode) with the same short timers.
+pub fn two_site_topology() -> Arc<Topology> {
     static T: OnceLock<Arc<Topology>> = OnceLock::new();
     T.get_or_init(|| fuzz_timers(&mut denver_paris_two_site()))
         .clone()
 }
 
+/// How the schedule targets run a schedule: the defaults, with the main
+/// site due back within 10 s.
+pub fn run_options() -> RunOptions {
+    RunOptions {
+        main_site_within: Duration::from_secs(10),
+        ..RunOptions::default()
+    }
+}
+
+/// The schedule a schedule target plays for `data` on `topology`: what
+/// [`Schedule::arbitrary_for`] makes of it, cut to 8 faults at most 2 s
+/// apart so each run is short. `None` only if the generator fails.
+pub fn fuzz_schedule(topology: &Topology, data: &[u8]) -> Option<Schedule> {
+    let mut u = Unstructured::new(data);
+    let mut schedule = Schedule::arbitrary_for(&mut u, topology).ok()?;
+    schedule.steps.truncate(8);
+    for step in &mut schedule.steps {
+        step.after_ms %= 2_000;
+    }
+    Some(schedule)
+}
+
 /// Arbitrary bytes → a fault [`Schedule`] for the reference Denver/Paris
 /// topology (witness mode) → a simulated run under the invariant checker.
-/// Any byte string is a valid input. Panics, printing the replayable
-/// schedule line, when an invariant breaks.
+/// Any byte string is a valid input. Panics when an invariant breaks,
+/// printing the schedule line and how to replay it
+/// ([`replay_partition_schedule`]).
 pub fn partition_schedule(data: &[u8]) {
-    run_fuzzed(witness_topology(), data);
+    run_fuzzed(Target::Witness, data);
 }
 
 /// As [`partition_schedule`], for the two-site layout in main-site mode:
 /// activations, epochs, reconciliation and hand-back under the per-epoch
 /// invariants (one leader per epoch and term, every acknowledged entry
 /// applied or reconciled exactly once, convergence into one epoch, the
-/// main site leading again).
+/// main site leading again). Replay a failure with
+/// [`replay_two_site_schedule`].
 pub fn two_site_schedule(data: &[u8]) {
-    run_fuzzed(two_site_topology(), data);
+    run_fuzzed(Target::TwoSite, data);
 }
 
-fn run_fuzzed(topology: Arc<Topology>, data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(mut schedule) = Schedule::arbitrary_for(&mut u, &topology) else {
+/// Replays a schedule line printed by a failing [`partition_schedule`] run
+/// exactly as the target ran it ([`witness_topology`], [`run_options`]).
+///
+/// # Errors
+/// [`ScheduleError`] when the line does not parse or names what the
+/// topology lacks.
+pub fn replay_partition_schedule(line: &str) -> Result<RunReport, ScheduleError> {
+    line.parse::<Schedule>()?
+        .run(witness_topology(), &run_options())
+}
+
+/// Replays a schedule line printed by a failing [`two_site_schedule`] run
+/// exactly as the target ran it ([`two_site_topology`], [`run_options`]).
+///
+/// # Errors
+/// [`ScheduleError`] when the line does not parse or names what the
+/// topology lacks.
+pub fn replay_two_site_schedule(line: &str) -> Result<RunReport, ScheduleError> {
+    line.parse::<Schedule>()?
+        .run(two_site_topology(), &run_options())
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Witness,
+    TwoSite,
+}
+
+impl Target {
+    fn topology(self) -> Arc<Topology> {
+        match self {
+            Self::Witness => witness_topology(),
+            Self::TwoSite => two_site_topology(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Witness => "partition_schedule",
+            Self::TwoSite => "two_site_schedule",
+        }
+    }
+}
+
+fn run_fuzzed(target: Target, data: &[u8]) {
+    let topology = target.topology();
+    let Some(schedule) = fuzz_schedule(&topology, data) else {
         return;
     };
-    // Keep each run short so the fuzzer explores many.
-    schedule.steps.truncate(8);
-    for step in &mut schedule.steps {
-        step.after_ms %= 2_000;
-    }
-    let opts = RunOptions {
-        main_site_within: Duration::from_secs(10),
-        ..RunOptions::default()
-    };
     let report = schedule
-        .run(topology, &opts)
+        .run(topology, &run_options())
         .expect("generated schedules name only topology members");
+    let name = target.name();
     assert!(
         report.violations.is_empty(),
-        "schedule {schedule} broke {:?}",
+        "schedule {schedule} broke {:?}\nreplay it: FUZZ_TARGET={name} FUZZ_REPLAY='{schedule}' \
+         cargo test --test fuzz_corpus replay -- --nocapture\n\
+         or call survivable_core::fuzzing::replay_{name}(\"{schedule}\")",
         report.violations
     );
 }

@@ -1,8 +1,9 @@
 //! Linearizability (what Jepsen checks etcd for): clients write and read
 //! registers through raft's read index at random members while a random
 //! fault schedule plays, in witness mode; the recorded history must be
-//! linearizable. A violation prints the schedule line and a minimal
-//! non-linearizable history of one key.
+//! linearizable, and the run must keep every invariant of the shared
+//! checker (DESIGN §6). A violation prints the schedule line and a minimal
+//! non-linearizable history of one key, or the invariants broken.
 //!
 //! `LINEARIZABLE_CASES` sets the number of schedules (default 200).
 
@@ -19,22 +20,33 @@ fn check(schedule: Schedule) -> TestResult {
         Ok(r) => r,
         Err(e) => return TestResult::error(format!("{schedule}: {e}")),
     };
+    if !report.violations.is_empty() {
+        return TestResult::error(format!(
+            "schedule: {schedule}\ninvariant violations: {:?}\ntrace (last 40):\n{}",
+            report.violations,
+            tail(&report.trace)
+        ));
+    }
     match report.verdict {
         Ok(_) if report.completed > 0 => TestResult::passed(),
         Ok(_) => TestResult::error(format!("{schedule}: no operation completed")),
         Err(CheckError::NotLinearizable(v)) => TestResult::error(format!(
             "schedule: {schedule}\n{v}\ntrace (last 40):\n{}",
-            report
-                .trace
-                .iter()
-                .rev()
-                .take(40)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
+            tail(&report.trace)
         )),
         Err(e) => TestResult::error(format!("{schedule}: {e}")),
     }
+}
+
+/// The newest 40 trace lines, newest first.
+fn tail(trace: &[String]) -> String {
+    trace
+        .iter()
+        .rev()
+        .take(40)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -61,6 +73,7 @@ fn a_quiet_cluster_is_linearizable_and_busy() {
     let report = schedule
         .run_linearizable(topology, &LinearOptions::default())
         .unwrap();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
     let verdict = report.verdict.expect("linearizable");
     assert!(
         report.completed > 200,

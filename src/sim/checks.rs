@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use super::invariants::{self, Replica, Violation};
+use super::invariants::{self, Ack, Replica, Violation};
 use super::{LinkState, Sim};
+use crate::node::{EpochId, ProposalId};
 use crate::state_machine::StateMachine;
+use crate::topology::NodeId;
 
 impl<M: StateMachine> Sim<M> {
     /// Invariant violations found so far: the safety invariants, checked
@@ -14,7 +16,7 @@ impl<M: StateMachine> Sim<M> {
     }
 
     /// The digest of the command applied at `index` (by whoever applied it first).
-    pub fn applied_digest(&self, epoch: crate::node::EpochId, index: u64) -> Option<u64> {
+    pub fn applied_digest(&self, epoch: EpochId, index: u64) -> Option<u64> {
         self.obs.lock().applied_digest(epoch, index)
     }
 
@@ -62,21 +64,19 @@ impl<M: StateMachine> Sim<M> {
     /// The end-of-run checks, once every fault has healed and the cluster
     /// has had time to settle: every live voter applied the same prefix
     /// (convergence), every acknowledged proposal of the final epoch is in
-    /// it (no committed entry lost), every one of an older epoch is in it
-    /// or reconciled exactly once (nothing silently lost), and the logs
+    /// it with the acknowledged command (no committed entry lost), every
+    /// one of an older epoch is in it or reconciled exactly once, never
+    /// both (nothing silently lost, nothing applied twice), and the logs
     /// match. Returns the violations (also kept).
     pub fn check_converged(&mut self) -> Vec<Violation> {
         let replicas = self.replicas();
         // Acknowledgements of the epoch everyone ended in; those of older
         // epochs are reconciled, not applied as they were.
         let last = replicas.iter().find(|r| r.live_voter).map(|r| r.epoch);
-        let acks: Vec<(crate::node::EpochId, u64)> = self
-            .outcomes
-            .iter()
-            .filter_map(|c| c.outcome.result.as_ref().ok())
-            .filter(|a| Some(a.epoch) == last)
-            .map(|a| (a.epoch, a.index))
-            .collect();
+        let (acks, older): (Vec<Ack>, Vec<Ack>) = self
+            .acks(|_| true)
+            .into_iter()
+            .partition(|a| Some(a.epoch) == last);
         let mut found: Vec<Violation> = invariants::convergence(&replicas).into_iter().collect();
         found.extend(invariants::no_committed_loss(
             &acks,
@@ -84,14 +84,47 @@ impl<M: StateMachine> Sim<M> {
             &self.obs.lock(),
         ));
         found.extend(invariants::log_matching(&replicas));
-        found.extend(self.check_loss_reported(last));
+        found.extend(self.check_loss_reported(last, &older));
         self.obs.lock().record(&found);
         found
     }
 
+    /// Every acknowledged proposal `wanted` picks, with the digest of its
+    /// command when it was proposed through [`Sim::propose`].
+    fn acks(&self, wanted: impl Fn(ProposalId) -> bool) -> Vec<Ack> {
+        self.outcomes
+            .iter()
+            .filter(|c| wanted(c.id))
+            .filter_map(|c| {
+                let a = c.outcome.result.as_ref().ok()?;
+                Some(Ack {
+                    epoch: a.epoch,
+                    index: a.index,
+                    digest: self.commands.get(&c.id).copied(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every reconciliation any member applied.
+    fn reports(&self) -> std::collections::BTreeSet<invariants::Report> {
+        self.events
+            .iter()
+            .filter_map(|(_, _, e)| match e {
+                crate::Event::Reconciled {
+                    epoch,
+                    index,
+                    ranges,
+                    ..
+                } => Some((*epoch, *index, ranges.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Acknowledgements of older epochs: each is in the final history or
     /// reconciled exactly once.
-    fn check_loss_reported(&self, last: Option<crate::node::EpochId>) -> Vec<Violation> {
+    fn check_loss_reported(&self, last: Option<EpochId>, older: &[Ack]) -> Vec<Violation> {
         let Some(last) = last else {
             return Vec::new();
         };
@@ -104,27 +137,64 @@ impl<M: StateMachine> Sim<M> {
         else {
             return Vec::new();
         };
-        let acks: Vec<(crate::node::EpochId, u64)> = self
-            .outcomes
-            .iter()
-            .filter_map(|c| c.outcome.result.as_ref().ok())
-            .filter(|a| a.epoch != last)
-            .map(|a| (a.epoch, a.index))
-            .collect();
-        let reports = self
-            .events
-            .iter()
-            .filter_map(|(_, _, e)| match e {
-                crate::Event::Reconciled {
+        invariants::loss_reported_once(older, &lineage, &self.reports(), &self.obs.lock())
+    }
+
+    /// The loss checks of [`check_converged`](Self::check_converged) for
+    /// one member now, over the acknowledged proposals among `ids`: each
+    /// one its epoch's history still holds is applied there with the
+    /// acknowledged command; each one it does not (an epoch that lost a
+    /// reunion) is shown to the application by exactly one reconciliation
+    /// the member applied. A member that is not running holds none.
+    /// Returns the violations (also kept).
+    pub fn check_acknowledged_at(&self, node: NodeId, ids: &[ProposalId]) -> Vec<Violation> {
+        let wanted: std::collections::BTreeSet<ProposalId> = ids.iter().copied().collect();
+        let acks = self.acks(|id| wanted.contains(&id));
+        let found = match self.node(node) {
+            None => acks
+                .iter()
+                .map(|a| Violation::AckedLost {
+                    index: a.index,
+                    node,
+                })
+                .collect(),
+            Some(n) => {
+                let (epoch, applied) = (n.epoch(), n.applied_index());
+                let lineage = n.lineage().to_vec();
+                let (own, older): (Vec<Ack>, Vec<Ack>) =
+                    acks.into_iter().partition(|a| a.epoch == epoch);
+                let me = Replica {
+                    id: node,
                     epoch,
-                    index,
-                    ranges,
-                    ..
-                } => Some((*epoch, *index, ranges.clone())),
-                _ => None,
-            })
-            .collect();
-        invariants::loss_reported_once(&acks, &lineage, &reports)
+                    live_voter: true,
+                    applied,
+                    log: Vec::new(),
+                };
+                let checker = self.obs.lock();
+                let mut found = invariants::no_committed_loss(&own, &[me], &checker);
+                // Only the reconciliations this member has applied count.
+                let mut reports = self.reports();
+                reports.retain(|(_, index, _)| *index <= applied);
+                found.extend(invariants::loss_reported_once(
+                    &older, &lineage, &reports, &checker,
+                ));
+                // An older entry its history keeps must be applied here too.
+                found.extend(
+                    older
+                        .iter()
+                        .filter(|a| {
+                            a.index > applied && invariants::survived(a.epoch, a.index, &lineage)
+                        })
+                        .map(|a| Violation::AckedLost {
+                            index: a.index,
+                            node,
+                        }),
+                );
+                found
+            }
+        };
+        self.obs.lock().record(&found);
+        found
     }
 
     /// The leader a majority of its own voters acknowledge: they are
@@ -132,7 +202,7 @@ impl<M: StateMachine> Sim<M> {
     /// are up; no running member of that epoch names another, and none is
     /// in a newer epoch. A deposed leader that has not noticed yet, or one
     /// cut off from its voters, does not count.
-    pub fn agreed_leader(&self) -> Option<crate::topology::NodeId> {
+    pub fn agreed_leader(&self) -> Option<NodeId> {
         let leader = self.leader()?;
         let ln = self.slots.get(&leader)?.node.as_ref()?;
         let epoch = ln.epoch();
@@ -163,7 +233,7 @@ impl<M: StateMachine> Sim<M> {
     }
 
     /// Whether messages flow both ways between `a` and `b`.
-    fn linked(&self, a: crate::topology::NodeId, b: crate::topology::NodeId) -> bool {
+    fn linked(&self, a: NodeId, b: NodeId) -> bool {
         self.link(a, b) == LinkState::Healthy && self.link(b, a) == LinkState::Healthy
     }
 

@@ -192,7 +192,7 @@ impl<M: StateMachine> Sim<M> {
 
     /// Sets the round trip between two members (both directions).
     pub fn set_link_rtt(&mut self, a: NodeId, b: NodeId, rtt: Duration) {
-        let one_way = rtt.as_micros() as u64 / 2;
+        let one_way = super::micros(rtt) / 2;
         self.network.one_way_us.insert((a, b), one_way);
         self.network.one_way_us.insert((b, a), one_way);
     }

@@ -26,6 +26,7 @@
 //! ```
 
 mod checks;
+mod epochs;
 mod faults;
 pub mod invariants;
 mod kv;
@@ -50,6 +51,7 @@ pub use network::LinkState;
 pub use observe::Observed;
 pub use schedule::{
     Fault, LinearOptions, LinearReport, RunOptions, RunReport, Schedule, ScheduleError, Step,
+    MAX_RTT_MS, MAX_WAIT_MS, RATE_PER_S, SKEW_PERCENT,
 };
 
 use self::network::Network;
@@ -154,7 +156,7 @@ impl SimBuilder {
             queue: BinaryHeap::new(),
             slots: BTreeMap::new(),
             network: Network {
-                jitter_us: self.jitter.as_micros() as u64,
+                jitter_us: micros(self.jitter),
                 loss: self.loss,
                 ..Network::default()
             },
@@ -164,6 +166,8 @@ impl SimBuilder {
             events: Vec::new(),
             outcomes: Vec::new(),
             submitted: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            wire_digest: invariants::FNV_OFFSET,
             reads: Vec::new(),
             reads_asked: BTreeMap::new(),
             trace: Vec::new(),
@@ -188,6 +192,8 @@ struct Slot<M> {
     held: Vec<(NodeId, Vec<u8>)>,
     /// Its tick period in percent of the configured one (clock skew).
     tick_percent: u64,
+    /// Its epoch when it was last drained.
+    epoch: crate::node::EpochId,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -247,6 +253,11 @@ pub struct Sim<M> {
     events: Vec<(u64, NodeId, Event)>,
     outcomes: Vec<Commit>,
     submitted: BTreeMap<ProposalId, u64>,
+    /// Digest of every proposed command, by proposal (kept for the loss
+    /// checks: an acknowledgement must name the command applied).
+    commands: BTreeMap<ProposalId, u64>,
+    /// Digest of every envelope delivered, with its time and receiver.
+    wire_digest: u64,
     reads: Vec<ReadDone>,
     reads_asked: BTreeMap<crate::node::ReadId, u64>,
     trace: Vec<String>,
@@ -286,6 +297,7 @@ impl<M: StateMachine> Sim<M> {
                 paused: false,
                 tick_percent: 100,
                 held: Vec::new(),
+                epoch: crate::node::FIRST_EPOCH,
             },
         );
         self.refresh_links();
@@ -312,7 +324,7 @@ impl<M: StateMachine> Sim<M> {
                 self.network
                     .one_way_us
                     .entry((*a, *b))
-                    .or_insert(rtt.as_micros() as u64 / 2);
+                    .or_insert(micros(rtt) / 2);
             }
         }
     }
@@ -335,7 +347,10 @@ impl<M: StateMachine> Sim<M> {
         let sm = Observed::new((self.make)(id), id, self.obs.clone());
         let slot = self.slots.get_mut(&id).expect("slot exists");
         match Node::new(cfg, slot.storage.clone(), sm) {
-            Ok(node) => slot.node = Some(node),
+            Ok(node) => {
+                slot.epoch = node.epoch();
+                slot.node = Some(node);
+            }
             Err(e) => {
                 self.trace
                     .push(format!("{} {id} failed to start: {e}", self.now_us));
@@ -378,13 +393,13 @@ impl<M: StateMachine> Sim<M> {
                 }
                 let period = self.tick_us * slot.tick_percent / 100;
                 if slot.paused {
-                    let next = self.now_us + period;
+                    let next = self.now_us.saturating_add(period.max(1));
                     self.schedule(next, Scheduled::Tick { node, incarnation });
                     return true;
                 }
                 if let Some(n) = slot.node.as_mut() {
                     n.tick(now_ms);
-                    let next = self.now_us + period.max(1);
+                    let next = self.now_us.saturating_add(period.max(1));
                     self.schedule(next, Scheduled::Tick { node, incarnation });
                     self.drain(node);
                 }
@@ -410,13 +425,21 @@ impl<M: StateMachine> Sim<M> {
         let Some(n) = self.slots.get_mut(&to).and_then(|s| s.node.as_mut()) else {
             return;
         };
+        let mut h = self.wire_digest;
+        for word in [self.now_us, to.0, bytes.len() as u64] {
+            h = invariants::fnv(h, &word.to_le_bytes());
+        }
+        self.wire_digest = invariants::fnv(h, bytes);
         let _ = n.step(env);
         self.drain(to);
     }
 
     /// Moves a node's outputs into the network and the records.
     fn drain(&mut self, id: NodeId) {
-        let Some(node) = self.slots.get_mut(&id).and_then(|s| s.node.as_mut()) else {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let Some(node) = slot.node.as_mut() else {
             return;
         };
         let mut out = Vec::new();
@@ -436,7 +459,11 @@ impl<M: StateMachine> Sim<M> {
             reads.push(r);
         }
         let (epoch, term) = (node.epoch(), node.term());
-        for e in events {
+        // Each event in the epoch it happened in (one input can elect the
+        // node and then move it to another epoch).
+        let epochs = epochs::of_events(slot.epoch, epoch, &events);
+        slot.epoch = epoch;
+        for (e, epoch) in events.into_iter().zip(epochs) {
             if let Event::BecameLeader { term, .. } = &e {
                 self.obs.lock().on_leader(id, epoch, *term);
             }
@@ -486,7 +513,10 @@ impl<M: StateMachine> Sim<M> {
                 .get(&(from, to))
                 .copied()
                 .unwrap_or(0);
-            let at = (self.now_us + base + jitter).max(fifo);
+            let at = self
+                .now_us
+                .saturating_add(base.saturating_add(jitter))
+                .max(fifo);
             self.network.last_delivery.insert((from, to), at);
             self.schedule(
                 at,
@@ -501,7 +531,7 @@ impl<M: StateMachine> Sim<M> {
 
     /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
-        let until = self.now_us + d.as_micros() as u64;
+        let until = self.now_us.saturating_add(micros(d));
         self.run_until_us(until);
     }
 
@@ -518,7 +548,7 @@ impl<M: StateMachine> Sim<M> {
     /// Runs until `pred` holds (checked after every event) or `limit` of
     /// virtual time passes. Returns whether `pred` held.
     pub fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Self) -> bool) -> bool {
-        let until = self.now_us + limit.as_micros() as u64;
+        let until = self.now_us.saturating_add(micros(limit));
         loop {
             if pred(self) {
                 return true;
@@ -616,8 +646,10 @@ impl<M: StateMachine> Sim<M> {
         let Some(n) = live.and_then(|s| s.node.as_mut()) else {
             return Err(ProposeError::NotLeader { leader: None });
         };
+        let digest = invariants::digest(&command);
         let id = n.propose(command)?;
         self.submitted.insert(id, self.now_us);
+        self.commands.insert(id, digest);
         self.drain(at);
         Ok(id)
     }
@@ -665,4 +697,24 @@ impl<M: StateMachine> Sim<M> {
     pub fn digest(command: &[u8]) -> u64 {
         invariants::digest(command)
     }
+
+    /// A digest of the whole run so far: the bytes of every envelope
+    /// delivered (with its time and receiver) and every member's sequence
+    /// of applied commands. Two runs with the same seed and the same calls
+    /// give the same digest, byte for byte (FNV-1a: the same on every
+    /// platform and toolchain).
+    pub fn run_digest(&self) -> u64 {
+        let mut h = invariants::fnv(invariants::FNV_OFFSET, &self.wire_digest.to_le_bytes());
+        for (node, seq) in self.obs.lock().applied_sequences() {
+            h = invariants::fnv(h, &node.0.to_le_bytes());
+            h = invariants::fnv(h, &seq.to_le_bytes());
+        }
+        h
+    }
+}
+
+/// A duration in whole microseconds, saturating (a `Duration` can hold
+/// more than `u64` microseconds).
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -152,22 +152,32 @@ pub(crate) fn events_since<'a>(
         .filter(move |(t, _, e)| *t >= t0_us && pred(e))
 }
 
-/// Every acknowledged proposal of `load` is in `node`'s state with its value.
+/// Every acknowledged proposal of `load` is held by `node`, as the
+/// simulator's invariant checker sees it ([`Sim::check_acknowledged_at`]:
+/// applied there with the acknowledged command, or, if its epoch lost a
+/// reunion, shown by exactly one reconciliation `node` applied); and, as
+/// the key-value state of `node` shows it, its key is set.
 pub(crate) fn assert_acknowledged_applied(sim: &Sim<KvStore>, load: &Load, node: NodeId) {
+    let ids: Vec<ProposalId> = load.proposed.keys().copied().collect();
+    let acked: Vec<&String> = sim
+        .commits()
+        .iter()
+        .filter(|c| c.outcome.result.is_ok())
+        .filter_map(|c| load.proposed.get(&c.id))
+        .collect();
+    assert!(!acked.is_empty(), "nothing was acknowledged");
+    let lost = sim.check_acknowledged_at(node, &ids);
+    assert!(
+        lost.is_empty(),
+        "acknowledged proposals missing at {node}: {lost:?}\ntrace:\n{}",
+        sim.trace().join("\n")
+    );
     let kv = sim.node(node).expect("node is up").state_machine();
-    let mut acked = 0;
-    for c in sim.commits() {
-        let (Some(key), Ok(_)) = (load.proposed.get(&c.id), &c.outcome.result) else {
-            continue;
-        };
-        acked += 1;
-        assert!(
-            kv.map.contains_key(key),
-            "acknowledged {key} ({:?}) missing at {node}",
-            c.id
-        );
-    }
-    assert!(acked > 0, "nothing was acknowledged");
+    let missing: Vec<&&String> = acked.iter().filter(|k| !kv.map.contains_key(**k)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged keys {missing:?} missing at {node}"
+    );
 }
 
 /// No invariant broken so far, and every live voter converged.

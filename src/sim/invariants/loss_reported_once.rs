@@ -1,43 +1,51 @@
 //! Nothing silently lost (DESIGN §6, main-site mode): a proposal
 //! acknowledged in an epoch that lost the reunion is either in the
-//! surviving history (it was committed before the surviving epoch forked)
-//! or shown to the application by exactly one reconciliation.
+//! surviving history (it was committed before the surviving epoch forked,
+//! and the command there is the acknowledged one) or shown to the
+//! application by exactly one reconciliation, never both.
 
 use std::collections::BTreeSet;
 
-use super::Violation;
+use super::{Ack, Checker, Violation};
 use crate::node::{EntryRange, EpochId, EpochRecord};
 
 /// A reconciliation as a member applied it: the epoch and index of the
 /// record, and what it accounts for.
 pub(crate) type Report = (EpochId, u64, Vec<EntryRange>);
 
-/// `acks`: (epoch, index) of every acknowledged proposal; `lineage`: the
+/// `acks`: every acknowledged proposal of an older epoch; `lineage`: the
 /// final epoch's lineage; `reports`: every reconciliation any member
-/// applied. Only records in the final history count (an epoch that lost
-/// may have reconciled others; what it showed is shown again).
+/// applied; `checker`: what was applied where. Only records in the final
+/// history count (an epoch that lost may have reconciled others; what it
+/// showed is shown again).
 pub(crate) fn check(
-    acks: &[(EpochId, u64)],
+    acks: &[Ack],
     lineage: &[EpochRecord],
     reports: &BTreeSet<Report>,
+    checker: &Checker,
 ) -> Vec<Violation> {
     let kept: Vec<&Report> = reports
         .iter()
         .filter(|(epoch, index, _)| survived(*epoch, *index, lineage))
         .collect();
     let mut found = Vec::new();
-    for &(epoch, index) in acks {
-        if survived(epoch, index, lineage) {
-            continue;
-        }
+    for ack in acks {
+        let (epoch, index) = (ack.epoch, ack.index);
         let ranges = kept
             .iter()
             .filter(|(_, _, rs)| rs.iter().any(|r| r.contains(epoch, index)))
             .count();
-        match ranges {
-            0 => found.push(Violation::AckedUnreported { epoch, index }),
-            1 => {}
-            n => found.push(Violation::ReportedTwice {
+        let in_history =
+            survived(epoch, index, lineage) && kept_as_acknowledged(ack, lineage, checker);
+        match (in_history, ranges) {
+            (true, 0) | (false, 1) => {}
+            (true, n) => found.push(Violation::KeptAndReported {
+                epoch,
+                index,
+                ranges: n,
+            }),
+            (false, 0) => found.push(Violation::AckedUnreported { epoch, index }),
+            (false, n) => found.push(Violation::ReportedTwice {
                 epoch,
                 index,
                 ranges: n,
@@ -48,8 +56,22 @@ pub(crate) fn check(
 }
 
 /// Whether `(epoch, index)` is part of the history `lineage` ends in.
-fn survived(epoch: EpochId, index: u64, lineage: &[EpochRecord]) -> bool {
+pub(crate) fn survived(epoch: EpochId, index: u64, lineage: &[EpochRecord]) -> bool {
     crate::node::epoch::in_history(lineage, epoch, index)
+}
+
+/// Whether the command the history holds at the acknowledged position is
+/// the acknowledged one. A member applies an inherited entry under the
+/// epoch it is in at the time, so the apply is looked up under the
+/// acknowledging epoch and every later epoch of the lineage (they all hold
+/// the same entry at an index below their forks).
+pub(crate) fn kept_as_acknowledged(ack: &Ack, lineage: &[EpochRecord], checker: &Checker) -> bool {
+    let Some(pos) = lineage.iter().position(|r| r.id == ack.epoch) else {
+        return false;
+    };
+    lineage[pos..]
+        .iter()
+        .any(|r| ack.applied_as_acknowledged(checker, r.id))
 }
 
 #[cfg(test)]
@@ -73,14 +95,41 @@ mod tests {
         EntryRange { epoch, first, last }
     }
 
+    /// Acknowledgements without a known command (positions only), and a
+    /// checker that saw each applied.
+    fn acks(at: &[(EpochId, u64)]) -> (Vec<Ack>, Checker) {
+        let mut c = Checker::default();
+        for &(epoch, index) in at {
+            c.on_apply(NodeId(1), epoch, index, 1);
+        }
+        let acks = at
+            .iter()
+            .map(|&(epoch, index)| Ack {
+                epoch,
+                index,
+                digest: None,
+            })
+            .collect();
+        (acks, c)
+    }
+
+    fn run(
+        at: &[(EpochId, u64)],
+        lineage: &[EpochRecord],
+        reports: &BTreeSet<Report>,
+    ) -> Vec<Violation> {
+        let (acks, c) = acks(at);
+        check(&acks, lineage, reports, &c)
+    }
+
     #[test]
     fn before_the_fork_survives_after_it_must_be_reported_once() {
         let p = paris().id;
         let lineage = [EpochRecord::FIRST, paris()];
         let none = BTreeSet::new();
-        assert!(check(&[(FIRST_EPOCH, 100), (p, 130)], &lineage, &none).is_empty());
+        assert!(run(&[(FIRST_EPOCH, 100), (p, 130)], &lineage, &none).is_empty());
         assert_eq!(
-            check(&[(FIRST_EPOCH, 101)], &lineage, &none),
+            run(&[(FIRST_EPOCH, 101)], &lineage, &none),
             [Violation::AckedUnreported {
                 epoch: FIRST_EPOCH,
                 index: 101
@@ -90,13 +139,13 @@ mod tests {
             (p, 140, vec![range(FIRST_EPOCH, 101, 120)]),
             (p, 141, vec![range(FIRST_EPOCH, 121, 150)]),
         ]);
-        assert!(check(&[(FIRST_EPOCH, 101), (FIRST_EPOCH, 150)], &lineage, &once).is_empty());
+        assert!(run(&[(FIRST_EPOCH, 101), (FIRST_EPOCH, 150)], &lineage, &once).is_empty());
         let twice = BTreeSet::from([
             (p, 140, vec![range(FIRST_EPOCH, 101, 120)]),
             (p, 141, vec![range(FIRST_EPOCH, 110, 150)]),
         ]);
         assert_eq!(
-            check(&[(FIRST_EPOCH, 115)], &lineage, &twice),
+            run(&[(FIRST_EPOCH, 115)], &lineage, &twice),
             [Violation::ReportedTwice {
                 epoch: FIRST_EPOCH,
                 index: 115,
@@ -122,17 +171,63 @@ mod tests {
                 vec![range(FIRST_EPOCH, 101, 120), range(lost, 121, 135)],
             ),
         ]);
-        assert!(check(&[(FIRST_EPOCH, 110), (lost, 125)], &lineage, &reports).is_empty());
+        assert!(run(&[(FIRST_EPOCH, 110), (lost, 125)], &lineage, &reports).is_empty());
         let only_lost = BTreeSet::from([(lost, 130, vec![range(FIRST_EPOCH, 101, 120)])]);
-        assert_eq!(check(&[(FIRST_EPOCH, 110)], &lineage, &only_lost).len(), 1);
+        assert_eq!(run(&[(FIRST_EPOCH, 110)], &lineage, &only_lost).len(), 1);
     }
 
     #[test]
     fn an_epoch_outside_the_lineage_must_be_reported() {
         let lineage = [EpochRecord::FIRST];
         let lost = paris().id;
-        assert_eq!(check(&[(lost, 90)], &lineage, &BTreeSet::new()).len(), 1);
+        assert_eq!(run(&[(lost, 90)], &lineage, &BTreeSet::new()).len(), 1);
         let reported = BTreeSet::from([(FIRST_EPOCH, 200, vec![range(lost, 1, 95)])]);
-        assert!(check(&[(lost, 90)], &lineage, &reported).is_empty());
+        assert!(run(&[(lost, 90)], &lineage, &reported).is_empty());
+    }
+
+    #[test]
+    fn kept_and_also_reported_is_caught() {
+        let p = paris().id;
+        let lineage = [EpochRecord::FIRST, paris()];
+        // Index 90 survived (below Paris's fork at 100), yet a reconciliation
+        // in the final history also showed it: applied twice.
+        let reports = BTreeSet::from([(p, 140, vec![range(FIRST_EPOCH, 80, 120)])]);
+        assert_eq!(
+            run(&[(FIRST_EPOCH, 90)], &lineage, &reports),
+            [Violation::KeptAndReported {
+                epoch: FIRST_EPOCH,
+                index: 90,
+                ranges: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn surviving_by_position_needs_the_acknowledged_command() {
+        let p = paris().id;
+        let lineage = [EpochRecord::FIRST, paris()];
+        let mut c = Checker::default();
+        // Denver acknowledged command 7 at index 90; the history holds
+        // command 8 there.
+        c.on_apply(NodeId(1), FIRST_EPOCH, 90, 8);
+        let ack = Ack {
+            epoch: FIRST_EPOCH,
+            index: 90,
+            digest: Some(7),
+        };
+        assert_eq!(
+            check(&[ack], &lineage, &BTreeSet::new(), &c),
+            [Violation::AckedUnreported {
+                epoch: FIRST_EPOCH,
+                index: 90
+            }]
+        );
+        // Reported once instead: accounted for.
+        let once = BTreeSet::from([(p, 140, vec![range(FIRST_EPOCH, 90, 90)])]);
+        assert!(check(&[ack], &lineage, &once, &c).is_empty());
+        // The acknowledged command, applied late under Paris's epoch: kept.
+        let mut late = Checker::default();
+        late.on_apply(NodeId(3), p, 90, 7);
+        assert!(check(&[ack], &lineage, &BTreeSet::new(), &late).is_empty());
     }
 }

@@ -27,7 +27,7 @@ use crate::topology::NodeId;
 pub(crate) use convergence::check as convergence;
 pub(crate) use handback_liveness::check as handback_liveness;
 pub(crate) use log_matching::check as log_matching;
-pub(crate) use loss_reported_once::check as loss_reported_once;
+pub(crate) use loss_reported_once::{check as loss_reported_once, survived, Report};
 pub(crate) use no_committed_loss::check as no_committed_loss;
 
 /// One broken invariant.
@@ -65,7 +65,9 @@ pub enum Violation {
         /// The other.
         second: NodeId,
     },
-    /// An acknowledged proposal is missing from a member's final state.
+    /// An acknowledged proposal is missing from a member's final state:
+    /// the member has not applied its index, or what was applied at that
+    /// index is not the acknowledged command.
     AckedLost {
         /// Index it was acknowledged at.
         index: u64,
@@ -89,6 +91,18 @@ pub enum Violation {
         /// Its index there.
         index: u64,
         /// How many reconciled ranges hold it.
+        ranges: usize,
+    },
+    /// An acknowledged proposal of an epoch that lost the reunion survived
+    /// in the final history (before the surviving epoch forked) and was
+    /// also shown to the application by a reconciliation: it may have
+    /// been applied twice.
+    KeptAndReported {
+        /// The older epoch.
+        epoch: EpochId,
+        /// Its index there.
+        index: u64,
+        /// How many reconciled ranges hold it besides.
         ranges: usize,
     },
     /// After the faults healed, members did not converge.
@@ -134,7 +148,7 @@ impl fmt::Display for Violation {
             Self::AckedLost { index, node } => {
                 write!(
                     f,
-                    "committed entry lost: acknowledged index {index} is not applied at {node}"
+                    "committed entry lost: the command acknowledged at index {index} is not applied at {node} (missing, or another command is there)"
                 )
             }
             Self::AckedUnreported { epoch, index } => write!(
@@ -148,6 +162,14 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "reconciled twice: index {index} of epoch {epoch} is in {ranges} reconciled ranges"
+            ),
+            Self::KeptAndReported {
+                epoch,
+                index,
+                ranges,
+            } => write!(
+                f,
+                "applied twice: index {index} acknowledged in epoch {epoch} survived in the final history and is also in {ranges} reconciled range(s)"
             ),
             Self::NotConverged { applied } => {
                 write!(f, "not converged after heal: applied {applied:?}")
@@ -177,6 +199,31 @@ pub struct Replica {
     pub log: Vec<(u64, u64, u64)>,
 }
 
+/// An acknowledged proposal, for the loss checks: where it was applied
+/// and, when the simulator saw it proposed, the digest of its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ack {
+    /// The epoch that appended it.
+    pub epoch: EpochId,
+    /// Its index there.
+    pub index: u64,
+    /// [`digest`] of the command; `None` when it was proposed around the
+    /// simulator (then only the index is checked).
+    pub digest: Option<u64>,
+}
+
+impl Ack {
+    /// Whether what `checker` saw applied at this index in `epoch` is the
+    /// acknowledged command (with no digest: whether anything was).
+    pub(crate) fn applied_as_acknowledged(&self, checker: &Checker, epoch: EpochId) -> bool {
+        match (checker.applied_digest(epoch, self.index), self.digest) {
+            (None, _) => false,
+            (Some(applied), Some(acked)) => applied == acked,
+            (Some(_), None) => true,
+        }
+    }
+}
+
 /// The checker's record of a run. The simulator owns one.
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -186,6 +233,8 @@ pub struct Checker {
     leaders: BTreeMap<(EpochId, u64), NodeId>,
     diverged: BTreeSet<(EpochId, u64, u64)>,
     violations: Vec<Violation>,
+    /// Per member, a running digest of everything it applied, in order.
+    sequences: BTreeMap<NodeId, u64>,
 }
 
 impl Checker {
@@ -197,6 +246,11 @@ impl Checker {
     /// Records the `n`th command applied at one index (a reconciliation
     /// applies several at its entry's index), as `(epoch, index, n)`.
     pub fn on_apply_at(&mut self, node: NodeId, at: (EpochId, u64, u64), digest: u64) {
+        let (epoch, index, nth) = at;
+        let seq = self.sequences.entry(node).or_insert(FNV_OFFSET);
+        for word in [epoch.number, epoch.founder.0, index, nth, digest] {
+            *seq = fnv(*seq, &word.to_le_bytes());
+        }
         let v =
             state_machine_safety::check(&mut self.applied, &mut self.diverged, node, at, digest);
         self.violations.extend(v);
@@ -222,12 +276,27 @@ impl Checker {
     pub fn applied_digest(&self, epoch: EpochId, index: u64) -> Option<u64> {
         self.applied.get(&(epoch, index, 0)).map(|(d, _)| *d)
     }
+
+    /// Per member, a digest of the sequence of commands it applied (epoch,
+    /// index and command of each, in order, across restarts): equal
+    /// sequences give equal digests.
+    pub fn applied_sequences(&self) -> &BTreeMap<NodeId, u64> {
+        &self.sequences
+    }
+}
+
+/// FNV-1a's starting value.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds `bytes` into the FNV-1a digest `h`.
+pub(crate) fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// A digest of bytes to compare what members applied (FNV-1a: the same on
 /// every run, platform and toolchain).
 pub fn digest(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    fnv(FNV_OFFSET, bytes)
 }

@@ -1,22 +1,22 @@
 //! No committed entry lost (DESIGN §6, witness mode): every acknowledged
 //! proposal is applied, with the same command, by every live voter.
 
-use super::{Checker, Replica, Violation};
-use crate::node::EpochId;
+use super::{Ack, Checker, Replica, Violation};
 
-/// `acks`: the (epoch, index) of every acknowledged proposal of the final
-/// epoch.
-pub(crate) fn check(
-    acks: &[(EpochId, u64)],
-    replicas: &[Replica],
-    checker: &Checker,
-) -> Vec<Violation> {
+/// `acks`: every acknowledged proposal of the final epoch. Each must be at
+/// or below every live voter's applied index, and what was applied at its
+/// (epoch, index) must be the acknowledged command: an acknowledged index
+/// later overwritten by another command is lost.
+pub(crate) fn check(acks: &[Ack], replicas: &[Replica], checker: &Checker) -> Vec<Violation> {
     let mut found = Vec::new();
-    for &(epoch, index) in acks {
-        let recorded = checker.applied_digest(epoch, index).is_some();
+    for ack in acks {
+        let kept = ack.applied_as_acknowledged(checker, ack.epoch);
         for r in replicas.iter().filter(|r| r.live_voter) {
-            if r.applied < index || !recorded {
-                found.push(Violation::AckedLost { index, node: r.id });
+            if r.applied < ack.index || !kept {
+                found.push(Violation::AckedLost {
+                    index: ack.index,
+                    node: r.id,
+                });
             }
         }
     }
@@ -28,29 +28,65 @@ mod tests {
     use super::*;
     use crate::topology::NodeId;
 
+    fn ack(index: u64, digest: Option<u64>) -> Ack {
+        Ack {
+            epoch: crate::node::FIRST_EPOCH,
+            index,
+            digest,
+        }
+    }
+
+    fn replica(id: u64, applied: u64) -> Replica {
+        Replica {
+            id: NodeId(id),
+            epoch: crate::node::FIRST_EPOCH,
+            live_voter: true,
+            applied,
+            log: vec![],
+        }
+    }
+
     #[test]
     fn an_acknowledged_index_not_applied_is_caught() {
         let mut c = Checker::default();
-        let e = crate::node::FIRST_EPOCH;
-        c.on_apply(NodeId(1), e, 7, 1);
-        let ok = Replica {
-            id: NodeId(1),
-            epoch: e,
-            live_voter: true,
-            applied: 9,
-            log: vec![],
-        };
-        let behind = Replica {
-            id: NodeId(2),
-            applied: 6,
-            ..ok.clone()
-        };
-        assert!(check(&[(e, 7)], std::slice::from_ref(&ok), &c).is_empty());
-        assert_eq!(check(&[(e, 7)], &[ok.clone(), behind], &c).len(), 1);
+        c.on_apply(NodeId(1), crate::node::FIRST_EPOCH, 7, 1);
+        let (ok, behind) = (replica(1, 9), replica(2, 6));
+        assert!(check(&[ack(7, Some(1))], std::slice::from_ref(&ok), &c).is_empty());
         assert_eq!(
-            check(&[(e, 8)], &[ok], &c).len(),
+            check(&[ack(7, Some(1))], &[ok.clone(), behind], &c).len(),
+            1
+        );
+        assert_eq!(
+            check(&[ack(8, Some(1))], std::slice::from_ref(&ok), &c).len(),
             1,
             "never applied anywhere"
+        );
+        assert!(
+            check(&[ack(7, None)], &[ok], &c).is_empty(),
+            "proposed around the simulator: the index is all there is to check"
+        );
+    }
+
+    #[test]
+    fn another_command_at_an_acknowledged_index_is_caught() {
+        // The leader acknowledged command 1 at index 7; every replica
+        // applied command 2 there (the acknowledged entry was overwritten).
+        let mut c = Checker::default();
+        c.on_apply(NodeId(1), crate::node::FIRST_EPOCH, 7, 2);
+        c.on_apply(NodeId(2), crate::node::FIRST_EPOCH, 7, 2);
+        let found = check(&[ack(7, Some(1))], &[replica(1, 9), replica(2, 9)], &c);
+        assert_eq!(
+            found,
+            [
+                Violation::AckedLost {
+                    index: 7,
+                    node: NodeId(1)
+                },
+                Violation::AckedLost {
+                    index: 7,
+                    node: NodeId(2)
+                }
+            ]
         );
     }
 }

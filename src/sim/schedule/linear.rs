@@ -10,7 +10,7 @@ use super::{Fault, Schedule, ScheduleError};
 use crate::node::rng::SplitMix64;
 use crate::node::{ProposalId, ReadId};
 use crate::sim::linearizability::{CheckError, History, Op, OpId, OpResult, Report};
-use crate::sim::{KvStore, Sim};
+use crate::sim::{micros, KvStore, Sim};
 use crate::topology::{NodeId, Topology};
 
 /// How [`Schedule::run_linearizable`] drives the cluster.
@@ -26,6 +26,9 @@ pub struct LinearOptions {
     pub op_timeout: Duration,
     /// Pause between a client's operations. Defaults to 10 ms.
     pub think: Duration,
+    /// After the clients finish, the main site must lead again within
+    /// this bound ([`Sim::check_main_site_leads`]). Defaults to 15 s.
+    pub main_site_within: Duration,
 }
 
 impl Default for LinearOptions {
@@ -35,6 +38,7 @@ impl Default for LinearOptions {
             keys: 3,
             op_timeout: Duration::from_secs(2),
             think: Duration::from_millis(10),
+            main_site_within: Duration::from_secs(15),
         }
     }
 }
@@ -44,6 +48,11 @@ impl Default for LinearOptions {
 pub struct LinearReport {
     /// The checker's verdict on the recorded history.
     pub verdict: Result<Report, CheckError>,
+    /// What the [invariant checker](crate::sim::invariants) found in the
+    /// same run (DESIGN §6): safety throughout, then, once the clients
+    /// are done, leadership back at the main site, convergence and no
+    /// acknowledged write lost.
+    pub violations: Vec<crate::sim::Violation>,
     /// Operations recorded.
     pub operations: usize,
     /// Of those, completed with a known result.
@@ -113,8 +122,10 @@ impl Workload {
                 None => self.history.fail(op, now),
             }
         }
-        let think = self.opts.think.as_micros() as u64;
-        self.clients[c].next_at = now + think + self.rng.below(think + 1);
+        let think = micros(self.opts.think);
+        self.clients[c].next_at = now
+            .saturating_add(think)
+            .saturating_add(self.rng.below(think.saturating_add(1)));
     }
 
     /// Collects answers and timeouts, then starts new operations if `issue`.
@@ -149,7 +160,7 @@ impl Workload {
                 None => self.finish(c, None, now),
             }
         }
-        let timeout = self.opts.op_timeout.as_micros() as u64;
+        let timeout = micros(self.opts.op_timeout);
         for c in 0..self.clients.len() {
             let expired = self.clients[c]
                 .op
@@ -166,7 +177,7 @@ impl Workload {
     }
 
     fn run(&mut self, sim: &mut Sim<KvStore>, d: Duration, issue: bool) {
-        let end = sim.now_us() + d.as_micros() as u64;
+        let end = sim.now_us().saturating_add(micros(d));
         while sim.now_us() < end {
             self.poll(sim, issue);
             let left = Duration::from_micros(end - sim.now_us());
@@ -180,11 +191,13 @@ impl Schedule {
     /// Plays the schedule against `topology` while clients write and read
     /// registers, records every invocation and completion, heals everything
     /// at the end, lets the clients finish, and checks the history for
-    /// linearizability ([`crate::sim::linearizability`]).
+    /// linearizability ([`crate::sim::linearizability`]); the run is also
+    /// checked by the [invariant checker](crate::sim::invariants), as
+    /// [`Schedule::run`] checks it ([`LinearReport::violations`]).
     ///
     /// # Errors
-    /// [`ScheduleError`] when the schedule names a member or site the
-    /// topology lacks; nothing is run.
+    /// [`ScheduleError`] when the schedule does not
+    /// [validate](Schedule::validate) against the topology; nothing is run.
     pub fn run_linearizable(
         &self,
         topology: Arc<Topology>,
@@ -222,8 +235,12 @@ impl Schedule {
             opts.op_timeout + Duration::from_millis(100),
             false,
         );
+        sim.check_main_site_leads(opts.main_site_within);
+        sim.run_until_converged(Duration::from_secs(30));
+        sim.check_converged();
         Ok(LinearReport {
             verdict: w.history.check(),
+            violations: sim.violations(),
             operations: w.history.len(),
             completed: w.completed,
             trace: sim.trace().to_vec(),

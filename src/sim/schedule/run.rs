@@ -57,8 +57,8 @@ impl Schedule {
     /// convergence, every acknowledged proposal applied, and log matching.
     ///
     /// # Errors
-    /// [`ScheduleError`] when the schedule names a member or site the
-    /// topology lacks; nothing is run.
+    /// [`ScheduleError`] when the schedule does not
+    /// [validate](Schedule::validate) against the topology; nothing is run.
     pub fn run(
         &self,
         topology: Arc<Topology>,
@@ -155,6 +155,7 @@ pub(super) fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
             let b: Vec<&str> = b.iter().map(String::as_str).collect();
             sim.partition_sites(&a, &b);
         }
+        Fault::Split(a, b) => sim.partition(a, b),
         Fault::Heal => sim.heal(),
         Fault::Delay(a, b, ms) => sim.set_link_rtt(*a, *b, Duration::from_millis(*ms)),
         Fault::Loss(a, b, p) => sim.set_link_loss(*a, *b, f64::from(*p) / 100.0),
@@ -171,7 +172,7 @@ struct Load {
 
 impl Load {
     fn run(&mut self, sim: &mut Sim<KvStore>, d: Duration) {
-        let end = sim.now_us() + d.as_micros() as u64;
+        let end = sim.now_us().saturating_add(crate::sim::micros(d));
         while sim.now_us() < end {
             let live: Vec<NodeId> = sim
                 .members()
