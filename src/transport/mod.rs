@@ -74,11 +74,13 @@
 //! [`Handle`](crate::runtime::Handle) is an in-process API).
 
 mod error;
+mod hello;
 mod identity;
 mod inbound;
 mod link;
 mod loopback;
 mod outbound;
+mod refusals;
 mod security;
 mod stats;
 mod tls;
@@ -93,6 +95,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use slog::Logger;
 
 pub use error::{ConnectionError, PemItem, TlsRefusal, TransportError};
+pub use hello::MAX_HELLO_LEN;
 pub use identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
 pub use loopback::free_loopback_addr;
 pub use outbound::Dialer;
@@ -101,6 +104,7 @@ pub use stats::TransportStats;
 
 use crate::topology::NodeId;
 use crate::wire::Envelope;
+use refusals::Refusals;
 use stats::{bump, Counters};
 use tls::TlsContext;
 
@@ -178,6 +182,7 @@ impl TcpConfig {
 pub(crate) struct Shared {
     pub(crate) cfg: TcpConfig,
     pub(crate) counters: Counters,
+    pub(crate) refusals: Refusals,
     pub(crate) stop: AtomicBool,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
@@ -186,6 +191,18 @@ pub(crate) struct Shared {
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Counts, keeps and (rate-limited) logs a refusal; `outbound` when
+    /// this member dialled.
+    fn refuse(&self, e: &ConnectionError, outbound: bool) {
+        self.counters.refused(e, outbound);
+        let what = if outbound {
+            "refused a peer we dialled"
+        } else {
+            "refused a connection"
+        };
+        self.refusals.record(&self.logger, what, e);
     }
 }
 
@@ -226,6 +243,7 @@ impl TcpTransport {
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
+            refusals: Refusals::default(),
             stop: AtomicBool::new(false),
             logger,
             tls,
@@ -253,6 +271,12 @@ impl TcpTransport {
     /// Its counters now.
     pub fn stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The last refusals (up to 64), oldest first: see
+    /// [`StatsHandle::recent_refusals`].
+    pub fn recent_refusals(&self) -> Vec<ConnectionError> {
+        self.shared.refusals.recent()
     }
 
     /// A handle on the counters that outlives the transport.
@@ -304,6 +328,14 @@ impl StatsHandle {
     /// The counters now.
     pub fn stats(&self) -> TransportStats {
         self.0.counters.snapshot()
+    }
+
+    /// The last refusals (up to 64), oldest first, each with the peer's
+    /// address and the typed reason. Every refusal is kept here and
+    /// counted, while the log holds at most one line per peer address and
+    /// [kind](ConnectionError::kind) every 10 s.
+    pub fn recent_refusals(&self) -> Vec<ConnectionError> {
+        self.0.refusals.recent()
     }
 }
 
