@@ -10,8 +10,9 @@ pub struct TransportStats {
     /// Inbound connections accepted (handshake, identity and hello checked).
     pub accepted: u64,
     /// Connections refused or closed for a [`ConnectionError`]: every
-    /// inbound one, and outbound ones whose peer failed the TLS handshake
-    /// or the identity check.
+    /// inbound one (including those closed because the peer's certificate
+    /// expired), and outbound ones whose peer failed the TLS handshake or
+    /// the identity check, or refused this member.
     pub refused: u64,
     /// Of those: no handshake and hello in time.
     pub hello_timeouts: u64,
