@@ -11,7 +11,11 @@ use crate::wire::MAX_FRAME_LEN;
 
 /// How a member's connections are secured. There is no default: a
 /// deployment chooses mutual TLS, and only a loopback test may choose the
-/// loudly named plaintext option.
+/// loudly named plaintext option. Every member of a cluster must choose
+/// the same: the mode is each member's own configuration (the shared
+/// topology holds none), so members configured differently are caught at
+/// their first connection, with a typed refusal on both sides (see the
+/// [module docs](super#security), "Mixed modes").
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportSecurity {

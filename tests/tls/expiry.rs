@@ -29,9 +29,11 @@ fn a_connection_closes_when_the_peer_certificate_expires() {
     s.flush().unwrap();
     assert!(confirmed(&mut s), "the short-lived certificate was refused");
     // (CM02a counts it just after answering.)
-    c.wait_for(Duration::from_secs(5), "the connection to be counted", |c| {
-        c.stats(CM02A).accepted > base.accepted
-    });
+    c.wait_for(
+        Duration::from_secs(5),
+        "the connection to be counted",
+        |c| c.stats(CM02A).accepted > base.accepted,
+    );
     // Nothing more is sent; CM02a closes the connection once the
     // certificate expired.
     s.sock
