@@ -263,6 +263,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<MemberConfig, String> {
         peers,
         data_dir: base.join(f.member.data_dir),
         joining: None,
+        replacements: Default::default(),
         security,
         limits: Limits::default(),
     })

@@ -78,6 +78,22 @@ impl Ca {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<Issued, String> {
+        let both = [
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue_for(uris, not_before, not_after, &both)
+    }
+
+    /// [`Ca::issue`] with these extended key usages only (a member needs
+    /// both serverAuth and clientAuth; the tests issue less).
+    pub(crate) fn issue_for(
+        &self,
+        uris: &[String],
+        not_before: SystemTime,
+        not_after: SystemTime,
+        usages: &[ExtendedKeyUsagePurpose],
+    ) -> Result<Issued, String> {
         let key = KeyPair::generate().map_err(err)?;
         let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         p.distinguished_name.push(
@@ -88,10 +104,7 @@ impl Ca {
             let uri = u.as_str().try_into().map_err(err)?;
             p.subject_alt_names.push(SanType::URI(uri));
         }
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        p.extended_key_usages = usages.to_vec();
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.use_authority_key_identifier_extension = true;
         valid(&mut p, not_before, not_after);

@@ -1,6 +1,6 @@
 //! One member over TCP with durable storage, assembled in one call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,13 +27,21 @@ pub struct MemberConfig {
     pub id: NodeId,
     /// Where it listens.
     pub listen: SocketAddr,
-    /// Where every other member listens.
+    /// Where every other member listens: every other member of the
+    /// topology, and no one else unless listed in `replacements`. These
+    /// are exactly the members whose certificates the transport accepts.
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Its data directory (created if missing; must be its own).
     pub data_dir: PathBuf,
     /// For a replacement joining a running cluster: its description (see
     /// [`Node::replacement_member`]).
     pub joining: Option<topology::Member>,
+    /// Members that joined after the topology was written (replacements
+    /// started with [`MemberConfig::joining`], see
+    /// [`Handle::replace_member`](super::Handle::replace_member)): the
+    /// only ids `peers` may list that the topology does not. Empty by
+    /// default.
+    pub replacements: BTreeSet<NodeId>,
     /// How it authenticates the other members: mutual TLS (see
     /// [`TransportSecurity`]), or plaintext on loopback for tests.
     pub security: TransportSecurity,
@@ -42,7 +50,8 @@ pub struct MemberConfig {
 }
 
 impl MemberConfig {
-    /// A member with default [`Limits`], not joining (`joining: None`).
+    /// A member with default [`Limits`], not joining (`joining: None`),
+    /// with no replacements among its peers.
     pub fn new(
         topology: Arc<Topology>,
         id: NodeId,
@@ -58,6 +67,7 @@ impl MemberConfig {
             peers,
             data_dir: data_dir.into(),
             joining: None,
+            replacements: BTreeSet::new(),
             security,
             limits: Limits::default(),
         }
@@ -82,6 +92,10 @@ pub enum StartError {
     /// A voter of the topology has no address.
     #[error("no address for member {0}: list every other member under peers")]
     MissingPeer(NodeId),
+    /// `peers` lists a node the topology does not: its certificate would
+    /// be accepted although it is not a member.
+    #[error("peer {0} is not in the topology: remove it from peers, or list it under replacements if it joined as a replacement")]
+    UnknownPeer(NodeId),
 }
 
 /// A running member: the service's [`Handle`] plus its transport's counters.
@@ -95,7 +109,9 @@ pub struct Member {
     pub local_addr: SocketAddr,
 }
 
-/// Checks the transport's security, opens the member's durable storage,
+/// Checks the peers against the topology (every other member listed, no
+/// one else but `replacements`) and the transport's security, opens the
+/// member's durable storage,
 /// starts its TCP transport and its runtime thread, and returns its
 /// handle.
 ///
@@ -108,6 +124,11 @@ where
     for &id in cfg.topology.members().keys() {
         if id != cfg.id && !cfg.peers.contains_key(&id) {
             return Err(StartError::MissingPeer(id));
+        }
+    }
+    for &id in cfg.peers.keys() {
+        if cfg.topology.member(id).is_none() && !cfg.replacements.contains(&id) {
+            return Err(StartError::UnknownPeer(id));
         }
     }
     let logger = logger.new(o!("node" => cfg.id.0));

@@ -126,8 +126,13 @@ pub enum TlsRefusal {
     /// The certificate does not chain to the cluster CA.
     #[error("certificate not issued by the cluster CA")]
     UnknownIssuer,
+    /// The certificate may not be used this way: its extended key usage
+    /// lacks `clientAuth` (a caller's) or `serverAuth` (the member called).
+    /// A member is both: its certificate needs both usages.
+    #[error("certificate not issued for this use (extended key usage): a member's needs serverAuth and clientAuth")]
+    InvalidPurpose,
     /// The certificate was refused for another reason (bad signature,
-    /// wrong key usage, bad encoding, ...).
+    /// bad encoding, ...).
     #[error("certificate refused: {detail}")]
     BadCertificate {
         /// rustls' words.
@@ -162,8 +167,28 @@ impl TlsRefusal {
                 | Self::Expired
                 | Self::NotYetValid
                 | Self::UnknownIssuer
+                | Self::InvalidPurpose
                 | Self::BadCertificate { .. }
         )
+    }
+
+    /// A short, stable name of the reason (the `kind` key of the log
+    /// line; refusals are logged at most once per window for each peer
+    /// address and kind).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotTls { .. } => "tls-not-tls",
+            Self::PlaintextMember => "tls-plaintext-member",
+            Self::NoCertificate => "tls-no-certificate",
+            Self::Expired => "tls-expired",
+            Self::NotYetValid => "tls-not-yet-valid",
+            Self::UnknownIssuer => "tls-unknown-issuer",
+            Self::InvalidPurpose => "tls-invalid-purpose",
+            Self::BadCertificate { .. } => "tls-bad-certificate",
+            Self::AlertReceived { .. } => "tls-alert",
+            Self::Incomplete => "tls-incomplete",
+            Self::Protocol { .. } => "tls-protocol",
+        }
     }
 }
 
@@ -272,6 +297,50 @@ pub enum ConnectionError {
         /// Whom it names.
         found: CertifiedAs,
     },
+    /// The first frame (the hello) announces more than
+    /// [`MAX_HELLO_LEN`](super::MAX_HELLO_LEN) bytes: refused before any
+    /// of it is buffered, whatever [`Limits::max_frame`](super::Limits::max_frame)
+    /// allows, so an unauthenticated caller cannot make the member hold
+    /// large buffers.
+    #[error(
+        "{peer}: a hello of {len} bytes, at most {max} are accepted before the caller is verified"
+    )]
+    HelloTooLarge {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The length announced.
+        len: usize,
+        /// [`MAX_HELLO_LEN`](super::MAX_HELLO_LEN).
+        max: usize,
+    },
+    /// The member dialled closed the connection, or sent a TLS alert,
+    /// instead of confirming this member's hello: it refused this member.
+    /// With TLS 1.3 this is how a refused client certificate shows (the
+    /// client's side of the handshake completes before the server checks
+    /// it); the alert, when there is one, says why (`CertificateExpired`,
+    /// `UnknownCA`, `UnsupportedCertificate`, `CertificateUnknown` for a
+    /// certificate naming a node the peer's topology does not list), and
+    /// the peer's log names the reason.
+    #[error("{peer}: the peer refused this member before confirming its hello ({})", alert.as_deref().map_or("it closed the connection".to_string(), |a| format!("alert {a}")))]
+    RefusedByPeer {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The TLS alert it sent, if any.
+        alert: Option<String>,
+    },
+    /// The member dialled confirmed with a hello naming another node, or
+    /// addressed to another node.
+    #[error("{peer}: answered as node {from} to node {to}, expected node {expected}")]
+    WrongResponder {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The node dialled.
+        expected: u64,
+        /// Whom the answer names as sender.
+        from: u64,
+        /// Whom the answer is addressed to.
+        to: u64,
+    },
     /// An outbound connection could not be opened (only from
     /// [`Dialer::check`](super::Dialer::check); the transport's writers
     /// count these as `connect_failures` and retry).
@@ -299,7 +368,33 @@ impl ConnectionError {
             | Self::TooManyConnections { peer, .. }
             | Self::Tls { peer, .. }
             | Self::CertificateIdentity { peer, .. }
+            | Self::HelloTooLarge { peer, .. }
+            | Self::RefusedByPeer { peer, .. }
+            | Self::WrongResponder { peer, .. }
             | Self::Unreachable { peer, .. } => *peer,
+        }
+    }
+
+    /// A short, stable name of the reason (the `kind` key of the log
+    /// line; refusals are logged at most once per window for each peer
+    /// address and kind).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::HelloTimeout { .. } => "hello-timeout",
+            Self::Wire { .. } => "malformed",
+            Self::Version { .. } => "version",
+            Self::WrongCluster { .. } => "wrong-cluster",
+            Self::UnknownSender { .. } => "unknown-sender",
+            Self::WrongRecipient { .. } => "wrong-recipient",
+            Self::Spoofed { .. } => "spoofed",
+            Self::SlowFrame { .. } => "slow-frame",
+            Self::TooManyConnections { .. } => "too-many-connections",
+            Self::Tls { reason, .. } => reason.kind(),
+            Self::CertificateIdentity { .. } => "certificate-identity",
+            Self::HelloTooLarge { .. } => "hello-too-large",
+            Self::RefusedByPeer { .. } => "refused-by-peer",
+            Self::WrongResponder { .. } => "wrong-responder",
+            Self::Unreachable { .. } => "unreachable",
         }
     }
 }

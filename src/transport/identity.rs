@@ -236,6 +236,81 @@ fn san_uris(cert: &[u8]) -> Option<Vec<&str>> {
     Some(uris)
 }
 
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+const INTEGER: u8 = 0x02;
+const VERSION: u8 = 0xa0; // [0] EXPLICIT in TBSCertificate
+
+/// When a DER certificate stops being valid (its `notAfter`), in seconds
+/// since the Unix epoch, or `None` when the structure is not a
+/// certificate. Read only from certificates webpki has already verified,
+/// to close a connection when its peer's certificate expires.
+pub(crate) fn not_after(cert: &[u8]) -> Option<u64> {
+    let (SEQUENCE, cert, _) = tlv(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = tlv(cert)? else {
+        return None;
+    };
+    let mut parts = children(tbs).peekable();
+    if parts.peek()?.0 == VERSION {
+        parts.next();
+    }
+    let (INTEGER, _) = parts.next()? else {
+        return None;
+    };
+    let (SEQUENCE, _) = parts.next()? else {
+        return None; // signature algorithm
+    };
+    let (SEQUENCE, _) = parts.next()? else {
+        return None; // issuer
+    };
+    let (SEQUENCE, validity) = parts.next()? else {
+        return None;
+    };
+    let mut times = children(validity);
+    let _not_before = times.next()?;
+    let (tag, text) = times.next()?;
+    x509_time(tag, std::str::from_utf8(text).ok()?)
+}
+
+/// An X.509 `Time` (RFC 5280 §4.1.2.5: UTCTime `YYMMDDHHMMSSZ`, years
+/// 1950-2049, or GeneralizedTime `YYYYMMDDHHMMSSZ`) as seconds since the
+/// Unix epoch; `None` for anything else or before 1970.
+fn x509_time(tag: u8, text: &str) -> Option<u64> {
+    let digits = text.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, rest) = match (tag, digits.len()) {
+        (UTC_TIME, 12) => {
+            let yy: i64 = digits[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (GENERALIZED_TIME, 14) => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    // Days from the civil date (the proleptic Gregorian calendar).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,9 +377,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_expiry_is_read_from_a_real_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        for (y, m, d, expect) in [
+            (2030, 1, 1, 1_893_456_000u64),
+            (2049, 12, 31, 2_524_521_600),
+            (2050, 1, 1, 2_524_608_000), // GeneralizedTime from 2050 on
+            (1999, 3, 1, 920_246_400),
+        ] {
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.not_after = rcgen::date_time_ymd(y, m, d);
+            let der = p.self_signed(&key).unwrap().der().to_vec();
+            assert_eq!(not_after(&der), Some(expect), "{y}-{m}-{d}");
+            for cut in 0..der.len() / 2 {
+                let _ = not_after(&der[..cut]);
+            }
+        }
+        assert_eq!(x509_time(UTC_TIME, "240229235960Z"), Some(1_709_251_200));
+        for bad in [
+            "2402292359Z",
+            "241329000000Z",
+            "24022900000aZ",
+            "240229000000",
+        ] {
+            assert_eq!(x509_time(UTC_TIME, bad), None, "{bad}");
+        }
+        assert_eq!(x509_time(GENERALIZED_TIME, "19691231235959Z"), None);
+    }
+
     quickcheck! {
         fn garbage_never_panics(bytes: Vec<u8>) -> bool {
             let _ = CertifiedAs::of_der(&bytes);
+            let _ = not_after(&bytes);
             true
         }
     }

@@ -1,24 +1,27 @@
 //! The inbound side: accept connections, run the TLS handshake (the
 //! caller's certificate must name a member), check the caller's hello
-//! against it, then hand its envelopes to the node. Nothing reaches the
-//! node before every check passed.
+//! against it, confirm with this member's own hello, then hand its
+//! envelopes to the node. Nothing reaches the node before every check
+//! passed. A connection is closed when its peer's certificate expires or
+//! the cluster CA changes.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+use super::hello::{HelloReader, MAX_HELLO_LEN};
+use super::identity::{ExpectedPeer, PeerIdentity};
 use super::link::{Fill, Link};
 use super::stats::bump;
-use super::tls::{self, HANDSHAKE_RECORD};
+use super::tls::{self, Session, Stale, HANDSHAKE_RECORD};
 use super::{ConnectionError, Shared, TlsRefusal};
 use crate::topology::NodeId;
-use crate::wire::{Envelope, FrameDecoder, Hello, WireError, PROTOCOL_VERSION};
+use crate::wire::{encode_frame, Envelope, FrameDecoder, Hello, WireError, PROTOCOL_VERSION};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -49,13 +52,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
             Ok((stream, peer)) => {
                 let now_open = open.load(Ordering::Relaxed);
                 if now_open >= shared.cfg.limits.max_connections as u64 {
-                    refuse(
-                        shared,
-                        ConnectionError::TooManyConnections {
-                            peer,
-                            open: now_open,
-                        },
-                    );
+                    let open = now_open;
+                    shared.refuse(&ConnectionError::TooManyConnections { peer, open }, false);
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
@@ -64,7 +62,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
                     .name(format!("sc-read-{}", shared.cfg.me.0))
                     .spawn(move || {
                         if let Err(e) = serve(stream, peer, &sh, &inb) {
-                            refuse(&sh, e);
+                            sh.refuse(&e, false);
                         }
                         count.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -86,12 +84,6 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
     for t in readers {
         let _ = t.join();
     }
-}
-
-fn refuse(shared: &Shared, e: ConnectionError) {
-    shared.counters.refused(&e, false);
-    slog::warn!(shared.logger, "refused a connection";
-        "peer" => %e.peer(), "reason" => %e);
 }
 
 /// Waits for the caller's first byte; `Ok(None)` when it closed first.
@@ -119,6 +111,15 @@ fn first_byte(
     }
 }
 
+/// How a caller was authenticated.
+#[derive(Debug)]
+enum Auth {
+    /// Plaintext: nothing is proved.
+    Plain,
+    /// Mutual TLS: what the handshake established.
+    Tls(Session),
+}
+
 /// The TLS handshake, when configured: the caller's certificate chains to
 /// the cluster CA and names a member. Without TLS, a caller that starts a
 /// TLS handshake is refused (the members' modes differ). `Ok(None)` on a
@@ -128,7 +129,7 @@ fn secure(
     peer: SocketAddr,
     deadline: Instant,
     shared: &Shared,
-) -> Result<Option<(Link, Option<PeerIdentity>)>, ConnectionError> {
+) -> Result<Option<(Link, Auth)>, ConnectionError> {
     let first = first_byte(&stream, peer, deadline, shared)?;
     let Some(ctx) = &shared.tls else {
         // A plaintext hello starts with its small length (0x00 ...), a
@@ -140,7 +141,7 @@ fn secure(
                 reason: TlsRefusal::PlaintextMember,
             });
         }
-        return Ok(first.map(|_| (Link::Plain(stream), None)));
+        return Ok(first.map(|_| (Link::Plain(stream), Auth::Plain)));
     };
     match first {
         None => return Ok(None),
@@ -152,7 +153,7 @@ fn secure(
             })
         }
     }
-    let mut conn = ctx
+    let (mut conn, generation) = ctx
         .accept(&shared.logger)
         .map_err(|e| tls::refusal(&e, peer))?;
     if !tls::handshake(&mut conn, &mut stream, peer, deadline, &|| {
@@ -161,8 +162,81 @@ fn secure(
         return Ok(None);
     }
     bump(&shared.counters.handshakes, 1);
-    let id = tls::peer_identity(&conn);
-    Ok(Some((Link::Tls(Box::new(conn), stream), id)))
+    let session = tls::session(&conn, generation);
+    Ok(Some((
+        Link::Tls(Box::new(conn), stream),
+        Auth::Tls(session),
+    )))
+}
+
+/// Binds the hello to the certificate: with TLS, the certificate must
+/// name exactly the node the hello claims, in this cluster. Fails closed:
+/// a TLS connection whose certificate names nobody (or several) is
+/// refused, even though the handshake's verifier already refuses those.
+fn bind(
+    auth: &Auth,
+    hello: &Hello,
+    peer: SocketAddr,
+    cluster_id: u64,
+) -> Result<(), ConnectionError> {
+    let Auth::Tls(session) = auth else {
+        return Ok(());
+    };
+    let claimed = PeerIdentity::new(cluster_id, NodeId(hello.from));
+    if session.identity.peer() == Some(claimed) {
+        return Ok(());
+    }
+    Err(ConnectionError::CertificateIdentity {
+        peer,
+        expected: ExpectedPeer::Node(claimed),
+        found: session.identity.clone(),
+    })
+}
+
+/// Reads the caller's hello within the deadline, never buffering more
+/// than [`MAX_HELLO_LEN`] of it. The hello, and the bytes that followed
+/// it; `Ok(None)` when the caller closed between frames or the member is
+/// stopping.
+fn read_hello(
+    link: &mut Link,
+    peer: SocketAddr,
+    deadline: Instant,
+    shared: &Shared,
+) -> Result<Option<(Hello, Vec<u8>)>, ConnectionError> {
+    let mut buf = vec![0u8; MAX_HELLO_LEN];
+    let mut reader = HelloReader::default();
+    let mut done: Option<(Hello, Vec<u8>)> = None;
+    let mut failed = None;
+    loop {
+        if shared.stopping() {
+            return Ok(None);
+        }
+        if Instant::now() >= deadline {
+            return Err(ConnectionError::HelloTimeout { peer });
+        }
+        let fill = link.fill(
+            &mut buf,
+            &mut |bytes| match (&mut done, &failed) {
+                (_, Some(_)) => {}
+                (Some((_, rest)), None) => rest.extend_from_slice(bytes),
+                (None, None) => match reader.push(bytes, peer) {
+                    Ok(got) => done = got,
+                    Err(e) => failed = Some(e),
+                },
+            },
+            peer,
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if done.is_some() {
+            return Ok(done);
+        }
+        if let Fill::Closed = fill {
+            reader.closed(peer)?;
+            return Ok(None);
+        }
+    }
 }
 
 fn serve(
@@ -181,37 +255,25 @@ fn serve(
 
     // The handshake and the hello, within one deadline.
     let deadline = Instant::now() + cfg.limits.hello_timeout;
-    let Some((mut link, certified)) = secure(stream, peer, deadline, shared)? else {
+    let Some((mut link, auth)) = secure(stream, peer, deadline, shared)? else {
         return Ok(());
     };
-    let mut dec = FrameDecoder::new(cfg.limits.max_frame);
-    let mut buf = vec![0u8; 64 << 10];
-    let hello = loop {
-        if let Some(frame) = dec.next_frame().map_err(wire)? {
-            break Hello::from_bytes(&frame).map_err(wire)?;
-        }
-        if shared.stopping() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(ConnectionError::HelloTimeout { peer });
-        }
-        if let Fill::Closed = link.fill(&mut buf, &mut dec, peer)? {
-            return truncated(&dec, peer);
-        }
+    let Some((hello, rest)) = read_hello(&mut link, peer, deadline, shared)? else {
+        return Ok(());
     };
     check_hello(&hello, peer, shared)?;
-    if let Some(id) = certified {
-        if id.node != NodeId(hello.from) {
-            return Err(ConnectionError::CertificateIdentity {
-                peer,
-                expected: ExpectedPeer::Node(PeerIdentity::new(cfg.cluster_id, NodeId(hello.from))),
-                found: CertifiedAs::Peer(id),
-            });
-        }
+    bind(&auth, &hello, peer, cfg.cluster_id)?;
+    // Confirmed: this member's own hello tells the caller it is accepted.
+    let mut reply = Vec::new();
+    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from);
+    if encode_frame(&answer, &mut reply).is_err() || link.send(&reply).is_err() {
+        return Ok(());
     }
     bump(&shared.counters.accepted, 1);
     slog::debug!(shared.logger, "connection accepted"; "peer" => %peer, "from" => hello.from);
+    let mut dec = FrameDecoder::new(cfg.limits.max_frame);
+    dec.push(&rest);
+    let mut buf = vec![0u8; 64 << 10];
 
     // Envelopes, each checked against the hello. A frame, or a TLS record,
     // must finish within the frame timeout once it started.
@@ -244,7 +306,23 @@ fn serve(
         if shared.stopping() {
             return Ok(());
         }
-        match link.fill(&mut buf, &mut dec, peer)? {
+        if let (Auth::Tls(session), Some(ctx)) = (&auth, &shared.tls) {
+            match session.stale(ctx, SystemTime::now()) {
+                None => {}
+                Some(Stale::Expired) => {
+                    return Err(ConnectionError::Tls {
+                        peer,
+                        reason: TlsRefusal::Expired,
+                    })
+                }
+                Some(Stale::CaChanged) => {
+                    slog::info!(shared.logger, "closing a connection: the CA changed";
+                        "peer" => %peer, "from" => hello.from);
+                    return Ok(());
+                }
+            }
+        }
+        match link.fill(&mut buf, &mut |b| dec.push(b), peer)? {
             Fill::Closed => return truncated(&dec, peer),
             Fill::Idle => {}
             Fill::Bytes { plain } => partial_record = plain == 0,
@@ -289,4 +367,48 @@ fn check_hello(h: &Hello, peer: SocketAddr, shared: &Shared) -> Result<(), Conne
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::CertifiedAs;
+
+    fn tls(identity: CertifiedAs) -> Auth {
+        Auth::Tls(Session {
+            identity,
+            expires: None,
+            generation: 0,
+        })
+    }
+
+    #[test]
+    fn the_hello_must_name_whom_the_certificate_names_and_fails_closed() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let hello = Hello::new(7, 2, 1);
+        let node = |c, n| CertifiedAs::Peer(PeerIdentity::new(c, NodeId(n)));
+        assert!(bind(&Auth::Plain, &hello, peer, 7).is_ok());
+        assert!(bind(&tls(node(7, 2)), &hello, peer, 7).is_ok());
+        // With TLS, no identity (or an unclear one) is a refusal, never a
+        // pass; so are another node's and another cluster's.
+        for found in [
+            CertifiedAs::Nobody,
+            CertifiedAs::Unclear { uris: 2 },
+            node(7, 3),
+            node(8, 2),
+        ] {
+            match bind(&tls(found.clone()), &hello, peer, 7) {
+                Err(ConnectionError::CertificateIdentity {
+                    expected, found: f, ..
+                }) => {
+                    assert_eq!(
+                        expected,
+                        ExpectedPeer::Node(PeerIdentity::new(7, NodeId(2)))
+                    );
+                    assert_eq!(f, found);
+                }
+                other => panic!("{found}: {other:?}"),
+            }
+        }
+    }
 }

@@ -8,7 +8,6 @@ use rustls::Connection;
 
 use super::tls::refusal;
 use super::ConnectionError;
-use crate::wire::FrameDecoder;
 
 /// Plaintext TLS records carry at most this much.
 const RECORD: usize = 16 << 10;
@@ -41,21 +40,21 @@ fn would_block(e: &std::io::Error) -> bool {
 
 impl Link {
     /// Reads what has arrived (waiting at most the socket's read timeout)
-    /// and hands the plaintext to `dec`.
+    /// and hands the plaintext to `sink`, in pieces of at most `buf.len()`.
     ///
     /// # Errors
     /// A TLS record that does not decrypt or decode ([`ConnectionError::Tls`]).
     pub(super) fn fill(
         &mut self,
         buf: &mut [u8],
-        dec: &mut FrameDecoder,
+        sink: &mut dyn FnMut(&[u8]),
         peer: SocketAddr,
     ) -> Result<Fill, ConnectionError> {
         match self {
             Self::Plain(tcp) => Ok(match tcp.read(buf) {
                 Ok(0) => Fill::Closed,
                 Ok(n) => {
-                    dec.push(&buf[..n]);
+                    sink(&buf[..n]);
                     Fill::Bytes { plain: n }
                 }
                 Err(e) if would_block(&e) => Fill::Idle,
@@ -64,7 +63,7 @@ impl Link {
             Self::Tls(conn, tcp) => {
                 // Plaintext may already wait in rustls (e.g. the hello
                 // decrypted with the handshake's last flight).
-                match drain(conn, buf, dec) {
+                match drain(conn, buf, sink) {
                     Some(0) => {}
                     Some(plain) => return Ok(Fill::Bytes { plain }),
                     None => return Ok(Fill::Closed),
@@ -79,7 +78,7 @@ impl Link {
                     let _ = conn.write_tls(tcp); // the alert
                     return Err(refusal(&e, peer));
                 }
-                Ok(drain(conn, buf, dec).map_or(Fill::Closed, |plain| Fill::Bytes { plain }))
+                Ok(drain(conn, buf, sink).map_or(Fill::Closed, |plain| Fill::Bytes { plain }))
             }
         }
     }
@@ -101,9 +100,9 @@ impl Link {
     }
 }
 
-/// Moves the plaintext rustls holds into `dec`: how many bytes, or `None`
+/// Moves the plaintext rustls holds into `sink`: how many bytes, or `None`
 /// when the peer closed (close_notify) with nothing left to deliver.
-fn drain(conn: &mut Connection, buf: &mut [u8], dec: &mut FrameDecoder) -> Option<usize> {
+fn drain(conn: &mut Connection, buf: &mut [u8], sink: &mut dyn FnMut(&[u8])) -> Option<usize> {
     let mut plain = 0;
     loop {
         match conn.reader().read(buf) {
@@ -111,7 +110,7 @@ fn drain(conn: &mut Connection, buf: &mut [u8], dec: &mut FrameDecoder) -> Optio
             Ok(0) if plain == 0 => return None,
             Ok(0) => return Some(plain),
             Ok(n) => {
-                dec.push(&buf[..n]);
+                sink(&buf[..n]);
                 plain += n;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(plain),

@@ -5,9 +5,23 @@
 //! [`TcpTransport`] keeps one outbound connection per peer (reconnecting
 //! with back-off) behind a bounded queue, so a slow or dead peer never
 //! blocks the node or the other peers, and accepts inbound connections.
-//! Every refused connection or frame is counted ([`TransportStats`]) and
+//! Every refused connection or frame is counted ([`TransportStats`]),
+//! kept with its typed reason ([`StatsHandle::recent_refusals`]) and
 //! logged with the peer's address and the reason ([`ConnectionError`]);
-//! none reaches the node.
+//! none reaches the node. The log holds at most one line per peer address
+//! and [kind](ConnectionError::kind) of refusal every 10 s (the next one
+//! says how many were `suppressed`), so neither a member refused again and
+//! again nor an attacker reaching the port can fill the disk.
+//!
+//! Every connection opens with the caller's [`Hello`](crate::wire::Hello);
+//! the member called checks it and answers with its own (`from` itself,
+//! `to` the caller). The caller counts the connection as established, and
+//! resets its reconnection back-off, only on that answer: a caller the
+//! member refuses sees an alert or the connection closing first
+//! ([`ConnectionError::RefusedByPeer`]), logs it, and retries at the
+//! back-off's pace ([`Limits::backoff`]). Without the answer it could not
+//! tell: in TLS 1.3 the client's side of the handshake completes before
+//! the server checks the client's certificate.
 //!
 //! # Security
 //!
@@ -15,10 +29,22 @@
 //! mutual TLS 1.3 ([`TransportSecurity::MutualTls`]; rustls with the ring
 //! provider, no OpenSSL). Plaintext exists only as
 //! [`TransportSecurity::InsecurePlaintextLoopbackOnly`], which start-up
-//! refuses unless every address is a loopback address. One mode covers all
-//! of a member's connections; two members configured with different modes
-//! refuse each other at their first connection ([`TlsRefusal::NotTls`] on
-//! the TLS side, [`TlsRefusal::PlaintextMember`] on the plaintext side).
+//! refuses unless every address is a loopback address.
+//!
+//! **Mixed modes.** One mode covers all of a member's connections. The
+//! mode is part of each member's own configuration, not of the shared
+//! [`Topology`](crate::topology::Topology) (which holds no addresses or
+//! secrets either), so no single start-up can see the whole cluster's
+//! modes; two members configured differently refuse each other at their
+//! first connection, with typed errors on both sides: the member called
+//! logs [`TlsRefusal::NotTls`] (it runs TLS and a plaintext hello arrived)
+//! or [`TlsRefusal::PlaintextMember`] (it runs plaintext and a TLS
+//! handshake arrived), and the caller logs [`ConnectionError::RefusedByPeer`]
+//! or [`TlsRefusal::Incomplete`]. That is deliberately not negotiated (the
+//! [`Hello`](crate::wire::Hello) carries no mode): the first bytes already
+//! tell the modes apart, and a mode announced in a hello could only
+//! downgrade. Since plaintext is refused off loopback at start-up, a mixed
+//! cluster can only exist on one machine, in a test.
 //!
 //! **How identity is bound.** Each member holds a certificate issued by
 //! the cluster's CA whose subject alternative name is the URI
@@ -40,8 +66,21 @@
 //! handed to the node: the handshake and hello run in the connection's
 //! own thread, under a deadline ([`Limits::hello_timeout`]), with the
 //! connection limit ([`Limits::max_connections`]) checked before any TLS
-//! work and frames bounded in size ([`Limits::max_frame`]) and time
+//! work, the hello bounded to [`MAX_HELLO_LEN`] bytes whatever the frame
+//! limit, and frames bounded in size ([`Limits::max_frame`]) and time
 //! ([`Limits::frame_timeout`]).
+//!
+//! **Live connections are re-checked.** Each side records when the peer's
+//! certificate chain expires (the earliest `notAfter` it presented) and
+//! closes the connection once that passes, on the connection's own loop
+//! (within about 50 ms); the reconnection then fails the handshake until
+//! the peer has a new certificate. The TLS files are looked at at most
+//! once a second (by new connections and by the idle writers) and read
+//! only when a file's length or modification time changed; when the new
+//! files hold another CA file, every live connection, in and out, closes
+//! and re-handshakes under it. A renewed member certificate under the same
+//! CA file leaves live connections alone (they are used until their own
+//! certificate expires).
 //!
 //! # Threat model
 //!
@@ -60,25 +99,32 @@
 //! or a member of another cluster. But it **can** send any raft message a
 //! member may legitimately send as itself — vote, campaign, lie about its
 //! log — and raft does not tolerate Byzantine members. Revoke by
-//! re-issuing the cluster's certificates under a new CA (the files are
-//! re-read on each new connection) or by removing the member from the
-//! topology; there is no CRL or OCSP checking.
+//! re-issuing the cluster's certificates under a new CA and replacing the
+//! CA file at every member (within a second each member closes its live
+//! connections and re-handshakes, so the revoked member is cut off at
+//! once), or by removing the member from the topology and the `peers`
+//! (a restart); short-lived certificates limit the damage on their own,
+//! since a connection closes when its peer's certificate expires. There is
+//! no CRL or OCSP checking.
 //!
 //! *Not protected:* availability. The connection limit, deadlines and
 //! frame bounds keep memory and threads bounded, but an attacker who can
 //! reach the port can keep the limit's slots busy and so delay a real
 //! member's reconnection, and can burn CPU on handshakes; firewall the
-//! port to the members' addresses. There is no encryption at rest (the
+//! port to the members' addresses. It cannot make the member log more
+//! than a line per kind of refusal every 10 s, nor read files. There is no encryption at rest (the
 //! data directory and the key file are protected by file permissions
 //! only), and the application's own clients are out of scope (the
 //! [`Handle`](crate::runtime::Handle) is an in-process API).
 
 mod error;
+mod hello;
 mod identity;
 mod inbound;
 mod link;
 mod loopback;
 mod outbound;
+mod refusals;
 mod security;
 mod stats;
 mod tls;
@@ -93,6 +139,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use slog::Logger;
 
 pub use error::{ConnectionError, PemItem, TlsRefusal, TransportError};
+pub use hello::MAX_HELLO_LEN;
 pub use identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
 pub use loopback::free_loopback_addr;
 pub use outbound::Dialer;
@@ -101,6 +148,7 @@ pub use stats::TransportStats;
 
 use crate::topology::NodeId;
 use crate::wire::Envelope;
+use refusals::Refusals;
 use stats::{bump, Counters};
 use tls::TlsContext;
 
@@ -178,6 +226,7 @@ impl TcpConfig {
 pub(crate) struct Shared {
     pub(crate) cfg: TcpConfig,
     pub(crate) counters: Counters,
+    pub(crate) refusals: Refusals,
     pub(crate) stop: AtomicBool,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
@@ -186,6 +235,19 @@ pub(crate) struct Shared {
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Counts, keeps and (rate-limited) logs a refusal; `outbound` when
+    /// this member dialled.
+    fn refuse(&self, e: &ConnectionError, outbound: bool) {
+        let what = if outbound {
+            "refused a peer we dialled"
+        } else {
+            "refused a connection"
+        };
+        // Kept and logged first: whoever sees the counter move finds it.
+        self.refusals.record(&self.logger, what, e);
+        self.counters.refused(e, outbound);
     }
 }
 
@@ -226,6 +288,7 @@ impl TcpTransport {
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
+            refusals: Refusals::default(),
             stop: AtomicBool::new(false),
             logger,
             tls,
@@ -253,6 +316,12 @@ impl TcpTransport {
     /// Its counters now.
     pub fn stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The last refusals (up to 64), oldest first: see
+    /// [`StatsHandle::recent_refusals`].
+    pub fn recent_refusals(&self) -> Vec<ConnectionError> {
+        self.shared.refusals.recent()
     }
 
     /// A handle on the counters that outlives the transport.
@@ -304,6 +373,14 @@ impl StatsHandle {
     /// The counters now.
     pub fn stats(&self) -> TransportStats {
         self.0.counters.snapshot()
+    }
+
+    /// The last refusals (up to 64), oldest first, each with the peer's
+    /// address and the typed reason. Every refusal is kept here and
+    /// counted, while the log holds at most one line per peer address and
+    /// [kind](ConnectionError::kind) every 10 s.
+    pub fn recent_refusals(&self) -> Vec<ConnectionError> {
+        self.0.refusals.recent()
     }
 }
 

@@ -1,22 +1,27 @@
 //! The outbound side: one writer thread per peer, with a bounded queue,
 //! reconnection with back-off, and batching of whatever is queued. With
 //! TLS, each connection is a fresh mutual handshake in which the peer must
-//! present the certificate of the node dialled.
+//! present the certificate of the node dialled. A connection counts as
+//! established only once the peer answers this member's hello with its
+//! own; until then the back-off keeps growing, so a member its peer
+//! refuses retries at the back-off's pace and learns why
+//! ([`ConnectionError::RefusedByPeer`]).
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::hello::{HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
-use super::link::Link;
+use super::link::{Fill, Link};
 use super::stats::bump;
-use super::tls::{self, TlsContext};
-use super::{ConnectionError, Shared, TcpConfig, TransportError};
+use super::tls::{self, Session, Stale, TlsContext};
+use super::{ConnectionError, Shared, TcpConfig, TlsRefusal, TransportError};
 use crate::topology::NodeId;
-use crate::wire::{encode_frame, Envelope, Hello};
+use crate::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
 
 /// Envelopes written in one go at most.
 const BATCH: usize = 256;
@@ -33,45 +38,55 @@ pub(super) fn spawn_writer(
         .expect("spawning a thread")
 }
 
+/// Connects, writes until the connection fails, and waits before the
+/// next attempt: the back-off doubles after every failed, refused or lost
+/// connection, and returns to its minimum only once a peer confirmed the
+/// hello. Refusals are counted, kept and logged (rate-limited) with the
+/// peer's address and the reason.
 fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Envelope>, shared: &Shared) {
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
-    let mut last_refusal: Option<ConnectionError> = None;
     while !shared.stopping() {
-        let mut stream = match connect(peer, addr, shared) {
-            Ok(Some(s)) => s,
+        match connect(peer, addr, shared) {
+            Ok(Some(mut conn)) => {
+                wait = min;
+                slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
+                if let Err(why) = pump(&mut conn, queue, shared) {
+                    slog::info!(shared.logger, "connection lost";
+                        "peer" => peer.0, "addr" => %addr, "reason" => %why);
+                }
+            }
             outcome => {
                 match outcome {
-                    Err(e) => {
-                        shared.counters.refused(&e, true);
-                        // Logged loudly once per distinct reason, not per retry.
-                        if last_refusal.as_ref() != Some(&e) {
-                            slog::warn!(shared.logger, "refused a peer we dialled";
-                                "peer" => %addr, "node" => peer.0, "reason" => %e);
-                            last_refusal = Some(e);
-                        }
-                    }
+                    Err(e) => shared.refuse(&e, true),
                     Ok(_) => bump(&shared.counters.connect_failures, 1),
                 }
                 // Unreachable: what is queued is stale by the time it could go.
                 let dropped = queue.try_iter().count() as u64;
                 bump(&shared.counters.dropped, dropped);
-                sleep_unless_stopping(wait, shared);
-                wait = (wait * 2).min(max);
-                continue;
             }
-        };
-        wait = min;
-        last_refusal = None;
-        slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
-        if let Err(e) = pump(&mut stream, queue, shared) {
-            slog::info!(shared.logger, "connection lost"; "peer" => peer.0, "error" => %e);
         }
+        sleep_unless_stopping(wait, shared);
+        wait = (wait * 2).min(max);
     }
 }
 
-/// Opens a connection to `peer` and, with TLS, completes the handshake.
-/// `Ok(None)` when the peer is unreachable or the member is stopping.
+/// A connection the peer confirmed.
+struct Connected {
+    link: Link,
+    /// With TLS: what the handshake established.
+    session: Option<Session>,
+}
+
+/// Opens a connection to `peer`, completes the handshake (with TLS),
+/// sends the hello and waits for the peer's confirming hello.
+/// `on_handshake` runs once a TLS handshake completed. `Ok(None)` when the
+/// member is stopping, or the peer went away during the handshake.
+///
+/// # Errors
+/// [`ConnectionError::Unreachable`], [`ConnectionError::HelloTimeout`]
+/// (no handshake or confirmation in time), a TLS refusal, or what
+/// [`confirm`] refuses.
 fn open(
     peer: NodeId,
     addr: SocketAddr,
@@ -79,7 +94,8 @@ fn open(
     tls: Option<&TlsContext>,
     logger: &slog::Logger,
     stopping: &dyn Fn() -> bool,
-) -> Result<Option<Link>, ConnectionError> {
+    on_handshake: &dyn Fn(),
+) -> Result<Option<Connected>, ConnectionError> {
     let unreachable = |e: std::io::Error| ConnectionError::Unreachable {
         peer: addr,
         kind: e.kind(),
@@ -89,58 +105,195 @@ fn open(
     let _ = stream.set_nodelay(true);
     stream
         .set_write_timeout(Some(Duration::from_secs(5)))
+        .and_then(|()| stream.set_read_timeout(Some(Duration::from_millis(50))))
         .map_err(unreachable)?;
-    let Some(ctx) = tls else {
-        return Ok(Some(Link::Plain(stream)));
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .map_err(unreachable)?;
-    let mut conn = ctx
-        .connect(peer, addr, logger)
-        .map_err(|e| tls::refusal(&e, addr))?;
     let deadline = Instant::now() + cfg.limits.hello_timeout;
-    if !tls::handshake(&mut conn, &mut stream, addr, deadline, stopping)? {
+    let (mut link, session) = match tls {
+        None => (Link::Plain(stream), None),
+        Some(ctx) => {
+            let (mut conn, generation) = ctx
+                .connect(peer, addr, logger)
+                .map_err(|e| tls::refusal(&e, addr))?;
+            if !tls::handshake(&mut conn, &mut stream, addr, deadline, stopping)? {
+                return Ok(None);
+            }
+            on_handshake();
+            let session = tls::session(&conn, generation);
+            (Link::Tls(Box::new(conn), stream), Some(session))
+        }
+    };
+    let mut hello = Vec::new();
+    let h = Hello::new(cfg.cluster_id, cfg.me.0, peer.0);
+    if encode_frame(&h, &mut hello).is_err() {
         return Ok(None);
     }
-    Ok(Some(Link::Tls(Box::new(conn), stream)))
+    if link.send(&hello).is_err() {
+        // The handshake passed and the peer hung up at once.
+        return Err(ConnectionError::RefusedByPeer {
+            peer: addr,
+            alert: None,
+        });
+    }
+    if !confirm(&mut link, cfg, peer, addr, deadline, stopping)? {
+        return Ok(None);
+    }
+    Ok(Some(Connected { link, session }))
+}
+
+/// Waits for the peer's answering hello: the peer checked this member's
+/// certificate and hello and accepts the connection. `Ok(false)` when the
+/// member is stopping.
+///
+/// # Errors
+/// [`ConnectionError::RefusedByPeer`] when it closes or sends an alert
+/// first; [`ConnectionError::HelloTimeout`] past `deadline`; an answer
+/// that is not a hello ([`ConnectionError::Wire`],
+/// [`ConnectionError::HelloTooLarge`]), of another version or cluster, or
+/// from another node ([`ConnectionError::WrongResponder`]).
+fn confirm(
+    link: &mut Link,
+    cfg: &TcpConfig,
+    peer: NodeId,
+    addr: SocketAddr,
+    deadline: Instant,
+    stopping: &dyn Fn() -> bool,
+) -> Result<bool, ConnectionError> {
+    let mut buf = vec![0u8; MAX_HELLO_LEN];
+    let mut reader = HelloReader::default();
+    loop {
+        if stopping() {
+            return Ok(false);
+        }
+        if Instant::now() >= deadline {
+            return Err(ConnectionError::HelloTimeout { peer: addr });
+        }
+        let mut done = None;
+        let mut failed = None;
+        let mut sink = |bytes: &[u8]| {
+            if done.is_none() && failed.is_none() {
+                match reader.push(bytes, addr) {
+                    Ok(got) => done = got,
+                    Err(e) => failed = Some(e),
+                }
+            }
+        };
+        let fill = match link.fill(&mut buf, &mut sink, addr) {
+            Ok(fill) => fill,
+            Err(ConnectionError::Tls {
+                reason: TlsRefusal::AlertReceived { alert },
+                ..
+            }) => {
+                return Err(ConnectionError::RefusedByPeer {
+                    peer: addr,
+                    alert: Some(alert),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if let Some((answer, _)) = done {
+            return check_answer(&answer, cfg, peer, addr).map(|()| true);
+        }
+        if let Fill::Closed = fill {
+            return Err(ConnectionError::RefusedByPeer {
+                peer: addr,
+                alert: None,
+            });
+        }
+    }
+}
+
+/// The answer must come from the node dialled, to this member, in this
+/// cluster and version.
+fn check_answer(
+    h: &Hello,
+    cfg: &TcpConfig,
+    peer: NodeId,
+    addr: SocketAddr,
+) -> Result<(), ConnectionError> {
+    if h.version != PROTOCOL_VERSION {
+        return Err(ConnectionError::Version {
+            peer: addr,
+            got: h.version,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    if h.cluster_id != cfg.cluster_id {
+        return Err(ConnectionError::WrongCluster {
+            peer: addr,
+            got: h.cluster_id,
+            expected: cfg.cluster_id,
+        });
+    }
+    if h.from != peer.0 || h.to != cfg.me.0 {
+        return Err(ConnectionError::WrongResponder {
+            peer: addr,
+            expected: peer.0,
+            from: h.from,
+            to: h.to,
+        });
+    }
+    Ok(())
 }
 
 fn connect(
     peer: NodeId,
     addr: SocketAddr,
     shared: &Shared,
-) -> Result<Option<Link>, ConnectionError> {
+) -> Result<Option<Connected>, ConnectionError> {
     let tls = shared.tls.as_ref();
-    let link = match open(peer, addr, &shared.cfg, tls, &shared.logger, &|| {
-        shared.stopping()
-    }) {
-        Ok(Some(link)) => link,
+    let stopping = || shared.stopping();
+    let handshake = || bump(&shared.counters.handshakes, 1);
+    match open(
+        peer,
+        addr,
+        &shared.cfg,
+        tls,
+        &shared.logger,
+        &stopping,
+        &handshake,
+    ) {
+        Ok(c) => Ok(c),
         // A peer that does not answer (down, paused) is unreachable, not refused.
-        Ok(None)
-        | Err(ConnectionError::Unreachable { .. } | ConnectionError::HelloTimeout { .. }) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    if tls.is_some() {
-        bump(&shared.counters.handshakes, 1);
+        Err(ConnectionError::Unreachable { .. } | ConnectionError::HelloTimeout { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
-    let mut link = link;
-    let mut hello = Vec::new();
-    let h = Hello::new(shared.cfg.cluster_id, shared.cfg.me.0, peer.0);
-    if encode_frame(&h, &mut hello).is_err() || link.send(&hello).is_err() {
-        return Ok(None);
-    }
-    Ok(Some(link))
 }
 
-/// Writes queued envelopes until the connection fails or the member stops.
-fn pump(link: &mut Link, queue: &Receiver<Envelope>, shared: &Shared) -> std::io::Result<()> {
+/// Why a confirmed connection ended.
+#[derive(Debug)]
+enum Lost {
+    /// Writing failed: the peer closed, or the network failed.
+    Io(std::io::Error),
+    /// The peer's certificate expired, or the CA changed.
+    Stale(Stale),
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Stale(Stale::Expired) => f.write_str("the peer's certificate expired"),
+            Self::Stale(Stale::CaChanged) => f.write_str("the CA changed: re-handshaking"),
+        }
+    }
+}
+
+/// Writes queued envelopes until the connection fails, the peer's
+/// certificate expires, the CA changes, or the member stops.
+fn pump(conn: &mut Connected, queue: &Receiver<Envelope>, shared: &Shared) -> Result<(), Lost> {
     let mut buf = Vec::new();
     loop {
         if shared.stopping() {
             return Ok(());
+        }
+        if let (Some(session), Some(ctx)) = (&conn.session, &shared.tls) {
+            ctx.poll(&shared.logger);
+            if let Some(stale) = session.stale(ctx, SystemTime::now()) {
+                return Err(Lost::Stale(stale));
+            }
         }
         let first = match queue.recv_timeout(Duration::from_millis(50)) {
             Ok(env) => env,
@@ -158,7 +311,7 @@ fn pump(link: &mut Link, queue: &Receiver<Envelope>, shared: &Shared) -> std::io
                 }
             }
         }
-        link.send(&buf)?;
+        conn.link.send(&buf).map_err(Lost::Io)?;
         bump(&shared.counters.frames_out, n);
     }
 }
@@ -175,8 +328,10 @@ fn sleep_unless_stopping(d: Duration, shared: &Shared) {
 
 /// Dials members the way the transport's writers do (TCP, then the mutual
 /// TLS handshake in which the peer must present the certificate of the
-/// node dialled) and hangs up after the handshake, sending nothing else.
-/// For health checks, diagnosing a PKI, and measuring handshake cost.
+/// node dialled, then the hello, which the peer must confirm) and hangs
+/// up once confirmed, sending nothing else. For health checks, diagnosing
+/// a PKI (a peer refusing this member's certificate shows as
+/// [`ConnectionError::RefusedByPeer`]), and measuring handshake cost.
 pub struct Dialer {
     cfg: TcpConfig,
     tls: Option<TlsContext>,
@@ -207,37 +362,34 @@ impl Dialer {
         })
     }
 
-    /// Connects to `peer` at `addr`, completes the handshake and sends the
-    /// hello a member sends, then hangs up. With TLS the identity returned
-    /// is the one the peer's certificate proved; with plaintext nothing is
-    /// proved and it is simply `peer`.
+    /// Connects to `peer` at `addr`, completes the handshake, sends the
+    /// hello a member sends and waits for the peer to confirm it, then
+    /// hangs up. With TLS the identity returned is the one the peer's
+    /// certificate proved; with plaintext nothing is proved and it is
+    /// simply `peer`.
     ///
     /// # Errors
     /// [`ConnectionError::Unreachable`], or the refusal the transport
     /// would log: [`ConnectionError::Tls`],
     /// [`ConnectionError::CertificateIdentity`],
-    /// [`ConnectionError::HelloTimeout`].
+    /// [`ConnectionError::HelloTimeout`], and
+    /// [`ConnectionError::RefusedByPeer`] when the peer refuses this
+    /// member (its certificate, or its id).
     pub fn check(&self, peer: NodeId, addr: SocketAddr) -> Result<PeerIdentity, ConnectionError> {
         let tls = self.tls.as_ref();
-        let link = open(peer, addr, &self.cfg, tls, &self.logger, &|| false)?;
-        let Some(mut link) = link else {
+        let conn = open(peer, addr, &self.cfg, tls, &self.logger, &|| false, &|| ())?;
+        let Some(conn) = conn else {
             return Err(ConnectionError::Tls {
                 peer: addr,
-                reason: super::TlsRefusal::Incomplete,
+                reason: TlsRefusal::Incomplete,
             });
         };
-        let proved = match &link {
-            Link::Tls(conn, _) => tls::peer_identity(conn),
-            Link::Plain(_) => Some(PeerIdentity::new(self.cfg.cluster_id, peer)),
-        };
-        let mut hello = Vec::new();
-        let h = Hello::new(self.cfg.cluster_id, self.cfg.me.0, peer.0);
-        if encode_frame(&h, &mut hello).is_ok() {
-            let _ = link.send(&hello);
+        match conn.session {
+            None => Ok(PeerIdentity::new(self.cfg.cluster_id, peer)),
+            Some(s) => s.identity.peer().ok_or(ConnectionError::Tls {
+                peer: addr,
+                reason: TlsRefusal::NoCertificate,
+            }),
         }
-        proved.ok_or(ConnectionError::Tls {
-            peer: addr,
-            reason: super::TlsRefusal::NoCertificate,
-        })
     }
 }

@@ -11,7 +11,11 @@ use crate::wire::MAX_FRAME_LEN;
 
 /// How a member's connections are secured. There is no default: a
 /// deployment chooses mutual TLS, and only a loopback test may choose the
-/// loudly named plaintext option.
+/// loudly named plaintext option. Every member of a cluster must choose
+/// the same: the mode is each member's own configuration (the shared
+/// topology holds none), so members configured differently are caught at
+/// their first connection, with a typed refusal on both sides (see the
+/// [module docs](super#security), "Mixed modes").
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportSecurity {
@@ -63,10 +67,15 @@ impl TransportSecurity {
 }
 
 /// A member's TLS material, as PEM files. They are read at start (and
-/// checked: the certificate must chain to the CA and name this member),
-/// and read again whenever a connection opens: replaced files are used
-/// from the next connection on, without a restart. Files that fail the
-/// checks are logged and ignored; the member keeps the last good ones.
+/// checked: the certificate must chain to the CA, be valid now for both
+/// server and client authentication, and name this member). Afterwards
+/// they are looked at at most once a second, and read again when one's
+/// length or modification time changed: replaced files are used from the
+/// next connection on, without a restart, and a replaced CA file closes
+/// every live connection so it re-handshakes under the new CA. Files that
+/// fail the checks are logged and ignored; the member keeps the last good
+/// ones. Write the new files, then touch them, if a tool preserves
+/// modification times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     /// The cluster CA certificate(s): the only trust anchors.
@@ -106,8 +115,8 @@ pub struct Limits {
     /// Largest frame accepted. Defaults to [`MAX_FRAME_LEN`].
     pub max_frame: usize,
     /// Time a new connection has to complete its TLS handshake and send
-    /// its hello (and an outbound one to complete its handshake). Defaults
-    /// to 2 s.
+    /// its hello (and an outbound one to complete its handshake and
+    /// receive the peer's confirming hello). Defaults to 2 s.
     pub hello_timeout: Duration,
     /// Time a frame (or a TLS record) has to arrive once it started: slow
     /// drips are cut off. Defaults to 10 s.
@@ -115,8 +124,10 @@ pub struct Limits {
     /// Inbound connections open at once; more are refused before any TLS
     /// work. Defaults to 64.
     pub max_connections: usize,
-    /// First and longest wait between reconnection attempts. Defaults to
-    /// 20 ms and 1 s.
+    /// First and longest wait between reconnection attempts: the wait
+    /// doubles after every attempt that fails, is refused, or ends in a
+    /// lost connection, and returns to the first only once a peer
+    /// confirmed the hello. Defaults to 20 ms and 1 s.
     pub backoff: (Duration, Duration),
 }
 

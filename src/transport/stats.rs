@@ -10,8 +10,9 @@ pub struct TransportStats {
     /// Inbound connections accepted (handshake, identity and hello checked).
     pub accepted: u64,
     /// Connections refused or closed for a [`ConnectionError`]: every
-    /// inbound one, and outbound ones whose peer failed the TLS handshake
-    /// or the identity check.
+    /// inbound one (including those closed because the peer's certificate
+    /// expired), and outbound ones whose peer failed the TLS handshake or
+    /// the identity check, or refused this member.
     pub refused: u64,
     /// Of those: no handshake and hello in time.
     pub hello_timeouts: u64,
@@ -20,7 +21,8 @@ pub struct TransportStats {
     pub malformed: u64,
     /// Of those: another cluster or protocol version (in the hello).
     pub wrong_cluster: u64,
-    /// Of those: unknown sender or wrong recipient (in the hello).
+    /// Of those: unknown sender or wrong recipient (in the hello), or a
+    /// member dialled answering as another node.
     pub unknown_peer: u64,
     /// Of those: envelopes not matching their connection's hello.
     pub spoofed: u64,
@@ -39,6 +41,13 @@ pub struct TransportStats {
     /// (another node or cluster, not a member, not the hello's sender, not
     /// the node dialled).
     pub identity_refused: u64,
+    /// Of those: hellos announcing more than
+    /// [`MAX_HELLO_LEN`](super::MAX_HELLO_LEN) bytes.
+    pub oversized_hellos: u64,
+    /// Of those: outbound connections the member dialled refused (closed,
+    /// or sent a TLS alert, before confirming the hello): typically this
+    /// member's certificate or id is not accepted there.
+    pub refused_by_peer: u64,
     /// Of those: outbound connections (this member dialled).
     pub outbound_refused: u64,
     /// Envelopes received and handed to the node.
@@ -66,6 +75,8 @@ pub(crate) struct Counters {
     tls_failures: AtomicU64,
     certificates_refused: AtomicU64,
     identity_refused: AtomicU64,
+    oversized_hellos: AtomicU64,
+    refused_by_peer: AtomicU64,
     outbound_refused: AtomicU64,
     pub(super) frames_in: AtomicU64,
     pub(super) frames_out: AtomicU64,
@@ -87,9 +98,11 @@ impl Counters {
             ConnectionError::Version { .. } | ConnectionError::WrongCluster { .. } => {
                 &self.wrong_cluster
             }
-            ConnectionError::UnknownSender { .. } | ConnectionError::WrongRecipient { .. } => {
-                &self.unknown_peer
-            }
+            ConnectionError::UnknownSender { .. }
+            | ConnectionError::WrongRecipient { .. }
+            | ConnectionError::WrongResponder { .. } => &self.unknown_peer,
+            ConnectionError::HelloTooLarge { .. } => &self.oversized_hellos,
+            ConnectionError::RefusedByPeer { .. } => &self.refused_by_peer,
             ConnectionError::Spoofed { .. } => &self.spoofed,
             ConnectionError::SlowFrame { .. } => &self.slow,
             ConnectionError::TooManyConnections { .. } => &self.over_limit,
@@ -125,6 +138,8 @@ impl Counters {
             tls_failures: g(&self.tls_failures),
             certificates_refused: g(&self.certificates_refused),
             identity_refused: g(&self.identity_refused),
+            oversized_hellos: g(&self.oversized_hellos),
+            refused_by_peer: g(&self.refused_by_peer),
             outbound_refused: g(&self.outbound_refused),
             frames_in: g(&self.frames_in),
             frames_out: g(&self.frames_out),
@@ -142,7 +157,9 @@ impl Counters {
                 + s.over_limit
                 + s.tls_failures
                 + s.certificates_refused
-                + s.identity_refused,
+                + s.identity_refused
+                + s.oversized_hellos
+                + s.refused_by_peer,
             ..s
         }
     }

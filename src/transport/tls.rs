@@ -9,13 +9,21 @@
 //! TLS alert. No session tickets, no resumption, no 0-RTT data: every
 //! connection runs a full handshake with fresh keys, so recorded traffic
 //! replays nowhere.
+//!
+//! The files are checked for changes (length and modification time) at
+//! most once per [`RECHECK`], and read again only when they changed, so
+//! callers reaching the port cannot make the member do file I/O. Each
+//! connection records when its peer's certificate chain expires and which
+//! CA it was verified under ([`Session`]); the connection's own loop
+//! closes it when either no longer holds.
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -32,12 +40,15 @@ use rustls::{
 use slog::Logger;
 
 use super::error::{ConnectionError, PemItem, TlsRefusal, TransportError};
-use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+use super::identity::{not_after, CertifiedAs, ExpectedPeer, PeerIdentity};
 use super::security::TlsFiles;
 use crate::topology::NodeId;
 
 /// The first byte of every TLS connection: a handshake record.
 pub(super) const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How often, at most, the TLS files are checked for changes.
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// What a member uses for TLS, re-read from its files when they change.
 pub(crate) struct TlsContext {
@@ -46,9 +57,16 @@ pub(crate) struct TlsContext {
     members: Arc<BTreeSet<NodeId>>,
     provider: Arc<CryptoProvider>,
     current: Mutex<Arc<Material>>,
+    /// When the files were last looked at, and what they looked like.
+    checked: Mutex<(Instant, Option<[Stamp; 3]>)>,
+    /// Bumped each time material with another CA is installed.
+    generation: AtomicU64,
     /// Contents that failed the checks, so each bad version is logged once.
     rejected: Mutex<Option<[Vec<u8>; 3]>>,
 }
+
+/// A file's length and modification time: read again when either changes.
+type Stamp = (u64, Option<SystemTime>);
 
 /// One version of the files, checked and ready.
 struct Material {
@@ -57,6 +75,40 @@ struct Material {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     server: Arc<ServerConfig>,
+    /// The CA generation it belongs to.
+    generation: u64,
+}
+
+/// What a connection's handshake established, and what its loop checks
+/// to close it when it no longer holds.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    /// Whom the peer's certificate names.
+    pub(super) identity: CertifiedAs,
+    /// When the first certificate of the peer's chain expires.
+    pub(super) expires: Option<SystemTime>,
+    /// The CA generation the chain was verified under.
+    pub(super) generation: u64,
+}
+
+impl Session {
+    /// Why the connection must close now, if it must: the peer's
+    /// certificate expired, or the CA changed since the handshake.
+    pub(super) fn stale(&self, ctx: &TlsContext, now: SystemTime) -> Option<Stale> {
+        if self.expires.is_some_and(|t| now > t) {
+            return Some(Stale::Expired);
+        }
+        (ctx.generation() != self.generation).then_some(Stale::CaChanged)
+    }
+}
+
+/// Why a live connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stale {
+    /// The peer's certificate (or one of its chain) expired.
+    Expired,
+    /// The cluster CA file changed: every connection re-handshakes.
+    CaChanged,
 }
 
 impl TlsContext {
@@ -70,40 +122,84 @@ impl TlsContext {
     ) -> Result<Self, TransportError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let members = Arc::new(members);
+        let stamps = stamp_all(files);
         let raw = read_all(files)?;
-        let material = Material::build(raw, files, me, &members, &provider)?;
+        let material = Material::build(raw, files, me, &members, &provider, 0)?;
         Ok(Self {
             files: files.clone(),
             me,
             members,
             provider,
             current: Mutex::new(Arc::new(material)),
+            checked: Mutex::new((Instant::now(), stamps)),
+            generation: AtomicU64::new(0),
             rejected: Mutex::new(None),
         })
     }
 
+    /// The CA generation in use: bumped whenever new files with another
+    /// CA are installed.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Looks for new files (see [`TlsContext::refresh`]); the writers call
+    /// it while idle, so a CA change closes live connections even when no
+    /// new connection opens.
+    pub(super) fn poll(&self, logger: &Logger) {
+        let _ = self.refresh(logger);
+    }
+
     /// The material to use for a new connection: the files' contents when
-    /// they changed and pass the checks, the last good ones otherwise.
+    /// they changed and pass the checks, the last good ones otherwise. The
+    /// files are looked at at most once per [`RECHECK`], and read only
+    /// when their length or modification time changed.
     fn refresh(&self, logger: &Logger) -> Arc<Material> {
         let current = self.current.lock().clone();
+        {
+            let mut checked = self.checked.lock();
+            let now = Instant::now();
+            if now.saturating_duration_since(checked.0) < RECHECK {
+                return current;
+            }
+            checked.0 = now;
+            let stamps = stamp_all(&self.files);
+            if stamps.is_none() || stamps == checked.1 {
+                return current; // unchanged, or mid-rotation/gone: keep what works
+            }
+            checked.1 = stamps;
+        }
         let Ok(raw) = read_all(&self.files) else {
-            return current; // mid-rotation, or gone: keep what works
+            return current;
         };
         if raw == current.raw {
             return current;
         }
+        let same_ca = raw[0] == current.raw[0];
+        let generation = current.generation + u64::from(!same_ca);
         match Material::build(
             raw.clone(),
             &self.files,
             self.me,
             &self.members,
             &self.provider,
+            generation,
         ) {
             Ok(m) => {
-                slog::info!(logger, "TLS files changed; new connections use them";
-                    "cert" => %self.files.cert.display());
                 let m = Arc::new(m);
+                if !same_ca {
+                    // First, so no connection made with the new material
+                    // sees the old generation as current.
+                    self.generation.store(generation, Ordering::Relaxed);
+                }
                 *self.current.lock() = m.clone();
+                if same_ca {
+                    slog::info!(logger, "TLS files changed; new connections use them";
+                        "cert" => %self.files.cert.display());
+                } else {
+                    slog::info!(logger, "TLS CA changed; every connection re-handshakes";
+                        "ca" => %self.files.ca.display());
+                }
                 m
             }
             Err(e) => {
@@ -118,22 +214,22 @@ impl TlsContext {
         }
     }
 
-    /// A server-side connection for an inbound caller.
-    pub(super) fn accept(&self, logger: &Logger) -> Result<Connection, rustls::Error> {
+    /// A server-side connection for an inbound caller, and the CA
+    /// generation it verifies under.
+    pub(super) fn accept(&self, logger: &Logger) -> Result<(Connection, u64), rustls::Error> {
         let m = self.refresh(logger);
-        Ok(Connection::Server(rustls::ServerConnection::new(
-            m.server.clone(),
-        )?))
+        let conn = rustls::ServerConnection::new(m.server.clone())?;
+        Ok((Connection::Server(conn), m.generation))
     }
 
     /// A client-side connection to `peer` at `addr`, which must present
-    /// `peer`'s certificate.
+    /// `peer`'s certificate, and the CA generation it verifies under.
     pub(super) fn connect(
         &self,
         peer: NodeId,
         addr: SocketAddr,
         logger: &Logger,
-    ) -> Result<Connection, rustls::Error> {
+    ) -> Result<(Connection, u64), rustls::Error> {
         let m = self.refresh(logger);
         let verifier = MemberServerVerifier {
             roots: m.roots.clone(),
@@ -151,11 +247,17 @@ impl TlsContext {
         // The name is not checked (the verifier checks the URI identity);
         // an IP address also keeps SNI off the wire.
         let name = ServerName::IpAddress(addr.ip().into());
-        Ok(Connection::Client(rustls::ClientConnection::new(
-            Arc::new(cfg),
-            name,
-        )?))
+        let conn = rustls::ClientConnection::new(Arc::new(cfg), name)?;
+        Ok((Connection::Client(conn), m.generation))
     }
+}
+
+fn stamp_all(files: &TlsFiles) -> Option<[Stamp; 3]> {
+    let stamp = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.len(), m.modified().ok()))
+    };
+    Some([stamp(&files.ca)?, stamp(&files.cert)?, stamp(&files.key)?])
 }
 
 fn read_all(files: &TlsFiles) -> Result<[Vec<u8>; 3], TransportError> {
@@ -175,6 +277,7 @@ impl Material {
         me: PeerIdentity,
         members: &Arc<BTreeSet<NodeId>>,
         provider: &Arc<CryptoProvider>,
+        generation: u64,
     ) -> Result<Self, TransportError> {
         let pem = |path: &Path, item| TransportError::TlsPem {
             path: path.to_path_buf(),
@@ -203,23 +306,28 @@ impl Material {
         }
         let roots = Arc::new(roots);
 
-        // This member's own certificate must pass what its peers will check.
+        let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| rejected(&files.ca, &e))?;
+
+        // This member's own certificate must pass what its peers will
+        // check: as a server's (when it is dialled) and as a client's
+        // (when it dials), each with its extended key usage.
         let own = ParsedCertificate::try_from(&chain[0]).map_err(|e| rejected(&files.cert, &e))?;
         let algs = provider.signature_verification_algorithms;
-        verify_server_cert_signed_by_trust_anchor(
-            &own,
-            &roots,
-            &chain[1..],
-            UnixTime::now(),
-            algs.all,
-        )
-        .map_err(|e| match refusal(&e, unspecified()) {
+        let now = UnixTime::now();
+        let own_refused = |e: rustls::Error| match refusal(&e, unspecified()) {
             ConnectionError::Tls { reason, .. } => TransportError::OwnCertificate {
                 path: files.cert.clone(),
                 reason,
             },
             _ => rejected(&files.cert, &e),
-        })?;
+        };
+        verify_server_cert_signed_by_trust_anchor(&own, &roots, &chain[1..], now, algs.all)
+            .map_err(own_refused)?;
+        inner
+            .verify_client_cert(&chain[0], &chain[1..], now)
+            .map_err(own_refused)?;
         let found = CertifiedAs::of_der(&chain[0]);
         if found.peer() != Some(me) {
             return Err(TransportError::OwnIdentity {
@@ -229,9 +337,6 @@ impl Material {
             });
         }
 
-        let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-            .build()
-            .map_err(|e| rejected(&files.ca, &e))?;
         let verifier = MemberClientVerifier {
             inner,
             cluster_id: me.cluster_id,
@@ -252,6 +357,7 @@ impl Material {
             chain,
             key,
             server: Arc::new(server),
+            generation,
         })
     }
 }
@@ -330,6 +436,9 @@ pub(super) fn refusal(e: &rustls::Error, peer: SocketAddr) -> ConnectionError {
             TlsRefusal::NotYetValid
         }
         E::InvalidCertificate(C::UnknownIssuer) => TlsRefusal::UnknownIssuer,
+        E::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => {
+            TlsRefusal::InvalidPurpose
+        }
         E::InvalidCertificate(_) => TlsRefusal::BadCertificate {
             detail: e.to_string(),
         },
@@ -397,15 +506,51 @@ pub(super) fn handshake(
         }
         if let Err(e) = conn.process_new_packets() {
             let _ = conn.write_tls(tcp); // the alert, if there is one
+            if matches!(conn, Connection::Server(_)) {
+                linger(tcp);
+            }
             return Err(refusal(&e, peer));
         }
     }
 }
 
-/// The identity in the peer's certificate (after a completed handshake).
-pub(super) fn peer_identity(conn: &Connection) -> Option<PeerIdentity> {
-    let certs = conn.peer_certificates()?;
-    CertifiedAs::of_der(certs.first()?).peer()
+/// Closes our side after an alert and reads what the caller still sends
+/// for a moment (at most 64 KiB, 200 ms), so the kernel does not answer
+/// its unread bytes with a reset that could overtake the alert: a refused
+/// member then learns why.
+fn linger(tcp: &mut TcpStream) {
+    use std::io::Read;
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let end = Instant::now() + Duration::from_millis(200);
+    let mut buf = [0u8; 4096];
+    let mut left = 64usize << 10;
+    while left > 0 && Instant::now() < end {
+        match tcp.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => left = left.saturating_sub(n),
+            Err(e) if would_block(&e) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// What a completed handshake established: whom the peer's certificate
+/// names, when its chain expires, under which CA `generation`.
+pub(super) fn session(conn: &Connection, generation: u64) -> Session {
+    let certs = conn.peer_certificates().unwrap_or_default();
+    let identity = certs
+        .first()
+        .map_or(CertifiedAs::Nobody, |c| CertifiedAs::of_der(c));
+    let expires = certs
+        .iter()
+        .filter_map(|c| not_after(c))
+        .min()
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+    Session {
+        identity,
+        expires,
+        generation,
+    }
 }
 
 /// Checks a client's certificate: the cluster CA's chain (webpki, client
@@ -509,5 +654,111 @@ impl ServerCertVerifier for MemberServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        SanType,
+    };
+    use std::fs::File;
+
+    fn ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let pem = p.self_signed(&key).unwrap().pem();
+        (Issuer::new(p, key), pem)
+    }
+
+    fn discard() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    /// Lets the next refresh look at the files at once.
+    fn recheck_now(ctx: &TlsContext) {
+        let mut c = ctx.checked.lock();
+        c.0 = Instant::now().checked_sub(RECHECK).unwrap_or(c.0);
+    }
+
+    #[test]
+    fn files_are_read_again_only_when_they_change_and_a_new_ca_bumps_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = PeerIdentity::new(7, NodeId(1));
+        let (issuer, ca_pem) = ca("cluster CA");
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = vec![SanType::URI(me.uri().try_into().unwrap())];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = p.signed_by(&key, &issuer).unwrap().pem();
+        let files = TlsFiles::new(
+            dir.path().join("ca.pem"),
+            dir.path().join("me.pem"),
+            dir.path().join("me.key"),
+        );
+        std::fs::write(&files.ca, &ca_pem).unwrap();
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        let ctx = TlsContext::load(&files, me, BTreeSet::from([NodeId(2)])).unwrap();
+        let first = ctx.current.lock().clone();
+
+        // Same length, same modification time: not read (the garbage
+        // would otherwise be refused and logged).
+        let mtime = std::fs::metadata(&files.cert).unwrap().modified().unwrap();
+        std::fs::write(&files.cert, "x".repeat(cert.len())).unwrap();
+        File::options()
+            .write(true)
+            .open(&files.cert)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        recheck_now(&ctx);
+        assert!(Arc::ptr_eq(&ctx.refresh(&discard()), &first));
+        assert!(ctx.rejected.lock().is_none(), "the file was read");
+        // Another modification time: read, refused, the old material kept.
+        File::options()
+            .write(true)
+            .open(&files.cert)
+            .unwrap()
+            .set_modified(mtime + Duration::from_secs(5))
+            .unwrap();
+        recheck_now(&ctx);
+        assert!(Arc::ptr_eq(&ctx.refresh(&discard()), &first));
+        assert!(ctx.rejected.lock().is_some(), "the file was not read");
+
+        // A second CA in the trust file: new material, a new generation;
+        // a session of the old one is stale, and so is an expired one.
+        std::fs::write(&files.cert, &cert).unwrap();
+        let (_, next_ca) = ca("next CA");
+        std::fs::write(&files.ca, format!("{ca_pem}{next_ca}")).unwrap();
+        recheck_now(&ctx);
+        let second = ctx.refresh(&discard());
+        assert!(!Arc::ptr_eq(&second, &first));
+        assert_eq!((ctx.generation(), second.generation), (1, 1));
+        let session = |expires, generation| Session {
+            identity: CertifiedAs::Peer(me),
+            expires,
+            generation,
+        };
+        let now = SystemTime::now();
+        let later = Some(now + Duration::from_secs(60));
+        assert_eq!(session(later, 1).stale(&ctx, now), None);
+        assert_eq!(session(later, 0).stale(&ctx, now), Some(Stale::CaChanged));
+        let past = Some(now - Duration::from_secs(1));
+        assert_eq!(session(past, 1).stale(&ctx, now), Some(Stale::Expired));
+        // Only the certificate renewed (same CA): same generation.
+        let renewed = p.signed_by(&key, &issuer).unwrap().pem();
+        std::fs::write(&files.cert, renewed).unwrap();
+        recheck_now(&ctx);
+        let third = ctx.refresh(&discard());
+        assert!(!Arc::ptr_eq(&third, &second));
+        assert_eq!(ctx.generation(), 1);
     }
 }

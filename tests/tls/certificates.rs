@@ -7,7 +7,24 @@ use std::time::{Duration, SystemTime};
 use crate::support::pki::Ca;
 use crate::support::{self, CLUSTER, CM01A, CM02B};
 use crate::{closed, cluster, hello, issued_of, refused, send_as, uri, DAY};
-use survivable_core::transport::PeerIdentity;
+use survivable_core::topology::NodeId;
+use survivable_core::transport::{
+    CertifiedAs, ConnectionError as E, ExpectedPeer, PeerIdentity, TlsRefusal as R,
+};
+
+/// A refusal for the TLS reason `want`.
+fn tls(want: R) -> impl Fn(&E) -> bool {
+    move |e| matches!(e, E::Tls { reason, .. } if *reason == want)
+}
+
+/// A refusal of a certificate of the cluster CA naming `found`.
+fn names(found: CertifiedAs) -> impl Fn(&E) -> bool {
+    move |e| matches!(e, E::CertificateIdentity { found: f, .. } if *f == found)
+}
+
+fn id(cluster: u64, node: u64) -> CertifiedAs {
+    CertifiedAs::Peer(PeerIdentity::new(cluster, NodeId(node)))
+}
 
 #[test]
 fn peers_without_a_valid_member_certificate_are_refused() {
@@ -23,6 +40,7 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "plaintext to a TLS listener",
         |s| s.tls_failures,
+        tls(R::NotTls { first: 0 }),
         |a| {
             let mut s = TcpStream::connect(a).unwrap();
             s.write_all(&hello(1)).unwrap();
@@ -34,12 +52,14 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "no client certificate",
         |s| s.certificates_refused,
+        tls(R::NoCertificate),
         |a| send_as(a, None, &hello(1)),
     );
     refused(
         &c,
         "an expired certificate",
         |s| s.certificates_refused,
+        tls(R::Expired),
         |a| {
             let expired = ca
                 .issue(&[uri(CLUSTER, 1)], now - 10 * DAY, now - DAY)
@@ -51,6 +71,7 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "a certificate not valid yet",
         |s| s.certificates_refused,
+        tls(R::NotYetValid),
         |a| {
             let early = ca
                 .issue(&[uri(CLUSTER, 1)], now + DAY, now + 10 * DAY)
@@ -62,6 +83,7 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "a certificate of another CA",
         |s| s.certificates_refused,
+        tls(R::UnknownIssuer),
         |a| {
             let rogue = other_ca
                 .member(PeerIdentity::new(CLUSTER, CM01A), 1)
@@ -73,24 +95,28 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "a certificate of another cluster",
         |s| s.identity_refused,
+        names(id(99, 1)),
         |a| send_as(a, Some(&issue(&[uri(99, 1)])), &hello(1)),
     );
     refused(
         &c,
         "a certificate of a non-member",
         |s| s.identity_refused,
+        names(id(CLUSTER, 77)),
         |a| send_as(a, Some(&issue(&[uri(CLUSTER, 77)])), &hello(77)),
     );
     refused(
         &c,
         "a certificate naming nobody",
         |s| s.identity_refused,
+        names(CertifiedAs::Nobody),
         |a| send_as(a, Some(&issue(&[])), &hello(1)),
     );
     refused(
         &c,
         "a certificate naming two members",
         |s| s.identity_refused,
+        names(CertifiedAs::Unclear { uris: 2 }),
         |a| {
             send_as(
                 a,
@@ -104,6 +130,11 @@ fn peers_without_a_valid_member_certificate_are_refused() {
         &c,
         "the certificate of another node",
         |s| s.identity_refused,
+        |e| {
+            let expected = ExpectedPeer::Node(PeerIdentity::new(CLUSTER, CM01A));
+            names(id(CLUSTER, CM02B.0))(e)
+                && matches!(e, E::CertificateIdentity { expected: x, .. } if *x == expected)
+        },
         |a| send_as(a, Some(&node4), &hello(1)),
     );
     support::assert_memory_bounded(rss);

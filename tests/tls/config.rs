@@ -1,8 +1,11 @@
 //! Security configurations refused at start, before the data directory
 //! is touched.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::SystemTime;
+
+use rcgen::ExtendedKeyUsagePurpose as Eku;
 
 use crate::support::pki::{Ca, Issued};
 use crate::support::{Cluster, Options, CLUSTER, CM01A, CM02A};
@@ -102,6 +105,34 @@ fn bad_security_configurations_are_refused_at_start() {
         }
         other => panic!("{other:?}"),
     }
+    // A certificate a server may use but not a client (and the reverse):
+    // a member dials too, so both usages are checked at start.
+    for (usage, missing) in [
+        (Eku::ServerAuth, "clientAuth"),
+        (Eku::ClientAuth, "serverAuth"),
+    ] {
+        let one = ca
+            .issue_for(&[uri(CLUSTER, 1)], now - DAY, now + DAY, &[usage])
+            .unwrap();
+        match start_error(&mut c, own(&one)) {
+            (
+                StartError::Transport(
+                    e @ TransportError::OwnCertificate {
+                        reason: TlsRefusal::InvalidPurpose,
+                        ..
+                    },
+                ),
+                true,
+            ) => {
+                let TransportError::OwnCertificate { path, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(path.ends_with("node-1.pem"), "{e}");
+                assert!(e.to_string().contains("node-1.pem"), "{e}");
+            }
+            other => panic!("without {missing}: {other:?}"),
+        }
+    }
     // A key that is not the certificate's.
     let a = ca.member(PeerIdentity::new(CLUSTER, CM01A), 1).unwrap();
     let b = ca.member(PeerIdentity::new(CLUSTER, CM01A), 1).unwrap();
@@ -113,4 +144,26 @@ fn bad_security_configurations_are_refused_at_start() {
         (StartError::Transport(TransportError::TlsRejected { .. }), true) => {}
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn peers_outside_the_topology_are_refused_at_start() {
+    let mut c = Cluster::with(Options {
+        absent: vec![NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)],
+        ..Options::default()
+    });
+    let stranger = NodeId(77);
+    let mut cfg = c.config(CM01A);
+    cfg.peers.insert(stranger, crate::support::free_addr());
+    let dir = cfg.data_dir.clone();
+    match c.try_start(cfg.clone()) {
+        Err(e @ StartError::UnknownPeer(NodeId(77))) => {
+            assert!(e.to_string().contains("replacements"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!dir.exists(), "the data directory was touched");
+    // A replacement that joined later may be listed.
+    cfg.replacements = BTreeSet::from([stranger]);
+    c.try_start(cfg).expect("a listed replacement is accepted");
 }

@@ -10,7 +10,8 @@ use rustls::ClientConnection;
 
 use crate::support::{self, CLUSTER, CM02A, CM02B};
 use crate::{client, closed, cluster, drip, hello, issued_of, refused, send_as, tls};
-use survivable_core::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
+use survivable_core::transport::{ConnectionError as E, MAX_HELLO_LEN};
+use survivable_core::wire::{encode_frame, Envelope, Hello, WireError as W, PROTOCOL_VERSION};
 
 #[test]
 fn bad_frames_from_an_authenticated_member_are_refused() {
@@ -39,12 +40,40 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a garbage hello",
         |s| s.malformed,
+        |e| {
+            matches!(
+                e,
+                E::Wire {
+                    source: W::MalformedHello(_),
+                    ..
+                }
+            )
+        },
         |a| send_as(a, me, &[0, 0, 0, 3, 0xff, 0xff, 0xff]),
+    );
+    // A hello announcing 1 MiB, far below max_frame: refused at once,
+    // before the caller's hello is verified.
+    refused(
+        &c,
+        "an oversized hello",
+        |s| s.oversized_hellos,
+        |e| matches!(e, E::HelloTooLarge { len, max: MAX_HELLO_LEN, .. } if *len == 1 << 20),
+        |a| send_as(a, me, &(1u32 << 20).to_be_bytes()),
     );
     refused(
         &c,
         "a hello of another cluster",
         |s| s.wrong_cluster,
+        |e| {
+            matches!(
+                e,
+                E::WrongCluster {
+                    got: 99,
+                    expected: CLUSTER,
+                    ..
+                }
+            )
+        },
         |a| {
             let mut b = Vec::new();
             encode_frame(&Hello::new(99, CM02B.0, CM02A.0), &mut b).unwrap();
@@ -55,18 +84,40 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a garbage envelope",
         |s| s.malformed,
+        |e| {
+            matches!(
+                e,
+                E::Wire {
+                    source: W::MalformedEnvelope(_),
+                    ..
+                }
+            )
+        },
         |a| send_as(a, me, &with_hello(&[0, 0, 0, 3, 0xff, 0xff, 0xff])),
     );
     refused(
         &c,
         "an oversized frame",
         |s| s.malformed,
+        |e| {
+            let len = u32::MAX as usize;
+            matches!(e, E::Wire { source: W::FrameTooLarge { len: l, .. }, .. } if *l == len)
+        },
         |a| send_as(a, me, &with_hello(&u32::MAX.to_be_bytes())),
     );
     refused(
         &c,
         "a truncated frame",
         |s| s.malformed,
+        |e| {
+            matches!(
+                e,
+                E::Wire {
+                    source: W::Truncated { .. },
+                    ..
+                }
+            )
+        },
         |a| {
             let mut s = tls(a, me);
             s.write_all(&with_hello(&envelope[..envelope.len() / 2]))
@@ -81,6 +132,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a frame dripped a byte at a time",
         |s| s.slow,
+        |e| matches!(e, E::SlowFrame { .. }),
         |a| {
             let mut s = tls(a, me);
             s.write_all(&hello(CM02B.0)).unwrap();
@@ -91,6 +143,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a TLS record dripped a byte at a time",
         |s| s.slow,
+        |e| matches!(e, E::SlowFrame { .. }),
         |a| {
             let mut s = tls(a, me);
             s.write_all(&hello(CM02B.0)).unwrap();
@@ -104,6 +157,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a handshake dripped a byte at a time",
         |s| s.hello_timeouts,
+        |e| matches!(e, E::HelloTimeout { .. }),
         |a| {
             let name = ServerName::IpAddress(a.ip().into());
             let mut conn = ClientConnection::new(client(me), name).unwrap();
@@ -120,6 +174,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         &c,
         "a silent connection",
         |s| s.hello_timeouts,
+        |e| matches!(e, E::HelloTimeout { .. }),
         |a| {
             let s = TcpStream::connect(a).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();

@@ -1,11 +1,11 @@
 //! Many connections: the limit holds, the member keeps serving.
 
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::{self, Cluster, Options, CM02A};
-use crate::{closed, short_limits};
-use survivable_core::transport::Limits;
+use crate::{closed, cluster, hello, refusals, send_as, serving_at, short_limits};
+use survivable_core::transport::{ConnectionError as E, Limits, TlsRefusal};
 
 #[test]
 fn the_connection_limit_holds_and_the_member_keeps_serving() {
@@ -31,8 +31,15 @@ fn the_connection_limit_holds_and_the_member_keeps_serving() {
     c.wait_for(Duration::from_secs(5), "the flood to be refused", |c| {
         c.stats(CM02A).over_limit >= base.over_limit + 30
     });
-    // While the flood holds its slots, the established peers still work.
-    c.assert_serving("a connection flood");
+    // Refused for the limit, typed.
+    let over: Vec<E> = refusals(&c, CM02A)
+        .into_iter()
+        .filter(|e| matches!(e, E::TooManyConnections { open: 8, .. }))
+        .collect();
+    assert!(over.len() >= 30, "{over:#?}");
+    // While the flood holds its slots, the established peers still work,
+    // and the attacked member still applies writes.
+    serving_at(&c, CM02A, "a connection flood");
     let closed_now = flood
         .into_iter()
         .filter(|s| {
@@ -55,5 +62,47 @@ fn the_connection_limit_holds_and_the_member_keeps_serving() {
         (before.term, before.leader, before.epoch)
     );
     support::assert_memory_bounded(rss);
-    c.assert_serving("the flood ended");
+    serving_at(&c, CM02A, "the flood ended");
+}
+
+/// A caller refused again and again is counted and kept every time, but
+/// logged at most once per 10 s for its address and kind of refusal, the
+/// next line saying how many were left out.
+#[test]
+fn repeated_refusals_are_logged_once_per_window() {
+    const LOGGED: &str = "refused a connection";
+    let c = cluster();
+    let base = c.stats(CM02A);
+    let start = Instant::now();
+    for _ in 0..30 {
+        assert!(send_as(c.addrs[&CM02A], None, &hello(1)));
+    }
+    c.wait_for(Duration::from_secs(10), "30 refusals", |c| {
+        c.stats(CM02A).certificates_refused >= base.certificates_refused + 30
+    });
+    let elapsed = start.elapsed();
+    let kept = refusals(&c, CM02A)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                E::Tls {
+                    reason: TlsRefusal::NoCertificate,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(kept, 30);
+    let lines = c.logged(CM02A, " kind=tls-no-certificate ");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains(LOGGED) && l.contains(" peer=127.0.0.1:")));
+    // One line per started window (10 s) at most.
+    let windows = 1 + elapsed.as_secs() / 10 + 1;
+    assert!(
+        !lines.is_empty() && lines.len() as u64 <= windows,
+        "{} lines in {elapsed:?}: {lines:#?}",
+        lines.len()
+    );
 }

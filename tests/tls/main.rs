@@ -1,7 +1,9 @@
 //! Hostile peers against a member running mutual TLS (issue 6). For each
-//! attack: the connection is closed, the right counter moves, nothing is
-//! stepped into raft (the target's term, leader and epoch are unchanged),
-//! memory stays bounded, and the cluster keeps committing.
+//! attack: the connection is closed, the right counter moves, the member
+//! keeps the typed reason (and logs it with the peer's address), nothing
+//! is stepped into raft (the target's term, leader and epoch are
+//! unchanged), memory stays bounded, and the attacked member itself keeps
+//! applying writes.
 //!
 //! The target is CM02a (node 3), a follower in Paris. Deadlines are
 //! shortened (1 s) so slow drips are cut off quickly. One module per kind
@@ -12,13 +14,16 @@ mod support;
 
 mod certificates;
 mod config;
+mod expiry;
 mod frames;
 mod limits;
 mod outbound;
+mod plaintext;
 mod replay;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,7 +35,7 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureSch
 use support::pki::Issued;
 use support::{Cluster, Options, CLUSTER, CM02A};
 use survivable_core::topology::NodeId;
-use survivable_core::transport::{Limits, PeerIdentity, TlsFiles, TransportStats};
+use survivable_core::transport::{ConnectionError, Limits, PeerIdentity, TlsFiles, TransportStats};
 use survivable_core::wire::{encode_frame, Hello};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -149,13 +154,38 @@ fn would_block(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-/// Whether the member closed (or reset) the connection within 4 s.
+/// Whether the member closed (or reset) the connection before the
+/// stream's read timeout. What it sends first (its confirming hello, when
+/// it accepted the caller) is read and ignored.
 fn closed(mut s: impl Read) -> bool {
+    let mut buf = [0u8; 512];
+    let mut left = 64usize << 10;
+    while left > 0 {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => left = left.saturating_sub(n),
+            Err(e) => return !would_block(&e),
+        }
+    }
+    false
+}
+
+/// Reads until the member's confirming hello arrived (true), or the
+/// connection closed or the read timeout passed first (false).
+fn confirmed(s: &mut impl Read) -> bool {
+    let mut got = Vec::new();
     let mut buf = [0u8; 64];
-    match s.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !would_block(&e),
+    loop {
+        if got.len() >= 4 {
+            let len = u32::from_be_bytes(got[..4].try_into().unwrap()) as usize;
+            if got.len() >= 4 + len {
+                return Hello::from_bytes(&got[4..4 + len]).is_ok();
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
     }
 }
 
@@ -182,18 +212,25 @@ fn drip(mut w: impl Write, bytes: &[u8], gap: Duration) -> bool {
     false
 }
 
+/// The refusals `id` kept, oldest first.
+fn refusals(c: &Cluster, id: NodeId) -> Vec<ConnectionError> {
+    c.members[&id].transport.recent_refusals()
+}
+
 /// Runs one attack on CM02a: it must close the connection, move
-/// `counter` (and the refusal total) by one, leave raft untouched, and the
-/// cluster must keep committing.
+/// `counter` (and the refusal total) by one, keep a refusal for which
+/// `reason` holds, log that kind of refusal with the peer's address,
+/// leave raft untouched, and CM02a itself must keep applying writes.
 fn refused(
     c: &Cluster,
     what: &str,
     counter: fn(&TransportStats) -> u64,
+    reason: impl Fn(&ConnectionError) -> bool,
     attack: impl FnOnce(SocketAddr) -> bool,
 ) {
     const LOGGED: &str = "refused a connection";
     let base = c.stats(CM02A);
-    let logged = c.logged(CM02A, LOGGED).len();
+    let kept = refusals(c, CM02A).len();
     let before = c.status(CM02A);
     assert!(
         attack(c.addrs[&CM02A]),
@@ -205,22 +242,43 @@ fn refused(
     let s = c.stats(CM02A);
     assert_eq!(counter(&s), counter(&base) + 1, "{what}: {s:?}");
     assert_eq!(s.refused, base.refused + 1, "{what}: {s:?}");
-    // Logged once, with the peer's address and the reason.
+    // The typed reason, kept with the peer's address (the list holds the
+    // last 64; these tests refuse fewer).
+    let all = refusals(c, CM02A);
+    assert_eq!(all.len(), kept + 1, "{what}: {all:#?}");
+    let e = &all[kept];
+    assert!(reason(e), "{what}: refused for {e:?}");
+    assert!(e.peer().ip().is_loopback(), "{what}: {e:?}");
+    // Logged with the peer's address and the reason: at most once per
+    // window for each address and kind, so the line may be an earlier
+    // attack's of the same kind.
+    let kind = format!(" kind={} ", e.kind());
     c.wait_for(Duration::from_secs(5), "the refusal to be logged", |c| {
-        c.logged(CM02A, LOGGED).len() > logged
+        c.logged(CM02A, LOGGED).iter().any(|l| {
+            l.contains(&kind) && l.contains(" peer=127.0.0.1:") && l.contains(" reason=127.0.0.1:")
+        })
     });
-    let lines = c.logged(CM02A, LOGGED);
-    assert_eq!(lines.len(), logged + 1, "{what}: {lines:#?}");
-    let line = &lines[logged];
-    assert!(
-        line.contains(" peer=127.0.0.1:") && line.contains(" reason=127.0.0.1:"),
-        "{what}: {line}"
-    );
     let after = c.status(CM02A);
     assert_eq!(
         (after.term, after.leader, after.epoch),
         (before.term, before.leader, before.epoch),
         "{what}: raft state changed"
     );
-    c.assert_serving(what);
+    serving_at(c, CM02A, what);
+}
+
+/// A write made now at the leader is applied by `id` itself.
+fn serving_at(c: &Cluster, id: NodeId, what: &str) {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let cmd = format!("after {what} #{}", N.fetch_add(1, Ordering::Relaxed)).into_bytes();
+    let leader = c.leader().expect("a leader");
+    let r = c.members[&leader]
+        .handle
+        .propose_timeout(cmd.clone(), Duration::from_secs(10));
+    assert!(r.is_ok(), "after {what}: {r:?}");
+    c.wait_for(
+        Duration::from_secs(20),
+        "the attacked member to apply a write made after the attack",
+        |c| c.applied(id).contains(&cmd),
+    );
 }

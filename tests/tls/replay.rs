@@ -10,6 +10,9 @@ use rustls::{ClientConnection, StreamOwned};
 
 use crate::support::{Cluster, CLUSTER, CM01A, CM02A, CM02B};
 use crate::{client, cluster, hello, issued_of, refused, send_as, would_block};
+use survivable_core::transport::{
+    CertifiedAs, ConnectionError as E, ExpectedPeer, PeerIdentity, TlsRefusal,
+};
 use survivable_core::wire::{encode_frame, Envelope, PROTOCOL_VERSION};
 
 /// A `MsgHeartbeat` from CM01a in a higher term: stepped, it would change
@@ -92,6 +95,15 @@ fn replays_are_refused() {
         &c,
         "a replayed TLS session",
         |s| s.tls_failures,
+        |e| {
+            matches!(
+                e,
+                E::Tls {
+                    reason: TlsRefusal::Protocol { .. },
+                    ..
+                }
+            )
+        },
         |a| {
             let mut s = TcpStream::connect(a).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
@@ -116,6 +128,16 @@ fn replays_are_refused() {
         &c,
         "a captured envelope from another identity",
         |s| s.spoofed,
+        |e| {
+            matches!(
+                e,
+                E::Spoofed {
+                    from: 1,
+                    hello_from: 4,
+                    ..
+                }
+            )
+        },
         |a| {
             let mut bytes = hello(CM02B.0);
             bytes.extend_from_slice(&frame);
@@ -127,6 +149,14 @@ fn replays_are_refused() {
         &c,
         "a hello claiming another identity",
         |s| s.identity_refused,
+        |e| {
+            let (claimed, holder) = (
+                PeerIdentity::new(CLUSTER, CM01A),
+                PeerIdentity::new(CLUSTER, CM02B),
+            );
+            matches!(e, E::CertificateIdentity { expected: ExpectedPeer::Node(x), found: CertifiedAs::Peer(f), .. }
+                if *x == claimed && *f == holder)
+        },
         |a| {
             let mut bytes = hello(CM01A.0);
             bytes.extend_from_slice(&frame);

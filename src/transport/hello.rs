@@ -1,0 +1,142 @@
+//! Reading a [`Hello`] frame within [`MAX_HELLO_LEN`]: the caller's on an
+//! inbound connection, and the answer on an outbound one.
+//!
+//! Every connection opens with the caller's hello; the member called
+//! checks it (and, with TLS, that the certificate names the same node) and
+//! only then answers with its own hello (`from` itself, `to` the caller):
+//! the confirmation the caller waits for before it counts the connection
+//! as established. Without it a refused caller could not tell: in TLS 1.3
+//! the client's side of the handshake completes before the server checks
+//! the client's certificate.
+
+use std::net::SocketAddr;
+
+use super::ConnectionError;
+use crate::wire::{Hello, WireError, FRAME_HEADER_LEN};
+
+/// The largest hello accepted, in bytes (a hello is four varints, at most
+/// 40 bytes). A longer announced length is refused before any of it is
+/// buffered, whatever [`Limits::max_frame`](super::Limits::max_frame)
+/// allows: nothing unauthenticated can make a member hold large buffers.
+pub const MAX_HELLO_LEN: usize = 4 << 10;
+
+/// Accumulates bytes until a whole hello frame has arrived.
+#[derive(Debug, Default)]
+pub(super) struct HelloReader {
+    buf: Vec<u8>,
+}
+
+impl HelloReader {
+    /// Adds bytes read from the connection. Returns the hello once it is
+    /// complete, with the bytes that followed it.
+    ///
+    /// # Errors
+    /// [`ConnectionError::HelloTooLarge`] as soon as the length prefix
+    /// exceeds [`MAX_HELLO_LEN`]; [`ConnectionError::Wire`] when the frame
+    /// is not a hello.
+    pub(super) fn push(
+        &mut self,
+        bytes: &[u8],
+        peer: SocketAddr,
+    ) -> Result<Option<(Hello, Vec<u8>)>, ConnectionError> {
+        self.buf.extend_from_slice(bytes);
+        let Some(header) = self.buf.get(..FRAME_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let mut len = [0u8; FRAME_HEADER_LEN];
+        len.copy_from_slice(header);
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_HELLO_LEN {
+            return Err(ConnectionError::HelloTooLarge {
+                peer,
+                len,
+                max: MAX_HELLO_LEN,
+            });
+        }
+        let end = FRAME_HEADER_LEN + len;
+        let Some(frame) = self.buf.get(FRAME_HEADER_LEN..end) else {
+            return Ok(None);
+        };
+        let hello =
+            Hello::from_bytes(frame).map_err(|source| ConnectionError::Wire { peer, source })?;
+        let rest = self.buf.split_off(end);
+        self.buf.clear();
+        Ok(Some((hello, rest)))
+    }
+
+    /// The stream ended: an error when it ended inside the hello.
+    pub(super) fn closed(&self, peer: SocketAddr) -> Result<(), ConnectionError> {
+        match self.buf.len() {
+            0 => Ok(()),
+            have => Err(ConnectionError::Wire {
+                peer,
+                source: WireError::Truncated { have },
+            }),
+        }
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::encode_frame;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    #[test]
+    fn a_hello_is_read_in_pieces_and_what_follows_is_kept() {
+        let mut bytes = Vec::new();
+        encode_frame(&Hello::new(7, 1, 2), &mut bytes).unwrap();
+        bytes.extend_from_slice(b"next");
+        let mut r = HelloReader::default();
+        let mut got = None;
+        for b in &bytes {
+            if let Some(x) = r.push(&[*b], peer()).unwrap() {
+                got = Some(x);
+                break;
+            }
+        }
+        assert_eq!(got, Some((Hello::new(7, 1, 2), Vec::new())));
+        let mut r = HelloReader::default();
+        let (h, rest) = r.push(&bytes, peer()).unwrap().unwrap();
+        assert_eq!((h, rest.as_slice()), (Hello::new(7, 1, 2), &b"next"[..]));
+    }
+
+    #[test]
+    fn an_oversized_hello_is_refused_before_it_is_buffered() {
+        let mut r = HelloReader::default();
+        let header = ((MAX_HELLO_LEN + 1) as u32).to_be_bytes();
+        assert_eq!(r.push(&header[..2], peer()), Ok(None));
+        match r.push(&header[2..], peer()) {
+            Err(ConnectionError::HelloTooLarge { len, max, .. }) => {
+                assert_eq!((len, max), (MAX_HELLO_LEN + 1, MAX_HELLO_LEN))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.buffered(), 4);
+        let mut r = HelloReader::default();
+        assert!(r.push(&[0, 0, 0, 3, 0xff], peer()).unwrap().is_none());
+        assert!(matches!(
+            r.closed(peer()),
+            Err(ConnectionError::Wire {
+                source: WireError::Truncated { have: 5 },
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.push(&[0xff, 0xff], peer()),
+            Err(ConnectionError::Wire {
+                source: WireError::MalformedHello(_),
+                ..
+            })
+        ));
+    }
+}
