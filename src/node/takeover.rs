@@ -171,7 +171,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     ///   (an election timeout after `survivable_after`, as the core's
     ///   standby) without them; they wait for the founder's return, and are
     ///   then reconciled into the partner's epoch like any older epoch's
-    ///   divergent entries (see [`StateMachine::reconcile`](crate::StateMachine::reconcile)).
+    ///   divergent entries (see [`StateMachine::reconcile`]).
     ///
     /// # Errors
     /// [`ActivateError`] saying why not.

@@ -224,7 +224,7 @@ fn a_forwarded_proposal_that_is_no_command_is_refused_not_a_crash() {
     sim.run_for(Duration::from_millis(300));
     let term = sim.node(CM01A).unwrap().term();
     let conf_change = Entry {
-        entry_type: EntryType::EntryConfChangeV2.into(),
+        entry_type: EntryType::EntryConfChangeV2,
         ..Entry::default()
     };
     // raft aborts the process on an empty proposal; a configuration change
