@@ -108,11 +108,14 @@ pub trait StateMachine {
     /// Called on the surviving epoch's leader with the state as it is now.
     ///
     /// - **Chunks.** The divergent suffix comes in chunks, as each member
-    ///   of the older epoch sends it: one call sees at most 256 entries
-    ///   (and about 1 MiB of them), in log order, and the next call
-    ///   continues where the last accepted one ended. A decision that needs
-    ///   the whole suffix at once (e.g. "a call set up and torn down there
-    ///   is over") must tolerate the two halves arriving in two calls.
+    ///   of the older epoch sends it: one call covers at most 256 of its
+    ///   log entries (and about 1 MiB of them), in log order, and the next
+    ///   call continues where the last accepted one ended. (An entry that
+    ///   itself recorded a reconciliation brings the commands it had taken
+    ///   in, so one call may show more commands than that.) A decision
+    ///   that needs the whole suffix at once (e.g. "a call set up and torn
+    ///   down there is over") must tolerate the two halves arriving in two
+    ///   calls.
     /// - **Repeats.** The hook may be called again for the same entries:
     ///   after it failed (below), or when the leader that called it lost
     ///   leadership before the result committed. Only one result is ever
