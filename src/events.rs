@@ -2,6 +2,7 @@
 //! membership. Drain them with [`Node::poll_event`](crate::Node::poll_event).
 
 use crate::node::{EntryRange, EpochId};
+use crate::state_machine::ReconcileFailure;
 use crate::topology::NodeId;
 
 /// Why a node became leader.
@@ -72,7 +73,10 @@ pub enum Event {
     },
     /// The leader starts a hand-back attempt (a leader transfer).
     HandBackAttempt {
-        /// 1 for the first attempt.
+        /// 1 for the first attempt at this target. The count is kept
+        /// across this member losing and regaining leadership, and starts
+        /// over for another target or once contact with the target was
+        /// interrupted and restored.
         attempt: u32,
         /// The member leadership is handed to.
         target: NodeId,
@@ -80,7 +84,12 @@ pub enum Event {
         /// started (never above `HandBack::max_lag_entries`).
         lag: u64,
     },
-    /// A hand-back attempt did not land (transfer timed out or was refused).
+    /// A hand-back attempt did not land: raft aborted the transfer (the
+    /// target did not catch up or answer within an election timeout), or
+    /// the target campaigned and lost, and another member (this one
+    /// included) leads. In the latter case the member that made the
+    /// attempt reports it once it knows the new leader. Either way it
+    /// counts toward `HandBack::max_attempts`.
     HandBackFailed {
         /// The attempt that failed.
         attempt: u32,
@@ -133,6 +142,23 @@ pub enum Event {
         /// Entries the old leader had reported committed beyond the fork:
         /// the loss known now (the full figure comes at reunion).
         rpo_entries: u64,
+        /// The RPO in time, as this member could observe it: milliseconds
+        /// from the first message in which the old leader reported a
+        /// commit beyond the fork point to the last message heard from it
+        /// (0 when no report went beyond the fork: `rpo_entries` is 0).
+        /// In other words, the old leader had been committing entries this
+        /// epoch does not have for at least this long when it went silent.
+        ///
+        /// Limits: it is a lower bound on how far behind, in time, the
+        /// fork's state is: on how long before the old leader went silent
+        /// it committed the first entry the fork lacks (up to the link's
+        /// jitter and one tick). Commits the old leader made after its last message
+        /// reached this member, or reported in messages that were lost, are
+        /// not seen; nor is the one-way delay a report takes, so with a
+        /// healthy but slow link (this member always holding what was
+        /// reported) it is 0 even though the leader's last commits were
+        /// in flight. Measured on this member's clock, at tick precision.
+        rpo_ms: u64,
         /// How long the old epoch's leader had been silent, in ms.
         silent_ms: u64,
     },
@@ -168,12 +194,20 @@ pub enum Event {
         compacted: u64,
     },
     /// The application refused a reconciliation (or its hook panicked);
-    /// nothing was applied and it is tried again.
+    /// nothing was applied, both epochs keep their data, and it is tried
+    /// again after `retry_in_ms` (reported by the leader that called the
+    /// hook).
     ReconcileFailed {
         /// The older epoch.
         from: EpochId,
-        /// Why.
-        reason: String,
+        /// Consecutive failed attempts at this older epoch's entries, this
+        /// one included (1 for the first).
+        attempt: u32,
+        /// Why: the hook's error, or its panic.
+        failure: ReconcileFailure,
+        /// Milliseconds before the hook is called again (the back-off:
+        /// one election timeout, doubling with each failure up to 32).
+        retry_in_ms: u64,
     },
     /// This member left its old epoch for a newer one; it catches up from a
     /// snapshot once the newer epoch's leader adds it.

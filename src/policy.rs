@@ -43,7 +43,30 @@ pub struct Timers {
     /// its primary before it takes over. LAN-sized. Defaults to 30 ms.
     pub failover: Duration,
     /// How long a rank-1 survivable core waits without any leader before it
-    /// campaigns. Defaults to 2 s (the paper's default is minutes).
+    /// takes over. Defaults to 2 s (the paper's default is minutes).
+    ///
+    /// **Witness mode**: its primary campaigns after this long without a
+    /// leader (its standby an election timeout later). It campaigns
+    /// *sooner* — the failover time plus one election timeout, staggered by
+    /// rank and position — once a more preferred candidate (a main-site
+    /// member) asked for its vote with a log proven behind its own: such a
+    /// candidate cannot win (this member, and every member as fresh,
+    /// refuses it), so waiting out `survivable_after` would only prolong
+    /// the outage. The extra election timeout lets a leader that candidate
+    /// deposed, which holds the freshest log, stand again first.
+    ///
+    /// **Main-site mode**: its primary, a learner, activates a new epoch
+    /// (see [`Node::activate`](crate::Node::activate)) after this long
+    /// without hearing a leader, *unless* it can still reach a majority of
+    /// its epoch's voters (heard within an election timeout) or a
+    /// better-ranked survivable member. Reaching a minority of the main
+    /// site's voters — say only the tie-breaker on its third host — does
+    /// not hold activation back: those members cannot elect or sustain a
+    /// leader without the others, so waiting would keep the users this
+    /// core can reach without service, and would save nothing. Whatever
+    /// majority the main site may still hold on its side of the cut goes on
+    /// serving its own users, as in any WAN cut in this mode; when the
+    /// sides meet, the older epoch's divergent entries are reconciled.
     pub survivable_after: Duration,
     /// Extra wait per rank below 1: a rank-`r` survivable core campaigns after
     /// `survivable_after + (r - 1) * rank_step`. Defaults to 1 s.
@@ -293,8 +316,15 @@ pub struct HandBack {
     /// The freshness gate: the preferred member may lag the leader by at
     /// most this many entries when a hand-back starts. Defaults to 64.
     pub max_lag_entries: u64,
-    /// Attempts per hand-back before giving up (`None`: retry until it
-    /// lands or the policy stops allowing it). Defaults to `None`.
+    /// Attempts at one target before giving up (`None`: retry until it
+    /// lands or the policy stops allowing it). Defaults to `None`. An
+    /// attempt fails when raft aborts the transfer or when the target's
+    /// campaign loses (the leader stepped down and someone else leads);
+    /// the count survives the leader losing and regaining leadership, and
+    /// starts over for another target or when contact with the target is
+    /// interrupted and restored. Once abandoned, an operator's
+    /// [`Node::hand_back`](crate::Node::hand_back) still makes one more
+    /// attempt.
     pub max_attempts: Option<u32>,
     /// Wait between a failed attempt and the next. Defaults to 250 ms.
     pub retry_after: Duration,

@@ -21,6 +21,23 @@ pub struct ReconcileError {
     pub reason: String,
 }
 
+/// Why the reconcile hook's answer was not used (see
+/// [`Event::ReconcileFailed`](crate::Event::ReconcileFailed)): both epochs'
+/// data stay as they are and the reconciliation is tried again later.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ReconcileFailure {
+    /// [`StateMachine::reconcile`] returned this error.
+    #[error(transparent)]
+    Refused(ReconcileError),
+    /// [`StateMachine::reconcile`] panicked; the panic was caught.
+    #[error("the reconcile hook panicked: {message}")]
+    Panicked {
+        /// The panic's message (its payload, when it is text).
+        message: String,
+    },
+}
+
 /// One entry an older epoch committed that the surviving epoch lacks.
 ///
 /// Entries are shown by *origin*: the epoch that appended and committed
@@ -88,14 +105,29 @@ pub trait StateMachine {
     /// reconciliation entry, on every member. The default re-applies every
     /// divergent command, in order.
     ///
-    /// Called on the surviving epoch's leader with the state as it is now;
-    /// it may be called again for the same entries if that leader loses
-    /// leadership before the result commits (the result is used once).
+    /// Called on the surviving epoch's leader with the state as it is now.
+    ///
+    /// - **Chunks.** The divergent suffix comes in chunks, as each member
+    ///   of the older epoch sends it: one call covers at most 256 of its
+    ///   log entries (and about 1 MiB of them), in log order, and the next
+    ///   call continues where the last accepted one ended. (An entry that
+    ///   itself recorded a reconciliation brings the commands it had taken
+    ///   in, so one call may show more commands than that.) A decision
+    ///   that needs the whole suffix at once (e.g. "a call set up and torn
+    ///   down there is over") must tolerate the two halves arriving in two
+    ///   calls.
+    /// - **Repeats.** The hook may be called again for the same entries:
+    ///   after it failed (below), or when the leader that called it lost
+    ///   leadership before the result committed. Only one result is ever
+    ///   applied for each entry, so the hook must not act on the outside
+    ///   world itself; what it returns is what happens.
     ///
     /// # Errors
     /// A [`ReconcileError`] (or a panic) leaves both epochs' data intact:
-    /// nothing is applied, the older side stays fenced, and the
-    /// reconciliation is tried again later.
+    /// nothing is applied, the older side stays fenced with its data, nothing
+    /// joins, and the reconciliation is tried again with back-off (one
+    /// election timeout after the first failure, doubling up to 32), each
+    /// failure reported as [`Event::ReconcileFailed`](crate::Event::ReconcileFailed).
     fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
         Ok(divergent
             .entries

@@ -16,7 +16,7 @@ use survivable_core::sim::Sim;
 use survivable_core::topology::{denver_paris_two_site, NodeId};
 use survivable_core::Event;
 
-use crate::{finish, json_num, print, start, Args, CallTable, Report, Workload};
+use crate::{finish, json_num, print, start, Args, CallTable, Checks, Report, Workload};
 
 const MODE: &str = "main-site";
 const CM02A: NodeId = NodeId(3);
@@ -52,14 +52,59 @@ fn acks_by_epoch(sim: &Sim<CallTable>, since_us: u64) -> Vec<(EpochId, usize)> {
     by.into_iter().collect()
 }
 
-/// The first `Activated` at or after `since_us`: (when, epoch, rpo_entries).
-fn activation(sim: &Sim<CallTable>, since_us: u64) -> Option<(u64, EpochId, u64)> {
+/// An activation: when (µs), the epoch, its RPO in entries and in ms.
+#[derive(Clone, Copy)]
+struct Activation {
+    at_us: u64,
+    rpo_entries: u64,
+    rpo_ms: u64,
+}
+
+/// The first `Activated` at or after `since_us`.
+fn activation(sim: &Sim<CallTable>, since_us: u64) -> Option<Activation> {
     sim.events().iter().find_map(|(t, _, e)| match e {
         Event::Activated {
-            epoch, rpo_entries, ..
-        } if *t >= since_us => Some((*t, *epoch, *rpo_entries)),
+            rpo_entries,
+            rpo_ms,
+            ..
+        } if *t >= since_us => Some(Activation {
+            at_us: *t,
+            rpo_entries: *rpo_entries,
+            rpo_ms: *rpo_ms,
+        }),
         _ => None,
     })
+}
+
+/// Records the activation's figures on `r` and checks them: activation
+/// ≤ `survivable_after` + 2 WAN RTT after `fault_us`, RPO ≤ the lag.
+fn activation_figures(
+    c: &mut Checks,
+    r: &mut Report,
+    act: Option<Activation>,
+    fault_us: u64,
+    lag: u64,
+    args: &Args,
+) {
+    let activation_ms = act.map(|a| (a.at_us - fault_us) / 1000);
+    r.takeover_ms = activation_ms;
+    r.extra.push(("activation_ms", json_num(activation_ms)));
+    r.extra
+        .push(("rpo_entries", json_num(act.map(|a| a.rpo_entries))));
+    r.extra.push(("rpo_ms", json_num(act.map(|a| a.rpo_ms))));
+    let bound = args.survivable_after_ms + 2 * args.wan_rtt_ms;
+    c.check(
+        r.step,
+        "activation ≤ survivable_after + 2 WAN RTT",
+        activation_ms.is_some_and(|t| t <= bound),
+        format!("{activation_ms:?} ms, bound {bound} ms"),
+    );
+    c.check(
+        r.step,
+        "rpo_entries ≤ the replication lag at the fault",
+        act.is_some_and(|a| a.rpo_entries <= lag),
+        format!("{:?} entries, lag {lag}", act.map(|a| a.rpo_entries)),
+    );
 }
 
 /// Divergent and re-applied commands reconciled since `since_us` (each
@@ -124,7 +169,7 @@ pub(crate) fn run(args: &Args) -> bool {
         return false;
     };
     let mut w = Workload::new(args.seed, true);
-    let mut ok = true;
+    let mut c = Checks::new("main-site");
     let wan = args.wan_rtt_ms;
 
     // normal: Denver commits on its own majority; Paris follows. Latency
@@ -164,9 +209,22 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra
         .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
     r.extra.push(("paris_lag_entries", lag(&sim).to_string()));
-    // ≤ 2 LAN round trips at the leader: the WAN is not waited for.
-    ok &= leader.is_some_and(|l| sim.site_of(l) == "denver")
-        && at_leader.last().is_some_and(|&us| us <= 2_000);
+    let site = leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Denver leads",
+        site.as_deref() == Some("denver"),
+        format!("{site:?}"),
+    );
+    // ≤ 2 LAN round trips (1 ms each) at the leader: the WAN is not waited for.
+    let p99 = percentile_ms(&mut at_leader, 99);
+    c.check(
+        r.step,
+        "commit p99 at Denver's leader ≤ 2 LAN RTT",
+        p99.parse::<f64>().is_ok_and(|ms| ms <= 2.0),
+        format!("{p99} ms, bound 2 ms"),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     // wan_partition: Paris activates its own epoch; both sides serve.
@@ -188,12 +246,8 @@ pub(crate) fn run(args: &Args) -> bool {
         None,
         cut,
     );
-    let activation_ms = act.map(|(t, _, _)| (t - cut) / 1000);
-    r.takeover_ms = activation_ms;
     r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra.push(("activation_ms", json_num(activation_ms)));
-    r.extra
-        .push(("rpo_entries", json_num(act.map(|(_, _, rpo)| rpo))));
+    activation_figures(&mut c, &mut r, act, cut, lag_at_cut, args);
     r.extra.push(("lag_at_cut_entries", lag_at_cut.to_string()));
     let served = acks_by_epoch(&sim, cut + (args.survivable_after_ms + 2 * wan) * 1000);
     r.extra.push((
@@ -206,9 +260,14 @@ pub(crate) fn run(args: &Args) -> bool {
             ""
         ));
     }
-    ok &= activation_ms.is_some_and(|t| t <= args.survivable_after_ms + 2 * wan)
-        && act.is_some_and(|(_, _, rpo)| rpo <= lag_at_cut)
-        && served.iter().filter(|(_, n)| *n > 0).count() == 2;
+    let serving = served.iter().filter(|(_, n)| *n > 0).count();
+    c.check(
+        r.step,
+        "both epochs serve",
+        serving == 2,
+        format!("{serving} serving"),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     // reunion: the WAN heals; Denver's divergent calls are reconciled.
@@ -233,7 +292,19 @@ pub(crate) fn run(args: &Args) -> bool {
         .push(("reunion_ms", ((sim.now_us() - healed) / 1000).to_string()));
     r.extra.push(("divergent_entries", divergent.to_string()));
     r.extra.push(("reconciled_entries", applied.to_string()));
-    ok &= r.calls_dropped == 0 && divergent > 0;
+    c.check(
+        r.step,
+        "no call dropped",
+        r.calls_dropped == 0,
+        format!("{} dropped", r.calls_dropped),
+    );
+    c.check(
+        r.step,
+        "Denver's divergent calls reach the hook",
+        divergent > 0,
+        format!("{divergent} divergent"),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     // hand_back: control returns to Denver after the stability window.
@@ -266,7 +337,20 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver") && r.calls_dropped == 0;
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Denver leads",
+        site.as_deref() == Some("denver"),
+        format!("{site:?}"),
+    );
+    c.check(
+        r.step,
+        "no call dropped",
+        r.calls_dropped == 0,
+        format!("{} dropped", r.calls_dropped),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     // main_site_lost: the WAN to Paris degrades (80 % loss from Denver)
@@ -298,16 +382,18 @@ pub(crate) fn run(args: &Args) -> bool {
         None,
         lost_at,
     );
-    let activation_ms = act.map(|(t, _, _)| (t - lost_at) / 1000);
-    r.takeover_ms = activation_ms;
     r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra.push(("activation_ms", json_num(activation_ms)));
-    r.extra
-        .push(("rpo_entries", json_num(act.map(|(_, _, rpo)| rpo))));
+    activation_figures(&mut c, &mut r, act, lost_at, lag_at_loss, args);
     r.extra
         .push(("lag_at_loss_entries", lag_at_loss.to_string()));
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "paris")
-        && act.is_some_and(|(_, _, rpo)| rpo <= lag_at_loss);
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Paris leads",
+        site.as_deref() == Some("paris"),
+        format!("{site:?}"),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     // main_site_returns: Denver restarts with its stale tail; it is
@@ -337,16 +423,34 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("epoch", epoch_of_leader(&sim)));
     r.extra.push(("divergent_entries", divergent.to_string()));
     r.extra.push(("reconciled_entries", applied.to_string()));
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver")
-        && r.calls_dropped == 0
-        && r.committed_lost == 0
-        && divergent <= lag_at_loss;
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Denver leads",
+        site.as_deref() == Some("denver"),
+        format!("{site:?}"),
+    );
+    c.check(
+        r.step,
+        "no call dropped",
+        r.calls_dropped == 0,
+        format!("{} dropped", r.calls_dropped),
+    );
+    c.check(
+        r.step,
+        "divergent entries ≤ the lag at the loss",
+        divergent <= lag_at_loss,
+        format!("{divergent} divergent, lag {lag_at_loss}"),
+    );
+    c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
     let violations = sim.violations();
-    if !violations.is_empty() {
-        eprintln!("invariant violations: {violations:?}");
-        ok = false;
-    }
-    ok
+    c.check(
+        "end",
+        "no invariant violated",
+        violations.is_empty(),
+        format!("{violations:?}"),
+    );
+    c.finish()
 }

@@ -8,22 +8,40 @@ use survivable_core::topology::{denver_paris, Appliance::Virtual, MemberSpec, No
 use survivable_core::Event;
 
 use crate::{
-    finish, first_commit_in_term, json_num, leader_term, print, start, Args, CallTable, Workload,
+    finish, first_commit_in_term, json_num, leader_term, print, start, Args, CallTable, Checks,
+    Workload,
 };
 
-/// Runs the five witness-mode steps; whether each behaved as designed.
+/// Duplication failover, primary host lost → first commit under the
+/// standby: the 200 ms at its 80 ms WAN RTT. In witness mode the
+/// standby's votes and its first commit each cross the WAN, so for other
+/// `--wan-rtt-ms` the bound is 40 ms + 2 WAN RTT (200 ms at 80).
+fn pair_failover_bound_ms(wan_rtt_ms: u64) -> u64 {
+    (40 + 2 * wan_rtt_ms).max(200)
+}
+
+/// Runs the five witness-mode steps; whether each behaved as designed and
+/// reached the figures (takeovers, hand-back outage, nothing lost).
 pub(crate) fn run(args: &Args) -> bool {
     let Some(mut sim) = start("witness mode", denver_paris(), CallTable::default(), args) else {
         return false;
     };
     let mut w = Workload::new(args.seed, false);
-    let mut ok = true;
+    let mut c = Checks::new("witness");
+    let wan = args.wan_rtt_ms;
 
     // normal (Fig. 7)
     let since = sim.now_us();
     w.run(&mut sim, Duration::from_secs(5));
     let r = finish(&sim, &w, "normal", "Fig. 7", &w.up.clone(), None, since);
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver");
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Denver leads",
+        site.as_deref() == Some("denver"),
+        format!("{site:?}"),
+    );
+    c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
     // duplication_failover (Fig. 3-4): CM01a's host fails.
@@ -42,7 +60,26 @@ pub(crate) fn run(args: &Args) -> bool {
         takeover,
         since,
     );
-    ok &= r.leader == Some(NodeId(2)) && r.calls_dropped == 0;
+    c.check(
+        r.step,
+        "CM01b leads",
+        r.leader == Some(NodeId(2)),
+        format!("{:?}", r.leader),
+    );
+    c.check(
+        r.step,
+        "no call dropped",
+        r.calls_dropped == 0,
+        format!("{} dropped", r.calls_dropped),
+    );
+    let bound = pair_failover_bound_ms(wan);
+    c.check(
+        r.step,
+        "takeover ≤ 200 ms (40 ms + 2 WAN RTT on a slower WAN)",
+        takeover.is_some_and(|t| t <= bound),
+        format!("{takeover:?} ms, bound {bound} ms"),
+    );
+    c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
     // standby_restored (Fig. 5): a replacement CM01c on another host.
@@ -65,8 +102,12 @@ pub(crate) fn run(args: &Args) -> bool {
     if let (Some(member), Some(Ok(()))) = (member, &replaced) {
         sim.add_member(member.clone());
     } else {
-        eprintln!("replacement refused: {replaced:?}");
-        ok = false;
+        c.check(
+            "standby_restored",
+            "the replacement is accepted",
+            false,
+            format!("{replaced:?}"),
+        );
     }
     let mut restored_ms = None;
     for _ in 0..100 {
@@ -81,7 +122,13 @@ pub(crate) fn run(args: &Args) -> bool {
     let mut r = finish(&sim, &w, "standby_restored", "Fig. 5", &before, None, since);
     r.extra
         .push(("redundancy_restored_ms", json_num(restored_ms)));
-    ok &= restored_ms.is_some();
+    c.check(
+        r.step,
+        "the replacement becomes a voter",
+        restored_ms.is_some(),
+        "not within 10 s".into(),
+    );
+    c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
     // wan_partition (Fig. 8): Denver is cut off; Paris takes over.
@@ -103,7 +150,21 @@ pub(crate) fn run(args: &Args) -> bool {
         takeover,
         since,
     );
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "paris") && r.committed_lost == 0;
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Paris leads",
+        site.as_deref() == Some("paris"),
+        format!("{site:?}"),
+    );
+    let bound = args.survivable_after_ms + 3 * wan;
+    c.check(
+        r.step,
+        "takeover ≤ survivable_after + 3 WAN RTT",
+        takeover.is_some_and(|t| t <= bound),
+        format!("{takeover:?} ms, bound {bound} ms"),
+    );
+    c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
     // hand_back: the WAN heals; control returns to Denver.
@@ -141,13 +202,35 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    ok &= r.leader.is_some_and(|l| sim.site_of(l) == "denver") && w.failed == failed_before;
+    let site = r.leader.map(|l| sim.site_of(l).to_string());
+    c.check(
+        r.step,
+        "Denver leads",
+        site.as_deref() == Some("denver"),
+        format!("{site:?}"),
+    );
+    c.check(
+        r.step,
+        "write outage ≤ 2 WAN RTT",
+        outage.is_some_and(|o| o <= 2 * wan),
+        format!("{outage:?} ms, bound {} ms", 2 * wan),
+    );
+    let failed = w.failed - failed_before;
+    c.check(
+        r.step,
+        "no failed proposal",
+        failed == 0,
+        format!("{failed} failed"),
+    );
+    c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
     let violations = sim.violations();
-    if !violations.is_empty() {
-        eprintln!("invariant violations: {violations:?}");
-        ok = false;
-    }
-    ok
+    c.check(
+        "end",
+        "no invariant violated",
+        violations.is_empty(),
+        format!("{violations:?}"),
+    );
+    c.finish()
 }

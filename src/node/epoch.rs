@@ -15,12 +15,30 @@ use std::fmt;
 use crate::topology::{NodeId, Topology};
 
 /// Which history: its number and the member that founded it (`n0` for the
-/// first epoch). Newer epochs have higher numbers; two epochs of one number
-/// (two survivable cores that each activated) are ordered by the founder's
-/// rank.
+/// first epoch).
+///
+/// # Order
+/// The derived order (`number`, then `founder`) is the order of time: of
+/// two epochs, the greater one is the newer, the one that survives when
+/// they meet. The number encodes it without needing the topology, so a
+/// downstream system that receives fencing tokens can compare them as they
+/// are:
+///
+/// - `number = (generation − 1) · 2¹⁶ + precedence` for a fork, 1 for the
+///   first epoch. A fork's generation is one more than the highest
+///   generation of the history it forks from, so a descendant is newer
+///   than every epoch of its parent's generation.
+/// - Two *sibling* epochs (forked in the same generation, e.g. two
+///   survivable cores that each lost the main site) differ by their
+///   founder's precedence: the better rank wins, then the earlier position
+///   in its core (see [`EpochId::fork`]).
+///
+/// [`generation`](Self::generation) is the sequence number people read
+/// (`e1`, `e2/n3`, ...); `number` is the ordering key carried on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EpochId {
-    /// Sequence number, 1 for the first epoch.
+    /// Ordering key: 1 for the first epoch, then
+    /// `(generation − 1) · 2¹⁶ + precedence` (see the type's docs).
     pub number: u64,
     /// The founding member (`NodeId(0)` for the first epoch).
     pub founder: NodeId,
@@ -32,12 +50,46 @@ pub const FIRST_EPOCH: EpochId = EpochId {
     founder: NodeId(0),
 };
 
+/// Epoch numbers per generation: the low part holds the founder's precedence.
+const GENERATION_STRIDE: u64 = 1 << 16;
+/// Positions per rank in the precedence (a core has at most this many members).
+const POSITIONS_PER_RANK: u64 = 16;
+
+impl EpochId {
+    /// The epoch a survivable member of rank `rank` (1 = best) at
+    /// `position` in its core (0 = primary) founds when it forks from
+    /// the history `lineage`: one generation after the newest epoch there,
+    /// with the founder's precedence in the low part of the number, so
+    /// that siblings order by rank, then position (and, for two founders
+    /// of the same rank and position, such as a replacement and the member
+    /// it replaced, by id).
+    pub fn fork(lineage: &[EpochRecord], founder: NodeId, rank: u32, position: usize) -> Self {
+        let generation = lineage.iter().map(|r| r.id.generation()).max().unwrap_or(1) + 1;
+        let slot = u64::from(rank.max(1) - 1)
+            .saturating_mul(POSITIONS_PER_RANK)
+            .saturating_add((position as u64).min(POSITIONS_PER_RANK - 1))
+            .min(GENERATION_STRIDE - 1);
+        Self {
+            number: (generation - 1)
+                .saturating_mul(GENERATION_STRIDE)
+                .saturating_add(GENERATION_STRIDE - 1 - slot),
+            founder,
+        }
+    }
+
+    /// The generation: 1 for the first epoch, one more for each fork on
+    /// the way to this one.
+    pub fn generation(&self) -> u64 {
+        self.number / GENERATION_STRIDE + 1
+    }
+}
+
 impl fmt::Display for EpochId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.founder.0 == 0 {
-            write!(f, "e{}", self.number)
+            write!(f, "e{}", self.generation())
         } else {
-            write!(f, "e{}/{}", self.number, self.founder)
+            write!(f, "e{}/{}", self.generation(), self.founder)
         }
     }
 }
@@ -62,20 +114,12 @@ impl EpochRecord {
     };
 }
 
-/// Whether `a` is newer than `b`: a higher number, or the same number
-/// founded by a better-ranked member.
-pub(crate) fn newer(topology: &Topology, a: EpochId, b: EpochId) -> bool {
-    let key = |e: EpochId| {
-        let pref = topology
-            .member(e.founder)
-            .map_or(u32::MAX, |m| m.preference());
-        (
-            e.number,
-            std::cmp::Reverse(pref),
-            std::cmp::Reverse(e.founder),
-        )
-    };
-    key(a) > key(b)
+/// Whether `a` is newer than `b`: the epochs' own order (a later
+/// generation, or the same generation founded by a better-ranked member;
+/// see [`EpochId`]). The topology is not needed: the founder's precedence
+/// is part of the number.
+pub(crate) fn newer(_topology: &Topology, a: EpochId, b: EpochId) -> bool {
+    a > b
 }
 
 /// Where two lineages part: every index up to it holds the same entry on
@@ -174,20 +218,60 @@ mod tests {
         assert_eq!(common_point(&[rec(1, 9, 0)], &paris), None);
     }
 
+    /// The public order and `newer` agree with the order of time, for
+    /// sibling epochs (forked from one parent by different survivable
+    /// members) and for descendants.
     #[test]
-    fn newer_by_number_then_rank() {
+    fn the_order_is_time_for_siblings_and_descendants() {
         let t = crate::topology::denver_paris_london().build().unwrap();
-        let e = |n, f| EpochId {
-            number: n,
-            founder: NodeId(f),
+        let fork = |parent: &[EpochRecord], founder: u64| {
+            let m = t.member(NodeId(founder)).unwrap();
+            let id = EpochId::fork(parent, NodeId(founder), m.preference(), m.position());
+            let mut lineage = parent.to_vec();
+            lineage.push(EpochRecord {
+                id,
+                fork_index: 10 * lineage.len() as u64,
+                fork_term: 1,
+            });
+            lineage
         };
-        assert!(newer(&t, e(2, 3), FIRST_EPOCH));
-        assert!(newer(&t, e(3, 6), e(2, 3)));
-        // Paris (rank 1) beats London (rank 2) at one number.
-        assert!(newer(&t, e(2, 3), e(2, 6)));
-        assert!(!newer(&t, e(2, 6), e(2, 3)));
-        assert!(!newer(&t, e(2, 3), e(2, 3)));
-        assert_eq!(e(2, 3).to_string(), "e2/n3");
+        let root = [EpochRecord::FIRST];
+        // Siblings of generation 2: Paris's primary (rank 1, position 0),
+        // Paris's standby, London's primary (rank 2), London's standby.
+        let paris_a = fork(&root, 3);
+        let paris_b = fork(&root, 4);
+        let london_a = fork(&root, 6);
+        let london_b = fork(&root, 7);
+        // Descendants (generation 3): London's standby forking from
+        // London's primary, Paris's primary from Paris's.
+        let london_child = fork(&london_a, 7);
+        let paris_child = fork(&paris_a, 3);
+        let last = |l: &[EpochRecord]| l.last().unwrap().id;
+        // Oldest first, as time (and the survivor at reunion) orders them.
+        let by_time = [
+            FIRST_EPOCH,
+            last(&london_b),
+            last(&london_a),
+            last(&paris_b),
+            last(&paris_a),
+            last(&london_child),
+            last(&paris_child),
+        ];
+        for (i, a) in by_time.iter().enumerate() {
+            for (j, b) in by_time.iter().enumerate() {
+                assert_eq!(a.cmp(b), i.cmp(&j), "{a} vs {b}");
+                assert_eq!(newer(&t, *a, *b), i > j, "newer({a}, {b})");
+            }
+        }
+        // A fencing token (epoch, term) orders the same way: a sibling's
+        // high term does not make it newer than the epoch that survives.
+        assert!((last(&paris_a), 1) > (last(&london_a), 99));
+        assert!((last(&london_child), 1) > (last(&paris_a), 99));
+        assert_eq!(last(&paris_a).generation(), 2);
+        assert_eq!(last(&paris_child).generation(), 3);
+        assert_eq!(last(&paris_a).to_string(), "e2/n3");
+        assert_eq!(last(&london_child).to_string(), "e3/n7");
         assert_eq!(FIRST_EPOCH.to_string(), "e1");
+        assert_eq!(FIRST_EPOCH.generation(), 1);
     }
 }

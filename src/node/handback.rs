@@ -25,18 +25,34 @@ use crate::topology::{NodeId, Role};
 
 #[derive(Debug, Default)]
 pub(super) struct HandBackState {
+    /// Attempts made at `counted`'s target since its contact last started;
+    /// kept across losing and regaining leadership, so the policy's limit
+    /// holds whichever way attempts fail.
     attempts: u32,
+    /// Whose attempts `attempts` counts: (target, its `contact_since` when
+    /// counting started). Another target, or contact with it interrupted
+    /// and restored, starts the count over.
+    counted: Option<(NodeId, u64)>,
+    /// The limit was hit for `counted`: no more attempts at it until its
+    /// contact restarts or an operator asks.
+    abandoned: bool,
+    /// A transfer under way (this node leads).
     in_flight: Option<NodeId>,
     next_attempt: u64,
+    /// An operator asked (`Node::hand_back`); cleared once another member
+    /// leads or the attempts are abandoned.
     manual: bool,
-    /// Set when the attempt limit was hit: (target, its contact_since then).
-    abandoned: Option<(NodeId, u64)>,
-    /// We stepped down during an attempt: (target, attempts), until the new
+    /// We stepped down during an attempt: (target, attempt), until the new
     /// leader is known.
     handed: Option<(NodeId, u32)>,
+    /// This node won back the leadership an attempt had cost it: until this
+    /// tick, contact with the target that restarts is the failed
+    /// election's silence, not an interruption, and keeps the count.
+    rebase_until: Option<u64>,
 }
 
 impl HandBackState {
+    /// Forgets everything (a new epoch: other members, other history).
     pub(super) fn reset(&mut self) {
         *self = Self::default();
     }
@@ -62,7 +78,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Err(HandBackError::AlreadyPreferred);
         }
         self.hand_back.manual = true;
-        self.hand_back.abandoned = None;
+        self.hand_back.abandoned = false;
         self.hand_back.next_attempt = 0;
         self.drive_hand_back();
         self.on_ready();
@@ -112,31 +128,28 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // Raft gave up on the transfer and we still lead.
             self.hand_back.in_flight = None;
             let attempt = self.hand_back.attempts;
-            self.emit(Event::HandBackFailed { attempt, target });
-            let retry = self.cfg.topology.hand_back().retry_after.as_millis() as u64;
-            self.hand_back.next_attempt = self.tick_no + retry.div_ceil(self.ticks.tick_ms);
-            if let Some(max) = self.cfg.topology.hand_back().max_attempts {
-                if attempt >= max {
-                    let since = self.contact_since.get(&target).copied().unwrap_or(0);
-                    self.hand_back.abandoned = Some((target, since));
-                    self.hand_back.manual = false;
-                    self.emit(Event::HandBackAbandoned {
-                        target,
-                        attempts: attempt,
-                    });
-                }
-            }
+            self.hand_back_failed(target, attempt);
             return;
         }
         let Some((target, stable_ticks, lag)) = self.hand_back_target() else {
             return;
         };
-        if let Some((t, since)) = self.hand_back.abandoned {
-            if t == target && self.contact_since.get(&target) == Some(&since) {
-                return;
+        let since = self.contact_since.get(&target).copied().unwrap_or(0);
+        if let Some(until) = self.hand_back.rebase_until {
+            if self.tick_no > until {
+                self.hand_back.rebase_until = None;
+            } else if self.hand_back.counted.is_some_and(|(t, _)| t == target) {
+                self.hand_back.counted = Some((target, since));
             }
-            self.hand_back.abandoned = None;
+        }
+        if self.hand_back.counted != Some((target, since)) {
+            // Another target, or contact with it restarted: count afresh.
+            self.hand_back.counted = Some((target, since));
             self.hand_back.attempts = 0;
+            self.hand_back.abandoned = false;
+        }
+        if self.hand_back.abandoned {
+            return;
         }
         if self.tick_no < self.hand_back.next_attempt || !self.policy_allows(stable_ticks) {
             return;
@@ -152,6 +165,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.raw.transfer_leader(target.0);
         self.on_ready();
         self.hurry_transfer(target);
+    }
+
+    /// Attempt `attempt` at `target` did not land: reports it, schedules
+    /// the next one and applies the policy's limit.
+    fn hand_back_failed(&mut self, target: NodeId, attempt: u32) {
+        self.emit(Event::HandBackFailed { attempt, target });
+        let retry = self.cfg.topology.hand_back().retry_after.as_millis() as u64;
+        self.hand_back.next_attempt = self.tick_no + retry.div_ceil(self.ticks.tick_ms);
+        let max = self.cfg.topology.hand_back().max_attempts;
+        if max.is_some_and(|max| attempt >= max) {
+            self.hand_back.abandoned = true;
+            self.hand_back.manual = false;
+            self.emit(Event::HandBackAbandoned {
+                target,
+                attempts: attempt,
+            });
+        }
     }
 
     /// raft sends `MsgTimeoutNow` only once the target acknowledged the last
@@ -201,27 +231,48 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
+    /// Leadership was won: a transfer of an earlier term is over. The
+    /// attempt count, the limit and the retry time stay: an attempt that
+    /// cost this node its leadership counts like one raft aborted.
+    pub(super) fn hand_back_gained_leadership(&mut self) {
+        self.hand_back.in_flight = None;
+    }
+
     /// Leadership was lost; returns whether a hand-back transfer was under
     /// way (then the target is taking over, not nobody).
     pub(super) fn hand_back_lost_leadership(&mut self) -> bool {
         let handed = self
             .hand_back
             .in_flight
+            .take()
             .map(|t| (t, self.hand_back.attempts));
-        self.hand_back.reset();
         self.hand_back.handed = handed;
         handed.is_some()
     }
 
-    /// After stepping down mid-attempt: reports the hand-back once the new
-    /// leader is known to be its target.
+    /// After stepping down mid-attempt: once the new leader is known,
+    /// reports the attempt as completed if it is the target, as failed
+    /// otherwise (the target's campaign failed and someone else won, this
+    /// node included), which counts toward the policy's limit.
     pub(super) fn hand_back_landed(&mut self, leader: Option<NodeId>) {
-        let (Some((target, attempts)), Some(l)) = (self.hand_back.handed, leader) else {
+        let (Some((target, attempt)), Some(l)) = (self.hand_back.handed, leader) else {
             return;
         };
         self.hand_back.handed = None;
         if l == target {
-            self.emit(Event::HandBackCompleted { target, attempts });
+            self.hand_back.manual = false;
+            self.emit(Event::HandBackCompleted {
+                target,
+                attempts: attempt,
+            });
+        } else {
+            if l == self.id {
+                let e = self.ticks.election as u64;
+                self.hand_back.rebase_until = Some(self.tick_no + 2 * e);
+            } else {
+                self.hand_back.manual = false;
+            }
+            self.hand_back_failed(target, attempt);
         }
     }
 }
@@ -233,7 +284,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// rejoined) to voters, under the hand-back policy and the freshness
     /// gate; the ordinary hand-back then moves leadership to the main
     /// primary. At home again, the leader demotes the survivable members
-    /// to learners. One configuration change at a time.
+    /// to learners and promotes any main-site member that rejoined only
+    /// after control came home (e.g. under `Immediate`, once a majority of
+    /// the main site was back). One configuration change at a time.
     pub(super) fn drive_main_site_return(&mut self) {
         let topology = self.cfg.topology.clone();
         if topology.mode() != QuorumMode::MainSite || self.role != StateRole::Leader {
@@ -246,32 +299,25 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let main = topology.main_site();
         let home = self.my_member().is_some_and(|m| m.site == main);
+        let wanted = topology.voters();
+        let ready = self.ready_to_vote(&wanted);
         let changes: Vec<ConfChangeSingle> = if home {
+            // Survivable members back to learners; main-site members that
+            // rejoined after control came home (a learner of this epoch
+            // still) voters again, so the main site's layout is whole.
             self.conf
                 .voters
                 .iter()
                 .map(|&v| NodeId(v))
                 .filter(|v| self.members.get(v).is_some_and(|s| s.member.site != main))
                 .map(|v| single(ConfChangeType::AddLearnerNode, v))
+                .chain(
+                    ready
+                        .into_iter()
+                        .map(|v| single(ConfChangeType::AddNode, v)),
+                )
                 .collect()
         } else {
-            let wanted = topology.voters();
-            let last = self.raw.raft.raft_log.last_index();
-            let max_lag = topology.hand_back().max_lag_entries;
-            let e = self.ticks.election as u64;
-            let ready: Vec<NodeId> = wanted
-                .iter()
-                .copied()
-                .filter(|id| self.conf.learners.contains(&id.0))
-                .filter(|id| {
-                    let heard = self
-                        .last_heard
-                        .get(id)
-                        .is_some_and(|&t| self.tick_no - t <= e);
-                    let matched = self.raw.raft.prs().get(id.0).map_or(0, |p| p.matched);
-                    heard && matched + max_lag >= last
-                })
-                .collect();
             if ready.len() * 2 <= wanted.len() {
                 return;
             }
@@ -300,6 +346,30 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.conf_proposed_at = self.tick_no;
+    }
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// The members of `wanted` (the main site's voters) that are learners
+    /// here, answered within an election timeout and pass the freshness
+    /// gate: ready to vote again.
+    fn ready_to_vote(&self, wanted: &[NodeId]) -> Vec<NodeId> {
+        let last = self.raw.raft.raft_log.last_index();
+        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
+        let e = self.ticks.election as u64;
+        wanted
+            .iter()
+            .copied()
+            .filter(|id| self.conf.learners.contains(&id.0))
+            .filter(|id| {
+                let heard = self
+                    .last_heard
+                    .get(id)
+                    .is_some_and(|&t| self.tick_no - t <= e);
+                let matched = self.raw.raft.prs().get(id.0).map_or(0, |p| p.matched);
+                heard && matched + max_lag >= last
+            })
+            .collect()
     }
 }
 

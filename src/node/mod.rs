@@ -387,9 +387,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.drive_takeover();
         self.advance_reunion();
         if self.role == StateRole::Leader {
-            self.drive_hand_back();
-            self.drive_main_site_return();
-            self.drive_membership();
+            if !self.fenced() {
+                // A fenced epoch changes nothing more: no transfer, no
+                // configuration change (they would be proposals too).
+                self.drive_hand_back();
+                self.drive_main_site_return();
+                self.drive_membership();
+            }
             self.announce_epoch();
             self.expire_snapshots();
         }
@@ -445,6 +449,22 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.note_heard(from);
             return Ok(());
         }
+        if kind == MessageType::MsgPropose
+            && (msg.entries.is_empty()
+                || msg
+                    .entries
+                    .iter()
+                    .any(|e| e.get_entry_type() != raft::eraftpb::EntryType::EntryNormal))
+        {
+            // Members forward only commands; raft would abort on an empty
+            // proposal, and a configuration change is the leader's alone.
+            let e = StepError::Refused {
+                from: from.0,
+                reason: "a forwarded proposal must carry one or more command entries".into(),
+            };
+            self.counters.count(&e);
+            return Err(e);
+        }
         let leader_commit = msg.commit;
         if kind == MessageType::MsgAppend && msg.from == self.raw.raft.leader_id {
             self.ep.leader_commit = self.ep.leader_commit.max(leader_commit);
@@ -466,6 +486,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             (msg.term, tip)
         });
         if let Err(e) = self.raw.step(msg) {
+            if matches!(e, raft::Error::ProposalDropped) {
+                // A forwarded proposal (or read) that raft dropped: a
+                // leader transfer is under way, or there is no leader. Its
+                // proposer re-submits it; nothing was wrong with it.
+                self.counters.proposals_dropped += 1;
+                self.note_heard(from);
+                return Ok(());
+            }
             let e = StepError::Refused {
                 from: from.0,
                 reason: e.to_string(),
@@ -474,6 +502,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Err(e);
         }
         self.note_contact(from, kind);
+        if from.0 == self.raw.raft.leader_id
+            && matches!(kind, MessageType::MsgAppend | MessageType::MsgHeartbeat)
+        {
+            // A heartbeat's commit is capped at what this member holds;
+            // only an append reports the leader's own.
+            let reported = (kind == MessageType::MsgAppend).then_some(leader_commit);
+            self.note_leader_report(reported);
+        }
         // Behind the leader's commit after taking its append or snapshot:
         // this member is catching up and must not rush into a failover.
         let catching_up = matches!(kind, MessageType::MsgAppend | MessageType::MsgSnapshot)

@@ -35,8 +35,10 @@ pub struct Applied {
     pub term: u64,
     /// The epoch that appended it (for an entry at or below a fork point,
     /// the older epoch the new one inherited it from): `(epoch, term)` is
-    /// the fencing token, ordered like time (a newer epoch, or the same
-    /// epoch and a higher term, supersedes).
+    /// the fencing token. Compared as a tuple it is ordered like time: a
+    /// newer epoch (by [`EpochId`](crate::node::EpochId)'s own order, which
+    /// ranks sibling epochs by their founder's rank), or the same epoch
+    /// and a higher term, supersedes. No topology is needed to compare.
     pub epoch: crate::node::EpochId,
     /// What [`StateMachine::apply`](crate::StateMachine::apply) returned,
     /// or `None` when this member did not see the apply itself (it caught

@@ -105,7 +105,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 .unwrap_or(LeadershipCause::Elected);
             self.since_leader = 0;
             self.fresh_leader = true;
-            self.hand_back.reset();
+            self.hand_back_gained_leadership();
             self.emit(Event::BecameLeader { term, cause });
         }
         if role != StateRole::Leader && was_leader {

@@ -28,7 +28,7 @@ use super::payload::{
 use super::{Node, ProposalId};
 use crate::error::Fatal;
 use crate::events::Event;
-use crate::state_machine::{DivergentEntry, Reconciliation, StateMachine};
+use crate::state_machine::{DivergentEntry, ReconcileFailure, Reconciliation, StateMachine};
 use crate::storage::LogStore;
 use crate::topology::NodeId;
 
@@ -36,6 +36,9 @@ use crate::topology::NodeId;
 const CHUNK_ENTRIES: u64 = 256;
 /// Bytes of entries in one divergent message at most.
 const CHUNK_BYTES: u64 = 1 << 20;
+/// The reconciliation back-off doubles at most this many times (32
+/// election timeouts).
+const MAX_BACKOFF_DOUBLINGS: u32 = 5;
 
 /// A newer epoch this member met.
 #[derive(Debug, Clone)]
@@ -55,14 +58,38 @@ impl Newer {
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A message came from another epoch: tell its sender ours (the newer
-    /// side answers with its own, so both learn).
-    pub(super) fn met_other_epoch(&mut self, from: NodeId, _theirs: EpochId) {
+    /// side answers with its own, so both learn). If the sender's epoch is
+    /// newer, this member is fenced at once: it takes no proposal from now
+    /// on, without waiting a round trip for the notice that tells it the
+    /// newer epoch's lineage (reunion starts when that notice comes).
+    pub(super) fn met_other_epoch(&mut self, from: NodeId, theirs: EpochId) {
+        let topology = self.cfg.topology.clone();
+        if newer(&topology, theirs, self.epoch()) && self.ep.newer.is_none() {
+            if self.ep.fenced_by.is_none() {
+                self.fence(theirs);
+            }
+            if self
+                .ep
+                .fenced_by
+                .is_none_or(|(e, _)| newer(&topology, theirs, e))
+            {
+                self.ep.fenced_by = Some((theirs, from));
+            }
+        }
         self.send_notice(from);
     }
 
-    /// Whether this member is fenced: it met a newer epoch.
+    /// Stops taking proposals: this epoch met a newer one (reported once).
+    fn fence(&mut self, newer: EpochId) {
+        let ours = self.epoch();
+        slog::warn!(self.logger, "met a newer epoch: fenced"; "ours" => %ours, "newer" => %newer);
+        self.emit(Event::EpochFenced { ours, newer });
+    }
+
+    /// Whether this member is fenced: it met a newer epoch (its notice, or
+    /// only an envelope of it so far).
     pub(super) fn fenced(&self) -> bool {
-        self.ep.newer.is_some()
+        self.ep.newer.is_some() || self.ep.fenced_by.is_some()
     }
 
     pub(super) fn on_notice(
@@ -88,6 +115,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         if common_point(&self.lineage, &lineage).is_none() {
+            // Another history altogether: an envelope of it fences nothing.
+            if self.ep.fenced_by.is_some_and(|(e, _)| e == theirs) {
+                self.ep.fenced_by = None;
+            }
             return;
         }
         let first = self
@@ -96,12 +127,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .as_ref()
             .is_none_or(|n| newer(&topology, theirs, n.id()));
         let fresh = first && self.ep.newer.is_none();
-        if fresh {
-            slog::warn!(self.logger, "met a newer epoch: fenced"; "ours" => %ours, "newer" => %theirs);
-            self.emit(Event::EpochFenced {
-                ours,
-                newer: theirs,
-            });
+        if fresh && !self.fenced() {
+            self.fence(theirs);
         }
         if first || self.ep.newer.as_ref().is_some_and(|n| n.id() == theirs) {
             let leader = leader.or(self.ep.newer.as_ref().and_then(|n| n.leader));
@@ -142,6 +169,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         let Some(n) = self.ep.newer.clone() else {
+            // Fenced by an envelope only: ask its sender and the epoch's
+            // founder for the notice that starts reunion.
+            if let Some((epoch, via)) = self.ep.fenced_by {
+                for to in [via, epoch.founder] {
+                    if to != self.id && to.0 != 0 {
+                        self.send_notice(to);
+                    }
+                }
+            }
             return;
         };
         let Some(p) = common_point(&self.lineage, &n.lineage) else {
@@ -281,7 +317,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.lineage = lineage;
         self.ep.reconciled.clear();
         self.ep.covered.clear();
+        self.ep.reconcile_backoff.clear();
         self.ep.newer = None;
+        self.ep.fenced_by = None;
         self.ep.joining = true;
         self.ep.join_leader = leader;
         self.ep.asked_at = 0;
@@ -346,7 +384,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .ep
             .reconciling
             .is_some_and(|(_, _, at)| self.tick_no < at + 2 * self.ticks.election as u64);
-        if busy || d.first_index == 0 {
+        // After the hook failed: not before the back-off is over (the
+        // senders keep sending; one of them finds it over).
+        let backing_off = self
+            .ep
+            .reconcile_backoff
+            .get(&theirs)
+            .is_some_and(|&(_, at)| self.tick_no < at);
+        if busy || backing_off || d.first_index == 0 {
             return;
         }
         // A gap before the first entry must be what the sender compacted.
@@ -385,9 +430,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let verdict = catch_unwind(AssertUnwindSafe(|| sm.reconcile(&input)));
         let commands = match verdict {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return self.reconcile_failed(theirs, e.reason),
-            Err(_) => return self.reconcile_failed(theirs, "the reconcile hook panicked".into()),
+            Ok(Err(e)) => return self.reconcile_failed(theirs, ReconcileFailure::Refused(e)),
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                return self.reconcile_failed(theirs, ReconcileFailure::Panicked { message });
+            }
         };
+        self.ep.reconcile_backoff.remove(&theirs);
         let record = ReconcileRecord {
             from_number: theirs.number,
             from_founder: theirs.founder.0,
@@ -498,11 +547,30 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Some((originals, ranges))
     }
 
-    fn reconcile_failed(&mut self, from: EpochId, reason: String) {
+    /// The hook refused (or panicked): report it and back off (one
+    /// election timeout, doubling with each consecutive failure up to 32).
+    fn reconcile_failed(&mut self, from: EpochId, failure: ReconcileFailure) {
         self.counters.reconcile_failures += 1;
+        let (failures, _) = self
+            .ep
+            .reconcile_backoff
+            .get(&from)
+            .copied()
+            .unwrap_or((0, 0));
+        let attempt = failures.saturating_add(1);
+        let delay = (self.ticks.election as u64) << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS);
+        self.ep
+            .reconcile_backoff
+            .insert(from, (attempt, self.tick_no + delay));
+        let retry_in_ms = delay * self.ticks.tick_ms;
         slog::error!(self.logger, "reconciliation refused; retried later"; "from" => %from,
-            "reason" => &reason);
-        self.emit(Event::ReconcileFailed { from, reason });
+            "attempt" => attempt, "reason" => %failure, "retry_in_ms" => retry_in_ms);
+        self.emit(Event::ReconcileFailed {
+            from,
+            attempt,
+            failure,
+            retry_in_ms,
+        });
     }
 
     /// Applies a committed reconciliation (on every member of the epoch).
@@ -555,6 +623,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             compacted: r.compacted,
         });
     }
+}
+
+/// The text of a caught panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic whose payload is not text".into())
 }
 
 fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {

@@ -68,7 +68,7 @@ pub struct Status {
 }
 
 /// Counts of input the node refused (nothing counted here but
-/// `relays_dropped` reached raft).
+/// `relays_dropped` and `proposals_dropped` reached raft).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Envelopes or raft payloads that did not decode.
@@ -98,6 +98,11 @@ pub struct Counters {
     /// first sender's name, which the next member refuses as spoofed, so
     /// they are dropped and their sender asks again.
     pub relays_dropped: u64,
+    /// Proposals and read requests another member forwarded here that raft
+    /// dropped (`ProposalDropped`: a leader transfer was under way, or this
+    /// member knew no leader). Not bad input and not counted in
+    /// [`rejected`](Self::rejected): the proposer re-submits them.
+    pub proposals_dropped: u64,
 }
 
 impl Counters {

@@ -1,8 +1,9 @@
 //! Survivable activation (main-site mode): a survivable core that has
-//! heard nothing from its epoch's voters for `survivable_after`, and cannot
-//! reach a majority of them, forks a new epoch from the log it has, with
-//! itself as the voter (its core partners join as learners), fenced from
-//! the old one: nothing of the old epoch is ever stepped into the new one.
+//! heard no leader of its epoch for `survivable_after`, and cannot reach a
+//! majority of its voters, forks a new epoch from the log it has, with
+//! itself as the only voter (its core partners join as learners; see
+//! `Node::activate` for why and what it costs), fenced from the old one:
+//! nothing of the old epoch is ever stepped into the new one.
 //!
 //! A lower-ranked survivable core activates only if no better-ranked one is
 //! reachable. The activation is an event carrying the fork point and the
@@ -25,6 +26,9 @@ use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::{NodeId, Role};
 
+/// Reported commit indexes kept for the RPO in time.
+pub(super) const BEYOND_KEPT: usize = 4096;
+
 /// Epoch bookkeeping beyond the lineage.
 #[derive(Debug, Default)]
 pub(super) struct EpochState {
@@ -36,6 +40,10 @@ pub(super) struct EpochState {
     pub(super) covered: BTreeMap<EpochId, u64>,
     /// A newer epoch this member met: its lineage, reconciled map, leader.
     pub(super) newer: Option<super::reunion::Newer>,
+    /// A newer epoch seen in an envelope's header before its notice came:
+    /// (the epoch, who sent it). Fences at once; reunion waits for the
+    /// notice with its lineage.
+    pub(super) fenced_by: Option<(EpochId, NodeId)>,
     /// This member left its epoch and waits to be added to the new one.
     pub(super) joining: bool,
     /// Joining: the new epoch's leader, as last heard.
@@ -44,6 +52,17 @@ pub(super) struct EpochState {
     pub(super) notice_sent: BTreeMap<NodeId, u64>,
     /// The highest commit index the leader reported (for the RPO).
     pub(super) leader_commit: u64,
+    /// Commit indexes the leader reported that this member had not applied
+    /// yet, each with when it was first reported (ms), increasing: the
+    /// first one beyond the fork point dates the RPO. At most
+    /// [`BEYOND_KEPT`] (later reports are not recorded, which can only make
+    /// the RPO in time smaller, never larger).
+    pub(super) beyond: std::collections::VecDeque<(u64, u64)>,
+    /// When this member last heard its leader (ms).
+    pub(super) leader_heard_ms: u64,
+    /// Leader: older epochs whose reconciliation the hook refused, with the
+    /// consecutive failures and the tick before which it is not retried.
+    pub(super) reconcile_backoff: BTreeMap<EpochId, (u32, u64)>,
     /// Tick of the last probe round.
     pub(super) probed_at: u64,
     /// Tick of the last divergent or join message sent.
@@ -62,7 +81,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn may_activate(&self) -> Option<(u32, usize)> {
         if self.cfg.topology.mode() != QuorumMode::MainSite
             || self.role == StateRole::Leader
-            || self.ep.newer.is_some()
+            || self.fenced()
             || self.ep.joining
             || !self.conf.learners.contains(&self.id.0)
         {
@@ -124,19 +143,40 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if majority_reachable || self.reachable(better.into_iter()) > 0 {
             return;
         }
-        if let Err(f) = self.activate_epoch(rank) {
+        if let Err(f) = self.activate_epoch(rank, position) {
             self.fail(f);
         }
     }
 
     /// Activates a new epoch now, as an operator would after deciding the
     /// main site is gone: refused while this member can still reach a
-    /// majority of its epoch's voters.
+    /// majority of its epoch's voters, or heard their leader within an
+    /// election timeout. (Unforced, a survivable primary activates by
+    /// itself under the same majority rule once it has heard no leader
+    /// for [`Timers::survivable_after`](crate::policy::Timers::survivable_after):
+    /// reaching only a minority of the voters, such as the main site's
+    /// tie-breaker, does not prevent it.)
+    ///
+    /// The new epoch forks at this member's applied index, from a
+    /// snapshot of its state, and has **this member as its only voter**;
+    /// its core partner, and every member that rejoins later, comes in as a
+    /// learner (main-site members become voters again at hand-back).
+    ///
+    /// - Why one voter: a two-member voter set in a site without a
+    ///   tie-breaker needs both members for a majority, so it would stall
+    ///   on the loss of either; with one, the partner's loss costs nothing.
+    /// - What it costs: entries the founder acknowledged (committed alone)
+    ///   that had not reached its partner yet are on no other member. If
+    ///   the founder is lost, the partner activates an epoch of its own
+    ///   (an election timeout after `survivable_after`, as the core's
+    ///   standby) without them; they wait for the founder's return, and are
+    ///   then reconciled into the partner's epoch like any older epoch's
+    ///   divergent entries (see [`StateMachine::reconcile`]).
     ///
     /// # Errors
     /// [`ActivateError`] saying why not.
     pub fn activate(&mut self) -> Result<(), ActivateError> {
-        let Some((rank, _)) = self.may_activate() else {
+        let Some((rank, position)) = self.may_activate() else {
             return Err(ActivateError::NotSurvivable);
         };
         let voters: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
@@ -153,11 +193,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 voters: voters.len(),
             });
         }
-        self.activate_epoch(rank).map_err(ActivateError::Fatal)
+        self.activate_epoch(rank, position)
+            .map_err(ActivateError::Fatal)
     }
 
     /// Forks a new epoch at the applied (committed) index.
-    fn activate_epoch(&mut self, rank: u32) -> Result<(), Fatal> {
+    fn activate_epoch(&mut self, rank: u32, position: usize) -> Result<(), Fatal> {
         let fork_index = self.applied;
         let fork_term = self
             .raw
@@ -165,11 +206,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .raft_log
             .term(fork_index)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
-        let number = self.lineage.iter().map(|r| r.id.number).max().unwrap_or(1) + 1;
-        let id = EpochId {
-            number,
-            founder: self.id,
-        };
+        let id = EpochId::fork(&self.lineage, self.id, rank, position);
         let mut lineage = self.lineage.clone();
         lineage.push(EpochRecord {
             id,
@@ -204,6 +241,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         })?;
         let silent_ms = self.ticks.ms(self.since_leader);
         let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
+        let rpo_ms = self.rpo_ms(fork_index);
         self.lineage = lineage;
         self.conf = conf;
         self.snapshot_index = fork_index;
@@ -214,6 +252,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             fork_index,
             fork_term,
             rpo_entries,
+            rpo_ms,
             silent_ms,
         });
         // Partners and everyone else learn of the new epoch now.
@@ -229,6 +268,38 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.pending_cause = Some(LeadershipCause::Takeover { rank });
         let _ = self.raw.campaign();
         Ok(())
+    }
+
+    /// The RPO in time of a fork at `fork_index`: from the first report of
+    /// the leader that it had committed beyond the fork to the last time
+    /// this member heard it (0 when no report went beyond the fork). See
+    /// [`Event::Activated`]'s `rpo_ms`.
+    fn rpo_ms(&self, fork_index: u64) -> u64 {
+        if self.ep.leader_commit <= fork_index {
+            return 0;
+        }
+        self.ep
+            .beyond
+            .iter()
+            .find(|&&(reported, _)| reported > fork_index)
+            .map_or(0, |&(_, at)| self.ep.leader_heard_ms.saturating_sub(at))
+    }
+
+    /// Records a leader's append (its reported commit) or heartbeat, for
+    /// the RPO in time.
+    pub(super) fn note_leader_report(&mut self, reported: Option<u64>) {
+        self.ep.leader_heard_ms = self.now_ms;
+        let applied = self.applied;
+        while self.ep.beyond.front().is_some_and(|&(r, _)| r <= applied) {
+            self.ep.beyond.pop_front();
+        }
+        let Some(reported) = reported.filter(|&r| r > applied) else {
+            return;
+        };
+        let grows = self.ep.beyond.back().is_none_or(|&(r, _)| reported > r);
+        if grows && self.ep.beyond.len() < BEYOND_KEPT {
+            self.ep.beyond.push_back((reported, self.now_ms));
+        }
     }
 
     /// Recreates raft over the storage as it now is (after a fork or a reset).
@@ -247,6 +318,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.hand_back.reset();
         self.snapshot_sent.clear();
         self.ep.leader_commit = 0;
+        self.ep.beyond.clear();
+        self.ep.leader_heard_ms = 0;
         self.next_campaign = self.campaign_threshold();
         for p in self.proposals.pending.values_mut() {
             p.submitted = None;

@@ -417,6 +417,57 @@ mod tests {
     }
 
     #[test]
+    fn a_core_in_an_unknown_site_is_refused_with_the_fix() {
+        let mut b = denver_paris();
+        b.cores[0].site = "boston".into();
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            err,
+            TopologyError::UnknownSite {
+                what: "core",
+                name: "cm01".into(),
+                site: "boston".into(),
+            }
+        );
+        assert!(err.to_string().contains("declare it with .site(..) first"));
+        // A survivable core is a core too.
+        let mut b = denver_paris();
+        b.survivable[0].core.site = "boston".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::UnknownSite { what: "core", name, site })
+                if name == "cm02" && site == "boston"
+        ));
+    }
+
+    #[test]
+    fn a_main_site_mode_tie_breaker_outside_the_main_site_is_refused_with_the_fix() {
+        let mut b = crate::topology::denver_paris_two_site();
+        b.witnesses[0].site = "paris".into();
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            err,
+            TopologyError::WitnessOutsideMainSite {
+                witness: "TB".into(),
+                site: "paris".into(),
+                main: "denver".into(),
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("must be in the main site \"denver\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("move it, or use QuorumMode::Witness"),
+            "{text}"
+        );
+        // The same witness in the main site is the valid reference layout.
+        b.witnesses[0].site = "denver".into();
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
     fn rank_errors() {
         let mut b = denver_paris();
         b.site(Site::backup("london"))

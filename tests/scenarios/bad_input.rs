@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use raft::eraftpb::{Message, MessageType};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType};
 use survivable_core::node::{EpochId, ProposalId, FIRST_EPOCH};
 use survivable_core::sim::KvStore;
 use survivable_core::storage::MemStorage;
@@ -205,4 +205,83 @@ fn a_follower_without_forwarding_names_the_leader() {
         })
     );
     assert!(sim.propose(CM01A, b"set a 1".to_vec()).is_ok());
+}
+
+/// A forwarded proposal from `from` to `to` carrying `entries`.
+fn forwarded_proposal(from: NodeId, to: NodeId, term: u64, entries: Vec<Entry>) -> Envelope {
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgPropose);
+    m.from = from.0;
+    m.to = to.0;
+    m.term = term;
+    m.entries = entries.into();
+    envelope(&m)
+}
+
+#[test]
+fn a_forwarded_proposal_that_is_no_command_is_refused_not_a_crash() {
+    let mut sim = started(&denver_paris(), 4);
+    sim.run_for(Duration::from_millis(300));
+    let term = sim.node(CM01A).unwrap().term();
+    let conf_change = Entry {
+        entry_type: EntryType::EntryConfChangeV2,
+        ..Entry::default()
+    };
+    // raft aborts the process on an empty proposal; a configuration change
+    // is the leader's alone.
+    for entries in [Vec::new(), vec![conf_change]] {
+        let before = sim.node(CM01A).unwrap().status();
+        let node = sim.node_mut(CM01A).unwrap();
+        let err = node
+            .step(forwarded_proposal(CM01B, CM01A, term, entries))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StepError::Refused { from: 2, reason } if reason.contains("command")),
+            "{err}"
+        );
+        assert_eq!(node.status(), before);
+    }
+    assert_eq!(sim.node(CM01A).unwrap().counters().refused, 2);
+    sim.flush(CM01A);
+    sim.run_for(Duration::from_millis(300));
+    assert_eq!(sim.leader(), Some(CM01A));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn proposals_raft_drops_during_a_transfer_are_not_bad_input() {
+    let mut b = denver_paris();
+    b.hand_back(hand_back(
+        survivable_core::policy::HandBackPolicy::Immediate,
+    ));
+    let mut sim = started(&b, 5);
+    sim.partition_sites(&["denver"], &["paris", "kansas"]);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.leader(), Some(CM02A));
+    sim.heal();
+    let healed = sim.now_us();
+    let attempt = sim.run_until(Duration::from_secs(2), |s| {
+        events_since(s, healed, |e| {
+            matches!(e, survivable_core::Event::HandBackAttempt { .. })
+        })
+        .next()
+        .is_some()
+    });
+    assert!(attempt);
+    // The transfer is under way: raft drops a forwarded proposal, whose
+    // proposer re-submits it to the next leader.
+    let term = sim.node(CM02A).unwrap().term();
+    let cmd = Entry {
+        data: b"set x 1".to_vec().into(),
+        ..Entry::default()
+    };
+    let node = sim.node_mut(CM02A).unwrap();
+    node.step(forwarded_proposal(CM02B, CM02A, term, vec![cmd]))
+        .expect("not refused");
+    let c = node.counters();
+    assert_eq!((c.proposals_dropped, c.refused, c.rejected()), (1, 0, 0));
+    sim.flush(CM02A);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01A));
+    assert_clean(&mut sim);
 }
