@@ -64,6 +64,7 @@ mod tests {
             fork_index: 10,
             fork_term: 2,
             rpo_entries: 0,
+            rpo_ms: 0,
             silent_ms: 1000,
         }
     }
