@@ -22,6 +22,24 @@ fn node_binary() -> PathBuf {
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--example", "node", "--target-dir"])
         .arg(target_dir);
+    // What cargo set for this test binary is not the caller's environment:
+    // build scripts that watch it (ring's watches CARGO_PKG_NAME) would
+    // rebuild every time the example is built from here and by hand in turn.
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let set_by_cargo = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
+        if set_by_cargo.iter().any(|p| key_str.starts_with(p)) {
+            cmd.env_remove(&key);
+        }
+    }
     if profile_dir.ends_with("release") {
         cmd.arg("--release");
     }
