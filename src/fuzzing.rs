@@ -11,18 +11,23 @@ use arbitrary::Unstructured;
 use crate::policy::{HandBack, HandBackPolicy, Timers};
 use crate::sim::{RunOptions, RunReport, Schedule, ScheduleError};
 use crate::topology::{denver_paris, denver_paris_two_site, Topology, TopologyBuilder};
-use crate::wire::{Envelope, FrameDecoder, Hello};
+use protobuf::Message as _;
 
-/// Frames larger than this are refused by the fuzzed decoder, so a run
-/// can show it never buffers more than the limit plus one input.
-const FUZZ_FRAME_LIMIT: usize = 64 << 10;
+use crate::node::payload::{EntryPayload, SnapshotData};
+use crate::wire::{budget, Envelope, FrameDecoder, Hello, FRAME_HEADER_LEN};
 
 /// Every decoder of [`crate::wire`] on arbitrary bytes: an envelope and
 /// the raft message inside it, a hello, and a stream of frames fed in
-/// pieces whose sizes the bytes choose; and the reader of a certificate's
-/// member identity ([`crate::transport::CertifiedAs::of_der`]). Must never
-/// panic, and the stream decoder must never hold more than the frame
-/// limit plus one input.
+/// pieces whose sizes the bytes choose; the decoders of the library's own
+/// payloads that read what peers send (snapshot data, log entry payloads);
+/// and the reader of a certificate's member identity
+/// ([`crate::transport::CertifiedAs::of_der`]). Must never panic.
+///
+/// Checks that the stream decoder, fed as a connection feeds it (which
+/// closes on the first error), never holds more than a frame header, the
+/// frame limit and the piece just read; and that the pre-scan refusing
+/// payloads that would decode too large never estimates less than what
+/// raft's decoder and the snapshot decoder actually build.
 pub fn wire_decode(data: &[u8]) {
     let _ = crate::transport::CertifiedAs::of_der(data);
     if let Ok(env) = Envelope::from_bytes(data) {
@@ -31,16 +36,85 @@ pub fn wire_decode(data: &[u8]) {
         assert_eq!(again, env, "an envelope survives a round trip");
     }
     let _ = Hello::from_bytes(data);
-    let mut dec = FrameDecoder::new(FUZZ_FRAME_LIMIT);
+    if let Ok(m) = raft::eraftpb::Message::parse_from_bytes(data) {
+        let estimate = budget::decoded_size(data, &budget::RAFT_MESSAGE);
+        assert!(raft_built(&m) <= estimate, "the raft pre-scan undercounts");
+    }
+    if let Ok(d) = SnapshotData::decode_bytes(data) {
+        let estimate = budget::decoded_size(data, &budget::SNAPSHOT_DATA);
+        assert!(
+            snapshot_built(&d) <= estimate,
+            "the snapshot pre-scan undercounts"
+        );
+    }
+    let _ = <EntryPayload as prost::Message>::decode(data);
+
+    // Small limits (64 bytes to 2 KiB), so short inputs can exceed them.
+    let limit = 64 + 8 * usize::from(data.get(1).copied().unwrap_or(0));
+    let mut dec = FrameDecoder::new(limit);
     let step = usize::from(data.first().copied().unwrap_or(1).max(1));
-    for piece in data.chunks(step) {
+    'connection: for piece in data.chunks(step) {
         dec.push(piece);
-        assert!(dec.buffered() <= FUZZ_FRAME_LIMIT + 4 + data.len());
-        while let Ok(Some(env)) = dec.next_envelope() {
-            let _ = env.raft_message();
+        assert!(
+            dec.buffered() <= FRAME_HEADER_LEN + limit + piece.len(),
+            "the frame decoder holds {} bytes with a {limit}-byte limit",
+            dec.buffered()
+        );
+        loop {
+            match dec.next_envelope() {
+                Ok(Some(env)) => {
+                    let _ = env.raft_message();
+                }
+                Ok(None) => break,
+                Err(_) => break 'connection,
+            }
         }
     }
     let _ = dec.finish();
+}
+
+/// A lower bound of what a decoded raft message holds: its bytes fields
+/// and one element per repeated value and unknown field.
+fn raft_built(m: &raft::eraftpb::Message) -> usize {
+    use raft::eraftpb::Entry;
+    use std::mem::size_of;
+    let unknown =
+        |u: &protobuf::UnknownFields| u.iter().map(|(_, v)| v.iter().count()).sum::<usize>();
+    let entries: usize = m
+        .entries
+        .iter()
+        .map(|e| size_of::<Entry>() + e.data.len() + e.context.len() + unknown(&e.unknown_fields))
+        .sum();
+    let snap = m.get_snapshot();
+    let meta = snap.get_metadata();
+    let cs = meta.get_conf_state();
+    let ids =
+        cs.voters.len() + cs.learners.len() + cs.voters_outgoing.len() + cs.learners_next.len();
+    entries
+        + m.context.len()
+        + snap.data.len()
+        + ids * size_of::<u64>()
+        + unknown(&m.unknown_fields)
+        + unknown(&snap.unknown_fields)
+        + unknown(&meta.unknown_fields)
+        + unknown(&cs.unknown_fields)
+}
+
+/// A lower bound of what decoded snapshot data holds.
+fn snapshot_built(d: &SnapshotData) -> usize {
+    use crate::node::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
+    use std::mem::size_of;
+    let seen: usize = d
+        .dedup
+        .iter()
+        .map(|r| r.seen.len() + r.seen_index.len() + r.seen_term.len())
+        .sum();
+    d.user.len()
+        + d.members.len() * size_of::<MemberRecord>()
+        + d.dedup.len() * size_of::<DedupRecord>()
+        + seen * size_of::<u64>()
+        + d.epochs.len() * size_of::<EpochRecordPb>()
+        + (d.reconciled.len() + d.covered.len()) * size_of::<ReconciledPb>()
 }
 
 /// Short timers (takeover after 1 s, hand-back after 1 s stable) so each

@@ -7,28 +7,48 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The `node` example next to this test binary, built if missing.
+/// The `node` example next to this test binary, built now: cargo is asked
+/// every time (it rebuilds only what changed), so the test never runs a
+/// binary older than the sources. (`cargo test` has released its build lock
+/// by the time tests run, so this does not wait on it.)
 fn node_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("node");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "node"]);
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
+    let target_dir = profile_dir.parent().expect("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--example", "node", "--target-dir"])
+        .arg(target_dir);
+    // What cargo set for this test binary is not the caller's environment:
+    // build scripts that watch it (ring's watches CARGO_PKG_NAME) would
+    // rebuild every time the example is built from here and by hand in turn.
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let set_by_cargo = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
+        if set_by_cargo.iter().any(|p| key_str.starts_with(p)) {
+            cmd.env_remove(&key);
         }
-        let status = cmd
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building examples/node failed");
     }
-    bin
+    if profile_dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building examples/node failed");
+    profile_dir.join("examples").join("node")
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -81,8 +101,6 @@ fn kill_restart_cut_off_and_return_with_real_processes() {
     assert_eq!(field(steps[3], "leader_site"), "paris");
     assert_eq!(field(steps[4], "leader_site"), "denver");
     assert_eq!(field(steps[4], "failed_proposals"), "0");
-    let failover: u64 = field(steps[1], "takeover_ms")
-        .parse()
-        .expect("a takeover time");
-    assert!(failover < 2_000, "{failover} ms");
+    // How fast is `node bench`'s to measure; here only that it happened.
+    assert_ne!(field(steps[1], "takeover_ms"), "null", "{}", steps[1]);
 }

@@ -84,7 +84,8 @@ fn say(out: &Out, line: &str) {
     let _ = o.flush();
 }
 
-fn status_json(s: &Status) -> String {
+/// The status line; `refused`: envelopes the node refused so far.
+fn status_json(s: &Status, refused: u64) -> String {
     let peers: Vec<String> = s
         .peers
         .iter()
@@ -96,7 +97,7 @@ fn status_json(s: &Status) -> String {
         })
         .collect();
     format!(
-        "{{\"reply\":\"status\",\"id\":{},\"site\":{},\"role\":{},\"leader\":{},\"epoch\":{},\"term\":{},\"commit\":{},\"applied\":{},\"peers\":[{}]}}",
+        "{{\"reply\":\"status\",\"id\":{},\"site\":{},\"role\":{},\"leader\":{},\"epoch\":{},\"term\":{},\"commit\":{},\"applied\":{},\"refused\":{refused},\"peers\":[{}]}}",
         s.id.0,
         quote(&s.site),
         quote(&format!("{:?}", s.role)),
@@ -186,7 +187,10 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
                     ),
                 }
             }
-            "status" => say(&out, &status_json(&handle.status())),
+            "status" => {
+                let refused = handle.counters().rejected();
+                say(&out, &status_json(&handle.status(), refused));
+            }
             "dump" => {
                 // A linearizable read point first: the keys then include
                 // every write acknowledged anywhere before the command.

@@ -142,8 +142,13 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts the five members; `timers` are extra `[timers]` lines.
     pub(crate) fn start(json: bool, timers: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("sc-cluster-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // A new directory every run (never an old run's data), removed if
+        // anything below fails; once the cluster holds it, its drop removes it.
+        let tmp = tempfile::Builder::new()
+            .prefix("sc-cluster-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary directory: {e}"))?;
+        let dir = tmp.path().to_path_buf();
         let nodes: Vec<NodeId> = NAMES.iter().map(|n| NodeId(n.0)).collect();
         pki::write_cluster(&dir.join("pki"), 2026, &nodes, 2)?;
         let ports: Vec<u16> = (0..5)
@@ -159,7 +164,7 @@ impl Cluster {
         }
         let mut c = Self {
             every: Duration::from_millis(20),
-            dir,
+            dir: tmp.keep(),
             configs,
             procs: BTreeMap::new(),
             lines: crossbeam_channel::unbounded(),
@@ -195,14 +200,9 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let tx = self.lines.0.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send((id, line));
-            }
-        });
-        let stdin = child.stdin.take();
+        // Held by the cluster from here on, so whatever happens next its
+        // drop ends the process.
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
         self.procs.insert(
             id,
             Proc {
@@ -211,6 +211,13 @@ impl Cluster {
                 stopped: false,
             },
         );
+        let stdout = stdout.ok_or("no stdout")?;
+        let tx = self.lines.0.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send((id, line));
+            }
+        });
         self.wait_until(Duration::from_secs(10), |_, id2, line| {
             id2 == id && line.contains("\"ready\"")
         })
@@ -233,11 +240,11 @@ impl Cluster {
 
     fn signal(&mut self, id: u64, sig: &str) {
         if let Some(p) = self.procs.get_mut(&id) {
+            p.stopped = sig == "-STOP";
             let _ = Command::new("kill")
                 .arg(sig)
                 .arg(p.child.id().to_string())
                 .status();
-            p.stopped = sig == "-STOP";
         }
     }
 
@@ -530,7 +537,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for p in self.procs.values_mut() {
-            if p.stopped {
+            // Every member, whatever `stopped` says (a stop signal may have
+            // been sent without the flag being set): a stopped process would
+            // never see its end of input.
+            if matches!(p.child.try_wait(), Ok(None)) {
                 let _ = Command::new("kill")
                     .arg("-CONT")
                     .arg(p.child.id().to_string())

@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use super::Command;
 use crate::error::{HandBackError, MembershipError, ProposeError};
 use crate::events::Event;
-use crate::node::{Applied, Status};
+use crate::node::{Applied, Counters, Status};
 use crate::topology::{MemberSpec, NodeId};
 
 /// The service's handle on a running member. Cloning is not offered:
@@ -19,6 +19,7 @@ pub struct Handle {
     commands: Sender<Command>,
     events: Receiver<Event>,
     status: Arc<RwLock<Status>>,
+    counters: Arc<RwLock<Counters>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -76,12 +77,14 @@ impl Handle {
         commands: Sender<Command>,
         events: Receiver<Event>,
         status: Arc<RwLock<Status>>,
+        counters: Arc<RwLock<Counters>>,
         thread: JoinHandle<()>,
     ) -> Self {
         Self {
             commands,
             events,
             status,
+            counters,
             thread: Mutex::new(Some(thread)),
         }
     }
@@ -171,6 +174,15 @@ impl Handle {
     /// The member's status as of its last step.
     pub fn status(&self) -> Status {
         self.status.read().clone()
+    }
+
+    /// What the node refused of what its peers sent (malformed payloads,
+    /// another cluster or epoch, spoofed senders, ...), as of its last
+    /// step, as [`Node::counters`](crate::Node::counters) counts it. The
+    /// transport counts what it refused before the node saw it
+    /// ([`Member::transport`](super::Member::transport)).
+    pub fn counters(&self) -> Counters {
+        self.counters.read().clone()
     }
 
     /// Asks this member, if it leads from a less preferred site, to hand

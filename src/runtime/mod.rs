@@ -26,7 +26,7 @@ pub use member::{start_member, Member, MemberConfig, StartError};
 
 use crate::error::{HandBackError, MembershipError, ProposeError};
 use crate::events::Event;
-use crate::node::{Applied, Node, ProposalId, ReadId, Status};
+use crate::node::{Applied, Counters, Node, ProposalId, ReadId, Status};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{MemberSpec, NodeId};
@@ -96,7 +96,8 @@ where
     let (commands, command_rx) = crossbeam_channel::unbounded();
     let (events_tx, events) = crossbeam_channel::bounded(cfg.event_queue.max(1));
     let status = Arc::new(RwLock::new(node.status()));
-    let shared = status.clone();
+    let counters = Arc::new(RwLock::new(node.counters().clone()));
+    let (shared_status, shared_counters) = (status.clone(), counters.clone());
     let thread = thread::Builder::new()
         .name(format!("sc-node-{}", node.id().0))
         .spawn(move || {
@@ -104,16 +105,23 @@ where
                 node,
                 transport,
                 events: events_tx,
-                status: shared,
+                status: shared_status,
+                counters: shared_counters,
                 waiting: HashMap::new(),
                 reads: HashMap::new(),
                 logger,
                 events_dropped: 0,
+                refused: 0,
             };
             r.run(&inbound, &command_rx, &cfg);
+            // The transport's readers may be blocked handing an envelope to
+            // the full inbound channel: close it first, so they return,
+            // then stop the transport (which waits for them).
+            drop(inbound);
+            drop(r);
         })
         .expect("spawning the node thread");
-    Handle::new(commands, events, status, thread)
+    Handle::new(commands, events, status, counters, thread)
 }
 
 struct Loop<M: StateMachine, S: LogStore, T> {
@@ -121,10 +129,13 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     transport: T,
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
+    counters: Arc<RwLock<Counters>>,
     waiting: HashMap<ProposalId, Reply<Result<Applied, ProposeError>>>,
     reads: HashMap<ReadId, Reply<Result<u64, ProposeError>>>,
     logger: Logger,
     events_dropped: u64,
+    /// Envelopes the node refused since the start.
+    refused: u64,
 }
 
 fn now_ms() -> u64 {
@@ -149,10 +160,10 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                     let start = Instant::now();
                     let mut n = 0;
                     if let Ok(env) = env {
-                        let _ = self.node.step(env);
+                        self.step(env);
                         n = 1;
                         for env in inbound.try_iter().take(batch) {
-                            let _ = self.node.step(env);
+                            self.step(env);
                             n += 1;
                         }
                     }
@@ -191,7 +202,7 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                     // a late tick never makes a live leader look silent.
                     let mut n = 0;
                     for env in inbound.try_iter().take(batch) {
-                        let _ = self.node.step(env);
+                        self.step(env);
                         n += 1;
                     }
                     self.node.tick(now_ms());
@@ -215,7 +226,27 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
         for (_, reply) in self.reads.drain() {
             let _ = reply.send(Err(ProposeError::Stopped));
         }
+        self.publish();
+    }
+
+    /// Steps an inbound envelope. A refusal is counted by the node (see
+    /// [`Handle::counters`]) and logged here, the first and then every
+    /// power of two, so a flood cannot flood the log too.
+    fn step(&mut self, env: Envelope) {
+        let from = env.from;
+        if let Err(e) = self.node.step(env) {
+            self.refused += 1;
+            if self.refused.is_power_of_two() {
+                slog::warn!(self.logger, "refused an envelope (logged the first time, then at every power of two; see Handle::counters)";
+                    "from" => from, "reason" => %e, "refused" => self.refused);
+            }
+        }
+    }
+
+    /// Makes the node's status and counters readable by the handle.
+    fn publish(&self) {
         *self.status.write() = self.node.status();
+        *self.counters.write() = self.node.counters().clone();
     }
 
     /// Carries out one request; `false` to stop.
@@ -272,6 +303,126 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                 }
             }
         }
-        *self.status.write() = self.node.status();
+        self.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::KvStore;
+    use crate::storage::MemStorage;
+    use crate::topology::denver_paris;
+    use crate::wire::PROTOCOL_VERSION;
+    use crate::NodeConfig;
+    use std::sync::Mutex;
+    use std::thread::JoinHandle;
+
+    /// Keeps the warning lines a runtime logs.
+    #[derive(Clone, Default)]
+    struct Warnings(Arc<Mutex<Vec<String>>>);
+
+    impl slog::Drain for Warnings {
+        type Ok = ();
+        type Err = slog::Never;
+        fn log(&self, r: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+            if r.level().is_at_least(slog::Level::Warning) {
+                if let Ok(mut lines) = self.0.lock() {
+                    lines.push(r.msg().to_string());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// An envelope CM01a refuses: it is for another cluster.
+    fn foreign() -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            cluster_id: 999,
+            from: 2,
+            to: 1,
+            ..Envelope::default()
+        }
+    }
+
+    /// A transport whose reader thread delivers foreign envelopes as fast
+    /// as the inbound channel takes them, and which waits for that thread
+    /// when dropped, as a real transport waits for its readers.
+    struct Flooding(Option<JoinHandle<()>>);
+
+    impl Flooding {
+        fn start(inbound: Sender<Envelope>) -> Self {
+            Self(Some(thread::spawn(move || {
+                while inbound.send(foreign()).is_ok() {}
+            })))
+        }
+    }
+
+    impl Transport for Flooding {
+        fn send(&self, _: Envelope) -> bool {
+            true
+        }
+    }
+
+    impl Drop for Flooding {
+        fn drop(&mut self) {
+            if let Some(t) = self.0.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn run(logger: Logger) -> Handle {
+        let topology = denver_paris().build().unwrap().shared();
+        let cfg = NodeConfig::new(NodeId(1), topology.clone());
+        let node = Node::new(cfg, MemStorage::new(), KvStore::default()).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let rt = RuntimeConfig::new(topology.timers().tick);
+        spawn(node, Flooding::start(tx), rx, rt, logger)
+    }
+
+    /// A reader blocked on the full inbound channel must not keep the
+    /// runtime from stopping: the channel is closed before the transport
+    /// waits for its readers.
+    #[test]
+    fn shutdown_returns_while_a_reader_is_blocked_on_a_full_channel() {
+        let handle = run(Logger::root(slog::Discard, slog::o!()));
+        let (done, finished) = crossbeam_channel::bounded(1);
+        thread::spawn(move || {
+            handle.shutdown();
+            let _ = done.send(());
+        });
+        // Not a time measured: a bound on a hang (it returns in milliseconds).
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "shutdown hung"
+        );
+    }
+
+    /// Refused envelopes are counted where the handle reads them, and
+    /// logged the first time and then at every power of two.
+    #[test]
+    fn refusals_are_counted_and_logged_sparingly() {
+        let warnings = Warnings::default();
+        let logger = Logger::root(slog::Fuse(warnings.clone()), slog::o!());
+        let handle = run(logger);
+        let start = Instant::now();
+        while handle.counters().wrong_cluster < 1000 {
+            assert!(start.elapsed() < Duration::from_secs(60), "not counted");
+            thread::sleep(Duration::from_millis(5));
+        }
+        handle.shutdown();
+        let counted = handle.counters().wrong_cluster;
+        let logged = warnings
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("refused an envelope"))
+            .count();
+        // 1, 2, 4, ... up to the count.
+        assert_eq!(logged as u32, counted.ilog2() + 1, "{counted} refused");
+        assert_eq!(handle.counters().rejected(), counted);
     }
 }

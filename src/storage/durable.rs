@@ -28,12 +28,14 @@
 //! and returns [`StoreError::Corrupt`] naming the file (on a filesystem
 //! without `fallocate`, a torn final write is reported too). Then every
 //! entry is read back once (raft-engine checks an entry's checksum only when
-//! it is read) and the metadata is checked against the log.
+//! it is read) and the metadata is checked against the log. When raft-engine
+//! refuses the directory or a read back fails, the files are walked batch
+//! by batch (checksums included, see `files`) so that the error names the
+//! broken file and offset rather than the directory.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -42,7 +44,8 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
 
-use super::{serves_snapshot, LogStore, LogWrite, StoreError};
+use super::files::{self, check_tail, precheck, restore};
+use super::{corrupt, io_err, serves_snapshot, LogStore, LogWrite, StoreError};
 
 /// The raft-engine group that holds everything.
 const GROUP: u64 = 1;
@@ -51,11 +54,6 @@ const KEY_HS: &[u8] = b"hs";
 const KEY_SNAP: &[u8] = b"snap";
 const KEY_LOG: &[u8] = b"log";
 const KEY_BOOTS: &[u8] = b"boots";
-/// raft-engine's file magic (file_pipe_log/format.rs): part of its format.
-const MAGIC: &[u8] = b"RAFT-LOG-FILE-HEADER-9986AB3E47F320B394C8E84916EB0ED5";
-/// Length of a raft-engine batch header (log_batch.rs).
-const BATCH_HEADER: usize = 16;
-
 #[derive(Clone)]
 struct EntryExt;
 
@@ -124,16 +122,6 @@ impl std::fmt::Debug for DurableStorage {
     }
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    let (path, reason) = (path.display().to_string(), e.to_string());
-    StoreError::Io { path, reason }
-}
-
-fn corrupt(path: impl std::fmt::Display, reason: impl Into<String>) -> StoreError {
-    let (path, reason) = (path.to_string(), reason.into());
-    StoreError::Corrupt { path, reason }
-}
-
 fn engine_err(path: &str, e: raft_engine::Error) -> StoreError {
     use raft_engine::Error as E;
     match e {
@@ -161,95 +149,6 @@ fn from_u64s<const N: usize>(v: &[u8]) -> Option<[u64; N]> {
     (v.len() == 8 * N).then_some(out)
 }
 
-/// The last file of a queue as it was before raft-engine recovered it.
-struct Tail {
-    path: PathBuf,
-    bytes: Vec<u8>,
-}
-
-/// Checks file headers and numbering before raft-engine sees (and may
-/// truncate) anything; returns the last file of each queue.
-fn precheck(dir: &Path) -> Result<Vec<Tail>, StoreError> {
-    let mut queues = [Vec::new(), Vec::new()];
-    for e in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
-        let p = e.map_err(|e| io_err(dir, e))?.path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        for (files, suffix) in queues.iter_mut().zip([".raftlog", ".rewrite"]) {
-            let seq = name.strip_suffix(suffix).map(str::parse::<u64>);
-            if let Some(Ok(seq)) = seq {
-                files.push((seq, p.clone()));
-            }
-        }
-    }
-    let mut tails = Vec::new();
-    for mut files in queues {
-        files.sort();
-        for (i, (seq, p)) in files.iter().enumerate() {
-            let err = |why: String| corrupt(p.display(), why);
-            if i > 0 && files[i - 1].0 + 1 != *seq {
-                return Err(err(format!("log file number {} is missing", seq - 1)));
-            }
-            // All of the newest file (raft-engine may cut it), the others' header.
-            let last = i + 1 == files.len();
-            let limit = if last { u64::MAX } else { MAGIC.len() as u64 };
-            let (mut bytes, f) = (Vec::new(), fs::File::open(p));
-            let read = f.and_then(|f| f.take(limit).read_to_end(&mut bytes));
-            read.map_err(|e| io_err(p, e))?;
-            let head = &bytes[..bytes.len().min(MAGIC.len())];
-            // Only the newest file may have a torn or not yet written header.
-            let torn = MAGIC.starts_with(head) || head.iter().all(|&b| b == 0);
-            if head != MAGIC && !(last && torn) {
-                return Err(err("not a raft-engine log file (bad header)".into()));
-            }
-            if last {
-                tails.push(Tail {
-                    path: p.clone(),
-                    bytes,
-                });
-            }
-        }
-    }
-    Ok(tails)
-}
-
-/// After recovery: what raft-engine cut from a last file must be zeros or
-/// one torn batch (whose header's length covers every non-zero byte and was
-/// preallocated in the file before the write).
-fn check_tail(t: &Tail) -> Result<(), StoreError> {
-    let after = fs::metadata(&t.path).map_err(|e| io_err(&t.path, e))?.len() as usize;
-    let cut = t.bytes.get(after..).unwrap_or_default();
-    let Some(last_nonzero) = cut.iter().rposition(|&b| b != 0) else {
-        return Ok(());
-    };
-    if after >= MAGIC.len() && cut.len() >= BATCH_HEADER {
-        let len = (u64::from_be_bytes(cut[..8].try_into().unwrap_or_default()) >> 8) as usize;
-        if len >= BATCH_HEADER && len <= cut.len() && last_nonzero < len {
-            return Ok(());
-        }
-    }
-    let n = cut.len();
-    let why = format!("{n} bytes at offset {after} do not decode and are not a torn last write");
-    Err(corrupt(t.path.display(), why))
-}
-
-/// Puts the last files back as they were found (raft-engine only shortens
-/// them, so rewriting in place never leaves less than there is).
-fn restore(tails: &[Tail]) -> Result<(), StoreError> {
-    for t in tails {
-        let put = || -> std::io::Result<()> {
-            if fs::read(&t.path)? != t.bytes {
-                let mut f = fs::OpenOptions::new().write(true).open(&t.path)?;
-                f.write_all(&t.bytes)?;
-                f.set_len(t.bytes.len() as u64)?;
-                f.sync_all()?;
-            }
-            Ok(())
-        };
-        put().map_err(|e| io_err(&t.path, e))?;
-    }
-    Ok(())
-}
-
 fn open_engine(dir: &str) -> Result<Engine, StoreError> {
     let cfg = Config {
         dir: dir.to_owned(),
@@ -262,15 +161,21 @@ fn open_engine(dir: &str) -> Result<Engine, StoreError> {
         enable_log_recycle: false,
         ..Config::default()
     };
-    match catch_unwind(AssertUnwindSafe(|| Engine::open(cfg))) {
-        Ok(r) => r.map_err(|e| engine_err(dir, e)),
+    let (cause, refused) = match catch_unwind(AssertUnwindSafe(|| Engine::open(cfg))) {
+        Ok(Ok(engine)) => return Ok(engine),
+        // Locked by another instance: its files are not ours to read.
+        Ok(Err(e @ raft_engine::Error::Other(_))) => return Err(engine_err(dir, e)),
+        Ok(Err(e)) => (format!("raft-engine: {e}"), engine_err(dir, e)),
         Err(panic) => {
             let what = (panic.downcast_ref::<String>().map(String::as_str))
                 .or_else(|| panic.downcast_ref::<&str>().copied());
             let why = format!("raft-engine panicked in recovery: {}", what.unwrap_or("?"));
-            Err(corrupt(dir, why))
+            (why.clone(), corrupt(dir, why))
         }
-    }
+    };
+    // Name the broken file when one is (raft-engine's errors name none; a
+    // broken last batch of an older file even shows as a failed truncation).
+    Err(files::locate(Path::new(dir), &cause).unwrap_or(refused))
 }
 
 impl Shared {
@@ -377,10 +282,9 @@ impl Shared {
                     continue;
                 }
             };
-            return Err(corrupt(
-                &self.path,
-                format!("entries {next}..={last}: {why}"),
-            ));
+            let why = format!("entries {next}..={last}: {why}");
+            let located = files::locate(Path::new(&self.path), &why);
+            return Err(located.unwrap_or_else(|| corrupt(&self.path, why)));
         }
         Ok(term)
     }

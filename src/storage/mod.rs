@@ -15,6 +15,7 @@
 //!   never invents one: a restart finds exactly what was persisted.
 
 mod durable;
+mod files;
 mod mem;
 pub mod testing;
 
@@ -146,6 +147,16 @@ pub trait LogStore: raft::Storage + Clone {
     /// # Errors
     /// [`StoreError`]; then nothing was forgotten.
     fn reset(&self, marker: &Snapshot) -> Result<(), StoreError>;
+}
+
+fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> StoreError {
+    let (path, reason) = (path.display().to_string(), e.to_string());
+    StoreError::Io { path, reason }
+}
+
+fn corrupt(path: impl std::fmt::Display, reason: impl Into<String>) -> StoreError {
+    let (path, reason) = (path.to_string(), reason.into());
+    StoreError::Corrupt { path, reason }
 }
 
 /// Whether a stored snapshot can answer raft's request for one at
