@@ -63,16 +63,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// on, without waiting a round trip for the notice that tells it the
     /// newer epoch's lineage (reunion starts when that notice comes).
     pub(super) fn met_other_epoch(&mut self, from: NodeId, theirs: EpochId) {
-        let topology = self.cfg.topology.clone();
-        if newer(&topology, theirs, self.epoch()) && self.ep.newer.is_none() {
+        if newer(theirs, self.epoch()) && self.ep.newer.is_none() {
             if self.ep.fenced_by.is_none() {
                 self.fence(theirs);
             }
-            if self
-                .ep
-                .fenced_by
-                .is_none_or(|(e, _)| newer(&topology, theirs, e))
-            {
+            if self.ep.fenced_by.is_none_or(|(e, _)| newer(theirs, e)) {
                 self.ep.fenced_by = Some((theirs, from));
             }
         }
@@ -109,8 +104,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return;
         }
-        let topology = self.cfg.topology.clone();
-        if !newer(&topology, theirs, ours) {
+
+        if !newer(theirs, ours) {
             self.send_notice(from);
             return;
         }
@@ -121,11 +116,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return;
         }
-        let first = self
-            .ep
-            .newer
-            .as_ref()
-            .is_none_or(|n| newer(&topology, theirs, n.id()));
+        let first = self.ep.newer.as_ref().is_none_or(|n| newer(theirs, n.id()));
         let fresh = first && self.ep.newer.is_none();
         if fresh && !self.fenced() {
             self.fence(theirs);
@@ -370,11 +361,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(theirs) = lineage.last().map(|r| r.id) else {
             return;
         };
-        let topology = self.cfg.topology.clone();
+
         let Some(p) = common_point(&self.lineage, &lineage) else {
             return;
         };
-        if !newer(&topology, self.epoch(), theirs) {
+        if !newer(self.epoch(), theirs) {
             return;
         }
         let done = self.ep.reconciled.get(&theirs).copied().unwrap_or(0).max(p);

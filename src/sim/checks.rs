@@ -220,12 +220,12 @@ impl<M: StateMachine> Sim<M> {
             .count();
         let dissent = running().any(|(_, n)| n.leader().is_some_and(|l| l != leader));
         // A member of a newer epoch (even one not yet met) will fence it.
-        let topology = &self.cfg.topology;
+
         let superseded = self
             .slots
             .values()
             .filter_map(|s| s.node.as_ref())
-            .any(|n| crate::node::epoch::newer(topology, n.epoch(), epoch));
+            .any(|n| crate::node::epoch::newer(n.epoch(), epoch));
         if superseded {
             return None;
         }

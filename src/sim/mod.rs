@@ -619,7 +619,6 @@ impl<M: StateMachine> Sim<M> {
     /// The running leader of the newest epoch with the highest term, if
     /// any (a stale one may not have noticed it was deposed).
     pub fn leader(&self) -> Option<NodeId> {
-        let topology = &self.cfg.topology;
         let mut best: Option<(NodeId, crate::node::EpochId, u64)> = None;
         for (&id, s) in &self.slots {
             let Some(n) = s.node.as_ref().filter(|n| n.is_leader()) else {
@@ -627,7 +626,7 @@ impl<M: StateMachine> Sim<M> {
             };
             let (epoch, term) = (n.epoch(), n.term());
             let better = best.is_none_or(|(_, e, t)| {
-                crate::node::epoch::newer(topology, epoch, e) || (epoch == e && term > t)
+                crate::node::epoch::newer(epoch, e) || (epoch == e && term > t)
             });
             if better {
                 best = Some((id, epoch, term));
