@@ -286,6 +286,7 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
 /// the bytes stop being well-formed (a decoder fails there).
 fn walk(mut bytes: &[u8], schema: &Schema, cost: &mut usize) -> bool {
     let charge = |cost: &mut usize, n: usize| *cost = cost.saturating_add(n);
+    let mut cut = false;
     while !bytes.is_empty() {
         let Some((tag, n)) = varint(bytes) else {
             return false;
@@ -303,13 +304,18 @@ fn walk(mut bytes: &[u8], schema: &Schema, cost: &mut usize) -> bool {
                 let Some((len, n)) = varint(bytes) else {
                     return false;
                 };
-                let Some(body) = usize::try_from(len)
-                    .ok()
-                    .and_then(|len| bytes.get(n..n.checked_add(len)?))
-                else {
-                    return false;
-                };
                 bytes = &bytes[n..];
+                // A body that runs past the end of the bytes: prost fails,
+                // but rust-protobuf reads a nested message cut short by
+                // the end of its input as if it ended there (and keeps
+                // it), so charge it as the rest of the bytes, then stop.
+                let body = match usize::try_from(len).ok().and_then(|l| bytes.get(..l)) {
+                    Some(body) => body,
+                    None => {
+                        cut = true;
+                        bytes
+                    }
+                };
                 match field {
                     None => charge(cost, UNKNOWN_FIELD),
                     Some(Field::One(b)) => {
@@ -343,6 +349,9 @@ fn walk(mut bytes: &[u8], schema: &Schema, cost: &mut usize) -> bool {
                 Some(Field::Packed(size) | Field::Many(size, _)) => charge(cost, size),
                 Some(Field::One(_)) => {}
             }
+        }
+        if cut {
+            return false;
         }
         let Some(rest) = bytes.get(len..) else {
             return false;
@@ -463,11 +472,22 @@ mod tests {
 
     #[test]
     fn the_walk_stops_where_the_bytes_break() {
-        // Two empty entries, then a length running past the end.
-        let bytes = [0x3a, 0x00, 0x3a, 0x00, 0x3a, 0x05, 0x00];
+        // Two empty entries, then one whose length runs past the end:
+        // rust-protobuf keeps that one too (cut short where the bytes
+        // end), so it is charged, and the walk stops there. (The fuzzer
+        // found `3a e7 cb 28`: one entry, charged nothing.)
+        let bytes = [0x3a, 0x00, 0x3a, 0x00, 0x3a, 0x05, 0x08, 0x01];
+        let parsed = Message::parse_from_bytes(&bytes).unwrap();
+        assert_eq!(parsed.entries.len(), 3);
         assert_eq!(
             decoded_size(&bytes, &RAFT_MESSAGE),
-            bytes.len() + 2 * size_of::<Entry>()
+            bytes.len() + 3 * size_of::<Entry>()
+        );
+        let found = [0x3a, 0xe7, 0xcb, 0x28];
+        assert_eq!(Message::parse_from_bytes(&found).unwrap().entries.len(), 1);
+        assert_eq!(
+            decoded_size(&found, &RAFT_MESSAGE),
+            found.len() + size_of::<Entry>()
         );
         // A broken snapshot data ends only its own walk: the raft message
         // around it decodes, and its entries after it count.
