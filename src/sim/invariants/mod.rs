@@ -214,12 +214,15 @@ pub(crate) struct Ack {
 
 impl Ack {
     /// Whether what `checker` saw applied at this index in `epoch` is the
-    /// acknowledged command (with no digest: whether anything was).
+    /// acknowledged command (with no digest: whether anything was). A
+    /// reconciliation applies several commands at its record's index, and
+    /// a proposal re-applied by one is acknowledged at that index: any of
+    /// them may be the acknowledged one.
     pub(crate) fn applied_as_acknowledged(&self, checker: &Checker, epoch: EpochId) -> bool {
-        match (checker.applied_digest(epoch, self.index), self.digest) {
-            (None, _) => false,
-            (Some(applied), Some(acked)) => applied == acked,
-            (Some(_), None) => true,
+        let mut applied = checker.applied_digests(epoch, self.index).peekable();
+        match self.digest {
+            Some(acked) => applied.any(|d| d == acked),
+            None => applied.peek().is_some(),
         }
     }
 }
@@ -272,9 +275,19 @@ impl Checker {
         &self.violations
     }
 
-    /// The digest applied at `index` in `epoch` (by whoever applied it first).
+    /// The digest applied at `index` in `epoch` (by whoever applied it
+    /// first; the first command when a reconciliation applied several
+    /// there).
     pub fn applied_digest(&self, epoch: EpochId, index: u64) -> Option<u64> {
         self.applied.get(&(epoch, index, 0)).map(|(d, _)| *d)
+    }
+
+    /// Every command's digest applied at `index` in `epoch`, in order (one,
+    /// or each command a reconciliation applied at its record's index).
+    pub fn applied_digests(&self, epoch: EpochId, index: u64) -> impl Iterator<Item = u64> + '_ {
+        self.applied
+            .range((epoch, index, 0)..=(epoch, index, u64::MAX))
+            .map(|(_, (d, _))| *d)
     }
 
     /// Per member, a digest of the sequence of commands it applied (epoch,
