@@ -416,6 +416,24 @@ impl Checks {
         );
     }
 
+    /// The step ended with a leader in `want` (`site` is where the
+    /// leader is, if any).
+    pub(crate) fn leads(&mut self, step: &str, site: Option<String>, want: &str) {
+        let what = format!("{}{} leads", want[..1].to_uppercase(), &want[1..]);
+        let held = site.as_deref() == Some(want);
+        self.check(step, &what, held, format!("{site:?}"));
+    }
+
+    /// No call was dropped at this step.
+    pub(crate) fn no_call_dropped(&mut self, r: &Report) {
+        self.check(
+            r.step,
+            "no call dropped",
+            r.calls_dropped == 0,
+            format!("{} dropped", r.calls_dropped),
+        );
+    }
+
     /// Prints what was missed (on stderr); whether everything held.
     pub(crate) fn finish(self) -> bool {
         for m in &self.missed {

@@ -209,13 +209,7 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra
         .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
     r.extra.push(("paris_lag_entries", lag(&sim).to_string()));
-    let site = leader.map(|l| sim.site_of(l).to_string());
-    c.check(
-        r.step,
-        "Denver leads",
-        site.as_deref() == Some("denver"),
-        format!("{site:?}"),
-    );
+    c.leads(r.step, leader.map(|l| sim.site_of(l).to_string()), "denver");
     // ≤ 2 LAN round trips (1 ms each) at the leader: the WAN is not waited for.
     let p99 = percentile_ms(&mut at_leader, 99);
     c.check(
@@ -292,12 +286,7 @@ pub(crate) fn run(args: &Args) -> bool {
         .push(("reunion_ms", ((sim.now_us() - healed) / 1000).to_string()));
     r.extra.push(("divergent_entries", divergent.to_string()));
     r.extra.push(("reconciled_entries", applied.to_string()));
-    c.check(
-        r.step,
-        "no call dropped",
-        r.calls_dropped == 0,
-        format!("{} dropped", r.calls_dropped),
-    );
+    c.no_call_dropped(&r);
     c.check(
         r.step,
         "Denver's divergent calls reach the hook",
@@ -337,19 +326,12 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Denver leads",
-        site.as_deref() == Some("denver"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "denver",
     );
-    c.check(
-        r.step,
-        "no call dropped",
-        r.calls_dropped == 0,
-        format!("{} dropped", r.calls_dropped),
-    );
+    c.no_call_dropped(&r);
     c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
@@ -386,12 +368,10 @@ pub(crate) fn run(args: &Args) -> bool {
     activation_figures(&mut c, &mut r, act, lost_at, lag_at_loss, args);
     r.extra
         .push(("lag_at_loss_entries", lag_at_loss.to_string()));
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Paris leads",
-        site.as_deref() == Some("paris"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "paris",
     );
     c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
@@ -423,19 +403,12 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("epoch", epoch_of_leader(&sim)));
     r.extra.push(("divergent_entries", divergent.to_string()));
     r.extra.push(("reconciled_entries", applied.to_string()));
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Denver leads",
-        site.as_deref() == Some("denver"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "denver",
     );
-    c.check(
-        r.step,
-        "no call dropped",
-        r.calls_dropped == 0,
-        format!("{} dropped", r.calls_dropped),
-    );
+    c.no_call_dropped(&r);
     c.check(
         r.step,
         "divergent entries ≤ the lag at the loss",

@@ -34,12 +34,10 @@ pub(crate) fn run(args: &Args) -> bool {
     let since = sim.now_us();
     w.run(&mut sim, Duration::from_secs(5));
     let r = finish(&sim, &w, "normal", "Fig. 7", &w.up.clone(), None, since);
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Denver leads",
-        site.as_deref() == Some("denver"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "denver",
     );
     c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
@@ -66,12 +64,7 @@ pub(crate) fn run(args: &Args) -> bool {
         r.leader == Some(NodeId(2)),
         format!("{:?}", r.leader),
     );
-    c.check(
-        r.step,
-        "no call dropped",
-        r.calls_dropped == 0,
-        format!("{} dropped", r.calls_dropped),
-    );
+    c.no_call_dropped(&r);
     let bound = pair_failover_bound_ms(wan);
     c.check(
         r.step,
@@ -150,12 +143,10 @@ pub(crate) fn run(args: &Args) -> bool {
         takeover,
         since,
     );
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Paris leads",
-        site.as_deref() == Some("paris"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "paris",
     );
     let bound = args.survivable_after_ms + 3 * wan;
     c.check(
@@ -202,12 +193,10 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    let site = r.leader.map(|l| sim.site_of(l).to_string());
-    c.check(
+    c.leads(
         r.step,
-        "Denver leads",
-        site.as_deref() == Some("denver"),
-        format!("{site:?}"),
+        r.leader.map(|l| sim.site_of(l).to_string()),
+        "denver",
     );
     c.check(
         r.step,
