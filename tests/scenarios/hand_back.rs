@@ -238,20 +238,10 @@ fn a_failed_transfer_is_retried_and_every_attempt_reported() {
     assert_clean(&mut sim);
 }
 
-#[test]
-fn the_attempt_limit_abandons_until_contact_is_restored() {
-    let hb = HandBack {
-        policy: HandBackPolicy::Immediate,
-        max_attempts: Some(1),
-        ..HandBack::default()
-    };
-    let (mut sim, mut load, healed) = paris_leads_then_heal(hb, 8);
-    // Only CM01a can take control back; it is cut off the moment it is asked.
-    sim.crash(CM01B);
-    run_until_first_attempt(&mut sim, healed);
-    sim.isolate(CM01A);
-    load.run(&mut sim, Duration::from_secs(2));
-    let events = attempt_events(&sim, healed);
+/// Since `t0`: one hand-back attempt at CM01a, failed, then abandoned at
+/// the limit of one.
+fn assert_one_attempt_failed_and_abandoned(sim: &Sim<KvStore>, t0: u64) {
+    let events = attempt_events(sim, t0);
     assert!(
         matches!(
             events.as_slice(),
@@ -273,6 +263,22 @@ fn the_attempt_limit_abandons_until_contact_is_restored() {
         ),
         "{events:?}"
     );
+}
+
+#[test]
+fn the_attempt_limit_abandons_until_contact_is_restored() {
+    let hb = HandBack {
+        policy: HandBackPolicy::Immediate,
+        max_attempts: Some(1),
+        ..HandBack::default()
+    };
+    let (mut sim, mut load, healed) = paris_leads_then_heal(hb, 8);
+    // Only CM01a can take control back; it is cut off the moment it is asked.
+    sim.crash(CM01B);
+    run_until_first_attempt(&mut sim, healed);
+    sim.isolate(CM01A);
+    load.run(&mut sim, Duration::from_secs(2));
+    assert_one_attempt_failed_and_abandoned(&sim, healed);
     assert_eq!(sim.leader(), Some(CM02A));
     // Contact with CM01a is restored: that re-arms the hand-back.
     let t1 = sim.now_us();
@@ -327,28 +333,7 @@ fn a_campaign_lost_after_the_leader_stepped_down_counts_toward_the_limit() {
         "CM02a stepped down for CM01a's campaign"
     );
     assert_eq!(sim.leader(), Some(CM02A), "CM02a leads again");
-    let events = attempt_events(&sim, healed);
-    assert!(
-        matches!(
-            events.as_slice(),
-            [
-                Event::HandBackAttempt {
-                    attempt: 1,
-                    target: CM01A,
-                    ..
-                },
-                Event::HandBackFailed {
-                    attempt: 1,
-                    target: CM01A
-                },
-                Event::HandBackAbandoned {
-                    target: CM01A,
-                    attempts: 1
-                },
-            ]
-        ),
-        "{events:?}"
-    );
+    assert_one_attempt_failed_and_abandoned(&sim, healed);
     // The limit holds while CM01a stays in contact (its election's silence
     // is no interruption); an operator can still ask.
     sim.restore_links();
