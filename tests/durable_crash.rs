@@ -277,21 +277,27 @@ fn a_torn_final_write_and_preallocated_zeros_are_tolerated() {
     persist(&s, None, &[entry(11, 2, 50)], None, true);
 }
 
-#[test]
-fn a_missing_log_file_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("member");
+/// A store in `dir` holding ~12 MB of entries, so several 4 MB log
+/// files; returns the files, oldest first.
+fn several_log_files(dir: &Path) -> Vec<PathBuf> {
     {
-        let s = open(&dir);
+        let s = open(dir);
         bootstrap(&s);
-        // ~12 MB: several 4 MB files.
         for i in 0..60 {
             let ents: Vec<Entry> = (0..50).map(|j| entry(2 + i * 50 + j, 1, 4096)).collect();
             persist(&s, None, &ents, None, false);
         }
     }
-    let files = log_files(&dir);
+    let files = log_files(dir);
     assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+#[test]
+fn a_missing_log_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    let files = several_log_files(&dir);
     std::fs::remove_file(&files[1]).unwrap();
     match DurableStorage::open(&dir, CLUSTER, NODE) {
         Err(StoreError::Corrupt { path, reason }) => {
@@ -310,17 +316,7 @@ fn a_missing_log_file_is_refused() {
 fn a_flipped_byte_in_a_log_file_is_refused_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("member");
-    {
-        let s = open(&dir);
-        bootstrap(&s);
-        // ~12 MB: several 4 MB files.
-        for i in 0..60 {
-            let ents: Vec<Entry> = (0..50).map(|j| entry(2 + i * 50 + j, 1, 4096)).collect();
-            persist(&s, None, &ents, None, false);
-        }
-    }
-    let files = log_files(&dir);
-    assert!(files.len() >= 3, "{files:?}");
+    let files = several_log_files(&dir);
     let older = &files[..files.len() - 1];
     let mut cases: Vec<(&PathBuf, &str)> = vec![(files.last().unwrap(), "middle")];
     for f in older {

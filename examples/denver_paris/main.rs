@@ -434,8 +434,15 @@ impl Checks {
         );
     }
 
-    /// Prints what was missed (on stderr); whether everything held.
-    pub(crate) fn finish(self) -> bool {
+    /// Records the invariant checker's verdict on the whole run, prints
+    /// what was missed (on stderr); whether everything held.
+    pub(crate) fn finish(mut self, violations: &[survivable_core::sim::Violation]) -> bool {
+        self.check(
+            "end",
+            "no invariant violated",
+            violations.is_empty(),
+            format!("{violations:?}"),
+        );
         for m in &self.missed {
             eprintln!("figure not reached: {m}");
         }

@@ -418,12 +418,5 @@ pub(crate) fn run(args: &Args) -> bool {
     c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
-    let violations = sim.violations();
-    c.check(
-        "end",
-        "no invariant violated",
-        violations.is_empty(),
-        format!("{violations:?}"),
-    );
-    c.finish()
+    c.finish(&sim.violations())
 }
