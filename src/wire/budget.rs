@@ -62,10 +62,10 @@ pub(crate) struct Schema {
 }
 
 impl Schema {
-    fn field(&self, number: u64) -> Option<Field> {
+    fn field(&self, number: u32) -> Option<Field> {
         self.fields
             .iter()
-            .find(|(n, _)| u64::from(*n) == number)
+            .find(|(n, _)| *n == number)
             .map(|&(_, f)| f)
     }
 }
@@ -270,6 +270,16 @@ pub(crate) fn decoded_size(bytes: &[u8], schema: &Schema) -> usize {
     bytes.len().saturating_add(cost)
 }
 
+/// The key (field number and wire type) at the start of `b`, and its
+/// length; `None` where no decoder reads one. rust-protobuf keeps the low
+/// 32 bits of a longer key; prost refuses it, so the walk reading on where
+/// prost stops can only over-count.
+fn key(b: &[u8]) -> Option<(u32, usize)> {
+    let (v, n) = varint(b)?;
+    let key = v as u32;
+    (key >> 3 != 0).then_some((key, n))
+}
+
 /// The varint at the start of `b`, and its length.
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
@@ -288,7 +298,7 @@ fn walk(mut bytes: &[u8], schema: &Schema, cost: &mut usize) -> bool {
     let charge = |cost: &mut usize, n: usize| *cost = cost.saturating_add(n);
     let mut cut = false;
     while !bytes.is_empty() {
-        let Some((tag, n)) = varint(bytes) else {
+        let Some((tag, n)) = key(bytes) else {
             return false;
         };
         bytes = &bytes[n..];
@@ -305,6 +315,15 @@ fn walk(mut bytes: &[u8], schema: &Schema, cost: &mut usize) -> bool {
                     return false;
                 };
                 bytes = &bytes[n..];
+                // rust-protobuf reads the length of a nested message or a
+                // packed field as 64 bits, and that of bytes, a string or
+                // an unknown field as 32, dropping the high bits: `2^63`
+                // reads as 0 and the walk must go on as the decoder does.
+                let len = match field {
+                    Some(Field::One(Body::Message(_)) | Field::Many(_, Body::Message(_))) => len,
+                    Some(Field::Packed(_)) => len,
+                    _ => u64::from(len as u32),
+                };
                 // A body that runs past the end of the bytes: prost fails,
                 // but rust-protobuf reads a nested message cut short by
                 // the end of its input as if it ended there (and keeps
@@ -379,15 +398,16 @@ fn skip_group(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     let mut depth = 1usize;
     while depth > 0 {
-        let (tag, n) = varint(bytes.get(at..)?)?;
+        let (tag, n) = key(bytes.get(at..)?)?;
         at += n;
         at += match tag & 7 {
             0 => varint(bytes.get(at..)?)?.1,
             1 => 8,
             5 => 4,
             2 => {
+                // Skipped as an unknown field: a 32-bit length (see `walk`).
                 let (len, n) = varint(bytes.get(at..)?)?;
-                n.checked_add(usize::try_from(len).ok()?)?
+                n.checked_add(usize::try_from(len as u32).ok()?)?
             }
             3 => {
                 depth += 1;
@@ -468,6 +488,33 @@ mod tests {
         // Unpacked repeated varints cost one element each.
         let unpacked = [0x08, 0x01, 0x08, 0x02];
         assert_eq!(decoded_size(&unpacked, &RAFT_CONF_STATE), 4 + 16);
+    }
+
+    /// rust-protobuf reads a key, and the length of bytes or of an unknown
+    /// field, as 32 bits, dropping the rest; the walk reads them the same
+    /// way, or it stops where the decoder goes on. (The fuzzer found an
+    /// unknown field of length `2^63`, read as 0, before three entries.)
+    #[test]
+    fn keys_and_lengths_are_read_as_32_bits() {
+        const HUGE: [u8; 10] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let unknown_of_length_2_63 = [&[0xea, 0x0f][..], &HUGE, &[0x3a, 0x00, 0x3a, 0x00]].concat();
+        // Key `2^32 + 0x3a`: field 7 (an entry) once the high bits go.
+        let key_over_32_bits = [0xba, 0x80, 0x80, 0x80, 0x10, 0x00];
+        // A skipped group (field 100) holding a bytes field of length 2^63.
+        let group = [&[0xa3, 0x06, 0x12][..], &HUGE, &[0xa4, 0x06, 0x3a, 0x00]].concat();
+        for (bytes, entries, unknown) in [
+            (&unknown_of_length_2_63[..], 2, 1),
+            (&key_over_32_bits[..], 1, 0),
+            (&group[..], 1, 0),
+        ] {
+            let parsed = Message::parse_from_bytes(bytes).unwrap();
+            assert_eq!(parsed.entries.len(), entries, "{bytes:02x?}");
+            assert_eq!(
+                decoded_size(bytes, &RAFT_MESSAGE),
+                bytes.len() + entries * size_of::<Entry>() + unknown * UNKNOWN_FIELD,
+                "{bytes:02x?}"
+            );
+        }
     }
 
     #[test]
