@@ -1,32 +1,58 @@
-//! The white paper's Denver/Paris scenarios, narrated, in both quorum modes.
+//! The white paper's Denver/Paris scenarios, narrated, in both quorum
+//! modes, and with a second, rank-2 survivable core.
 //!
 //! Denver runs the duplicated core CM01a/CM01b, Paris the rank-1
 //! survivable core CM02a/CM02b. Users in both sites set up and tear down
-//! calls; each call is a proposal. Each mode prints its survivability
+//! calls; each call is a proposal. Each section prints its survivability
 //! report, then its steps, each with its virtual time, leader, takeover
-//! time and what happened to the calls.
+//! time and what happened to the calls. `--mode` picks the sections:
+//! `witness`, `main-site`, `ranked`, `both` (witness and main-site) or
+//! `all` (the default).
 //!
 //! - **Witness mode** (Figures 3–8, `witness.rs`): a witness in a third
 //!   site breaks ties; every commit is on a majority that spans two sites,
-//!   so nothing committed is ever lost.
+//!   so nothing committed is ever lost. Steps `normal`,
+//!   `duplication_failover`, `standby_restored`, `wan_partition`,
+//!   `split_brain` (Denver's side of that cut, `split_brain.rs`),
+//!   `hand_back` and `no_flapping` (`no_flapping.rs`).
 //! - **Main-site mode** (the rainy day, `main_site.rs`): only two data
 //!   centres; Denver holds the voting majority (the pair and a tie-breaker),
 //!   Paris replicates as learners. Cut off, Paris activates an epoch of its
 //!   own and both sides serve their users; when they meet, Denver's
 //!   divergent calls are reconciled into Paris's epoch, and control goes
 //!   home.
+//! - **Ranked survivable cores** (`ranked.rs`): witness mode with London
+//!   as the rank-2 core (`topology::denver_paris_london`). Denver lost:
+//!   Paris takes over, London never campaigns; Paris stale and Denver
+//!   lost: London takes over; Paris caught up: control goes to the better
+//!   rank.
 //!
-//! The exit code enforces the issues' figures (CI runs this example):
-//! every step loses no committed entry; witness mode: duplication failover
-//! ≤ 200 ms, geo takeover ≤ `survivable_after` + 3 WAN RTT, hand-back
-//! write outage ≤ 2 WAN RTT with no failed proposal; main-site mode:
-//! commit p99 at Denver's leader ≤ 2 LAN RTT, activation ≤
-//! `survivable_after` + 2 WAN RTT, RPO (entries) ≤ the replication lag at
-//! the fault. Each figure missed is named on stderr.
+//! The exit code enforces the issues' figures and the design's behaviours
+//! (CI runs this example); each one missed is named on stderr. Every step
+//! loses no committed entry, and:
+//!
+//! - witness mode: duplication failover ≤ 200 ms; geo takeover ≤
+//!   `survivable_after` + 3 WAN RTT; during that cut the isolated old
+//!   leader steps down within 2 election timeouts, commits nothing, stops
+//!   growing its log, and Denver acknowledges nothing past the commit
+//!   index it had at the cut; at most one leader per term; hand-back write
+//!   outage ≤ 2 WAN RTT with no failed proposal, every proposal held at
+//!   Denver acknowledged after the heal; a WAN flapping faster than the
+//!   stability window: no hand-back attempt while it flaps, leadership
+//!   moves exactly twice (to Paris, and home once the link was steady for
+//!   the window);
+//! - main-site mode: commit p99 at Denver's leader ≤ 2 LAN RTT; activation
+//!   ≤ `survivable_after` + 2 WAN RTT; RPO (entries) ≤ the replication lag
+//!   at the fault;
+//! - ranked cores: Denver lost, Paris takes over as rank 1 within the
+//!   survivability report's figure and London never campaigns; Paris
+//!   stale and Denver lost, London takes over (`Takeover { rank: 2 }`)
+//!   with no call dropped; Paris leads again only after the window.
 //!
 //! ```text
 //! cargo run --release --example denver_paris
 //! cargo run --release --example denver_paris -- --json
+//! cargo run --release --example denver_paris -- --mode ranked --seed 3
 //! cargo run --release --example denver_paris -- --mode main-site --seed 7 --wan-rtt-ms 120 --survivable-after-ms 3000
 //! ```
 
@@ -36,6 +62,7 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
+use survivable_core::events::LeadershipCause;
 use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
@@ -43,6 +70,9 @@ use survivable_core::topology::{Latency, NodeId, TopologyBuilder};
 use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
 
 mod main_site;
+mod no_flapping;
+mod ranked;
+mod split_brain;
 mod witness;
 
 /// The call controller's replicated state: the active calls.
@@ -149,7 +179,22 @@ impl StateMachine for CallTable {
 enum Mode {
     Witness,
     MainSite,
+    Ranked,
+    /// Witness and main-site modes.
     Both,
+    /// Witness mode, main-site mode and the ranked cores.
+    All,
+}
+
+impl Mode {
+    /// Whether `--mode self` runs `section` (witness, main-site or ranked).
+    fn runs(self, section: Self) -> bool {
+        match self {
+            Self::All => true,
+            Self::Both => section != Self::Ranked,
+            _ => self == section,
+        }
+    }
 }
 
 struct Args {
@@ -163,7 +208,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        mode: Mode::Both,
+        mode: Mode::All,
         seed: 2026,
         wan_rtt_ms: 80,
         survivable_after_ms: 2000,
@@ -183,10 +228,12 @@ fn parse_args() -> Result<Args, String> {
                 a.mode = match it.next().as_deref() {
                     Some("witness") => Mode::Witness,
                     Some("main-site") => Mode::MainSite,
+                    Some("ranked") => Mode::Ranked,
                     Some("both") => Mode::Both,
+                    Some("all") => Mode::All,
                     other => {
                         return Err(format!(
-                            "--mode needs witness, main-site or both, not {other:?}"
+                            "--mode needs witness, main-site, ranked, both or all, not {other:?}"
                         ))
                     }
                 }
@@ -197,7 +244,7 @@ fn parse_args() -> Result<Args, String> {
             "--stable-ms" => a.stable_ms = num("--stable-ms")?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: denver_paris [--mode witness|main-site|both] [--json] [--seed N] \
+                    "usage: denver_paris [--mode witness|main-site|ranked|both|all] [--json] [--seed N] \
                             [--wan-rtt-ms N] [--survivable-after-ms N] [--stable-ms N]"
                         .into(),
                 )
@@ -262,6 +309,9 @@ struct Workload {
     /// Main-site mode: any running member of the site takes calls (Paris's
     /// are learners); witness mode: only the configuration's voters.
     any_member: bool,
+    /// The sites whose users make calls (Denver and Paris unless
+    /// [`sites`](Self::sites) says otherwise).
+    sites: Vec<&'static str>,
     next_call: u64,
     rng: u64,
     /// What each proposal was: (call, is_setup).
@@ -279,6 +329,7 @@ impl Workload {
     fn new(seed: u64, any_member: bool) -> Self {
         Self {
             any_member,
+            sites: vec!["denver", "paris"],
             next_call: 1,
             rng: seed | 1,
             proposed: BTreeMap::new(),
@@ -289,6 +340,13 @@ impl Workload {
         }
     }
 
+    /// Users in `sites` make the calls; one whose site is down re-homes to
+    /// the first other site in the list with a member up.
+    fn sites(mut self, sites: &[&'static str]) -> Self {
+        self.sites = sites.to_vec();
+        self
+    }
+
     fn rand(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -297,11 +355,8 @@ impl Workload {
     }
 
     fn entry_point(&mut self, sim: &Sim<CallTable>) -> Option<NodeId> {
-        let home = if self.rand() % 2 == 0 {
-            "denver"
-        } else {
-            "paris"
-        };
+        let r = self.rand() as usize;
+        let home = self.sites[r % self.sites.len()];
         let voters_up = |site: &str| -> Vec<NodeId> {
             sim.site_members(site)
                 .into_iter()
@@ -313,7 +368,10 @@ impl Workload {
         };
         let mut nodes = voters_up(home);
         if nodes.is_empty() {
-            nodes = voters_up(if home == "denver" { "paris" } else { "denver" });
+            nodes = (self.sites.iter().filter(|&&s| s != home))
+                .map(|s| voters_up(s))
+                .find(|n| !n.is_empty())
+                .unwrap_or_default();
         }
         if nodes.is_empty() {
             return None;
@@ -338,6 +396,17 @@ impl Workload {
 
     /// Runs `d` of virtual time with a new call every 20 ms.
     fn run(&mut self, sim: &mut Sim<CallTable>, d: Duration) {
+        self.run_watching(sim, d, |_| {});
+    }
+
+    /// [`run`](Self::run), with `watch` called every 20 ms (it only looks:
+    /// the run is the same as without it).
+    fn run_watching(
+        &mut self,
+        sim: &mut Sim<CallTable>,
+        d: Duration,
+        mut watch: impl FnMut(&Sim<CallTable>),
+    ) {
         let end = sim.now_ms() + d.as_millis() as u64;
         while sim.now_ms() < end {
             let call = self.next_call;
@@ -356,6 +425,7 @@ impl Workload {
             }
             sim.run_for(Duration::from_millis(20));
             self.collect(sim);
+            watch(sim);
         }
     }
 
@@ -432,6 +502,34 @@ impl Checks {
             r.calls_dropped == 0,
             format!("{} dropped", r.calls_dropped),
         );
+    }
+
+    /// Election safety so far: at most one member became leader of any
+    /// term (from the leadership events) and the invariant checker saw no
+    /// two leaders of one (epoch, term). Returns the figures for the step:
+    /// the most leaders a term had, and the terms that had one.
+    pub(crate) fn one_leader_per_term(
+        &mut self,
+        step: &str,
+        sim: &Sim<CallTable>,
+    ) -> (usize, usize) {
+        let (most, terms) = leaders_per_term(sim);
+        self.check(
+            step,
+            "at most one leader per term",
+            most <= 1,
+            format!("{most} leaders in one term"),
+        );
+        let two: Vec<_> = (sim.violations().into_iter())
+            .filter(|v| matches!(v, survivable_core::sim::Violation::TwoLeaders { .. }))
+            .collect();
+        self.check(
+            step,
+            "no two leaders of one (epoch, term) (invariant checker)",
+            two.is_empty(),
+            format!("{two:?}"),
+        );
+        (most, terms)
     }
 
     /// Records the invariant checker's verdict on the whole run, prints
@@ -642,11 +740,64 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
         }
         _ => return None,
     };
-    Some(format!("  {:>9.3} s  {what}", t_us as f64 / 1e6))
+    Some(line(t_us, &what))
+}
+
+/// The narration of the events since `since_us`, with `faults` (what the
+/// example did, and when) merged in by time, each before the events of its
+/// instant.
+fn story_with(sim: &Sim<CallTable>, since_us: u64, faults: &[(u64, String)]) -> Vec<String> {
+    let mut timed: Vec<(u64, usize, String)> = (faults.iter())
+        .map(|(t, what)| (*t, 0, line(*t, what)))
+        .collect();
+    timed.extend(
+        (sim.events().iter())
+            .filter(|(t, _, _)| *t >= since_us)
+            .filter_map(|(t, id, e)| Some((*t, 1, narrate(sim, *t, *id, e)?))),
+    );
+    timed.sort_by_key(|(t, order, _)| (*t, *order));
+    timed.into_iter().map(|(_, _, l)| l).collect()
+}
+
+/// A narrated line: virtual time, then what happened.
+fn line(t_us: u64, what: &str) -> String {
+    format!("  {:>9.3} s  {what}", t_us as f64 / 1e6)
 }
 
 fn json_num(v: Option<u64>) -> String {
     v.map_or("null".into(), |v| v.to_string())
+}
+
+/// A JSON string (the example's names and causes need no escaping but
+/// quotes and backslashes).
+fn json_str(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Every `BecameLeader` at or after `from_us`: when (µs), who, why.
+fn leaders_since(sim: &Sim<CallTable>, from_us: u64) -> Vec<(u64, NodeId, LeadershipCause)> {
+    sim.events()
+        .iter()
+        .filter(|(t, _, _)| *t >= from_us)
+        .filter_map(|(t, id, e)| match e {
+            Event::BecameLeader { cause, .. } => Some((*t, *id, cause.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The most members that became leader of one term, over the whole run
+/// (witness mode has a single epoch, so a term names a leadership), and
+/// how many terms had a leader.
+fn leaders_per_term(sim: &Sim<CallTable>) -> (usize, usize) {
+    let mut by_term: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
+    for (_, id, e) in sim.events() {
+        if let Event::BecameLeader { term, .. } = e {
+            by_term.entry(*term).or_default().insert(*id);
+        }
+    }
+    let most = by_term.values().map(BTreeSet::len).max().unwrap_or(0);
+    (most, by_term.len())
 }
 
 fn print(sim: &Sim<CallTable>, mode: &str, r: &Report, json: bool) {
@@ -700,14 +851,20 @@ fn main() -> ExitCode {
         }
     };
     let mut ok = true;
-    if matches!(args.mode, Mode::Witness | Mode::Both) {
-        ok &= witness::run(&args);
-    }
-    if matches!(args.mode, Mode::MainSite | Mode::Both) {
-        if args.mode == Mode::Both && !args.json {
+    let mut first = true;
+    for section in [Mode::Witness, Mode::MainSite, Mode::Ranked] {
+        if !args.mode.runs(section) {
+            continue;
+        }
+        if !first && !args.json {
             println!("\n");
         }
-        ok &= main_site::run(&args);
+        first = false;
+        ok &= match section {
+            Mode::Witness => witness::run(&args),
+            Mode::MainSite => main_site::run(&args),
+            _ => ranked::run(&args),
+        };
     }
     if ok {
         ExitCode::SUCCESS

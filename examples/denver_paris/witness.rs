@@ -1,6 +1,9 @@
 //! Witness mode (the paper's Figures 3–8): Denver's duplicated core, Paris's
 //! rank-1 survivable core and a witness in Kansas are all voters, so every
-//! commit spans two sites and nothing committed is ever lost.
+//! commit spans two sites and nothing committed is ever lost. After the
+//! paper's steps come split-brain prevention (`split_brain.rs`, Denver's
+//! side of the WAN cut) and no flapping (`no_flapping.rs`, after the
+//! hand-back).
 
 use std::time::Duration;
 
@@ -8,8 +11,8 @@ use survivable_core::topology::{denver_paris, Appliance::Virtual, MemberSpec, No
 use survivable_core::Event;
 
 use crate::{
-    finish, first_commit_in_term, json_num, leader_term, print, start, Args, CallTable, Checks,
-    Workload,
+    finish, first_commit_in_term, json_num, leader_term, no_flapping, print, split_brain, start,
+    Args, CallTable, Checks, Workload,
 };
 
 /// Duplication failover, primary host lost → first commit under the
@@ -20,8 +23,9 @@ fn pair_failover_bound_ms(wan_rtt_ms: u64) -> u64 {
     (40 + 2 * wan_rtt_ms).max(200)
 }
 
-/// Runs the five witness-mode steps; whether each behaved as designed and
-/// reached the figures (takeovers, hand-back outage, nothing lost).
+/// Runs the seven witness-mode steps; whether each behaved as designed and
+/// reached the figures (takeovers, the isolated leader stepping
+/// down, hand-back outage, no flapping, nothing lost).
 pub(crate) fn run(args: &Args) -> bool {
     let Some(mut sim) = start("witness mode", denver_paris(), CallTable::default(), args) else {
         return false;
@@ -128,10 +132,12 @@ pub(crate) fn run(args: &Args) -> bool {
     let before = w.up.clone();
     let since = sim.now_us();
     let term = leader_term(&sim).map_or(0, |(_, t)| t);
+    let mut cut = split_brain::Cut::now(&sim);
     sim.partition_sites(&["denver"], &["paris", "kansas"]);
-    w.run(
+    w.run_watching(
         &mut sim,
         Duration::from_millis(args.survivable_after_ms + 3_000),
+        |s| cut.watch(s),
     );
     let takeover = first_commit_in_term(&sim, since, term);
     let r = finish(
@@ -157,6 +163,9 @@ pub(crate) fn run(args: &Args) -> bool {
     );
     c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
+
+    // split_brain (behaviour 5): Denver's side of that cut.
+    let held = split_brain::step(&sim, &w, &mut c, args, &cut, &before);
 
     // hand_back: the WAN heals; control returns to Denver.
     let before = w.up.clone();
@@ -211,8 +220,19 @@ pub(crate) fn run(args: &Args) -> bool {
         failed == 0,
         format!("{failed} failed"),
     );
+    let held_acked = split_brain::held_acknowledged(&sim, &held);
+    r.extra.push(("denver_held_acked", held_acked.to_string()));
+    c.check(
+        r.step,
+        "every proposal held at Denver during the cut is acknowledged after the heal",
+        held_acked == held.len(),
+        format!("{held_acked} of {}", held.len()),
+    );
     c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
+
+    // no_flapping (behaviour 7): cut again, a flapping WAN, then steady.
+    no_flapping::step(&mut sim, &mut w, &mut c, args);
 
     c.finish(&sim.violations())
 }

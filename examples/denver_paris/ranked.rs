@@ -1,0 +1,280 @@
+//! Behaviour 8, ranked survivable cores (witness mode, seven voters):
+//! Paris is the rank-1 survivable core, London (CM03a/CM03b) the rank-2
+//! one. Users call from all three sites. Four steps:
+//!
+//! - `denver_lost`: Denver's site is lost; Paris takes over after
+//!   `survivable_after`, and London never campaigns, not even once its
+//!   own, later, rank-2 timer has run out.
+//! - `denver_returns`: Denver's members restart; caught up and stable for
+//!   the window, control goes home.
+//! - `paris_stale_denver_lost`: Paris is cut off while Denver, London and
+//!   the witness commit on, so its log falls behind; it returns just as
+//!   Denver is lost. Paris campaigns first but cannot win with a stale
+//!   log; London takes over (`Takeover { rank: 2 }`) and nothing Denver
+//!   committed is lost.
+//! - `paris_caught_up`: Paris, caught up and reachable for the window,
+//!   gets control back from London (the better rank leads).
+
+use std::time::Duration;
+
+use survivable_core::events::LeadershipCause;
+use survivable_core::sim::Sim;
+use survivable_core::topology::{denver_paris_london, Failure, Latency};
+use survivable_core::Event;
+
+use crate::{
+    finish, first_commit_in_term, json_num, json_str, leader_term, leaders_since, print, start,
+    story_with, Args, CallTable, Checks, Report, Workload,
+};
+
+const MODE: &str = "ranked";
+
+/// Runs the four steps; whether each behaved as designed.
+pub(crate) fn run(args: &Args) -> bool {
+    let title = "ranked survivable cores (Paris rank 1, London rank 2)";
+    let Some(mut sim) = start(title, denver_paris_london(), CallTable::default(), args) else {
+        return false;
+    };
+    let mut w = Workload::new(args.seed, false).sites(&["denver", "paris", "london"]);
+    let mut c = Checks::new(MODE);
+    denver_lost(&mut sim, &mut w, &mut c, args);
+    denver_returns(&mut sim, &mut w, &mut c, args);
+    let healed_us = paris_stale_denver_lost(&mut sim, &mut w, &mut c, args);
+    paris_caught_up(&mut sim, &mut w, &mut c, args, healed_us);
+    c.finish(&sim.violations())
+}
+
+fn leader_site(sim: &Sim<CallTable>) -> Option<String> {
+    sim.leader().map(|l| sim.site_of(l).to_string())
+}
+
+/// Campaigns (`TakeoverStarted`) by members of `site` since `from_us`.
+fn campaigns(sim: &Sim<CallTable>, site: &str, from_us: u64) -> usize {
+    (sim.events().iter())
+        .filter(|(t, id, e)| {
+            *t >= from_us && sim.site_of(*id) == site && matches!(e, Event::TakeoverStarted { .. })
+        })
+        .count()
+}
+
+/// The first leader since `from_us`: its site and why it leads.
+fn first_leader(sim: &Sim<CallTable>, from_us: u64) -> Option<(String, LeadershipCause)> {
+    (leaders_since(sim, from_us).into_iter())
+        .next()
+        .map(|(_, id, cause)| (sim.site_of(id).to_string(), cause))
+}
+
+/// Checks that the first leader since `from_us` is in `site` and took over
+/// as a survivable core of `rank`; records it on the step.
+fn took_over(
+    sim: &Sim<CallTable>,
+    c: &mut Checks,
+    r: &mut Report,
+    from_us: u64,
+    site: &str,
+    rank: u32,
+) {
+    let first = first_leader(sim, from_us);
+    let held = first
+        .as_ref()
+        .is_some_and(|(s, cause)| s == site && *cause == LeadershipCause::Takeover { rank });
+    c.check(
+        r.step,
+        &format!(
+            "{}{} takes over as the rank-{rank} survivable core",
+            site[..1].to_uppercase(),
+            &site[1..]
+        ),
+        held,
+        format!("{first:?}"),
+    );
+    let cause = first.map_or("none".into(), |(s, cause)| format!("{s}: {cause:?}"));
+    r.extra.push(("took_over", json_str(&cause)));
+}
+
+/// The design's bound on a takeover after a whole site is lost: the
+/// survivability report's figure for it, which is nominal; the simulator's
+/// can be up to a tick and some jitter later (10 ms, as the scenario tests
+/// allow).
+fn site_loss_bound_ms(sim: &Sim<CallTable>, args: &Args) -> Option<u64> {
+    let report = sim.topology().survivability_with(Latency::new(
+        Duration::from_millis(1),
+        Duration::from_millis(args.wan_rtt_ms),
+    ));
+    let row = report.scenario(&Failure::Site {
+        site: "denver".into(),
+    })?;
+    row.takeover.map(|d| d.as_millis() as u64 + 10)
+}
+
+/// London's own timer: leaderless this long, a rank-2 member campaigns.
+fn rank_two_after_ms(sim: &Sim<CallTable>) -> u64 {
+    let ticks = sim.topology().ticks();
+    ticks.ms(ticks.survivable_campaign_after(2, 0))
+}
+
+fn denver_lost(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, args: &Args) {
+    const STEP: &str = "denver_lost";
+    w.run(sim, Duration::from_secs(3));
+    c.check(
+        STEP,
+        "Denver leads before the loss",
+        leader_site(sim).as_deref() == Some("denver"),
+        format!("{:?}", leader_site(sim)),
+    );
+    let before = w.up.clone();
+    let since = sim.now_us();
+    let term = leader_term(sim).map_or(0, |(_, t)| t);
+    sim.crash_site("denver");
+    w.run(sim, Duration::from_millis(args.survivable_after_ms + 4_000));
+    let takeover = first_commit_in_term(sim, since, term);
+    let figure = "behaviour 8: rank 1 takes over, rank 2 stays put";
+    let mut r = finish(sim, w, STEP, figure, &before, takeover, since);
+    r.story = story_with(sim, since, &[(since, "Denver's site is lost".into())]);
+    took_over(sim, c, &mut r, since, "paris", 1);
+    let london = campaigns(sim, "london", since);
+    let london_led =
+        (leaders_since(sim, since).iter()).any(|(_, id, _)| sim.site_of(*id) == "london");
+    c.check(
+        STEP,
+        "London never campaigns nor leads",
+        london == 0 && !london_led,
+        format!("{london} campaign(s), led: {london_led}"),
+    );
+    let bound = site_loss_bound_ms(sim, args);
+    c.check(
+        STEP,
+        "takeover ≤ the survivability report's figure (+ a tick and jitter)",
+        takeover.zip(bound).is_some_and(|(t, b)| t <= b),
+        format!("{takeover:?} ms, bound {bound:?} ms"),
+    );
+    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "paris");
+    c.nothing_lost(&r);
+    c.no_call_dropped(&r);
+    r.extra.extend([
+        ("takeover_bound_ms", json_num(bound)),
+        ("london_campaigns", london.to_string()),
+        ("rank_two_after_ms", rank_two_after_ms(sim).to_string()),
+    ]);
+    print(sim, MODE, &r, args.json);
+}
+
+fn denver_returns(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, args: &Args) {
+    const STEP: &str = "denver_returns";
+    let before = w.up.clone();
+    let since = sim.now_us();
+    for id in sim.site_members("denver") {
+        sim.restart(id);
+    }
+    w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
+    let handed_at = (sim.events().iter())
+        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
+        .map(|(t, _, _)| *t);
+    let mut r = finish(sim, w, STEP, "hand-back", &before, None, since);
+    r.story = story_with(sim, since, &[(since, "Denver's members restart".into())]);
+    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "denver");
+    c.nothing_lost(&r);
+    c.no_call_dropped(&r);
+    r.extra.push((
+        "stable_wait_ms",
+        json_num(handed_at.map(|t| (t - since) / 1000)),
+    ));
+    print(sim, MODE, &r, args.json);
+}
+
+/// Returns when Paris came back (and Denver was lost).
+fn paris_stale_denver_lost(
+    sim: &mut Sim<CallTable>,
+    w: &mut Workload,
+    c: &mut Checks,
+    args: &Args,
+) -> u64 {
+    const STEP: &str = "paris_stale_denver_lost";
+    let cut = sim.now_us();
+    sim.partition_sites(&["paris"], &["denver", "london", "kansas"]);
+    w.run(sim, Duration::from_secs(3));
+    let leading = leader_site(sim);
+    c.check(
+        STEP,
+        "Denver leads on while Paris is cut off",
+        leading.as_deref() == Some("denver"),
+        format!("{leading:?}"),
+    );
+    let commit = |sim: &Sim<CallTable>, site: &str| {
+        (sim.site_members(site).into_iter())
+            .filter_map(|id| sim.node(id).map(|n| n.status().commit))
+            .max()
+            .unwrap_or(0)
+    };
+    let paris_behind = commit(sim, "denver").saturating_sub(commit(sim, "paris"));
+    let before = w.up.clone();
+    let since = sim.now_us();
+    let term = leader_term(sim).map_or(0, |(_, t)| t);
+    sim.heal();
+    sim.crash_site("denver");
+    // Until a second past London's own timer, but not so long that Paris,
+    // caught up and reachable for the window, has control again.
+    let run_ms = (rank_two_after_ms(sim) + 1_000).min(args.stable_ms.saturating_sub(500));
+    w.run(sim, Duration::from_millis(run_ms));
+    let takeover = first_commit_in_term(sim, since, term);
+    let figure = "behaviour 8: rank 2 takes over when rank 1 cannot";
+    let mut r = finish(sim, w, STEP, figure, &before, takeover, since);
+    let returns = format!(
+        "Paris is back, {paris_behind} committed entries behind, just as Denver's site is lost"
+    );
+    let faults = [(cut, "the WAN cuts Paris off".into()), (since, returns)];
+    r.story = story_with(sim, cut, &faults);
+    took_over(sim, c, &mut r, since, "london", 2);
+    let paris = campaigns(sim, "paris", cut);
+    c.check(
+        STEP,
+        "Paris (rank 1) campaigned first",
+        paris > 0,
+        "no campaign".into(),
+    );
+    let (most, terms) = c.one_leader_per_term(STEP, sim);
+    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "london");
+    c.nothing_lost(&r);
+    c.no_call_dropped(&r);
+    r.extra.extend([
+        ("paris_behind_entries", paris_behind.to_string()),
+        ("paris_campaigns", paris.to_string()),
+        ("rank_two_after_ms", rank_two_after_ms(sim).to_string()),
+        ("max_leaders_per_term", most.to_string()),
+        ("terms_led", terms.to_string()),
+    ]);
+    print(sim, MODE, &r, args.json);
+    since
+}
+
+fn paris_caught_up(
+    sim: &mut Sim<CallTable>,
+    w: &mut Workload,
+    c: &mut Checks,
+    args: &Args,
+    healed_us: u64,
+) {
+    const STEP: &str = "paris_caught_up";
+    let before = w.up.clone();
+    let since = sim.now_us();
+    w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
+    let back = (leaders_since(sim, healed_us).into_iter())
+        .find(|(_, id, _)| sim.site_of(*id) == "paris")
+        .map(|(t, _, _)| t);
+    let mut r = finish(sim, w, STEP, "the better rank leads", &before, None, since);
+    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "paris");
+    let after = back.map(|t| (t - healed_us) / 1000);
+    c.check(
+        STEP,
+        "control moves to Paris only after the window",
+        after.is_some_and(|ms| ms >= args.stable_ms),
+        format!(
+            "{after:?} ms after Paris returned, window {} ms",
+            args.stable_ms
+        ),
+    );
+    c.nothing_lost(&r);
+    c.no_call_dropped(&r);
+    r.extra.push(("paris_leads_after_ms", json_num(after)));
+    print(sim, MODE, &r, args.json);
+}
