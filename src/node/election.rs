@@ -186,6 +186,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// that lost sight of its primary for a moment), which holds the
     /// freshest log and stands again after the failover time; it gets a
     /// whole election timeout beyond that to win before this site tries.
+    /// A member already leaderless for `survivable_after` skips that wait
+    /// (the witness that alone holds the newest entries when Denver is cut
+    /// off bridges a WAN round trip and an election timeout sooner).
     pub(super) fn note_vote_request(&mut self, from: super::NodeId, log_term: u64, index: u64) {
         let (Some(me), Some(them)) = (self.my_member(), self.members.get(&from)) else {
             return;
@@ -201,7 +204,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let t = self.ticks;
         let quarter = t.election / 4;
-        let deposed_restands = t.failover + t.election;
+        // Leaderless here for `survivable_after` already: no live leader
+        // this member could hear is left to restand, so only the stagger
+        // remains (the takeover is under way and the stale candidate has
+        // just shown it cannot finish it).
+        let deposed_restands = if self.since_leader >= t.survivable_after {
+            0
+        } else {
+            t.failover + t.election
+        };
         let within = match me.role {
             Role::Survivable { rank, position, .. } => {
                 deposed_restands + quarter * (position + 2 * (rank as usize - 1))
