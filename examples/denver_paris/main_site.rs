@@ -107,33 +107,19 @@ fn activation_figures(
     );
 }
 
-/// Divergent and re-applied commands reconciled since `since_us` (each
-/// record once, though every member of the epoch reports it).
-fn reconciled(sim: &Sim<CallTable>, since_us: u64) -> (u64, u64) {
-    let mut records = std::collections::BTreeMap::new();
-    for (t, _, e) in sim.events() {
-        if let Event::Reconciled {
-            epoch,
-            index,
-            divergent,
-            commands,
-            ..
-        } = e
-        {
-            if *t >= since_us {
-                records.insert((*epoch, *index), (*divergent, *commands));
-            }
-        }
-    }
-    records
-        .values()
-        .fold((0, 0), |(d, c), (dv, cm)| (d + dv, c + cm))
+/// One reconciliation record: the older epoch's entries taken in (first
+/// and last index), its divergent commands and those applied.
+#[derive(Clone, Copy)]
+struct Taken {
+    from_index: u64,
+    to_index: u64,
+    divergent: u64,
+    commands: u64,
 }
 
-/// Entries of older epochs taken in by reconciliations since `since_us`
-/// (each record once), split at `split`: how many had an index up to it,
-/// and how many after.
-fn taken_in(sim: &Sim<CallTable>, since_us: u64, split: u64) -> (u64, u64) {
+/// The reconciliations recorded since `since_us`, each record once though
+/// every member of the epoch reports it.
+fn reconciliations(sim: &Sim<CallTable>, since_us: u64) -> Vec<Taken> {
     let mut records = std::collections::BTreeMap::new();
     for (t, _, e) in sim.events() {
         if let Event::Reconciled {
@@ -141,18 +127,43 @@ fn taken_in(sim: &Sim<CallTable>, since_us: u64, split: u64) -> (u64, u64) {
             index,
             from_index,
             to_index,
+            divergent,
+            commands,
             ..
         } = e
         {
-            if *t >= since_us && to_index >= from_index {
-                records.insert((*epoch, *index), (*from_index, *to_index));
+            if *t >= since_us {
+                let taken = Taken {
+                    from_index: *from_index,
+                    to_index: *to_index,
+                    divergent: *divergent,
+                    commands: *commands,
+                };
+                records.insert((*epoch, *index), taken);
             }
         }
     }
-    records.values().fold((0, 0), |(upto, after), &(from, to)| {
-        let held = (to.min(split) + 1).saturating_sub(from);
-        (upto + held, after + (to - from + 1 - held))
-    })
+    records.into_values().collect()
+}
+
+/// Divergent and re-applied commands reconciled since `since_us`.
+fn reconciled(sim: &Sim<CallTable>, since_us: u64) -> (u64, u64) {
+    reconciliations(sim, since_us)
+        .iter()
+        .fold((0, 0), |(d, c), r| (d + r.divergent, c + r.commands))
+}
+
+/// Entries of older epochs taken in by reconciliations since `since_us`,
+/// split at `split`: how many had an index up to it, and how many after.
+fn taken_in(sim: &Sim<CallTable>, since_us: u64, split: u64) -> (u64, u64) {
+    reconciliations(sim, since_us)
+        .iter()
+        .filter(|r| r.to_index >= r.from_index)
+        .fold((0, 0), |(upto, after), r| {
+            let all = r.to_index - r.from_index + 1;
+            let held = (r.to_index.min(split) + 1).saturating_sub(r.from_index);
+            (upto + held, after + (all - held))
+        })
 }
 
 /// Runs until every member is in the newest epoch and nothing is being
