@@ -488,10 +488,12 @@ impl Checks {
 
     /// The step ended with a leader in `want` (`site` is where the
     /// leader is, if any).
-    pub(crate) fn leads(&mut self, step: &str, site: Option<String>, want: &str) {
+    /// The step ended with a member of site `want` leading.
+    pub(crate) fn leads(&mut self, r: &Report, sim: &Sim<CallTable>, want: &str) {
+        let site = r.leader.map(|l| sim.site_of(l).to_string());
         let what = format!("{}{} leads", want[..1].to_uppercase(), &want[1..]);
         let held = site.as_deref() == Some(want);
-        self.check(step, &what, held, format!("{site:?}"));
+        self.check(r.step, &what, held, format!("{site:?}"));
     }
 
     /// No call was dropped at this step.

@@ -245,7 +245,7 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra
         .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
     r.extra.push(("paris_lag_entries", lag(&sim).to_string()));
-    c.leads(r.step, leader.map(|l| sim.site_of(l).to_string()), "denver");
+    c.leads(&r, &sim, "denver");
     // ≤ 2 LAN round trips (1 ms each) at the leader: the WAN is not waited for.
     let p99 = percentile_ms(&mut at_leader, 99);
     c.check(
@@ -362,11 +362,7 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "denver",
-    );
+    c.leads(&r, &sim, "denver");
     c.no_call_dropped(&r);
     c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
@@ -410,11 +406,7 @@ pub(crate) fn run(args: &Args) -> bool {
     activation_figures(&mut c, &mut r, act, lost_at, lag_at_loss, args);
     r.extra
         .push(("lag_at_loss_entries", lag_at_loss.to_string()));
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "paris",
-    );
+    c.leads(&r, &sim, "paris");
     c.nothing_lost(&r);
     print(&sim, MODE, &r, args.json);
 
@@ -454,11 +446,7 @@ pub(crate) fn run(args: &Args) -> bool {
         .push(("taken_in_held_at_loss", held_at_loss.to_string()));
     r.extra
         .push(("taken_in_after_restart", after_restart.to_string()));
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "denver",
-    );
+    c.leads(&r, &sim, "denver");
     c.no_call_dropped(&r);
     let rpo = act.map_or(0, |a| a.rpo_entries);
     c.check(

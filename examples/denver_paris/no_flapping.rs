@@ -108,7 +108,7 @@ pub(crate) fn step(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, a
         failed == 0,
         format!("{failed} failed"),
     );
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "denver");
+    c.leads(&r, sim, "denver");
     c.nothing_lost(&r);
     c.no_call_dropped(&r);
     r.extra.extend([

@@ -148,7 +148,7 @@ fn denver_lost(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, args:
         takeover.zip(bound).is_some_and(|(t, b)| t <= b),
         format!("{takeover:?} ms, bound {bound:?} ms"),
     );
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "paris");
+    c.leads(&r, sim, "paris");
     c.nothing_lost(&r);
     c.no_call_dropped(&r);
     r.extra.extend([
@@ -172,7 +172,7 @@ fn denver_returns(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, ar
         .map(|(t, _, _)| *t);
     let mut r = finish(sim, w, STEP, "hand-back", &before, None, since);
     r.story = story_with(sim, since, &[(since, "Denver's members restart".into())]);
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "denver");
+    c.leads(&r, sim, "denver");
     c.nothing_lost(&r);
     c.no_call_dropped(&r);
     r.extra.push((
@@ -233,7 +233,7 @@ fn paris_stale_denver_lost(
         "no campaign".into(),
     );
     let (most, terms) = c.one_leader_per_term(STEP, sim);
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "london");
+    c.leads(&r, sim, "london");
     c.nothing_lost(&r);
     c.no_call_dropped(&r);
     r.extra.extend([
@@ -262,7 +262,7 @@ fn paris_caught_up(
         .find(|(_, id, _)| sim.site_of(*id) == "paris")
         .map(|(t, _, _)| t);
     let mut r = finish(sim, w, STEP, "the better rank leads", &before, None, since);
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "paris");
+    c.leads(&r, sim, "paris");
     let after = back.map(|t| (t - healed_us) / 1000);
     c.check(
         STEP,

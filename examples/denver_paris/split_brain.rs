@@ -176,7 +176,7 @@ pub(crate) fn step(
         "none held".into(),
     );
     let (most, terms) = c.one_leader_per_term(STEP, sim);
-    c.leads(STEP, r.leader.map(|l| sim.site_of(l).to_string()), "paris");
+    c.leads(&r, sim, "paris");
     c.nothing_lost(&r);
     c.no_call_dropped(&r);
     r.extra.extend([

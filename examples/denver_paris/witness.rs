@@ -38,11 +38,7 @@ pub(crate) fn run(args: &Args) -> bool {
     let since = sim.now_us();
     w.run(&mut sim, Duration::from_secs(5));
     let r = finish(&sim, &w, "normal", "Fig. 7", &w.up.clone(), None, since);
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "denver",
-    );
+    c.leads(&r, &sim, "denver");
     c.nothing_lost(&r);
     print(&sim, "witness", &r, args.json);
 
@@ -149,11 +145,7 @@ pub(crate) fn run(args: &Args) -> bool {
         takeover,
         since,
     );
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "paris",
-    );
+    c.leads(&r, &sim, "paris");
     let bound = args.survivable_after_ms + 3 * wan;
     c.check(
         r.step,
@@ -202,11 +194,7 @@ pub(crate) fn run(args: &Args) -> bool {
     r.extra.push(("write_outage_ms", json_num(outage)));
     r.extra
         .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    c.leads(
-        r.step,
-        r.leader.map(|l| sim.site_of(l).to_string()),
-        "denver",
-    );
+    c.leads(&r, &sim, "denver");
     c.check(
         r.step,
         "write outage ≤ 2 WAN RTT",
