@@ -14,7 +14,9 @@ use crate::topology::{denver_paris, denver_paris_two_site, Topology, TopologyBui
 use protobuf::Message as _;
 
 use crate::node::payload::{EntryPayload, SnapshotData};
-use crate::wire::{budget, Envelope, FrameDecoder, Hello, FRAME_HEADER_LEN};
+use crate::wire::{
+    budget, Envelope, Fragmenter, FrameDecoder, Hello, Reassembler, FRAME_HEADER_LEN, MAX_FRAME_LEN,
+};
 
 /// Every decoder of [`crate::wire`] on arbitrary bytes: an envelope and
 /// the raft message inside it, a hello, and a stream of frames fed in
@@ -23,17 +25,20 @@ use crate::wire::{budget, Envelope, FrameDecoder, Hello, FRAME_HEADER_LEN};
 /// and the reader of a certificate's member identity
 /// ([`crate::transport::CertifiedAs::of_der`]). Must never panic.
 ///
-/// Checks that the stream decoder, fed as a connection feeds it (which
-/// closes on the first error), never holds more than a frame header, the
-/// frame limit and the piece just read; and that the pre-scan refusing
-/// payloads that would decode too large never estimates less than what
-/// raft's decoder and the snapshot decoder actually build.
+/// Checks that the stream decoder and the reassembler behind it, fed as a
+/// connection feeds them (which closes on the first error), never hold
+/// more than a frame header, the frame limit, the piece just read and the
+/// message limit; that an envelope survives being cut into fragments and
+/// put back together; and that the pre-scan refusing payloads that would
+/// decode too large never estimates less than what raft's decoder and the
+/// snapshot decoder actually build.
 pub fn wire_decode(data: &[u8]) {
     let _ = crate::transport::CertifiedAs::of_der(data);
     if let Ok(env) = Envelope::from_bytes(data) {
         let _ = env.raft_message();
         let again = Envelope::from_bytes(&env.to_bytes()).expect("an envelope re-decodes");
         assert_eq!(again, env, "an envelope survives a round trip");
+        fragment_round_trip(env, data);
     }
     let _ = Hello::from_bytes(data);
     if let Ok(m) = raft::eraftpb::Message::parse_from_bytes(data) {
@@ -49,9 +54,12 @@ pub fn wire_decode(data: &[u8]) {
     }
     let _ = <EntryPayload as prost::Message>::decode(data);
 
-    // Small limits (64 bytes to 2 KiB), so short inputs can exceed them.
+    // Small limits (64 bytes to 2 KiB frames, messages of four frames), so
+    // short inputs can exceed them.
     let limit = 64 + 8 * usize::from(data.get(1).copied().unwrap_or(0));
+    let max_message = 4 * limit;
     let mut dec = FrameDecoder::new(limit);
+    let mut messages = Reassembler::new(max_message);
     let step = usize::from(data.first().copied().unwrap_or(1).max(1));
     'connection: for piece in data.chunks(step) {
         dec.push(piece);
@@ -61,16 +69,42 @@ pub fn wire_decode(data: &[u8]) {
             dec.buffered()
         );
         loop {
-            match dec.next_envelope() {
-                Ok(Some(env)) => {
-                    let _ = env.raft_message();
-                }
+            let whole = match dec.next_envelope().map(|e| e.map(|e| messages.push(e))) {
+                Ok(Some(Ok(whole))) => whole,
                 Ok(None) => break,
-                Err(_) => break 'connection,
+                Ok(Some(Err(_))) | Err(_) => break 'connection,
+            };
+            let held = messages.held();
+            assert!(
+                held <= max_message,
+                "the reassembler holds {held} bytes with a {max_message}-byte limit"
+            );
+            if let Some(env) = whole {
+                assert!(env.fragment.is_none() && env.piece.is_empty());
+                let _ = env.raft_message();
             }
         }
     }
     let _ = dec.finish();
+}
+
+/// Cuts `env` into fragments (of a size `data` chooses) and puts them back
+/// together: the same envelope must come out, with the last fragment.
+fn fragment_round_trip(env: Envelope, data: &[u8]) {
+    if env.fragment.is_some() || !env.piece.is_empty() || env.raft.len() + env.control.len() == 0 {
+        return;
+    }
+    let piece_len = 1 + usize::from(data.last().copied().unwrap_or(0));
+    let mut stream = Vec::new();
+    Fragmenter::new(env.clone(), 1, piece_len).write_rest(&mut stream);
+    let mut dec = FrameDecoder::default();
+    dec.push(&stream);
+    let mut messages = Reassembler::new(MAX_FRAME_LEN);
+    let mut out = Vec::new();
+    while let Some(fragment) = dec.next_envelope().expect("a fragment decodes") {
+        out.extend(messages.push(fragment).expect("fragments reassemble"));
+    }
+    assert_eq!(out, [env], "an envelope survives fragmenting");
 }
 
 /// A lower bound of what a decoded raft message holds: its bytes fields

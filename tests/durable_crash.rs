@@ -394,6 +394,78 @@ fn disk_use_stays_bounded_when_the_log_is_compacted() {
     assert_eq!(s.first_index().unwrap(), next - 200);
 }
 
+/// A snapshot larger than a frame (40 MiB of incompressible state): one
+/// raft-engine batch when installed from a leader and when taken here,
+/// read back whole after a restart, and replaced again and again without
+/// the disk filling up with old copies.
+#[test]
+fn a_snapshot_of_40_mib_is_installed_taken_and_reopened() {
+    const BIG: usize = 40 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("member");
+    let state = |round: u64| entry(round, 0, BIG).data.to_vec();
+    let cs = ConfState {
+        voters: vec![NODE],
+        ..Default::default()
+    };
+    let s = open(&dir);
+    bootstrap(&s);
+    persist(&s, None, &[entry(2, 1, 10)], None, true);
+    // Installed from a leader, past the log's end.
+    let mut snap = Snapshot {
+        data: state(0).into(),
+        ..Default::default()
+    };
+    snap.mut_metadata().index = 100;
+    snap.mut_metadata().term = 2;
+    snap.mut_metadata().set_conf_state(cs.clone());
+    let ents: Vec<Entry> = (101..=105).map(|i| entry(i, 2, 10)).collect();
+    let hs = HardState {
+        term: 2,
+        commit: 105,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    persist(&s, Some(&snap), &ents, Some(&hs), true);
+    println!("40 MiB snapshot installed in {:?}", started.elapsed());
+    drop(s);
+    let started = Instant::now();
+    let s = open(&dir);
+    println!("reopened in {:?}", started.elapsed());
+    assert!(
+        s.snapshot(100, NODE).unwrap() == snap,
+        "the snapshot read back differs"
+    );
+    assert_eq!(all_entries(&s), ents);
+    // Taken here, round after round, with the log moving on.
+    let mut next = 106;
+    let mut max = 0;
+    for round in 1..=6 {
+        let ents: Vec<Entry> = (next..next + 10).map(|i| entry(i, 2, 10)).collect();
+        next += 10;
+        persist(&s, None, &ents, None, true);
+        s.create_snapshot(next - 1, cs.clone(), state(round), 5)
+            .unwrap();
+        max = max.max(dir_size(&dir));
+    }
+    // raft-engine counts a queue's size in files: before it was told to
+    // purge past one file, eight dead snapshots were kept (320 MiB here).
+    println!(
+        "disk use with six 40 MiB snapshots taken: max {} MiB",
+        max >> 20
+    );
+    assert!(max < 3 * BIG as u64, "disk use reached {max} bytes");
+    drop(s);
+    let s = open(&dir);
+    let got = s.snapshot(next - 1, NODE).unwrap();
+    assert!(
+        got.data.as_ref() == state(6).as_slice(),
+        "the snapshot read back differs"
+    );
+    assert_eq!(got.get_metadata().index, next - 1);
+    assert_eq!(s.first_index().unwrap(), next - 5);
+}
+
 fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;

@@ -98,6 +98,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             to: to.0,
             raft: Vec::new(),
             control,
+            ..Envelope::default()
         });
     }
 

@@ -155,7 +155,14 @@ fn open_engine(dir: &str) -> Result<Engine, StoreError> {
         recovery_mode: RecoveryMode::TolerateTailCorruption,
         recovery_threads: 2,
         target_file_size: ReadableSize::mb(4),
-        purge_threshold: ReadableSize::mb(32),
+        // raft-engine sizes a queue as its number of files times the target
+        // size, and a file holding a snapshot is as large as the snapshot:
+        // with 32 MiB here, eight 1 GiB snapshots (8 GiB of dead data)
+        // looked like 32 MiB and were kept. Purging once a second file
+        // exists keeps about one snapshot on disk; purges run only after
+        // this member takes a snapshot, so small logs are not purged more
+        // often, only more thoroughly.
+        purge_threshold: ReadableSize::mb(4),
         // A recycled file keeps old data after its header: a crash's tail
         // could not be told from corruption.
         enable_log_recycle: false,

@@ -205,7 +205,8 @@ pub enum ConnectionError {
         peer: SocketAddr,
     },
     /// The hello or a frame could not be decoded, was too large, or the
-    /// stream ended inside a frame.
+    /// stream ended inside a frame; or a fragment did not continue its
+    /// message, or a message announced more than the message limit.
     #[error("{peer}: {source}")]
     Wire {
         /// Remote address.
@@ -276,6 +277,23 @@ pub enum ConnectionError {
         peer: SocketAddr,
         /// Connections open.
         open: u64,
+    },
+    /// A fragmented message would make the messages under way on all
+    /// inbound connections hold more than twice
+    /// [`Limits::max_message`](super::Limits::max_message): refused on
+    /// its first fragment, with its connection (the sender reconnects, and
+    /// raft sends again). Several peers sending large messages at once, or
+    /// one opening connections to hold memory.
+    #[error("{peer}: a message of {announced} bytes refused: {held} bytes of other messages are under way, at most {max} at once (twice Limits::max_message)")]
+    ReassemblyBudget {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The payload bytes the message announced.
+        announced: usize,
+        /// What the other messages under way hold.
+        held: usize,
+        /// The budget.
+        max: usize,
     },
     /// The TLS handshake failed, or the certificate chain was refused.
     #[error("{peer}: TLS: {reason}")]
@@ -366,6 +384,7 @@ impl ConnectionError {
             | Self::Spoofed { peer, .. }
             | Self::SlowFrame { peer }
             | Self::TooManyConnections { peer, .. }
+            | Self::ReassemblyBudget { peer, .. }
             | Self::Tls { peer, .. }
             | Self::CertificateIdentity { peer, .. }
             | Self::HelloTooLarge { peer, .. }
@@ -389,6 +408,7 @@ impl ConnectionError {
             Self::Spoofed { .. } => "spoofed",
             Self::SlowFrame { .. } => "slow-frame",
             Self::TooManyConnections { .. } => "too-many-connections",
+            Self::ReassemblyBudget { .. } => "reassembly-budget",
             Self::Tls { reason, .. } => reason.kind(),
             Self::CertificateIdentity { .. } => "certificate-identity",
             Self::HelloTooLarge { .. } => "hello-too-large",

@@ -7,7 +7,7 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +21,9 @@ use super::stats::bump;
 use super::tls::{self, Session, Stale, HANDSHAKE_RECORD};
 use super::{ConnectionError, Shared, TlsRefusal};
 use crate::topology::NodeId;
-use crate::wire::{encode_frame, Envelope, FrameDecoder, Hello, WireError, PROTOCOL_VERSION};
+use crate::wire::{
+    encode_frame, Envelope, FrameDecoder, Hello, Reassembler, WireError, PROTOCOL_VERSION,
+};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -274,9 +276,12 @@ fn serve(
     let mut dec = FrameDecoder::new(cfg.limits.max_frame);
     dec.push(&rest);
     let mut buf = vec![0u8; 64 << 10];
+    let mut messages = Reassembler::new(cfg.limits.max_message);
+    let mut reserved = Reservation::new(&shared.reassembling);
 
-    // Envelopes, each checked against the hello. A frame, or a TLS record,
-    // must finish within the frame timeout once it started.
+    // Envelopes, each checked against the hello; fragments put back
+    // together. A frame, or a TLS record, must finish within the frame
+    // timeout once it started.
     let mut partial_since: Option<Instant> = None;
     let mut partial_record = false;
     loop {
@@ -289,6 +294,17 @@ fn serve(
                     to: env.to,
                     hello_from: hello.from,
                 });
+            }
+            let fragment = env.fragment.is_some();
+            if fragment {
+                bump(&shared.counters.fragments_in, 1);
+            }
+            let whole = messages.push(env).map_err(wire)?;
+            let announced = messages.in_progress().map_or(0, |(_, _, len)| len);
+            reserved.hold(announced, cfg.limits.max_message.saturating_mul(2), peer)?;
+            let Some(env) = whole else { continue };
+            if fragment {
+                bump(&shared.counters.messages_reassembled, 1);
             }
             bump(&shared.counters.frames_in, 1);
             if inbound.send(env).is_err() {
@@ -323,10 +339,70 @@ fn serve(
             }
         }
         match link.fill(&mut buf, &mut |b| dec.push(b), peer)? {
-            Fill::Closed => return truncated(&dec, peer),
+            Fill::Closed => {
+                if let Some((message, have, len)) = messages.in_progress() {
+                    slog::info!(shared.logger, "connection closed in the middle of a fragmented message; dropped";
+                        "peer" => %peer, "from" => hello.from, "message" => message,
+                        "received" => have, "announced" => len);
+                }
+                return truncated(&dec, peer);
+            }
             Fill::Idle => {}
             Fill::Bytes { plain } => partial_record = plain == 0,
         }
+    }
+}
+
+/// One connection's share of the bytes all inbound connections may hold
+/// in messages under way: the length its message under way announced.
+/// Given back when the message ends, and when the connection closes.
+struct Reservation<'a> {
+    total: &'a AtomicUsize,
+    mine: usize,
+}
+
+impl<'a> Reservation<'a> {
+    fn new(total: &'a AtomicUsize) -> Self {
+        Self { total, mine: 0 }
+    }
+
+    /// Holds `announced` bytes (0: none) instead of what it held.
+    ///
+    /// # Errors
+    /// [`ConnectionError::ReassemblyBudget`] when that would take the
+    /// total over `max`; it then holds nothing.
+    fn hold(
+        &mut self,
+        announced: usize,
+        max: usize,
+        peer: SocketAddr,
+    ) -> Result<(), ConnectionError> {
+        if announced == self.mine {
+            return Ok(());
+        }
+        self.total.fetch_sub(self.mine, Ordering::Relaxed);
+        self.mine = 0;
+        if announced == 0 {
+            return Ok(());
+        }
+        let held = self.total.fetch_add(announced, Ordering::Relaxed);
+        if held.saturating_add(announced) > max {
+            self.total.fetch_sub(announced, Ordering::Relaxed);
+            return Err(ConnectionError::ReassemblyBudget {
+                peer,
+                announced,
+                held,
+                max,
+            });
+        }
+        self.mine = announced;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.mine, Ordering::Relaxed);
     }
 }
 
@@ -380,6 +456,35 @@ mod tests {
             expires: None,
             generation: 0,
         })
+    }
+
+    /// The messages under way on all connections share one budget: a
+    /// message over it is refused, and what a connection held is given
+    /// back when its message ends or it closes.
+    #[test]
+    fn messages_under_way_share_one_budget() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let total = AtomicUsize::new(0);
+        let mut a = Reservation::new(&total);
+        let mut b = Reservation::new(&total);
+        a.hold(60, 100, peer).unwrap();
+        match b.hold(50, 100, peer) {
+            Err(ConnectionError::ReassemblyBudget {
+                announced: 50,
+                held: 60,
+                max: 100,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 60);
+        b.hold(40, 100, peer).unwrap();
+        a.hold(0, 100, peer).unwrap();
+        assert_eq!(total.load(Ordering::Relaxed), 40);
+        a.hold(60, 100, peer).unwrap();
+        drop(b);
+        drop(a);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 
     #[test]

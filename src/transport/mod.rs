@@ -70,6 +70,24 @@
 //! limit, and frames bounded in size ([`Limits::max_frame`]) and time
 //! ([`Limits::frame_timeout`]).
 //!
+//! **Large messages.** A snapshot grows with the application's state, so
+//! an envelope whose payload is larger than a fragment
+//! ([`FRAGMENT_LEN`](crate::wire::FRAGMENT_LEN), 1 MiB) travels as a run of
+//! fragments on the one connection to its peer, and no frame takes long to
+//! cross a WAN. A snapshot goes one fragment per batch, with the envelopes
+//! queued behind it going between them: a heartbeat waits behind one
+//! fragment, not a whole snapshot. Other large envelopes (appends of large
+//! commands) keep their place in the queue, since raft takes an append
+//! that overtakes an earlier one for a gap. The receiving connection puts
+//! the message back together
+//! ([`Reassembler`](crate::wire::Reassembler)): up to
+//! [`Limits::max_message`] (1 GiB by default) per message, refused on its
+//! first fragment if it announces more, with buffers that grow only as
+//! bytes arrive; at most twice that in messages under way across all
+//! connections; a fragment that does not continue its message closes the
+//! connection like any malformed frame. A connection that drops mid-message
+//! drops the part received; raft sends the snapshot again.
+//!
 //! **Live connections are re-checked.** Each side records when the peer's
 //! certificate chain expires (the earliest `notAfter` it presented) and
 //! closes the connection once that passes, on the connection's own loop
@@ -107,8 +125,10 @@
 //! since a connection closes when its peer's certificate expires. There is
 //! no CRL or OCSP checking.
 //!
-//! *Not protected:* availability. The connection limit, deadlines and
-//! frame bounds keep memory and threads bounded, but an attacker who can
+//! *Not protected:* availability. The connection limit, deadlines,
+//! frame bounds and message limits keep memory and threads bounded (a
+//! member may make another hold up to twice [`Limits::max_message`] in
+//! messages under way), but an attacker who can
 //! reach the port can keep the limit's slots busy and so delay a real
 //! member's reconnection, and can burn CPU on handshakes; firewall the
 //! port to the members' addresses. It cannot make the member log more
@@ -131,11 +151,11 @@ mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use slog::Logger;
 
 pub use error::{ConnectionError, PemItem, TlsRefusal, TransportError};
@@ -228,6 +248,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) refusals: Refusals,
     pub(crate) stop: AtomicBool,
+    /// Payload bytes announced by the messages under way on all inbound
+    /// connections (at most twice [`Limits::max_message`]).
+    pub(crate) reassembling: AtomicUsize,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
 }
@@ -254,7 +277,7 @@ impl Shared {
 /// TCP between members: see the [module docs](self).
 pub struct TcpTransport {
     shared: Arc<Shared>,
-    queues: BTreeMap<NodeId, Sender<Envelope>>,
+    queues: BTreeMap<NodeId, outbound::PeerQueue>,
     local_addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
 }
@@ -290,13 +313,14 @@ impl TcpTransport {
             counters: Counters::default(),
             refusals: Refusals::default(),
             stop: AtomicBool::new(false),
+            reassembling: AtomicUsize::new(0),
             logger,
             tls,
         });
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), inbound)];
         let mut queues = BTreeMap::new();
         for (id, addr) in peers {
-            let (tx, rx) = crossbeam_channel::bounded(queue_len);
+            let (tx, rx) = outbound::peer_queue(queue_len);
             queues.insert(id, tx);
             threads.push(outbound::spawn_writer(id, addr, rx, shared.clone()));
         }
@@ -355,13 +379,7 @@ impl Transport for TcpTransport {
             bump(&self.shared.counters.dropped, 1);
             return false;
         };
-        match q.try_send(env) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                bump(&self.shared.counters.dropped, 1);
-                false
-            }
-        }
+        q.send(env, &self.shared)
     }
 }
 

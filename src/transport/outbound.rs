@@ -6,13 +6,28 @@
 //! own; until then the back-off keeps growing, so a member its peer
 //! refuses retries at the back-off's pace and learns why
 //! ([`ConnectionError::RefusedByPeer`]).
+//!
+//! An envelope with more than a fragment's worth of payload (1 MiB, less
+//! when `Limits::max_frame` is smaller) goes as fragments
+//! ([`Fragmenter`]); its payload is written from the envelope, not copied
+//! first. A snapshot goes one fragment per batch and the envelopes queued
+//! behind it go between its fragments, so a heartbeat waits behind at most
+//! one fragment, never behind a whole snapshot (raft sends a peer nothing
+//! that depends on a snapshot while it waits for one, as etcd and TiKV
+//! send snapshots apart from the message stream). Any other large envelope
+//! (an append of large commands, a reconciliation's divergent entries)
+//! keeps its place: its fragments go back to back and nothing queued after
+//! it overtakes it, since raft would take an append that arrives before an
+//! earlier one for a gap, reject it and send both again.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::hello::{HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
@@ -21,15 +36,91 @@ use super::stats::bump;
 use super::tls::{self, Session, Stale, TlsContext};
 use super::{ConnectionError, Shared, TcpConfig, TlsRefusal, TransportError};
 use crate::topology::NodeId;
-use crate::wire::{encode_frame, Envelope, Hello, PROTOCOL_VERSION};
+use crate::wire::{encode_frame, Envelope, Fragmenter, Hello, PROTOCOL_VERSION};
 
 /// Envelopes written in one go at most.
 const BATCH: usize = 256;
 
+/// An envelope on its way to a peer's writer.
+pub(super) struct Outgoing {
+    env: Envelope,
+    /// For a large envelope (sent as fragments): its share of the peer's
+    /// budget of large bytes queued.
+    large: Option<Ticket>,
+}
+
+/// Payload bytes of a large envelope counted against its peer's budget
+/// until the envelope is sent or dropped, wherever that happens.
+struct Ticket {
+    bytes: usize,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Where the transport queues envelopes for one peer's writer.
+pub(super) struct PeerQueue {
+    tx: Sender<Outgoing>,
+    /// Payload bytes of the large envelopes queued or being sent.
+    large: Arc<AtomicUsize>,
+}
+
+impl PeerQueue {
+    /// Queues `env`, unless the queue is full, or it is larger than the
+    /// message limit alone or with the large envelopes already queued
+    /// (one snapshot at a time: raft sends another if this one is lost).
+    /// `false` when dropped; counted as `dropped`.
+    pub(super) fn send(&self, env: Envelope, shared: &Shared) -> bool {
+        let limits = &shared.cfg.limits;
+        let len = env.raft.len() + env.control.len();
+        let mut large = None;
+        if len > limits.piece_len() {
+            if len > limits.max_message {
+                bump(&shared.counters.dropped, 1);
+                slog::error!(shared.logger, "envelope larger than the message limit not sent; raise Limits::max_message at every member if snapshots or commands are this large";
+                    "to" => env.to, "bytes" => len, "max_message" => limits.max_message);
+                return false;
+            }
+            let before = self.large.fetch_add(len, Ordering::Relaxed);
+            // Counted from here on: dropping the ticket gives it back.
+            let ticket = Ticket {
+                bytes: len,
+                queued: self.large.clone(),
+            };
+            if before + len > limits.max_message {
+                drop(ticket);
+                bump(&shared.counters.dropped, 1);
+                slog::debug!(shared.logger, "large envelope dropped: others are queued for the peer";
+                    "to" => env.to, "bytes" => len, "queued" => before);
+                return false;
+            }
+            large = Some(ticket);
+        }
+        match self.tx.try_send(Outgoing { env, large }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                bump(&shared.counters.dropped, 1);
+                false
+            }
+        }
+    }
+}
+
+/// A queue for a peer and its writer's end.
+pub(super) fn peer_queue(len: usize) -> (PeerQueue, Receiver<Outgoing>) {
+    let (tx, rx) = crossbeam_channel::bounded(len);
+    let large = Arc::new(AtomicUsize::new(0));
+    (PeerQueue { tx, large }, rx)
+}
+
 pub(super) fn spawn_writer(
     peer: NodeId,
     addr: SocketAddr,
-    queue: Receiver<Envelope>,
+    queue: Receiver<Outgoing>,
     shared: Arc<Shared>,
 ) -> JoinHandle<()> {
     thread::Builder::new()
@@ -43,7 +134,7 @@ pub(super) fn spawn_writer(
 /// connection, and returns to its minimum only once a peer confirmed the
 /// hello. Refusals are counted, kept and logged (rate-limited) with the
 /// peer's address and the reason.
-fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Envelope>, shared: &Shared) {
+fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared: &Shared) {
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
     while !shared.stopping() {
@@ -281,10 +372,29 @@ impl std::fmt::Display for Lost {
     }
 }
 
+/// The large envelope being sent as fragments.
+struct Sending {
+    fragments: Fragmenter,
+    /// Whether envelopes queued after it may overtake it (a snapshot).
+    overtakable: bool,
+    _ticket: Ticket,
+}
+
 /// Writes queued envelopes until the connection fails, the peer's
-/// certificate expires, the CA changes, or the member stops.
-fn pump(conn: &mut Connected, queue: &Receiver<Envelope>, shared: &Shared) -> Result<(), Lost> {
+/// certificate expires, the CA changes, or the member stops. Each batch
+/// holds what is queued (up to [`BATCH`] envelopes) and the next fragment
+/// of the large envelope being sent, if any. Queued snapshots wait their
+/// turn in `snapshots`; a large envelope that must keep its place and
+/// arrives while a snapshot is being sent waits in `next`, and nothing
+/// queued after it is taken meanwhile. What is under way when the
+/// connection fails is lost with it (raft sends again).
+fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Lost> {
+    let piece_len = shared.cfg.limits.piece_len();
     let mut buf = Vec::new();
+    let mut snapshots: VecDeque<(Envelope, Ticket)> = VecDeque::new();
+    let mut next: Option<(Envelope, Ticket)> = None;
+    let mut sending: Option<Sending> = None;
+    let mut message = 0u64;
     loop {
         if shared.stopping() {
             return Ok(());
@@ -295,24 +405,72 @@ fn pump(conn: &mut Connected, queue: &Receiver<Envelope>, shared: &Shared) -> Re
                 return Err(Lost::Stale(stale));
             }
         }
-        let first = match queue.recv_timeout(Duration::from_millis(50)) {
-            Ok(env) => env,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        // The queue is read unless a large envelope that keeps its place
+        // is being sent or waits; it waits for envelopes only when no
+        // fragment is due.
+        let taking = next.is_none() && sending.as_ref().is_none_or(|s| s.overtakable);
+        let idle = sending.is_none() && snapshots.is_empty() && next.is_none();
+        let first = if idle {
+            match queue.recv_timeout(Duration::from_millis(50)) {
+                Ok(out) => Some(out),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        } else {
+            None
         };
         buf.clear();
         let mut n = 0;
-        for env in std::iter::once(first).chain(queue.try_iter().take(BATCH - 1)) {
-            match encode_frame(&env, &mut buf) {
-                Ok(()) => n += 1,
-                Err(e) => {
-                    bump(&shared.counters.dropped, 1);
-                    slog::error!(shared.logger, "envelope too large to send"; "error" => %e);
+        let queued = first.into_iter().chain(queue.try_iter());
+        for out in queued.take(if taking { BATCH } else { 0 }) {
+            match out.large {
+                None => match encode_frame(&out.env, &mut buf) {
+                    Ok(()) => n += 1,
+                    Err(e) => {
+                        bump(&shared.counters.dropped, 1);
+                        slog::error!(shared.logger, "envelope too large to send"; "error" => %e);
+                    }
+                },
+                Some(ticket) if out.env.carries_snapshot() => {
+                    snapshots.push_back((out.env, ticket));
+                }
+                Some(ticket) => {
+                    // Everything after it stays queued behind it.
+                    next = Some((out.env, ticket));
+                    break;
                 }
             }
         }
+        if sending.is_none() {
+            let start = (next.take().map(|(env, ticket)| (env, ticket, false))).or_else(|| {
+                snapshots
+                    .pop_front()
+                    .map(|(env, ticket)| (env, ticket, true))
+            });
+            if let Some((env, ticket, overtakable)) = start {
+                message += 1;
+                sending = Some(Sending {
+                    fragments: Fragmenter::new(env, message, piece_len),
+                    overtakable,
+                    _ticket: ticket,
+                });
+            }
+        }
+        let piece = match &mut sending {
+            Some(s) => s.fragments.next_fragment(&mut buf),
+            None => None,
+        };
         conn.link.send(&buf).map_err(Lost::Io)?;
+        if let Some(piece) = piece {
+            conn.link.send(piece).map_err(Lost::Io)?;
+            bump(&shared.counters.fragments_out, 1);
+        }
         bump(&shared.counters.frames_out, n);
+        if sending.as_ref().is_some_and(|s| s.fragments.is_done()) {
+            sending = None;
+            bump(&shared.counters.frames_out, 1);
+            bump(&shared.counters.messages_fragmented, 1);
+        }
     }
 }
 

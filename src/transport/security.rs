@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::TransportError;
 use crate::topology::NodeId;
-use crate::wire::MAX_FRAME_LEN;
+use crate::wire::{DEFAULT_MAX_MESSAGE_LEN, FRAGMENT_LEN, MAX_FRAME_LEN};
 
 /// How a member's connections are secured. There is no default: a
 /// deployment chooses mutual TLS, and only a loopback test may choose the
@@ -112,8 +112,31 @@ impl TlsFiles {
 pub struct Limits {
     /// Envelopes queued per peer before new ones are dropped. Defaults to 4096.
     pub queue_len: usize,
-    /// Largest frame accepted. Defaults to [`MAX_FRAME_LEN`].
+    /// Largest frame accepted (at most [`MAX_FRAME_LEN`]). Envelopes whose
+    /// payloads are longer than [`FRAGMENT_LEN`] (1 MiB) travel as
+    /// fragments of at most that (less if this is smaller), so this bounds
+    /// what one read may make a connection buffer, not the size of a
+    /// message: see `max_message`. Defaults to [`MAX_FRAME_LEN`].
     pub max_frame: usize,
+    /// Largest message sent or accepted, in payload bytes (a raft
+    /// message's encoding, or a control message's): the largest snapshot
+    /// (the application's state plus the library's records) or command the
+    /// cluster can move. Set it alike at every member.
+    ///
+    /// Messages larger than [`FRAGMENT_LEN`] go as fragments (a snapshot's
+    /// interleaved with the small envelopes queued behind it); the
+    /// receiving connection refuses a message announcing more than this on its first
+    /// fragment, before buffering any of it, and grows its buffer as bytes
+    /// arrive. All inbound connections together hold at most twice this in
+    /// messages under way (a leader change may overlap two snapshots); a
+    /// message over that is refused with its connection
+    /// ([`ConnectionError::ReassemblyBudget`](super::ConnectionError::ReassemblyBudget)).
+    /// The sender drops (and counts in `dropped`) an envelope larger than
+    /// this, and one that would make the large envelopes queued for a peer
+    /// exceed it: raft sends a snapshot again when it is reported lost.
+    /// Decoding a reassembled message may take about as much again.
+    /// Defaults to [`DEFAULT_MAX_MESSAGE_LEN`] (1 GiB).
+    pub max_message: usize,
     /// Time a new connection has to complete its TLS handshake and send
     /// its hello (and an outbound one to complete its handshake and
     /// receive the peer's confirming hello). Defaults to 2 s.
@@ -131,11 +154,23 @@ pub struct Limits {
     pub backoff: (Duration, Duration),
 }
 
+impl Limits {
+    /// Payload bytes per fragment: [`FRAGMENT_LEN`], or less when
+    /// `max_frame` leaves less room beside a fragment's header.
+    pub(crate) fn piece_len(&self) -> usize {
+        let room = self.max_frame.min(MAX_FRAME_LEN);
+        FRAGMENT_LEN
+            .min(room.saturating_sub(crate::wire::FRAGMENT_OVERHEAD))
+            .max(1)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             queue_len: 4096,
             max_frame: MAX_FRAME_LEN,
+            max_message: DEFAULT_MAX_MESSAGE_LEN,
             hello_timeout: Duration::from_secs(2),
             frame_timeout: Duration::from_secs(10),
             max_connections: 64,
@@ -147,6 +182,18 @@ impl Default for Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_fit_the_frame_limit() {
+        let with = |max_frame| Limits {
+            max_frame,
+            ..Limits::default()
+        };
+        assert_eq!(Limits::default().piece_len(), FRAGMENT_LEN);
+        assert_eq!(with(64 << 10).piece_len(), (64 << 10) - 128);
+        assert_eq!(with(usize::MAX).piece_len(), FRAGMENT_LEN);
+        assert_eq!(with(10).piece_len(), 1);
+    }
 
     #[test]
     fn plaintext_is_refused_off_loopback() {

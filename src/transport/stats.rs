@@ -17,7 +17,8 @@ pub struct TransportStats {
     /// Of those: no handshake and hello in time.
     pub hello_timeouts: u64,
     /// Of those: undecodable hellos or frames, oversized frames, streams
-    /// ending inside a frame.
+    /// ending inside a frame, fragments that do not continue their message,
+    /// messages announcing more than the message limit.
     pub malformed: u64,
     /// Of those: another cluster or protocol version (in the hello).
     pub wrong_cluster: u64,
@@ -28,7 +29,8 @@ pub struct TransportStats {
     pub spoofed: u64,
     /// Of those: slow-drip frames.
     pub slow: u64,
-    /// Of those: over the connection limit.
+    /// Of those: over the connection limit, or over the bytes all
+    /// inbound connections may hold in messages under way.
     pub over_limit: u64,
     /// Of those: TLS handshakes that failed for the protocol (not TLS,
     /// undecryptable or replayed records, an alert, a handshake cut short),
@@ -50,11 +52,24 @@ pub struct TransportStats {
     pub refused_by_peer: u64,
     /// Of those: outbound connections (this member dialled).
     pub outbound_refused: u64,
-    /// Envelopes received and handed to the node.
+    /// Envelopes received and handed to the node (a fragmented one once,
+    /// when reassembled).
     pub frames_in: u64,
-    /// Envelopes written to peers.
+    /// Envelopes written to peers (a fragmented one once, with its last
+    /// fragment).
     pub frames_out: u64,
-    /// Envelopes dropped because a peer's queue was full or it was unreachable.
+    /// Fragments written to peers.
+    pub fragments_out: u64,
+    /// Fragments received.
+    pub fragments_in: u64,
+    /// Envelopes written to peers as fragments (all of them written).
+    pub messages_fragmented: u64,
+    /// Envelopes reassembled from fragments and handed to the node.
+    pub messages_reassembled: u64,
+    /// Envelopes dropped because a peer's queue was full or it was
+    /// unreachable, or because they were larger than
+    /// [`Limits::max_message`](super::Limits::max_message) (alone, or
+    /// with the large envelopes already queued for the peer).
     pub dropped: u64,
     /// Failed outbound connection attempts (unreachable or refused).
     pub connect_failures: u64,
@@ -80,6 +95,10 @@ pub(crate) struct Counters {
     outbound_refused: AtomicU64,
     pub(super) frames_in: AtomicU64,
     pub(super) frames_out: AtomicU64,
+    pub(super) fragments_out: AtomicU64,
+    pub(super) fragments_in: AtomicU64,
+    pub(super) messages_fragmented: AtomicU64,
+    pub(super) messages_reassembled: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) connect_failures: AtomicU64,
     pub(super) handshakes: AtomicU64,
@@ -105,7 +124,8 @@ impl Counters {
             ConnectionError::RefusedByPeer { .. } => &self.refused_by_peer,
             ConnectionError::Spoofed { .. } => &self.spoofed,
             ConnectionError::SlowFrame { .. } => &self.slow,
-            ConnectionError::TooManyConnections { .. } => &self.over_limit,
+            ConnectionError::TooManyConnections { .. }
+            | ConnectionError::ReassemblyBudget { .. } => &self.over_limit,
             ConnectionError::Tls { reason, .. } if reason.is_certificate() => {
                 &self.certificates_refused
             }
@@ -143,6 +163,10 @@ impl Counters {
             outbound_refused: g(&self.outbound_refused),
             frames_in: g(&self.frames_in),
             frames_out: g(&self.frames_out),
+            fragments_out: g(&self.fragments_out),
+            fragments_in: g(&self.fragments_in),
+            messages_fragmented: g(&self.messages_fragmented),
+            messages_reassembled: g(&self.messages_reassembled),
             dropped: g(&self.dropped),
             connect_failures: g(&self.connect_failures),
             handshakes: g(&self.handshakes),

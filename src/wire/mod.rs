@@ -5,13 +5,21 @@
 //! On a byte stream each message travels as a length-prefixed frame
 //! ([`encode_frame`], [`FrameDecoder`]), after a [`Hello`] that names the
 //! caller. Decoding never panics and never allocates more than
-//! [`MAX_FRAME_LEN`]: a frame is refused before it is buffered when its
-//! length says it is larger, and a payload is refused before it is parsed
-//! when a walk over its bytes shows that the structures it decodes to would
-//! be larger ([`WireError::DecodedTooLarge`]: many tiny repeated elements,
-//! each a whole struct in memory).
+//! [`MAX_FRAME_LEN`] for a frame: a frame is refused before it is buffered
+//! when its length says it is larger, and a payload is refused before it is
+//! parsed when a walk over its bytes shows that the structures it decodes
+//! to would be larger ([`WireError::DecodedTooLarge`]: many tiny repeated
+//! elements, each a whole struct in memory).
+//!
+//! A larger envelope (a snapshot grows with the application's state)
+//! travels as a run of fragments, which the receiving connection
+//! reassembles up to its message limit ([`Fragmenter`]; [`Reassembler`]
+//! states the rules). A reassembled payload may decode to a frame's worth,
+//! or to twice its own length, but never to more than the message limit
+//! ([`Envelope::check_decoded_size`]).
 
 pub(crate) mod budget;
+mod fragment;
 mod frame;
 
 use prost::Message as _;
@@ -20,13 +28,30 @@ use thiserror::Error;
 
 use crate::node::EpochId;
 
+pub use fragment::{
+    Fragment, FragmentFault, Fragmenter, Reassembler, FRAGMENT_LEN, FRAGMENT_OVERHEAD,
+};
 pub use frame::{encode_frame, FrameDecoder, Hello, FRAME_HEADER_LEN};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Members check it in every
+/// hello and envelope and refuse any other.
+///
+/// Version 2 adds fragments ([`Envelope::fragment`]). A version 1 member
+/// would ignore the unknown fields and hand each fragment to its node as
+/// an envelope without payload (refused there as spoofed: the message lost,
+/// the sender blamed), so the two refuse each other at the hello instead,
+/// with [`ConnectionError::Version`](crate::transport::ConnectionError::Version)
+/// naming both versions. Upgrade every member together.
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// The largest encoded envelope accepted, in bytes (16 MiB).
+/// The largest encoded envelope accepted in one frame, in bytes (16 MiB).
+/// Larger envelopes travel as fragments.
 pub const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// The default message limit, in payload bytes (1 GiB): the largest
+/// envelope sent or reassembled from fragments
+/// ([`Limits::max_message`](crate::transport::Limits::max_message)).
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 30;
 
 /// One message between two members.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -58,6 +83,18 @@ pub struct Envelope {
     /// reconciliation), when non-empty; these cross epochs.
     #[prost(bytes = "vec", tag = "8")]
     pub control: Vec<u8>,
+    /// Set when this envelope is one fragment of a larger one (whose header
+    /// it repeats); its payload bytes are in [`piece`](Self::piece) and
+    /// `raft` and `control` are empty. A transport reassembles fragments
+    /// ([`Reassembler`]); the node never sees one.
+    #[prost(message, optional, tag = "9")]
+    pub fragment: Option<Fragment>,
+    /// A fragment's piece of the whole envelope's payloads (its raft
+    /// bytes, then its control bytes). The last field on the wire, so a
+    /// sender writes it from the whole envelope without copying
+    /// ([`Fragmenter`]).
+    #[prost(bytes = "vec", tag = "10")]
+    pub piece: Vec<u8>,
 }
 
 /// Why bytes or an envelope were refused.
@@ -92,11 +129,13 @@ pub enum WireError {
         /// Decoder's reason.
         reason: String,
     },
-    /// A payload within the frame limit would decode to more than the
-    /// limit in memory (a flood of tiny repeated elements, each a whole
-    /// struct once decoded). Nothing was parsed; the sender is broken or
-    /// hostile, close its connection.
-    #[error("{payload} from node {from} would take about {estimate} bytes once decoded, over the {max}-byte limit; refused unparsed")]
+    /// A payload would decode to more than its budget in memory (a flood
+    /// of tiny repeated elements, each a whole struct once decoded): the
+    /// frame limit, or for a reassembled payload larger than a frame twice
+    /// its length, up to the message limit
+    /// ([`Envelope::check_decoded_size`]). Nothing was parsed; the sender
+    /// is broken or hostile, close its connection.
+    #[error("{payload} from node {from} would take about {estimate} bytes once decoded, over its {max}-byte budget; refused unparsed")]
     DecodedTooLarge {
         /// Claimed sender.
         from: u64,
@@ -104,8 +143,39 @@ pub enum WireError {
         payload: Payload,
         /// What decoding it would take, estimated from its bytes.
         estimate: usize,
-        /// The limit ([`MAX_FRAME_LEN`]).
+        /// The budget it exceeds.
         max: usize,
+    },
+    /// The first fragment of a message announces more payload bytes than
+    /// the message limit. Nothing of it was buffered. If the application's
+    /// snapshots (or commands) really are this large, raise
+    /// [`Limits::max_message`](crate::transport::Limits::max_message) at
+    /// every member.
+    #[error("node {from} announced message {message} of {len} bytes, over the {max}-byte message limit; refused before buffering (if snapshots are this large, raise Limits::max_message at every member)")]
+    MessageTooLarge {
+        /// Claimed sender.
+        from: u64,
+        /// The sender's number of the message.
+        message: u64,
+        /// The payload bytes announced.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A fragment does not continue the message under way on its
+    /// connection as a sender must write it (see [`FragmentFault`]). The
+    /// message is dropped; the sender is broken or hostile, close its
+    /// connection.
+    #[error("fragment {index} of message {message} from node {from}: {fault}; the sender is broken or hostile")]
+    BadFragment {
+        /// Claimed sender.
+        from: u64,
+        /// The message it names.
+        message: u64,
+        /// Its index.
+        index: u32,
+        /// What is wrong.
+        fault: FragmentFault,
     },
 }
 
@@ -142,7 +212,20 @@ impl Envelope {
                 .write_to_bytes()
                 .expect("encoding a raft message into a Vec cannot fail"),
             control: Vec::new(),
+            fragment: None,
+            piece: Vec::new(),
         }
+    }
+
+    /// Whether the raft payload is a `MsgSnapshot`, read from its first
+    /// field without parsing it (raft's codec writes the message type
+    /// first). A transport may let other envelopes overtake a snapshot:
+    /// raft sends a peer nothing else that depends on it while it waits
+    /// for one.
+    pub fn carries_snapshot(&self) -> bool {
+        const MSG_TYPE_KEY: u8 = 1 << 3; // field 1, varint
+        let snapshot = raft::eraftpb::MessageType::MsgSnapshot as u8;
+        self.raft.starts_with(&[MSG_TYPE_KEY, snapshot])
     }
 
     /// The sender's epoch.
@@ -158,9 +241,11 @@ impl Envelope {
         self.encode_to_vec()
     }
 
-    /// Decodes an envelope, refusing frames over [`MAX_FRAME_LEN`] and
-    /// envelopes whose raft or control payload would decode to more than
-    /// that (so whoever parses them later never has to).
+    /// Decodes an envelope from one frame, refusing frames over
+    /// [`MAX_FRAME_LEN`] and envelopes whose raft or control payload would
+    /// decode to more than that (so whoever parses them later never has
+    /// to). A fragment decodes as an envelope too: give it to a
+    /// [`Reassembler`].
     ///
     /// # Errors
     /// [`WireError::FrameTooLarge`], [`WireError::MalformedEnvelope`] or
@@ -173,37 +258,53 @@ impl Envelope {
             });
         }
         let env = Self::decode(bytes).map_err(|e| WireError::MalformedEnvelope(e.to_string()))?;
-        env.within_budget(Payload::Raft)?;
-        env.within_budget(Payload::Control)?;
+        env.check_decoded_size(MAX_FRAME_LEN)?;
         Ok(env)
     }
 
-    /// Checks that a payload decodes to at most [`MAX_FRAME_LEN`] bytes in
-    /// memory, without parsing it.
-    fn within_budget(&self, payload: Payload) -> Result<(), WireError> {
-        let estimate = match payload {
-            Payload::Raft => budget::decoded_size(&self.raft, &budget::RAFT_MESSAGE),
-            Payload::Control => budget::decoded_size(&self.control, &budget::CONTROL),
+    /// Checks, without parsing them, that the raft and the control payload
+    /// each decode within their budget: a payload that fits a frame to at
+    /// most [`MAX_FRAME_LEN`] bytes in memory; a larger one (only a
+    /// message reassembled from fragments carries one) to at most twice its
+    /// own length, and never more than `max_message`. Legitimate payloads
+    /// take about their length (a snapshot is mostly one byte string);
+    /// structures of a few bytes each that would multiply it are refused.
+    ///
+    /// # Errors
+    /// [`WireError::DecodedTooLarge`] naming the payload.
+    pub fn check_decoded_size(&self, max_message: usize) -> Result<(), WireError> {
+        self.within_budget(Payload::Raft, max_message)?;
+        self.within_budget(Payload::Control, max_message)
+    }
+
+    fn within_budget(&self, payload: Payload, max_message: usize) -> Result<(), WireError> {
+        let (bytes, schema) = match payload {
+            Payload::Raft => (&self.raft, &budget::RAFT_MESSAGE),
+            Payload::Control => (&self.control, &budget::CONTROL),
         };
-        if estimate > MAX_FRAME_LEN {
+        let max = decode_budget(bytes.len(), max_message);
+        let estimate = budget::decoded_size(bytes, schema);
+        if estimate > max {
             return Err(WireError::DecodedTooLarge {
                 from: self.from,
                 payload,
                 estimate,
-                max: MAX_FRAME_LEN,
+                max,
             });
         }
         Ok(())
     }
 
-    /// Decodes the raft message inside, unless it would take more than
-    /// [`MAX_FRAME_LEN`] bytes in memory.
+    /// Decodes the raft message inside, unless it would take more than its
+    /// budget in memory: [`MAX_FRAME_LEN`], or for a payload larger than a
+    /// frame (reassembled from fragments, and checked against the message
+    /// limit there) twice its length.
     ///
     /// # Errors
     /// [`WireError::MalformedRaft`] when the payload is not a raft message,
     /// [`WireError::DecodedTooLarge`] when it would decode too large.
     pub fn raft_message(&self) -> Result<raft::eraftpb::Message, WireError> {
-        self.within_budget(Payload::Raft)?;
+        self.within_budget(Payload::Raft, usize::MAX)?;
         raft::eraftpb::Message::parse_from_bytes(&self.raft).map_err(|e| WireError::MalformedRaft {
             from: self.from,
             reason: e.to_string(),
@@ -211,10 +312,37 @@ impl Envelope {
     }
 }
 
+/// What a payload of `len` bytes may take in memory once decoded (see
+/// [`Envelope::check_decoded_size`]).
+fn decode_budget(len: usize, max_message: usize) -> usize {
+    if len <= MAX_FRAME_LEN {
+        MAX_FRAME_LEN
+    } else {
+        len.saturating_mul(2).min(max_message).max(MAX_FRAME_LEN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use raft::eraftpb::{Entry, Message, MessageType};
+
+    #[test]
+    fn snapshots_are_told_apart_unparsed() {
+        let mut m = Message::default();
+        for (t, snapshot) in [
+            (MessageType::MsgSnapshot, true),
+            (MessageType::MsgAppend, false),
+            (MessageType::MsgHeartbeat, false),
+            (MessageType::MsgHup, false),
+        ] {
+            m.set_msg_type(t);
+            m.mut_snapshot().data = vec![7; 10].into();
+            let env = Envelope::wrap(9, crate::node::FIRST_EPOCH, &m);
+            assert_eq!(env.carries_snapshot(), snapshot, "{t:?}");
+        }
+        assert!(!Envelope::default().carries_snapshot());
+    }
 
     #[test]
     fn round_trip() {

@@ -11,7 +11,9 @@ use rustls::ClientConnection;
 use crate::support::{self, CLUSTER, CM02A, CM02B};
 use crate::{client, closed, cluster, drip, hello, issued_of, refused, send_as, tls};
 use survivable_core::transport::{ConnectionError as E, MAX_HELLO_LEN};
-use survivable_core::wire::{encode_frame, Envelope, Hello, WireError as W, PROTOCOL_VERSION};
+use survivable_core::wire::{
+    encode_frame, Envelope, Fragment, FragmentFault, Hello, WireError as W, PROTOCOL_VERSION,
+};
 
 #[test]
 fn bad_frames_from_an_authenticated_member_are_refused() {
@@ -104,6 +106,58 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
             matches!(e, E::Wire { source: W::FrameTooLarge { len: l, .. }, .. } if *l == len)
         },
         |a| send_as(a, me, &with_hello(&u32::MAX.to_be_bytes())),
+    );
+    // Fragments: a message announcing 2 GiB (the limit is 1 GiB), refused
+    // on its first fragment before any of it is buffered; and fragments
+    // that skip one.
+    let fragment = |index: u32, raft_len: u64| {
+        let f = Envelope {
+            fragment: Some(Fragment {
+                message: 1,
+                index,
+                raft_len,
+                control_len: 0,
+            }),
+            piece: vec![7; 100],
+            raft: Vec::new(),
+            ..env.clone()
+        };
+        let mut out = Vec::new();
+        encode_frame(&f, &mut out).unwrap();
+        out
+    };
+    refused(
+        &c,
+        "a message over the message limit",
+        |s| s.malformed,
+        |e| {
+            matches!(e, E::Wire { source: W::MessageTooLarge { len, max, .. }, .. }
+                if *len == 2 << 30 && *max == 1 << 30)
+        },
+        |a| send_as(a, me, &with_hello(&fragment(0, 2 << 30))),
+    );
+    refused(
+        &c,
+        "fragments out of order",
+        |s| s.malformed,
+        |e| {
+            matches!(
+                e,
+                E::Wire {
+                    source: W::BadFragment {
+                        index: 2,
+                        fault: FragmentFault::OutOfOrder { expected: 1 },
+                        ..
+                    },
+                    ..
+                }
+            )
+        },
+        |a| {
+            let mut run = fragment(0, 1000);
+            run.extend_from_slice(&fragment(2, 1000));
+            send_as(a, me, &with_hello(&run))
+        },
     );
     refused(
         &c,
