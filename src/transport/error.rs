@@ -264,8 +264,11 @@ pub enum ConnectionError {
         /// The sender named in the hello.
         hello_from: u64,
     },
-    /// A frame started but did not finish in time (slow drip).
-    #[error("{peer}: a frame took longer than the frame timeout")]
+    /// A frame started but did not finish in time (slow drip), or a
+    /// fragmented message under way got no next fragment in time (its
+    /// sender stopped between fragments): either within
+    /// [`Limits::frame_timeout`](super::Limits::frame_timeout).
+    #[error("{peer}: a frame, or the next fragment of a message under way, took longer than the frame timeout")]
     SlowFrame {
         /// Remote address.
         peer: SocketAddr,

@@ -281,11 +281,17 @@ fn serve(
 
     // Envelopes, each checked against the hello; fragments put back
     // together. A frame, or a TLS record, must finish within the frame
-    // timeout once it started.
+    // timeout once it started (timed from the last frame completed, so a
+    // long stream of back-to-back frames is not a slow one), and a
+    // fragmented message under way must get its next fragment within the
+    // frame timeout too (else its reservation and buffers would be held
+    // by a sender that stopped between fragments).
     let mut partial_since: Option<Instant> = None;
     let mut partial_record = false;
+    let mut fragment_at = Instant::now();
     loop {
         while let Some(frame) = dec.next_frame().map_err(wire)? {
+            partial_since = None;
             let env = Envelope::from_bytes(&frame).map_err(wire)?;
             if env.from != hello.from || env.to != cfg.me.0 || env.cluster_id != cfg.cluster_id {
                 return Err(ConnectionError::Spoofed {
@@ -297,6 +303,7 @@ fn serve(
             }
             let fragment = env.fragment.is_some();
             if fragment {
+                fragment_at = Instant::now();
                 bump(&shared.counters.fragments_in, 1);
             }
             let whole = messages.push(env).map_err(wire)?;
@@ -318,6 +325,9 @@ fn serve(
                 return Err(ConnectionError::SlowFrame { peer });
             }
             (true, Some(_)) => {}
+        }
+        if messages.in_progress().is_some() && fragment_at.elapsed() > cfg.limits.frame_timeout {
+            return Err(ConnectionError::SlowFrame { peer });
         }
         if shared.stopping() {
             return Ok(());

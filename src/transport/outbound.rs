@@ -18,7 +18,9 @@
 //! (an append of large commands, a reconciliation's divergent entries)
 //! keeps its place: its fragments go back to back and nothing queued after
 //! it overtakes it, since raft would take an append that arrives before an
-//! earlier one for a gap, reject it and send both again.
+//! earlier one for a gap, reject it and send both again. (So one queued
+//! while a snapshot is under way holds what follows it, heartbeats too,
+//! until the snapshot and it are sent.)
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};

@@ -141,8 +141,10 @@ pub struct Limits {
     /// its hello (and an outbound one to complete its handshake and
     /// receive the peer's confirming hello). Defaults to 2 s.
     pub hello_timeout: Duration,
-    /// Time a frame (or a TLS record) has to arrive once it started: slow
-    /// drips are cut off. Defaults to 10 s.
+    /// Time a frame (or a TLS record) has to arrive once it started, and
+    /// the next fragment of a fragmented message under way once the last
+    /// arrived: slow drips, and senders stalled between fragments, are cut
+    /// off. Defaults to 10 s.
     pub frame_timeout: Duration,
     /// Inbound connections open at once; more are refused before any TLS
     /// work. Defaults to 64.

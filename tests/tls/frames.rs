@@ -3,7 +3,8 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
@@ -159,6 +160,22 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
             send_as(a, me, &with_hello(&run))
         },
     );
+    // A sender that stops between fragments (sending only whole
+    // envelopes after the first) is cut off after the frame timeout, so
+    // the message's reservation and buffers are not held for good.
+    refused(
+        &c,
+        "a message stalled between its fragments",
+        |s| s.slow,
+        |e| matches!(e, E::SlowFrame { .. }),
+        |a| {
+            let mut s = tls(a, me);
+            s.write_all(&with_hello(&fragment(0, 1000))).unwrap();
+            every(&mut s, Duration::from_millis(100), |_| {
+                Some(envelope.clone())
+            })
+        },
+    );
     refused(
         &c,
         "a truncated frame",
@@ -235,5 +252,50 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
             closed(s)
         },
     );
+    // Frames back to back, each write finishing one and starting the
+    // next, for longer than the frame timeout: every frame finishes in
+    // time, so this is no slow drip (the timer runs from the last frame
+    // finished, not from when the buffer was last empty).
+    let slow = c.stats(CM02A).slow;
+    let mut s = tls(c.addrs[&CM02A], me);
+    s.write_all(&with_hello(&envelope[..10])).unwrap();
+    let straddling = [&envelope[10..], &envelope[..10]].concat();
+    let mut writes = 0;
+    let hung_up = every(&mut s, Duration::from_millis(100), |_| {
+        writes += 1;
+        if writes > 25 {
+            None
+        } else {
+            Some(straddling.clone())
+        }
+    });
+    assert!(!hung_up, "a steady stream of frames was cut off");
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(!closed(&mut s), "a steady stream of frames was cut off");
+    assert_eq!(c.stats(CM02A).slow, slow);
     support::assert_memory_bounded(rss);
+}
+
+/// Writes what `next` gives, `gap` apart, until it gives nothing (false),
+/// a write fails (the member hung up: true) or 6 s pass (false).
+fn every(
+    w: &mut impl Write,
+    gap: Duration,
+    mut next: impl FnMut(usize) -> Option<Vec<u8>>,
+) -> bool {
+    let end = Instant::now() + Duration::from_secs(6);
+    let mut i = 0;
+    while Instant::now() < end {
+        let Some(bytes) = next(i) else {
+            return false;
+        };
+        if w.write_all(&bytes).and_then(|()| w.flush()).is_err() {
+            return true;
+        }
+        i += 1;
+        thread::sleep(gap);
+    }
+    false
 }
