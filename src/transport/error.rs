@@ -12,6 +12,19 @@ use crate::wire::WireError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum TransportError {
+    /// [`Limits::max_frame`](super::Limits::max_frame) outside what the
+    /// wire can use: below room for a fragment's header and some payload,
+    /// or above [`MAX_FRAME_LEN`](crate::wire::MAX_FRAME_LEN). Keep the
+    /// default (16 MiB) unless memory per connection must be smaller.
+    #[error("Limits::max_frame is {max_frame} bytes; it must be between {min} and {max}")]
+    FrameLimit {
+        /// The configured limit.
+        max_frame: usize,
+        /// The smallest usable.
+        min: usize,
+        /// The largest accepted.
+        max: usize,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}; is another member or process using it?")]
     Bind {

@@ -217,8 +217,8 @@ impl TcpConfig {
         }
     }
 
-    /// Checks the configuration without starting anything: plaintext only
-    /// on loopback addresses; with TLS, the files are read, the CA must be
+    /// Checks the configuration without starting anything: a usable frame
+    /// limit; plaintext only on loopback addresses; with TLS, the files are read, the CA must be
     /// a usable trust anchor, the key must fit the certificate, and the
     /// certificate must chain to the CA, be valid now and name this member
     /// (`survivable://<cluster_id>/node/<me>`).
@@ -230,6 +230,7 @@ impl TcpConfig {
     }
 
     fn load_security(&self) -> Result<Option<TlsContext>, TransportError> {
+        self.limits.check()?;
         self.security.check_addresses(self.listen, &self.peers)?;
         match &self.security {
             TransportSecurity::InsecurePlaintextLoopbackOnly => Ok(None),

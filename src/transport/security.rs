@@ -112,7 +112,9 @@ impl TlsFiles {
 pub struct Limits {
     /// Envelopes queued per peer before new ones are dropped. Defaults to 4096.
     pub queue_len: usize,
-    /// Largest frame accepted (at most [`MAX_FRAME_LEN`]). Envelopes whose
+    /// Largest frame accepted, between [`Limits::MIN_FRAME`] (4 KiB) and
+    /// [`MAX_FRAME_LEN`] (else start-up fails with
+    /// [`TransportError::FrameLimit`](super::TransportError::FrameLimit)). Envelopes whose
     /// payloads are longer than [`FRAGMENT_LEN`] (1 MiB) travel as
     /// fragments of at most that (less if this is smaller), so this bounds
     /// what one read may make a connection buffer, not the size of a
@@ -157,6 +159,22 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The smallest usable [`max_frame`](Self::max_frame): a fragment's
+    /// header and a few KiB of payload.
+    pub const MIN_FRAME: usize = 4 << 10;
+
+    /// Checks that the frame limit is usable.
+    pub(crate) fn check(&self) -> Result<(), TransportError> {
+        if (Self::MIN_FRAME..=MAX_FRAME_LEN).contains(&self.max_frame) {
+            return Ok(());
+        }
+        Err(TransportError::FrameLimit {
+            max_frame: self.max_frame,
+            min: Self::MIN_FRAME,
+            max: MAX_FRAME_LEN,
+        })
+    }
+
     /// Payload bytes per fragment: [`FRAGMENT_LEN`], or less when
     /// `max_frame` leaves less room beside a fragment's header.
     pub(crate) fn piece_len(&self) -> usize {
@@ -195,6 +213,32 @@ mod tests {
         assert_eq!(with(64 << 10).piece_len(), (64 << 10) - 128);
         assert_eq!(with(usize::MAX).piece_len(), FRAGMENT_LEN);
         assert_eq!(with(10).piece_len(), 1);
+    }
+
+    #[test]
+    fn unusable_frame_limits_are_refused() {
+        let with = |max_frame| Limits {
+            max_frame,
+            ..Limits::default()
+        };
+        for ok in [Limits::MIN_FRAME, 64 << 10, MAX_FRAME_LEN] {
+            assert!(with(ok).check().is_ok(), "{ok}");
+        }
+        for bad in [0, 10, Limits::MIN_FRAME - 1, MAX_FRAME_LEN + 1] {
+            match with(bad).check() {
+                Err(TransportError::FrameLimit {
+                    max_frame,
+                    min,
+                    max,
+                }) => {
+                    assert_eq!(
+                        (max_frame, min, max),
+                        (bad, Limits::MIN_FRAME, MAX_FRAME_LEN)
+                    );
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]
