@@ -246,7 +246,10 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
     assert!(t.send(big(1)));
     assert!(!t.send(big(2)));
     assert!(!t.send(to_peer(vec![0; 65 << 20])));
-    assert_eq!(t.stats().dropped, 2);
+    // A 2 MiB snapshot fits the limit, but one snapshot is on its way:
+    // raft's retry of it would only follow it in full.
+    assert!(!t.send(snapshot(2 << 20, 4)));
+    assert_eq!(t.stats().dropped, 3);
 
     // Once its first fragment is read, a heartbeat-sized envelope is
     // queued: it comes before the snapshot's last fragment.
@@ -272,7 +275,8 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
     let before = fragments_before_small.expect("the small envelope came after the snapshot");
     println!("the small envelope came after {before} of 41 fragments");
 
-    // Sent in full, the first no longer counts: the next one goes.
+    // Sent in full, the first no longer counts (nor holds the snapshot
+    // slot): the next one goes.
     let wait = Instant::now();
     while t.stats().messages_fragmented < 1 {
         assert!(wait.elapsed() < Duration::from_secs(60), "{:?}", t.stats());
@@ -304,6 +308,6 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
     );
     let s = t.stats();
     assert_eq!((s.fragments_out, s.messages_fragmented), (87, 3), "{s:?}");
-    assert_eq!((s.frames_out, s.dropped), (5, 2), "{s:?}");
+    assert_eq!((s.frames_out, s.dropped), (5, 3), "{s:?}");
     t.shutdown();
 }

@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,15 +52,20 @@ pub(super) struct Outgoing {
 }
 
 /// Payload bytes of a large envelope counted against its peer's budget
-/// until the envelope is sent or dropped, wherever that happens.
+/// until the envelope is sent or dropped, wherever that happens; for a
+/// snapshot, also the peer's one snapshot slot.
 struct Ticket {
     bytes: usize,
     queued: Arc<AtomicUsize>,
+    snapshot: Option<Arc<AtomicBool>>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+        if let Some(slot) = &self.snapshot {
+            slot.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -69,6 +74,10 @@ pub(super) struct PeerQueue {
     tx: Sender<Outgoing>,
     /// Payload bytes of the large envelopes queued or being sent.
     large: Arc<AtomicUsize>,
+    /// A large snapshot is queued or being sent: raft's retry of one still
+    /// on its way (it gives up on a snapshot after a few election timeouts,
+    /// however long the transfer takes) is dropped, not sent after it.
+    snapshot: Arc<AtomicBool>,
 }
 
 impl PeerQueue {
@@ -87,11 +96,19 @@ impl PeerQueue {
                     "to" => env.to, "bytes" => len, "max_message" => limits.max_message);
                 return false;
             }
+            let snapshot = env.carries_snapshot();
+            if snapshot && self.snapshot.swap(true, Ordering::AcqRel) {
+                bump(&shared.counters.dropped, 1);
+                slog::debug!(shared.logger, "snapshot dropped: another is on its way to the peer";
+                    "to" => env.to, "bytes" => len);
+                return false;
+            }
             let before = self.large.fetch_add(len, Ordering::Relaxed);
             // Counted from here on: dropping the ticket gives it back.
             let ticket = Ticket {
                 bytes: len,
                 queued: self.large.clone(),
+                snapshot: snapshot.then(|| self.snapshot.clone()),
             };
             if before + len > limits.max_message {
                 drop(ticket);
@@ -116,7 +133,13 @@ impl PeerQueue {
 pub(super) fn peer_queue(len: usize) -> (PeerQueue, Receiver<Outgoing>) {
     let (tx, rx) = crossbeam_channel::bounded(len);
     let large = Arc::new(AtomicUsize::new(0));
-    (PeerQueue { tx, large }, rx)
+    let snapshot = Arc::new(AtomicBool::new(false));
+    let queue = PeerQueue {
+        tx,
+        large,
+        snapshot,
+    };
+    (queue, rx)
 }
 
 pub(super) fn spawn_writer(
