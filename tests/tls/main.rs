@@ -49,7 +49,14 @@ fn short_limits() -> Limits {
 }
 
 fn cluster() -> Cluster {
+    cluster_with(true)
+}
+
+/// A settled cluster with short limits and calm timers, over mutual TLS
+/// or (`tls: false`) plaintext loopback.
+fn cluster_with(tls: bool) -> Cluster {
     let c = Cluster::with(Options {
+        tls,
         limits: short_limits(),
         timers: support::calm_timers(),
         ..Options::default()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::pki::{Ca, Issued};
 use crate::support::{self, Cluster, Options, CLUSTER, CM01A, CM02A, CM02B, W1};
-use crate::{chain, cluster, issued_of, key, refusals, serving_at, short_limits};
+use crate::{chain, cluster, cluster_with, issued_of, key, refusals, serving_at, short_limits};
 use survivable_core::topology::NodeId;
 use survivable_core::transport::Transport as _;
 use survivable_core::transport::{
@@ -297,13 +297,7 @@ fn a_member_its_peer_refuses_backs_off_and_learns_why() {
 /// (the caller is not in its peers) just closes; the caller learns it.
 #[test]
 fn a_plaintext_member_its_peer_refuses_learns_why() {
-    let c = Cluster::with(Options {
-        tls: false,
-        limits: short_limits(),
-        timers: support::calm_timers(),
-        ..Options::default()
-    });
-    c.settled(CM02A);
+    let c = cluster_with(false);
     let target = c.addrs[&CM02A];
     let cfg = TcpConfig {
         limits: Limits::default(),

@@ -5,19 +5,13 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{self, Cluster, Options, CM02A};
-use crate::{closed, refused, short_limits};
+use crate::support;
+use crate::{closed, cluster_with, refused};
 use survivable_core::transport::{ConnectionError as E, MAX_HELLO_LEN};
 
 #[test]
 fn an_oversized_plaintext_hello_is_refused_at_once() {
-    let c = Cluster::with(Options {
-        tls: false,
-        limits: short_limits(),
-        timers: support::calm_timers(),
-        ..Options::default()
-    });
-    c.settled(CM02A);
+    let c = cluster_with(false);
     let rss = support::rss_kib();
     // 1 MiB announced, well below max_frame (16 MiB): before the fix the
     // member buffered it until the hello deadline.
