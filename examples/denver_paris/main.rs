@@ -486,8 +486,17 @@ impl Checks {
         );
     }
 
-    /// The step ended with a leader in `want` (`site` is where the
-    /// leader is, if any).
+    /// A figure measured in ms (`None`: never happened) within `bound` ms.
+    pub(crate) fn at_most(&mut self, step: &str, what: &str, measured: Option<u64>, bound: u64) {
+        let held = measured.is_some_and(|m| m <= bound);
+        self.check(
+            step,
+            what,
+            held,
+            format!("{measured:?} ms, bound {bound} ms"),
+        );
+    }
+
     /// The step ended with a member of site `want` leading.
     pub(crate) fn leads(&mut self, r: &Report, sim: &Sim<CallTable>, want: &str) {
         let site = r.leader.map(|l| sim.site_of(l).to_string());

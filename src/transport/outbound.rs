@@ -456,7 +456,7 @@ fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Re
                         slog::error!(shared.logger, "envelope too large to send"; "error" => %e);
                     }
                 },
-                Some(ticket) if out.env.carries_snapshot() => {
+                Some(ticket) if ticket.snapshot.is_some() => {
                     snapshots.push_back((out.env, ticket));
                 }
                 Some(ticket) => {
