@@ -22,8 +22,8 @@ use crate::wire::{
 /// the raft message inside it, a hello, and a stream of frames fed in
 /// pieces whose sizes the bytes choose; the decoders of the library's own
 /// payloads that read what peers send (snapshot data, log entry payloads);
-/// and the reader of a certificate's member identity
-/// ([`crate::transport::CertifiedAs::of_der`]). Must never panic.
+/// and, with the `runtime` feature, the reader of a certificate's member
+/// identity (`transport::CertifiedAs::of_der`). Must never panic.
 ///
 /// Checks that the stream decoder and the reassembler behind it, fed as a
 /// connection feeds them (which closes on the first error), never hold
@@ -33,6 +33,7 @@ use crate::wire::{
 /// decode too large never estimates less than what raft's decoder and the
 /// snapshot decoder actually build.
 pub fn wire_decode(data: &[u8]) {
+    #[cfg(feature = "runtime")]
     let _ = crate::transport::CertifiedAs::of_der(data);
     if let Ok(env) = Envelope::from_bytes(data) {
         let _ = env.raft_message();

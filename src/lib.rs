@@ -299,15 +299,19 @@
 
 pub mod error;
 pub mod events;
+#[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod node;
 pub mod policy;
+#[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod topology;
+#[cfg(feature = "runtime")]
 pub mod transport;
 pub mod wire;
 

@@ -147,6 +147,7 @@ pub(crate) fn origin_of(lineage: &[EpochRecord], index: u64) -> EpochId {
 
 /// Whether entry `index` appended by `epoch` is part of the history
 /// `lineage` ends in (it was taken over when the later epochs forked).
+#[cfg(any(test, feature = "sim"))]
 pub(crate) fn in_history(lineage: &[EpochRecord], epoch: EpochId, index: u64) -> bool {
     let Some(pos) = lineage.iter().position(|r| r.id == epoch) else {
         return false;

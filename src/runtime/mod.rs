@@ -307,7 +307,8 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
     }
 }
 
-#[cfg(test)]
+// The tests run a node with the simulator's `KvStore`.
+#[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
     use crate::sim::KvStore;

@@ -14,11 +14,14 @@
 //! - A store never forgets an entry, a term or a vote it acknowledged, and
 //!   never invents one: a restart finds exactly what was persisted.
 
+#[cfg(feature = "runtime")]
 mod durable;
+#[cfg(feature = "runtime")]
 mod files;
 mod mem;
 pub mod testing;
 
+#[cfg(feature = "runtime")]
 pub use durable::DurableStorage;
 pub use mem::MemStorage;
 
@@ -149,11 +152,13 @@ pub trait LogStore: raft::Storage + Clone {
     fn reset(&self, marker: &Snapshot) -> Result<(), StoreError>;
 }
 
+#[cfg(feature = "runtime")]
 fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> StoreError {
     let (path, reason) = (path.display().to_string(), e.to_string());
     StoreError::Io { path, reason }
 }
 
+#[cfg(feature = "runtime")]
 fn corrupt(path: impl std::fmt::Display, reason: impl Into<String>) -> StoreError {
     let (path, reason) = (path.to_string(), reason.into());
     StoreError::Corrupt { path, reason }
