@@ -84,48 +84,53 @@
 //! keep [`NodeConfig::keep_entries`] above the entries a partition may
 //! produce if the hook must see every one.
 //!
-//! # Quick start: a simulated cluster
-//!
-//! The [`sim`] module runs real nodes on a virtual clock, deterministically
-//! from a seed, with LAN and WAN latency, partitions and crashes:
-//!
-//! ```
-//! use std::time::Duration;
-//! use survivable_core::sim::{KvStore, Sim};
-//! use survivable_core::topology::{Appliance::Virtual, Core, Site, SurvivableCore, Topology, Witness};
-//!
-//! let topology = Topology::builder(2026)
-//!     .site(Site::main("denver"))
-//!     .site(Site::backup("paris"))
-//!     .site(Site::backup("kansas"))
-//!     .core(Core::new("cm01", "denver")
-//!         .member(1, "CM01a", "esxi-1", Virtual)
-//!         .member(2, "CM01b", "esxi-3", Virtual))
-//!     .survivable_core(SurvivableCore::new(1, Core::new("cm02", "paris")
-//!         .member(3, "CM02a", "esxi-5", Virtual)
-//!         .member(4, "CM02b", "esxi-7", Virtual)))
-//!     .witness(Witness::new(5, "W1", "kansas", "wit-1"))
-//!     .build()?
-//!     .shared();
-//! println!("{}", topology.survivability()); // who leads under each failure
-//!
-//! let mut sim = Sim::builder(topology).seed(7).build(|_| KvStore::default());
-//! sim.run_for(Duration::from_secs(1));
-//! let leader = sim.leader().expect("elected");
-//! sim.propose(leader, b"set call-1 up".to_vec())?;
-//!
-//! // Denver is cut off: Paris takes over after `survivable_after` (2 s).
-//! sim.partition_sites(&["denver"], &["paris", "kansas"]);
-//! sim.run_for(Duration::from_secs(3));
-//! assert_eq!(sim.site_of(sim.leader().unwrap()), "paris");
-//!
-//! // The WAN heals: control goes back to Denver once stable (5 s by default).
-//! sim.heal();
-//! sim.run_for(Duration::from_secs(7));
-//! assert_eq!(sim.site_of(sim.leader().unwrap()), "denver");
-//! assert!(sim.violations().is_empty() && sim.check_converged().is_empty());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![cfg_attr(
+    feature = "sim",
+    doc = r##"
+# Quick start: a simulated cluster
+
+The [`sim`] module runs real nodes on a virtual clock, deterministically
+from a seed, with LAN and WAN latency, partitions and crashes:
+
+```
+use std::time::Duration;
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::topology::{Appliance::Virtual, Core, Site, SurvivableCore, Topology, Witness};
+
+let topology = Topology::builder(2026)
+    .site(Site::main("denver"))
+    .site(Site::backup("paris"))
+    .site(Site::backup("kansas"))
+    .core(Core::new("cm01", "denver")
+        .member(1, "CM01a", "esxi-1", Virtual)
+        .member(2, "CM01b", "esxi-3", Virtual))
+    .survivable_core(SurvivableCore::new(1, Core::new("cm02", "paris")
+        .member(3, "CM02a", "esxi-5", Virtual)
+        .member(4, "CM02b", "esxi-7", Virtual)))
+    .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+    .build()?
+    .shared();
+println!("{}", topology.survivability()); // who leads under each failure
+
+let mut sim = Sim::builder(topology).seed(7).build(|_| KvStore::default());
+sim.run_for(Duration::from_secs(1));
+let leader = sim.leader().expect("elected");
+sim.propose(leader, b"set call-1 up".to_vec())?;
+
+// Denver is cut off: Paris takes over after `survivable_after` (2 s).
+sim.partition_sites(&["denver"], &["paris", "kansas"]);
+sim.run_for(Duration::from_secs(3));
+assert_eq!(sim.site_of(sim.leader().unwrap()), "paris");
+
+// The WAN heals: control goes back to Denver once stable (5 s by default).
+sim.heal();
+sim.run_for(Duration::from_secs(7));
+assert_eq!(sim.site_of(sim.leader().unwrap()), "denver");
+assert!(sim.violations().is_empty() && sim.check_converged().is_empty());
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+"##
+)]
 //!
 //! # The survivability report
 //!
@@ -134,37 +139,48 @@
 //! every partition between sites, who leads afterwards, whether committed
 //! data survives and how long the takeover takes with the configured timers
 //! (for the paper's layout: pair failover 190 ms, Paris after a WAN cut
-//! 2240 ms). Print it for a table; [`sim::Sim::inject`] plays any of its
-//! rows so a test can check the prediction:
+//! 2240 ms). Print it for a table.
+#![cfg_attr(
+    feature = "sim",
+    doc = r##"
+[`sim::Sim::inject`] plays any of its rows so a test can check the
+prediction:
+
+```
+use std::time::Duration;
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::topology::{denver_paris, Failure};
+
+let topology = denver_paris().build()?.shared();
+let report = topology.survivability();
+let cut = Failure::Partition { side_a: vec!["denver".into()], side_b: vec!["paris".into(), "kansas".into()] };
+let row = report.scenario(&cut).expect("a row per partition");
+
+let mut sim = Sim::builder(topology).seed(1).build(|_| KvStore::default());
+sim.run_for(Duration::from_secs(1));
+sim.inject(&cut);
+sim.run_for(row.takeover.unwrap() + Duration::from_secs(1));
+assert_eq!(sim.leader(), row.leader);
+# Ok::<(), survivable_core::topology::TopologyError>(())
+```
+"##
+)]
 //!
-//! ```
-//! use std::time::Duration;
-//! use survivable_core::sim::{KvStore, Sim};
-//! use survivable_core::topology::{denver_paris, Failure};
-//!
-//! let topology = denver_paris().build()?.shared();
-//! let report = topology.survivability();
-//! let cut = Failure::Partition { side_a: vec!["denver".into()], side_b: vec!["paris".into(), "kansas".into()] };
-//! let row = report.scenario(&cut).expect("a row per partition");
-//!
-//! let mut sim = Sim::builder(topology).seed(1).build(|_| KvStore::default());
-//! sim.run_for(Duration::from_secs(1));
-//! sim.inject(&cut);
-//! sim.run_for(row.takeover.unwrap() + Duration::from_secs(1));
-//! assert_eq!(sim.leader(), row.leader);
-//! # Ok::<(), survivable_core::topology::TopologyError>(())
-//! ```
-//!
-//! # Testing your own state machine
-//!
-//! The simulator is public so services can test their own
-//! [`StateMachine`] under failures: give [`sim::SimBuilder::build`] a
-//! constructor for it, drive the cluster with [`sim::Sim::propose`], the
-//! fault verbs (`crash`, `restart`, `partition_sites`, `isolate`, `heal`, …)
-//! and `run_for`, and read [`sim::Sim::violations`] and
-//! [`sim::Sim::check_converged`]. A [`sim::Schedule`] is a whole fault
-//! schedule on one printable, parseable line; the crate's own property test
-//! generates thousands of them.
+#![cfg_attr(
+    feature = "sim",
+    doc = r##"
+# Testing your own state machine
+
+The simulator is public so services can test their own
+[`StateMachine`] under failures: give [`sim::SimBuilder::build`] a
+constructor for it, drive the cluster with [`sim::Sim::propose`], the
+fault verbs (`crash`, `restart`, `partition_sites`, `isolate`, `heal`, …)
+and `run_for`, and read [`sim::Sim::violations`] and
+[`sim::Sim::check_converged`]. A [`sim::Schedule`] is a whole fault
+schedule on one printable, parseable line; the crate's own property test
+generates thousands of them.
+"##
+)]
 //!
 //! # Driving a node
 //!
@@ -177,7 +193,15 @@
 //!
 //! ```
 //! # use std::sync::Arc;
-//! # use survivable_core::sim::KvStore;
+//! # // A stand-in for the simulator's `sim::KvStore`: the node needs only
+//! # // the core.
+//! # #[derive(Default)]
+//! # struct KvStore;
+//! # impl survivable_core::StateMachine for KvStore {
+//! #     fn apply(&mut self, _: u64, _: &[u8]) -> Vec<u8> { Vec::new() }
+//! #     fn snapshot(&self) -> Vec<u8> { Vec::new() }
+//! #     fn restore(&mut self, _: &[u8]) -> Result<(), survivable_core::RestoreError> { Ok(()) }
+//! # }
 //! # use survivable_core::storage::MemStorage;
 //! # use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
 //! use survivable_core::{Node, NodeConfig};
@@ -231,62 +255,72 @@
 //! most once and is never failed back because leadership moved. Its
 //! [`node::Applied`] result carries the (index, term) fencing token.
 //!
-//! # Running over TCP
-//!
-//! [`runtime::start_member`] runs one member for real: durable raft log
-//! storage in its data directory ([`storage::DurableStorage`], on tikv's
-//! raft-engine), mutual TLS over TCP to the other members
-//! ([`transport::TcpTransport`]: each member's certificate names it,
-//! length-prefixed prost frames, one connection per peer, bounded queues;
-//! the [`transport`] docs give the threat model), and a thread that owns
-//! the node. The service keeps the [`runtime::Handle`]:
-//!
-//! ```no_run
-//! use std::collections::BTreeMap;
-//! use survivable_core::runtime::{start_member, MemberConfig};
-//! use survivable_core::sim::KvStore;
-//! use survivable_core::topology::{denver_paris, NodeId};
-//! use survivable_core::transport::TransportSecurity;
-//!
-//! let topology = denver_paris().build()?.shared();
-//! let peers: BTreeMap<NodeId, std::net::SocketAddr> = (2..=5)
-//!     .map(|id| (NodeId(id), format!("10.0.0.{id}:7000").parse().unwrap()))
-//!     .collect();
-//! // The cluster CA, and this member's key and certificate, whose subject
-//! // alternative name is the URI survivable://2026/node/1.
-//! let tls = TransportSecurity::mutual_tls(
-//!     "/etc/survivable/ca.pem",
-//!     "/etc/survivable/node-1.pem",
-//!     "/etc/survivable/node-1.key",
-//! );
-//! let member = start_member(
-//!     MemberConfig::new(
-//!         topology,
-//!         NodeId(1),
-//!         "10.0.0.1:7000".parse()?,
-//!         peers,
-//!         "/var/lib/survivable/cm01a",
-//!         tls,
-//!     ),
-//!     KvStore::default(),
-//!     &slog::Logger::root(slog::Discard, slog::o!()),
-//! )?;
-//! let applied = member.handle.propose(b"set call-1 up".to_vec())?; // blocks until applied
-//! println!("applied at {} in term {}", applied.index, applied.term);
-//! // A linearizable read point: every write acknowledged before this call
-//! // (anywhere) is in this member's state machine once it returns.
-//! let read_point = member.handle.read(std::time::Duration::from_secs(1))?;
-//! println!("state machine applied up to {read_point} or further");
-//! for event in member.handle.events().try_iter() {
-//!     println!("{event:?}");
-//! }
-//! println!("{:?}", member.handle.status());
-//! member.handle.shutdown();
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! `examples/node` runs a member from a TOML file, and starts the whole
-//! Denver/Paris cluster as five processes (`node cluster`).
+#![cfg_attr(
+    feature = "runtime",
+    doc = r##"
+# Running over TCP
+
+[`runtime::start_member`] runs one member for real: durable raft log
+storage in its data directory ([`storage::DurableStorage`], on tikv's
+raft-engine), mutual TLS over TCP to the other members
+([`transport::TcpTransport`]: each member's certificate names it,
+length-prefixed prost frames, one connection per peer, bounded queues;
+the [`transport`] docs give the threat model), and a thread that owns
+the node. The service keeps the [`runtime::Handle`]:
+"##
+)]
+#![cfg_attr(
+    all(feature = "runtime", feature = "sim"),
+    doc = r##"
+
+```no_run
+use std::collections::BTreeMap;
+use survivable_core::runtime::{start_member, MemberConfig};
+use survivable_core::sim::KvStore;
+use survivable_core::topology::{denver_paris, NodeId};
+use survivable_core::transport::TransportSecurity;
+
+let topology = denver_paris().build()?.shared();
+let peers: BTreeMap<NodeId, std::net::SocketAddr> = (2..=5)
+    .map(|id| (NodeId(id), format!("10.0.0.{id}:7000").parse().unwrap()))
+    .collect();
+// The cluster CA, and this member's key and certificate, whose subject
+// alternative name is the URI survivable://2026/node/1.
+let tls = TransportSecurity::mutual_tls(
+    "/etc/survivable/ca.pem",
+    "/etc/survivable/node-1.pem",
+    "/etc/survivable/node-1.key",
+);
+let member = start_member(
+    MemberConfig::new(
+        topology,
+        NodeId(1),
+        "10.0.0.1:7000".parse()?,
+        peers,
+        "/var/lib/survivable/cm01a",
+        tls,
+    ),
+    KvStore::default(),
+    &slog::Logger::root(slog::Discard, slog::o!()),
+)?;
+let applied = member.handle.propose(b"set call-1 up".to_vec())?; // blocks until applied
+println!("applied at {} in term {}", applied.index, applied.term);
+// A linearizable read point: every write acknowledged before this call
+// (anywhere) is in this member's state machine once it returns.
+let read_point = member.handle.read(std::time::Duration::from_secs(1))?;
+println!("state machine applied up to {read_point} or further");
+for event in member.handle.events().try_iter() {
+    println!("{event:?}");
+}
+println!("{:?}", member.handle.status());
+member.handle.shutdown();
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+`examples/node` runs a member from a TOML file, and starts the whole
+Denver/Paris cluster as five processes (`node cluster`).
+"##
+)]
 //!
 //! # Errors
 //!
@@ -294,6 +328,30 @@
 //! [`topology::TopologyError`] before anything starts; a refused envelope is
 //! a [`StepError`] plus a counter ([`Node::counters`]); a refused proposal is
 //! a [`ProposeError`]; a node that cannot start is [`Fatal`].
+//!
+//! # Features
+//!
+//! The sans-IO core — [`topology`], [`policy`], [`node`], [`wire`],
+//! [`storage`] with [`storage::MemStorage`] and the [`storage::testing`]
+//! conformance suite, [`StateMachine`], [`Event`] and the errors — needs no
+//! feature: with `default-features = false` the crate is only the core, and
+//! depends on neither a simulator, a TLS library nor a storage engine. Both
+//! features are on by default:
+//!
+//! - `sim`: the deterministic simulator ([`sim`]) and the fuzz targets'
+//!   entry points; brings `arbitrary` and `quickcheck`.
+//! - `runtime`: running members for real: [`runtime`], [`transport`] (TCP,
+//!   mutual TLS with `rustls`) and [`storage::DurableStorage`] (tikv's
+//!   `raft-engine`); brings those and `crossbeam-channel`.
+//!
+// Without a feature, links to what it gates lead to the list above.
+#![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
+#![cfg_attr(not(feature = "runtime"), doc = "[`runtime`]: crate#features")]
+#![cfg_attr(not(feature = "runtime"), doc = "[`transport`]: crate#features")]
+#![cfg_attr(
+    not(feature = "runtime"),
+    doc = "[`storage::DurableStorage`]: crate#features"
+)]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
