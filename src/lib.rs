@@ -352,6 +352,7 @@ Denver/Paris cluster as five processes (`node cluster`).
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"
 )]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -363,13 +364,16 @@ pub mod fuzzing;
 pub mod node;
 pub mod policy;
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod runtime;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod topology;
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod transport;
 pub mod wire;
 

@@ -27,6 +27,7 @@ mod mem;
 pub mod testing;
 
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use durable::DurableStorage;
 pub use mem::MemStorage;
 
