@@ -301,8 +301,10 @@ pub mod error;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
 pub mod node;
 pub mod policy;
+mod rng;
 pub mod runtime;
 pub mod sim;
 pub mod state_machine;

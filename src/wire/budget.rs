@@ -27,7 +27,7 @@ use std::mem::size_of;
 
 use raft::eraftpb::Entry;
 
-use crate::node::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
+use crate::wire::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
 
 /// How a decoder stores a length-delimited body.
 #[derive(Debug, Clone, Copy)]
@@ -455,7 +455,7 @@ mod tests {
         m.context = b"c".to_vec().into();
         m.entries = vec![entry(1, b"a"), entry(2, b"b")].into();
         let mut snap = Snapshot::default();
-        let data = crate::node::payload::SnapshotData {
+        let data = crate::wire::payload::SnapshotData {
             user: b"state".to_vec(),
             epochs: vec![EpochRecordPb::default(); 3],
             ..Default::default()

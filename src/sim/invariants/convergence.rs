@@ -27,7 +27,7 @@ mod tests {
     fn a_voter_behind_is_caught_and_others_are_ignored() {
         let r = |id, live_voter, applied| Replica {
             id: NodeId(id),
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             live_voter,
             applied,
             log: vec![],

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Violation;
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 pub(super) fn check(
@@ -36,7 +36,7 @@ mod tests {
     fn a_second_leader_in_a_term_is_caught() {
         let mut l = BTreeMap::new();
         let (e1, e2) = (
-            crate::node::FIRST_EPOCH,
+            crate::ids::FIRST_EPOCH,
             EpochId {
                 number: 2,
                 founder: NodeId(3),

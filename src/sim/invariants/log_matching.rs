@@ -53,7 +53,7 @@ mod tests {
     fn r(id: u64, log: &[(u64, u64, u64)]) -> Replica {
         Replica {
             id: NodeId(id),
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             live_voter: true,
             applied: 0,
             log: log.to_vec(),

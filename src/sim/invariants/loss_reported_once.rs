@@ -57,7 +57,7 @@ pub(crate) fn check(
 
 /// Whether `(epoch, index)` is part of the history `lineage` ends in.
 pub(crate) fn survived(epoch: EpochId, index: u64, lineage: &[EpochRecord]) -> bool {
-    crate::node::epoch::in_history(lineage, epoch, index)
+    crate::ids::in_history(lineage, epoch, index)
 }
 
 /// Whether the command the history holds at the acknowledged position is
@@ -77,7 +77,7 @@ pub(crate) fn kept_as_acknowledged(ack: &Ack, lineage: &[EpochRecord], checker: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::FIRST_EPOCH;
+    use crate::ids::FIRST_EPOCH;
     use crate::topology::NodeId;
 
     fn paris() -> EpochRecord {

@@ -21,7 +21,7 @@ mod state_machine_safety;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 pub(crate) use convergence::check as convergence;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 /// `at`: the epoch, index and position at that index of the apply (epochs
@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn a_different_command_at_an_applied_index_is_caught_once() {
         let (mut a, mut r) = (BTreeMap::new(), BTreeSet::new());
-        let e1 = crate::node::FIRST_EPOCH;
+        let e1 = crate::ids::FIRST_EPOCH;
         let e2 = EpochId {
             number: 2,
             founder: NodeId(3),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::run::{apply, recover_all};
 use super::{Fault, Schedule, ScheduleError};
-use crate::node::rng::SplitMix64;
 use crate::node::{ProposalId, ReadId};
+use crate::rng::SplitMix64;
 use crate::sim::linearizability::{CheckError, History, Op, OpId, OpResult, Report};
 use crate::sim::{micros, KvStore, Sim};
 use crate::topology::{NodeId, Topology};
