@@ -301,6 +301,7 @@ pub mod error;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod manual;
 pub mod node;
 pub mod policy;
 pub mod runtime;
