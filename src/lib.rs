@@ -302,6 +302,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod manual;
 pub mod node;
 pub mod policy;
 mod rng;

@@ -1,6 +1,7 @@
-//! Convergence (DESIGN §6): after every fault healed, every live voter is
-//! in the same epoch and has applied the same sequence (state machine
-//! safety makes equal indexes mean equal contents).
+//! Convergence (the [manual](crate::manual::invariants#convergence)): after
+//! every fault healed, every live voter is in the same epoch and has applied
+//! the same sequence (state machine safety makes equal indexes mean equal
+//! contents).
 
 use super::{Replica, Violation};
 

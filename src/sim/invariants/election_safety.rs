@@ -1,5 +1,6 @@
-//! Election safety (DESIGN §6; Raft §5.2): at most one leader per
-//! (epoch, term).
+//! Election safety (Raft §5.2; the
+//! [manual](crate::manual::invariants#election-safety)): at most one leader
+//! per (epoch, term).
 
 use std::collections::BTreeMap;
 

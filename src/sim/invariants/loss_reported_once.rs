@@ -1,4 +1,5 @@
-//! Nothing silently lost (DESIGN §6, main-site mode): a proposal
+//! Nothing silently lost (main-site mode; the
+//! [manual](crate::manual::invariants#nothing-silently-lost)): a proposal
 //! acknowledged in an epoch that lost the reunion is either in the
 //! surviving history (it was committed before the surviving epoch forked,
 //! and the command there is the acknowledged one) or shown to the

@@ -1,5 +1,7 @@
-//! No committed entry lost (DESIGN §6, witness mode): every acknowledged
-//! proposal is applied, with the same command, by every live voter.
+//! No committed entry lost (witness mode; the
+//! [manual](crate::manual::invariants#no-committed-entry-lost)): every
+//! acknowledged proposal is applied, with the same command, by every live
+//! voter.
 
 use super::{Ack, Checker, Replica, Violation};
 

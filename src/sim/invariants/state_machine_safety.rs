@@ -1,5 +1,6 @@
-//! State machine safety (DESIGN §6 "no committed entry lost"; Raft §5.4.3):
-//! every member applies the same command at a given index.
+//! State machine safety (Raft §5.4.3; the
+//! [manual](crate::manual::invariants#state-machine-safety)): every member
+//! applies the same command at a given index.
 
 use std::collections::{BTreeMap, BTreeSet};
 

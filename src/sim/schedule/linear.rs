@@ -48,10 +48,10 @@ impl Default for LinearOptions {
 pub struct LinearReport {
     /// The checker's verdict on the recorded history.
     pub verdict: Result<Report, CheckError>,
-    /// What the [invariant checker](crate::sim::invariants) found in the
-    /// same run (DESIGN §6): safety throughout, then, once the clients
-    /// are done, leadership back at the main site, convergence and no
-    /// acknowledged write lost.
+    /// What the [invariant checker](crate::sim::invariants) found in the same
+    /// run ([`manual::invariants`](crate::manual::invariants)): safety
+    /// throughout, then, once the clients are done, leadership back at the main
+    /// site, convergence and no acknowledged write lost.
     pub violations: Vec<crate::sim::Violation>,
     /// Operations recorded.
     pub operations: usize,
