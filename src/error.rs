@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::state_machine::RestoreError;
 use crate::storage::StoreError;
 use crate::topology::NodeId;

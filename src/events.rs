@@ -1,7 +1,7 @@
 //! Typed events a node reports: leadership, failover, takeover, hand-back,
 //! membership. Drain them with [`Node::poll_event`](crate::Node::poll_event).
 
-use crate::node::{EntryRange, EpochId};
+use crate::ids::{EntryRange, EpochId};
 use crate::state_machine::ReconcileFailure;
 use crate::topology::NodeId;
 

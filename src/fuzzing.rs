@@ -13,7 +13,7 @@ use crate::sim::{RunOptions, RunReport, Schedule, ScheduleError};
 use crate::topology::{denver_paris, denver_paris_two_site, Topology, TopologyBuilder};
 use protobuf::Message as _;
 
-use crate::node::payload::{EntryPayload, SnapshotData};
+use crate::wire::payload::{EntryPayload, SnapshotData};
 use crate::wire::{
     budget, Envelope, Fragmenter, FrameDecoder, Hello, Reassembler, FRAME_HEADER_LEN, MAX_FRAME_LEN,
 };
@@ -137,7 +137,7 @@ fn raft_built(m: &raft::eraftpb::Message) -> usize {
 
 /// A lower bound of what decoded snapshot data holds.
 fn snapshot_built(d: &SnapshotData) -> usize {
-    use crate::node::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
+    use crate::wire::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
     use std::mem::size_of;
     let seen: usize = d
         .dedup

@@ -361,8 +361,11 @@ pub mod events;
 #[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
+pub mod manual;
 pub mod node;
 pub mod policy;
+mod rng;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod runtime;

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::node::{EpochId, ProposalId};
+use crate::ids::{EpochId, ProposalId};
 
 /// A snapshot could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

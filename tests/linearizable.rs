@@ -1,9 +1,10 @@
 //! Linearizability (what Jepsen checks etcd for): clients write and read
-//! registers through raft's read index at random members while a random
-//! fault schedule plays, in witness mode; the recorded history must be
-//! linearizable, and the run must keep every invariant of the shared
-//! checker (DESIGN §6). A violation prints the schedule line and a minimal
-//! non-linearizable history of one key, or the invariants broken.
+//! registers through raft's read index at random members while a random fault
+//! schedule plays, in witness mode; the recorded history must be linearizable,
+//! and the run must keep every invariant of the shared checker
+//! (`survivable_core::manual::invariants`). A violation prints the schedule
+//! line and a minimal non-linearizable history of one key, or the invariants
+//! broken.
 //!
 //! `LINEARIZABLE_CASES` sets the number of schedules (default 200).
 

@@ -1,10 +1,11 @@
-//! Properties over random fault schedules (DESIGN §6), witness mode:
-//! crashes, restarts, site losses, pauses, isolations, partitions, heals,
-//! link delay and loss, clock skew and changing load. Every schedule must
-//! keep one leader per (epoch, term), never lose or change a committed
-//! entry, keep the logs matching, converge once everything heals, apply
-//! every acknowledged proposal, and give leadership back to the main site
-//! within a bound. The checks are the simulator's invariant checker.
+//! Properties over random fault schedules (the invariants of
+//! `survivable_core::manual::invariants`), witness mode: crashes, restarts,
+//! site losses, pauses, isolations, partitions, heals, link delay and loss,
+//! clock skew and changing load. Every schedule must keep one leader per
+//! (epoch, term), never lose or change a committed entry, keep the logs
+//! matching, converge once everything heals, apply every acknowledged proposal,
+//! and give leadership back to the main site within a bound. The checks are the
+//! simulator's invariant checker.
 //!
 //! A failure prints the schedule as one line; replay it with
 //! `REPLAY='<line>' cargo test --test properties replay -- --nocapture`.

@@ -1,13 +1,13 @@
-//! Properties over random fault schedules (DESIGN §6), main-site mode: the
-//! Denver voters alone decide, Paris learns and activates an epoch of its
-//! own when Denver is silent. Crashes, restarts, site losses, WAN cuts,
-//! isolations, pauses, delay, loss, skew and changing load, with the load
-//! offered on both sides. Every schedule must keep one leader per
-//! (epoch, term), keep each epoch's committed entries and logs, converge
-//! on one epoch once everything heals, apply every proposal acknowledged
-//! in that epoch, show every one acknowledged in an epoch that lost to the
-//! application exactly once through a reconciliation (nothing silently
-//! lost), and give control back to Denver within a bound.
+//! Properties over random fault schedules (the invariants of
+//! `survivable_core::manual::invariants`), main-site mode: the Denver voters
+//! alone decide, Paris learns and activates an epoch of its own when Denver is
+//! silent. Crashes, restarts, site losses, WAN cuts, isolations, pauses, delay,
+//! loss, skew and changing load, with the load offered on both sides. Every
+//! schedule must keep one leader per (epoch, term), keep each epoch's committed
+//! entries and logs, converge on one epoch once everything heals, apply every
+//! proposal acknowledged in that epoch, show every one acknowledged in an epoch
+//! that lost to the application exactly once through a reconciliation (nothing
+//! silently lost), and give control back to Denver within a bound.
 //!
 //! A failure prints the schedule as one line; replay it with
 //! `REPLAY='<line>' cargo test --test two_site_properties replay -- --nocapture`.

@@ -7,82 +7,15 @@
 
 use prost::Message as _;
 
-use super::epoch::EpochRecord;
-use super::payload::{decode_lineage, encode_lineage, EpochRecordPb, ReconciledPb};
 use super::Node;
 use crate::error::StepError;
+use crate::ids::EpochRecord;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::NodeId;
+use crate::wire::control::{Control, Kind, Notice, Probe};
+use crate::wire::payload::{decode_lineage, encode_lineage};
 use crate::wire::{Envelope, PROTOCOL_VERSION};
-
-/// One control message.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Control {
-    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5")]
-    pub kind: Option<Kind>,
-}
-
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub(crate) enum Kind {
-    /// Are you there?
-    #[prost(message, tag = "1")]
-    Probe(Probe),
-    /// Yes.
-    #[prost(message, tag = "2")]
-    ProbeReply(Probe),
-    /// This is my epoch.
-    #[prost(message, tag = "3")]
-    Notice(Notice),
-    /// My older epoch's committed entries after our common point.
-    #[prost(message, tag = "4")]
-    Divergent(Divergent),
-    /// Add me to your epoch.
-    #[prost(message, tag = "5")]
-    Join(Probe),
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Probe {
-    /// The leader the sender knows (0: none).
-    #[prost(uint64, tag = "1")]
-    pub leader: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Notice {
-    #[prost(message, repeated, tag = "1")]
-    pub lineage: Vec<EpochRecordPb>,
-    #[prost(message, repeated, tag = "2")]
-    pub reconciled: Vec<ReconciledPb>,
-    /// The epoch's leader, as the sender knows it (0: unknown).
-    #[prost(uint64, tag = "3")]
-    pub leader: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Divergent {
-    /// The sender's lineage (its epoch is the last).
-    #[prost(message, repeated, tag = "1")]
-    pub lineage: Vec<EpochRecordPb>,
-    /// The sender's commit index in its epoch.
-    #[prost(uint64, tag = "2")]
-    pub commit: u64,
-    /// Index of the first entry carried.
-    #[prost(uint64, tag = "3")]
-    pub first_index: u64,
-    /// raft entries (raft's protobuf codec), contiguous from `first_index`.
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub entries: Vec<Vec<u8>>,
-    /// Divergent entries before `first_index` that the sender compacted.
-    #[prost(uint64, tag = "5")]
-    pub compacted: u64,
-    /// With `compacted`: what the sender's epoch had reconciled as of its
-    /// latest snapshot, by origin epoch (the compacted entries' records
-    /// are gone, so what they accounted for travels here).
-    #[prost(message, repeated, tag = "6")]
-    pub compacted_covered: Vec<ReconciledPb>,
-}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Sends a control message to `to`.
@@ -117,7 +50,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.ep.notice_sent.insert(to, self.tick_no);
         let notice = Notice {
             lineage: encode_lineage(&self.lineage),
-            reconciled: super::payload::encode_reconciled(&self.ep.reconciled),
+            reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             leader: self.leader.map_or(0, |l| l.0),
         };
         self.send_control(to, Kind::Notice(notice));
@@ -144,7 +77,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Kind::ProbeReply(_) => {}
             Kind::Notice(n) => {
                 let lineage: Vec<EpochRecord> = decode_lineage(&n.lineage);
-                let reconciled = super::payload::decode_reconciled(&n.reconciled);
+                let reconciled = crate::wire::payload::decode_reconciled(&n.reconciled);
                 let leader = (n.leader != 0).then_some(NodeId(n.leader));
                 self.on_notice(from, lineage, reconciled, leader);
             }

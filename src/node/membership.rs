@@ -6,12 +6,12 @@
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use raft::{ProgressState, SnapshotStatus, StateRole};
 
-use super::payload::{encode, MemberRecord, MemberState};
 use super::Node;
 use crate::error::MembershipError;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{Member, MemberSpec, NodeId};
+use crate::wire::payload::{encode, MemberRecord, MemberState};
 
 fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
     let mut s = ConfChangeSingle::default();

@@ -20,15 +20,12 @@
 
 mod control;
 mod election;
-pub(crate) mod epoch;
 mod handback;
 mod membership;
-pub(crate) mod payload;
 mod proposals;
 mod reads;
 mod ready;
 mod reunion;
-pub(crate) mod rng;
 mod status;
 mod takeover;
 
@@ -39,13 +36,12 @@ use raft::eraftpb::{ConfState, MessageType, Snapshot};
 use raft::{RawNode, StateRole};
 use slog::{o, Logger};
 
-pub use epoch::{EntryRange, EpochId, EpochRecord, FIRST_EPOCH};
-pub use proposals::{Applied, ProposalId, ProposalOutcome};
+pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
+pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
 
 use self::handback::HandBackState;
-use self::payload::{encode, encode_members, MemberState, SnapshotData};
 use self::proposals::{Dedup, Proposals};
 use crate::error::{Fatal, ProposeError, StepError};
 use crate::events::{Event, LeadershipCause};
@@ -53,6 +49,7 @@ use crate::policy::TickTimers;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite, MemStorage};
 use crate::topology::{Member, NodeId, Topology};
+use crate::wire::payload::{encode, encode_members, MemberState, SnapshotData};
 use crate::wire::{Envelope, PROTOCOL_VERSION};
 
 /// raft must never start an election on its own: the driver decides who
@@ -137,7 +134,7 @@ pub struct Node<M, S: LogStore = MemStorage> {
     storage: S,
     sm: M,
     logger: Logger,
-    rng: rng::SplitMix64,
+    rng: crate::rng::SplitMix64,
     /// The epoch lineage, first epoch first; this node's epoch is the last.
     lineage: Vec<EpochRecord>,
     /// Epoch state beyond the lineage: fencing, reconciliation, probes.
@@ -274,7 +271,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let mut covered = BTreeMap::new();
         if marked {
             let data = SnapshotData::decode_bytes(&marker.data).map_err(Fatal::CorruptSnapshot)?;
-            lineage = payload::decode_lineage(&data.epochs);
+            lineage = crate::wire::payload::decode_lineage(&data.epochs);
         }
         if storage.is_initialized() {
             let snap = storage.latest_snapshot();
@@ -288,9 +285,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             dedup = Dedup::from_records(&data.dedup);
             conf = snap.get_metadata().get_conf_state().clone();
             applied = snap.get_metadata().index;
-            lineage = payload::decode_lineage(&data.epochs);
-            reconciled = payload::decode_reconciled(&data.reconciled);
-            covered = payload::decode_reconciled(&data.covered);
+            lineage = crate::wire::payload::decode_lineage(&data.epochs);
+            reconciled = crate::wire::payload::decode_reconciled(&data.reconciled);
+            covered = crate::wire::payload::decode_reconciled(&data.covered);
         } else {
             members.insert(
                 me.id(),
@@ -314,7 +311,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             raw,
             storage,
             sm,
-            rng: rng::SplitMix64::new(cfg.seed ^ id.0.rotate_left(17) ^ boot),
+            rng: crate::rng::SplitMix64::new(cfg.seed ^ id.0.rotate_left(17) ^ boot),
             lineage,
             ep: takeover::EpochState {
                 reconciled,
@@ -836,7 +833,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 Some((t, at)) => t != term || now.saturating_sub(at) >= retry,
             };
             if due {
-                let payload = payload::EntryPayload {
+                let payload = crate::wire::payload::EntryPayload {
                     proposer: self.id.0,
                     boot: self.boot,
                     seq,

@@ -10,20 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use super::payload::{DedupRecord, EntryPayload};
 use crate::error::ProposeError;
-use crate::topology::NodeId;
-
-/// Identifies one proposal in the whole cluster's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProposalId {
-    /// The node it was proposed at.
-    pub node: NodeId,
-    /// That node's start count on its storage (ids never repeat across restarts).
-    pub boot: u64,
-    /// Sequence number within that start.
-    pub seq: u64,
-}
+use crate::ids::ProposalId;
+use crate::wire::payload::{DedupRecord, EntryPayload};
 
 /// A proposal that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

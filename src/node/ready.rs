@@ -5,7 +5,6 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
 use raft::StateRole;
 
-use super::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
 use super::proposals::{Applied, ProposalOutcome};
 use super::{Node, ProposalId};
 use crate::error::Fatal;
@@ -13,6 +12,7 @@ use crate::events::{Event, LeadershipCause};
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
+use crate::wire::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
 use crate::wire::Envelope;
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
@@ -166,9 +166,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.applied = meta.index;
         self.snapshot_index = meta.index;
         self.removed = !self.is_in_conf(self.id);
-        self.lineage = super::payload::decode_lineage(&data.epochs);
-        self.ep.reconciled = super::payload::decode_reconciled(&data.reconciled);
-        self.ep.covered = super::payload::decode_reconciled(&data.covered);
+        self.lineage = crate::wire::payload::decode_lineage(&data.epochs);
+        self.ep.reconciled = crate::wire::payload::decode_reconciled(&data.reconciled);
+        self.ep.covered = crate::wire::payload::decode_reconciled(&data.covered);
         self.ep.joining = false;
         self.sm.note_epoch(self.epoch());
         self.resolve_from_dedup();
@@ -269,7 +269,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 term,
                 // The epoch that appended it: an entry below a fork point
                 // (applied late, or seen in a snapshot) is the older one's.
-                epoch: super::epoch::origin_of(&self.lineage, index),
+                epoch: crate::ids::origin_of(&self.lineage, index),
                 response,
             }),
         });
@@ -334,9 +334,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             user: self.sm.snapshot(),
             members: encode_members(&self.members),
             dedup: self.dedup.to_records(),
-            epochs: super::payload::encode_lineage(&self.lineage),
-            reconciled: super::payload::encode_reconciled(&self.ep.reconciled),
-            covered: super::payload::encode_reconciled(&self.ep.covered),
+            epochs: crate::wire::payload::encode_lineage(&self.lineage),
+            reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
+            covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
         let stored = self.storage.create_snapshot(
             self.applied,

@@ -19,18 +19,18 @@ use raft::eraftpb::{
 };
 use raft::StateRole;
 
-use super::control::{Divergent, Kind, Probe};
-use super::epoch::{common_point, newer, origin_of, EntryRange, EpochId, EpochRecord};
-use super::payload::{
-    decode_lineage, encode, encode_lineage, encode_members, EntryPayload, MemberRecord,
-    MemberState, OriginalEntry, RangePb, ReconcileRecord, SnapshotData,
-};
 use super::{Node, ProposalId};
 use crate::error::Fatal;
 use crate::events::Event;
+use crate::ids::{common_point, newer, origin_of, EntryRange, EpochId, EpochRecord};
 use crate::state_machine::{DivergentEntry, ReconcileFailure, Reconciliation, StateMachine};
 use crate::storage::LogStore;
 use crate::topology::NodeId;
+use crate::wire::control::{Divergent, Kind, Probe};
+use crate::wire::payload::{
+    decode_lineage, encode, encode_lineage, encode_members, EntryPayload, MemberRecord,
+    MemberState, OriginalEntry, RangePb, ReconcileRecord, SnapshotData,
+};
 
 /// Entries sent in one divergent message at most.
 const CHUNK_ENTRIES: u64 = 256;
@@ -269,9 +269,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(n) = self.ep.newer.clone() else {
             return;
         };
-        let notice = super::control::Notice {
+        let notice = crate::wire::control::Notice {
             lineage: encode_lineage(&n.lineage),
-            reconciled: super::payload::encode_reconciled(&n.reconciled),
+            reconciled: crate::wire::payload::encode_reconciled(&n.reconciled),
             leader: n.leader.map_or(0, |l| l.0),
         };
         let peers: Vec<NodeId> = self
@@ -404,7 +404,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         let to_index = entries.last().map_or(done + gap, |en| en.index);
-        let compacted_covered = super::payload::decode_reconciled(&d.compacted_covered);
+        let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
         let shown = self.to_show(&lineage, &entries, done, gap, &compacted_covered);
         let Some((originals, covered)) = shown else {
             slog::debug!(self.logger, "divergent entries leave a gap; waiting for the rest";

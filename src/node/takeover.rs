@@ -15,16 +15,18 @@ use std::collections::BTreeMap;
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::{RawNode, StateRole};
 
-use super::control::{Kind, Probe};
-use super::epoch::{EpochId, EpochRecord};
-use super::payload::{encode, encode_lineage, encode_members, encode_reconciled, SnapshotData};
 use super::Node;
 use crate::error::{ActivateError, Fatal};
 use crate::events::{Event, LeadershipCause};
+use crate::ids::{EpochId, EpochRecord};
 use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::{NodeId, Role};
+use crate::wire::control::{Kind, Probe};
+use crate::wire::payload::{
+    encode, encode_lineage, encode_members, encode_reconciled, SnapshotData,
+};
 
 /// Reported commit indexes kept for the RPO in time.
 pub(super) const BEYOND_KEPT: usize = 4096;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::invariants::{self, Ack, Replica, Violation};
 use super::{LinkState, Sim};
-use crate::node::{EpochId, ProposalId};
+use crate::ids::{EpochId, ProposalId};
 use crate::state_machine::StateMachine;
 use crate::topology::NodeId;
 
@@ -41,7 +41,7 @@ impl<M: StateMachine> Sim<M> {
                     epoch: s
                         .node
                         .as_ref()
-                        .map_or(crate::node::FIRST_EPOCH, |n| n.epoch()),
+                        .map_or(crate::ids::FIRST_EPOCH, |n| n.epoch()),
                     live_voter: s.node.as_ref().is_some_and(|n| n.voters().contains(&id)),
                     applied: s.node.as_ref().map_or(0, |n| n.applied_index()),
                     log: entries
@@ -225,7 +225,7 @@ impl<M: StateMachine> Sim<M> {
             .slots
             .values()
             .filter_map(|s| s.node.as_ref())
-            .any(|n| crate::node::epoch::newer(n.epoch(), epoch));
+            .any(|n| crate::ids::newer(n.epoch(), epoch));
         if superseded {
             return None;
         }

@@ -15,7 +15,7 @@
 //! node is in when drained.
 
 use crate::events::Event;
-use crate::node::EpochId;
+use crate::ids::EpochId;
 
 /// The epoch of each of `events`, drained from a node that was in
 /// `before` when the input arrived and is in `after` now.
@@ -43,7 +43,7 @@ pub(crate) fn of_events(before: EpochId, after: EpochId, events: &[Event]) -> Ve
 mod tests {
     use super::*;
     use crate::events::LeadershipCause;
-    use crate::node::FIRST_EPOCH;
+    use crate::ids::FIRST_EPOCH;
     use crate::topology::NodeId;
 
     const PARIS: EpochId = EpochId {

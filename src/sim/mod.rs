@@ -57,8 +57,8 @@ pub use schedule::{
 use self::network::Network;
 use crate::error::ProposeError;
 use crate::events::Event;
-use crate::node::rng::SplitMix64;
 use crate::node::{Node, NodeConfig, ProposalId, ProposalOutcome};
+use crate::rng::SplitMix64;
 use crate::state_machine::StateMachine;
 use crate::storage::MemStorage;
 use crate::topology::{Member, NodeId, Topology};
@@ -297,7 +297,7 @@ impl<M: StateMachine> Sim<M> {
                 paused: false,
                 tick_percent: 100,
                 held: Vec::new(),
-                epoch: crate::node::FIRST_EPOCH,
+                epoch: crate::ids::FIRST_EPOCH,
             },
         );
         self.refresh_links();
@@ -625,9 +625,8 @@ impl<M: StateMachine> Sim<M> {
                 continue;
             };
             let (epoch, term) = (n.epoch(), n.term());
-            let better = best.is_none_or(|(_, e, t)| {
-                crate::node::epoch::newer(epoch, e) || (epoch == e && term > t)
-            });
+            let better = best
+                .is_none_or(|(_, e, t)| crate::ids::newer(epoch, e) || (epoch == e && term > t));
             if better {
                 best = Some((id, epoch, term));
             }

@@ -20,14 +20,19 @@
 //!
 //! The schemas below mirror raft's `eraftpb.proto` (raft-proto 0.7) and
 //! the library's own prost messages that peers send: the control messages
-//! of `node::control` and the snapshot data of `node::payload`. Nesting is
-//! static and acyclic, so the walk's recursion is bounded (five levels).
+//! of [`wire::control`](super::control) and the snapshot data of
+//! [`wire::payload`](super::payload). Nesting is static and acyclic, so the
+//! walk's recursion is bounded (five levels). A test checks every schema
+//! against the definition it mirrors (`budget/definitions.rs`: raft's by
+//! rust-protobuf's reflection, ours by encoding each message with every
+//! field set), so a field added to a message fails the build's tests until
+//! the budget knows it.
 
 use std::mem::size_of;
 
 use raft::eraftpb::Entry;
 
-use crate::node::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
+use crate::wire::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
 
 /// How a decoder stores a length-delimited body.
 #[derive(Debug, Clone, Copy)]
@@ -427,6 +432,9 @@ fn skip_group(bytes: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+mod definitions;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use protobuf::Message as _;
@@ -455,7 +463,7 @@ mod tests {
         m.context = b"c".to_vec().into();
         m.entries = vec![entry(1, b"a"), entry(2, b"b")].into();
         let mut snap = Snapshot::default();
-        let data = crate::node::payload::SnapshotData {
+        let data = crate::wire::payload::SnapshotData {
             user: b"state".to_vec(),
             epochs: vec![EpochRecordPb::default(); 3],
             ..Default::default()

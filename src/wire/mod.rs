@@ -19,14 +19,16 @@
 //! ([`Envelope::check_decoded_size`]).
 
 pub(crate) mod budget;
+pub(crate) mod control;
 mod fragment;
 mod frame;
+pub(crate) mod payload;
 
 use prost::Message as _;
 use protobuf::Message as _;
 use thiserror::Error;
 
-use crate::node::EpochId;
+use crate::ids::EpochId;
 
 pub use fragment::{
     Fragment, FragmentFault, Fragmenter, Reassembler, FRAGMENT_LEN, FRAGMENT_OVERHEAD,
@@ -338,7 +340,7 @@ mod tests {
         ] {
             m.set_msg_type(t);
             m.mut_snapshot().data = vec![7; 10].into();
-            let env = Envelope::wrap(9, crate::node::FIRST_EPOCH, &m);
+            let env = Envelope::wrap(9, crate::ids::FIRST_EPOCH, &m);
             assert_eq!(env.carries_snapshot(), snapshot, "{t:?}");
         }
         assert!(!Envelope::default().carries_snapshot());
@@ -357,7 +359,7 @@ mod tests {
             ..Default::default()
         };
         m.entries = vec![e].into();
-        let env = Envelope::wrap(9, crate::node::FIRST_EPOCH, &m);
+        let env = Envelope::wrap(9, crate::ids::FIRST_EPOCH, &m);
         let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
         assert_eq!(back, env);
         assert_eq!(back.raft_message().unwrap(), m);
@@ -440,7 +442,7 @@ mod tests {
         };
         for (n, size) in [(40_000, 20), (15, 1 << 20)] {
             let m = append(n, size);
-            let env = Envelope::wrap(9, crate::node::FIRST_EPOCH, &m);
+            let env = Envelope::wrap(9, crate::ids::FIRST_EPOCH, &m);
             let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
             assert_eq!(back.raft_message().unwrap(), m, "{n} entries of {size}");
         }

@@ -1,6 +1,7 @@
-//! Bad input (DESIGN §6): wrong cluster, unknown sender, stale epoch,
-//! malformed bytes, misaddressed or spoofed envelopes and bad proposals
-//! are refused with a typed error and a counter, and change nothing.
+//! Bad input (see `survivable_core::manual::model#also-checked`): wrong
+//! cluster, unknown sender, stale epoch, malformed bytes, misaddressed or
+//! spoofed envelopes and bad proposals are refused with a typed error and a
+//! counter, and change nothing.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
-//! Scenario tests: one module per behaviour of DESIGN.md §3, each driving
-//! the real node code through the deterministic simulator and naming the
-//! white paper's figure it reproduces.
+//! Scenario tests: one module per behaviour of the model
+//! (`survivable_core::manual::model#behaviours`, numbered as there), each
+//! driving the real node code through the deterministic simulator and naming
+//! the white paper's figure it reproduces.
 
 mod support;
 

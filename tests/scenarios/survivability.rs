@@ -1,6 +1,7 @@
-//! The survivability report (DESIGN §4) against the simulator: for every
-//! row, inject the failure and check who leads, that nothing committed is
-//! lost, and that the takeover time is the one the report predicts.
+//! The survivability report (`survivable_core::manual::survivability`) against
+//! the simulator: for every row, inject the failure and check who leads, that
+//! nothing committed is lost, and that the takeover time is the one the report
+//! predicts.
 
 use std::time::Duration;
 

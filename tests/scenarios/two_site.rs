@@ -1,8 +1,9 @@
-//! Two-site (main-site) mode, DESIGN §2 and the paper's rainy day: Denver
-//! holds the voting majority (CM01a, CM01b and a tie-breaker), Paris
-//! replicates asynchronously; cut off, Paris activates a fenced epoch of
-//! its own; when the sites meet again the older epoch's divergent entries
-//! are reconciled, nothing vanishes, and control goes home.
+//! Two-site (main-site) mode (`survivable_core::manual::model#main-site-mode`)
+//! and the paper's rainy day: Denver holds the voting majority (CM01a, CM01b
+//! and a tie-breaker), Paris replicates asynchronously; cut off, Paris
+//! activates a fenced epoch of its own; when the sites meet again the older
+//! epoch's divergent entries are reconciled, nothing vanishes, and control goes
+//! home.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! Convergence (DESIGN §6): after every fault healed, every live voter is
-//! in the same epoch and has applied the same sequence (state machine
-//! safety makes equal indexes mean equal contents).
+//! Convergence (the [manual](crate::manual::invariants#convergence)): after
+//! every fault healed, every live voter is in the same epoch and has applied
+//! the same sequence (state machine safety makes equal indexes mean equal
+//! contents).
 
 use super::{Replica, Violation};
 
@@ -27,7 +28,7 @@ mod tests {
     fn a_voter_behind_is_caught_and_others_are_ignored() {
         let r = |id, live_voter, applied| Replica {
             id: NodeId(id),
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             live_voter,
             applied,
             log: vec![],

@@ -1,10 +1,11 @@
-//! Election safety (DESIGN §6; Raft §5.2): at most one leader per
-//! (epoch, term).
+//! Election safety (Raft §5.2; the
+//! [manual](crate::manual::invariants#election-safety)): at most one leader
+//! per (epoch, term).
 
 use std::collections::BTreeMap;
 
 use super::Violation;
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 pub(super) fn check(
@@ -36,7 +37,7 @@ mod tests {
     fn a_second_leader_in_a_term_is_caught() {
         let mut l = BTreeMap::new();
         let (e1, e2) = (
-            crate::node::FIRST_EPOCH,
+            crate::ids::FIRST_EPOCH,
             EpochId {
                 number: 2,
                 founder: NodeId(3),

@@ -1,6 +1,7 @@
-//! Bounded return of leadership (DESIGN §6 liveness): after every fault
-//! healed and the stability window passed, the main site leads again within
-//! a bound.
+//! Bounded return of leadership (liveness; the
+//! [manual](crate::manual::invariants#bounded-return-of-leadership)): after
+//! every fault healed and the stability window passed, the main site leads
+//! again within a bound.
 
 use super::Violation;
 use crate::topology::NodeId;

@@ -1,9 +1,11 @@
-//! Log matching (DESIGN §6; Raft §5.3): if two logs hold an entry with the
-//! same index and term, the entries are identical, and so are the logs up
-//! to that index. Checked pairwise over the indexes both logs still hold:
-//! same term implies same bytes, and same term at `i` implies same term at
-//! `i - 1` (which, by induction, covers the whole shared prefix). Logs of
-//! different epochs are separate histories and are not compared.
+//! Log matching (Raft §5.3; the
+//! [manual](crate::manual::invariants#log-matching)): if two logs hold an
+//! entry with the same index and term, the entries are identical, and so
+//! are the logs up to that index. Checked pairwise over the indexes both
+//! logs still hold: same term implies same bytes, and same term at `i`
+//! implies same term at `i - 1` (which, by induction, covers the whole
+//! shared prefix). Logs of different epochs are separate histories and are
+//! not compared.
 
 use std::collections::BTreeMap;
 
@@ -53,7 +55,7 @@ mod tests {
     fn r(id: u64, log: &[(u64, u64, u64)]) -> Replica {
         Replica {
             id: NodeId(id),
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             live_voter: true,
             applied: 0,
             log: log.to_vec(),

@@ -1,4 +1,5 @@
-//! Nothing silently lost (DESIGN §6, main-site mode): a proposal
+//! Nothing silently lost (main-site mode; the
+//! [manual](crate::manual::invariants#nothing-silently-lost)): a proposal
 //! acknowledged in an epoch that lost the reunion is either in the
 //! surviving history (it was committed before the surviving epoch forked,
 //! and the command there is the acknowledged one) or shown to the
@@ -57,7 +58,7 @@ pub(crate) fn check(
 
 /// Whether `(epoch, index)` is part of the history `lineage` ends in.
 pub(crate) fn survived(epoch: EpochId, index: u64, lineage: &[EpochRecord]) -> bool {
-    crate::node::epoch::in_history(lineage, epoch, index)
+    crate::ids::in_history(lineage, epoch, index)
 }
 
 /// Whether the command the history holds at the acknowledged position is
@@ -77,7 +78,7 @@ pub(crate) fn kept_as_acknowledged(ack: &Ack, lineage: &[EpochRecord], checker: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::FIRST_EPOCH;
+    use crate::ids::FIRST_EPOCH;
     use crate::topology::NodeId;
 
     fn paris() -> EpochRecord {

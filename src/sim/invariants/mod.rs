@@ -1,6 +1,7 @@
-//! The invariant checker: DESIGN §6, one file per invariant, shared by the
-//! simulator, the scenario tests, the properties, the fuzz targets and the
-//! example.
+//! The invariant checker: one file per invariant, shared by the simulator,
+//! the scenario tests, the properties, the fuzz targets and the example.
+//! [`manual::invariants`](crate::manual::invariants) says what each one
+//! checks, precisely, and why.
 //!
 //! The [`Sim`](super::Sim) feeds a [`Checker`] as the run goes (every
 //! apply, every new leader) so the safety invariants are checked after
@@ -21,7 +22,7 @@ mod state_machine_safety;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 pub(crate) use convergence::check as convergence;

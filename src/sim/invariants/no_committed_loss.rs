@@ -1,5 +1,7 @@
-//! No committed entry lost (DESIGN §6, witness mode): every acknowledged
-//! proposal is applied, with the same command, by every live voter.
+//! No committed entry lost (witness mode; the
+//! [manual](crate::manual::invariants#no-committed-entry-lost)): every
+//! acknowledged proposal is applied, with the same command, by every live
+//! voter.
 
 use super::{Ack, Checker, Replica, Violation};
 
@@ -30,7 +32,7 @@ mod tests {
 
     fn ack(index: u64, digest: Option<u64>) -> Ack {
         Ack {
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             index,
             digest,
         }
@@ -39,7 +41,7 @@ mod tests {
     fn replica(id: u64, applied: u64) -> Replica {
         Replica {
             id: NodeId(id),
-            epoch: crate::node::FIRST_EPOCH,
+            epoch: crate::ids::FIRST_EPOCH,
             live_voter: true,
             applied,
             log: vec![],
@@ -49,7 +51,7 @@ mod tests {
     #[test]
     fn an_acknowledged_index_not_applied_is_caught() {
         let mut c = Checker::default();
-        c.on_apply(NodeId(1), crate::node::FIRST_EPOCH, 7, 1);
+        c.on_apply(NodeId(1), crate::ids::FIRST_EPOCH, 7, 1);
         let (ok, behind) = (replica(1, 9), replica(2, 6));
         assert!(check(&[ack(7, Some(1))], std::slice::from_ref(&ok), &c).is_empty());
         assert_eq!(
@@ -73,7 +75,7 @@ mod tests {
     #[test]
     fn any_command_a_reconciliation_applied_at_the_index_counts() {
         let mut c = Checker::default();
-        let at = |n| (crate::node::FIRST_EPOCH, 7, n);
+        let at = |n| (crate::ids::FIRST_EPOCH, 7, n);
         for (node, n, digest) in [(1, 0, 5), (1, 1, 6), (2, 0, 5), (2, 1, 6)] {
             c.on_apply_at(NodeId(node), at(n), digest);
         }
@@ -87,8 +89,8 @@ mod tests {
         // The leader acknowledged command 1 at index 7; every replica
         // applied command 2 there (the acknowledged entry was overwritten).
         let mut c = Checker::default();
-        c.on_apply(NodeId(1), crate::node::FIRST_EPOCH, 7, 2);
-        c.on_apply(NodeId(2), crate::node::FIRST_EPOCH, 7, 2);
+        c.on_apply(NodeId(1), crate::ids::FIRST_EPOCH, 7, 2);
+        c.on_apply(NodeId(2), crate::ids::FIRST_EPOCH, 7, 2);
         let found = check(&[ack(7, Some(1))], &[replica(1, 9), replica(2, 9)], &c);
         assert_eq!(
             found,

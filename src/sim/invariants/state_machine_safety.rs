@@ -1,10 +1,11 @@
-//! State machine safety (DESIGN §6 "no committed entry lost"; Raft §5.4.3):
-//! every member applies the same command at a given index.
+//! State machine safety (Raft §5.4.3; the
+//! [manual](crate::manual::invariants#state-machine-safety)): every member
+//! applies the same command at a given index.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::node::EpochId;
+use crate::ids::EpochId;
 use crate::topology::NodeId;
 
 /// `at`: the epoch, index and position at that index of the apply (epochs
@@ -39,7 +40,7 @@ mod tests {
     #[test]
     fn a_different_command_at_an_applied_index_is_caught_once() {
         let (mut a, mut r) = (BTreeMap::new(), BTreeSet::new());
-        let e1 = crate::node::FIRST_EPOCH;
+        let e1 = crate::ids::FIRST_EPOCH;
         let e2 = EpochId {
             number: 2,
             founder: NodeId(3),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::node::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use quickcheck::{quickcheck, TestResult};
 
 /// `client r|w key value from to` per op, `;`-separated: a read's value

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::run::{apply, recover_all};
 use super::{Fault, Schedule, ScheduleError};
-use crate::node::rng::SplitMix64;
 use crate::node::{ProposalId, ReadId};
+use crate::rng::SplitMix64;
 use crate::sim::linearizability::{CheckError, History, Op, OpId, OpResult, Report};
 use crate::sim::{micros, KvStore, Sim};
 use crate::topology::{NodeId, Topology};
@@ -48,10 +48,10 @@ impl Default for LinearOptions {
 pub struct LinearReport {
     /// The checker's verdict on the recorded history.
     pub verdict: Result<Report, CheckError>,
-    /// What the [invariant checker](crate::sim::invariants) found in the
-    /// same run (DESIGN §6): safety throughout, then, once the clients
-    /// are done, leadership back at the main site, convergence and no
-    /// acknowledged write lost.
+    /// What the [invariant checker](crate::sim::invariants) found in the same
+    /// run ([`manual::invariants`](crate::manual::invariants)): safety
+    /// throughout, then, once the clients are done, leadership back at the main
+    /// site, convergence and no acknowledged write lost.
     pub violations: Vec<crate::sim::Violation>,
     /// Operations recorded.
     pub operations: usize,

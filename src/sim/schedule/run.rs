@@ -50,8 +50,9 @@ pub struct RunReport {
 impl Schedule {
     /// Plays the schedule against `topology` under a steady `set` load,
     /// then heals every link (latency and loss back to normal), restarts,
-    /// resumes and un-skews every member and checks
-    /// DESIGN §6 with the [invariant checker](crate::sim::invariants):
+    /// resumes and un-skews every member and checks the invariants
+    /// ([`manual::invariants`](crate::manual::invariants)) with the
+    /// [invariant checker](crate::sim::invariants):
     /// election safety and state machine safety throughout, then the main
     /// site leading again within [`RunOptions::main_site_within`],
     /// convergence, every acknowledged proposal applied, and log matching.

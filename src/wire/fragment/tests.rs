@@ -108,7 +108,7 @@ fn a_message_larger_than_a_frame_is_reassembled() {
     m.set_msg_type(raft::eraftpb::MessageType::MsgSnapshot);
     (m.from, m.to) = (1, 2);
     m.mut_snapshot().data = vec![9u8; 20 << 20].into();
-    let e = Envelope::wrap(2026, crate::node::FIRST_EPOCH, &m);
+    let e = Envelope::wrap(2026, crate::ids::FIRST_EPOCH, &m);
     assert!(e.to_bytes().len() > MAX_FRAME_LEN);
     let frags = fragments(&e, FRAGMENT_LEN);
     assert_eq!(frags.len(), 21);

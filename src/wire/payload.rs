@@ -1,7 +1,7 @@
 //! What the library itself stores in the raft log and in snapshots
 //! (prost messages, no protoc).
 
-use super::epoch::{EntryRange, EpochId, EpochRecord};
+use crate::ids::{EntryRange, EpochId, EpochRecord};
 use std::collections::BTreeMap;
 
 use prost::Message as _;

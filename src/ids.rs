@@ -1,4 +1,12 @@
-//! Epochs: histories of the cluster. The first epoch starts at bootstrap;
+//! The vocabulary every layer shares: epochs (which history), entry ranges
+//! (runs of entries of one epoch) and proposal ids (which command). It sits
+//! below everything else: the node, the wire formats, events, errors and
+//! the state machine trait all speak it, and it depends only on
+//! [`NodeId`].
+//!
+//! # Epochs
+//!
+//! Epochs are histories of the cluster. The first epoch starts at bootstrap;
 //! in main-site mode a survivable core that loses the main site forks a new
 //! one from the log it has. Every message carries its sender's epoch, and a
 //! node never steps a message of another epoch into raft.
@@ -174,6 +182,17 @@ impl EntryRange {
     pub fn contains(&self, epoch: EpochId, index: u64) -> bool {
         self.epoch == epoch && (self.first..=self.last).contains(&index)
     }
+}
+
+/// Identifies one proposal in the whole cluster's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId {
+    /// The node it was proposed at.
+    pub node: NodeId,
+    /// That node's start count on its storage (ids never repeat across restarts).
+    pub boot: u64,
+    /// Sequence number within that start.
+    pub seq: u64,
 }
 
 #[cfg(test)]
