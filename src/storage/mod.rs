@@ -2,13 +2,11 @@
 //!
 //! [`LogStore`] is raft's read side ([`raft::Storage`]) plus the writes the
 //! node makes. [`MemStorage`] keeps everything in memory (what a simulated
-//! crash keeps, see [`crate::sim`]); [`DurableStorage`] (feature `runtime`)
-//! keeps it on disk in tikv's raft-engine, with the same semantics.
-//! [`testing::conformance`] checks any implementation.
+//! crash keeps, see the `sim` module); [`DurableStorage`] (feature
+//! `runtime`) keeps it on disk in tikv's raft-engine, with the same
+//! semantics. [`testing::conformance`] checks any implementation.
 //!
-// Without a feature, links to what it gates lead to the crate's list of
-// features.
-#![cfg_attr(not(feature = "sim"), doc = "[`crate::sim`]: crate#features")]
+// Without the feature, the link leads to the crate's list of features.
 #![cfg_attr(not(feature = "runtime"), doc = "[`DurableStorage`]: crate#features")]
 //!
 //! # Correctness requirements
