@@ -23,12 +23,76 @@
 use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;
 
-use super::Node;
+use super::{Node, NodeId};
 use crate::events::{Event, LeadershipCause};
 use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{Member, Role};
+
+/// Role and leader tracking, and the campaign schedule: what decides who
+/// campaigns, and when.
+#[derive(Debug)]
+pub(super) struct Election {
+    /// raft's role, as last reported by a `Ready`.
+    pub(super) role: StateRole,
+    /// The leader known now.
+    pub(super) leader: Option<NodeId>,
+    /// The last leader known (kept after it is lost).
+    pub(super) last_leader: Option<NodeId>,
+    /// Ticks without a leader (0 while leading or following one).
+    pub(super) since_leader: usize,
+    /// Leaderless ticks after which the next campaign starts.
+    pub(super) next_campaign: usize,
+    /// The term of the last fast pair failover started here (one per term).
+    pub(super) fast_failover_term: u64,
+    /// The standby declined a fast failover in this silence of its
+    /// primary because its log was catching up (logged once; cleared by
+    /// the next contact with the leader, so a later silence is judged
+    /// afresh).
+    pub(super) failover_declined: bool,
+    /// raft priority lowered to 0 to break a priority deadlock.
+    pub(super) priority_lowered: bool,
+    /// Campaigns started in this leaderless spell (events go out for the first only).
+    pub(super) spell_campaigns: u32,
+    /// Why the campaign under way started (reported when it wins).
+    pub(super) pending_cause: Option<LeadershipCause>,
+    /// Became leader and has not yet re-probed its followers.
+    pub(super) fresh_leader: bool,
+    /// When this member last found itself behind the leader's commit.
+    pub(super) catching_up_at: Option<u64>,
+    /// The last term in which an append from its leader was taken and left
+    /// this member's log matching the leader's up to its commit index:
+    /// only then is a fast pair failover worth its term bump (a member
+    /// that has heard nothing but heartbeats, e.g. just after a restart,
+    /// would lose the vote after deposing a live primary).
+    pub(super) synced_term: u64,
+    /// Campaign within this many ticks, whatever the usual schedule says
+    /// (set when a more preferred candidate proved it cannot win, or when
+    /// this leader was deposed with no successor).
+    pub(super) step_up: Option<usize>,
+}
+
+impl Default for Election {
+    fn default() -> Self {
+        Self {
+            role: StateRole::Follower,
+            leader: None,
+            last_leader: None,
+            since_leader: 0,
+            next_campaign: 0,
+            fast_failover_term: 0,
+            failover_declined: false,
+            priority_lowered: false,
+            spell_campaigns: 0,
+            pending_cause: None,
+            fresh_leader: false,
+            catching_up_at: None,
+            synced_term: 0,
+            step_up: None,
+        }
+    }
+}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leaderless ticks after which this node starts its next campaign.
@@ -40,7 +104,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         // A core that was leading re-elects within itself quickly, whichever
         // site it is in: the wait for the main site is already over.
-        let my_core_led = self.last_leader.is_some_and(|l| self.same_core(l));
+        let my_core_led = self.election.last_leader.is_some_and(|l| self.same_core(l));
         let (base, jitter) = match me.role {
             // The primary first: its standby waits half an election timeout more.
             Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
@@ -66,8 +130,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn drive_election(&mut self) {
-        if self.role == StateRole::Leader
-            || self.removed
+        if self.election.role == StateRole::Leader
+            || self.membership.removed
             || !self.raw.raft.promotable()
             || self.fenced()
             || self.ep.joining
@@ -79,22 +143,25 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let deadlock_after =
             self.ticks.witness_after(self.cfg.topology.max_rank()) + 4 * self.ticks.election;
-        if self.since_leader >= deadlock_after && !self.priority_lowered {
+        if self.election.since_leader >= deadlock_after && !self.election.priority_lowered {
             slog::warn!(self.logger, "long without a leader: lowering own priority to break a priority deadlock";
-                "leaderless_ms" => self.ticks.ms(self.since_leader));
-            self.priority_lowered = true;
+                "leaderless_ms" => self.ticks.ms(self.election.since_leader));
+            self.election.priority_lowered = true;
             self.raw.set_priority(0);
         }
-        if let Some(within) = self.step_up.take() {
-            self.next_campaign = self.next_campaign.min(self.since_leader + within);
+        if let Some(within) = self.election.step_up.take() {
+            self.election.next_campaign = self
+                .election
+                .next_campaign
+                .min(self.election.since_leader + within);
         }
-        if self.since_leader < self.next_campaign {
+        if self.election.since_leader < self.election.next_campaign {
             return;
         }
-        let leaderless_ms = self.ticks.ms(self.since_leader);
+        let leaderless_ms = self.ticks.ms(self.election.since_leader);
         // One event per leaderless spell; retries only go to the log.
-        self.spell_campaigns += 1;
-        let first = self.spell_campaigns == 1;
+        self.election.spell_campaigns += 1;
+        let first = self.election.spell_campaigns == 1;
         let cause = match self.my_member().map(|m| m.role.clone()) {
             Some(Role::Survivable { rank, .. }) => {
                 if first {
@@ -113,18 +180,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             _ => LeadershipCause::Elected,
         };
-        slog::debug!(self.logger, "campaigning"; "attempt" => self.spell_campaigns,
+        slog::debug!(self.logger, "campaigning"; "attempt" => self.election.spell_campaigns,
             "leaderless_ms" => leaderless_ms);
-        self.pending_cause = Some(cause);
+        self.election.pending_cause = Some(cause);
         let _ = self.raw.campaign();
         // Next attempt one to two election timeouts from now if this one fails.
         let e = self.ticks.election;
-        self.next_campaign = self.since_leader + e + self.rng.below(e as u64) as usize;
+        self.election.next_campaign =
+            self.election.since_leader + e + self.rng.below(e as u64) as usize;
     }
 
     /// The pair standby's fast takeover from a silent primary.
     fn try_pair_failover(&mut self) -> bool {
-        let Some(leader) = self.leader else {
+        let Some(leader) = self.election.leader else {
             return false;
         };
         let term = self.raw.raft.term;
@@ -132,15 +200,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         // Behind what the leader said it had committed, recently catching
         // up, or not yet known to match the leader's log in this term (only
         // heartbeats so far): such a log would lose the election.
-        let behind =
-            self.raw.raft.raft_log.last_index() < self.ep.leader_commit || self.synced_term != term;
+        let behind = self.raw.raft.raft_log.last_index() < self.ep.leader_commit
+            || self.election.synced_term != term;
         let catching_up = behind
             || self
+                .election
                 .catching_up_at
                 .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
         if leader == self.id
-            || self.fast_failover_term == term
-            || self.since_leader < self.ticks.failover
+            || self.election.fast_failover_term == term
+            || self.election.since_leader < self.ticks.failover
             || !self.same_core(leader)
         {
             return false;
@@ -152,19 +221,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // false alarm of the catch-up itself (a restarted member busy
             // applying its log), and once the leader is heard again and
             // this log matches, the next silence gets a fast failover.
-            if !self.failover_declined {
-                self.failover_declined = true;
+            if !self.election.failover_declined {
+                self.election.failover_declined = true;
                 slog::info!(self.logger, "primary silent while catching up: no fast failover";
                     "primary" => leader.0);
             }
             return false;
         }
-        self.fast_failover_term = term;
+        self.election.fast_failover_term = term;
         self.emit(Event::FailoverStarted {
             primary: leader,
-            silent_ms: self.ticks.ms(self.since_leader),
+            silent_ms: self.ticks.ms(self.election.since_leader),
         });
-        self.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
+        self.election.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
         // A MsgTimeoutNow "from" the silent leader makes raft run a
         // transfer campaign: no pre-vote, and remote followers still inside
         // their vote lease answer it. Votes are still granted only to an
@@ -189,11 +258,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A member already leaderless for `survivable_after` skips that wait
     /// (the witness that alone holds the newest entries when Denver is cut
     /// off bridges a WAN round trip and an election timeout sooner).
-    pub(super) fn note_vote_request(&mut self, from: super::NodeId, log_term: u64, index: u64) {
-        let (Some(me), Some(them)) = (self.my_member(), self.members.get(&from)) else {
+    pub(super) fn note_vote_request(&mut self, from: NodeId, log_term: u64, index: u64) {
+        let (Some(me), Some(them)) = (self.my_member(), self.membership.members.get(&from)) else {
             return;
         };
-        if them.member.preference() >= me.preference() || self.role == StateRole::Leader {
+        if them.member.preference() >= me.preference() || self.election.role == StateRole::Leader {
             return;
         }
         let log = &self.raw.raft.raft_log;
@@ -208,7 +277,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         // this member could hear is left to restand, so only the stagger
         // remains (the takeover is under way and the stale candidate has
         // just shown it cannot finish it).
-        let deposed_restands = if self.since_leader >= t.survivable_after {
+        let deposed_restands = if self.election.since_leader >= t.survivable_after {
             0
         } else {
             t.failover + t.election
@@ -224,12 +293,32 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         slog::info!(self.logger, "a preferred candidate's log is behind ours: stepping up";
             "candidate" => from.0, "within_ms" => t.ms(within));
-        self.step_up = Some(within);
+        self.election.step_up = Some(within);
     }
 
-    pub(super) fn same_core(&self, other: super::NodeId) -> bool {
+    pub(super) fn same_core(&self, other: NodeId) -> bool {
         let mine = self.my_member().and_then(Member::core);
-        let theirs = self.members.get(&other).and_then(|s| s.member.core());
+        let theirs = self
+            .membership
+            .members
+            .get(&other)
+            .and_then(|s| s.member.core());
         mine.is_some() && mine == theirs
+    }
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// The leader was heard: the leaderless spell is over.
+    pub(super) fn leader_contact(&mut self) {
+        self.election.since_leader = 0;
+        self.election.failover_declined = false;
+        self.election.spell_campaigns = 0;
+        self.election.step_up = None;
+        self.election.next_campaign = self.campaign_threshold();
+        if self.election.priority_lowered {
+            self.election.priority_lowered = false;
+            let p = self.my_member().map_or(0, Member::priority);
+            self.raw.set_priority(p);
+        }
     }
 }

@@ -59,18 +59,11 @@ impl HandBackState {
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Asks the leader to hand leadership back to the most preferred member
-    /// that is reachable and caught up, now (the freshness gate still
-    /// applies). This is how [`HandBackPolicy::Manual`] hands back; under
-    /// other policies it skips the wait.
-    ///
-    /// # Errors
-    /// [`HandBackError`] when this node is not the leader or already the
-    /// most preferred member.
-    pub fn hand_back(&mut self) -> Result<(), HandBackError> {
-        if self.role != StateRole::Leader {
+    /// Starts a hand-back an operator asked for ([`Node::hand_back`]).
+    pub(super) fn request_hand_back(&mut self) -> Result<(), HandBackError> {
+        if self.election.role != StateRole::Leader {
             return Err(HandBackError::NotLeader {
-                leader: self.leader,
+                leader: self.election.leader,
             });
         }
         let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
@@ -96,15 +89,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let max_lag = self.cfg.topology.hand_back().max_lag_entries;
         let e = self.ticks.election as u64;
         let prs = self.raw.raft.prs();
-        self.conf
+        self.membership
+            .conf
             .voters
             .iter()
             .map(|&v| NodeId(v))
             .filter(|&id| id != self.id)
             .filter_map(|id| {
-                let m = &self.members.get(&id)?.member;
-                let heard = *self.last_heard.get(&id)?;
-                let since = *self.contact_since.get(&id)?;
+                let m = &self.membership.members.get(&id)?.member;
+                let heard = *self.contact.last_heard.get(&id)?;
+                let since = *self.contact.contact_since.get(&id)?;
                 let matched = prs.get(id.0)?.matched;
                 let ok =
                     m.preference() < mine && self.tick_no - heard <= e && matched + max_lag >= last;
@@ -118,7 +112,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn drive_hand_back(&mut self) {
-        if self.role != StateRole::Leader {
+        if self.election.role != StateRole::Leader {
             return;
         }
         if let Some(target) = self.hand_back.in_flight {
@@ -134,7 +128,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some((target, stable_ticks, lag)) = self.hand_back_target() else {
             return;
         };
-        let since = self.contact_since.get(&target).copied().unwrap_or(0);
+        let since = self
+            .contact
+            .contact_since
+            .get(&target)
+            .copied()
+            .unwrap_or(0);
         if let Some(until) = self.hand_back.rebase_until {
             if self.tick_no > until {
                 self.hand_back.rebase_until = None;
@@ -289,12 +288,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// the main site was back). One configuration change at a time.
     pub(super) fn drive_main_site_return(&mut self) {
         let topology = self.cfg.topology.clone();
-        if topology.mode() != QuorumMode::MainSite || self.role != StateRole::Leader {
+        if topology.mode() != QuorumMode::MainSite || self.election.role != StateRole::Leader {
             return;
         }
         let pending = self.raw.raft.pending_conf_index > self.applied;
-        let recently = self.tick_no < self.conf_proposed_at + self.ticks.election as u64;
-        if pending || recently || !self.conf.voters_outgoing.is_empty() {
+        let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
+        if pending || recently || !self.membership.conf.voters_outgoing.is_empty() {
             return;
         }
         let main = topology.main_site();
@@ -305,11 +304,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // Survivable members back to learners; main-site members that
             // rejoined after control came home (a learner of this epoch
             // still) voters again, so the main site's layout is whole.
-            self.conf
+            self.membership
+                .conf
                 .voters
                 .iter()
                 .map(|&v| NodeId(v))
-                .filter(|v| self.members.get(v).is_some_and(|s| s.member.site != main))
+                .filter(|v| {
+                    self.membership
+                        .members
+                        .get(v)
+                        .is_some_and(|s| s.member.site != main)
+                })
                 .map(|v| single(ConfChangeType::AddLearnerNode, v))
                 .chain(
                     ready
@@ -323,7 +328,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             let stable = ready
                 .iter()
-                .filter_map(|id| self.contact_since.get(id))
+                .filter_map(|id| self.contact.contact_since.get(id))
                 .map(|&since| self.tick_no - since)
                 .min()
                 .unwrap_or(0);
@@ -345,7 +350,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             ..Default::default()
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
-        self.conf_proposed_at = self.tick_no;
+        self.membership.conf_proposed_at = self.tick_no;
     }
 }
 
@@ -360,9 +365,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         wanted
             .iter()
             .copied()
-            .filter(|id| self.conf.learners.contains(&id.0))
+            .filter(|id| self.membership.conf.learners.contains(&id.0))
             .filter(|id| {
                 let heard = self
+                    .contact
                     .last_heard
                     .get(id)
                     .is_some_and(|&t| self.tick_no - t <= e);

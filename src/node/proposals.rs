@@ -8,11 +8,18 @@
 //! applies only its first copy (at-most-once), keyed by
 //! (proposer, boot, seq).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::StateRole;
+
+use super::Node;
 
 use crate::error::ProposeError;
 use crate::ids::ProposalId;
-use crate::wire::payload::{DedupRecord, EntryPayload};
+use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
+use crate::topology::NodeId;
+use crate::wire::payload::{encode, DedupRecord, EntryPayload};
 
 /// A proposal that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +60,16 @@ pub(crate) struct Pending {
     pub submitted: Option<(u64, u64)>,
 }
 
-/// Proposals made at this node and not applied yet.
+/// Proposals made at this node and not applied yet, their outcomes, and
+/// the replicated de-duplication table.
 #[derive(Debug, Default)]
 pub(crate) struct Proposals {
     next_seq: u64,
     pub pending: BTreeMap<u64, Pending>,
+    /// Results not yet drained by [`Node::poll_outcome`].
+    pub outcomes: VecDeque<ProposalOutcome>,
+    /// Which proposals were applied (replicated: part of every snapshot).
+    pub dedup: Dedup,
 }
 
 impl Proposals {
@@ -176,6 +188,78 @@ impl Dedup {
                     )
                 })
                 .collect(),
+        }
+    }
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Whether a majority of voters (this leader included) answered within
+    /// half an election timeout. A leader cut off from its quorum holds new
+    /// proposals back (they wait and go to whoever leads next) instead of
+    /// appending entries that cannot commit, well before check-quorum
+    /// deposes it.
+    pub(super) fn quorum_in_contact(&self) -> bool {
+        let window = (self.ticks.election / 2) as u64;
+        let heard = self
+            .membership
+            .conf
+            .voters
+            .iter()
+            .filter(|&&v| {
+                v == self.id.0
+                    || self
+                        .contact
+                        .last_heard
+                        .get(&NodeId(v))
+                        .is_some_and(|&t| self.tick_no - t <= window)
+            })
+            .count();
+        heard * 2 > self.membership.conf.voters.len()
+    }
+
+    pub(super) fn submit_pending(&mut self) {
+        // Fenced or joining: proposals wait for the newer epoch.
+        if self.proposals.len() == 0 || self.fenced() || self.ep.joining {
+            return;
+        }
+        let leading = self.election.role == StateRole::Leader
+            && self.raw.raft.lead_transferee.is_none()
+            && self.quorum_in_contact();
+        let forwarding = self.election.role != StateRole::Leader
+            && self.election.leader.is_some()
+            && self.cfg.forward_proposals;
+        if !leading && !forwarding {
+            return;
+        }
+        let term = self.raw.raft.term;
+        let retry = 3 * self.ticks.election as u64;
+        let floor = self.proposals.floor();
+        let now = self.tick_no;
+        let mut submitted = Vec::new();
+        for (&seq, p) in &self.proposals.pending {
+            let due = match p.submitted {
+                None => true,
+                Some((t, at)) => t != term || now.saturating_sub(at) >= retry,
+            };
+            if due {
+                let payload = EntryPayload {
+                    proposer: self.id.0,
+                    boot: self.boot,
+                    seq,
+                    floor,
+                    command: p.command.clone(),
+                    reconcile: None,
+                };
+                if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
+                    break;
+                }
+                submitted.push(seq);
+            }
+        }
+        for seq in submitted {
+            if let Some(p) = self.proposals.pending.get_mut(&seq) {
+                p.submitted = Some((term, now));
+            }
         }
     }
 }

@@ -109,7 +109,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.send_notice(from);
             return;
         }
-        if common_point(&self.lineage, &lineage).is_none() {
+        if common_point(&self.ep.lineage, &lineage).is_none() {
             // Another history altogether: an envelope of it fences nothing.
             if self.ep.fenced_by.is_some_and(|(e, _)| e == theirs) {
                 self.ep.fenced_by = None;
@@ -171,7 +171,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return;
         };
-        let Some(p) = common_point(&self.lineage, &n.lineage) else {
+        let Some(p) = common_point(&self.ep.lineage, &n.lineage) else {
             return;
         };
         let commit = self.raw.raft.raft_log.committed;
@@ -213,7 +213,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Vec::new()
         };
         let divergent = Divergent {
-            lineage: encode_lineage(&self.lineage),
+            lineage: encode_lineage(&self.ep.lineage),
             commit,
             first_index: from,
             entries,
@@ -238,7 +238,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// otherwise never meet it.
     pub(super) fn announce_epoch(&mut self) {
         if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite
-            || self.role != StateRole::Leader
+            || self.election.role != StateRole::Leader
             || self.fenced()
         {
             return;
@@ -253,7 +253,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .topology
             .members()
             .keys()
-            .chain(self.members.keys())
+            .chain(self.membership.members.keys())
             .copied()
             .filter(|&m| m != self.id && !self.is_in_conf(m))
             .collect::<std::collections::BTreeSet<_>>()
@@ -275,10 +275,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             leader: n.leader.map_or(0, |l| l.0),
         };
         let peers: Vec<NodeId> = self
+            .membership
             .conf
             .voters
             .iter()
-            .chain(&self.conf.learners)
+            .chain(&self.membership.conf.learners)
             .map(|&v| NodeId(v))
             .filter(|&v| v != self.id)
             .collect();
@@ -295,7 +296,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         leader: Option<NodeId>,
     ) -> Result<(), Fatal> {
         let data = SnapshotData {
-            members: encode_members(&self.members),
+            members: encode_members(&self.membership.members),
             epochs: encode_lineage(&lineage),
             ..SnapshotData::default()
         };
@@ -305,7 +306,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         self.storage.reset(&marker)?;
         let epoch = lineage.last().map_or(super::FIRST_EPOCH, |r| r.id);
-        self.lineage = lineage;
+        self.ep.lineage = lineage;
         self.ep.reconciled.clear();
         self.ep.covered.clear();
         self.ep.reconcile_backoff.clear();
@@ -314,7 +315,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.ep.joining = true;
         self.ep.join_leader = leader;
         self.ep.asked_at = 0;
-        self.conf = ConfState::default();
+        self.membership.conf = ConfState::default();
         self.snapshot_index = 0;
         self.restart_raft(0)?;
         self.sm.note_epoch(epoch);
@@ -326,14 +327,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Leader of a newer epoch: add a member of an older one that forgot it.
     pub(super) fn on_join(&mut self, from: NodeId, theirs: EpochId) {
-        if theirs != self.epoch() || self.role != StateRole::Leader || self.is_in_conf(from) {
+        if theirs != self.epoch()
+            || self.election.role != StateRole::Leader
+            || self.is_in_conf(from)
+        {
             return;
         }
         let pending = self.raw.raft.pending_conf_index > self.applied;
-        if pending || self.tick_no < self.conf_proposed_at + self.ticks.election as u64 {
+        if pending || self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64 {
             return;
         }
-        let Some(state) = self.members.get(&from).cloned() else {
+        let Some(state) = self.membership.members.get(&from).cloned() else {
             return;
         };
         let record = MemberRecord::from(&MemberState {
@@ -349,12 +353,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             ..Default::default()
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
-        self.conf_proposed_at = self.tick_no;
+        self.membership.conf_proposed_at = self.tick_no;
     }
 
     /// Leader of a newer epoch: an older epoch's divergent entries.
     pub(super) fn on_divergent(&mut self, from: NodeId, d: Divergent) {
-        if self.role != StateRole::Leader {
+        if self.election.role != StateRole::Leader {
             return;
         }
         let lineage = decode_lineage(&d.lineage);
@@ -362,7 +366,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
 
-        let Some(p) = common_point(&self.lineage, &lineage) else {
+        let Some(p) = common_point(&self.ep.lineage, &lineage) else {
             return;
         };
         if !newer(self.epoch(), theirs) {
@@ -469,11 +473,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         // The first index of each origin not seen here yet.
         let unseen_from = |epoch: EpochId| {
             let shown = self.ep.covered.get(&epoch).copied().unwrap_or(0);
-            let forked = self
-                .lineage
-                .iter()
-                .position(|r| r.id == epoch)
-                .map(|p| self.lineage.get(p + 1).map_or(u64::MAX, |c| c.fork_index));
+            let forked = self.ep.lineage.iter().position(|r| r.id == epoch).map(|p| {
+                self.ep
+                    .lineage
+                    .get(p + 1)
+                    .map_or(u64::MAX, |c| c.fork_index)
+            });
             shown.max(forked.unwrap_or(0)).saturating_add(1)
         };
         let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
@@ -525,8 +530,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         originals.retain(|o| o.index >= unseen_from(o.origin()));
         // Each origin's run must follow on from what was seen of it.
         for (&epoch, &(first, _)) in &runs {
-            let known =
-                self.ep.covered.contains_key(&epoch) || self.lineage.iter().any(|r| r.id == epoch);
+            let known = self.ep.covered.contains_key(&epoch)
+                || self.ep.lineage.iter().any(|r| r.id == epoch);
             if known && first > unseen_from(epoch) {
                 return None;
             }
@@ -595,7 +600,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 seq: o.seq,
                 ..EntryPayload::default()
             };
-            let _ = self.dedup.admit(&id, e.index, e.term);
+            let _ = self.proposals.dedup.admit(&id, e.index, e.term);
         }
         self.ep.reconciled.insert(from, r.to_index);
         for x in &ranges {

@@ -31,9 +31,11 @@ use crate::wire::payload::{
 /// Reported commit indexes kept for the RPO in time.
 pub(super) const BEYOND_KEPT: usize = 4096;
 
-/// Epoch bookkeeping beyond the lineage.
+/// The epoch lineage and its bookkeeping: fencing, reconciliation, probes.
 #[derive(Debug, Default)]
 pub(super) struct EpochState {
+    /// The epoch lineage, first epoch first; this node's epoch is the last.
+    pub(super) lineage: Vec<EpochRecord>,
     /// How far each older epoch's log has been taken in by reconciliation
     /// (in that epoch's indexes; its members join once it has all of it).
     pub(super) reconciled: BTreeMap<EpochId, u64>,
@@ -82,10 +84,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// fork a new epoch: a learner of its current epoch.
     fn may_activate(&self) -> Option<(u32, usize)> {
         if self.cfg.topology.mode() != QuorumMode::MainSite
-            || self.role == StateRole::Leader
+            || self.election.role == StateRole::Leader
             || self.fenced()
             || self.ep.joining
-            || !self.conf.learners.contains(&self.id.0)
+            || !self.membership.conf.learners.contains(&self.id.0)
         {
             return None;
         }
@@ -99,7 +101,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn reachable(&self, ids: impl Iterator<Item = NodeId>) -> usize {
         let e = self.ticks.election as u64;
         ids.filter(|id| {
-            self.last_heard
+            self.contact
+                .last_heard
                 .get(id)
                 .is_some_and(|&t| self.tick_no.saturating_sub(t) <= e)
         })
@@ -108,7 +111,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Better-ranked survivable members (or earlier ones in this core).
     fn better_survivors(&self, rank: u32, position: usize) -> Vec<NodeId> {
-        self.members
+        self.membership
+            .members
             .values()
             .filter_map(|s| match s.member.role {
                 Role::Survivable {
@@ -128,17 +132,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
         let e = self.ticks.election;
-        let voters: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .conf
+            .voters
+            .iter()
+            .map(|&v| NodeId(v))
+            .collect();
         let better = self.better_survivors(rank, position);
-        if self.since_leader >= e / 2 && self.tick_no >= self.ep.probed_at + (e / 2) as u64 {
+        if self.election.since_leader >= e / 2 && self.tick_no >= self.ep.probed_at + (e / 2) as u64
+        {
             self.ep.probed_at = self.tick_no;
-            let leader = self.leader.map_or(0, |l| l.0);
+            let leader = self.election.leader.map_or(0, |l| l.0);
             for &to in voters.iter().chain(&better) {
                 self.send_control(to, Kind::Probe(Probe { leader }));
             }
         }
         let after = self.ticks.survivable_campaign_after(rank, position);
-        if self.since_leader < after {
+        if self.election.since_leader < after {
             return;
         }
         let majority_reachable = self.reachable(voters.iter().copied()) * 2 > voters.len();
@@ -150,44 +161,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// Activates a new epoch now, as an operator would after deciding the
-    /// main site is gone: refused while this member can still reach a
-    /// majority of its epoch's voters, or heard their leader within an
-    /// election timeout. (Unforced, a survivable primary activates by
-    /// itself under the same majority rule once it has heard no leader
-    /// for [`Timers::survivable_after`](crate::policy::Timers::survivable_after):
-    /// reaching only a minority of the voters, such as the main site's
-    /// tie-breaker, does not prevent it.)
-    ///
-    /// The new epoch forks at this member's applied index, from a
-    /// snapshot of its state, and has **this member as its only voter**;
-    /// its core partner, and every member that rejoins later, comes in as a
-    /// learner (main-site members become voters again at hand-back).
-    ///
-    /// - Why one voter: a two-member voter set in a site without a
-    ///   tie-breaker needs both members for a majority, so it would stall
-    ///   on the loss of either; with one, the partner's loss costs nothing.
-    /// - What it costs: entries the founder acknowledged (committed alone)
-    ///   that had not reached its partner yet are on no other member. If
-    ///   the founder is lost, the partner activates an epoch of its own
-    ///   (an election timeout after `survivable_after`, as the core's
-    ///   standby) without them; they wait for the founder's return, and are
-    ///   then reconciled into the partner's epoch like any older epoch's
-    ///   divergent entries (see [`StateMachine::reconcile`]).
-    ///
-    /// # Errors
-    /// [`ActivateError`] saying why not.
-    pub fn activate(&mut self) -> Result<(), ActivateError> {
+    /// Activation an operator asked for ([`Node::activate`]).
+    pub(super) fn activate_now(&mut self) -> Result<(), ActivateError> {
         let Some((rank, position)) = self.may_activate() else {
             return Err(ActivateError::NotSurvivable);
         };
-        let voters: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .conf
+            .voters
+            .iter()
+            .map(|&v| NodeId(v))
+            .collect();
         let reachable = self.reachable(voters.iter().copied());
         // A leader heard lately holds a quorum (check-quorum), even if this
         // learner has not heard the other voters themselves.
         let leader = self
             .leader()
-            .filter(|_| self.since_leader < self.ticks.election);
+            .filter(|_| self.election.since_leader < self.ticks.election);
         if leader.is_some() || reachable * 2 > voters.len() {
             return Err(ActivateError::MainSiteReachable {
                 leader,
@@ -208,8 +199,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .raft_log
             .term(fork_index)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
-        let id = EpochId::fork(&self.lineage, self.id, rank, position);
-        let mut lineage = self.lineage.clone();
+        let id = EpochId::fork(&self.ep.lineage, self.id, rank, position);
+        let mut lineage = self.ep.lineage.clone();
         lineage.push(EpochRecord {
             id,
             fork_index,
@@ -221,8 +212,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let data = SnapshotData {
             user: self.sm.snapshot(),
-            members: encode_members(&self.members),
-            dedup: self.dedup.to_records(),
+            members: encode_members(&self.membership.members),
+            dedup: self.proposals.dedup.to_records(),
             epochs: encode_lineage(&lineage),
             reconciled: encode_reconciled(&self.ep.reconciled),
             covered: encode_reconciled(&self.ep.covered),
@@ -241,11 +232,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             hard_state: None,
             sync: true,
         })?;
-        let silent_ms = self.ticks.ms(self.since_leader);
+        let silent_ms = self.ticks.ms(self.election.since_leader);
         let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
         let rpo_ms = self.rpo_ms(fork_index);
-        self.lineage = lineage;
-        self.conf = conf;
+        self.ep.lineage = lineage;
+        self.membership.conf = conf;
         self.snapshot_index = fork_index;
         self.restart_raft(fork_index)?;
         self.sm.note_epoch(id);
@@ -259,6 +250,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         });
         // Partners and everyone else learn of the new epoch now.
         let others: Vec<NodeId> = self
+            .membership
             .members
             .keys()
             .copied()
@@ -267,7 +259,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         for to in others {
             self.send_notice(to);
         }
-        self.pending_cause = Some(LeadershipCause::Takeover { rank });
+        self.election.pending_cause = Some(LeadershipCause::Takeover { rank });
         let _ = self.raw.campaign();
         Ok(())
     }
@@ -307,22 +299,22 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Recreates raft over the storage as it now is (after a fork or a reset).
     pub(super) fn restart_raft(&mut self, applied: u64) -> Result<(), Fatal> {
         let priority = self.my_member().map_or(0, |m| m.priority());
-        let cfg = super::raft_config(self.id, &self.ticks, applied, priority);
+        let cfg = super::config::raft_config(self.id, &self.ticks, applied, priority);
         self.raw = RawNode::new(&cfg, self.storage.clone(), &self.logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
         self.applied = applied;
-        self.role = StateRole::Follower;
-        self.leader = None;
-        self.since_leader = 0;
-        self.fast_failover_term = 0;
-        self.failover_declined = false;
-        self.fresh_leader = false;
+        self.election.role = StateRole::Follower;
+        self.election.leader = None;
+        self.election.since_leader = 0;
+        self.election.fast_failover_term = 0;
+        self.election.failover_declined = false;
+        self.election.fresh_leader = false;
         self.hand_back.reset();
-        self.snapshot_sent.clear();
+        self.membership.snapshot_sent.clear();
         self.ep.leader_commit = 0;
         self.ep.beyond.clear();
         self.ep.leader_heard_ms = 0;
-        self.next_campaign = self.campaign_threshold();
+        self.election.next_campaign = self.campaign_threshold();
         for p in self.proposals.pending.values_mut() {
             p.submitted = None;
         }
