@@ -25,7 +25,7 @@ use raft::StateRole;
 
 use super::{Node, NodeId};
 use crate::events::{Event, LeadershipCause};
-use crate::policy::QuorumMode;
+use crate::policy::{QuorumMode, TickTimers};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{Member, Role};
@@ -94,6 +94,189 @@ impl Default for Election {
     }
 }
 
+/// This member's log against its leader's, for the fast failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogSync {
+    /// The current raft term.
+    pub(super) term: u64,
+    /// This log's last index.
+    pub(super) last_index: u64,
+    /// The highest commit index the leader reported.
+    pub(super) leader_commit: u64,
+}
+
+/// What the pair standby does about its primary's silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failover {
+    /// No fast failover: no leader, not this core's, not silent long
+    /// enough, or one was already run in this term.
+    NotNow,
+    /// The primary is silent but this log is catching up: leave the
+    /// silence to an ordinary election.
+    Decline(NodeId),
+    /// Take over from the silent primary now.
+    Start(NodeId),
+}
+
+/// Leaderless ticks a member in `role` waits before its first campaign,
+/// and whether random jitter (up to one election timeout) is added.
+/// `my_core_led`: the last leader known was this member's core partner.
+pub(super) fn campaign_wait(
+    role: &Role,
+    my_core_led: bool,
+    mode: QuorumMode,
+    t: &TickTimers,
+    max_rank: u32,
+) -> (usize, bool) {
+    match *role {
+        // The primary first: its standby waits half an election timeout more.
+        Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
+        // A core that was leading re-elects within itself quickly, whichever
+        // site it is in: the wait for the main site is already over.
+        Role::Survivable { position, .. } if my_core_led => (t.main_campaign_after(position), true),
+        // Survivable cores and witnesses are staggered by rank and position
+        // instead of jittered.
+        Role::Survivable { rank, position, .. } => {
+            (t.survivable_campaign_after(rank, position), false)
+        }
+        Role::Witness if mode == QuorumMode::MainSite => (t.tie_breaker_after(), false),
+        Role::Witness => (t.witness_after(max_rank), false),
+    }
+}
+
+/// Leaderless ticks after which a member lowers its own raft priority to 0
+/// so a priority/log-length deadlock resolves: every survivable core and
+/// the witness had their chance, and four election timeouts more passed.
+pub(super) fn deadlock_after(t: &TickTimers, max_rank: u32) -> usize {
+    t.witness_after(max_rank) + 4 * t.election
+}
+
+/// Why a campaign by a member in `role` runs.
+pub(super) fn campaign_cause(role: Option<&Role>) -> LeadershipCause {
+    match role {
+        Some(Role::Survivable { rank, .. }) => LeadershipCause::Takeover { rank: *rank },
+        Some(Role::Witness) => LeadershipCause::LastResort,
+        _ => LeadershipCause::Elected,
+    }
+}
+
+/// Within how many ticks `me` campaigns after a vote request from `them`
+/// whose log ends at `theirs` (term, index) while ours ends at `ours`:
+/// `None` unless `them` is preferred, its log is behind ours, this member
+/// does not lead and is a survivable member or a witness. See
+/// [`Node::note_vote_request`] for why.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn step_up_within(
+    me: &Member,
+    them: &Member,
+    leading: bool,
+    ours: (u64, u64),
+    theirs: (u64, u64),
+    since_leader: usize,
+    t: &TickTimers,
+    max_rank: u32,
+) -> Option<usize> {
+    if them.preference() >= me.preference() || leading {
+        return None;
+    }
+    let ((our_term, our_index), (log_term, index)) = (ours, theirs);
+    let behind = log_term < our_term || (log_term == our_term && index < our_index);
+    if !behind {
+        return None;
+    }
+    let quarter = t.election / 4;
+    // Leaderless here for `survivable_after` already: no live leader
+    // this member could hear is left to restand, so only the stagger
+    // remains (the takeover is under way and the stale candidate has
+    // just shown it cannot finish it).
+    let deposed_restands = if since_leader >= t.survivable_after {
+        0
+    } else {
+        t.failover + t.election
+    };
+    match me.role {
+        Role::Survivable { rank, position, .. } => {
+            Some(deposed_restands + quarter * (position + 2 * (rank as usize - 1)))
+        }
+        Role::Witness => Some(deposed_restands + quarter * (2 * max_rank as usize + 1)),
+        Role::MainCore { .. } => None,
+    }
+}
+
+impl Election {
+    /// The pair standby's verdict on its leader's silence: `me` is this
+    /// member, `same_core` whether the leader is its core partner.
+    /// Only with a log known to match the leader's in this term (an
+    /// append taken, not behind its commit, not catching up within the
+    /// last election timeout): a hopeless campaign would still depose a
+    /// primary that was only slow.
+    pub(super) fn failover(
+        &self,
+        me: NodeId,
+        same_core: bool,
+        log: LogSync,
+        tick_no: u64,
+        t: &TickTimers,
+    ) -> Failover {
+        let Some(leader) = self.leader else {
+            return Failover::NotNow;
+        };
+        let election = t.election as u64;
+        // Behind what the leader said it had committed, recently catching
+        // up, or not yet known to match the leader's log in this term (only
+        // heartbeats so far): such a log would lose the election.
+        let behind = log.last_index < log.leader_commit || self.synced_term != log.term;
+        let catching_up = behind
+            || self
+                .catching_up_at
+                .is_some_and(|at| tick_no.saturating_sub(at) < election);
+        if leader == me
+            || self.fast_failover_term == log.term
+            || self.since_leader < t.failover
+            || !same_core
+        {
+            return Failover::NotNow;
+        }
+        if catching_up {
+            Failover::Decline(leader)
+        } else {
+            Failover::Start(leader)
+        }
+    }
+
+    /// Whether the priority should be lowered now to break a deadlock.
+    pub(super) fn lowers_priority(&self, deadlock_after: usize) -> bool {
+        self.since_leader >= deadlock_after && !self.priority_lowered
+    }
+
+    /// Whether the next campaign is due, pulling it forward first to a
+    /// pending step-up's deadline (consumed).
+    pub(super) fn campaign_due(&mut self) -> bool {
+        if let Some(within) = self.step_up.take() {
+            self.next_campaign = self.next_campaign.min(self.since_leader + within);
+        }
+        self.since_leader >= self.next_campaign
+    }
+
+    /// Counts a campaign of this leaderless spell; whether it is the first
+    /// (only the first is reported as an event).
+    pub(super) fn count_campaign(&mut self) -> bool {
+        self.spell_campaigns += 1;
+        self.spell_campaigns == 1
+    }
+
+    /// The leader was heard: the leaderless spell is over (the next
+    /// campaign is scheduled by the caller). Returns whether the priority
+    /// had been lowered and must be restored.
+    pub(super) fn heard_leader(&mut self) -> bool {
+        self.since_leader = 0;
+        self.failover_declined = false;
+        self.spell_campaigns = 0;
+        self.step_up = None;
+        std::mem::take(&mut self.priority_lowered)
+    }
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leaderless ticks after which this node starts its next campaign.
     pub(super) fn campaign_threshold(&mut self) -> usize {
@@ -102,25 +285,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(me) = self.my_member() else {
             return usize::MAX;
         };
-        // A core that was leading re-elects within itself quickly, whichever
-        // site it is in: the wait for the main site is already over.
-        let my_core_led = self.election.last_leader.is_some_and(|l| self.same_core(l));
-        let (base, jitter) = match me.role {
-            // The primary first: its standby waits half an election timeout more.
-            Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
-            Role::Survivable { position, .. } if my_core_led => {
-                (t.main_campaign_after(position), true)
-            }
-            Role::Survivable { rank, position, .. } => {
-                (t.survivable_campaign_after(rank, position), false)
-            }
-            Role::Witness if self.cfg.topology.mode() == QuorumMode::MainSite => {
-                (t.tie_breaker_after(), false)
-            }
-            Role::Witness => (t.witness_after(max_rank), false),
-        };
-        // Such elections spread over one election timeout; survivable cores
-        // and witnesses are staggered by rank and position instead.
+        let my_core_led = self
+            .election
+            .last_leader
+            .is_some_and(|l| self.same_core(l));
+        let (base, jitter) =
+            campaign_wait(&me.role, my_core_led, self.cfg.topology.mode(), &t, max_rank);
+        // Such elections spread over one election timeout.
         let spread = if jitter {
             t.main_campaign_jitter() as u64
         } else {
@@ -141,45 +312,34 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.try_pair_failover() {
             return;
         }
-        let deadlock_after =
-            self.ticks.witness_after(self.cfg.topology.max_rank()) + 4 * self.ticks.election;
-        if self.election.since_leader >= deadlock_after && !self.election.priority_lowered {
+        if self
+            .election
+            .lowers_priority(deadlock_after(&self.ticks, self.cfg.topology.max_rank()))
+        {
             slog::warn!(self.logger, "long without a leader: lowering own priority to break a priority deadlock";
                 "leaderless_ms" => self.ticks.ms(self.election.since_leader));
             self.election.priority_lowered = true;
             self.raw.set_priority(0);
         }
-        if let Some(within) = self.election.step_up.take() {
-            self.election.next_campaign = self
-                .election
-                .next_campaign
-                .min(self.election.since_leader + within);
-        }
-        if self.election.since_leader < self.election.next_campaign {
+        if !self.election.campaign_due() {
             return;
         }
         let leaderless_ms = self.ticks.ms(self.election.since_leader);
         // One event per leaderless spell; retries only go to the log.
-        self.election.spell_campaigns += 1;
-        let first = self.election.spell_campaigns == 1;
-        let cause = match self.my_member().map(|m| m.role.clone()) {
-            Some(Role::Survivable { rank, .. }) => {
-                if first {
-                    self.emit(Event::TakeoverStarted {
-                        rank,
-                        leaderless_ms,
-                    });
+        let first = self.election.count_campaign();
+        let cause = campaign_cause(self.my_member().map(|m| &m.role));
+        if first {
+            match cause {
+                LeadershipCause::Takeover { rank } => self.emit(Event::TakeoverStarted {
+                    rank,
+                    leaderless_ms,
+                }),
+                LeadershipCause::LastResort => {
+                    self.emit(Event::LastResortCampaign { leaderless_ms })
                 }
-                LeadershipCause::Takeover { rank }
+                _ => {}
             }
-            Some(Role::Witness) => {
-                if first {
-                    self.emit(Event::LastResortCampaign { leaderless_ms });
-                }
-                LeadershipCause::LastResort
-            }
-            _ => LeadershipCause::Elected,
-        };
+        }
         slog::debug!(self.logger, "campaigning"; "attempt" => self.election.spell_campaigns,
             "leaderless_ms" => leaderless_ms);
         self.election.pending_cause = Some(cause);
@@ -192,42 +352,35 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// The pair standby's fast takeover from a silent primary.
     fn try_pair_failover(&mut self) -> bool {
-        let Some(leader) = self.election.leader else {
-            return false;
+        let log = LogSync {
+            term: self.raw.raft.term,
+            last_index: self.raw.raft.raft_log.last_index(),
+            leader_commit: self.ep.leader_commit,
         };
-        let term = self.raw.raft.term;
-        let election = self.ticks.election as u64;
-        // Behind what the leader said it had committed, recently catching
-        // up, or not yet known to match the leader's log in this term (only
-        // heartbeats so far): such a log would lose the election.
-        let behind = self.raw.raft.raft_log.last_index() < self.ep.leader_commit
-            || self.election.synced_term != term;
-        let catching_up = behind
-            || self
-                .election
-                .catching_up_at
-                .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
-        if leader == self.id
-            || self.election.fast_failover_term == term
-            || self.election.since_leader < self.ticks.failover
-            || !self.same_core(leader)
-        {
-            return false;
-        }
-        if catching_up {
-            // A lagging log would lose the vote after deposing a live
-            // leader with its higher term: leave this silence to an
-            // ordinary election. Not the whole term: the silence may be a
-            // false alarm of the catch-up itself (a restarted member busy
-            // applying its log), and once the leader is heard again and
-            // this log matches, the next silence gets a fast failover.
-            if !self.election.failover_declined {
-                self.election.failover_declined = true;
-                slog::info!(self.logger, "primary silent while catching up: no fast failover";
-                    "primary" => leader.0);
+        let same_core = self.election.leader.is_some_and(|l| self.same_core(l));
+        let verdict = self
+            .election
+            .failover(self.id, same_core, log, self.tick_no, &self.ticks);
+        let leader = match verdict {
+            Failover::NotNow => return false,
+            Failover::Decline(leader) => {
+                // A lagging log would lose the vote after deposing a live
+                // leader with its higher term: leave this silence to an
+                // ordinary election. Not the whole term: the silence may be
+                // a false alarm of the catch-up itself (a restarted member
+                // busy applying its log), and once the leader is heard
+                // again and this log matches, the next silence gets a fast
+                // failover.
+                if !self.election.failover_declined {
+                    self.election.failover_declined = true;
+                    slog::info!(self.logger, "primary silent while catching up: no fast failover";
+                        "primary" => leader.0);
+                }
+                return false;
             }
-            return false;
-        }
+            Failover::Start(leader) => leader,
+        };
+        let term = log.term;
         self.election.fast_failover_term = term;
         self.emit(Event::FailoverStarted {
             primary: leader,
@@ -262,37 +415,22 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let (Some(me), Some(them)) = (self.my_member(), self.membership.members.get(&from)) else {
             return;
         };
-        if them.member.preference() >= me.preference() || self.election.role == StateRole::Leader {
-            return;
-        }
         let log = &self.raw.raft.raft_log;
-        let (our_term, our_index) = (log.last_term(), log.last_index());
-        let behind = log_term < our_term || (log_term == our_term && index < our_index);
-        if !behind {
+        let within = step_up_within(
+            me,
+            &them.member,
+            self.election.role == StateRole::Leader,
+            (log.last_term(), log.last_index()),
+            (log_term, index),
+            self.election.since_leader,
+            &self.ticks,
+            self.cfg.topology.max_rank(),
+        );
+        let Some(within) = within else {
             return;
-        }
-        let t = self.ticks;
-        let quarter = t.election / 4;
-        // Leaderless here for `survivable_after` already: no live leader
-        // this member could hear is left to restand, so only the stagger
-        // remains (the takeover is under way and the stale candidate has
-        // just shown it cannot finish it).
-        let deposed_restands = if self.election.since_leader >= t.survivable_after {
-            0
-        } else {
-            t.failover + t.election
-        };
-        let within = match me.role {
-            Role::Survivable { rank, position, .. } => {
-                deposed_restands + quarter * (position + 2 * (rank as usize - 1))
-            }
-            Role::Witness => {
-                deposed_restands + quarter * (2 * self.cfg.topology.max_rank() as usize + 1)
-            }
-            Role::MainCore { .. } => return,
         };
         slog::info!(self.logger, "a preferred candidate's log is behind ours: stepping up";
-            "candidate" => from.0, "within_ms" => t.ms(within));
+            "candidate" => from.0, "within_ms" => self.ticks.ms(within));
         self.election.step_up = Some(within);
     }
 
@@ -305,20 +443,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .and_then(|s| s.member.core());
         mine.is_some() && mine == theirs
     }
-}
 
-impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// The leader was heard: the leaderless spell is over.
     pub(super) fn leader_contact(&mut self) {
-        self.election.since_leader = 0;
-        self.election.failover_declined = false;
-        self.election.spell_campaigns = 0;
-        self.election.step_up = None;
+        let restore_priority = self.election.heard_leader();
         self.election.next_campaign = self.campaign_threshold();
-        if self.election.priority_lowered {
-            self.election.priority_lowered = false;
+        if restore_priority {
             let p = self.my_member().map_or(0, Member::priority);
             self.raw.set_priority(p);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "election_tests.rs"]
+mod tests;

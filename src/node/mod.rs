@@ -50,6 +50,8 @@ mod reunion;
 mod start;
 mod status;
 mod takeover;
+#[cfg(test)]
+mod testkit;
 
 use std::collections::VecDeque;
 
