@@ -22,7 +22,7 @@ use crate::ids::{EpochId, EpochRecord};
 use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
-use crate::topology::{NodeId, Role};
+use crate::topology::{Member, NodeId, Role};
 use crate::wire::control::{Kind, Probe};
 use crate::wire::payload::{
     encode, encode_lineage, encode_members, encode_reconciled, SnapshotData,
@@ -79,22 +79,110 @@ pub(super) struct EpochState {
     pub(super) reconciling: Option<(EpochId, u64, u64)>,
 }
 
+impl EpochState {
+    /// The RPO in time of a fork at `fork_index`: from the first report of
+    /// the leader that it had committed beyond the fork to the last time
+    /// this member heard it (0 when no report went beyond the fork). See
+    /// [`Event::Activated`]'s `rpo_ms`.
+    pub(super) fn rpo_ms(&self, fork_index: u64) -> u64 {
+        if self.leader_commit <= fork_index {
+            return 0;
+        }
+        self.beyond
+            .iter()
+            .find(|&&(reported, _)| reported > fork_index)
+            .map_or(0, |&(_, at)| self.leader_heard_ms.saturating_sub(at))
+    }
+
+    /// Records a leader's append (`reported`: its commit) or heartbeat
+    /// (`None`) heard at `now_ms` by a member that applied up to `applied`.
+    pub(super) fn note_report(&mut self, now_ms: u64, applied: u64, reported: Option<u64>) {
+        self.leader_heard_ms = now_ms;
+        while self.beyond.front().is_some_and(|&(r, _)| r <= applied) {
+            self.beyond.pop_front();
+        }
+        let Some(reported) = reported.filter(|&r| r > applied) else {
+            return;
+        };
+        let grows = self.beyond.back().is_none_or(|&(r, _)| reported > r);
+        if grows && self.beyond.len() < BEYOND_KEPT {
+            self.beyond.push_back((reported, now_ms));
+        }
+    }
+}
+
+/// The (rank, position) of a member in `role` that may fork a new epoch:
+/// main-site mode, a survivable member, a learner of its epoch, and not
+/// `busy` (leading, fenced or joining).
+pub(super) fn activation_slot(
+    mode: QuorumMode,
+    busy: bool,
+    learner: bool,
+    role: &Role,
+) -> Option<(u32, usize)> {
+    if mode != QuorumMode::MainSite || busy || !learner {
+        return None;
+    }
+    match *role {
+        Role::Survivable { rank, position, .. } => Some((rank, position)),
+        _ => None,
+    }
+}
+
+/// The survivable members among `members` ranked before (rank, position).
+pub(super) fn better_survivors<'a>(
+    members: impl Iterator<Item = &'a Member>,
+    rank: u32,
+    position: usize,
+) -> Vec<NodeId> {
+    members
+        .filter_map(|m| match m.role {
+            Role::Survivable {
+                rank: r,
+                position: p,
+                ..
+            } if (r, p) < (rank, position) => Some(m.id()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a survivable member leaderless long enough activates on its
+/// own: it reaches at most half of its epoch's `voters` (`reachable` of
+/// them answered within an election timeout) and no better-ranked
+/// survivable member (`better_reachable`).
+pub(super) fn unattended_activation(reachable: usize, voters: usize, better_reachable: usize) -> bool {
+    reachable * 2 <= voters && better_reachable == 0
+}
+
+/// Whether an operator's activation goes ahead: refused while the epoch's
+/// leader was heard within an election timeout (`leader`) or a majority of
+/// its `voters` answered.
+pub(super) fn manual_activation(
+    leader: Option<NodeId>,
+    reachable: usize,
+    voters: usize,
+) -> Result<(), ActivateError> {
+    if leader.is_some() || reachable * 2 > voters {
+        return Err(ActivateError::MainSiteReachable {
+            leader,
+            reachable,
+            voters,
+        });
+    }
+    Ok(())
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Whether this member is a survivable member that main-site mode lets
     /// fork a new epoch: a learner of its current epoch.
     fn may_activate(&self) -> Option<(u32, usize)> {
-        if self.cfg.topology.mode() != QuorumMode::MainSite
-            || self.election.role == StateRole::Leader
-            || self.fenced()
-            || self.ep.joining
-            || !self.membership.conf.learners.contains(&self.id.0)
-        {
-            return None;
-        }
-        match self.my_member()?.role {
-            Role::Survivable { rank, position, .. } => Some((rank, position)),
-            _ => None,
-        }
+        activation_slot(
+            self.cfg.topology.mode(),
+            self.election.role == StateRole::Leader || self.fenced() || self.ep.joining,
+            self.membership.conf.learners.contains(&self.id.0),
+            &self.my_member()?.role,
+        )
     }
 
     /// Members heard from within an election timeout, among `ids`.
@@ -111,18 +199,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Better-ranked survivable members (or earlier ones in this core).
     fn better_survivors(&self, rank: u32, position: usize) -> Vec<NodeId> {
-        self.membership
-            .members
-            .values()
-            .filter_map(|s| match s.member.role {
-                Role::Survivable {
-                    rank: r,
-                    position: p,
-                    ..
-                } if (r, p) < (rank, position) => Some(s.member.id()),
-                _ => None,
-            })
-            .collect()
+        better_survivors(self.membership.members.values().map(|s| &s.member), rank, position)
     }
 
     /// Each tick: probe the voters once the leader is silent, and activate
@@ -152,8 +229,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.election.since_leader < after {
             return;
         }
-        let majority_reachable = self.reachable(voters.iter().copied()) * 2 > voters.len();
-        if majority_reachable || self.reachable(better.into_iter()) > 0 {
+        let reachable = self.reachable(voters.iter().copied());
+        if !unattended_activation(reachable, voters.len(), self.reachable(better.into_iter())) {
             return;
         }
         if let Err(f) = self.activate_epoch(rank, position) {
@@ -179,13 +256,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let leader = self
             .leader()
             .filter(|_| self.election.since_leader < self.ticks.election);
-        if leader.is_some() || reachable * 2 > voters.len() {
-            return Err(ActivateError::MainSiteReachable {
-                leader,
-                reachable,
-                voters: voters.len(),
-            });
-        }
+        manual_activation(leader, reachable, voters.len())?;
         self.activate_epoch(rank, position)
             .map_err(ActivateError::Fatal)
     }
@@ -234,7 +305,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         })?;
         let silent_ms = self.ticks.ms(self.election.since_leader);
         let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
-        let rpo_ms = self.rpo_ms(fork_index);
+        let rpo_ms = self.ep.rpo_ms(fork_index);
         self.ep.lineage = lineage;
         self.membership.conf = conf;
         self.snapshot_index = fork_index;
@@ -264,36 +335,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Ok(())
     }
 
-    /// The RPO in time of a fork at `fork_index`: from the first report of
-    /// the leader that it had committed beyond the fork to the last time
-    /// this member heard it (0 when no report went beyond the fork). See
-    /// [`Event::Activated`]'s `rpo_ms`.
-    fn rpo_ms(&self, fork_index: u64) -> u64 {
-        if self.ep.leader_commit <= fork_index {
-            return 0;
-        }
-        self.ep
-            .beyond
-            .iter()
-            .find(|&&(reported, _)| reported > fork_index)
-            .map_or(0, |&(_, at)| self.ep.leader_heard_ms.saturating_sub(at))
-    }
-
     /// Records a leader's append (its reported commit) or heartbeat, for
     /// the RPO in time.
     pub(super) fn note_leader_report(&mut self, reported: Option<u64>) {
-        self.ep.leader_heard_ms = self.now_ms;
-        let applied = self.applied;
-        while self.ep.beyond.front().is_some_and(|&(r, _)| r <= applied) {
-            self.ep.beyond.pop_front();
-        }
-        let Some(reported) = reported.filter(|&r| r > applied) else {
-            return;
-        };
-        let grows = self.ep.beyond.back().is_none_or(|&(r, _)| reported > r);
-        if grows && self.ep.beyond.len() < BEYOND_KEPT {
-            self.ep.beyond.push_back((reported, self.now_ms));
-        }
+        self.ep.note_report(self.now_ms, self.applied, reported);
     }
 
     /// Recreates raft over the storage as it now is (after a fork or a reset).
@@ -322,3 +367,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "takeover_tests.rs"]
+mod tests;
