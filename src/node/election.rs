@@ -285,12 +285,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(me) = self.my_member() else {
             return usize::MAX;
         };
-        let my_core_led = self
-            .election
-            .last_leader
-            .is_some_and(|l| self.same_core(l));
-        let (base, jitter) =
-            campaign_wait(&me.role, my_core_led, self.cfg.topology.mode(), &t, max_rank);
+        let my_core_led = self.election.last_leader.is_some_and(|l| self.same_core(l));
+        let (base, jitter) = campaign_wait(
+            &me.role,
+            my_core_led,
+            self.cfg.topology.mode(),
+            &t,
+            max_rank,
+        );
         // Such elections spread over one election timeout.
         let spread = if jitter {
             t.main_campaign_jitter() as u64

@@ -44,7 +44,8 @@ fn main_core_primary_campaigns_first_with_jitter_and_standby_half_a_timeout_late
 fn survivable_core_waits_survivable_after_staggered_by_rank_and_position() {
     let t = timers();
     let mode = QuorumMode::MainSite;
-    let wait = |rank, position| campaign_wait(&survivable(9, rank, position).role, false, mode, &t, 2);
+    let wait =
+        |rank, position| campaign_wait(&survivable(9, rank, position).role, false, mode, &t, 2);
     assert_eq!(wait(1, 0), (200, false));
     assert_eq!(wait(1, 1), (220, false));
     assert_eq!(wait(2, 0), (250, false));
@@ -251,7 +252,16 @@ fn no_step_up_for_a_less_preferred_candidate_a_leader_or_a_main_core_member() {
         None
     );
     assert_eq!(
-        step_up_within(&main_core(2, 1), &main_core(1, 0), false, ours, theirs, 0, &t, 2),
+        step_up_within(
+            &main_core(2, 1),
+            &main_core(1, 0),
+            false,
+            ours,
+            theirs,
+            0,
+            &t,
+            2
+        ),
         None,
         "same preference"
     );

@@ -151,7 +151,11 @@ pub(super) fn better_survivors<'a>(
 /// own: it reaches at most half of its epoch's `voters` (`reachable` of
 /// them answered within an election timeout) and no better-ranked
 /// survivable member (`better_reachable`).
-pub(super) fn unattended_activation(reachable: usize, voters: usize, better_reachable: usize) -> bool {
+pub(super) fn unattended_activation(
+    reachable: usize,
+    voters: usize,
+    better_reachable: usize,
+) -> bool {
     reachable * 2 <= voters && better_reachable == 0
 }
 
@@ -199,7 +203,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Better-ranked survivable members (or earlier ones in this core).
     fn better_survivors(&self, rank: u32, position: usize) -> Vec<NodeId> {
-        better_survivors(self.membership.members.values().map(|s| &s.member), rank, position)
+        better_survivors(
+            self.membership.members.values().map(|s| &s.member),
+            rank,
+            position,
+        )
     }
 
     /// Each tick: probe the voters once the leader is silent, and activate
