@@ -409,7 +409,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let to_index = entries.last().map_or(done + gap, |en| en.index);
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
-        let shown = self.to_show(&lineage, &entries, done, gap, &compacted_covered);
+        let shown = to_show(
+            &self.ep.lineage,
+            &self.ep.covered,
+            &lineage,
+            &entries,
+            done,
+            gap,
+            &compacted_covered,
+        );
         let Some((originals, covered)) = shown else {
             slog::debug!(self.logger, "divergent entries leave a gap; waiting for the rest";
                 "from" => %theirs);
@@ -454,95 +462,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// What of an older epoch's log `entries` (after `done`, the first
-    /// `compacted` of them gone; `lineage` its history) this epoch has not
-    /// seen: every user entry as first proposed, by origin, minus what is
-    /// in this history or was shown before; and the run of each origin's
-    /// entries accounted for. `None` if a run would leave a gap after what
-    /// was accounted for of that origin before. What compacted entries had
-    /// themselves reconciled (`compacted_covered`, the sender's snapshot
-    /// view) is accounted for too, counted only: its commands are gone.
-    fn to_show(
-        &self,
-        lineage: &[EpochRecord],
-        entries: &[Entry],
-        done: u64,
-        compacted: u64,
-        compacted_covered: &BTreeMap<EpochId, u64>,
-    ) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
-        // The first index of each origin not seen here yet.
-        let unseen_from = |epoch: EpochId| {
-            let shown = self.ep.covered.get(&epoch).copied().unwrap_or(0);
-            let forked = self.ep.lineage.iter().position(|r| r.id == epoch).map(|p| {
-                self.ep
-                    .lineage
-                    .get(p + 1)
-                    .map_or(u64::MAX, |c| c.fork_index)
-            });
-            shown.max(forked.unwrap_or(0)).saturating_add(1)
-        };
-        let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
-        let mut cover = |epoch: EpochId, first: u64, last: u64| {
-            let first = first.max(unseen_from(epoch));
-            if first <= last {
-                let r = runs.entry(epoch).or_insert((first, last));
-                r.0 = r.0.min(first);
-                r.1 = r.1.max(last);
-            }
-        };
-        let mut originals = Vec::new();
-        for index in done + 1..=done + compacted {
-            cover(origin_of(lineage, index), index, index);
-        }
-        if compacted > 0 {
-            for (&epoch, &last) in compacted_covered {
-                cover(epoch, 1, last);
-            }
-        }
-        for en in entries {
-            let origin = origin_of(lineage, en.index);
-            cover(origin, en.index, en.index);
-            let payload = (en.get_entry_type() == EntryType::EntryNormal && !en.data.is_empty())
-                .then(|| <EntryPayload as prost::Message>::decode(&en.data[..]).ok())
-                .flatten();
-            let Some(p) = payload else {
-                continue;
-            };
-            if let Some(r) = p.reconcile {
-                // What that epoch reconciled: shown again, as first proposed.
-                for x in r.covered.iter().map(EntryRange::from) {
-                    cover(x.epoch, x.first, x.last);
-                }
-                originals.extend(r.originals);
-            } else if p.proposer != 0 {
-                originals.push(OriginalEntry {
-                    origin_number: origin.number,
-                    origin_founder: origin.founder.0,
-                    index: en.index,
-                    term: en.term,
-                    command: p.command,
-                    proposer: p.proposer,
-                    boot: p.boot,
-                    seq: p.seq,
-                });
-            }
-        }
-        originals.retain(|o| o.index >= unseen_from(o.origin()));
-        // Each origin's run must follow on from what was seen of it.
-        for (&epoch, &(first, _)) in &runs {
-            let known = self.ep.covered.contains_key(&epoch)
-                || self.ep.lineage.iter().any(|r| r.id == epoch);
-            if known && first > unseen_from(epoch) {
-                return None;
-            }
-        }
-        let ranges = runs
-            .into_iter()
-            .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
-            .collect();
-        Some((originals, ranges))
-    }
-
     /// The hook refused (or panicked): report it and back off (one
     /// election timeout, doubling with each consecutive failure up to 32).
     fn reconcile_failed(&mut self, from: EpochId, failure: ReconcileFailure) {
@@ -553,8 +472,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .get(&from)
             .copied()
             .unwrap_or((0, 0));
-        let attempt = failures.saturating_add(1);
-        let delay = (self.ticks.election as u64) << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS);
+        let (attempt, delay) = backoff(failures, self.ticks.election as u64);
         self.ep
             .reconcile_backoff
             .insert(from, (attempt, self.tick_no + delay));
@@ -579,11 +497,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             founder: NodeId(r.from_founder),
         };
         let ranges: Vec<EntryRange> = r.covered.iter().map(EntryRange::from).collect();
-        let taken = self.ep.reconciled.get(&from).copied().unwrap_or(0);
-        let stale = r.from_index <= taken
-            || ranges
-                .iter()
-                .any(|x| x.first <= self.ep.covered.get(&x.epoch).copied().unwrap_or(0));
+        let stale = stale(
+            r.from_index,
+            from,
+            &ranges,
+            &self.ep.reconciled,
+            &self.ep.covered,
+        );
         self.ep.reconciling = None;
         if stale {
             slog::debug!(self.logger, "stale reconciliation skipped"; "from" => %from,
@@ -621,6 +541,123 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 }
 
+/// What of an older epoch's log `entries` (after `done`, the first
+/// `compacted` of them gone; `lineage` its history) this epoch has not
+/// seen: every user entry as first proposed, by origin, minus what is
+/// in this history or was shown before; and the run of each origin's
+/// entries accounted for. `None` if a run would leave a gap after what
+/// was accounted for of that origin before. What compacted entries had
+/// themselves reconciled (`compacted_covered`, the sender's snapshot
+/// view) is accounted for too, counted only: its commands are gone.
+/// `ours` is this epoch's lineage, `shown_before` how far each epoch's own
+/// entries were shown by earlier reconciliations.
+pub(super) fn to_show(
+    ours: &[EpochRecord],
+    shown_before: &BTreeMap<EpochId, u64>,
+    lineage: &[EpochRecord],
+    entries: &[Entry],
+    done: u64,
+    compacted: u64,
+    compacted_covered: &BTreeMap<EpochId, u64>,
+) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
+    // The first index of each origin not seen here yet.
+    let unseen_from = |epoch: EpochId| {
+        let shown = shown_before.get(&epoch).copied().unwrap_or(0);
+        let forked = ours
+            .iter()
+            .position(|r| r.id == epoch)
+            .map(|p| ours.get(p + 1).map_or(u64::MAX, |c| c.fork_index));
+        shown.max(forked.unwrap_or(0)).saturating_add(1)
+    };
+    let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
+    let mut cover = |epoch: EpochId, first: u64, last: u64| {
+        let first = first.max(unseen_from(epoch));
+        if first <= last {
+            let r = runs.entry(epoch).or_insert((first, last));
+            r.0 = r.0.min(first);
+            r.1 = r.1.max(last);
+        }
+    };
+    let mut originals = Vec::new();
+    for index in done + 1..=done + compacted {
+        cover(origin_of(lineage, index), index, index);
+    }
+    if compacted > 0 {
+        for (&epoch, &last) in compacted_covered {
+            cover(epoch, 1, last);
+        }
+    }
+    for en in entries {
+        let origin = origin_of(lineage, en.index);
+        cover(origin, en.index, en.index);
+        let payload = (en.get_entry_type() == EntryType::EntryNormal && !en.data.is_empty())
+            .then(|| <EntryPayload as prost::Message>::decode(&en.data[..]).ok())
+            .flatten();
+        let Some(p) = payload else {
+            continue;
+        };
+        if let Some(r) = p.reconcile {
+            // What that epoch reconciled: shown again, as first proposed.
+            for x in r.covered.iter().map(EntryRange::from) {
+                cover(x.epoch, x.first, x.last);
+            }
+            originals.extend(r.originals);
+        } else if p.proposer != 0 {
+            originals.push(OriginalEntry {
+                origin_number: origin.number,
+                origin_founder: origin.founder.0,
+                index: en.index,
+                term: en.term,
+                command: p.command,
+                proposer: p.proposer,
+                boot: p.boot,
+                seq: p.seq,
+            });
+        }
+    }
+    originals.retain(|o| o.index >= unseen_from(o.origin()));
+    // Each origin's run must follow on from what was seen of it.
+    for (&epoch, &(first, _)) in &runs {
+        let known = shown_before.contains_key(&epoch) || ours.iter().any(|r| r.id == epoch);
+        if known && first > unseen_from(epoch) {
+            return None;
+        }
+    }
+    let ranges = runs
+        .into_iter()
+        .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
+        .collect();
+    Some((originals, ranges))
+}
+
+/// After `failures` consecutive refusals of the hook, the attempt number
+/// of the next failure and the back-off it gets (ticks): one election
+/// timeout, doubling with each consecutive failure up to 32.
+pub(super) fn backoff(failures: u32, election: u64) -> (u32, u64) {
+    let attempt = failures.saturating_add(1);
+    (
+        attempt,
+        election << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS),
+    )
+}
+
+/// Whether a committed reconciliation of epoch `from`'s entries from
+/// `from_index`, covering `ranges`, was proposed against an older view:
+/// it overlaps what was taken in (`reconciled`) or shown (`covered`) since.
+pub(super) fn stale(
+    from_index: u64,
+    from: EpochId,
+    ranges: &[EntryRange],
+    reconciled: &BTreeMap<EpochId, u64>,
+    covered: &BTreeMap<EpochId, u64>,
+) -> bool {
+    let taken = reconciled.get(&from).copied().unwrap_or(0);
+    from_index <= taken
+        || ranges
+            .iter()
+            .any(|x| x.first <= covered.get(&x.epoch).copied().unwrap_or(0))
+}
+
 /// The text of a caught panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -630,7 +667,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic whose payload is not text".into())
 }
 
-fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
+/// What the hook is shown of an entry as first proposed.
+pub(super) fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
     DivergentEntry {
         epoch: o.origin(),
         index: o.index,
@@ -643,3 +681,7 @@ fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "reunion_tests.rs"]
+mod tests;
