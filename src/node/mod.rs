@@ -202,26 +202,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`ProposeError`] when refused outright (queue full, too large, not
     /// the leader with forwarding off, removed); nothing was proposed.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<ProposalId, ProposeError> {
-        if self.membership.removed {
-            return Err(ProposeError::Removed);
-        }
-        if command.len() > self.cfg.max_command_len {
-            return Err(ProposeError::TooLarge {
-                len: command.len(),
-                max: self.cfg.max_command_len,
-            });
-        }
-        if !self.cfg.forward_proposals && self.election.role != StateRole::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.election.leader,
-            });
-        }
-        if self.proposals.len() >= self.cfg.max_pending {
-            return Err(ProposeError::QueueFull {
-                pending: self.proposals.len(),
-                limit: self.cfg.max_pending,
-            });
-        }
+        self.intake().proposal(
+            command.len(),
+            self.cfg.max_command_len,
+            self.proposals.len(),
+        )?;
         let seq = self.proposals.add(command);
         self.dirty = true;
         Ok(ProposalId {
@@ -441,6 +426,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {}
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn my_member(&self) -> Option<&Member> {
         self.membership.members.get(&self.id).map(|s| &s.member)
+    }
+
+    /// What proposals and reads are admitted against now.
+    fn intake(&self) -> proposals::Intake {
+        proposals::Intake {
+            removed: self.membership.removed,
+            leading: self.election.role == StateRole::Leader,
+            forward: self.cfg.forward_proposals,
+            leader: self.election.leader,
+            max_pending: self.cfg.max_pending,
+        }
     }
 
     fn emit(&mut self, e: Event) {

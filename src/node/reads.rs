@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use raft::{ReadState, StateRole};
+use raft::ReadState;
 
 use super::Node;
 use crate::error::ProposeError;
@@ -80,21 +80,7 @@ impl Reads {
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Records a read request ([`Node::read`]).
     pub(super) fn new_read(&mut self) -> Result<ReadId, ProposeError> {
-        if self.membership.removed {
-            return Err(ProposeError::Removed);
-        }
-        if !self.cfg.forward_proposals && self.election.role != StateRole::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.election.leader,
-            });
-        }
-        let waiting = self.reads.pending.len();
-        if waiting >= self.cfg.max_pending {
-            return Err(ProposeError::QueueFull {
-                pending: waiting,
-                limit: self.cfg.max_pending,
-            });
-        }
+        self.intake().read(self.reads.pending.len())?;
         let seq = self.reads.next_seq;
         self.reads.next_seq += 1;
         self.reads.pending.insert(seq, Pending::default());
