@@ -265,6 +265,47 @@ impl Election {
         self.spell_campaigns == 1
     }
 
+    /// This member won an election: the cause of the campaign that won
+    /// (an ordinary election when none was recorded, e.g. raft's own).
+    pub(super) fn gained(&mut self) -> LeadershipCause {
+        self.since_leader = 0;
+        self.fresh_leader = true;
+        self.pending_cause
+            .take()
+            .unwrap_or(LeadershipCause::Elected)
+    }
+
+    /// This member stopped leading. Deposed with no `successor` known and
+    /// no hand-back `handing_over` (a failover that may fail): as the
+    /// holder of the freshest log, it stands again within `failover` ticks.
+    pub(super) fn deposed(&mut self, successor: bool, handing_over: bool, failover: usize) {
+        if !successor && !handing_over {
+            self.step_up = Some(failover);
+        }
+    }
+
+    /// raft's role is `role` now. A follower forgets the cause of its
+    /// campaign; candidates keep theirs until they win or fall back.
+    pub(super) fn settle_role(&mut self, role: StateRole) {
+        if role == StateRole::Follower {
+            self.pending_cause = None;
+        }
+        self.role = role;
+    }
+
+    /// raft reports `leader`: whether it changed (then it is recorded, and
+    /// remembered as the last leader known if there is one).
+    pub(super) fn leader_seen(&mut self, leader: Option<NodeId>) -> bool {
+        if leader == self.leader {
+            return false;
+        }
+        self.leader = leader;
+        if leader.is_some() {
+            self.last_leader = leader;
+        }
+        true
+    }
+
     /// The leader was heard: the leaderless spell is over (the next
     /// campaign is scheduled by the caller). Returns whether the priority
     /// had been lowered and must be restored.

@@ -2,18 +2,55 @@
 //! the order raft-rs requires (raft-rs-0.7-facts §9).
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
 use raft::StateRole;
 
 use super::proposals::{Applied, ProposalOutcome};
 use super::{Node, ProposalId};
 use crate::error::Fatal;
-use crate::events::{Event, LeadershipCause};
+use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
 use crate::wire::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
 use crate::wire::Envelope;
+
+/// How raft's role changed between two `Ready`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transition {
+    /// This member became leader.
+    Gained,
+    /// This member stopped leading.
+    Lost,
+    /// Leading before and after, or neither.
+    Same,
+}
+
+/// The change from role `was` to role `now`.
+pub(super) fn transition(was: StateRole, now: StateRole) -> Transition {
+    match (was == StateRole::Leader, now == StateRole::Leader) {
+        (false, true) => Transition::Gained,
+        (true, false) => Transition::Lost,
+        _ => Transition::Same,
+    }
+}
+
+/// Whether `id` is in the configuration `conf` (voter or learner, in
+/// either half of a joint configuration).
+pub(super) fn in_conf(conf: &ConfState, id: NodeId) -> bool {
+    conf.voters.contains(&id.0)
+        || conf.learners.contains(&id.0)
+        || conf.voters_outgoing.contains(&id.0)
+        || conf.learners_next.contains(&id.0)
+}
+
+/// Whether to snapshot and compact now: something was applied since the
+/// last snapshot at `snapshot_index`, and either `every` entries were, or
+/// raft asked for a fresh snapshot (`requested`).
+pub(super) fn snapshot_due(applied: u64, snapshot_index: u64, every: u64, requested: bool) -> bool {
+    let due = applied >= snapshot_index + every;
+    (due || requested) && applied > snapshot_index
+}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Handles every pending `Ready`. Never call raft's step/propose/campaign
@@ -98,39 +135,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
         let term = self.raw.raft.term;
-        let was_leader = self.election.role == StateRole::Leader;
         let leader = (leader != 0).then_some(NodeId(leader));
-        if role == StateRole::Leader && !was_leader {
-            let cause = self
-                .election
-                .pending_cause
-                .take()
-                .unwrap_or(LeadershipCause::Elected);
-            self.election.since_leader = 0;
-            self.election.fresh_leader = true;
-            self.hand_back_gained_leadership();
-            self.emit(Event::BecameLeader { term, cause });
-        }
-        if role != StateRole::Leader && was_leader {
-            self.emit(Event::SteppedDown { term });
-            let handing_over = self.hand_back_lost_leadership();
-            if leader.is_none() && !handing_over {
-                // Deposed with no successor (a failover that may fail): as
-                // the holder of the freshest log, stand again soon.
-                self.election.step_up = Some(self.ticks.failover);
+        match transition(self.election.role, role) {
+            Transition::Gained => {
+                let cause = self.election.gained();
+                self.hand_back_gained_leadership();
+                self.emit(Event::BecameLeader { term, cause });
             }
-        }
-        if role != StateRole::Leader && role != StateRole::Follower {
-            // Candidates keep their cause until they win or fall back.
-        } else if role == StateRole::Follower {
-            self.election.pending_cause = None;
-        }
-        self.election.role = role;
-        if leader != self.election.leader {
-            self.election.leader = leader;
-            if leader.is_some() {
-                self.election.last_leader = leader;
+            Transition::Lost => {
+                self.emit(Event::SteppedDown { term });
+                let handing_over = self.hand_back_lost_leadership();
+                self.election
+                    .deposed(leader.is_some(), handing_over, self.ticks.failover);
             }
+            Transition::Same => {}
+        }
+        self.election.settle_role(role);
+        if self.election.leader_seen(leader) {
             self.emit(Event::LeaderChanged { term, leader });
             self.hand_back_landed(leader);
             if leader.is_some() {
@@ -171,11 +192,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn is_in_conf(&self, id: NodeId) -> bool {
-        let c = &self.membership.conf;
-        c.voters.contains(&id.0)
-            || c.learners.contains(&id.0)
-            || c.voters_outgoing.contains(&id.0)
-            || c.learners_next.contains(&id.0)
+        in_conf(&self.membership.conf, id)
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
@@ -324,8 +341,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
     fn maybe_snapshot(&mut self) {
         let requested = self.storage.take_snapshot_request();
-        let due = self.applied >= self.snapshot_index + self.cfg.snapshot_every;
-        if (!due && !requested) || self.applied <= self.snapshot_index {
+        if !snapshot_due(
+            self.applied,
+            self.snapshot_index,
+            self.cfg.snapshot_every,
+            requested,
+        ) {
             return;
         }
         let data = SnapshotData {
@@ -398,3 +419,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ready_tests.rs"]
+mod tests;
