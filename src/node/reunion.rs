@@ -386,28 +386,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .reconcile_backoff
             .get(&theirs)
             .is_some_and(|&(_, at)| self.tick_no < at);
-        if busy || backing_off || d.first_index == 0 {
+        if busy || backing_off {
             return;
         }
-        // A gap before the first entry must be what the sender compacted.
-        let gap = d.first_index.saturating_sub(done + 1);
-        if gap > d.compacted {
-            return;
-        }
-        let entries: Vec<Entry> = d
+        let entries = d
             .entries
             .iter()
-            .filter_map(|b| Entry::parse_from_bytes(b).ok())
-            .filter(|en| en.index > done)
-            .collect();
-        let contiguous = entries
-            .iter()
-            .zip(d.first_index.max(done + 1)..)
-            .all(|(en, i)| en.index == i);
-        if !contiguous || (entries.is_empty() && gap == 0) {
+            .filter_map(|b| Entry::parse_from_bytes(b).ok());
+        let Some((entries, gap, to_index)) =
+            divergent_run(d.first_index, d.compacted, done, entries)
+        else {
             return;
-        }
-        let to_index = entries.last().map_or(done + gap, |en| en.index);
+        };
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
         let shown = to_show(
             &self.ep.lineage,
@@ -628,6 +618,37 @@ pub(super) fn to_show(
         .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
         .collect();
     Some((originals, ranges))
+}
+
+/// Of a divergent message's `entries` (the first at `first_index`, the
+/// sender having compacted `compacted` entries before it), those after
+/// `done`, with the gap before them (what the sender compacted) and the
+/// last index they reach. `None` when the message is empty, leaves a gap
+/// the sender did not compact, or is not contiguous.
+pub(super) fn divergent_run(
+    first_index: u64,
+    compacted: u64,
+    done: u64,
+    entries: impl Iterator<Item = Entry>,
+) -> Option<(Vec<Entry>, u64, u64)> {
+    if first_index == 0 {
+        return None;
+    }
+    // A gap before the first entry must be what the sender compacted.
+    let gap = first_index.saturating_sub(done + 1);
+    if gap > compacted {
+        return None;
+    }
+    let entries: Vec<Entry> = entries.filter(|en| en.index > done).collect();
+    let contiguous = entries
+        .iter()
+        .zip(first_index.max(done + 1)..)
+        .all(|(en, i)| en.index == i);
+    if !contiguous || (entries.is_empty() && gap == 0) {
+        return None;
+    }
+    let to_index = entries.last().map_or(done + gap, |en| en.index);
+    Some((entries, gap, to_index))
 }
 
 /// After `failures` consecutive refusals of the hook, the attempt number

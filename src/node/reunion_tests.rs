@@ -250,3 +250,36 @@ fn a_reconciliation_overlapping_what_was_taken_in_since_is_stale() {
     let empty = BTreeMap::new();
     assert!(!stale(1, from, &[range(1, 15)], &empty, &empty));
 }
+
+#[test]
+fn divergent_entries_are_taken_after_what_was_done_contiguously_and_gaps_only_if_compacted() {
+    let indexes = |run: Option<(Vec<Entry>, u64, u64)>| {
+        run.map(|(entries, gap, to)| (entries.iter().map(|e| e.index).collect::<Vec<_>>(), gap, to))
+    };
+    let log =
+        |range: std::ops::RangeInclusive<u64>| range.map(empty).collect::<Vec<_>>().into_iter();
+    // Entries 11..=13 after done = 10; a resent 9..=13 is trimmed to them.
+    assert_eq!(
+        indexes(divergent_run(11, 0, 10, log(11..=13))),
+        Some((vec![11, 12, 13], 0, 13))
+    );
+    assert_eq!(
+        indexes(divergent_run(9, 0, 10, log(9..=13))),
+        Some((vec![11, 12, 13], 0, 13))
+    );
+    // The sender compacted 11 and 12: a gap of 2 it accounts for.
+    assert_eq!(
+        indexes(divergent_run(13, 2, 10, log(13..=13))),
+        Some((vec![13], 2, 13))
+    );
+    assert_eq!(
+        indexes(divergent_run(13, 2, 10, log(1..=0))),
+        Some((vec![], 2, 12))
+    );
+    // A gap it did not compact, a hole inside, nothing new, no first index.
+    assert_eq!(indexes(divergent_run(13, 1, 10, log(13..=13))), None);
+    let holed = [empty(11), empty(13)].into_iter();
+    assert_eq!(indexes(divergent_run(11, 0, 10, holed)), None);
+    assert_eq!(indexes(divergent_run(9, 0, 10, log(9..=10))), None);
+    assert_eq!(indexes(divergent_run(0, 0, 10, log(11..=11))), None);
+}
