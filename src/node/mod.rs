@@ -30,11 +30,11 @@
 //! storage is written before any message that depends on it is handed out.
 //!
 //! Inside, the node's state is kept by concern, each in the file that
-//! makes its decisions: [`election`] (role, leader, campaign schedule),
-//! [`takeover`] and [`reunion`] (the epoch lineage and what two epochs do
-//! when they meet), [`handback`], [`membership`], [`proposals`] and
-//! [`reads`]; `Node` itself holds only the plumbing (raft, storage, the
-//! state machine, clocks and output queues). The decisions are plain
+//! makes its decisions: `election` (role, leader, campaign schedule),
+//! `takeover` and `reunion` (the epoch lineage and what two epochs do
+//! when they meet), `handback`, `membership`, `proposals` and `reads`;
+//! `Node` itself holds only the plumbing (raft, storage, the state
+//! machine, clocks and output queues). The decisions are plain
 //! functions of plain inputs, unit-tested in each file.
 
 mod config;
@@ -232,7 +232,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Asks the leader to hand leadership back to the most preferred member
     /// that is reachable and caught up, now (the freshness gate still
-    /// applies). This is how [`HandBackPolicy::Manual`] hands back; under
+    /// applies). This is how [`HandBackPolicy::Manual`](crate::policy::HandBackPolicy::Manual) hands back; under
     /// other policies it skips the wait.
     ///
     /// # Errors
