@@ -84,9 +84,9 @@ use crate::wire::Envelope;
 /// | Getters | [`status`](Self::status), [`id`](Self::id), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`learners`](Self::learners) |
 ///
 /// After any input or command, drain the four output queues, each until
-/// it returns `None`: envelopes first (so nothing waits on the caller's
-/// other work), then proposal outcomes, read answers and events. Any poll
-/// first runs raft on what the inputs recorded.
+/// it returns `None`: envelopes first (so messages leave before the
+/// caller acts on results), then proposal outcomes, read answers and
+/// events. Any poll first runs raft on what the inputs recorded.
 pub struct Node<M, S: LogStore = MemStorage> {
     id: NodeId,
     cfg: NodeConfig,
@@ -232,8 +232,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Asks the leader to hand leadership back to the most preferred member
     /// that is reachable and caught up, now (the freshness gate still
-    /// applies). This is how [`HandBackPolicy::Manual`](crate::policy::HandBackPolicy::Manual) hands back; under
-    /// other policies it skips the wait.
+    /// applies). This is how
+    /// [`HandBackPolicy::Manual`](crate::policy::HandBackPolicy::Manual)
+    /// hands back; under other policies it skips the wait.
     ///
     /// # Errors
     /// [`HandBackError`] when this node is not the leader or already the
