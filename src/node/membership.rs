@@ -39,6 +39,40 @@ pub(super) struct Membership {
 }
 
 impl Membership {
+    /// The pair's anti-affinity rules for `member`, replacing `dead`: no
+    /// partner in its core (other than `dead`) on the same host or on
+    /// another kind of appliance.
+    pub(super) fn check_partners(
+        &self,
+        dead: NodeId,
+        member: &Member,
+    ) -> Result<(), MembershipError> {
+        let Some(core) = member.core() else {
+            return Ok(());
+        };
+        let new = &member.spec;
+        for s in self.members.values() {
+            let p = &s.member;
+            if p.id() == dead || p.core() != Some(core) {
+                continue;
+            }
+            if p.spec.host == new.host {
+                return Err(MembershipError::SharesHost {
+                    new: new.id,
+                    partner: p.id(),
+                    host: new.host.clone(),
+                });
+            }
+            if p.spec.appliance != new.appliance {
+                return Err(MembershipError::MixesAppliances {
+                    new: new.id,
+                    partner: p.id(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The member description a replacement for `dead` gets: `dead`'s site
     /// and role with the new id, name, host and appliance.
     pub(super) fn replacement(&self, dead: NodeId, new: MemberSpec) -> Option<Member> {
@@ -88,27 +122,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let member = self
             .replacement_member(dead, new.clone())
             .ok_or(MembershipError::NotAVoter(dead))?;
-        if let Some(core) = member.core() {
-            for s in self.membership.members.values() {
-                let p = &s.member;
-                if p.id() == dead || p.core() != Some(core) {
-                    continue;
-                }
-                if p.spec.host == new.host {
-                    return Err(MembershipError::SharesHost {
-                        new: new.id,
-                        partner: p.id(),
-                        host: new.host.clone(),
-                    });
-                }
-                if p.spec.appliance != new.appliance {
-                    return Err(MembershipError::MixesAppliances {
-                        new: new.id,
-                        partner: p.id(),
-                    });
-                }
-            }
-        }
+        self.membership.check_partners(dead, &member)?;
         let record = MemberRecord::from(&MemberState {
             member,
             replaces: Some(dead),
@@ -193,5 +207,88 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.raw.report_snapshot(id.0, SnapshotStatus::Failure);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::testkit::{main_core, survivable, witness};
+    use crate::topology::Appliance;
+
+    fn membership(members: &[Member]) -> Membership {
+        Membership {
+            members: members
+                .iter()
+                .map(|m| {
+                    (
+                        m.id(),
+                        MemberState {
+                            member: m.clone(),
+                            replaces: None,
+                        },
+                    )
+                })
+                .collect(),
+            ..Membership::default()
+        }
+    }
+
+    fn spec(id: u64, host: &str, appliance: Appliance) -> MemberSpec {
+        MemberSpec {
+            id: NodeId(id),
+            name: format!("n{id}"),
+            host: host.into(),
+            appliance,
+        }
+    }
+
+    #[test]
+    fn a_replacement_takes_the_dead_members_site_and_role_with_its_own_spec() {
+        let m = membership(&[main_core(1, 0), main_core(2, 1), witness(5)]);
+        let new = spec(9, "h9", Appliance::Dedicated);
+        let r = m.replacement(NodeId(2), new.clone()).unwrap();
+        assert_eq!(r.spec, new);
+        assert_eq!(r.site, "denver");
+        assert_eq!(r.role, main_core(2, 1).role);
+        assert_eq!(m.replacement(NodeId(7), new), None, "unknown member");
+    }
+
+    #[test]
+    fn a_replacement_must_not_share_a_host_or_mix_appliances_with_its_partner() {
+        let m = membership(&[
+            main_core(1, 0),
+            main_core(2, 1),
+            survivable(3, 1, 0),
+            witness(5),
+        ]);
+        let replace_2 = |host: &str, appliance| {
+            let r = m.replacement(NodeId(2), spec(9, host, appliance)).unwrap();
+            m.check_partners(NodeId(2), &r)
+        };
+        assert_eq!(replace_2("h9", Appliance::Dedicated), Ok(()));
+        // The dead member's own host may be reused; the other core's too.
+        assert_eq!(replace_2("h2", Appliance::Dedicated), Ok(()));
+        assert_eq!(replace_2("h3", Appliance::Dedicated), Ok(()));
+        assert_eq!(
+            replace_2("h1", Appliance::Dedicated),
+            Err(MembershipError::SharesHost {
+                new: NodeId(9),
+                partner: NodeId(1),
+                host: "h1".into()
+            })
+        );
+        assert_eq!(
+            replace_2("h9", Appliance::Virtual),
+            Err(MembershipError::MixesAppliances {
+                new: NodeId(9),
+                partner: NodeId(1)
+            })
+        );
+        // A witness has no partner.
+        let w = m
+            .replacement(NodeId(5), spec(8, "h1", Appliance::Virtual))
+            .unwrap();
+        assert_eq!(m.check_partners(NodeId(5), &w), Ok(()));
     }
 }
