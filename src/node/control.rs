@@ -5,6 +5,8 @@
 //! committed suffix on its way to reconciliation) and join requests (a
 //! member that left its epoch asks the newer one's leader to add it).
 
+use std::collections::BTreeMap;
+
 use prost::Message as _;
 
 use super::Node;
@@ -16,6 +18,17 @@ use crate::topology::NodeId;
 use crate::wire::control::{Control, Kind, Notice, Probe};
 use crate::wire::payload::{decode_lineage, encode_lineage};
 use crate::wire::{Envelope, PROTOCOL_VERSION};
+
+/// When each member was last heard from, for reachability and the
+/// hand-back stability window.
+#[derive(Debug, Default)]
+pub(super) struct Contacts {
+    /// Tick each member was last heard from.
+    pub(super) last_heard: BTreeMap<NodeId, u64>,
+    /// Tick since which each member has been heard without a gap longer
+    /// than [`TickTimers::contact_gap`](crate::policy::TickTimers::contact_gap).
+    pub(super) contact_since: BTreeMap<NodeId, u64>,
+}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Sends a control message to `to`.
@@ -49,9 +62,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         self.ep.notice_sent.insert(to, self.tick_no);
         let notice = Notice {
-            lineage: encode_lineage(&self.lineage),
+            lineage: encode_lineage(&self.ep.lineage),
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
-            leader: self.leader.map_or(0, |l| l.0),
+            leader: self.election.leader.map_or(0, |l| l.0),
         };
         self.send_control(to, Kind::Notice(notice));
     }
@@ -71,7 +84,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         match kind {
             Kind::Probe(_) => {
-                let leader = self.leader.map_or(0, |l| l.0);
+                let leader = self.election.leader.map_or(0, |l| l.0);
                 self.send_control(from, Kind::ProbeReply(Probe { leader }));
             }
             Kind::ProbeReply(_) => {}
@@ -90,12 +103,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Records contact with a member (for reachability), whatever it sent.
     pub(super) fn note_heard(&mut self, from: NodeId) {
         let gap = self
+            .contact
             .last_heard
             .get(&from)
             .map_or(u64::MAX, |t| self.tick_no - t);
         if gap > self.ticks.contact_gap() as u64 {
-            self.contact_since.insert(from, self.tick_no);
+            self.contact.contact_since.insert(from, self.tick_no);
         }
-        self.last_heard.insert(from, self.tick_no);
+        self.contact.last_heard.insert(from, self.tick_no);
     }
 }

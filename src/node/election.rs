@@ -23,12 +23,300 @@
 use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;
 
-use super::Node;
+use super::{Node, NodeId};
 use crate::events::{Event, LeadershipCause};
-use crate::policy::QuorumMode;
+use crate::policy::{QuorumMode, TickTimers};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{Member, Role};
+
+/// Role and leader tracking, and the campaign schedule: what decides who
+/// campaigns, and when.
+#[derive(Debug)]
+pub(super) struct Election {
+    /// raft's role, as last reported by a `Ready`.
+    pub(super) role: StateRole,
+    /// The leader known now.
+    pub(super) leader: Option<NodeId>,
+    /// The last leader known (kept after it is lost).
+    pub(super) last_leader: Option<NodeId>,
+    /// Ticks without a leader (0 while leading or following one).
+    pub(super) since_leader: usize,
+    /// Leaderless ticks after which the next campaign starts.
+    pub(super) next_campaign: usize,
+    /// The term of the last fast pair failover started here (one per term).
+    pub(super) fast_failover_term: u64,
+    /// The standby declined a fast failover in this silence of its
+    /// primary because its log was catching up (logged once; cleared by
+    /// the next contact with the leader, so a later silence is judged
+    /// afresh).
+    pub(super) failover_declined: bool,
+    /// raft priority lowered to 0 to break a priority deadlock.
+    pub(super) priority_lowered: bool,
+    /// Campaigns started in this leaderless spell (events go out for the first only).
+    pub(super) spell_campaigns: u32,
+    /// Why the campaign under way started (reported when it wins).
+    pub(super) pending_cause: Option<LeadershipCause>,
+    /// Became leader and has not yet re-probed its followers.
+    pub(super) fresh_leader: bool,
+    /// When this member last found itself behind the leader's commit.
+    pub(super) catching_up_at: Option<u64>,
+    /// The last term in which an append from its leader was taken and left
+    /// this member's log matching the leader's up to its commit index:
+    /// only then is a fast pair failover worth its term bump (a member
+    /// that has heard nothing but heartbeats, e.g. just after a restart,
+    /// would lose the vote after deposing a live primary).
+    pub(super) synced_term: u64,
+    /// Campaign within this many ticks, whatever the usual schedule says
+    /// (set when a more preferred candidate proved it cannot win, or when
+    /// this leader was deposed with no successor).
+    pub(super) step_up: Option<usize>,
+}
+
+impl Default for Election {
+    fn default() -> Self {
+        Self {
+            role: StateRole::Follower,
+            leader: None,
+            last_leader: None,
+            since_leader: 0,
+            next_campaign: 0,
+            fast_failover_term: 0,
+            failover_declined: false,
+            priority_lowered: false,
+            spell_campaigns: 0,
+            pending_cause: None,
+            fresh_leader: false,
+            catching_up_at: None,
+            synced_term: 0,
+            step_up: None,
+        }
+    }
+}
+
+/// This member's log against its leader's, for the fast failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogSync {
+    /// The current raft term.
+    pub(super) term: u64,
+    /// This log's last index.
+    pub(super) last_index: u64,
+    /// The highest commit index the leader reported.
+    pub(super) leader_commit: u64,
+}
+
+/// What the pair standby does about its primary's silence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failover {
+    /// No fast failover: no leader, not this core's, not silent long
+    /// enough, or one was already run in this term.
+    NotNow,
+    /// The primary is silent but this log is catching up: leave the
+    /// silence to an ordinary election.
+    Decline(NodeId),
+    /// Take over from the silent primary now.
+    Start(NodeId),
+}
+
+/// Leaderless ticks a member in `role` waits before its first campaign,
+/// and whether random jitter (up to one election timeout) is added.
+/// `my_core_led`: the last leader known was this member's core partner.
+pub(super) fn campaign_wait(
+    role: &Role,
+    my_core_led: bool,
+    mode: QuorumMode,
+    t: &TickTimers,
+    max_rank: u32,
+) -> (usize, bool) {
+    match *role {
+        // The primary first: its standby waits half an election timeout more.
+        Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
+        // A core that was leading re-elects within itself quickly, whichever
+        // site it is in: the wait for the main site is already over.
+        Role::Survivable { position, .. } if my_core_led => (t.main_campaign_after(position), true),
+        // Survivable cores and witnesses are staggered by rank and position
+        // instead of jittered.
+        Role::Survivable { rank, position, .. } => {
+            (t.survivable_campaign_after(rank, position), false)
+        }
+        Role::Witness if mode == QuorumMode::MainSite => (t.tie_breaker_after(), false),
+        Role::Witness => (t.witness_after(max_rank), false),
+    }
+}
+
+/// Leaderless ticks after which a member lowers its own raft priority to 0
+/// so a priority/log-length deadlock resolves: every survivable core and
+/// the witness had their chance, and four election timeouts more passed.
+pub(super) fn deadlock_after(t: &TickTimers, max_rank: u32) -> usize {
+    t.witness_after(max_rank) + 4 * t.election
+}
+
+/// Why a campaign by a member in `role` runs.
+pub(super) fn campaign_cause(role: Option<&Role>) -> LeadershipCause {
+    match role {
+        Some(Role::Survivable { rank, .. }) => LeadershipCause::Takeover { rank: *rank },
+        Some(Role::Witness) => LeadershipCause::LastResort,
+        _ => LeadershipCause::Elected,
+    }
+}
+
+/// Within how many ticks `me` campaigns after a vote request from `them`
+/// whose log ends at `theirs` (term, index) while ours ends at `ours`:
+/// `None` unless `them` is preferred, its log is behind ours, this member
+/// does not lead and is a survivable member or a witness. See
+/// [`Node::note_vote_request`] for why.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn step_up_within(
+    me: &Member,
+    them: &Member,
+    leading: bool,
+    ours: (u64, u64),
+    theirs: (u64, u64),
+    since_leader: usize,
+    t: &TickTimers,
+    max_rank: u32,
+) -> Option<usize> {
+    if them.preference() >= me.preference() || leading {
+        return None;
+    }
+    let ((our_term, our_index), (log_term, index)) = (ours, theirs);
+    let behind = log_term < our_term || (log_term == our_term && index < our_index);
+    if !behind {
+        return None;
+    }
+    let quarter = t.election / 4;
+    // Leaderless here for `survivable_after` already: no live leader
+    // this member could hear is left to restand, so only the stagger
+    // remains (the takeover is under way and the stale candidate has
+    // just shown it cannot finish it).
+    let deposed_restands = if since_leader >= t.survivable_after {
+        0
+    } else {
+        t.failover + t.election
+    };
+    match me.role {
+        Role::Survivable { rank, position, .. } => {
+            Some(deposed_restands + quarter * (position + 2 * (rank as usize - 1)))
+        }
+        Role::Witness => Some(deposed_restands + quarter * (2 * max_rank as usize + 1)),
+        Role::MainCore { .. } => None,
+    }
+}
+
+impl Election {
+    /// The pair standby's verdict on its leader's silence: `me` is this
+    /// member, `same_core` whether the leader is its core partner.
+    /// Only with a log known to match the leader's in this term (an
+    /// append taken, not behind its commit, not catching up within the
+    /// last election timeout): a hopeless campaign would still depose a
+    /// primary that was only slow.
+    pub(super) fn failover(
+        &self,
+        me: NodeId,
+        same_core: bool,
+        log: LogSync,
+        tick_no: u64,
+        t: &TickTimers,
+    ) -> Failover {
+        let Some(leader) = self.leader else {
+            return Failover::NotNow;
+        };
+        let election = t.election as u64;
+        // Behind what the leader said it had committed, recently catching
+        // up, or not yet known to match the leader's log in this term (only
+        // heartbeats so far): such a log would lose the election.
+        let behind = log.last_index < log.leader_commit || self.synced_term != log.term;
+        let catching_up = behind
+            || self
+                .catching_up_at
+                .is_some_and(|at| tick_no.saturating_sub(at) < election);
+        if leader == me
+            || self.fast_failover_term == log.term
+            || self.since_leader < t.failover
+            || !same_core
+        {
+            return Failover::NotNow;
+        }
+        if catching_up {
+            Failover::Decline(leader)
+        } else {
+            Failover::Start(leader)
+        }
+    }
+
+    /// Whether the priority should be lowered now to break a deadlock.
+    pub(super) fn lowers_priority(&self, deadlock_after: usize) -> bool {
+        self.since_leader >= deadlock_after && !self.priority_lowered
+    }
+
+    /// Whether the next campaign is due, pulling it forward first to a
+    /// pending step-up's deadline (consumed).
+    pub(super) fn campaign_due(&mut self) -> bool {
+        if let Some(within) = self.step_up.take() {
+            self.next_campaign = self.next_campaign.min(self.since_leader + within);
+        }
+        self.since_leader >= self.next_campaign
+    }
+
+    /// Counts a campaign of this leaderless spell; whether it is the first
+    /// (only the first is reported as an event).
+    pub(super) fn count_campaign(&mut self) -> bool {
+        self.spell_campaigns += 1;
+        self.spell_campaigns == 1
+    }
+
+    /// This member won an election: the cause of the campaign that won
+    /// (an ordinary election when none was recorded, e.g. raft's own).
+    pub(super) fn gained(&mut self) -> LeadershipCause {
+        self.since_leader = 0;
+        self.fresh_leader = true;
+        self.pending_cause
+            .take()
+            .unwrap_or(LeadershipCause::Elected)
+    }
+
+    /// This member stopped leading. Deposed with no `successor` known and
+    /// no hand-back `handing_over` (a failover that may fail): as the
+    /// holder of the freshest log, it stands again within `failover` ticks.
+    pub(super) fn deposed(&mut self, successor: bool, handing_over: bool, failover: usize) {
+        if !successor && !handing_over {
+            self.step_up = Some(failover);
+        }
+    }
+
+    /// raft's role is `role` now. A follower forgets the cause of its
+    /// campaign; candidates keep theirs until they win or fall back.
+    pub(super) fn settle_role(&mut self, role: StateRole) {
+        if role == StateRole::Follower {
+            self.pending_cause = None;
+        }
+        self.role = role;
+    }
+
+    /// raft reports `leader`: whether it changed (then it is recorded, and
+    /// remembered as the last leader known if there is one).
+    pub(super) fn leader_seen(&mut self, leader: Option<NodeId>) -> bool {
+        if leader == self.leader {
+            return false;
+        }
+        self.leader = leader;
+        if leader.is_some() {
+            self.last_leader = leader;
+        }
+        true
+    }
+
+    /// The leader was heard: the leaderless spell is over (the next
+    /// campaign is scheduled by the caller). Returns whether the priority
+    /// had been lowered and must be restored.
+    pub(super) fn heard_leader(&mut self) -> bool {
+        self.since_leader = 0;
+        self.failover_declined = false;
+        self.spell_campaigns = 0;
+        self.step_up = None;
+        std::mem::take(&mut self.priority_lowered)
+    }
+}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leaderless ticks after which this node starts its next campaign.
@@ -38,25 +326,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some(me) = self.my_member() else {
             return usize::MAX;
         };
-        // A core that was leading re-elects within itself quickly, whichever
-        // site it is in: the wait for the main site is already over.
-        let my_core_led = self.last_leader.is_some_and(|l| self.same_core(l));
-        let (base, jitter) = match me.role {
-            // The primary first: its standby waits half an election timeout more.
-            Role::MainCore { position, .. } => (t.main_campaign_after(position), true),
-            Role::Survivable { position, .. } if my_core_led => {
-                (t.main_campaign_after(position), true)
-            }
-            Role::Survivable { rank, position, .. } => {
-                (t.survivable_campaign_after(rank, position), false)
-            }
-            Role::Witness if self.cfg.topology.mode() == QuorumMode::MainSite => {
-                (t.tie_breaker_after(), false)
-            }
-            Role::Witness => (t.witness_after(max_rank), false),
-        };
-        // Such elections spread over one election timeout; survivable cores
-        // and witnesses are staggered by rank and position instead.
+        let my_core_led = self.election.last_leader.is_some_and(|l| self.same_core(l));
+        let (base, jitter) = campaign_wait(
+            &me.role,
+            my_core_led,
+            self.cfg.topology.mode(),
+            &t,
+            max_rank,
+        );
+        // Such elections spread over one election timeout.
         let spread = if jitter {
             t.main_campaign_jitter() as u64
         } else {
@@ -66,8 +344,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn drive_election(&mut self) {
-        if self.role == StateRole::Leader
-            || self.removed
+        if self.election.role == StateRole::Leader
+            || self.membership.removed
             || !self.raw.raft.promotable()
             || self.fenced()
             || self.ep.joining
@@ -77,94 +355,81 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.try_pair_failover() {
             return;
         }
-        let deadlock_after =
-            self.ticks.witness_after(self.cfg.topology.max_rank()) + 4 * self.ticks.election;
-        if self.since_leader >= deadlock_after && !self.priority_lowered {
+        if self
+            .election
+            .lowers_priority(deadlock_after(&self.ticks, self.cfg.topology.max_rank()))
+        {
             slog::warn!(self.logger, "long without a leader: lowering own priority to break a priority deadlock";
-                "leaderless_ms" => self.ticks.ms(self.since_leader));
-            self.priority_lowered = true;
+                "leaderless_ms" => self.ticks.ms(self.election.since_leader));
+            self.election.priority_lowered = true;
             self.raw.set_priority(0);
         }
-        if let Some(within) = self.step_up.take() {
-            self.next_campaign = self.next_campaign.min(self.since_leader + within);
-        }
-        if self.since_leader < self.next_campaign {
+        if !self.election.campaign_due() {
             return;
         }
-        let leaderless_ms = self.ticks.ms(self.since_leader);
+        let leaderless_ms = self.ticks.ms(self.election.since_leader);
         // One event per leaderless spell; retries only go to the log.
-        self.spell_campaigns += 1;
-        let first = self.spell_campaigns == 1;
-        let cause = match self.my_member().map(|m| m.role.clone()) {
-            Some(Role::Survivable { rank, .. }) => {
-                if first {
-                    self.emit(Event::TakeoverStarted {
-                        rank,
-                        leaderless_ms,
-                    });
+        let first = self.election.count_campaign();
+        let cause = campaign_cause(self.my_member().map(|m| &m.role));
+        if first {
+            match cause {
+                LeadershipCause::Takeover { rank } => self.emit(Event::TakeoverStarted {
+                    rank,
+                    leaderless_ms,
+                }),
+                LeadershipCause::LastResort => {
+                    self.emit(Event::LastResortCampaign { leaderless_ms })
                 }
-                LeadershipCause::Takeover { rank }
+                _ => {}
             }
-            Some(Role::Witness) => {
-                if first {
-                    self.emit(Event::LastResortCampaign { leaderless_ms });
-                }
-                LeadershipCause::LastResort
-            }
-            _ => LeadershipCause::Elected,
-        };
-        slog::debug!(self.logger, "campaigning"; "attempt" => self.spell_campaigns,
+        }
+        slog::debug!(self.logger, "campaigning"; "attempt" => self.election.spell_campaigns,
             "leaderless_ms" => leaderless_ms);
-        self.pending_cause = Some(cause);
+        self.election.pending_cause = Some(cause);
         let _ = self.raw.campaign();
         // Next attempt one to two election timeouts from now if this one fails.
         let e = self.ticks.election;
-        self.next_campaign = self.since_leader + e + self.rng.below(e as u64) as usize;
+        self.election.next_campaign =
+            self.election.since_leader + e + self.rng.below(e as u64) as usize;
     }
 
     /// The pair standby's fast takeover from a silent primary.
     fn try_pair_failover(&mut self) -> bool {
-        let Some(leader) = self.leader else {
-            return false;
+        let log = LogSync {
+            term: self.raw.raft.term,
+            last_index: self.raw.raft.raft_log.last_index(),
+            leader_commit: self.ep.leader_commit,
         };
-        let term = self.raw.raft.term;
-        let election = self.ticks.election as u64;
-        // Behind what the leader said it had committed, recently catching
-        // up, or not yet known to match the leader's log in this term (only
-        // heartbeats so far): such a log would lose the election.
-        let behind =
-            self.raw.raft.raft_log.last_index() < self.ep.leader_commit || self.synced_term != term;
-        let catching_up = behind
-            || self
-                .catching_up_at
-                .is_some_and(|t| self.tick_no.saturating_sub(t) < election);
-        if leader == self.id
-            || self.fast_failover_term == term
-            || self.since_leader < self.ticks.failover
-            || !self.same_core(leader)
-        {
-            return false;
-        }
-        if catching_up {
-            // A lagging log would lose the vote after deposing a live
-            // leader with its higher term: leave this silence to an
-            // ordinary election. Not the whole term: the silence may be a
-            // false alarm of the catch-up itself (a restarted member busy
-            // applying its log), and once the leader is heard again and
-            // this log matches, the next silence gets a fast failover.
-            if !self.failover_declined {
-                self.failover_declined = true;
-                slog::info!(self.logger, "primary silent while catching up: no fast failover";
-                    "primary" => leader.0);
+        let same_core = self.election.leader.is_some_and(|l| self.same_core(l));
+        let verdict = self
+            .election
+            .failover(self.id, same_core, log, self.tick_no, &self.ticks);
+        let leader = match verdict {
+            Failover::NotNow => return false,
+            Failover::Decline(leader) => {
+                // A lagging log would lose the vote after deposing a live
+                // leader with its higher term: leave this silence to an
+                // ordinary election. Not the whole term: the silence may be
+                // a false alarm of the catch-up itself (a restarted member
+                // busy applying its log), and once the leader is heard
+                // again and this log matches, the next silence gets a fast
+                // failover.
+                if !self.election.failover_declined {
+                    self.election.failover_declined = true;
+                    slog::info!(self.logger, "primary silent while catching up: no fast failover";
+                        "primary" => leader.0);
+                }
+                return false;
             }
-            return false;
-        }
-        self.fast_failover_term = term;
+            Failover::Start(leader) => leader,
+        };
+        let term = log.term;
+        self.election.fast_failover_term = term;
         self.emit(Event::FailoverStarted {
             primary: leader,
-            silent_ms: self.ticks.ms(self.since_leader),
+            silent_ms: self.ticks.ms(self.election.since_leader),
         });
-        self.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
+        self.election.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
         // A MsgTimeoutNow "from" the silent leader makes raft run a
         // transfer campaign: no pre-vote, and remote followers still inside
         // their vote lease answer it. Votes are still granted only to an
@@ -189,47 +454,50 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A member already leaderless for `survivable_after` skips that wait
     /// (the witness that alone holds the newest entries when Denver is cut
     /// off bridges a WAN round trip and an election timeout sooner).
-    pub(super) fn note_vote_request(&mut self, from: super::NodeId, log_term: u64, index: u64) {
-        let (Some(me), Some(them)) = (self.my_member(), self.members.get(&from)) else {
+    pub(super) fn note_vote_request(&mut self, from: NodeId, log_term: u64, index: u64) {
+        let (Some(me), Some(them)) = (self.my_member(), self.membership.members.get(&from)) else {
             return;
         };
-        if them.member.preference() >= me.preference() || self.role == StateRole::Leader {
-            return;
-        }
         let log = &self.raw.raft.raft_log;
-        let (our_term, our_index) = (log.last_term(), log.last_index());
-        let behind = log_term < our_term || (log_term == our_term && index < our_index);
-        if !behind {
+        let within = step_up_within(
+            me,
+            &them.member,
+            self.election.role == StateRole::Leader,
+            (log.last_term(), log.last_index()),
+            (log_term, index),
+            self.election.since_leader,
+            &self.ticks,
+            self.cfg.topology.max_rank(),
+        );
+        let Some(within) = within else {
             return;
-        }
-        let t = self.ticks;
-        let quarter = t.election / 4;
-        // Leaderless here for `survivable_after` already: no live leader
-        // this member could hear is left to restand, so only the stagger
-        // remains (the takeover is under way and the stale candidate has
-        // just shown it cannot finish it).
-        let deposed_restands = if self.since_leader >= t.survivable_after {
-            0
-        } else {
-            t.failover + t.election
-        };
-        let within = match me.role {
-            Role::Survivable { rank, position, .. } => {
-                deposed_restands + quarter * (position + 2 * (rank as usize - 1))
-            }
-            Role::Witness => {
-                deposed_restands + quarter * (2 * self.cfg.topology.max_rank() as usize + 1)
-            }
-            Role::MainCore { .. } => return,
         };
         slog::info!(self.logger, "a preferred candidate's log is behind ours: stepping up";
-            "candidate" => from.0, "within_ms" => t.ms(within));
-        self.step_up = Some(within);
+            "candidate" => from.0, "within_ms" => self.ticks.ms(within));
+        self.election.step_up = Some(within);
     }
 
-    pub(super) fn same_core(&self, other: super::NodeId) -> bool {
+    pub(super) fn same_core(&self, other: NodeId) -> bool {
         let mine = self.my_member().and_then(Member::core);
-        let theirs = self.members.get(&other).and_then(|s| s.member.core());
+        let theirs = self
+            .membership
+            .members
+            .get(&other)
+            .and_then(|s| s.member.core());
         mine.is_some() && mine == theirs
     }
+
+    /// The leader was heard: the leaderless spell is over.
+    pub(super) fn leader_contact(&mut self) {
+        let restore_priority = self.election.heard_leader();
+        self.election.next_campaign = self.campaign_threshold();
+        if restore_priority {
+            let p = self.my_member().map_or(0, Member::priority);
+            self.raw.set_priority(p);
+        }
+    }
 }
+
+#[cfg(test)]
+#[path = "election_tests.rs"]
+mod tests;

@@ -51,35 +51,223 @@ pub(super) struct HandBackState {
     rebase_until: Option<u64>,
 }
 
+/// What the leader does about the best hand-back target this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempt {
+    /// Not now: before the retry time, or the policy does not allow it.
+    Wait,
+    /// The policy's attempt limit was hit for this target.
+    Abandoned,
+    /// Transfer to the target now: attempt number.
+    Start(u32),
+}
+
+/// How a hand-back that cost this node its leadership ended, once the new
+/// leader is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Landed {
+    /// No attempt was under way, or no leader is known yet.
+    NotYet,
+    /// The target leads.
+    Completed {
+        /// The member that leads now.
+        target: NodeId,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// Someone else leads (this node included): the attempt failed.
+    Failed {
+        /// The member the attempt was for.
+        target: NodeId,
+        /// Which attempt.
+        attempt: u32,
+    },
+}
+
 impl HandBackState {
     /// Forgets everything (a new epoch: other members, other history).
     pub(super) fn reset(&mut self) {
         *self = Self::default();
     }
+
+    /// An operator asked for a hand-back: allowed whatever the policy, and
+    /// the limit and retry time are lifted.
+    pub(super) fn ask(&mut self) {
+        self.manual = true;
+        self.abandoned = false;
+        self.next_attempt = 0;
+    }
+
+    /// The decision for the best `target` now (in contact since tick
+    /// `since`), at tick `tick_no`, `allowed` by the policy: counts the
+    /// attempts per target and contact, and starts one when due.
+    pub(super) fn next(
+        &mut self,
+        target: NodeId,
+        since: u64,
+        tick_no: u64,
+        allowed: bool,
+    ) -> Attempt {
+        if let Some(until) = self.rebase_until {
+            if tick_no > until {
+                self.rebase_until = None;
+            } else if self.counted.is_some_and(|(t, _)| t == target) {
+                self.counted = Some((target, since));
+            }
+        }
+        if self.counted != Some((target, since)) {
+            // Another target, or contact with it restarted: count afresh.
+            self.counted = Some((target, since));
+            self.attempts = 0;
+            self.abandoned = false;
+        }
+        if self.abandoned {
+            return Attempt::Abandoned;
+        }
+        if tick_no < self.next_attempt || !allowed {
+            return Attempt::Wait;
+        }
+        self.attempts += 1;
+        self.in_flight = Some(target);
+        Attempt::Start(self.attempts)
+    }
+
+    /// Attempt `attempt` failed at tick `tick_no`: the next one waits
+    /// `retry_ticks`; returns whether the limit `max` is now hit (the
+    /// target is abandoned).
+    pub(super) fn failed(
+        &mut self,
+        attempt: u32,
+        tick_no: u64,
+        retry_ticks: u64,
+        max: Option<u32>,
+    ) -> bool {
+        self.next_attempt = tick_no + retry_ticks;
+        if max.is_some_and(|max| attempt >= max) {
+            self.abandoned = true;
+            self.manual = false;
+            return true;
+        }
+        false
+    }
+
+    /// After stepping down mid-attempt: `leader` is known now (this node
+    /// is `me`). If this node won back the leadership the attempt cost it,
+    /// the restart of contact with the target in the next two election
+    /// timeouts is the failed election's silence and keeps the count.
+    pub(super) fn landed(
+        &mut self,
+        leader: Option<NodeId>,
+        me: NodeId,
+        tick_no: u64,
+        election: u64,
+    ) -> Landed {
+        let (Some((target, attempt)), Some(l)) = (self.handed, leader) else {
+            return Landed::NotYet;
+        };
+        self.handed = None;
+        if l == target {
+            self.manual = false;
+            return Landed::Completed {
+                target,
+                attempts: attempt,
+            };
+        }
+        if l == me {
+            self.rebase_until = Some(tick_no + 2 * election);
+        } else {
+            self.manual = false;
+        }
+        Landed::Failed { target, attempt }
+    }
+}
+
+/// A voter the leader might hand back to, as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Candidate {
+    pub(super) id: NodeId,
+    pub(super) preference: u32,
+    pub(super) position: usize,
+    /// Tick it was last heard from.
+    pub(super) heard: u64,
+    /// Tick since which it has been heard without a gap.
+    pub(super) since: u64,
+    /// Highest index known to be on it.
+    pub(super) matched: u64,
+}
+
+/// The freshness gate: the leader's last index, the lag allowed, and the
+/// clock (a candidate must have answered within the election timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Freshness {
+    pub(super) last: u64,
+    pub(super) max_lag: u64,
+    pub(super) tick_no: u64,
+    pub(super) election: u64,
+}
+
+/// The most preferred candidate (then lowest position, then id) that is
+/// preferred to this leader (`mine`), answered within an election timeout
+/// and lags by at most `max_lag`: (id, ticks in contact, lag).
+pub(super) fn pick_target(
+    mine: u32,
+    candidates: impl Iterator<Item = Candidate>,
+    gate: Freshness,
+) -> Option<(NodeId, u64, u64)> {
+    if mine == 0 {
+        return None;
+    }
+    candidates
+        .filter(|c| {
+            c.preference < mine
+                && gate.tick_no - c.heard <= gate.election
+                && c.matched + gate.max_lag >= gate.last
+        })
+        .map(|c| {
+            let key = (c.preference, c.position, c.id);
+            (
+                key,
+                gate.tick_no - c.since,
+                gate.last.saturating_sub(c.matched),
+            )
+        })
+        .min_by_key(|(k, _, _)| *k)
+        .map(|((_, _, id), stable, lag)| (id, stable, lag))
+}
+
+/// Whether `policy` allows a hand-back now: `forced` (an operator asked, or
+/// a witness leads as the last resort) always; otherwise by the policy,
+/// for a target in contact for `stable_ms`, at wall-clock `now_ms`.
+pub(super) fn policy_allows(
+    policy: &HandBackPolicy,
+    forced: bool,
+    stable_ms: u64,
+    now_ms: u64,
+) -> bool {
+    if forced {
+        return true;
+    }
+    match policy {
+        HandBackPolicy::Immediate => true,
+        HandBackPolicy::AfterStable(d) => stable_ms >= d.as_millis() as u64,
+        HandBackPolicy::Window { start, end } => TimeOfDay::of_unix_ms(now_ms).within(*start, *end),
+        HandBackPolicy::Manual => false,
+    }
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Asks the leader to hand leadership back to the most preferred member
-    /// that is reachable and caught up, now (the freshness gate still
-    /// applies). This is how [`HandBackPolicy::Manual`] hands back; under
-    /// other policies it skips the wait.
-    ///
-    /// # Errors
-    /// [`HandBackError`] when this node is not the leader or already the
-    /// most preferred member.
-    pub fn hand_back(&mut self) -> Result<(), HandBackError> {
-        if self.role != StateRole::Leader {
+    /// Starts a hand-back an operator asked for ([`Node::hand_back`]).
+    pub(super) fn request_hand_back(&mut self) -> Result<(), HandBackError> {
+        if self.election.role != StateRole::Leader {
             return Err(HandBackError::NotLeader {
-                leader: self.leader,
+                leader: self.election.leader,
             });
         }
         let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
         if mine == 0 {
             return Err(HandBackError::AlreadyPreferred);
         }
-        self.hand_back.manual = true;
-        self.hand_back.abandoned = false;
-        self.hand_back.next_attempt = 0;
+        self.hand_back.ask();
         self.drive_hand_back();
         self.on_ready();
         Ok(())
@@ -89,36 +277,36 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// (ticks) and how far it lags (entries).
     fn hand_back_target(&self) -> Option<(NodeId, u64, u64)> {
         let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
-        if mine == 0 {
-            return None;
-        }
-        let last = self.raw.raft.raft_log.last_index();
-        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
-        let e = self.ticks.election as u64;
         let prs = self.raw.raft.prs();
-        self.conf
+        let candidates = self
+            .membership
+            .conf
             .voters
             .iter()
             .map(|&v| NodeId(v))
             .filter(|&id| id != self.id)
             .filter_map(|id| {
-                let m = &self.members.get(&id)?.member;
-                let heard = *self.last_heard.get(&id)?;
-                let since = *self.contact_since.get(&id)?;
-                let matched = prs.get(id.0)?.matched;
-                let ok =
-                    m.preference() < mine && self.tick_no - heard <= e && matched + max_lag >= last;
-                ok.then(|| {
-                    let key = (m.preference(), m.position(), id);
-                    (key, self.tick_no - since, last.saturating_sub(matched))
+                let m = &self.membership.members.get(&id)?.member;
+                Some(Candidate {
+                    id,
+                    preference: m.preference(),
+                    position: m.position(),
+                    heard: *self.contact.last_heard.get(&id)?,
+                    since: *self.contact.contact_since.get(&id)?,
+                    matched: prs.get(id.0)?.matched,
                 })
-            })
-            .min_by_key(|(k, _, _)| *k)
-            .map(|((_, _, id), stable, lag)| (id, stable, lag))
+            });
+        let gate = Freshness {
+            last: self.raw.raft.raft_log.last_index(),
+            max_lag: self.cfg.topology.hand_back().max_lag_entries,
+            tick_no: self.tick_no,
+            election: self.ticks.election as u64,
+        };
+        pick_target(mine, candidates, gate)
     }
 
     pub(super) fn drive_hand_back(&mut self) {
-        if self.role != StateRole::Leader {
+        if self.election.role != StateRole::Leader {
             return;
         }
         if let Some(target) = self.hand_back.in_flight {
@@ -134,29 +322,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some((target, stable_ticks, lag)) = self.hand_back_target() else {
             return;
         };
-        let since = self.contact_since.get(&target).copied().unwrap_or(0);
-        if let Some(until) = self.hand_back.rebase_until {
-            if self.tick_no > until {
-                self.hand_back.rebase_until = None;
-            } else if self.hand_back.counted.is_some_and(|(t, _)| t == target) {
-                self.hand_back.counted = Some((target, since));
-            }
-        }
-        if self.hand_back.counted != Some((target, since)) {
-            // Another target, or contact with it restarted: count afresh.
-            self.hand_back.counted = Some((target, since));
-            self.hand_back.attempts = 0;
-            self.hand_back.abandoned = false;
-        }
-        if self.hand_back.abandoned {
+        let since = self
+            .contact
+            .contact_since
+            .get(&target)
+            .copied()
+            .unwrap_or(0);
+        let allowed = self.policy_allows(stable_ticks);
+        let Attempt::Start(attempt) = self.hand_back.next(target, since, self.tick_no, allowed)
+        else {
             return;
-        }
-        if self.tick_no < self.hand_back.next_attempt || !self.policy_allows(stable_ticks) {
-            return;
-        }
-        self.hand_back.attempts += 1;
-        self.hand_back.in_flight = Some(target);
-        let attempt = self.hand_back.attempts;
+        };
         self.emit(Event::HandBackAttempt {
             attempt,
             target,
@@ -171,12 +347,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// the next one and applies the policy's limit.
     fn hand_back_failed(&mut self, target: NodeId, attempt: u32) {
         self.emit(Event::HandBackFailed { attempt, target });
-        let retry = self.cfg.topology.hand_back().retry_after.as_millis() as u64;
-        self.hand_back.next_attempt = self.tick_no + retry.div_ceil(self.ticks.tick_ms);
-        let max = self.cfg.topology.hand_back().max_attempts;
-        if max.is_some_and(|max| attempt >= max) {
-            self.hand_back.abandoned = true;
-            self.hand_back.manual = false;
+        let hb = self.cfg.topology.hand_back();
+        let retry = (hb.retry_after.as_millis() as u64).div_ceil(self.ticks.tick_ms);
+        if self
+            .hand_back
+            .failed(attempt, self.tick_no, retry, hb.max_attempts)
+        {
             self.emit(Event::HandBackAbandoned {
                 target,
                 attempts: attempt,
@@ -214,21 +390,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .push_back(crate::wire::Envelope::wrap(cluster, self.epoch(), &m));
     }
 
+    /// Whether the hand-back policy allows an attempt now at a target in
+    /// contact for `stable_ticks`.
     fn policy_allows(&self, stable_ticks: u64) -> bool {
         let witness = matches!(self.my_member().map(|m| &m.role), Some(Role::Witness));
-        if witness || self.hand_back.manual {
-            return true;
-        }
-        match &self.cfg.topology.hand_back().policy {
-            HandBackPolicy::Immediate => true,
-            HandBackPolicy::AfterStable(d) => {
-                stable_ticks * self.ticks.tick_ms >= d.as_millis() as u64
-            }
-            HandBackPolicy::Window { start, end } => {
-                TimeOfDay::of_unix_ms(self.now_ms).within(*start, *end)
-            }
-            HandBackPolicy::Manual => false,
-        }
+        policy_allows(
+            &self.cfg.topology.hand_back().policy,
+            witness || self.hand_back.manual,
+            stable_ticks * self.ticks.tick_ms,
+            self.now_ms,
+        )
     }
 
     /// Leadership was won: a transfer of an earlier term is over. The
@@ -255,24 +426,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// otherwise (the target's campaign failed and someone else won, this
     /// node included), which counts toward the policy's limit.
     pub(super) fn hand_back_landed(&mut self, leader: Option<NodeId>) {
-        let (Some((target, attempt)), Some(l)) = (self.hand_back.handed, leader) else {
-            return;
-        };
-        self.hand_back.handed = None;
-        if l == target {
-            self.hand_back.manual = false;
-            self.emit(Event::HandBackCompleted {
-                target,
-                attempts: attempt,
-            });
-        } else {
-            if l == self.id {
-                let e = self.ticks.election as u64;
-                self.hand_back.rebase_until = Some(self.tick_no + 2 * e);
-            } else {
-                self.hand_back.manual = false;
+        let e = self.ticks.election as u64;
+        match self.hand_back.landed(leader, self.id, self.tick_no, e) {
+            Landed::NotYet => {}
+            Landed::Completed { target, attempts } => {
+                self.emit(Event::HandBackCompleted { target, attempts })
             }
-            self.hand_back_failed(target, attempt);
+            Landed::Failed { target, attempt } => self.hand_back_failed(target, attempt),
         }
     }
 }
@@ -289,12 +449,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// the main site was back). One configuration change at a time.
     pub(super) fn drive_main_site_return(&mut self) {
         let topology = self.cfg.topology.clone();
-        if topology.mode() != QuorumMode::MainSite || self.role != StateRole::Leader {
+        if topology.mode() != QuorumMode::MainSite || self.election.role != StateRole::Leader {
             return;
         }
         let pending = self.raw.raft.pending_conf_index > self.applied;
-        let recently = self.tick_no < self.conf_proposed_at + self.ticks.election as u64;
-        if pending || recently || !self.conf.voters_outgoing.is_empty() {
+        let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
+        if pending || recently || !self.membership.conf.voters_outgoing.is_empty() {
             return;
         }
         let main = topology.main_site();
@@ -305,11 +465,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // Survivable members back to learners; main-site members that
             // rejoined after control came home (a learner of this epoch
             // still) voters again, so the main site's layout is whole.
-            self.conf
+            self.membership
+                .conf
                 .voters
                 .iter()
                 .map(|&v| NodeId(v))
-                .filter(|v| self.members.get(v).is_some_and(|s| s.member.site != main))
+                .filter(|v| {
+                    self.membership
+                        .members
+                        .get(v)
+                        .is_some_and(|s| s.member.site != main)
+                })
                 .map(|v| single(ConfChangeType::AddLearnerNode, v))
                 .chain(
                     ready
@@ -323,7 +489,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             let stable = ready
                 .iter()
-                .filter_map(|id| self.contact_since.get(id))
+                .filter_map(|id| self.contact.contact_since.get(id))
                 .map(|&since| self.tick_no - since)
                 .min()
                 .unwrap_or(0);
@@ -345,7 +511,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             ..Default::default()
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
-        self.conf_proposed_at = self.tick_no;
+        self.membership.conf_proposed_at = self.tick_no;
     }
 }
 
@@ -360,9 +526,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         wanted
             .iter()
             .copied()
-            .filter(|id| self.conf.learners.contains(&id.0))
+            .filter(|id| self.membership.conf.learners.contains(&id.0))
             .filter(|id| {
                 let heard = self
+                    .contact
                     .last_heard
                     .get(id)
                     .is_some_and(|&t| self.tick_no - t <= e);
@@ -379,3 +546,7 @@ fn single(kind: ConfChangeType, id: NodeId) -> ConfChangeSingle {
     s.node_id = id.0;
     s
 }
+
+#[cfg(test)]
+#[path = "handback_tests.rs"]
+mod tests;

@@ -8,11 +8,18 @@
 //! applies only its first copy (at-most-once), keyed by
 //! (proposer, boot, seq).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::StateRole;
+
+use super::Node;
 
 use crate::error::ProposeError;
 use crate::ids::ProposalId;
-use crate::wire::payload::{DedupRecord, EntryPayload};
+use crate::state_machine::StateMachine;
+use crate::storage::LogStore;
+use crate::topology::NodeId;
+use crate::wire::payload::{encode, DedupRecord, EntryPayload};
 
 /// A proposal that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +60,16 @@ pub(crate) struct Pending {
     pub submitted: Option<(u64, u64)>,
 }
 
-/// Proposals made at this node and not applied yet.
+/// Proposals made at this node and not applied yet, their outcomes, and
+/// the replicated de-duplication table.
 #[derive(Debug, Default)]
 pub(crate) struct Proposals {
     next_seq: u64,
     pub pending: BTreeMap<u64, Pending>,
+    /// Results not yet drained by [`Node::poll_outcome`].
+    pub outcomes: VecDeque<ProposalOutcome>,
+    /// Which proposals were applied (replicated: part of every snapshot).
+    pub dedup: Dedup,
 }
 
 impl Proposals {
@@ -82,6 +94,120 @@ impl Proposals {
     pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }
+}
+
+impl Pending {
+    /// Whether to (re-)submit now, in `term` at tick `now`: never
+    /// submitted, submitted in another term, or `retry` ticks ago.
+    pub(crate) fn due(&self, term: u64, now: u64, retry: u64) -> bool {
+        match self.submitted {
+            None => true,
+            Some((t, at)) => t != term || now.saturating_sub(at) >= retry,
+        }
+    }
+}
+
+/// What the node admits a proposal or read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Intake {
+    /// This member was removed from the configuration.
+    pub removed: bool,
+    /// It leads.
+    pub leading: bool,
+    /// Followers forward to the leader ([`NodeConfig::forward_proposals`](super::NodeConfig::forward_proposals)).
+    pub forward: bool,
+    /// The leader known.
+    pub leader: Option<NodeId>,
+    /// How many may wait at once.
+    pub max_pending: usize,
+}
+
+impl Intake {
+    /// Admits a command of `len` bytes (at most `max_len`) with `pending`
+    /// proposals waiting, or says why not.
+    pub(crate) fn proposal(
+        &self,
+        len: usize,
+        max_len: usize,
+        pending: usize,
+    ) -> Result<(), ProposeError> {
+        if self.removed {
+            return Err(ProposeError::Removed);
+        }
+        if len > max_len {
+            return Err(ProposeError::TooLarge { len, max: max_len });
+        }
+        self.routed(pending)
+    }
+
+    /// Admits a read with `pending` reads waiting, or says why not.
+    pub(crate) fn read(&self, pending: usize) -> Result<(), ProposeError> {
+        if self.removed {
+            return Err(ProposeError::Removed);
+        }
+        self.routed(pending)
+    }
+
+    fn routed(&self, pending: usize) -> Result<(), ProposeError> {
+        if !self.forward && !self.leading {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if pending >= self.max_pending {
+            return Err(ProposeError::QueueFull {
+                pending,
+                limit: self.max_pending,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether waiting proposals can be handed to raft now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// This member leads.
+    pub leader: bool,
+    /// A leader transfer is under way.
+    pub transferring: bool,
+    /// The leader heard a majority of voters lately.
+    pub quorum: bool,
+    /// A leader is known (to forward to).
+    pub leader_known: bool,
+    /// Followers forward to the leader.
+    pub forward: bool,
+}
+
+impl Route {
+    /// A leader submits unless transferring or cut off from its quorum; a
+    /// follower forwards when it knows the leader and forwarding is on.
+    pub(crate) fn submits(&self) -> bool {
+        let leading = self.leader && !self.transferring && self.quorum;
+        let forwarding = !self.leader && self.leader_known && self.forward;
+        leading || forwarding
+    }
+}
+
+/// Whether a majority of `voters` (`me` included) was heard within
+/// `window` ticks of `tick_no`, by `last_heard`.
+pub(crate) fn quorum_heard(
+    voters: &[u64],
+    me: NodeId,
+    last_heard: &BTreeMap<NodeId, u64>,
+    tick_no: u64,
+    window: u64,
+) -> bool {
+    let heard = voters
+        .iter()
+        .filter(|&&v| {
+            v == me.0
+                || last_heard
+                    .get(&NodeId(v))
+                    .is_some_and(|&t| tick_no - t <= window)
+        })
+        .count();
+    heard * 2 > voters.len()
 }
 
 /// Proposer incarnations remembered per proposer; older ones are forgotten.
@@ -180,6 +306,68 @@ impl Dedup {
     }
 }
 
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Whether a majority of voters (this leader included) answered within
+    /// half an election timeout. A leader cut off from its quorum holds new
+    /// proposals back (they wait and go to whoever leads next) instead of
+    /// appending entries that cannot commit, well before check-quorum
+    /// deposes it.
+    pub(super) fn quorum_in_contact(&self) -> bool {
+        let window = (self.ticks.election / 2) as u64;
+        quorum_heard(
+            &self.membership.conf.voters,
+            self.id,
+            &self.contact.last_heard,
+            self.tick_no,
+            window,
+        )
+    }
+
+    pub(super) fn submit_pending(&mut self) {
+        // Fenced or joining: proposals wait for the newer epoch.
+        if self.proposals.len() == 0 || self.fenced() || self.ep.joining {
+            return;
+        }
+        let leader = self.election.role == StateRole::Leader;
+        let route = Route {
+            leader,
+            transferring: self.raw.raft.lead_transferee.is_some(),
+            quorum: leader && self.quorum_in_contact(),
+            leader_known: self.election.leader.is_some(),
+            forward: self.cfg.forward_proposals,
+        };
+        if !route.submits() {
+            return;
+        }
+        let term = self.raw.raft.term;
+        let retry = 3 * self.ticks.election as u64;
+        let floor = self.proposals.floor();
+        let now = self.tick_no;
+        let mut submitted = Vec::new();
+        for (&seq, p) in &self.proposals.pending {
+            if p.due(term, now, retry) {
+                let payload = EntryPayload {
+                    proposer: self.id.0,
+                    boot: self.boot,
+                    seq,
+                    floor,
+                    command: p.command.clone(),
+                    reconcile: None,
+                };
+                if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
+                    break;
+                }
+                submitted.push(seq);
+            }
+        }
+        for seq in submitted {
+            if let Some(p) = self.proposals.pending.get_mut(&seq) {
+                p.submitted = Some((term, now));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +432,135 @@ mod tests {
         ps.pending.remove(&b);
         assert_eq!(ps.floor(), 2);
         assert_eq!(ps.len(), 0);
+    }
+
+    fn intake() -> Intake {
+        Intake {
+            removed: false,
+            leading: false,
+            forward: true,
+            leader: Some(NodeId(1)),
+            max_pending: 2,
+        }
+    }
+
+    #[test]
+    fn proposals_are_refused_in_order_removed_too_large_not_leader_queue_full() {
+        let gate = intake();
+        assert_eq!(gate.proposal(10, 10, 1), Ok(()));
+        assert_eq!(
+            gate.proposal(11, 10, 5),
+            Err(ProposeError::TooLarge { len: 11, max: 10 })
+        );
+        assert_eq!(
+            gate.proposal(10, 10, 2),
+            Err(ProposeError::QueueFull {
+                pending: 2,
+                limit: 2
+            })
+        );
+        let removed = Intake {
+            removed: true,
+            ..gate
+        };
+        assert_eq!(removed.proposal(11, 10, 5), Err(ProposeError::Removed));
+        let no_forwarding = Intake {
+            forward: false,
+            ..gate
+        };
+        assert_eq!(
+            no_forwarding.proposal(10, 10, 5),
+            Err(ProposeError::NotLeader {
+                leader: Some(NodeId(1))
+            })
+        );
+        let leading = Intake {
+            leading: true,
+            ..no_forwarding
+        };
+        assert_eq!(leading.proposal(10, 10, 1), Ok(()));
+    }
+
+    #[test]
+    fn reads_are_admitted_like_proposals_without_a_size_limit() {
+        let gate = intake();
+        assert_eq!(gate.read(1), Ok(()));
+        assert_eq!(
+            gate.read(2),
+            Err(ProposeError::QueueFull {
+                pending: 2,
+                limit: 2
+            })
+        );
+        let removed = Intake {
+            removed: true,
+            ..gate
+        };
+        assert_eq!(removed.read(0), Err(ProposeError::Removed));
+    }
+
+    #[test]
+    fn a_proposal_is_resubmitted_in_a_new_term_or_after_the_retry_time() {
+        let fresh = Pending {
+            command: vec![],
+            submitted: None,
+        };
+        assert!(fresh.due(3, 100, 60));
+        let sent = Pending {
+            command: vec![],
+            submitted: Some((3, 100)),
+        };
+        assert!(!sent.due(3, 159, 60));
+        assert!(sent.due(3, 160, 60));
+        assert!(sent.due(4, 101, 60), "another term");
+    }
+
+    #[test]
+    fn leader_submits_only_with_its_quorum_and_no_transfer_follower_only_forwarding() {
+        let leader = Route {
+            leader: true,
+            transferring: false,
+            quorum: true,
+            leader_known: true,
+            forward: false,
+        };
+        assert!(leader.submits());
+        assert!(!Route {
+            transferring: true,
+            ..leader
+        }
+        .submits());
+        assert!(!Route {
+            quorum: false,
+            ..leader
+        }
+        .submits());
+        let follower = Route {
+            leader: false,
+            forward: true,
+            ..leader
+        };
+        assert!(follower.submits());
+        assert!(!Route {
+            leader_known: false,
+            ..follower
+        }
+        .submits());
+        assert!(!Route {
+            forward: false,
+            ..follower
+        }
+        .submits());
+    }
+
+    #[test]
+    fn quorum_counts_the_leader_and_voters_heard_within_the_window() {
+        let heard = BTreeMap::from([(NodeId(2), 95), (NodeId(3), 89)]);
+        // Voters 1 (me), 2 (5 ticks ago), 3 (11 ticks ago).
+        assert!(quorum_heard(&[1, 2, 3], NodeId(1), &heard, 100, 10));
+        assert!(!quorum_heard(&[1, 2, 3], NodeId(1), &heard, 106, 10));
+        // Two of four is no majority.
+        assert!(!quorum_heard(&[1, 2, 3, 4], NodeId(1), &heard, 100, 10));
+        assert!(quorum_heard(&[1, 2, 3, 4], NodeId(1), &heard, 100, 11));
     }
 }

@@ -9,9 +9,9 @@
 //! term change): a request with no answer is asked again each election
 //! timeout, under a fresh context, until it is answered or the member stops.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use raft::{ReadState, StateRole};
+use raft::ReadState;
 
 use super::Node;
 use crate::error::ProposeError;
@@ -56,6 +56,8 @@ struct Pending {
 pub(crate) struct Reads {
     next_seq: u64,
     pending: BTreeMap<u64, Pending>,
+    /// Answers not yet drained by [`Node::poll_read`].
+    pub(crate) outcomes: VecDeque<ReadOutcome>,
 }
 
 fn ctx(seq: u64, attempt: u64) -> Vec<u8> {
@@ -76,29 +78,9 @@ impl Reads {
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Asks for a linearizable read point. The answer comes through
-    /// [`poll_read`](Self::poll_read); then read the state machine.
-    ///
-    /// # Errors
-    /// [`ProposeError::Removed`], [`ProposeError::QueueFull`] (too many
-    /// reads waiting), or [`ProposeError::NotLeader`] when forwarding is off
-    /// and this member does not lead.
-    pub fn read(&mut self) -> Result<ReadId, ProposeError> {
-        if self.removed {
-            return Err(ProposeError::Removed);
-        }
-        if !self.cfg.forward_proposals && self.role != StateRole::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.leader,
-            });
-        }
-        let waiting = self.reads.pending.len();
-        if waiting >= self.cfg.max_pending {
-            return Err(ProposeError::QueueFull {
-                pending: waiting,
-                limit: self.cfg.max_pending,
-            });
-        }
+    /// Records a read request ([`Node::read`]).
+    pub(super) fn new_read(&mut self) -> Result<ReadId, ProposeError> {
+        self.intake().read(self.reads.pending.len())?;
         let seq = self.reads.next_seq;
         self.reads.next_seq += 1;
         self.reads.pending.insert(seq, Pending::default());
@@ -110,17 +92,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         })
     }
 
-    /// The next answered read, if any.
-    pub fn poll_read(&mut self) -> Option<ReadOutcome> {
-        self.process();
-        self.read_outcomes.pop_front()
-    }
-
     /// Asks raft for the read index of every read not yet answered (again,
     /// under a fresh context, when the last request went unanswered for an
     /// election timeout or the term changed).
     pub(super) fn submit_reads(&mut self) {
-        if self.leader.is_none() || self.fenced() || self.ep.joining {
+        if self.election.leader.is_none() || self.fenced() || self.ep.joining {
             return;
         }
         let (term, now) = (self.raw.raft.term, self.tick_no);
@@ -180,7 +156,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .collect();
         for (seq, index) in done {
             self.reads.pending.remove(&seq);
-            self.read_outcomes.push_back(ReadOutcome {
+            self.reads.outcomes.push_back(ReadOutcome {
                 id: ReadId {
                     node: self.id,
                     boot: self.boot,

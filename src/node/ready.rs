@@ -2,18 +2,55 @@
 //! the order raft-rs requires (raft-rs-0.7-facts §9).
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
 use raft::StateRole;
 
 use super::proposals::{Applied, ProposalOutcome};
 use super::{Node, ProposalId};
 use crate::error::Fatal;
-use crate::events::{Event, LeadershipCause};
+use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
 use crate::wire::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
 use crate::wire::Envelope;
+
+/// How raft's role changed between two `Ready`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transition {
+    /// This member became leader.
+    Gained,
+    /// This member stopped leading.
+    Lost,
+    /// Leading before and after, or neither.
+    Same,
+}
+
+/// The change from role `was` to role `now`.
+pub(super) fn transition(was: StateRole, now: StateRole) -> Transition {
+    match (was == StateRole::Leader, now == StateRole::Leader) {
+        (false, true) => Transition::Gained,
+        (true, false) => Transition::Lost,
+        _ => Transition::Same,
+    }
+}
+
+/// Whether `id` is in the configuration `conf` (voter or learner, in
+/// either half of a joint configuration).
+pub(super) fn in_conf(conf: &ConfState, id: NodeId) -> bool {
+    conf.voters.contains(&id.0)
+        || conf.learners.contains(&id.0)
+        || conf.voters_outgoing.contains(&id.0)
+        || conf.learners_next.contains(&id.0)
+}
+
+/// Whether to snapshot and compact now: something was applied since the
+/// last snapshot at `snapshot_index`, and either `every` entries were, or
+/// raft asked for a fresh snapshot (`requested`).
+pub(super) fn snapshot_due(applied: u64, snapshot_index: u64, every: u64, requested: bool) -> bool {
+    let due = applied >= snapshot_index + every;
+    (due || requested) && applied > snapshot_index
+}
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Handles every pending `Ready`. Never call raft's step/propose/campaign
@@ -87,7 +124,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 continue;
             }
             if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
-                self.snapshot_sent.insert(NodeId(m.to), self.tick_no);
+                self.membership
+                    .snapshot_sent
+                    .insert(NodeId(m.to), self.tick_no);
             }
             self.outbox
                 .push_back(Envelope::wrap(cluster, self.epoch(), &m));
@@ -96,38 +135,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
         let term = self.raw.raft.term;
-        let was_leader = self.role == StateRole::Leader;
         let leader = (leader != 0).then_some(NodeId(leader));
-        if role == StateRole::Leader && !was_leader {
-            let cause = self
-                .pending_cause
-                .take()
-                .unwrap_or(LeadershipCause::Elected);
-            self.since_leader = 0;
-            self.fresh_leader = true;
-            self.hand_back_gained_leadership();
-            self.emit(Event::BecameLeader { term, cause });
-        }
-        if role != StateRole::Leader && was_leader {
-            self.emit(Event::SteppedDown { term });
-            let handing_over = self.hand_back_lost_leadership();
-            if leader.is_none() && !handing_over {
-                // Deposed with no successor (a failover that may fail): as
-                // the holder of the freshest log, stand again soon.
-                self.step_up = Some(self.ticks.failover);
+        match transition(self.election.role, role) {
+            Transition::Gained => {
+                let cause = self.election.gained();
+                self.hand_back_gained_leadership();
+                self.emit(Event::BecameLeader { term, cause });
             }
-        }
-        if role != StateRole::Leader && role != StateRole::Follower {
-            // Candidates keep their cause until they win or fall back.
-        } else if role == StateRole::Follower {
-            self.pending_cause = None;
-        }
-        self.role = role;
-        if leader != self.leader {
-            self.leader = leader;
-            if leader.is_some() {
-                self.last_leader = leader;
+            Transition::Lost => {
+                self.emit(Event::SteppedDown { term });
+                let handing_over = self.hand_back_lost_leadership();
+                self.election
+                    .deposed(leader.is_some(), handing_over, self.ticks.failover);
             }
+            Transition::Same => {}
+        }
+        self.election.settle_role(role);
+        if self.election.leader_seen(leader) {
             self.emit(Event::LeaderChanged { term, leader });
             self.hand_back_landed(leader);
             if leader.is_some() {
@@ -155,20 +179,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Takes on the library's state from a persisted snapshot.
     fn adopt_snapshot(&mut self, snap: &Snapshot, data: SnapshotData) {
-        let meta = snap.get_metadata();
-        self.members = data
-            .members
-            .iter()
-            .map(|r| (NodeId(r.id), r.to_state()))
-            .collect();
-        self.dedup = super::proposals::Dedup::from_records(&data.dedup);
-        self.conf = meta.get_conf_state().clone();
-        self.applied = meta.index;
-        self.snapshot_index = meta.index;
-        self.removed = !self.is_in_conf(self.id);
-        self.lineage = crate::wire::payload::decode_lineage(&data.epochs);
-        self.ep.reconciled = crate::wire::payload::decode_reconciled(&data.reconciled);
-        self.ep.covered = crate::wire::payload::decode_reconciled(&data.covered);
+        self.unpack(super::start::Unpacked::of(snap, &data));
+        self.membership.removed = !self.is_in_conf(self.id);
         self.ep.joining = false;
         self.sm.note_epoch(self.epoch());
         self.resolve_from_dedup();
@@ -180,11 +192,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     pub(super) fn is_in_conf(&self, id: NodeId) -> bool {
-        let c = &self.conf;
-        c.voters.contains(&id.0)
-            || c.learners.contains(&id.0)
-            || c.voters_outgoing.contains(&id.0)
-            || c.learners_next.contains(&id.0)
+        in_conf(&self.membership.conf, id)
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
@@ -235,7 +243,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return self.apply_reconcile(e, r);
         }
         let mine = p.proposer == self.id.0 && p.boot == self.boot;
-        match self.dedup.admit(&p, e.index, e.term) {
+        match self.proposals.dedup.admit(&p, e.index, e.term) {
             Ok(()) => {
                 let response = self.sm.apply(e.index, &p.command);
                 if mine {
@@ -258,7 +266,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.proposals.pending.remove(&seq).is_none() {
             return;
         }
-        self.outcomes.push_back(ProposalOutcome {
+        self.proposals.outcomes.push_back(ProposalOutcome {
             id: ProposalId {
                 node: self.id,
                 boot: self.boot,
@@ -269,7 +277,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 term,
                 // The epoch that appended it: an entry below a fork point
                 // (applied late, or seen in a snapshot) is the older one's.
-                epoch: crate::ids::origin_of(&self.lineage, index),
+                epoch: crate::ids::origin_of(&self.ep.lineage, index),
                 response,
             }),
         });
@@ -281,7 +289,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .proposals
             .pending
             .keys()
-            .filter_map(|&seq| Some((seq, self.dedup.applied_at(self.id.0, self.boot, seq)?)))
+            .filter_map(|&seq| {
+                Some((
+                    seq,
+                    self.proposals.dedup.applied_at(self.id.0, self.boot, seq)?,
+                ))
+            })
             .collect();
         for (seq, (index, term)) in done {
             self.resolve(seq, index, term, None);
@@ -290,7 +303,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     fn apply_conf(&mut self, cc: &ConfChangeV2, context: &[u8]) {
         match self.raw.apply_conf_change(cc) {
-            Ok(cs) => self.conf = cs,
+            Ok(cs) => self.membership.conf = cs,
             Err(err) => {
                 // Deterministic on every member: the same entry fails everywhere.
                 slog::warn!(self.logger, "conf change not applied"; "reason" => %err);
@@ -299,7 +312,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         if let Ok(rec) = <MemberRecord as prost::Message>::decode(context) {
             if rec.id != 0 {
-                self.members.insert(NodeId(rec.id), rec.to_state());
+                self.membership
+                    .members
+                    .insert(NodeId(rec.id), rec.to_state());
             }
         }
         use raft::eraftpb::ConfChangeType::*;
@@ -309,38 +324,42 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 AddLearnerNode => self.emit(Event::MemberAdded { id }),
                 AddNode => self.emit(Event::MemberPromoted { id }),
                 RemoveNode => {
-                    self.members.remove(&id);
-                    self.last_heard.remove(&id);
+                    self.membership.members.remove(&id);
+                    self.contact.last_heard.remove(&id);
                     self.emit(Event::MemberRemoved { id });
                 }
             }
         }
         let removed = !self.is_in_conf(self.id);
-        if removed && !self.removed {
+        if removed && !self.membership.removed {
             self.emit(Event::Removed);
         }
-        self.removed = removed;
+        self.membership.removed = removed;
     }
 
     /// Snapshots the state machine and compacts the log every
     /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
     fn maybe_snapshot(&mut self) {
         let requested = self.storage.take_snapshot_request();
-        let due = self.applied >= self.snapshot_index + self.cfg.snapshot_every;
-        if (!due && !requested) || self.applied <= self.snapshot_index {
+        if !snapshot_due(
+            self.applied,
+            self.snapshot_index,
+            self.cfg.snapshot_every,
+            requested,
+        ) {
             return;
         }
         let data = SnapshotData {
             user: self.sm.snapshot(),
-            members: encode_members(&self.members),
-            dedup: self.dedup.to_records(),
-            epochs: crate::wire::payload::encode_lineage(&self.lineage),
+            members: encode_members(&self.membership.members),
+            dedup: self.proposals.dedup.to_records(),
+            epochs: crate::wire::payload::encode_lineage(&self.ep.lineage),
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
         let stored = self.storage.create_snapshot(
             self.applied,
-            self.conf.clone(),
+            self.membership.conf.clone(),
             encode(&data),
             self.cfg.keep_entries,
         );
@@ -350,3 +369,57 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.snapshot_index = self.applied;
     }
 }
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Runs raft on everything fed since the last call: submits waiting
+    /// proposals, persists, queues messages, applies. Inputs only record
+    /// work so a batch of them costs one storage write.
+    pub(super) fn process(&mut self) {
+        if self.dirty {
+            self.dirty = false;
+            self.on_ready();
+            self.pump_proposals();
+        }
+    }
+
+    /// Submits waiting proposals when someone can take them.
+    fn pump_proposals(&mut self) {
+        if self.fatal.is_some() {
+            return;
+        }
+        self.submit_pending();
+        self.submit_reads();
+        if self.election.fresh_leader && self.election.role == StateRole::Leader {
+            self.election.fresh_leader = false;
+            self.reprobe_followers();
+        }
+        self.on_ready();
+        self.finish_reads();
+    }
+
+    /// A new leader's followers sit in raft's Probe state, paused after the
+    /// append carrying the leader's empty entry, so proposals made just
+    /// after the election would wait a round trip before being sent. Do
+    /// what a heartbeat response does (resume and send), once, so they ride
+    /// the first round trip.
+    fn reprobe_followers(&mut self) {
+        let probing: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(&id, pr)| id != self.id.0 && pr.state == raft::ProgressState::Probe)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in probing {
+            if let Some(pr) = self.raw.raft.mut_prs().get_mut(id) {
+                pr.resume();
+            }
+            self.raw.raft.send_append(id);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "ready_tests.rs"]
+mod tests;

@@ -109,7 +109,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.send_notice(from);
             return;
         }
-        if common_point(&self.lineage, &lineage).is_none() {
+        if common_point(&self.ep.lineage, &lineage).is_none() {
             // Another history altogether: an envelope of it fences nothing.
             if self.ep.fenced_by.is_some_and(|(e, _)| e == theirs) {
                 self.ep.fenced_by = None;
@@ -171,7 +171,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return;
         };
-        let Some(p) = common_point(&self.lineage, &n.lineage) else {
+        let Some(p) = common_point(&self.ep.lineage, &n.lineage) else {
             return;
         };
         let commit = self.raw.raft.raft_log.committed;
@@ -213,7 +213,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Vec::new()
         };
         let divergent = Divergent {
-            lineage: encode_lineage(&self.lineage),
+            lineage: encode_lineage(&self.ep.lineage),
             commit,
             first_index: from,
             entries,
@@ -238,7 +238,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// otherwise never meet it.
     pub(super) fn announce_epoch(&mut self) {
         if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite
-            || self.role != StateRole::Leader
+            || self.election.role != StateRole::Leader
             || self.fenced()
         {
             return;
@@ -253,7 +253,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .topology
             .members()
             .keys()
-            .chain(self.members.keys())
+            .chain(self.membership.members.keys())
             .copied()
             .filter(|&m| m != self.id && !self.is_in_conf(m))
             .collect::<std::collections::BTreeSet<_>>()
@@ -275,10 +275,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             leader: n.leader.map_or(0, |l| l.0),
         };
         let peers: Vec<NodeId> = self
+            .membership
             .conf
             .voters
             .iter()
-            .chain(&self.conf.learners)
+            .chain(&self.membership.conf.learners)
             .map(|&v| NodeId(v))
             .filter(|&v| v != self.id)
             .collect();
@@ -295,7 +296,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         leader: Option<NodeId>,
     ) -> Result<(), Fatal> {
         let data = SnapshotData {
-            members: encode_members(&self.members),
+            members: encode_members(&self.membership.members),
             epochs: encode_lineage(&lineage),
             ..SnapshotData::default()
         };
@@ -305,7 +306,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         self.storage.reset(&marker)?;
         let epoch = lineage.last().map_or(super::FIRST_EPOCH, |r| r.id);
-        self.lineage = lineage;
+        self.ep.lineage = lineage;
         self.ep.reconciled.clear();
         self.ep.covered.clear();
         self.ep.reconcile_backoff.clear();
@@ -314,7 +315,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.ep.joining = true;
         self.ep.join_leader = leader;
         self.ep.asked_at = 0;
-        self.conf = ConfState::default();
+        self.membership.conf = ConfState::default();
         self.snapshot_index = 0;
         self.restart_raft(0)?;
         self.sm.note_epoch(epoch);
@@ -326,14 +327,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Leader of a newer epoch: add a member of an older one that forgot it.
     pub(super) fn on_join(&mut self, from: NodeId, theirs: EpochId) {
-        if theirs != self.epoch() || self.role != StateRole::Leader || self.is_in_conf(from) {
+        if theirs != self.epoch()
+            || self.election.role != StateRole::Leader
+            || self.is_in_conf(from)
+        {
             return;
         }
         let pending = self.raw.raft.pending_conf_index > self.applied;
-        if pending || self.tick_no < self.conf_proposed_at + self.ticks.election as u64 {
+        if pending || self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64 {
             return;
         }
-        let Some(state) = self.members.get(&from).cloned() else {
+        let Some(state) = self.membership.members.get(&from).cloned() else {
             return;
         };
         let record = MemberRecord::from(&MemberState {
@@ -349,12 +353,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             ..Default::default()
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
-        self.conf_proposed_at = self.tick_no;
+        self.membership.conf_proposed_at = self.tick_no;
     }
 
     /// Leader of a newer epoch: an older epoch's divergent entries.
     pub(super) fn on_divergent(&mut self, from: NodeId, d: Divergent) {
-        if self.role != StateRole::Leader {
+        if self.election.role != StateRole::Leader {
             return;
         }
         let lineage = decode_lineage(&d.lineage);
@@ -362,7 +366,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
 
-        let Some(p) = common_point(&self.lineage, &lineage) else {
+        let Some(p) = common_point(&self.ep.lineage, &lineage) else {
             return;
         };
         if !newer(self.epoch(), theirs) {
@@ -382,30 +386,28 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .reconcile_backoff
             .get(&theirs)
             .is_some_and(|&(_, at)| self.tick_no < at);
-        if busy || backing_off || d.first_index == 0 {
+        if busy || backing_off {
             return;
         }
-        // A gap before the first entry must be what the sender compacted.
-        let gap = d.first_index.saturating_sub(done + 1);
-        if gap > d.compacted {
-            return;
-        }
-        let entries: Vec<Entry> = d
+        let entries = d
             .entries
             .iter()
-            .filter_map(|b| Entry::parse_from_bytes(b).ok())
-            .filter(|en| en.index > done)
-            .collect();
-        let contiguous = entries
-            .iter()
-            .zip(d.first_index.max(done + 1)..)
-            .all(|(en, i)| en.index == i);
-        if !contiguous || (entries.is_empty() && gap == 0) {
+            .filter_map(|b| Entry::parse_from_bytes(b).ok());
+        let Some((entries, gap, to_index)) =
+            divergent_run(d.first_index, d.compacted, done, entries)
+        else {
             return;
-        }
-        let to_index = entries.last().map_or(done + gap, |en| en.index);
+        };
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
-        let shown = self.to_show(&lineage, &entries, done, gap, &compacted_covered);
+        let shown = to_show(
+            &self.ep.lineage,
+            &self.ep.covered,
+            &lineage,
+            &entries,
+            done,
+            gap,
+            &compacted_covered,
+        );
         let Some((originals, covered)) = shown else {
             slog::debug!(self.logger, "divergent entries leave a gap; waiting for the rest";
                 "from" => %theirs);
@@ -450,94 +452,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// What of an older epoch's log `entries` (after `done`, the first
-    /// `compacted` of them gone; `lineage` its history) this epoch has not
-    /// seen: every user entry as first proposed, by origin, minus what is
-    /// in this history or was shown before; and the run of each origin's
-    /// entries accounted for. `None` if a run would leave a gap after what
-    /// was accounted for of that origin before. What compacted entries had
-    /// themselves reconciled (`compacted_covered`, the sender's snapshot
-    /// view) is accounted for too, counted only: its commands are gone.
-    fn to_show(
-        &self,
-        lineage: &[EpochRecord],
-        entries: &[Entry],
-        done: u64,
-        compacted: u64,
-        compacted_covered: &BTreeMap<EpochId, u64>,
-    ) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
-        // The first index of each origin not seen here yet.
-        let unseen_from = |epoch: EpochId| {
-            let shown = self.ep.covered.get(&epoch).copied().unwrap_or(0);
-            let forked = self
-                .lineage
-                .iter()
-                .position(|r| r.id == epoch)
-                .map(|p| self.lineage.get(p + 1).map_or(u64::MAX, |c| c.fork_index));
-            shown.max(forked.unwrap_or(0)).saturating_add(1)
-        };
-        let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
-        let mut cover = |epoch: EpochId, first: u64, last: u64| {
-            let first = first.max(unseen_from(epoch));
-            if first <= last {
-                let r = runs.entry(epoch).or_insert((first, last));
-                r.0 = r.0.min(first);
-                r.1 = r.1.max(last);
-            }
-        };
-        let mut originals = Vec::new();
-        for index in done + 1..=done + compacted {
-            cover(origin_of(lineage, index), index, index);
-        }
-        if compacted > 0 {
-            for (&epoch, &last) in compacted_covered {
-                cover(epoch, 1, last);
-            }
-        }
-        for en in entries {
-            let origin = origin_of(lineage, en.index);
-            cover(origin, en.index, en.index);
-            let payload = (en.get_entry_type() == EntryType::EntryNormal && !en.data.is_empty())
-                .then(|| <EntryPayload as prost::Message>::decode(&en.data[..]).ok())
-                .flatten();
-            let Some(p) = payload else {
-                continue;
-            };
-            if let Some(r) = p.reconcile {
-                // What that epoch reconciled: shown again, as first proposed.
-                for x in r.covered.iter().map(EntryRange::from) {
-                    cover(x.epoch, x.first, x.last);
-                }
-                originals.extend(r.originals);
-            } else if p.proposer != 0 {
-                originals.push(OriginalEntry {
-                    origin_number: origin.number,
-                    origin_founder: origin.founder.0,
-                    index: en.index,
-                    term: en.term,
-                    command: p.command,
-                    proposer: p.proposer,
-                    boot: p.boot,
-                    seq: p.seq,
-                });
-            }
-        }
-        originals.retain(|o| o.index >= unseen_from(o.origin()));
-        // Each origin's run must follow on from what was seen of it.
-        for (&epoch, &(first, _)) in &runs {
-            let known =
-                self.ep.covered.contains_key(&epoch) || self.lineage.iter().any(|r| r.id == epoch);
-            if known && first > unseen_from(epoch) {
-                return None;
-            }
-        }
-        let ranges = runs
-            .into_iter()
-            .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
-            .collect();
-        Some((originals, ranges))
-    }
-
     /// The hook refused (or panicked): report it and back off (one
     /// election timeout, doubling with each consecutive failure up to 32).
     fn reconcile_failed(&mut self, from: EpochId, failure: ReconcileFailure) {
@@ -548,8 +462,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .get(&from)
             .copied()
             .unwrap_or((0, 0));
-        let attempt = failures.saturating_add(1);
-        let delay = (self.ticks.election as u64) << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS);
+        let (attempt, delay) = backoff(failures, self.ticks.election as u64);
         self.ep
             .reconcile_backoff
             .insert(from, (attempt, self.tick_no + delay));
@@ -574,11 +487,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             founder: NodeId(r.from_founder),
         };
         let ranges: Vec<EntryRange> = r.covered.iter().map(EntryRange::from).collect();
-        let taken = self.ep.reconciled.get(&from).copied().unwrap_or(0);
-        let stale = r.from_index <= taken
-            || ranges
-                .iter()
-                .any(|x| x.first <= self.ep.covered.get(&x.epoch).copied().unwrap_or(0));
+        let stale = stale(
+            r.from_index,
+            from,
+            &ranges,
+            &self.ep.reconciled,
+            &self.ep.covered,
+        );
         self.ep.reconciling = None;
         if stale {
             slog::debug!(self.logger, "stale reconciliation skipped"; "from" => %from,
@@ -595,7 +510,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 seq: o.seq,
                 ..EntryPayload::default()
             };
-            let _ = self.dedup.admit(&id, e.index, e.term);
+            let _ = self.proposals.dedup.admit(&id, e.index, e.term);
         }
         self.ep.reconciled.insert(from, r.to_index);
         for x in &ranges {
@@ -616,6 +531,154 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 }
 
+/// What of an older epoch's log `entries` (after `done`, the first
+/// `compacted` of them gone; `lineage` its history) this epoch has not
+/// seen: every user entry as first proposed, by origin, minus what is
+/// in this history or was shown before; and the run of each origin's
+/// entries accounted for. `None` if a run would leave a gap after what
+/// was accounted for of that origin before. What compacted entries had
+/// themselves reconciled (`compacted_covered`, the sender's snapshot
+/// view) is accounted for too, counted only: its commands are gone.
+/// `ours` is this epoch's lineage, `shown_before` how far each epoch's own
+/// entries were shown by earlier reconciliations.
+pub(super) fn to_show(
+    ours: &[EpochRecord],
+    shown_before: &BTreeMap<EpochId, u64>,
+    lineage: &[EpochRecord],
+    entries: &[Entry],
+    done: u64,
+    compacted: u64,
+    compacted_covered: &BTreeMap<EpochId, u64>,
+) -> Option<(Vec<OriginalEntry>, Vec<EntryRange>)> {
+    // The first index of each origin not seen here yet.
+    let unseen_from = |epoch: EpochId| {
+        let shown = shown_before.get(&epoch).copied().unwrap_or(0);
+        let forked = ours
+            .iter()
+            .position(|r| r.id == epoch)
+            .map(|p| ours.get(p + 1).map_or(u64::MAX, |c| c.fork_index));
+        shown.max(forked.unwrap_or(0)).saturating_add(1)
+    };
+    let mut runs: BTreeMap<EpochId, (u64, u64)> = BTreeMap::new();
+    let mut cover = |epoch: EpochId, first: u64, last: u64| {
+        let first = first.max(unseen_from(epoch));
+        if first <= last {
+            let r = runs.entry(epoch).or_insert((first, last));
+            r.0 = r.0.min(first);
+            r.1 = r.1.max(last);
+        }
+    };
+    let mut originals = Vec::new();
+    for index in done + 1..=done + compacted {
+        cover(origin_of(lineage, index), index, index);
+    }
+    if compacted > 0 {
+        for (&epoch, &last) in compacted_covered {
+            cover(epoch, 1, last);
+        }
+    }
+    for en in entries {
+        let origin = origin_of(lineage, en.index);
+        cover(origin, en.index, en.index);
+        let payload = (en.get_entry_type() == EntryType::EntryNormal && !en.data.is_empty())
+            .then(|| <EntryPayload as prost::Message>::decode(&en.data[..]).ok())
+            .flatten();
+        let Some(p) = payload else {
+            continue;
+        };
+        if let Some(r) = p.reconcile {
+            // What that epoch reconciled: shown again, as first proposed.
+            for x in r.covered.iter().map(EntryRange::from) {
+                cover(x.epoch, x.first, x.last);
+            }
+            originals.extend(r.originals);
+        } else if p.proposer != 0 {
+            originals.push(OriginalEntry {
+                origin_number: origin.number,
+                origin_founder: origin.founder.0,
+                index: en.index,
+                term: en.term,
+                command: p.command,
+                proposer: p.proposer,
+                boot: p.boot,
+                seq: p.seq,
+            });
+        }
+    }
+    originals.retain(|o| o.index >= unseen_from(o.origin()));
+    // Each origin's run must follow on from what was seen of it.
+    for (&epoch, &(first, _)) in &runs {
+        let known = shown_before.contains_key(&epoch) || ours.iter().any(|r| r.id == epoch);
+        if known && first > unseen_from(epoch) {
+            return None;
+        }
+    }
+    let ranges = runs
+        .into_iter()
+        .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
+        .collect();
+    Some((originals, ranges))
+}
+
+/// Of a divergent message's `entries` (the first at `first_index`, the
+/// sender having compacted `compacted` entries before it), those after
+/// `done`, with the gap before them (what the sender compacted) and the
+/// last index they reach. `None` when the message is empty, leaves a gap
+/// the sender did not compact, or is not contiguous.
+pub(super) fn divergent_run(
+    first_index: u64,
+    compacted: u64,
+    done: u64,
+    entries: impl Iterator<Item = Entry>,
+) -> Option<(Vec<Entry>, u64, u64)> {
+    if first_index == 0 {
+        return None;
+    }
+    // A gap before the first entry must be what the sender compacted.
+    let gap = first_index.saturating_sub(done + 1);
+    if gap > compacted {
+        return None;
+    }
+    let entries: Vec<Entry> = entries.filter(|en| en.index > done).collect();
+    let contiguous = entries
+        .iter()
+        .zip(first_index.max(done + 1)..)
+        .all(|(en, i)| en.index == i);
+    if !contiguous || (entries.is_empty() && gap == 0) {
+        return None;
+    }
+    let to_index = entries.last().map_or(done + gap, |en| en.index);
+    Some((entries, gap, to_index))
+}
+
+/// After `failures` consecutive refusals of the hook, the attempt number
+/// of the next failure and the back-off it gets (ticks): one election
+/// timeout, doubling with each consecutive failure up to 32.
+pub(super) fn backoff(failures: u32, election: u64) -> (u32, u64) {
+    let attempt = failures.saturating_add(1);
+    (
+        attempt,
+        election << (attempt - 1).min(MAX_BACKOFF_DOUBLINGS),
+    )
+}
+
+/// Whether a committed reconciliation of epoch `from`'s entries from
+/// `from_index`, covering `ranges`, was proposed against an older view:
+/// it overlaps what was taken in (`reconciled`) or shown (`covered`) since.
+pub(super) fn stale(
+    from_index: u64,
+    from: EpochId,
+    ranges: &[EntryRange],
+    reconciled: &BTreeMap<EpochId, u64>,
+    covered: &BTreeMap<EpochId, u64>,
+) -> bool {
+    let taken = reconciled.get(&from).copied().unwrap_or(0);
+    from_index <= taken
+        || ranges
+            .iter()
+            .any(|x| x.first <= covered.get(&x.epoch).copied().unwrap_or(0))
+}
+
 /// The text of a caught panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -625,7 +688,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic whose payload is not text".into())
 }
 
-fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
+/// What the hook is shown of an entry as first proposed.
+pub(super) fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
     DivergentEntry {
         epoch: o.origin(),
         index: o.index,
@@ -638,3 +702,7 @@ fn divergent_entry(o: &OriginalEntry) -> DivergentEntry {
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "reunion_tests.rs"]
+mod tests;

@@ -134,15 +134,15 @@ impl Counters {
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// The node's status now.
-    pub fn status(&self) -> Status {
+    /// [`Node::status`].
+    pub(super) fn current_status(&self) -> Status {
         let r = &self.raw.raft;
-        let role = if self.removed {
+        let role = if self.membership.removed {
             NodeRole::Removed
-        } else if !r.promotable() && self.role == StateRole::Follower {
+        } else if !r.promotable() && self.election.role == StateRole::Follower {
             NodeRole::Learner
         } else {
-            match self.role {
+            match self.election.role {
                 StateRole::Leader => NodeRole::Leader,
                 StateRole::Candidate => NodeRole::Candidate,
                 StateRole::PreCandidate => NodeRole::PreCandidate,
@@ -151,7 +151,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let last_index = r.raft_log.last_index();
         let e = self.ticks.election as u64;
-        let peers = if self.role == StateRole::Leader {
+        let peers = if self.election.role == StateRole::Leader {
             r.prs()
                 .iter()
                 .filter(|(&id, _)| id != self.id.0)
@@ -160,6 +160,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     matched: pr.matched,
                     lag: last_index.saturating_sub(pr.matched),
                     reachable: self
+                        .contact
                         .last_heard
                         .get(&NodeId(id))
                         .is_some_and(|&t| self.tick_no - t <= e),
@@ -172,7 +173,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             id: self.id,
             site: self.my_member().map(|m| m.site.clone()).unwrap_or_default(),
             role,
-            leader: self.leader,
+            leader: self.election.leader,
             epoch: self.epoch(),
             term: r.term,
             commit: r.raft_log.committed,

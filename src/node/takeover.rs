@@ -22,7 +22,7 @@ use crate::ids::{EpochId, EpochRecord};
 use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
-use crate::topology::{NodeId, Role};
+use crate::topology::{Member, NodeId, Role};
 use crate::wire::control::{Kind, Probe};
 use crate::wire::payload::{
     encode, encode_lineage, encode_members, encode_reconciled, SnapshotData,
@@ -31,9 +31,11 @@ use crate::wire::payload::{
 /// Reported commit indexes kept for the RPO in time.
 pub(super) const BEYOND_KEPT: usize = 4096;
 
-/// Epoch bookkeeping beyond the lineage.
+/// The epoch lineage and its bookkeeping: fencing, reconciliation, probes.
 #[derive(Debug, Default)]
 pub(super) struct EpochState {
+    /// The epoch lineage, first epoch first; this node's epoch is the last.
+    pub(super) lineage: Vec<EpochRecord>,
     /// How far each older epoch's log has been taken in by reconciliation
     /// (in that epoch's indexes; its members join once it has all of it).
     pub(super) reconciled: BTreeMap<EpochId, u64>,
@@ -77,29 +79,122 @@ pub(super) struct EpochState {
     pub(super) reconciling: Option<(EpochId, u64, u64)>,
 }
 
+impl EpochState {
+    /// The RPO in time of a fork at `fork_index`: from the first report of
+    /// the leader that it had committed beyond the fork to the last time
+    /// this member heard it (0 when no report went beyond the fork). See
+    /// [`Event::Activated`]'s `rpo_ms`.
+    pub(super) fn rpo_ms(&self, fork_index: u64) -> u64 {
+        if self.leader_commit <= fork_index {
+            return 0;
+        }
+        self.beyond
+            .iter()
+            .find(|&&(reported, _)| reported > fork_index)
+            .map_or(0, |&(_, at)| self.leader_heard_ms.saturating_sub(at))
+    }
+
+    /// Records a leader's append (`reported`: its commit) or heartbeat
+    /// (`None`) heard at `now_ms` by a member that applied up to `applied`.
+    pub(super) fn note_report(&mut self, now_ms: u64, applied: u64, reported: Option<u64>) {
+        self.leader_heard_ms = now_ms;
+        while self.beyond.front().is_some_and(|&(r, _)| r <= applied) {
+            self.beyond.pop_front();
+        }
+        let Some(reported) = reported.filter(|&r| r > applied) else {
+            return;
+        };
+        let grows = self.beyond.back().is_none_or(|&(r, _)| reported > r);
+        if grows && self.beyond.len() < BEYOND_KEPT {
+            self.beyond.push_back((reported, now_ms));
+        }
+    }
+}
+
+/// The (rank, position) of a member in `role` that may fork a new epoch:
+/// main-site mode, a survivable member, a learner of its epoch, and not
+/// `busy` (leading, fenced or joining).
+pub(super) fn activation_slot(
+    mode: QuorumMode,
+    busy: bool,
+    learner: bool,
+    role: &Role,
+) -> Option<(u32, usize)> {
+    if mode != QuorumMode::MainSite || busy || !learner {
+        return None;
+    }
+    match *role {
+        Role::Survivable { rank, position, .. } => Some((rank, position)),
+        _ => None,
+    }
+}
+
+/// The survivable members among `members` ranked before (rank, position).
+pub(super) fn better_survivors<'a>(
+    members: impl Iterator<Item = &'a Member>,
+    rank: u32,
+    position: usize,
+) -> Vec<NodeId> {
+    members
+        .filter_map(|m| match m.role {
+            Role::Survivable {
+                rank: r,
+                position: p,
+                ..
+            } if (r, p) < (rank, position) => Some(m.id()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a survivable member leaderless long enough activates on its
+/// own: it reaches at most half of its epoch's `voters` (`reachable` of
+/// them answered within an election timeout) and no better-ranked
+/// survivable member (`better_reachable`).
+pub(super) fn unattended_activation(
+    reachable: usize,
+    voters: usize,
+    better_reachable: usize,
+) -> bool {
+    reachable * 2 <= voters && better_reachable == 0
+}
+
+/// Whether an operator's activation goes ahead: refused while the epoch's
+/// leader was heard within an election timeout (`leader`) or a majority of
+/// its `voters` answered.
+pub(super) fn manual_activation(
+    leader: Option<NodeId>,
+    reachable: usize,
+    voters: usize,
+) -> Result<(), ActivateError> {
+    if leader.is_some() || reachable * 2 > voters {
+        return Err(ActivateError::MainSiteReachable {
+            leader,
+            reachable,
+            voters,
+        });
+    }
+    Ok(())
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Whether this member is a survivable member that main-site mode lets
     /// fork a new epoch: a learner of its current epoch.
     fn may_activate(&self) -> Option<(u32, usize)> {
-        if self.cfg.topology.mode() != QuorumMode::MainSite
-            || self.role == StateRole::Leader
-            || self.fenced()
-            || self.ep.joining
-            || !self.conf.learners.contains(&self.id.0)
-        {
-            return None;
-        }
-        match self.my_member()?.role {
-            Role::Survivable { rank, position, .. } => Some((rank, position)),
-            _ => None,
-        }
+        activation_slot(
+            self.cfg.topology.mode(),
+            self.election.role == StateRole::Leader || self.fenced() || self.ep.joining,
+            self.membership.conf.learners.contains(&self.id.0),
+            &self.my_member()?.role,
+        )
     }
 
     /// Members heard from within an election timeout, among `ids`.
     fn reachable(&self, ids: impl Iterator<Item = NodeId>) -> usize {
         let e = self.ticks.election as u64;
         ids.filter(|id| {
-            self.last_heard
+            self.contact
+                .last_heard
                 .get(id)
                 .is_some_and(|&t| self.tick_no.saturating_sub(t) <= e)
         })
@@ -108,17 +203,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Better-ranked survivable members (or earlier ones in this core).
     fn better_survivors(&self, rank: u32, position: usize) -> Vec<NodeId> {
-        self.members
-            .values()
-            .filter_map(|s| match s.member.role {
-                Role::Survivable {
-                    rank: r,
-                    position: p,
-                    ..
-                } if (r, p) < (rank, position) => Some(s.member.id()),
-                _ => None,
-            })
-            .collect()
+        better_survivors(
+            self.membership.members.values().map(|s| &s.member),
+            rank,
+            position,
+        )
     }
 
     /// Each tick: probe the voters once the leader is silent, and activate
@@ -128,21 +217,28 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
         let e = self.ticks.election;
-        let voters: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .conf
+            .voters
+            .iter()
+            .map(|&v| NodeId(v))
+            .collect();
         let better = self.better_survivors(rank, position);
-        if self.since_leader >= e / 2 && self.tick_no >= self.ep.probed_at + (e / 2) as u64 {
+        if self.election.since_leader >= e / 2 && self.tick_no >= self.ep.probed_at + (e / 2) as u64
+        {
             self.ep.probed_at = self.tick_no;
-            let leader = self.leader.map_or(0, |l| l.0);
+            let leader = self.election.leader.map_or(0, |l| l.0);
             for &to in voters.iter().chain(&better) {
                 self.send_control(to, Kind::Probe(Probe { leader }));
             }
         }
         let after = self.ticks.survivable_campaign_after(rank, position);
-        if self.since_leader < after {
+        if self.election.since_leader < after {
             return;
         }
-        let majority_reachable = self.reachable(voters.iter().copied()) * 2 > voters.len();
-        if majority_reachable || self.reachable(better.into_iter()) > 0 {
+        let reachable = self.reachable(voters.iter().copied());
+        if !unattended_activation(reachable, voters.len(), self.reachable(better.into_iter())) {
             return;
         }
         if let Err(f) = self.activate_epoch(rank, position) {
@@ -150,51 +246,25 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// Activates a new epoch now, as an operator would after deciding the
-    /// main site is gone: refused while this member can still reach a
-    /// majority of its epoch's voters, or heard their leader within an
-    /// election timeout. (Unforced, a survivable primary activates by
-    /// itself under the same majority rule once it has heard no leader
-    /// for [`Timers::survivable_after`](crate::policy::Timers::survivable_after):
-    /// reaching only a minority of the voters, such as the main site's
-    /// tie-breaker, does not prevent it.)
-    ///
-    /// The new epoch forks at this member's applied index, from a
-    /// snapshot of its state, and has **this member as its only voter**;
-    /// its core partner, and every member that rejoins later, comes in as a
-    /// learner (main-site members become voters again at hand-back).
-    ///
-    /// - Why one voter: a two-member voter set in a site without a
-    ///   tie-breaker needs both members for a majority, so it would stall
-    ///   on the loss of either; with one, the partner's loss costs nothing.
-    /// - What it costs: entries the founder acknowledged (committed alone)
-    ///   that had not reached its partner yet are on no other member. If
-    ///   the founder is lost, the partner activates an epoch of its own
-    ///   (an election timeout after `survivable_after`, as the core's
-    ///   standby) without them; they wait for the founder's return, and are
-    ///   then reconciled into the partner's epoch like any older epoch's
-    ///   divergent entries (see [`StateMachine::reconcile`]).
-    ///
-    /// # Errors
-    /// [`ActivateError`] saying why not.
-    pub fn activate(&mut self) -> Result<(), ActivateError> {
+    /// Activation an operator asked for ([`Node::activate`]).
+    pub(super) fn activate_now(&mut self) -> Result<(), ActivateError> {
         let Some((rank, position)) = self.may_activate() else {
             return Err(ActivateError::NotSurvivable);
         };
-        let voters: Vec<NodeId> = self.conf.voters.iter().map(|&v| NodeId(v)).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .conf
+            .voters
+            .iter()
+            .map(|&v| NodeId(v))
+            .collect();
         let reachable = self.reachable(voters.iter().copied());
         // A leader heard lately holds a quorum (check-quorum), even if this
         // learner has not heard the other voters themselves.
         let leader = self
             .leader()
-            .filter(|_| self.since_leader < self.ticks.election);
-        if leader.is_some() || reachable * 2 > voters.len() {
-            return Err(ActivateError::MainSiteReachable {
-                leader,
-                reachable,
-                voters: voters.len(),
-            });
-        }
+            .filter(|_| self.election.since_leader < self.ticks.election);
+        manual_activation(leader, reachable, voters.len())?;
         self.activate_epoch(rank, position)
             .map_err(ActivateError::Fatal)
     }
@@ -208,8 +278,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .raft_log
             .term(fork_index)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
-        let id = EpochId::fork(&self.lineage, self.id, rank, position);
-        let mut lineage = self.lineage.clone();
+        let id = EpochId::fork(&self.ep.lineage, self.id, rank, position);
+        let mut lineage = self.ep.lineage.clone();
         lineage.push(EpochRecord {
             id,
             fork_index,
@@ -221,8 +291,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let data = SnapshotData {
             user: self.sm.snapshot(),
-            members: encode_members(&self.members),
-            dedup: self.dedup.to_records(),
+            members: encode_members(&self.membership.members),
+            dedup: self.proposals.dedup.to_records(),
             epochs: encode_lineage(&lineage),
             reconciled: encode_reconciled(&self.ep.reconciled),
             covered: encode_reconciled(&self.ep.covered),
@@ -241,11 +311,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             hard_state: None,
             sync: true,
         })?;
-        let silent_ms = self.ticks.ms(self.since_leader);
+        let silent_ms = self.ticks.ms(self.election.since_leader);
         let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
-        let rpo_ms = self.rpo_ms(fork_index);
-        self.lineage = lineage;
-        self.conf = conf;
+        let rpo_ms = self.ep.rpo_ms(fork_index);
+        self.ep.lineage = lineage;
+        self.membership.conf = conf;
         self.snapshot_index = fork_index;
         self.restart_raft(fork_index)?;
         self.sm.note_epoch(id);
@@ -259,6 +329,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         });
         // Partners and everyone else learn of the new epoch now.
         let others: Vec<NodeId> = self
+            .membership
             .members
             .keys()
             .copied()
@@ -267,62 +338,36 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         for to in others {
             self.send_notice(to);
         }
-        self.pending_cause = Some(LeadershipCause::Takeover { rank });
+        self.election.pending_cause = Some(LeadershipCause::Takeover { rank });
         let _ = self.raw.campaign();
         Ok(())
-    }
-
-    /// The RPO in time of a fork at `fork_index`: from the first report of
-    /// the leader that it had committed beyond the fork to the last time
-    /// this member heard it (0 when no report went beyond the fork). See
-    /// [`Event::Activated`]'s `rpo_ms`.
-    fn rpo_ms(&self, fork_index: u64) -> u64 {
-        if self.ep.leader_commit <= fork_index {
-            return 0;
-        }
-        self.ep
-            .beyond
-            .iter()
-            .find(|&&(reported, _)| reported > fork_index)
-            .map_or(0, |&(_, at)| self.ep.leader_heard_ms.saturating_sub(at))
     }
 
     /// Records a leader's append (its reported commit) or heartbeat, for
     /// the RPO in time.
     pub(super) fn note_leader_report(&mut self, reported: Option<u64>) {
-        self.ep.leader_heard_ms = self.now_ms;
-        let applied = self.applied;
-        while self.ep.beyond.front().is_some_and(|&(r, _)| r <= applied) {
-            self.ep.beyond.pop_front();
-        }
-        let Some(reported) = reported.filter(|&r| r > applied) else {
-            return;
-        };
-        let grows = self.ep.beyond.back().is_none_or(|&(r, _)| reported > r);
-        if grows && self.ep.beyond.len() < BEYOND_KEPT {
-            self.ep.beyond.push_back((reported, self.now_ms));
-        }
+        self.ep.note_report(self.now_ms, self.applied, reported);
     }
 
     /// Recreates raft over the storage as it now is (after a fork or a reset).
     pub(super) fn restart_raft(&mut self, applied: u64) -> Result<(), Fatal> {
         let priority = self.my_member().map_or(0, |m| m.priority());
-        let cfg = super::raft_config(self.id, &self.ticks, applied, priority);
+        let cfg = super::config::raft_config(self.id, &self.ticks, applied, priority);
         self.raw = RawNode::new(&cfg, self.storage.clone(), &self.logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
         self.applied = applied;
-        self.role = StateRole::Follower;
-        self.leader = None;
-        self.since_leader = 0;
-        self.fast_failover_term = 0;
-        self.failover_declined = false;
-        self.fresh_leader = false;
+        self.election.role = StateRole::Follower;
+        self.election.leader = None;
+        self.election.since_leader = 0;
+        self.election.fast_failover_term = 0;
+        self.election.failover_declined = false;
+        self.election.fresh_leader = false;
         self.hand_back.reset();
-        self.snapshot_sent.clear();
+        self.membership.snapshot_sent.clear();
         self.ep.leader_commit = 0;
         self.ep.beyond.clear();
         self.ep.leader_heard_ms = 0;
-        self.next_campaign = self.campaign_threshold();
+        self.election.next_campaign = self.campaign_threshold();
         for p in self.proposals.pending.values_mut() {
             p.submitted = None;
         }
@@ -330,3 +375,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "takeover_tests.rs"]
+mod tests;

@@ -1,0 +1,278 @@
+//! Who campaigns, and when: exact outputs of the election decisions.
+
+use super::*;
+use crate::node::testkit::{main_core, survivable, timers, witness};
+use crate::topology::NodeId;
+
+const PRIMARY: NodeId = NodeId(1);
+const STANDBY: NodeId = NodeId(2);
+
+/// A standby following its primary, silent for `silent` ticks, whose log
+/// took the primary's append in term 5.
+fn standby_following(silent: usize) -> Election {
+    Election {
+        leader: Some(PRIMARY),
+        since_leader: silent,
+        synced_term: 5,
+        ..Election::default()
+    }
+}
+
+fn synced_log() -> LogSync {
+    LogSync {
+        term: 5,
+        last_index: 100,
+        leader_commit: 100,
+    }
+}
+
+#[test]
+fn main_core_primary_campaigns_first_with_jitter_and_standby_half_a_timeout_later() {
+    let t = timers();
+    let mode = QuorumMode::MainSite;
+    assert_eq!(
+        campaign_wait(&main_core(1, 0).role, false, mode, &t, 2),
+        (20, true)
+    );
+    assert_eq!(
+        campaign_wait(&main_core(2, 1).role, false, mode, &t, 2),
+        (30, true)
+    );
+}
+
+#[test]
+fn survivable_core_waits_survivable_after_staggered_by_rank_and_position() {
+    let t = timers();
+    let mode = QuorumMode::MainSite;
+    let wait =
+        |rank, position| campaign_wait(&survivable(9, rank, position).role, false, mode, &t, 2);
+    assert_eq!(wait(1, 0), (200, false));
+    assert_eq!(wait(1, 1), (220, false));
+    assert_eq!(wait(2, 0), (250, false));
+    assert_eq!(wait(2, 1), (270, false));
+}
+
+#[test]
+fn survivable_core_that_led_last_re_elects_like_a_main_core() {
+    let t = timers();
+    let role = survivable(3, 1, 1).role;
+    assert_eq!(
+        campaign_wait(&role, true, QuorumMode::MainSite, &t, 2),
+        (30, true)
+    );
+}
+
+#[test]
+fn witness_waits_for_every_survivable_core_but_a_tie_breaker_only_for_the_main_core() {
+    let t = timers();
+    let role = witness(5).role;
+    // survivable_campaign_after(2, 1) + 2 election timeouts = 270 + 40.
+    assert_eq!(
+        campaign_wait(&role, false, QuorumMode::Witness, &t, 2),
+        (310, false)
+    );
+    // main_campaign_after(1) + jitter + one election timeout = 30 + 10 + 20.
+    assert_eq!(
+        campaign_wait(&role, false, QuorumMode::MainSite, &t, 2),
+        (60, false)
+    );
+}
+
+#[test]
+fn standby_fails_over_after_the_failover_silence_only() {
+    let t = timers();
+    let e = standby_following(4);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow
+    );
+    let e = standby_following(5);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Start(PRIMARY)
+    );
+}
+
+#[test]
+fn standby_campaigns_after_failover_silence_only_when_synced() {
+    let t = timers();
+    // Only heartbeats in this term: the log is not known to match.
+    let mut e = standby_following(10);
+    e.synced_term = 4;
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Decline(PRIMARY)
+    );
+    // Behind what the leader reported committed.
+    let e = standby_following(10);
+    let behind = LogSync {
+        last_index: 99,
+        ..synced_log()
+    };
+    assert_eq!(
+        e.failover(STANDBY, true, behind, 100, &t),
+        Failover::Decline(PRIMARY)
+    );
+    // Caught up, but was catching up less than an election timeout ago.
+    let mut e = standby_following(10);
+    e.catching_up_at = Some(81);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Decline(PRIMARY)
+    );
+    e.catching_up_at = Some(80);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Start(PRIMARY)
+    );
+}
+
+#[test]
+fn no_fast_failover_from_another_core_from_itself_or_twice_in_a_term() {
+    let t = timers();
+    let e = standby_following(10);
+    assert_eq!(
+        e.failover(STANDBY, false, synced_log(), 100, &t),
+        Failover::NotNow,
+        "the leader is not this member's partner"
+    );
+    assert_eq!(
+        e.failover(PRIMARY, true, synced_log(), 100, &t),
+        Failover::NotNow,
+        "this member leads"
+    );
+    let mut e = standby_following(10);
+    e.fast_failover_term = 5;
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow,
+        "one fast failover per term"
+    );
+    let e = Election {
+        since_leader: 10,
+        ..Election::default()
+    };
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow,
+        "no leader known"
+    );
+}
+
+#[test]
+fn step_up_pulls_the_next_campaign_forward_once() {
+    let mut e = Election {
+        since_leader: 50,
+        next_campaign: 200,
+        step_up: Some(30),
+        ..Election::default()
+    };
+    assert!(!e.campaign_due());
+    assert_eq!(e.next_campaign, 80);
+    assert_eq!(e.step_up, None);
+    e.since_leader = 80;
+    assert!(e.campaign_due());
+    // A later step-up never pushes the campaign back.
+    e.step_up = Some(500);
+    assert!(e.campaign_due());
+    assert_eq!(e.next_campaign, 80);
+}
+
+#[test]
+fn priority_is_lowered_once_after_the_deadlock_wait() {
+    let t = timers();
+    let after = deadlock_after(&t, 2);
+    assert_eq!(after, 310 + 80);
+    let mut e = Election {
+        since_leader: after - 1,
+        ..Election::default()
+    };
+    assert!(!e.lowers_priority(after));
+    e.since_leader = after;
+    assert!(e.lowers_priority(after));
+    e.priority_lowered = true;
+    assert!(!e.lowers_priority(after));
+    // Hearing the leader ends the spell and asks for the priority back.
+    assert!(e.heard_leader());
+    assert!(!e.priority_lowered);
+    assert_eq!(e.since_leader, 0);
+    assert!(!e.heard_leader());
+}
+
+#[test]
+fn only_the_first_campaign_of_a_spell_is_reported_and_its_cause_follows_the_role() {
+    let mut e = Election::default();
+    assert!(e.count_campaign());
+    assert!(!e.count_campaign());
+    let _ = e.heard_leader();
+    assert!(e.count_campaign());
+    assert_eq!(
+        campaign_cause(Some(&survivable(3, 2, 0).role)),
+        LeadershipCause::Takeover { rank: 2 }
+    );
+    assert_eq!(
+        campaign_cause(Some(&witness(5).role)),
+        LeadershipCause::LastResort
+    );
+    assert_eq!(
+        campaign_cause(Some(&main_core(1, 0).role)),
+        LeadershipCause::Elected
+    );
+    assert_eq!(campaign_cause(None), LeadershipCause::Elected);
+}
+
+#[test]
+fn survivable_member_steps_up_when_a_preferred_candidate_is_behind() {
+    let t = timers();
+    let me = survivable(3, 1, 1);
+    let them = main_core(2, 1);
+    let step = |ours, theirs, since| step_up_within(&me, &them, false, ours, theirs, since, &t, 2);
+    // Behind by term, then by index: failover + election + quarter * position.
+    assert_eq!(step((5, 100), (4, 200), 10), Some(5 + 20 + 5));
+    assert_eq!(step((5, 100), (5, 99), 10), Some(30));
+    // Leaderless for survivable_after already: only the stagger.
+    assert_eq!(step((5, 100), (5, 99), 200), Some(5));
+    // As fresh as ours: it can win, no step-up.
+    assert_eq!(step((5, 100), (5, 100), 10), None);
+    assert_eq!(step((5, 100), (6, 1), 10), None);
+}
+
+#[test]
+fn no_step_up_for_a_less_preferred_candidate_a_leader_or_a_main_core_member() {
+    let t = timers();
+    let (ours, theirs) = ((5, 100), (4, 1));
+    let rank2 = survivable(7, 2, 0);
+    let rank1 = survivable(3, 1, 0);
+    assert_eq!(
+        step_up_within(&rank1, &rank2, false, ours, theirs, 0, &t, 2),
+        None
+    );
+    assert_eq!(
+        step_up_within(&rank2, &rank1, true, ours, theirs, 0, &t, 2),
+        None
+    );
+    assert_eq!(
+        step_up_within(
+            &main_core(2, 1),
+            &main_core(1, 0),
+            false,
+            ours,
+            theirs,
+            0,
+            &t,
+            2
+        ),
+        None,
+        "same preference"
+    );
+    // A rank-2 primary: quarter * 2 * (rank - 1) after the restand wait.
+    assert_eq!(
+        step_up_within(&rank2, &rank1, false, ours, theirs, 0, &t, 2),
+        Some(25 + 10)
+    );
+    // A witness goes after every survivable core's stagger.
+    assert_eq!(
+        step_up_within(&witness(5), &rank2, false, ours, theirs, 0, &t, 2),
+        Some(25 + 5 * 5)
+    );
+}

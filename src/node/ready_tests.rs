@@ -1,0 +1,93 @@
+//! What a `Ready` changes: leadership transitions, configuration
+//! membership, and when to snapshot.
+
+use super::*;
+use crate::events::LeadershipCause;
+use crate::node::election::Election;
+
+#[test]
+fn role_changes_are_gains_and_losses_of_leadership_only() {
+    use StateRole::*;
+    assert_eq!(transition(Follower, Leader), Transition::Gained);
+    assert_eq!(transition(Candidate, Leader), Transition::Gained);
+    assert_eq!(transition(Leader, Follower), Transition::Lost);
+    assert_eq!(transition(Leader, Leader), Transition::Same);
+    assert_eq!(transition(Follower, PreCandidate), Transition::Same);
+    assert_eq!(transition(PreCandidate, Candidate), Transition::Same);
+}
+
+#[test]
+fn winning_reports_the_campaigns_cause_once_then_an_ordinary_election() {
+    let mut e = Election {
+        pending_cause: Some(LeadershipCause::Takeover { rank: 1 }),
+        since_leader: 300,
+        ..Election::default()
+    };
+    assert_eq!(e.gained(), LeadershipCause::Takeover { rank: 1 });
+    assert_eq!(e.since_leader, 0);
+    assert!(e.fresh_leader);
+    assert_eq!(e.gained(), LeadershipCause::Elected);
+}
+
+#[test]
+fn deposed_without_successor_or_hand_back_stands_again_after_the_failover_time() {
+    let mut e = Election::default();
+    e.deposed(true, false, 5);
+    assert_eq!(e.step_up, None, "a successor leads");
+    e.deposed(false, true, 5);
+    assert_eq!(e.step_up, None, "handed over on purpose");
+    e.deposed(false, false, 5);
+    assert_eq!(e.step_up, Some(5));
+}
+
+#[test]
+fn candidates_keep_their_cause_followers_drop_it() {
+    let mut e = Election {
+        pending_cause: Some(LeadershipCause::LastResort),
+        ..Election::default()
+    };
+    e.settle_role(StateRole::Candidate);
+    assert_eq!(e.pending_cause, Some(LeadershipCause::LastResort));
+    assert_eq!(e.role, StateRole::Candidate);
+    e.settle_role(StateRole::Follower);
+    assert_eq!(e.pending_cause, None);
+}
+
+#[test]
+fn leader_changes_are_reported_once_and_the_last_leader_is_kept() {
+    let mut e = Election::default();
+    assert!(!e.leader_seen(None));
+    assert!(e.leader_seen(Some(NodeId(2))));
+    assert!(!e.leader_seen(Some(NodeId(2))));
+    assert!(e.leader_seen(None));
+    assert_eq!(e.leader, None);
+    assert_eq!(e.last_leader, Some(NodeId(2)));
+}
+
+#[test]
+fn membership_covers_both_halves_of_a_joint_configuration() {
+    let conf = ConfState {
+        voters: vec![1, 2],
+        learners: vec![3],
+        voters_outgoing: vec![1, 4],
+        learners_next: vec![5],
+        ..ConfState::default()
+    };
+    for id in 1..=5 {
+        assert!(in_conf(&conf, NodeId(id)), "{id}");
+    }
+    assert!(!in_conf(&conf, NodeId(6)));
+    assert!(!in_conf(&ConfState::default(), NodeId(1)));
+}
+
+#[test]
+fn snapshots_are_taken_every_n_entries_or_on_request_when_something_was_applied() {
+    assert!(!snapshot_due(1_023, 0, 1_024, false));
+    assert!(snapshot_due(1_024, 0, 1_024, false));
+    assert!(snapshot_due(5, 0, 1_024, true), "raft asked");
+    assert!(
+        !snapshot_due(7, 7, 1_024, true),
+        "nothing applied since the last"
+    );
+    assert!(!snapshot_due(2_000, 1_024, 1_024, false));
+}

@@ -1,0 +1,211 @@
+//! Starting a node (bootstrap, restart, or waiting to join), and unpacking
+//! the library's state from a snapshot: one function for both a restart
+//! and a snapshot received from the leader.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::eraftpb::{ConfState, Snapshot};
+use raft::RawNode;
+use slog::o;
+
+use super::config::{raft_config, NodeConfig};
+use super::election::Election;
+use super::membership::Membership;
+use super::proposals::{Dedup, Proposals};
+use super::{takeover, Node};
+use crate::error::Fatal;
+use crate::ids::{EpochId, EpochRecord};
+use crate::state_machine::StateMachine;
+use crate::storage::{LogStore, LogWrite};
+use crate::topology::{Member, NodeId, Topology};
+use crate::wire::payload::{
+    decode_lineage, decode_reconciled, encode, encode_members, MemberState, SnapshotData,
+};
+
+/// The library's state held in a snapshot (beside the application's).
+pub(super) struct Unpacked {
+    pub(super) members: BTreeMap<NodeId, MemberState>,
+    pub(super) dedup: Dedup,
+    pub(super) conf: ConfState,
+    /// The snapshot's index: applied, and the latest snapshot, here.
+    pub(super) index: u64,
+    pub(super) lineage: Vec<EpochRecord>,
+    pub(super) reconciled: BTreeMap<EpochId, u64>,
+    pub(super) covered: BTreeMap<EpochId, u64>,
+}
+
+impl Unpacked {
+    /// Unpacks `data`, the decoded payload of `snap`.
+    pub(super) fn of(snap: &Snapshot, data: &SnapshotData) -> Self {
+        let meta = snap.get_metadata();
+        Self {
+            members: data
+                .members
+                .iter()
+                .map(|r| (NodeId(r.id), r.to_state()))
+                .collect(),
+            dedup: Dedup::from_records(&data.dedup),
+            conf: meta.get_conf_state().clone(),
+            index: meta.index,
+            lineage: decode_lineage(&data.epochs),
+            reconciled: decode_reconciled(&data.reconciled),
+            covered: decode_reconciled(&data.covered),
+        }
+    }
+}
+
+/// Every member of `topology`, as its initial configuration describes it.
+fn topology_members(topology: &Topology) -> BTreeMap<NodeId, MemberState> {
+    topology
+        .members()
+        .values()
+        .map(|m| {
+            (
+                m.id(),
+                MemberState {
+                    member: m.clone(),
+                    replaces: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Writes the initial configuration to empty storage (identically at
+/// every member of the topology).
+fn bootstrap<S: LogStore>(
+    storage: &S,
+    topology: &Topology,
+    members: &BTreeMap<NodeId, MemberState>,
+    user: Vec<u8>,
+) -> Result<(), Fatal> {
+    let mut snap = Snapshot::default();
+    let data = SnapshotData {
+        user,
+        members: encode_members(members),
+        ..SnapshotData::default()
+    };
+    snap.data = encode(&data).into();
+    let meta = snap.mut_metadata();
+    meta.index = 1;
+    meta.term = 1;
+    let cs = meta.mut_conf_state();
+    cs.voters = topology.voters().iter().map(|n| n.0).collect();
+    cs.learners = topology.learners().iter().map(|n| n.0).collect();
+    storage.persist(LogWrite {
+        snapshot: Some(&snap),
+        entries: &[],
+        hard_state: None,
+        sync: true,
+    })?;
+    Ok(())
+}
+
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// [`Node::new`].
+    pub(super) fn start(cfg: NodeConfig, storage: S, mut sm: M) -> Result<Self, Fatal> {
+        let id = cfg.id;
+        let topology = cfg.topology.clone();
+        let ticks = *topology.ticks();
+        let logger = cfg.logger.new(o!("node" => id.0));
+        let mut members = topology_members(&topology);
+        let me: Member = match (&cfg.joining, topology.member(id)) {
+            (Some(m), _) => m.clone(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => return Err(Fatal::UnknownNode(id)),
+        };
+
+        // A member that left its epoch for a newer one keeps a marker: an
+        // empty configuration naming the epoch it waits to join.
+        let marker = storage.latest_snapshot();
+        let marked = !storage.is_initialized() && !marker.data.is_empty();
+        if !storage.is_initialized() && cfg.joining.is_none() && !marked {
+            bootstrap(&storage, &topology, &members, sm.snapshot())?;
+        }
+
+        let mut lineage = vec![EpochRecord::FIRST];
+        if marked {
+            let data = SnapshotData::decode_bytes(&marker.data).map_err(Fatal::CorruptSnapshot)?;
+            lineage = decode_lineage(&data.epochs);
+        }
+        let stored = if storage.is_initialized() {
+            let snap = storage.latest_snapshot();
+            let data = SnapshotData::decode_bytes(&snap.data).map_err(Fatal::CorruptSnapshot)?;
+            sm.restore(&data.user)?;
+            Some(Unpacked::of(&snap, &data))
+        } else {
+            members.insert(
+                me.id(),
+                MemberState {
+                    member: me.clone(),
+                    replaces: None,
+                },
+            );
+            None
+        };
+        let applied = stored.as_ref().map_or(0, |u| u.index);
+
+        let raw = RawNode::new(
+            &raft_config(id, &ticks, applied, me.priority()),
+            storage.clone(),
+            &logger,
+        )
+        .map_err(|e| Fatal::Raft(e.to_string()))?;
+        let boot = storage.next_boot()?;
+        let mut node = Self {
+            id,
+            ticks,
+            raw,
+            storage,
+            sm,
+            rng: crate::rng::SplitMix64::new(cfg.seed ^ id.0.rotate_left(17) ^ boot),
+            ep: takeover::EpochState {
+                lineage,
+                joining: marked,
+                ..takeover::EpochState::default()
+            },
+            boot,
+            fatal: None,
+            membership: Membership {
+                members,
+                ..Membership::default()
+            },
+            applied: 0,
+            snapshot_index: 0,
+            now_ms: 0,
+            tick_no: 0,
+            dirty: false,
+            election: Election::default(),
+            contact: Default::default(),
+            hand_back: Default::default(),
+            proposals: Proposals::default(),
+            reads: Default::default(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Default::default(),
+            logger,
+            cfg,
+        };
+        if let Some(unpacked) = stored {
+            node.unpack(unpacked);
+        }
+        node.election.next_campaign = node.campaign_threshold();
+        let epoch = node.epoch();
+        node.sm.note_epoch(epoch);
+        node.on_ready();
+        Ok(node)
+    }
+
+    /// Takes on the library's state from a snapshot (at start-up, or one
+    /// received from the leader and persisted).
+    pub(super) fn unpack(&mut self, u: Unpacked) {
+        self.membership.members = u.members;
+        self.membership.conf = u.conf;
+        self.proposals.dedup = u.dedup;
+        self.applied = u.index;
+        self.snapshot_index = u.index;
+        self.ep.lineage = u.lineage;
+        self.ep.reconciled = u.reconciled;
+        self.ep.covered = u.covered;
+    }
+}
