@@ -187,9 +187,12 @@ generates thousands of them.
 //! A [`Node`] takes inputs and produces outputs; the caller owns threads,
 //! sockets and clocks. Call [`Node::tick`] every [`policy::Timers::tick`]
 //! with the wall clock, [`Node::step`] for every envelope received and
-//! [`Node::propose`] for commands; after each call, drain
+//! [`Node::propose`] and [`Node::read`] for commands and reads; after each
+//! call, drain the four output queues in this order:
 //! [`Node::poll_transmit`] (send these to `envelope.to`),
-//! [`Node::poll_outcome`] (proposal results) and [`Node::poll_event`]:
+//! [`Node::poll_outcome`] (proposal results), [`Node::poll_read`] (read
+//! points reached) and [`Node::poll_event`] (typed events). The
+//! [`Node`] docs list every input, command, output and getter by group.
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -217,6 +220,12 @@ generates thousands of them.
 //!     node.tick(now_ms);
 //!     while let Some(envelope) = node.poll_transmit() {
 //!         let _bytes = envelope.to_bytes(); // send to envelope.to
+//!     }
+//!     while let Some(outcome) = node.poll_outcome() {
+//!         println!("proposal {:?}: {:?}", outcome.id, outcome.result);
+//!     }
+//!     while let Some(read) = node.poll_read() {
+//!         println!("read {read:?}");
 //!     }
 //!     while let Some(event) = node.poll_event() {
 //!         println!("{event:?}");

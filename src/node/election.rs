@@ -18,7 +18,8 @@
 //! - A witness campaigns only after every survivable core had its chance,
 //!   and hands leadership on at once (see `handback`).
 //! - After a long leaderless spell a node lowers its own raft priority to 0
-//!   so a priority/log-length deadlock (raft-rs-0.7-facts §1, T3) resolves.
+//!   so a priority/log-length deadlock resolves (see
+//!   [`manual::raft_rs`](crate::manual::raft_rs#the-priority-deadlock)).
 
 use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;

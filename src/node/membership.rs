@@ -147,7 +147,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         if !self.membership.conf.voters_outgoing.is_empty() {
-            // raft's auto-leave can be missed (raft-rs-0.7-facts §5): leave explicitly.
+            // raft's auto-leave can be missed (manual::raft_rs, "Joint
+            // consensus and auto-leave"): leave explicitly.
             let _ = self
                 .raw
                 .propose_conf_change(Vec::new(), ConfChangeV2::default());
@@ -185,7 +186,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// A snapshot that never arrived leaves the peer paused forever unless
-    /// reported (raft-rs-0.7-facts §9): report it failed after a while.
+    /// reported ([`manual::raft_rs`](crate::manual::raft_rs#reporting-snapshot-status)):
+    /// report it failed after a while.
     pub(super) fn expire_snapshots(&mut self) {
         let limit = 4 * self.ticks.election as u64;
         let expired: Vec<NodeId> = self

@@ -1,5 +1,6 @@
 //! The only code that sees `raft::Ready`: persist, send, apply, advance, in
-//! the order raft-rs requires (raft-rs-0.7-facts §9).
+//! the order raft-rs requires (see
+//! [`manual::raft_rs`](crate::manual::raft_rs#persisting-a-ready)).
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
