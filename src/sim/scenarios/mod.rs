@@ -9,6 +9,7 @@
 //! its users propose (the example's calls, the tests' key-value writes).
 
 pub mod no_flapping;
+pub mod ranked;
 pub mod split_brain;
 
 use super::Sim;
