@@ -1,4 +1,4 @@
-//! Scripted behaviours: each drives a [`Sim`](super::Sim) through one
+//! Scripted behaviours: each drives a [`Sim`] through one
 //! behaviour of the design (its faults, in order, with the users' load kept
 //! running) and returns a typed outcome holding everything measured on the
 //! way. The `denver_paris` example narrates and enforces its figures from

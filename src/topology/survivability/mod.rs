@@ -224,7 +224,7 @@ pub struct Scenario {
 }
 
 /// What happens under each failure; print it for the table.
-/// See [`Topology::survivability`].
+/// See [`Topology::survivability`](crate::topology::Topology::survivability).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurvivabilityReport {
     /// The quorum mode analysed.
