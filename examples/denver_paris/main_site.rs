@@ -9,6 +9,7 @@
 //! the WAN is degraded (the loss is at most the replication lag) and
 //! Denver's return with its stale tail, which is reconciled.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use survivable_core::node::EpochId;
@@ -190,10 +191,38 @@ fn epoch_of_leader(sim: &Sim<CallTable>) -> String {
 }
 
 /// The hook's narration lines written since the last call.
-fn hook_lines(log: &std::sync::Mutex<Vec<String>>, r: &mut Report) {
+fn hook_lines(log: &Mutex<Vec<String>>, r: &mut Report) {
     for line in log.lock().expect("hook log").drain(..) {
         r.story.push(format!("  {:>11}  {line}", ""));
     }
+}
+
+/// Paris's replication lag: entries committed at the leader that CM02a has
+/// not applied.
+fn lag(sim: &Sim<CallTable>) -> u64 {
+    let commit = sim
+        .leader()
+        .and_then(|l| sim.node(l))
+        .map_or(0, |n| n.status().commit);
+    commit.saturating_sub(sim.node(CM02A).map_or(0, |n| n.status().applied))
+}
+
+/// A main-site run: the simulator, the users' calls, the checks and the
+/// reconcile hook's log, shared by its steps.
+struct Run<'a> {
+    sim: Sim<CallTable>,
+    w: Workload,
+    c: Checks,
+    args: &'a Args,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The loss of Denver, as `main_site_returns` needs it: when, the
+/// activation it caused, and the last index Denver's members held then.
+struct Loss {
+    at_us: u64,
+    act: Option<Activation>,
+    denver_last: u64,
 }
 
 /// Runs the six main-site steps; whether each behaved as designed.
@@ -201,264 +230,303 @@ pub(crate) fn run(args: &Args) -> bool {
     let table = CallTable::default();
     let log = table.hook_log.clone();
     let title = "main-site mode: two data centres, the rainy day";
-    let Some(mut sim) = start(title, denver_paris_two_site(), table, args) else {
+    let Some(sim) = start(title, denver_paris_two_site(), table, args) else {
         return false;
     };
-    let mut w = Workload::new(args.seed, true);
-    let mut c = Checks::new("main-site");
-    let wan = args.wan_rtt_ms;
-
-    // normal: Denver commits on its own majority; Paris follows. Latency
-    // is measured after the first election and a second of warm-up.
-    let start = sim.now_us();
-    w.run(&mut sim, Duration::from_secs(1));
-    let since = sim.now_us();
-    w.run(&mut sim, Duration::from_secs(4));
-    let leader = sim.leader();
-    let denver = sim.site_members("denver");
-    let mut at_leader = latencies(&sim, &leader.into_iter().collect::<Vec<_>>(), since);
-    let mut in_denver = latencies(&sim, &denver, since);
-    let mut in_paris = latencies(&sim, &sim.site_members("paris"), since);
-    let lag = |sim: &Sim<CallTable>| {
-        let commit = sim
-            .leader()
-            .and_then(|l| sim.node(l))
-            .map_or(0, |n| n.status().commit);
-        commit.saturating_sub(sim.node(CM02A).map_or(0, |n| n.status().applied))
+    let mut run = Run {
+        sim,
+        w: Workload::new(args.seed, true),
+        c: Checks::new("main-site"),
+        args,
+        log,
     };
-    let mut r = finish(
-        &sim,
-        &w,
-        "normal",
-        "rainy day: before",
-        &w.up.clone(),
-        None,
-        start,
-    );
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra
-        .push(("commit_p50_ms", percentile_ms(&mut at_leader, 50)));
-    r.extra
-        .push(("commit_p99_ms", percentile_ms(&mut at_leader, 99)));
-    r.extra
-        .push(("denver_commit_p99_ms", percentile_ms(&mut in_denver, 99)));
-    r.extra
-        .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
-    r.extra.push(("paris_lag_entries", lag(&sim).to_string()));
-    c.leads(&r, &sim, "denver");
-    // ≤ 2 LAN round trips (1 ms each) at the leader: the WAN is not waited for.
-    let p99 = percentile_ms(&mut at_leader, 99);
-    c.check(
-        r.step,
-        "commit p99 at Denver's leader ≤ 2 LAN RTT",
-        p99.parse::<f64>().is_ok_and(|ms| ms <= 2.0),
-        format!("{p99} ms, bound 2 ms"),
-    );
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
+    run.normal();
+    run.wan_partition();
+    let healed = run.reunion();
+    run.hand_back(healed);
+    let loss = run.main_site_lost();
+    run.main_site_returns(&loss);
+    run.c.finish(&run.sim.violations())
+}
 
-    // wan_partition: Paris activates its own epoch; both sides serve.
-    let before = w.up.clone();
-    let cut = sim.now_us();
-    let lag_at_cut = lag(&sim);
-    sim.partition_sites(&["denver"], &["paris"]);
-    w.run(
-        &mut sim,
-        Duration::from_millis(args.survivable_after_ms + 3_000),
-    );
-    let act = activation(&sim, cut);
-    let mut r = finish(
-        &sim,
-        &w,
-        "wan_partition",
-        "rainy day: cut off",
-        &before,
-        None,
-        cut,
-    );
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    activation_figures(&mut c, &mut r, act, cut, lag_at_cut, args);
-    r.extra.push(("lag_at_cut_entries", lag_at_cut.to_string()));
-    let served = acks_by_epoch(&sim, cut + (args.survivable_after_ms + 2 * wan) * 1000);
-    r.extra.push((
-        "epochs_serving",
-        served.iter().filter(|(_, n)| *n > 0).count().to_string(),
-    ));
-    for (e, n) in &served {
-        r.story.push(format!(
-            "  {:>11}  epoch {e} acknowledged {n} call command(s) in the last part of the cut",
-            ""
-        ));
+impl Run<'_> {
+    /// normal: Denver commits on its own majority; Paris follows. Latency
+    /// is measured after the first election and a second of warm-up.
+    fn normal(&mut self) {
+        let Self {
+            sim, w, c, args, ..
+        } = self;
+        let start = sim.now_us();
+        w.run(sim, Duration::from_secs(1));
+        let since = sim.now_us();
+        w.run(sim, Duration::from_secs(4));
+        let leader = sim.leader();
+        let denver = sim.site_members("denver");
+        let mut at_leader = latencies(sim, &leader.into_iter().collect::<Vec<_>>(), since);
+        let mut in_denver = latencies(sim, &denver, since);
+        let mut in_paris = latencies(sim, &sim.site_members("paris"), since);
+        let mut r = finish(
+            sim,
+            w,
+            "normal",
+            "rainy day: before",
+            &w.up.clone(),
+            None,
+            start,
+        );
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        r.extra
+            .push(("commit_p50_ms", percentile_ms(&mut at_leader, 50)));
+        r.extra
+            .push(("commit_p99_ms", percentile_ms(&mut at_leader, 99)));
+        r.extra
+            .push(("denver_commit_p99_ms", percentile_ms(&mut in_denver, 99)));
+        r.extra
+            .push(("paris_commit_p50_ms", percentile_ms(&mut in_paris, 50)));
+        r.extra.push(("paris_lag_entries", lag(sim).to_string()));
+        c.leads(&r, sim, "denver");
+        // ≤ 2 LAN round trips (1 ms each) at the leader: the WAN is not waited for.
+        let p99 = percentile_ms(&mut at_leader, 99);
+        c.check(
+            r.step,
+            "commit p99 at Denver's leader ≤ 2 LAN RTT",
+            p99.parse::<f64>().is_ok_and(|ms| ms <= 2.0),
+            format!("{p99} ms, bound 2 ms"),
+        );
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
     }
-    let serving = served.iter().filter(|(_, n)| *n > 0).count();
-    c.check(
-        r.step,
-        "both epochs serve",
-        serving == 2,
-        format!("{serving} serving"),
-    );
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
 
-    // reunion: the WAN heals; Denver's divergent calls are reconciled.
-    let before = w.up.clone();
-    let healed = sim.now_us();
-    sim.heal();
-    run_until_reunited(&mut sim, &mut w, Duration::from_secs(20));
-    w.run(&mut sim, Duration::from_secs(1));
-    let (divergent, applied) = reconciled(&sim, healed);
-    let mut r = finish(
-        &sim,
-        &w,
-        "reunion",
-        "rainy day: healed",
-        &before,
-        None,
-        healed,
-    );
-    hook_lines(&log, &mut r);
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra
-        .push(("reunion_ms", ((sim.now_us() - healed) / 1000).to_string()));
-    r.extra.push(("divergent_entries", divergent.to_string()));
-    r.extra.push(("reconciled_entries", applied.to_string()));
-    c.no_call_dropped(&r);
-    c.check(
-        r.step,
-        "Denver's divergent calls reach the hook",
-        divergent > 0,
-        format!("{divergent} divergent"),
-    );
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
+    /// wan_partition: Paris activates its own epoch; both sides serve.
+    fn wan_partition(&mut self) {
+        let Self {
+            sim, w, c, args, ..
+        } = self;
+        let before = w.up.clone();
+        let cut = sim.now_us();
+        let lag_at_cut = lag(sim);
+        sim.partition_sites(&["denver"], &["paris"]);
+        w.run(sim, Duration::from_millis(args.survivable_after_ms + 3_000));
+        let act = activation(sim, cut);
+        let mut r = finish(
+            sim,
+            w,
+            "wan_partition",
+            "rainy day: cut off",
+            &before,
+            None,
+            cut,
+        );
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        activation_figures(c, &mut r, act, cut, lag_at_cut, args);
+        r.extra.push(("lag_at_cut_entries", lag_at_cut.to_string()));
+        let served = acks_by_epoch(
+            sim,
+            cut + (args.survivable_after_ms + 2 * args.wan_rtt_ms) * 1000,
+        );
+        r.extra.push((
+            "epochs_serving",
+            served.iter().filter(|(_, n)| *n > 0).count().to_string(),
+        ));
+        for (e, n) in &served {
+            r.story.push(format!(
+                "  {:>11}  epoch {e} acknowledged {n} call command(s) in the last part of the cut",
+                ""
+            ));
+        }
+        let serving = served.iter().filter(|(_, n)| *n > 0).count();
+        c.check(
+            r.step,
+            "both epochs serve",
+            serving == 2,
+            format!("{serving} serving"),
+        );
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
+    }
 
-    // hand_back: control returns to Denver after the stability window.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let failed_before = w.failed;
-    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
-    let handed_at = sim
-        .events()
-        .iter()
-        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-        .map(|(t, _, _)| *t);
-    let outage = handed_at
-        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
-        .map(|us| us / 1000);
-    let mut r = finish(
-        &sim,
-        &w,
-        "hand_back",
-        "rainy day: home",
-        &before,
-        None,
-        since,
-    );
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra.push((
-        "stable_wait_ms",
-        json_num(handed_at.map(|t| (t - healed) / 1000)),
-    ));
-    r.extra.push(("write_outage_ms", json_num(outage)));
-    r.extra
-        .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    c.leads(&r, &sim, "denver");
-    c.no_call_dropped(&r);
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
+    /// reunion: the WAN heals; Denver's divergent calls are reconciled.
+    /// Returns when the WAN healed (µs).
+    fn reunion(&mut self) -> u64 {
+        let Self {
+            sim,
+            w,
+            c,
+            args,
+            log,
+        } = self;
+        let before = w.up.clone();
+        let healed = sim.now_us();
+        sim.heal();
+        run_until_reunited(sim, w, Duration::from_secs(20));
+        w.run(sim, Duration::from_secs(1));
+        let (divergent, applied) = reconciled(sim, healed);
+        let mut r = finish(
+            sim,
+            w,
+            "reunion",
+            "rainy day: healed",
+            &before,
+            None,
+            healed,
+        );
+        hook_lines(log, &mut r);
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        r.extra
+            .push(("reunion_ms", ((sim.now_us() - healed) / 1000).to_string()));
+        r.extra.push(("divergent_entries", divergent.to_string()));
+        r.extra.push(("reconciled_entries", applied.to_string()));
+        c.no_call_dropped(&r);
+        c.check(
+            r.step,
+            "Denver's divergent calls reach the hook",
+            divergent > 0,
+            format!("{divergent} divergent"),
+        );
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
+        healed
+    }
 
-    // main_site_lost: the WAN to Paris degrades (80 % loss from Denver)
-    // and a second later Denver's whole site fails. Paris activates and
-    // loses at most what had not reached it: the replication lag.
-    let paris = sim.site_members("paris");
-    for &d in &sim.site_members("denver") {
-        for &p in &paris {
-            sim.set_link_loss(d, p, 0.8);
+    /// hand_back: control returns to Denver after the stability window
+    /// (counted from `healed`, when the WAN healed).
+    fn hand_back(&mut self, healed: u64) {
+        let Self {
+            sim, w, c, args, ..
+        } = self;
+        let before = w.up.clone();
+        let since = sim.now_us();
+        let failed_before = w.failed;
+        w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
+        let handed_at = sim
+            .events()
+            .iter()
+            .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
+            .map(|(t, _, _)| *t);
+        let outage = handed_at
+            .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
+            .map(|us| us / 1000);
+        let mut r = finish(sim, w, "hand_back", "rainy day: home", &before, None, since);
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        r.extra.push((
+            "stable_wait_ms",
+            json_num(handed_at.map(|t| (t - healed) / 1000)),
+        ));
+        r.extra.push(("write_outage_ms", json_num(outage)));
+        r.extra
+            .push(("failed_proposals", (w.failed - failed_before).to_string()));
+        c.leads(&r, sim, "denver");
+        c.no_call_dropped(&r);
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
+    }
+
+    /// main_site_lost: the WAN to Paris degrades (80 % loss from Denver)
+    /// and a second later Denver's whole site fails. Paris activates and
+    /// loses at most what had not reached it: the replication lag.
+    fn main_site_lost(&mut self) -> Loss {
+        let Self {
+            sim, w, c, args, ..
+        } = self;
+        let paris = sim.site_members("paris");
+        for &d in &sim.site_members("denver") {
+            for &p in &paris {
+                sim.set_link_loss(d, p, 0.8);
+            }
+        }
+        w.run(sim, Duration::from_secs(1));
+        let before = w.up.clone();
+        let lost_at = sim.now_us();
+        let lag_at_loss = lag(sim);
+        let denver_last = sim
+            .site_members("denver")
+            .into_iter()
+            .filter_map(|id| sim.node(id).map(|n| n.status().last_index))
+            .max()
+            .unwrap_or(0);
+        sim.crash_site("denver");
+        sim.restore_links();
+        w.run(sim, Duration::from_millis(args.survivable_after_ms + 3_000));
+        let act = activation(sim, lost_at);
+        let mut r = finish(
+            sim,
+            w,
+            "main_site_lost",
+            "rainy day: Denver lost",
+            &before,
+            None,
+            lost_at,
+        );
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        activation_figures(c, &mut r, act, lost_at, lag_at_loss, args);
+        r.extra
+            .push(("lag_at_loss_entries", lag_at_loss.to_string()));
+        c.leads(&r, sim, "paris");
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
+        Loss {
+            at_us: lost_at,
+            act,
+            denver_last,
         }
     }
-    w.run(&mut sim, Duration::from_secs(1));
-    let before = w.up.clone();
-    let lost_at = sim.now_us();
-    let lag_at_loss = lag(&sim);
-    let denver_last_at_loss = sim
-        .site_members("denver")
-        .into_iter()
-        .filter_map(|id| sim.node(id).map(|n| n.status().last_index))
-        .max()
-        .unwrap_or(0);
-    sim.crash_site("denver");
-    sim.restore_links();
-    w.run(
-        &mut sim,
-        Duration::from_millis(args.survivable_after_ms + 3_000),
-    );
-    let act = activation(&sim, lost_at);
-    let mut r = finish(
-        &sim,
-        &w,
-        "main_site_lost",
-        "rainy day: Denver lost",
-        &before,
-        None,
-        lost_at,
-    );
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    activation_figures(&mut c, &mut r, act, lost_at, lag_at_loss, args);
-    r.extra
-        .push(("lag_at_loss_entries", lag_at_loss.to_string()));
-    c.leads(&r, &sim, "paris");
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
 
-    // main_site_returns: Denver restarts with its stale tail; it is
-    // reconciled, Denver joins Paris's epoch, and control goes home.
-    let before = w.up.clone();
-    let back = sim.now_us();
-    for id in sim.site_members("denver") {
-        sim.restart(id);
+    /// main_site_returns: Denver restarts with its stale tail; it is
+    /// reconciled, Denver joins Paris's epoch, and control goes home.
+    fn main_site_returns(&mut self, loss: &Loss) {
+        let Self {
+            sim,
+            w,
+            c,
+            args,
+            log,
+        } = self;
+        let before = w.up.clone();
+        let back = sim.now_us();
+        for id in sim.site_members("denver") {
+            sim.restart(id);
+        }
+        run_until_reunited(sim, w, Duration::from_secs(20));
+        w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
+        sim.run_until_converged(Duration::from_secs(10));
+        sim.check_converged();
+        // Since the loss: CM02b may have held entries CM02a lacked, reconciled
+        // as soon as it met CM02a's epoch.
+        let (divergent, applied) = reconciled(sim, loss.at_us);
+        // Denver's old epoch taken in: the tail it held at the loss, and what
+        // its restarted members accepted before they met Paris's epoch (they
+        // cannot know of it sooner: with the WAN down they serve Denver's
+        // users). Every entry committed past the fork must be in the former.
+        let (held_at_loss, after_restart) = taken_in(sim, loss.at_us, loss.denver_last);
+        let mut r = finish(
+            sim,
+            w,
+            "main_site_returns",
+            "rainy day: Denver back",
+            &before,
+            None,
+            back,
+        );
+        hook_lines(log, &mut r);
+        r.extra.push(("epoch", epoch_of_leader(sim)));
+        r.extra.push(("divergent_entries", divergent.to_string()));
+        r.extra.push(("reconciled_entries", applied.to_string()));
+        r.extra
+            .push(("taken_in_held_at_loss", held_at_loss.to_string()));
+        r.extra
+            .push(("taken_in_after_restart", after_restart.to_string()));
+        c.leads(&r, sim, "denver");
+        c.no_call_dropped(&r);
+        let rpo = loss.act.map_or(0, |a| a.rpo_entries);
+        c.check(
+            r.step,
+            "every entry committed past the fork is taken in",
+            held_at_loss >= rpo,
+            format!(
+                "{held_at_loss} taken in from the tail held at the loss, {rpo} committed past the fork"
+            ),
+        );
+        c.nothing_lost(&r);
+        print(sim, MODE, &r, args.json);
     }
-    run_until_reunited(&mut sim, &mut w, Duration::from_secs(20));
-    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
-    sim.run_until_converged(Duration::from_secs(10));
-    sim.check_converged();
-    // Since the loss: CM02b may have held entries CM02a lacked, reconciled
-    // as soon as it met CM02a's epoch.
-    let (divergent, applied) = reconciled(&sim, lost_at);
-    // Denver's old epoch taken in: the tail it held at the loss, and what
-    // its restarted members accepted before they met Paris's epoch (they
-    // cannot know of it sooner: with the WAN down they serve Denver's
-    // users). Every entry committed past the fork must be in the former.
-    let (held_at_loss, after_restart) = taken_in(&sim, lost_at, denver_last_at_loss);
-    let mut r = finish(
-        &sim,
-        &w,
-        "main_site_returns",
-        "rainy day: Denver back",
-        &before,
-        None,
-        back,
-    );
-    hook_lines(&log, &mut r);
-    r.extra.push(("epoch", epoch_of_leader(&sim)));
-    r.extra.push(("divergent_entries", divergent.to_string()));
-    r.extra.push(("reconciled_entries", applied.to_string()));
-    r.extra
-        .push(("taken_in_held_at_loss", held_at_loss.to_string()));
-    r.extra
-        .push(("taken_in_after_restart", after_restart.to_string()));
-    c.leads(&r, &sim, "denver");
-    c.no_call_dropped(&r);
-    let rpo = act.map_or(0, |a| a.rpo_entries);
-    c.check(
-        r.step,
-        "every entry committed past the fork is taken in",
-        held_at_loss >= rpo,
-        format!(
-            "{held_at_loss} taken in from the tail held at the loss, {rpo} committed past the fork"
-        ),
-    );
-    c.nothing_lost(&r);
-    print(&sim, MODE, &r, args.json);
-
-    c.finish(&sim.violations())
 }

@@ -14,17 +14,23 @@
 //!   committed is lost.
 //! - `paris_caught_up`: Paris, caught up and reachable for the window,
 //!   gets control back from London (the better rank leads).
+//!
+//! The losses and the cut are scripted and measured by the library
+//! (`survivable_core::sim::scenarios::ranked`, which the scenario tests
+//! assert on too); these steps narrate and enforce their outcomes.
 
 use std::time::Duration;
 
 use survivable_core::events::LeadershipCause;
+use survivable_core::sim::scenarios::ranked::{self, RankOneCut, SiteLost, Takeover};
+use survivable_core::sim::scenarios::SiteCut;
 use survivable_core::sim::Sim;
-use survivable_core::topology::{denver_paris_london, Failure, Latency};
+use survivable_core::topology::{denver_paris_london, Failure, Latency, NodeId};
 use survivable_core::Event;
 
 use crate::{
-    finish, first_commit_in_term, json_num, json_str, leader_term, leaders_since, print, start,
-    story_with, Args, CallTable, Checks, Report, Workload,
+    finish, json_num, json_str, leaders_since, print, start, story_with, Args, CallTable, Checks,
+    Report, Workload,
 };
 
 const MODE: &str = "ranked";
@@ -48,33 +54,25 @@ fn leader_site(sim: &Sim<CallTable>) -> Option<String> {
     sim.leader().map(|l| sim.site_of(l).to_string())
 }
 
-/// Campaigns (`TakeoverStarted`) by members of `site` since `from_us`.
-fn campaigns(sim: &Sim<CallTable>, site: &str, from_us: u64) -> usize {
-    (sim.events().iter())
-        .filter(|(t, id, e)| {
-            *t >= from_us && sim.site_of(*id) == site && matches!(e, Event::TakeoverStarted { .. })
-        })
+/// How many of `campaigns` (when, who) were by members of `site`.
+fn campaigns_in(sim: &Sim<CallTable>, campaigns: &[(u64, NodeId)], site: &str) -> usize {
+    (campaigns.iter())
+        .filter(|(_, id)| sim.site_of(*id) == site)
         .count()
 }
 
-/// The first leader since `from_us`: its site and why it leads.
-fn first_leader(sim: &Sim<CallTable>, from_us: u64) -> Option<(String, LeadershipCause)> {
-    (leaders_since(sim, from_us).into_iter())
-        .next()
-        .map(|(_, id, cause)| (sim.site_of(id).to_string(), cause))
-}
-
-/// Checks that the first leader since `from_us` is in `site` and took over
+/// Checks that the first leader of `takeover` is in `site` and took over
 /// as a survivable core of `rank`; records it on the step.
 fn took_over(
     sim: &Sim<CallTable>,
     c: &mut Checks,
     r: &mut Report,
-    from_us: u64,
+    takeover: &Takeover,
     site: &str,
     rank: u32,
 ) {
-    let first = first_leader(sim, from_us);
+    let first = (takeover.first_leader())
+        .map(|(_, id, cause)| (sim.site_of(*id).to_string(), cause.clone()));
     let held = first
         .as_ref()
         .is_some_and(|(s, cause)| s == site && *cause == LeadershipCause::Takeover { rank });
@@ -123,18 +121,20 @@ fn denver_lost(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, args:
         format!("{:?}", leader_site(sim)),
     );
     let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(sim).map_or(0, |(_, t)| t);
-    sim.crash_site("denver");
-    w.run(sim, Duration::from_millis(args.survivable_after_ms + 4_000));
-    let takeover = first_commit_in_term(sim, since, term);
+    let plan = SiteLost {
+        site: "denver".into(),
+        heal: false,
+        run_for: Duration::from_millis(args.survivable_after_ms + 4_000),
+    };
+    let out = ranked::site_lost(sim, &plan, |s, d| w.run(s, d));
+    let since = out.takeover.lost_at_us;
+    let takeover = out.takeover.takeover_us.map(|us| us / 1000);
     let figure = "behaviour 8: rank 1 takes over, rank 2 stays put";
     let mut r = finish(sim, w, STEP, figure, &before, takeover, since);
     r.story = story_with(sim, since, &[(since, "Denver's site is lost".into())]);
-    took_over(sim, c, &mut r, since, "paris", 1);
-    let london = campaigns(sim, "london", since);
-    let london_led =
-        (leaders_since(sim, since).iter()).any(|(_, id, _)| sim.site_of(*id) == "london");
+    took_over(sim, c, &mut r, &out.takeover, "paris", 1);
+    let london = campaigns_in(sim, &out.campaigns, "london");
+    let london_led = (out.takeover.leaders.iter()).any(|(_, id, _)| sim.site_of(*id) == "london");
     c.check(
         STEP,
         "London never campaigns nor leads",
@@ -190,42 +190,45 @@ fn paris_stale_denver_lost(
     args: &Args,
 ) -> u64 {
     const STEP: &str = "paris_stale_denver_lost";
-    let cut = sim.now_us();
-    sim.partition_sites(&["paris"], &["denver", "london", "kansas"]);
-    w.run(sim, Duration::from_secs(3));
-    let leading = leader_site(sim);
+    let plan = RankOneCut {
+        cut: SiteCut::new(&["paris"], &["denver", "london", "kansas"]),
+        cut_for: Duration::from_secs(3),
+        main_site: "denver".into(),
+    };
+    let stale = ranked::rank_one_cut(sim, &plan, |s, d| w.run(s, d));
+    let leading = stale.leader_while_cut.map(|l| sim.site_of(l).to_string());
     c.check(
         STEP,
         "Denver leads on while Paris is cut off",
         leading.as_deref() == Some("denver"),
         format!("{leading:?}"),
     );
-    let commit = |sim: &Sim<CallTable>, site: &str| {
-        (sim.site_members(site).into_iter())
-            .filter_map(|id| sim.node(id).map(|n| n.status().commit))
-            .max()
-            .unwrap_or(0)
-    };
-    let paris_behind = commit(sim, "denver").saturating_sub(commit(sim, "paris"));
+    let paris_behind = stale.behind;
     let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(sim).map_or(0, |(_, t)| t);
-    sim.heal();
-    sim.crash_site("denver");
     // Until a second past London's own timer, but not so long that Paris,
     // caught up and reachable for the window, has control again.
     let run_ms = (rank_two_after_ms(sim) + 1_000).min(args.stable_ms.saturating_sub(500));
-    w.run(sim, Duration::from_millis(run_ms));
-    let takeover = first_commit_in_term(sim, since, term);
+    let plan = SiteLost {
+        site: "denver".into(),
+        heal: true,
+        run_for: Duration::from_millis(run_ms),
+    };
+    let lost = ranked::site_lost(sim, &plan, |s, d| w.run(s, d));
+    let since = lost.takeover.lost_at_us;
+    let takeover = lost.takeover.takeover_us.map(|us| us / 1000);
     let figure = "behaviour 8: rank 2 takes over when rank 1 cannot";
     let mut r = finish(sim, w, STEP, figure, &before, takeover, since);
     let returns = format!(
         "Paris is back, {paris_behind} committed entries behind, just as Denver's site is lost"
     );
+    let cut = stale.cut_at_us;
     let faults = [(cut, "the WAN cuts Paris off".into()), (since, returns)];
     r.story = story_with(sim, cut, &faults);
-    took_over(sim, c, &mut r, since, "london", 2);
-    let paris = campaigns(sim, "paris", cut);
+    took_over(sim, c, &mut r, &lost.takeover, "london", 2);
+    let campaigns: Vec<(u64, NodeId)> = (stale.campaigns.iter().chain(&lost.campaigns))
+        .copied()
+        .collect();
+    let paris = campaigns_in(sim, &campaigns, "paris");
     c.check(
         STEP,
         "Paris (rank 1) campaigned first",

@@ -5,8 +5,12 @@
 //! side of the WAN cut) and no flapping (`no_flapping.rs`, after the
 //! hand-back).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use survivable_core::node::ProposalId;
+use survivable_core::sim::scenarios::split_brain::SplitBrainOutcome;
+use survivable_core::sim::Sim;
 use survivable_core::topology::{denver_paris, Appliance::Virtual, MemberSpec, NodeId};
 use survivable_core::Event;
 
@@ -23,199 +27,221 @@ fn pair_failover_bound_ms(wan_rtt_ms: u64) -> u64 {
     (40 + 2 * wan_rtt_ms).max(200)
 }
 
+/// A witness-mode run: the simulator, the users' calls and the checks,
+/// shared by its steps.
+struct Run<'a> {
+    sim: Sim<CallTable>,
+    w: Workload,
+    c: Checks,
+    args: &'a Args,
+}
+
 /// Runs the seven witness-mode steps; whether each behaved as designed and
 /// reached the figures (takeovers, the isolated leader stepping
 /// down, hand-back outage, no flapping, nothing lost).
 pub(crate) fn run(args: &Args) -> bool {
-    let Some(mut sim) = start("witness mode", denver_paris(), CallTable::default(), args) else {
+    let Some(sim) = start("witness mode", denver_paris(), CallTable::default(), args) else {
         return false;
     };
-    let mut w = Workload::new(args.seed, false);
-    let mut c = Checks::new("witness");
-    let wan = args.wan_rtt_ms;
-
-    // normal (Fig. 7)
-    let since = sim.now_us();
-    w.run(&mut sim, Duration::from_secs(5));
-    let r = finish(&sim, &w, "normal", "Fig. 7", &w.up.clone(), None, since);
-    c.leads(&r, &sim, "denver");
-    c.nothing_lost(&r);
-    print(&sim, "witness", &r, args.json);
-
-    // duplication_failover (Fig. 3-4): CM01a's host fails.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    sim.crash_host("esxi-1");
-    w.run(&mut sim, Duration::from_secs(3));
-    let takeover = first_commit_in_term(&sim, since, term);
-    let r = finish(
-        &sim,
-        &w,
-        "duplication_failover",
-        "Fig. 3-4",
-        &before,
-        takeover,
-        since,
-    );
-    c.check(
-        r.step,
-        "CM01b leads",
-        r.leader == Some(NodeId(2)),
-        format!("{:?}", r.leader),
-    );
-    c.no_call_dropped(&r);
-    let bound = pair_failover_bound_ms(wan);
-    c.at_most(
-        r.step,
-        "takeover ≤ 200 ms (40 ms + 2 WAN RTT on a slower WAN)",
-        takeover,
-        bound,
-    );
-    c.nothing_lost(&r);
-    print(&sim, "witness", &r, args.json);
-
-    // standby_restored (Fig. 5): a replacement CM01c on another host.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let spec = MemberSpec {
-        id: NodeId(6),
-        name: "CM01c".into(),
-        host: "esxi-4".into(),
-        appliance: Virtual,
+    let mut run = Run {
+        sim,
+        w: Workload::new(args.seed, false),
+        c: Checks::new("witness"),
+        args,
     };
-    let leader = sim.leader().unwrap_or(NodeId(2));
-    let member = sim
-        .node(leader)
-        .and_then(|n| n.replacement_member(NodeId(1), spec.clone()));
-    let replaced = sim
-        .node_mut(leader)
-        .map(|n| n.replace_member(NodeId(1), spec));
-    sim.flush(leader);
-    if let (Some(member), Some(Ok(()))) = (member, &replaced) {
-        sim.add_member(member.clone());
-    } else {
-        c.check(
-            "standby_restored",
-            "the replacement is accepted",
-            false,
-            format!("{replaced:?}"),
-        );
-    }
-    let mut restored_ms = None;
-    for _ in 0..100 {
-        w.run(&mut sim, Duration::from_millis(100));
-        let voters = sim.node(leader).map(|n| n.voters()).unwrap_or_default();
-        if voters.contains(&NodeId(6)) && !voters.contains(&NodeId(1)) {
-            restored_ms = Some((sim.now_us() - since) / 1000);
-            break;
-        }
-    }
-    w.run(&mut sim, Duration::from_secs(1));
-    let mut r = finish(&sim, &w, "standby_restored", "Fig. 5", &before, None, since);
-    r.extra
-        .push(("redundancy_restored_ms", json_num(restored_ms)));
-    c.check(
-        r.step,
-        "the replacement becomes a voter",
-        restored_ms.is_some(),
-        "not within 10 s".into(),
-    );
-    c.nothing_lost(&r);
-    print(&sim, "witness", &r, args.json);
-
-    // wan_partition (Fig. 8): Denver is cut off; Paris takes over.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    let mut cut = split_brain::Cut::now(&sim);
-    sim.partition_sites(&["denver"], &["paris", "kansas"]);
-    w.run_watching(
-        &mut sim,
-        Duration::from_millis(args.survivable_after_ms + 3_000),
-        |s| cut.watch(s),
-    );
-    let takeover = first_commit_in_term(&sim, since, term);
-    let r = finish(
-        &sim,
-        &w,
-        "wan_partition",
-        "Fig. 8",
-        &before,
-        takeover,
-        since,
-    );
-    c.leads(&r, &sim, "paris");
-    let bound = args.survivable_after_ms + 3 * wan;
-    c.at_most(
-        r.step,
-        "takeover ≤ survivable_after + 3 WAN RTT",
-        takeover,
-        bound,
-    );
-    c.nothing_lost(&r);
-    print(&sim, "witness", &r, args.json);
-
+    run.normal();
+    run.duplication_failover();
+    run.standby_restored();
+    let (cut, before) = run.wan_partition();
     // split_brain (behaviour 5): Denver's side of that cut.
-    let held = split_brain::step(&sim, &w, &mut c, args, &cut, &before);
-
-    // hand_back: the WAN heals; control returns to Denver.
-    let before = w.up.clone();
-    let since = sim.now_us();
-    let term = leader_term(&sim).map_or(0, |(_, t)| t);
-    sim.heal();
-    let failed_before = w.failed;
-    w.run(&mut sim, Duration::from_millis(args.stable_ms + 4_000));
-    // The hand-back's own "takeover": from its first attempt to the first
-    // commit under the main site's leader.
-    let handed_at = sim
-        .events()
-        .iter()
-        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-        .map(|(t, _, _)| *t);
-    let takeover = handed_at.and_then(|t0| first_commit_in_term(&sim, t0, term));
-    let mut r = finish(
-        &sim,
-        &w,
-        "hand_back",
-        "design card",
-        &before,
-        takeover,
-        since,
-    );
-    // Longest gap between commits from 0.5 s before the hand-back to 2 s after.
-    let outage = handed_at
-        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
-        .map(|us| us / 1000);
-    r.extra.push((
-        "stable_wait_ms",
-        json_num(handed_at.map(|t| (t - since) / 1000)),
-    ));
-    r.extra.push(("write_outage_ms", json_num(outage)));
-    r.extra
-        .push(("failed_proposals", (w.failed - failed_before).to_string()));
-    c.leads(&r, &sim, "denver");
-    c.at_most(r.step, "write outage ≤ 2 WAN RTT", outage, 2 * wan);
-    let failed = w.failed - failed_before;
-    c.check(
-        r.step,
-        "no failed proposal",
-        failed == 0,
-        format!("{failed} failed"),
-    );
-    let held_acked = split_brain::held_acknowledged(&sim, &held);
-    r.extra.push(("denver_held_acked", held_acked.to_string()));
-    c.check(
-        r.step,
-        "every proposal held at Denver during the cut is acknowledged after the heal",
-        held_acked == held.len(),
-        format!("{held_acked} of {}", held.len()),
-    );
-    c.nothing_lost(&r);
-    print(&sim, "witness", &r, args.json);
-
+    let held = split_brain::step(&run.sim, &run.w, &mut run.c, args, &cut, &before);
+    run.hand_back(&held);
     // no_flapping (behaviour 7): cut again, a flapping WAN, then steady.
-    no_flapping::step(&mut sim, &mut w, &mut c, args);
+    no_flapping::step(&mut run.sim, &mut run.w, &mut run.c, args);
+    run.c.finish(&run.sim.violations())
+}
 
-    c.finish(&sim.violations())
+impl Run<'_> {
+    /// normal (Fig. 7).
+    fn normal(&mut self) {
+        let Self { sim, w, c, args } = self;
+        let since = sim.now_us();
+        w.run(sim, Duration::from_secs(5));
+        let r = finish(sim, w, "normal", "Fig. 7", &w.up.clone(), None, since);
+        c.leads(&r, sim, "denver");
+        c.nothing_lost(&r);
+        print(sim, "witness", &r, args.json);
+    }
+
+    /// duplication_failover (Fig. 3-4): CM01a's host fails.
+    fn duplication_failover(&mut self) {
+        let Self { sim, w, c, args } = self;
+        let before = w.up.clone();
+        let since = sim.now_us();
+        let term = leader_term(sim).map_or(0, |(_, t)| t);
+        sim.crash_host("esxi-1");
+        w.run(sim, Duration::from_secs(3));
+        let takeover = first_commit_in_term(sim, since, term);
+        let r = finish(
+            sim,
+            w,
+            "duplication_failover",
+            "Fig. 3-4",
+            &before,
+            takeover,
+            since,
+        );
+        c.check(
+            r.step,
+            "CM01b leads",
+            r.leader == Some(NodeId(2)),
+            format!("{:?}", r.leader),
+        );
+        c.no_call_dropped(&r);
+        let bound = pair_failover_bound_ms(args.wan_rtt_ms);
+        c.at_most(
+            r.step,
+            "takeover ≤ 200 ms (40 ms + 2 WAN RTT on a slower WAN)",
+            takeover,
+            bound,
+        );
+        c.nothing_lost(&r);
+        print(sim, "witness", &r, args.json);
+    }
+
+    /// standby_restored (Fig. 5): a replacement CM01c on another host.
+    fn standby_restored(&mut self) {
+        let Self { sim, w, c, args } = self;
+        let before = w.up.clone();
+        let since = sim.now_us();
+        let spec = MemberSpec {
+            id: NodeId(6),
+            name: "CM01c".into(),
+            host: "esxi-4".into(),
+            appliance: Virtual,
+        };
+        let leader = sim.leader().unwrap_or(NodeId(2));
+        let member = sim
+            .node(leader)
+            .and_then(|n| n.replacement_member(NodeId(1), spec.clone()));
+        let replaced = sim
+            .node_mut(leader)
+            .map(|n| n.replace_member(NodeId(1), spec));
+        sim.flush(leader);
+        if let (Some(member), Some(Ok(()))) = (member, &replaced) {
+            sim.add_member(member.clone());
+        } else {
+            c.check(
+                "standby_restored",
+                "the replacement is accepted",
+                false,
+                format!("{replaced:?}"),
+            );
+        }
+        let mut restored_ms = None;
+        for _ in 0..100 {
+            w.run(sim, Duration::from_millis(100));
+            let voters = sim.node(leader).map(|n| n.voters()).unwrap_or_default();
+            if voters.contains(&NodeId(6)) && !voters.contains(&NodeId(1)) {
+                restored_ms = Some((sim.now_us() - since) / 1000);
+                break;
+            }
+        }
+        w.run(sim, Duration::from_secs(1));
+        let mut r = finish(sim, w, "standby_restored", "Fig. 5", &before, None, since);
+        r.extra
+            .push(("redundancy_restored_ms", json_num(restored_ms)));
+        c.check(
+            r.step,
+            "the replacement becomes a voter",
+            restored_ms.is_some(),
+            "not within 10 s".into(),
+        );
+        c.nothing_lost(&r);
+        print(sim, "witness", &r, args.json);
+    }
+
+    /// wan_partition (Fig. 8): Denver is cut off; Paris takes over. Returns
+    /// what the cut did on Denver's side (for `split_brain`) and the calls
+    /// up at the cut.
+    fn wan_partition(&mut self) -> (SplitBrainOutcome, BTreeSet<u64>) {
+        let Self { sim, w, c, args } = self;
+        let before = w.up.clone();
+        let since = sim.now_us();
+        let term = leader_term(sim).map_or(0, |(_, t)| t);
+        let cut = split_brain::cut(
+            sim,
+            w,
+            Duration::from_millis(args.survivable_after_ms + 3_000),
+        );
+        let takeover = first_commit_in_term(sim, since, term);
+        let r = finish(sim, w, "wan_partition", "Fig. 8", &before, takeover, since);
+        c.leads(&r, sim, "paris");
+        let bound = args.survivable_after_ms + 3 * args.wan_rtt_ms;
+        c.at_most(
+            r.step,
+            "takeover ≤ survivable_after + 3 WAN RTT",
+            takeover,
+            bound,
+        );
+        c.nothing_lost(&r);
+        print(sim, "witness", &r, args.json);
+        (cut, before)
+    }
+
+    /// hand_back: the WAN heals; control returns to Denver; every proposal
+    /// `held` at Denver during the cut is acknowledged.
+    fn hand_back(&mut self, held: &[ProposalId]) {
+        let Self { sim, w, c, args } = self;
+        let before = w.up.clone();
+        let since = sim.now_us();
+        let term = leader_term(sim).map_or(0, |(_, t)| t);
+        sim.heal();
+        let failed_before = w.failed;
+        w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
+        // The hand-back's own "takeover": from its first attempt to the first
+        // commit under the main site's leader.
+        let handed_at = sim
+            .events()
+            .iter()
+            .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
+            .map(|(t, _, _)| *t);
+        let takeover = handed_at.and_then(|t0| first_commit_in_term(sim, t0, term));
+        let mut r = finish(sim, w, "hand_back", "design card", &before, takeover, since);
+        // Longest gap between commits from 0.5 s before the hand-back to 2 s after.
+        let outage = handed_at
+            .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
+            .map(|us| us / 1000);
+        r.extra.push((
+            "stable_wait_ms",
+            json_num(handed_at.map(|t| (t - since) / 1000)),
+        ));
+        r.extra.push(("write_outage_ms", json_num(outage)));
+        r.extra
+            .push(("failed_proposals", (w.failed - failed_before).to_string()));
+        c.leads(&r, sim, "denver");
+        c.at_most(
+            r.step,
+            "write outage ≤ 2 WAN RTT",
+            outage,
+            2 * args.wan_rtt_ms,
+        );
+        let failed = w.failed - failed_before;
+        c.check(
+            r.step,
+            "no failed proposal",
+            failed == 0,
+            format!("{failed} failed"),
+        );
+        let held_acked = split_brain::held_acknowledged(sim, held);
+        r.extra.push(("denver_held_acked", held_acked.to_string()));
+        c.check(
+            r.step,
+            "every proposal held at Denver during the cut is acknowledged after the heal",
+            held_acked == held.len(),
+            format!("{held_acked} of {}", held.len()),
+        );
+        c.nothing_lost(&r);
+        print(sim, "witness", &r, args.json);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use survivable_core::node::Status;
-use survivable_core::runtime::{start_member, Pending};
+use survivable_core::runtime::{start_member, Handle, Pending};
 use survivable_core::sim::KvStore;
 use survivable_core::{RestoreError, StateMachine};
 
@@ -110,6 +110,9 @@ fn status_json(s: &Status, refused: u64) -> String {
     )
 }
 
+/// Proposals made and not yet answered, each with its tag.
+type Waiting = Arc<Mutex<Vec<(String, Pending)>>>;
+
 /// Runs the member of `path` until stdin ends.
 pub(crate) fn run(path: &str) -> Result<(), String> {
     let cfg = config::load(path)?;
@@ -118,7 +121,27 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
     let member = start_member(cfg, kv.clone(), &logger).map_err(|e| e.to_string())?;
     let handle = Arc::new(member.handle);
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    forward_events(&handle, &out);
+    let waiting = await_proposals(&out);
 
+    say(
+        &out,
+        &format!(
+            "{{\"ready\":true,\"listen\":{}}}",
+            quote(&member.local_addr.to_string())
+        ),
+    );
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        answer(&line, &handle, &kv, &out, &waiting);
+    }
+    handle.shutdown();
+    Ok(())
+}
+
+/// Prints every event of the member, one JSON line each, on a thread of
+/// its own.
+fn forward_events(handle: &Handle, out: &Out) {
     let events = handle.events();
     let o = out.clone();
     thread::spawn(move || {
@@ -126,9 +149,12 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
             say(&o, &format!("{{\"event\":{}}}", quote(&format!("{e:?}"))));
         }
     });
+}
 
-    // Waits for proposal results without a thread per proposal.
-    let waiting: Arc<Mutex<Vec<(String, Pending)>>> = Arc::default();
+/// Waits for proposal results without a thread per proposal: one thread
+/// answers each proposal put on the returned list once its result is in.
+fn await_proposals(out: &Out) -> Waiting {
+    let waiting: Waiting = Arc::default();
     let (w, o) = (waiting.clone(), out.clone());
     thread::spawn(move || loop {
         let done: Vec<(String, _)> = {
@@ -161,75 +187,67 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
         }
         thread::sleep(Duration::from_millis(1));
     });
+    waiting
+}
 
-    say(
-        &out,
-        &format!(
-            "{{\"ready\":true,\"listen\":{}}}",
-            quote(&member.local_addr.to_string())
-        ),
-    );
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
-        match word {
-            "propose" => {
-                let (tag, command) = rest.split_once(' ').unwrap_or((rest, ""));
-                match handle.propose_async(command.as_bytes().to_vec()) {
-                    Ok(p) => waiting.lock().push((tag.to_string(), p)),
-                    Err(e) => say(
-                        &out,
-                        &format!(
-                            "{{\"reply\":\"propose\",\"tag\":{},\"ok\":false,\"error\":{}}}",
-                            quote(tag),
-                            quote(&e.to_string())
-                        ),
-                    ),
-                }
-            }
-            "status" => {
-                let refused = handle.counters().rejected();
-                say(&out, &status_json(&handle.status(), refused));
-            }
-            "dump" => {
-                // A linearizable read point first: the keys then include
-                // every write acknowledged anywhere before the command.
-                let line = match handle.read(Duration::from_secs(2)) {
-                    Ok(applied) => {
-                        let keys: Vec<String> = kv.0.lock().map.keys().map(|k| quote(k)).collect();
-                        format!(
-                            "{{\"reply\":\"dump\",\"ok\":true,\"applied\":{applied},\"keys\":[{}]}}",
-                            keys.join(",")
-                        )
-                    }
-                    Err(e) => format!(
-                        "{{\"reply\":\"dump\",\"ok\":false,\"error\":{}}}",
+/// Answers one command line read from stdin.
+fn answer(line: &str, handle: &Handle, kv: &SharedKv, out: &Out, waiting: &Waiting) {
+    let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+    match word {
+        "propose" => {
+            let (tag, command) = rest.split_once(' ').unwrap_or((rest, ""));
+            match handle.propose_async(command.as_bytes().to_vec()) {
+                Ok(p) => waiting.lock().push((tag.to_string(), p)),
+                Err(e) => say(
+                    out,
+                    &format!(
+                        "{{\"reply\":\"propose\",\"tag\":{},\"ok\":false,\"error\":{}}}",
+                        quote(tag),
                         quote(&e.to_string())
                     ),
-                };
-                say(&out, &line);
-            }
-            "hand-back" => {
-                let r = handle.hand_back().map_err(|e| e.to_string());
-                say(
-                    &out,
-                    &format!(
-                        "{{\"reply\":\"hand-back\",\"ok\":{},\"error\":{}}}",
-                        r.is_ok(),
-                        quote(&r.err().unwrap_or_default())
-                    ),
-                );
-            }
-            "" => {}
-            other => say(
-                &out,
-                &format!(
-                    "{{\"reply\":\"error\",\"error\":{}}}",
-                    quote(&format!("unknown command {other}"))
                 ),
-            ),
+            }
         }
+        "status" => {
+            let refused = handle.counters().rejected();
+            say(out, &status_json(&handle.status(), refused));
+        }
+        "dump" => {
+            // A linearizable read point first: the keys then include
+            // every write acknowledged anywhere before the command.
+            let line = match handle.read(Duration::from_secs(2)) {
+                Ok(applied) => {
+                    let keys: Vec<String> = kv.0.lock().map.keys().map(|k| quote(k)).collect();
+                    format!(
+                        "{{\"reply\":\"dump\",\"ok\":true,\"applied\":{applied},\"keys\":[{}]}}",
+                        keys.join(",")
+                    )
+                }
+                Err(e) => format!(
+                    "{{\"reply\":\"dump\",\"ok\":false,\"error\":{}}}",
+                    quote(&e.to_string())
+                ),
+            };
+            say(out, &line);
+        }
+        "hand-back" => {
+            let r = handle.hand_back().map_err(|e| e.to_string());
+            say(
+                out,
+                &format!(
+                    "{{\"reply\":\"hand-back\",\"ok\":{},\"error\":{}}}",
+                    r.is_ok(),
+                    quote(&r.err().unwrap_or_default())
+                ),
+            );
+        }
+        "" => {}
+        other => say(
+            out,
+            &format!(
+                "{{\"reply\":\"error\",\"error\":{}}}",
+                quote(&format!("unknown command {other}"))
+            ),
+        ),
     }
-    handle.shutdown();
-    Ok(())
 }

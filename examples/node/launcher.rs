@@ -581,16 +581,36 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
         );
     }
     let mut ok = true;
+    ok &= normal(&mut c);
+    let killed = duplication_failover(&mut c, &mut ok);
+    ok &= primary_restarted(&mut c, killed)?;
+    ok &= wan_partition(&mut c);
+    ok &= hand_back(&mut c);
+    if ok {
+        return Ok(());
+    }
+    dump_logs(&c);
+    Err("a step did not behave as designed (member logs above)".into())
+}
 
-    // normal: Denver's pair leads (CM01a, unless a stall on this machine
-    // already moved leadership to its standby).
+/// Whether `l` is one of Denver's pair.
+fn in_denver(l: Option<u64>) -> bool {
+    l.is_some_and(|l| l == 1 || l == 2)
+}
+
+/// normal: Denver's pair leads (CM01a, unless a stall on this machine
+/// already moved leadership to its standby).
+fn normal(c: &mut Cluster) -> bool {
     c.run_for(Duration::from_secs(3));
     c.await_leader();
-    let in_denver = |l: Option<u64>| l.is_some_and(|l| l == 1 || l == 2);
-    ok &= in_denver(c.leader());
+    let mut ok = in_denver(c.leader());
     ok &= c.report("normal", None, &BTreeSet::new(), &[]) == 0;
+    ok
+}
 
-    // duplication_failover: the leader's process is killed with SIGKILL.
+/// duplication_failover: the leader's process is killed with SIGKILL.
+/// Returns the member killed (`ok` records whether the step behaved).
+fn duplication_failover(c: &mut Cluster, ok: &mut bool) -> u64 {
     let (killed, partner) = if c.leader() == Some(2) {
         (2, 1)
     } else {
@@ -602,11 +622,14 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
     c.run_for(Duration::from_secs(2));
     c.await_leader();
     let takeover = c.first_ack_after(t0, term);
-    ok &= c.leader() == Some(partner);
-    ok &= c.report("duplication_failover", takeover, &before, &[]) == 0;
+    *ok &= c.leader() == Some(partner);
+    *ok &= c.report("duplication_failover", takeover, &before, &[]) == 0;
+    killed
+}
 
-    // primary_restarted: the killed member comes back from its data
-    // directory.
+/// primary_restarted: the `killed` member comes back from its data
+/// directory.
+fn primary_restarted(c: &mut Cluster, killed: u64) -> Result<bool, String> {
     let before = c.up.clone();
     let t0 = c.now_ms();
     c.spawn(killed)?;
@@ -622,7 +645,7 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
             break;
         }
     }
-    ok &= caught_up.is_some();
+    let mut ok = caught_up.is_some();
     c.await_leader();
     ok &= in_denver(c.leader());
     let caught = (
@@ -630,8 +653,11 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
         caught_up.map_or("null".into(), |t| t.to_string()),
     );
     ok &= c.report("primary_restarted", None, &before, &[caught]) == 0;
+    Ok(ok)
+}
 
-    // wan_partition: Denver's processes stop answering (SIGSTOP).
+/// wan_partition: Denver's processes stop answering (SIGSTOP).
+fn wan_partition(c: &mut Cluster) -> bool {
     let before = c.up.clone();
     let (t0, term) = (c.now_ms(), c.term());
     c.signal(1, "-STOP");
@@ -639,10 +665,13 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
     c.run_for(Duration::from_millis(SURVIVABLE_AFTER_MS + 2_000));
     c.await_leader();
     let takeover = c.first_ack_after(t0, term);
-    ok &= c.leader().is_some_and(|l| l == 3 || l == 4);
+    let mut ok = c.leader().is_some_and(|l| l == 3 || l == 4);
     ok &= c.report("wan_partition", takeover, &before, &[]) == 0;
+    ok
+}
 
-    // hand_back: Denver returns (SIGCONT); control goes home once stable.
+/// hand_back: Denver returns (SIGCONT); control goes home once stable.
+fn hand_back(c: &mut Cluster) -> bool {
     let before = c.up.clone();
     let (t0, term, failed) = (c.now_ms(), c.term(), c.failed);
     c.signal(1, "-CONT");
@@ -653,10 +682,10 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
     // again, so allow a few of them, then watch writes for a while.
     c.run_for(Duration::from_millis(STABLE_MS));
     let home = |c: &Cluster| c.leader().is_some_and(|l| l == 1 || l == 2);
-    while !home(&c) && c.now_ms() < t0 + 3 * STABLE_MS + 3_000 {
+    while !home(c) && c.now_ms() < t0 + 3 * STABLE_MS + 3_000 {
         c.run_for(Duration::from_millis(100));
     }
-    let home_ms = home(&c).then(|| c.now_ms() - t0);
+    let home_ms = home(c).then(|| c.now_ms() - t0);
     c.run_for(Duration::from_millis(2_000));
     c.await_leader();
     let takeover = c.first_ack_after(t0 + STABLE_MS, term);
@@ -668,16 +697,17 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
         .collect();
     times.sort_unstable();
     let outage = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    ok &= c.leader().is_some_and(|l| l == 1 || l == 2) && c.failed == failed;
+    let ok = c.leader().is_some_and(|l| l == 1 || l == 2) && c.failed == failed;
     let extra = [
         ("home_ms", home_ms.map_or("null".into(), |t| t.to_string())),
         ("write_outage_ms", outage.to_string()),
         ("failed_proposals", (c.failed - failed).to_string()),
     ];
-    ok &= c.report("hand_back", takeover, &before, &extra) == 0;
-    if ok {
-        return Ok(());
-    }
+    ok & (c.report("hand_back", takeover, &before, &extra) == 0)
+}
+
+/// Prints each member's warnings and the tail of its log (on stderr).
+fn dump_logs(c: &Cluster) {
     for (id, name, ..) in NAMES {
         let log = std::fs::read_to_string(c.dir.join(format!("n{id}.log"))).unwrap_or_default();
         let warnings: Vec<&str> = log
@@ -694,5 +724,4 @@ pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
             eprintln!("{l}");
         }
     }
-    Err("a step did not behave as designed (member logs above)".into())
 }

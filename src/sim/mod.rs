@@ -35,6 +35,7 @@ pub mod linearizability;
 mod measure;
 mod network;
 mod observe;
+pub mod scenarios;
 mod schedule;
 
 use std::cmp::Reverse;

@@ -97,10 +97,41 @@ impl TopologyBuilder {
         let main = self.check_sites()?;
         let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
         let mut core_names: HashMap<&str, ()> = HashMap::new();
+        self.add_main_core(main, &mut members, &mut core_names)?;
+        self.add_survivable_cores(main, &mut members, &mut core_names)?;
+        self.add_witnesses(main, &mut members)?;
 
+        if !self.allow_single_host_outage {
+            let voters = members
+                .iter()
+                .filter(|(_, m)| self.mode == QuorumMode::Witness || m.site == main)
+                .map(|(&id, m)| (id, m.clone()))
+                .collect();
+            check_host_loss(&voters)?;
+        }
+
+        Ok(Topology {
+            cluster_id: self.cluster_id,
+            mode: self.mode,
+            sites: self.sites.clone(),
+            members,
+            timers: self.timers.clone(),
+            ticks,
+            hand_back: self.hand_back.clone(),
+        })
+    }
+
+    /// Checks the main core (exactly one, in the `main` site) and adds its
+    /// members.
+    fn add_main_core<'a>(
+        &'a self,
+        main: &str,
+        members: &mut BTreeMap<NodeId, Member>,
+        core_names: &mut HashMap<&'a str, ()>,
+    ) -> Result<(), TopologyError> {
         let mut main_core: Option<&str> = None;
         for core in &self.cores {
-            self.check_core(core, "core", &mut core_names)?;
+            self.check_core(core, "core", core_names)?;
             if core.site != main {
                 return Err(TopologyError::CoreOutsideMainSite {
                     core: core.name.clone(),
@@ -120,7 +151,7 @@ impl TopologyBuilder {
                     core: core.name.clone(),
                     position,
                 };
-                insert(&mut members, spec, &core.site, role)?;
+                insert(members, spec, &core.site, role)?;
             }
         }
         if main_core.is_none() {
@@ -128,11 +159,21 @@ impl TopologyBuilder {
                 site: main.to_string(),
             });
         }
+        Ok(())
+    }
 
+    /// Checks the survivable cores (outside the `main` site, each with a
+    /// rank of its own from 1) and adds their members.
+    fn add_survivable_cores<'a>(
+        &'a self,
+        main: &str,
+        members: &mut BTreeMap<NodeId, Member>,
+        core_names: &mut HashMap<&'a str, ()>,
+    ) -> Result<(), TopologyError> {
         let mut ranks: HashMap<u32, &str> = HashMap::new();
         for sc in &self.survivable {
             let core = &sc.core;
-            self.check_core(core, "core", &mut core_names)?;
+            self.check_core(core, "core", core_names)?;
             if core.site == main {
                 return Err(TopologyError::SurvivableInMainSite {
                     core: core.name.clone(),
@@ -157,10 +198,19 @@ impl TopologyBuilder {
                     rank: sc.rank,
                     position,
                 };
-                insert(&mut members, spec, &core.site, role)?;
+                insert(members, spec, &core.site, role)?;
             }
         }
+        Ok(())
+    }
 
+    /// Checks the witnesses (in a known site; in main-site mode, in the
+    /// `main` site) and adds them.
+    fn add_witnesses(
+        &self,
+        main: &str,
+        members: &mut BTreeMap<NodeId, Member>,
+    ) -> Result<(), TopologyError> {
         for w in &self.witnesses {
             if !self.sites.iter().any(|s| s.name == w.site) {
                 return Err(TopologyError::UnknownSite {
@@ -176,27 +226,9 @@ impl TopologyBuilder {
                     main: main.to_string(),
                 });
             }
-            insert(&mut members, &w.member, &w.site, Role::Witness)?;
+            insert(members, &w.member, &w.site, Role::Witness)?;
         }
-
-        if !self.allow_single_host_outage {
-            let voters = members
-                .iter()
-                .filter(|(_, m)| self.mode == QuorumMode::Witness || m.site == main)
-                .map(|(&id, m)| (id, m.clone()))
-                .collect();
-            check_host_loss(&voters)?;
-        }
-
-        Ok(Topology {
-            cluster_id: self.cluster_id,
-            mode: self.mode,
-            sites: self.sites.clone(),
-            members,
-            timers: self.timers.clone(),
-            ticks,
-            hand_back: self.hand_back.clone(),
-        })
+        Ok(())
     }
 
     fn check_sites(&self) -> Result<&str, TopologyError> {

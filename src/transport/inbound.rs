@@ -247,21 +247,38 @@ fn serve(
     shared: &Shared,
     inbound: &Sender<Envelope>,
 ) -> Result<(), ConnectionError> {
+    let Some((link, auth, hello, rest)) = accept(stream, peer, shared)? else {
+        return Ok(());
+    };
+    receive(link, &auth, &hello, &rest, peer, shared, inbound)
+}
+
+/// An accepted connection: its link, how the caller was authenticated, its
+/// hello, and the bytes read past the hello.
+type Accepted = (Link, Auth, Hello, Vec<u8>);
+
+/// The handshake and the hello, within one deadline, and this member's own
+/// hello in answer: the link, how the caller was authenticated, its hello
+/// and the bytes read past it. `Ok(None)` when the connection ends quietly.
+fn accept(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<Option<Accepted>, ConnectionError> {
     let cfg = &shared.cfg;
     if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
-        return Ok(());
+        return Ok(None);
     }
     let _ = stream.set_write_timeout(Some(cfg.limits.hello_timeout));
     let _ = stream.set_nodelay(true);
-    let wire = |source| ConnectionError::Wire { peer, source };
 
     // The handshake and the hello, within one deadline.
     let deadline = Instant::now() + cfg.limits.hello_timeout;
     let Some((mut link, auth)) = secure(stream, peer, deadline, shared)? else {
-        return Ok(());
+        return Ok(None);
     };
     let Some((hello, rest)) = read_hello(&mut link, peer, deadline, shared)? else {
-        return Ok(());
+        return Ok(None);
     };
     check_hello(&hello, peer, shared)?;
     bind(&auth, &hello, peer, cfg.cluster_id)?;
@@ -269,88 +286,54 @@ fn serve(
     let mut reply = Vec::new();
     let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from);
     if encode_frame(&answer, &mut reply).is_err() || link.send(&reply).is_err() {
-        return Ok(());
+        return Ok(None);
     }
     bump(&shared.counters.accepted, 1);
     slog::debug!(shared.logger, "connection accepted"; "peer" => %peer, "from" => hello.from);
-    let mut dec = FrameDecoder::new(cfg.limits.max_frame);
-    dec.push(&rest);
-    let mut buf = vec![0u8; 64 << 10];
-    let mut messages = Reassembler::new(cfg.limits.max_message);
-    let mut reserved = Reservation::new(&shared.reassembling);
+    Ok(Some((link, auth, hello, rest)))
+}
 
-    // Envelopes, each checked against the hello; fragments put back
-    // together. A frame, or a TLS record, must finish within the frame
-    // timeout once it started (timed from the last frame completed, so a
-    // long stream of back-to-back frames is not a slow one), and a
-    // fragmented message under way must get its next fragment within the
-    // frame timeout too (else its reservation and buffers would be held
-    // by a sender that stopped between fragments).
-    let mut partial_since: Option<Instant> = None;
+/// Envelopes, each checked against the hello; fragments put back
+/// together. A frame, or a TLS record, must finish within the frame
+/// timeout once it started (timed from the last frame completed, so a
+/// long stream of back-to-back frames is not a slow one), and a
+/// fragmented message under way must get its next fragment within the
+/// frame timeout too (else its reservation and buffers would be held by a
+/// sender that stopped between fragments).
+fn receive(
+    mut link: Link,
+    auth: &Auth,
+    hello: &Hello,
+    rest: &[u8],
+    peer: SocketAddr,
+    shared: &Shared,
+    inbound: &Sender<Envelope>,
+) -> Result<(), ConnectionError> {
+    let cfg = &shared.cfg;
+    let mut dec = FrameDecoder::new(cfg.limits.max_frame);
+    dec.push(rest);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut incoming = Incoming {
+        hello_from: hello.from,
+        peer,
+        shared,
+        messages: Reassembler::new(cfg.limits.max_message),
+        reserved: Reservation::new(&shared.reassembling),
+        partial_since: None,
+        fragment_at: Instant::now(),
+    };
     let mut partial_record = false;
-    let mut fragment_at = Instant::now();
     loop {
-        while let Some(frame) = dec.next_frame().map_err(wire)? {
-            partial_since = None;
-            let env = Envelope::from_bytes(&frame).map_err(wire)?;
-            if env.from != hello.from || env.to != cfg.me.0 || env.cluster_id != cfg.cluster_id {
-                return Err(ConnectionError::Spoofed {
-                    peer,
-                    from: env.from,
-                    to: env.to,
-                    hello_from: hello.from,
-                });
-            }
-            let fragment = env.fragment.is_some();
-            if fragment {
-                fragment_at = Instant::now();
-                bump(&shared.counters.fragments_in, 1);
-            }
-            let whole = messages.push(env).map_err(wire)?;
-            let announced = messages.in_progress().map_or(0, |(_, _, len)| len);
-            reserved.hold(announced, cfg.limits.max_message.saturating_mul(2), peer)?;
-            let Some(env) = whole else { continue };
-            if fragment {
-                bump(&shared.counters.messages_reassembled, 1);
-            }
-            bump(&shared.counters.frames_in, 1);
-            if inbound.send(env).is_err() {
-                return Ok(()); // the node is gone
-            }
+        if !incoming.deliver(&mut dec, inbound)? {
+            return Ok(()); // the node is gone
         }
-        match (dec.buffered() > 0 || partial_record, partial_since) {
-            (false, _) => partial_since = None,
-            (true, None) => partial_since = Some(Instant::now()),
-            (true, Some(t)) if t.elapsed() > cfg.limits.frame_timeout => {
-                return Err(ConnectionError::SlowFrame { peer });
-            }
-            (true, Some(_)) => {}
-        }
-        if messages.in_progress().is_some() && fragment_at.elapsed() > cfg.limits.frame_timeout {
-            return Err(ConnectionError::SlowFrame { peer });
-        }
-        if shared.stopping() {
+        incoming.check_pace(&dec, partial_record)?;
+        if shared.stopping() || !still_trusted(auth, shared, peer, hello.from)? {
             return Ok(());
-        }
-        if let (Auth::Tls(session), Some(ctx)) = (&auth, &shared.tls) {
-            match session.stale(ctx, SystemTime::now()) {
-                None => {}
-                Some(Stale::Expired) => {
-                    return Err(ConnectionError::Tls {
-                        peer,
-                        reason: TlsRefusal::Expired,
-                    })
-                }
-                Some(Stale::CaChanged) => {
-                    slog::info!(shared.logger, "closing a connection: the CA changed";
-                        "peer" => %peer, "from" => hello.from);
-                    return Ok(());
-                }
-            }
         }
         match link.fill(&mut buf, &mut |b| dec.push(b), peer)? {
             Fill::Closed => {
-                if let Some((message, have, len)) = messages.in_progress() {
+                if let Some((message, have, len)) = incoming.messages.in_progress() {
                     slog::info!(shared.logger, "connection closed in the middle of a fragmented message; dropped";
                         "peer" => %peer, "from" => hello.from, "message" => message,
                         "received" => have, "announced" => len);
@@ -359,6 +342,113 @@ fn serve(
             }
             Fill::Idle => {}
             Fill::Bytes { plain } => partial_record = plain == 0,
+        }
+    }
+}
+
+/// What an accepted connection keeps between reads: the caller's hello
+/// sender, the message being put together and its reservation, and the
+/// timers of the frame and of the fragment under way.
+struct Incoming<'a> {
+    hello_from: u64,
+    peer: SocketAddr,
+    shared: &'a Shared,
+    messages: Reassembler,
+    reserved: Reservation<'a>,
+    /// Since when a frame (or TLS record) has been under way.
+    partial_since: Option<Instant>,
+    /// When the last fragment arrived.
+    fragment_at: Instant,
+}
+
+impl Incoming<'_> {
+    /// Checks and reassembles every whole frame `dec` holds, and passes
+    /// every whole message on to `inbound`; `Ok(false)` when the node is
+    /// gone.
+    fn deliver(
+        &mut self,
+        dec: &mut FrameDecoder,
+        inbound: &Sender<Envelope>,
+    ) -> Result<bool, ConnectionError> {
+        let (cfg, peer) = (&self.shared.cfg, self.peer);
+        let counters = &self.shared.counters;
+        let wire = |source| ConnectionError::Wire { peer, source };
+        while let Some(frame) = dec.next_frame().map_err(wire)? {
+            self.partial_since = None;
+            let env = Envelope::from_bytes(&frame).map_err(wire)?;
+            if env.from != self.hello_from || env.to != cfg.me.0 || env.cluster_id != cfg.cluster_id
+            {
+                return Err(ConnectionError::Spoofed {
+                    peer,
+                    from: env.from,
+                    to: env.to,
+                    hello_from: self.hello_from,
+                });
+            }
+            let fragment = env.fragment.is_some();
+            if fragment {
+                self.fragment_at = Instant::now();
+                bump(&counters.fragments_in, 1);
+            }
+            let whole = self.messages.push(env).map_err(wire)?;
+            let announced = self.messages.in_progress().map_or(0, |(_, _, len)| len);
+            (self.reserved).hold(announced, cfg.limits.max_message.saturating_mul(2), peer)?;
+            let Some(env) = whole else { continue };
+            if fragment {
+                bump(&counters.messages_reassembled, 1);
+            }
+            bump(&counters.frames_in, 1);
+            if inbound.send(env).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The frame timeout: for a frame (or, `partial_record`, a TLS record)
+    /// under way, and for the next fragment of a message under way.
+    fn check_pace(
+        &mut self,
+        dec: &FrameDecoder,
+        partial_record: bool,
+    ) -> Result<(), ConnectionError> {
+        let (timeout, peer) = (self.shared.cfg.limits.frame_timeout, self.peer);
+        match (dec.buffered() > 0 || partial_record, self.partial_since) {
+            (false, _) => self.partial_since = None,
+            (true, None) => self.partial_since = Some(Instant::now()),
+            (true, Some(t)) if t.elapsed() > timeout => {
+                return Err(ConnectionError::SlowFrame { peer });
+            }
+            (true, Some(_)) => {}
+        }
+        if self.messages.in_progress().is_some() && self.fragment_at.elapsed() > timeout {
+            return Err(ConnectionError::SlowFrame { peer });
+        }
+        Ok(())
+    }
+}
+
+/// Whether a TLS caller's session still holds: an error once its
+/// certificate expired, `Ok(false)` (close quietly) once the CA changed.
+fn still_trusted(
+    auth: &Auth,
+    shared: &Shared,
+    peer: SocketAddr,
+    from: u64,
+) -> Result<bool, ConnectionError> {
+    let (Auth::Tls(session), Some(ctx)) = (auth, &shared.tls) else {
+        return Ok(true);
+    };
+    match session.stale(ctx, SystemTime::now()) {
+        None => Ok(true),
+        Some(Stale::Expired) => Err(ConnectionError::Tls {
+            peer,
+            reason: TlsRefusal::Expired,
+        }),
+        Some(Stale::CaChanged) => {
+            slog::info!(shared.logger, "closing a connection: the CA changed";
+                "peer" => %peer, "from" => from);
+            Ok(false)
         }
     }
 }

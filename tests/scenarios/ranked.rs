@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use survivable_core::events::LeadershipCause;
-use survivable_core::Event;
+use survivable_core::sim::scenarios::ranked::{self, RankOneCut, SiteLost};
+use survivable_core::sim::scenarios::SiteCut;
+use survivable_core::sim::{KvStore, Sim};
+use survivable_core::topology::NodeId;
 
 use crate::support::*;
 
-fn campaigns_by(
-    sim: &survivable_core::sim::Sim<survivable_core::sim::KvStore>,
-    site: &str,
-    t0: u64,
-) -> usize {
-    events_since(sim, t0, |e| matches!(e, Event::TakeoverStarted { .. }))
-        .filter(|(_, id, _)| sim.site_of(*id) == site)
+/// How many of `campaigns` (when, who) were by members of `site`.
+fn campaigns_by(sim: &Sim<KvStore>, campaigns: &[(u64, NodeId)], site: &str) -> usize {
+    (campaigns.iter())
+        .filter(|(_, id)| sim.site_of(*id) == site)
         .count()
 }
 
@@ -24,11 +24,18 @@ fn rank_one_takes_over_and_rank_two_stays_put() {
         let mut sim = started(&with_london(), seed);
         let mut load = Load::new(&["denver", "paris", "london"], Duration::from_millis(10));
         load.run(&mut sim, Duration::from_secs(1));
-        let t0 = sim.now_us();
-        sim.crash_site("denver");
-        load.run(&mut sim, Duration::from_secs(6));
-        assert_eq!(sim.leader(), Some(CM02A), "seed {seed}");
-        assert_eq!(campaigns_by(&sim, "london", t0), 0, "London campaigned");
+        let plan = SiteLost {
+            site: "denver".into(),
+            heal: false,
+            run_for: Duration::from_secs(6),
+        };
+        let out = ranked::site_lost(&mut sim, &plan, |s, d| load.run(s, d));
+        assert_eq!(out.takeover.leader_at_end, Some(CM02A), "seed {seed}");
+        assert_eq!(
+            campaigns_by(&sim, &out.campaigns, "london"),
+            0,
+            "London campaigned"
+        );
         settle(&mut sim);
         assert_acknowledged_applied(&sim, &load, CM03A);
         assert_clean(&mut sim);
@@ -42,28 +49,32 @@ fn rank_two_takes_over_when_rank_one_cannot() {
     load.run(&mut sim, Duration::from_secs(1));
     // Paris is cut off for a while: Denver, London and the witness go on
     // committing without it, so Paris's log falls behind.
-    let cut = sim.now_us();
-    sim.partition_sites(&["paris"], &["denver", "london", "kansas"]);
-    load.run(&mut sim, Duration::from_secs(3));
-    assert_eq!(sim.leader(), Some(CM01A));
+    let plan = RankOneCut {
+        cut: SiteCut::new(&["paris"], &["denver", "london", "kansas"]),
+        cut_for: Duration::from_secs(3),
+        main_site: "denver".into(),
+    };
+    let stale = ranked::rank_one_cut(&mut sim, &plan, |s, d| load.run(s, d));
+    assert_eq!(stale.leader_while_cut, Some(CM01A));
     // Paris comes back just as Denver dies: Paris campaigns first (rank 1)
     // but the others refuse its stale log; London (rank 2), fresher, wins.
-    let t0 = sim.now_us();
-    sim.heal();
-    sim.crash_site("denver");
-    load.run(&mut sim, Duration::from_secs(5));
-    assert!(campaigns_by(&sim, "paris", cut) > 0, "Paris never tried");
-    let winner = events_since(&sim, t0, |e| matches!(e, Event::BecameLeader { .. }))
-        .next()
-        .expect("someone took over");
+    let plan = SiteLost {
+        site: "denver".into(),
+        heal: true,
+        run_for: Duration::from_secs(5),
+    };
+    let lost = ranked::site_lost(&mut sim, &plan, |s, d| load.run(s, d));
+    let t0 = lost.takeover.lost_at_us;
+    let campaigns: Vec<(u64, NodeId)> = (stale.campaigns.iter().chain(&lost.campaigns))
+        .copied()
+        .collect();
+    assert!(
+        campaigns_by(&sim, &campaigns, "paris") > 0,
+        "Paris never tried"
+    );
+    let winner = lost.takeover.first_leader().expect("someone took over");
     assert_eq!(winner.1, CM03A);
-    assert!(matches!(
-        winner.2,
-        Event::BecameLeader {
-            cause: LeadershipCause::Takeover { rank: 2 },
-            ..
-        }
-    ));
+    assert_eq!(winner.2, LeadershipCause::Takeover { rank: 2 });
     // London does not wait out its own rank-2 timer: Paris's stale
     // candidacy proved that rank 1 cannot lead, so London steps up at once.
     let rank_two_after = sim.topology().ticks().survivable_campaign_after(2, 0) as u64

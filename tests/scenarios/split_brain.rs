@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use survivable_core::node::NodeRole;
+use survivable_core::sim::scenarios::split_brain::{self, Cut, SplitBrain};
 
 use crate::support::*;
 
@@ -16,24 +16,36 @@ fn an_isolated_leader_stops_committing_and_steps_down() {
     let acked_before = sim.commits().len();
     let election_ms = sim.topology().timers().election.as_millis() as u64;
 
-    sim.isolate(CM01A);
-    let t0 = sim.now_us();
-    let before = sim.node(CM01A).unwrap().status().commit;
-    // Proposals at the isolated leader itself.
-    for i in 0..50 {
-        let _ = sim.propose(CM01A, format!("set iso{i} x").into_bytes());
-        sim.run_for(Duration::from_millis(10));
-    }
-    // It commits nothing more, and it stops leading within 2 election timeouts.
-    assert_eq!(sim.node(CM01A).unwrap().status().commit, before);
-    let stepped = sim.run_until(Duration::from_millis(2 * election_ms), |s| {
-        s.node(CM01A).unwrap().status().role != NodeRole::Leader
+    // Proposals at the isolated leader itself (50, one every 10 ms), then
+    // up to 2 election timeouts for it to step down, then 1 s more.
+    let plan = SplitBrain {
+        cut: Cut::Member(CM01A),
+        run_for: Duration::from_millis(500 + 2 * election_ms + 1000),
+    };
+    let mut proposed = 0;
+    let out = split_brain::run(&mut sim, &plan, |s, d, watch| {
+        let end = s.now_us() + d.as_micros() as u64;
+        while s.now_us() < end {
+            if proposed < 50 {
+                let _ = s.propose(CM01A, format!("set iso{proposed} x").into_bytes());
+                proposed += 1;
+            }
+            s.run_for(Duration::from_millis(10));
+            watch(s);
+        }
     });
-    assert!(stepped, "the isolated leader kept leading");
-    assert!((sim.now_us() - t0) / 1000 <= 2 * election_ms + 500);
+    assert_eq!(out.old_leader, Some(CM01A));
+    // It commits nothing more, and it stops leading within 2 election
+    // timeouts of its last proposal.
+    assert_eq!(out.commit_growth, Some(0));
+    let stepped = out.stepped_down_at_us;
+    assert!(
+        stepped.is_some_and(|t| t <= out.cut_at_us + (500 + 2 * election_ms) * 1000),
+        "the isolated leader kept leading"
+    );
+    assert!(out.stepped_down_after_ms().unwrap() <= 2 * election_ms + 500);
     // Meanwhile its standby leads the majority and commits.
-    sim.run_for(Duration::from_secs(1));
-    assert_eq!(sim.leader(), Some(CM01B));
+    assert_eq!(out.leader_at_end, Some(CM01B));
     assert_eq!(
         sim.commits().len(),
         acked_before,

@@ -1,0 +1,288 @@
+//! Computing the survivability report: the failures to consider, and for
+//! each, who leads afterwards, how and how fast (the model is described on
+//! the parent module).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
+use crate::policy::QuorumMode;
+use crate::topology::{Member, NodeId, Role, Topology};
+
+/// The report for `t` with the round-trip times of `latency`.
+pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
+    let steady_leader = t
+        .members
+        .values()
+        .find(|m| matches!(m.role, Role::MainCore { position: 0, .. }))
+        .map(Member::id);
+    // (failure, members it stops, sites cut off from the others)
+    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<String>)> = Vec::new();
+    let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
+    for m in t.members.values() {
+        hosts.entry(&m.spec.host).or_default().insert(m.id());
+    }
+    for (host, down) in hosts {
+        let host = host.to_string();
+        failures.push((Failure::Host { host }, down, Vec::new()));
+    }
+
+    let mut cores: Vec<(u32, &str)> = Vec::new();
+    for m in t.members.values() {
+        let key = (m.preference(), m.core().unwrap_or_default());
+        if m.core().is_some() && !cores.contains(&key) {
+            cores.push(key);
+        }
+    }
+    cores.sort_unstable();
+    for (_, core) in cores {
+        let down = t
+            .members
+            .values()
+            .filter(|m| m.core() == Some(core))
+            .map(Member::id)
+            .collect();
+        let core = core.to_string();
+        failures.push((Failure::Core { core }, down, Vec::new()));
+    }
+
+    for site in &t.sites {
+        let down = t.site_members(&site.name).into_iter().collect();
+        let site = site.name.clone();
+        failures.push((Failure::Site { site }, down, Vec::new()));
+    }
+
+    let names: Vec<&str> = t.sites.iter().map(|s| s.name.as_str()).collect();
+    if names.len() >= 2 && names.len() <= 16 {
+        for mask in 1u32..(1 << (names.len() - 1)) {
+            let in_b = |i: usize| i >= 1 && mask & (1 << (i - 1)) != 0;
+            let side = |b: bool| -> Vec<String> {
+                (0..names.len())
+                    .filter(|&i| in_b(i) == b)
+                    .map(|i| names[i].to_string())
+                    .collect()
+            };
+            let (side_a, side_b) = (side(false), side(true));
+            let failure = Failure::Partition {
+                side_a,
+                side_b: side_b.clone(),
+            };
+            failures.push((failure, BTreeSet::new(), side_b));
+        }
+    }
+
+    let scenarios = failures
+        .into_iter()
+        .map(|(failure, down, cut)| {
+            let group = |m: &Member| usize::from(cut.contains(&m.site));
+            evaluate(t, &latency, steady_leader, failure, down, group)
+        })
+        .collect();
+
+    SurvivabilityReport {
+        mode: t.mode,
+        voters: t.voters().len(),
+        steady_leader,
+        latency,
+        hand_back: t.hand_back.policy.clone(),
+        scenarios,
+        names: t
+            .members
+            .values()
+            .map(|m| (m.id(), m.spec.name.clone()))
+            .collect(),
+    }
+}
+
+/// Settles one failure: `down` members are stopped; `group` says which
+/// side of a partition each member is on (all 0 without a partition).
+fn evaluate(
+    t: &Topology,
+    latency: &Latency,
+    steady_leader: Option<NodeId>,
+    failure: Failure,
+    down: BTreeSet<NodeId>,
+    group: impl Fn(&Member) -> usize,
+) -> Scenario {
+    let voters = t.voters();
+    let majority = voters.len() / 2 + 1;
+    let live: Vec<&Member> = t
+        .members
+        .values()
+        .filter(|m| !down.contains(&m.id()) && voters.contains(&m.id()))
+        .collect();
+    let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+    for m in &live {
+        *sizes.entry(group(m)).or_default() += 1;
+    }
+    let winner = sizes.iter().find(|(_, &n)| n >= majority).map(|(&g, _)| g);
+    let side: Vec<&Member> = live
+        .iter()
+        .copied()
+        .filter(|m| Some(group(m)) == winner)
+        .collect();
+    let cut_off: Vec<NodeId> = t
+        .members
+        .values()
+        .filter(|m| !down.contains(&m.id()) && Some(group(m)) != winner)
+        .map(|m| m.id())
+        .collect();
+    let mut row = Scenario {
+        failure,
+        down: down.iter().copied().collect(),
+        cut_off,
+        leader: None,
+        leader_site: None,
+        epoch_leader: None,
+        how: Takeover::NoQuorum,
+        committed: Committed::Unavailable,
+        takeover: None,
+    };
+    if !side.is_empty() {
+        settle_leader(&mut row, t, latency, steady_leader, &down, &side, majority);
+    }
+    if t.mode == QuorumMode::MainSite {
+        activate(
+            &mut row,
+            t,
+            latency,
+            steady_leader,
+            &down,
+            &live,
+            majority,
+            &group,
+        );
+    }
+    row
+}
+
+/// Main-site mode: the best-ranked survivable core that cannot reach a
+/// majority of the main site's voters activates a new epoch.
+#[allow(clippy::too_many_arguments)]
+fn activate(
+    row: &mut Scenario,
+    t: &Topology,
+    latency: &Latency,
+    steady_leader: Option<NodeId>,
+    down: &BTreeSet<NodeId>,
+    live_voters: &[&Member],
+    majority: usize,
+    group: &impl Fn(&Member) -> usize,
+) {
+    let reachable = |m: &Member| live_voters.iter().filter(|v| group(v) == group(m)).count();
+    let Some(c) = t
+        .members
+        .values()
+        .filter(|m| matches!(m.role, Role::Survivable { .. }) && !down.contains(&m.id()))
+        .filter(|m| reachable(m) < majority)
+        .min_by_key(|m| (m.preference(), m.position(), m.id()))
+    else {
+        return;
+    };
+    let rank = c.preference();
+    let ms = |ticks_: usize| Duration::from_millis(t.ticks.ms(ticks_));
+    let detect = ms(t.ticks.survivable_campaign_after(rank, c.position()));
+    // The new epoch's voters are the activating core's members it reaches.
+    let partners: Vec<&Member> = t
+        .members
+        .values()
+        .filter(|m| m.core() == c.core() && !down.contains(&m.id()) && group(m) == group(c))
+        .collect();
+    let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
+    let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
+        (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
+        (_, Some(old)) => latency.rtt(&old.site, &c.site) / 2,
+    };
+    let takeover = Some(in_flight + detect + round * 3);
+    if row.leader.is_some() {
+        row.how = Takeover::Split { rank };
+        row.committed = Committed::Reconciled;
+        row.epoch_leader = Some(c.id());
+        row.takeover = takeover;
+    } else {
+        row.leader = Some(c.id());
+        row.leader_site = Some(c.site.clone());
+        row.how = Takeover::Activation { rank };
+        row.committed = Committed::UpToLag;
+        row.takeover = takeover;
+    }
+}
+
+/// Who leads `side`, a group holding a majority of the voters.
+fn settle_leader(
+    row: &mut Scenario,
+    t: &Topology,
+    latency: &Latency,
+    steady_leader: Option<NodeId>,
+    down: &BTreeSet<NodeId>,
+    side: &[&Member],
+    majority: usize,
+) {
+    row.committed = Committed::Preserved;
+
+    let ticks = t.ticks;
+    let ms = |ticks_: usize| Duration::from_millis(ticks.ms(ticks_));
+    let leader_member = steady_leader.and_then(|l| t.member(l));
+    let stays = leader_member.filter(|l| side.iter().any(|m| m.id() == l.id()));
+    let standby = leader_member.and_then(|l| {
+        side.iter().copied().find(|m| {
+            down.contains(&l.id()) && m.id() != l.id() && m.core().is_some() && m.core() == l.core()
+        })
+    });
+    let best = |pred: &dyn Fn(&Member) -> bool| {
+        side.iter()
+            .copied()
+            .filter(|m| pred(m))
+            .min_by_key(|m| (m.preference(), m.position(), m.id()))
+    };
+    // (leader, how, detection time, election rounds before the commit round)
+    let (leader, how, detect, rounds) = if let Some(l) = stays {
+        (l, Takeover::Unaffected, Duration::ZERO, 0)
+    } else if let Some(s) = standby {
+        (s, Takeover::PairFailover, ms(ticks.failover), 1)
+    } else if let Some(m) = best(&|m| matches!(m.role, Role::MainCore { .. })) {
+        let after = ticks.main_campaign_after(m.position());
+        (m, Takeover::Election, ms(after), 2)
+    } else if let Some(m) = best(&|m| matches!(m.role, Role::Survivable { .. })) {
+        let rank = m.preference();
+        let after = ticks.survivable_campaign_after(rank, m.position());
+        (m, Takeover::Survivable { rank }, ms(after), 2)
+    } else {
+        let m = side[0];
+        let after = ticks.witness_after(t.max_rank());
+        (m, Takeover::LastResort, ms(after), 2)
+    };
+    row.leader = Some(leader.id());
+    row.leader_site = Some(leader.site.clone());
+    row.how = how;
+    if how != Takeover::Unaffected {
+        let round = quorum_rtt(latency, leader, side, majority);
+        // A dead leader's last heartbeat is still on its way when it dies:
+        // silence starts when it lands. A partition drops it with the link.
+        let in_flight = match (&row.failure, leader_member) {
+            (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
+            (_, Some(old)) => latency.rtt(&old.site, &leader.site) / 2,
+        };
+        row.takeover = Some(in_flight + detect + round * (rounds + 1));
+    }
+}
+
+/// The round trip after which `candidate` has heard from enough of `side`
+/// to make a majority with itself.
+fn quorum_rtt(
+    latency: &Latency,
+    candidate: &Member,
+    side: &[&Member],
+    majority: usize,
+) -> Duration {
+    let mut rtts: Vec<Duration> = side
+        .iter()
+        .filter(|m| m.id() != candidate.id())
+        .map(|m| latency.rtt(&candidate.site, &m.site))
+        .collect();
+    rtts.sort_unstable();
+    majority
+        .checked_sub(2)
+        .and_then(|i| rtts.get(i).copied())
+        .unwrap_or(Duration::ZERO)
+}

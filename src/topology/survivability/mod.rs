@@ -1,0 +1,262 @@
+//! The survivability report: for every single failure (each host, each
+//! core, each site) and every two-way partition between sites, which member
+//! leads afterwards, whether committed data survives, and how long the
+//! takeover takes with the configured timers.
+//!
+//! The model mirrors what the node does (`node::election`): the leader stays
+//! while it keeps a majority; the standby of a dead primary runs a fast,
+//! transfer-style election after `failover` of silence; otherwise the
+//! best-ranked survivable core in the majority campaigns after
+//! `survivable_after` (plus `rank_step` per rank below 1, plus an election
+//! timeout for a standby), with pre-vote; a witness campaigns last. An
+//! election round costs one round trip to the farthest voter the candidate
+//! needs for a majority; the first commit under the new leader one more.
+//! The scenario tests check every row against the simulator.
+//!
+//! The report's types live here; `analysis` computes the rows from a
+//! topology, `table` renders them as an aligned table.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::NodeId;
+use crate::policy::{HandBackPolicy, QuorumMode};
+
+mod analysis;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use analysis::analyse;
+
+/// Round-trip times the report assumes: one within a site, one between
+/// sites, and optional per-site-pair overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latency {
+    /// Round trip between two members of one site. Defaults to 1 ms.
+    pub lan_rtt: Duration,
+    /// Round trip between two sites. Defaults to 80 ms.
+    pub wan_rtt: Duration,
+    site_rtt: BTreeMap<(String, String), Duration>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new(Duration::from_millis(1), Duration::from_millis(80))
+    }
+}
+
+impl Latency {
+    /// A LAN and a WAN round trip.
+    pub fn new(lan_rtt: Duration, wan_rtt: Duration) -> Self {
+        Self {
+            lan_rtt,
+            wan_rtt,
+            site_rtt: BTreeMap::new(),
+        }
+    }
+
+    /// Overrides the round trip between sites `a` and `b` (both directions).
+    pub fn with_site_rtt(mut self, a: &str, b: &str, rtt: Duration) -> Self {
+        self.site_rtt.insert((a.to_string(), b.to_string()), rtt);
+        self.site_rtt.insert((b.to_string(), a.to_string()), rtt);
+        self
+    }
+
+    /// The round trip between a member of site `a` and one of site `b`.
+    pub fn rtt(&self, a: &str, b: &str) -> Duration {
+        if a == b {
+            return self.lan_rtt;
+        }
+        self.site_rtt
+            .get(&(a.to_string(), b.to_string()))
+            .copied()
+            .unwrap_or(self.wan_rtt)
+    }
+}
+
+/// What fails in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A physical host dies, with every member on it.
+    Host {
+        /// The host.
+        host: String,
+    },
+    /// Both members of a core die.
+    Core {
+        /// The core.
+        core: String,
+    },
+    /// A whole site is lost.
+    Site {
+        /// The site.
+        site: String,
+    },
+    /// The WAN splits the sites into two groups that cannot reach each other.
+    Partition {
+        /// One side (it holds the first declared site, the main site usually).
+        side_a: Vec<String>,
+        /// The other side.
+        side_b: Vec<String>,
+    },
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Host { host } => write!(f, "host {host}"),
+            Self::Core { core } => write!(f, "core {core}"),
+            Self::Site { site } => write!(f, "site {site}"),
+            Self::Partition { side_a, side_b } => {
+                write!(f, "partition {} | {}", side_a.join("+"), side_b.join("+"))
+            }
+        }
+    }
+}
+
+/// How leadership is settled after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Takeover {
+    /// The leader keeps a majority and stays: nothing moves.
+    Unaffected,
+    /// The standby of the dead primary takes over (paper Fig. 3–4).
+    PairFailover,
+    /// Another main-core member wins an ordinary election.
+    Election,
+    /// A survivable core of this rank takes over after `survivable_after`.
+    Survivable {
+        /// Its rank.
+        rank: u32,
+    },
+    /// Only a witness is left to lead; it does, as the last resort.
+    LastResort,
+    /// Main-site mode: the main site cannot serve; the survivable core of
+    /// this rank activates a new epoch after `survivable_after`.
+    Activation {
+        /// Its rank.
+        rank: u32,
+    },
+    /// Main-site mode: the main site goes on serving its side and the
+    /// survivable core of this rank, cut off from it, activates a new epoch
+    /// for its own side; the two are reconciled when they meet again.
+    Split {
+        /// Its rank.
+        rank: u32,
+    },
+    /// No group of reachable members holds a majority of the voters: no
+    /// one leads and writes stop until members return.
+    NoQuorum,
+}
+
+impl fmt::Display for Takeover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unaffected => f.write_str("unaffected"),
+            Self::PairFailover => f.write_str("pair failover"),
+            Self::Election => f.write_str("election"),
+            Self::Survivable { rank } => write!(f, "survivable rank {rank}"),
+            Self::LastResort => f.write_str("witness, last resort"),
+            Self::Activation { rank } => write!(f, "new epoch, rank {rank}"),
+            Self::Split { rank } => write!(f, "both serve, rank {rank}"),
+            Self::NoQuorum => f.write_str("no quorum"),
+        }
+    }
+}
+
+/// What happens to committed data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Committed {
+    /// Every committed entry is in the new leader's log (witness mode: every
+    /// commit is on a majority, and any two majorities share a member).
+    Preserved,
+    /// Nothing committed is lost, but with no majority nothing can commit
+    /// either until enough members return.
+    Unavailable,
+    /// Main-site mode: entries the main site committed but had not shipped
+    /// (at most the replication lag) are missing from the new epoch;
+    /// counted and reported at activation, and reconciled if the main site
+    /// comes back.
+    UpToLag,
+    /// Main-site mode: both sides commit their own writes; nothing is
+    /// lost, and the older epoch's writes are reconciled at reunion.
+    Reconciled,
+}
+
+impl fmt::Display for Committed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Preserved => f.write_str("preserved"),
+            Self::Unavailable => f.write_str("kept, unavailable"),
+            Self::UpToLag => f.write_str("lag reported"),
+            Self::Reconciled => f.write_str("reconciled later"),
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// What fails.
+    pub failure: Failure,
+    /// Members stopped by the failure.
+    pub down: Vec<NodeId>,
+    /// Members still running but outside the group that can lead.
+    pub cut_off: Vec<NodeId>,
+    /// Who leads once things settle (`None`: no one can).
+    pub leader: Option<NodeId>,
+    /// That leader's site.
+    pub leader_site: Option<String>,
+    /// Main-site mode, a split: the survivable member leading a new epoch
+    /// on the other side while `leader` goes on in the main site.
+    pub epoch_leader: Option<NodeId>,
+    /// How leadership gets there.
+    pub how: Takeover,
+    /// What happens to committed data.
+    pub committed: Committed,
+    /// Expected time from the failure to the first commit under the new
+    /// leader (`None` when the leader is unaffected or no one can lead).
+    pub takeover: Option<Duration>,
+}
+
+/// What happens under each failure; print it for the table.
+/// See [`Topology::survivability`](crate::topology::Topology::survivability).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivabilityReport {
+    /// The quorum mode analysed.
+    pub mode: QuorumMode,
+    /// Number of voters.
+    pub voters: usize,
+    /// The member that leads when nothing has failed.
+    pub steady_leader: Option<NodeId>,
+    /// The round trips assumed.
+    pub latency: Latency,
+    /// The hand-back policy that brings leadership home afterwards.
+    pub hand_back: HandBackPolicy,
+    /// One row per failure.
+    pub scenarios: Vec<Scenario>,
+    names: BTreeMap<NodeId, String>,
+}
+
+impl SurvivabilityReport {
+    /// The row for a failure, if the report has one.
+    pub fn scenario(&self, failure: &Failure) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| &s.failure == failure)
+    }
+
+    fn names(&self, ids: &[NodeId]) -> String {
+        ids.iter()
+            .map(|id| {
+                self.names
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,202 @@
+//! The report's rows for the paper's topologies, and the rendered table.
+
+use std::time::Duration;
+
+use super::*;
+use crate::topology::{Appliance::Virtual, Core, NodeId, Site, Topology};
+
+fn denver_paris() -> Topology {
+    crate::topology::denver_paris().build().unwrap()
+}
+
+fn row(r: &SurvivabilityReport, f: Failure) -> &Scenario {
+    r.scenario(&f).unwrap_or_else(|| panic!("no row for {f}"))
+}
+
+#[test]
+fn lists_every_host_core_site_and_partition() {
+    let r = denver_paris().survivability();
+    // 5 hosts, 2 cores, 3 sites, 3 two-way partitions.
+    assert_eq!(r.scenarios.len(), 13);
+    assert_eq!(r.steady_leader, Some(NodeId(1)));
+}
+
+#[test]
+fn primary_host_loss_is_a_pair_failover() {
+    let r = denver_paris().survivability();
+    let s = row(
+        &r,
+        Failure::Host {
+            host: "esxi-1".into(),
+        },
+    );
+    assert_eq!(s.leader, Some(NodeId(2)));
+    assert_eq!(s.how, Takeover::PairFailover);
+    assert_eq!(s.committed, Committed::Preserved);
+    // Last heartbeat in flight (LAN), 30 ms detection, then a vote round
+    // and a commit round over the WAN.
+    assert_eq!(
+        s.takeover,
+        Some(Duration::from_micros(500 + 30_000 + 2 * 80_000))
+    );
+}
+
+#[test]
+fn main_site_loss_and_isolation_go_to_paris() {
+    let r = denver_paris().survivability();
+    for (f, in_flight) in [
+        (
+            Failure::Site {
+                site: "denver".into(),
+            },
+            40,
+        ),
+        (
+            Failure::Core {
+                core: "cm01".into(),
+            },
+            40,
+        ),
+        (
+            Failure::Partition {
+                side_a: vec!["denver".into()],
+                side_b: vec!["paris".into(), "kansas".into()],
+            },
+            0,
+        ),
+    ] {
+        let s = row(&r, f);
+        assert_eq!(s.leader, Some(NodeId(3)));
+        assert_eq!(s.leader_site.as_deref(), Some("paris"));
+        assert_eq!(s.how, Takeover::Survivable { rank: 1 });
+        // The last heartbeat lands (a crash), survivable_after, then
+        // pre-vote, vote and commit rounds.
+        assert_eq!(
+            s.takeover,
+            Some(Duration::from_millis(in_flight + 2000 + 3 * 80))
+        );
+    }
+}
+
+#[test]
+fn backup_failures_leave_the_leader_alone() {
+    let r = denver_paris().survivability();
+    for f in [
+        Failure::Host {
+            host: "esxi-3".into(),
+        },
+        Failure::Site {
+            site: "paris".into(),
+        },
+        Failure::Site {
+            site: "kansas".into(),
+        },
+        Failure::Partition {
+            side_a: vec!["denver".into(), "kansas".into()],
+            side_b: vec!["paris".into()],
+        },
+    ] {
+        let s = row(&r, f);
+        assert_eq!(s.how, Takeover::Unaffected);
+        assert_eq!(s.leader, Some(NodeId(1)));
+        assert_eq!(s.takeover, None);
+    }
+}
+
+#[test]
+fn a_lone_pair_has_no_quorum_after_a_host_loss() {
+    let t = Topology::builder(1)
+        .site(Site::main("denver"))
+        .core(
+            Core::new("cm01", "denver")
+                .member(1, "a", "h1", Virtual)
+                .member(2, "b", "h2", Virtual),
+        )
+        .allow_single_host_outage(true)
+        .build()
+        .unwrap();
+    let r = t.survivability();
+    let s = row(&r, Failure::Host { host: "h1".into() });
+    assert_eq!(s.how, Takeover::NoQuorum);
+    assert_eq!(s.leader, None);
+    assert_eq!(s.committed, Committed::Unavailable);
+}
+
+#[test]
+fn prints_an_aligned_table() {
+    let text = denver_paris().survivability().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("5 voters, majority 3"));
+    assert!(lines[1].starts_with("failure"));
+    let takeover_col = lines[1].find("takeover").unwrap();
+    assert!(lines[2..15].iter().all(|l| l.len() >= takeover_col));
+    assert!(text.contains("partition denver | paris+kansas"));
+    assert!(text.contains("CM02a (paris)"));
+    assert!(text.contains("2240 ms"));
+}
+
+#[test]
+fn the_two_site_report_is_honest() {
+    let t = crate::topology::denver_paris_two_site().build().unwrap();
+    let r = t.survivability();
+    assert_eq!(r.voters, 3);
+    // A host in Denver: the pair fails over over the LAN.
+    let s = row(
+        &r,
+        Failure::Host {
+            host: "esxi-1".into(),
+        },
+    );
+    assert_eq!((s.how, s.leader), (Takeover::PairFailover, Some(NodeId(2))));
+    assert_eq!(s.committed, Committed::Preserved);
+    assert!(s.takeover.unwrap() < Duration::from_millis(40));
+    // Paris is a learner: losing it changes nothing.
+    let s = row(
+        &r,
+        Failure::Site {
+            site: "paris".into(),
+        },
+    );
+    assert_eq!(s.how, Takeover::Unaffected);
+    // Losing Denver costs the replication lag; Paris activates.
+    let s = row(
+        &r,
+        Failure::Site {
+            site: "denver".into(),
+        },
+    );
+    assert_eq!(s.how, Takeover::Activation { rank: 1 });
+    assert_eq!(
+        (s.leader, s.committed),
+        (Some(NodeId(3)), Committed::UpToLag)
+    );
+    assert!(s.takeover.unwrap() <= Duration::from_millis(2000 + 40 + 3));
+    // A cut WAN: both sides serve, reconciled later.
+    let s = row(
+        &r,
+        Failure::Partition {
+            side_a: vec!["denver".into()],
+            side_b: vec!["paris".into()],
+        },
+    );
+    assert_eq!(s.how, Takeover::Split { rank: 1 });
+    assert_eq!(
+        (s.leader, s.epoch_leader),
+        (Some(NodeId(1)), Some(NodeId(3)))
+    );
+    assert_eq!(s.committed, Committed::Reconciled);
+    let text = r.to_string();
+    assert!(text.contains("main-site mode: 3 voters"), "{text}");
+    assert!(
+        text.contains("CM01a (denver) + CM02a (new epoch)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn site_rtt_overrides_the_wan() {
+    let l = Latency::default().with_site_rtt("denver", "kansas", Duration::from_millis(20));
+    assert_eq!(l.rtt("kansas", "denver"), Duration::from_millis(20));
+    assert_eq!(l.rtt("denver", "paris"), Duration::from_millis(80));
+    assert_eq!(l.rtt("paris", "paris"), Duration::from_millis(1));
+}
