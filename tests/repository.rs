@@ -4,7 +4,8 @@
 //!   repository (the design brief or the raft-rs notes it was written
 //!   from): the reasoning lives in `docs/`, rendered as
 //!   `survivable_core::manual`, and code points there;
-//! - no source file under `src/` grows past [`MAX_LINES`] lines;
+//! - no source file under `src/` grows past [`MAX_LINES`] lines, and no
+//!   function under `src/` or `examples/` past [`MAX_FN_LINES`];
 //! - README.md's `## Layout` section names every source file under `src/`
 //!   (or a directory entry ending in `/**` that covers it), and names no
 //!   source file that does not exist.
@@ -16,6 +17,10 @@ use std::path::{Path, PathBuf};
 
 /// The most lines a file under `src/` may have.
 const MAX_LINES: usize = 800;
+
+/// The most lines a function under `src/` or `examples/` may span, from
+/// its `fn` line to its closing brace.
+const MAX_FN_LINES: usize = 100;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -182,4 +187,93 @@ fn the_readme_layout_names_every_source_file() {
         .collect();
     let problems: Vec<String> = missing.into_iter().chain(stale).chain(dead_dirs).collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The code of a line for brace counting: string and char literals and
+/// `//` comments blanked (a rough lexer, enough for this code base).
+fn braces_of(line: &str) -> i64 {
+    let mut depth = 0;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => break,
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' => {
+                // A char literal ('{', '\'') or a lifetime ('a): skip a
+                // literal only when it closes within three characters.
+                let rest: String = chars.clone().take(3).collect();
+                if let Some(end) = rest.find('\'') {
+                    if end > 0 {
+                        for _ in 0..=end {
+                            chars.next();
+                        }
+                    }
+                }
+            }
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+/// Whether `line` starts a function item (`fn`, `pub fn`, `pub(crate) const fn`, ...).
+fn starts_fn(line: &str) -> Option<&str> {
+    let mut rest = line.trim_start();
+    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "async ", "unsafe "] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let name = rest.strip_prefix("fn ")?;
+    Some(name.split(['(', '<']).next().unwrap_or(name))
+}
+
+#[test]
+fn no_function_is_over_the_line_limit() {
+    let mut long = Vec::new();
+    for dir in ["src", "examples"] {
+        for path in files_below(&root().join(dir)) {
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (start, line) in lines.iter().enumerate() {
+                let Some(name) = starts_fn(line) else {
+                    continue;
+                };
+                let mut depth = 0;
+                let mut opened = false;
+                for (end, l) in lines.iter().enumerate().skip(start) {
+                    if !opened && l.contains(';') && !l.contains('{') {
+                        break; // a declaration without a body
+                    }
+                    depth += braces_of(l);
+                    opened |= l.contains('{');
+                    if opened && depth <= 0 {
+                        let span = end - start + 1;
+                        if span > MAX_FN_LINES {
+                            long.push(format!(
+                                "{}:{}: fn {name} spans {span} lines (at most {MAX_FN_LINES}): split it",
+                                shown(&path),
+                                start + 1
+                            ));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "{}", long.join("\n"));
 }
