@@ -231,7 +231,14 @@ fn braces_of(line: &str) -> i64 {
 /// Whether `line` starts a function item (`fn`, `pub fn`, `pub(crate) const fn`, ...).
 fn starts_fn(line: &str) -> Option<&str> {
     let mut rest = line.trim_start();
-    for prefix in ["pub(crate) ", "pub(super) ", "pub ", "const ", "async ", "unsafe "] {
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
         rest = rest.strip_prefix(prefix).unwrap_or(rest);
     }
     let name = rest.strip_prefix("fn ")?;

@@ -280,10 +280,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let prs = self.raw.raft.prs();
         let candidates = self
             .membership
-            .conf
-            .voters
-            .iter()
-            .map(|&v| NodeId(v))
+            .voter_ids()
             .filter(|&id| id != self.id)
             .filter_map(|id| {
                 let m = &self.membership.members.get(&id)?.member;
@@ -466,10 +463,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // rejoined after control came home (a learner of this epoch
             // still) voters again, so the main site's layout is whole.
             self.membership
-                .conf
-                .voters
-                .iter()
-                .map(|&v| NodeId(v))
+                .voter_ids()
                 .filter(|v| {
                     self.membership
                         .members

@@ -39,6 +39,11 @@ pub(super) struct Membership {
 }
 
 impl Membership {
+    /// The configuration's voters, as applied here, in raft's order.
+    pub(super) fn voter_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.conf.voters.iter().map(|&v| NodeId(v))
+    }
+
     /// The pair's anti-affinity rules for `member`, replacing `dead`: no
     /// partner in its core (other than `dead`) on the same host or on
     /// another kind of appliance.

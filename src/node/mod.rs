@@ -395,13 +395,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// The current voters, as applied here, in id order.
     pub fn voters(&self) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = self
-            .membership
-            .conf
-            .voters
-            .iter()
-            .map(|&v| NodeId(v))
-            .collect();
+        let mut v: Vec<NodeId> = self.membership.voter_ids().collect();
         v.sort_unstable();
         v
     }

@@ -217,13 +217,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
         let e = self.ticks.election;
-        let voters: Vec<NodeId> = self
-            .membership
-            .conf
-            .voters
-            .iter()
-            .map(|&v| NodeId(v))
-            .collect();
+        let voters: Vec<NodeId> = self.membership.voter_ids().collect();
         let better = self.better_survivors(rank, position);
         if self.election.since_leader >= e / 2 && self.tick_no >= self.ep.probed_at + (e / 2) as u64
         {
@@ -251,13 +245,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let Some((rank, position)) = self.may_activate() else {
             return Err(ActivateError::NotSurvivable);
         };
-        let voters: Vec<NodeId> = self
-            .membership
-            .conf
-            .voters
-            .iter()
-            .map(|&v| NodeId(v))
-            .collect();
+        let voters: Vec<NodeId> = self.membership.voter_ids().collect();
         let reachable = self.reachable(voters.iter().copied());
         // A leader heard lately holds a quorum (check-quorum), even if this
         // learner has not heard the other voters themselves.
