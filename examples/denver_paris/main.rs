@@ -601,6 +601,37 @@ fn committed_lost(sim: &Sim<CallTable>) -> usize {
         + sim.violations().len()
 }
 
+/// When the first hand-back was attempted at or after `since_us`.
+fn hand_back_attempt(sim: &Sim<CallTable>, since_us: u64) -> Option<u64> {
+    sim.events()
+        .iter()
+        .find(|(t, _, e)| *t >= since_us && matches!(e, Event::HandBackAttempt { .. }))
+        .map(|(t, _, _)| *t)
+}
+
+/// A hand-back's figures, the same in every mode: `stable_wait_ms` (from
+/// `wait_from_us` to the attempt at `handed_at`), `write_outage_ms` (the
+/// longest gap between commits from 0.5 s before the attempt to 2 s after)
+/// and `failed_proposals`. Returns the outage in ms.
+fn hand_back_figures(
+    sim: &Sim<CallTable>,
+    r: &mut Report,
+    handed_at: Option<u64>,
+    wait_from_us: u64,
+    failed: u64,
+) -> Option<u64> {
+    let outage = handed_at
+        .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
+        .map(|us| us / 1000);
+    r.extra.push((
+        "stable_wait_ms",
+        json_num(handed_at.map(|t| (t - wait_from_us) / 1000)),
+    ));
+    r.extra.push(("write_outage_ms", json_num(outage)));
+    r.extra.push(("failed_proposals", failed.to_string()));
+    outage
+}
+
 fn finish(
     sim: &Sim<CallTable>,
     w: &Workload,

@@ -9,6 +9,7 @@
 //! the WAN is degraded (the loss is at most the replication lag) and
 //! Denver's return with its stale tail, which is reconciled.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,10 @@ use survivable_core::sim::Sim;
 use survivable_core::topology::{denver_paris_two_site, NodeId};
 use survivable_core::Event;
 
-use crate::{finish, json_num, print, start, Args, CallTable, Checks, Report, Workload};
+use crate::{
+    finish, hand_back_attempt, hand_back_figures, json_num, print, start, Args, CallTable, Checks,
+    Report, Workload,
+};
 
 const MODE: &str = "main-site";
 const CM02A: NodeId = NodeId(3);
@@ -79,6 +83,28 @@ fn activation(sim: &Sim<CallTable>, since_us: u64) -> Option<Activation> {
 
 /// Records the activation's figures on `r` and checks them: activation
 /// ≤ `survivable_after` + 2 WAN RTT after `fault_us`, RPO ≤ the lag.
+/// The rest of an activation step, after its fault at `fault_us`: runs
+/// `survivable_after` + 3 s, then reports the activation (epoch, time,
+/// RPO) and checks it against its bounds.
+#[allow(clippy::too_many_arguments)]
+fn activation_step(
+    sim: &mut Sim<CallTable>,
+    w: &mut Workload,
+    c: &mut Checks,
+    args: &Args,
+    (step, figure): (&'static str, &'static str),
+    before: &BTreeSet<u64>,
+    fault_us: u64,
+    lag: u64,
+) -> (Report, Option<Activation>) {
+    w.run(sim, Duration::from_millis(args.survivable_after_ms + 3_000));
+    let act = activation(sim, fault_us);
+    let mut r = finish(sim, w, step, figure, before, None, fault_us);
+    r.extra.push(("epoch", epoch_of_leader(sim)));
+    activation_figures(c, &mut r, act, fault_us, lag, args);
+    (r, act)
+}
+
 fn activation_figures(
     c: &mut Checks,
     r: &mut Report,
@@ -173,7 +199,7 @@ fn run_until_reunited(sim: &mut Sim<CallTable>, w: &mut Workload, limit: Duratio
     let end = sim.now_ms() + limit.as_millis() as u64;
     while sim.now_ms() < end {
         w.run(sim, Duration::from_millis(200));
-        let epochs: std::collections::BTreeSet<EpochId> = sim
+        let epochs: BTreeSet<EpochId> = sim
             .members()
             .into_iter()
             .filter_map(|id| sim.node(id).map(|n| n.epoch()))
@@ -306,19 +332,16 @@ impl Run<'_> {
         let cut = sim.now_us();
         let lag_at_cut = lag(sim);
         sim.partition_sites(&["denver"], &["paris"]);
-        w.run(sim, Duration::from_millis(args.survivable_after_ms + 3_000));
-        let act = activation(sim, cut);
-        let mut r = finish(
+        let (mut r, _) = activation_step(
             sim,
             w,
-            "wan_partition",
-            "rainy day: cut off",
+            c,
+            args,
+            ("wan_partition", "rainy day: cut off"),
             &before,
-            None,
             cut,
+            lag_at_cut,
         );
-        r.extra.push(("epoch", epoch_of_leader(sim)));
-        activation_figures(c, &mut r, act, cut, lag_at_cut, args);
         r.extra.push(("lag_at_cut_entries", lag_at_cut.to_string()));
         let served = acks_by_epoch(
             sim,
@@ -398,23 +421,10 @@ impl Run<'_> {
         let since = sim.now_us();
         let failed_before = w.failed;
         w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
-        let handed_at = sim
-            .events()
-            .iter()
-            .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-            .map(|(t, _, _)| *t);
-        let outage = handed_at
-            .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
-            .map(|us| us / 1000);
+        let handed_at = hand_back_attempt(sim, since);
         let mut r = finish(sim, w, "hand_back", "rainy day: home", &before, None, since);
         r.extra.push(("epoch", epoch_of_leader(sim)));
-        r.extra.push((
-            "stable_wait_ms",
-            json_num(handed_at.map(|t| (t - healed) / 1000)),
-        ));
-        r.extra.push(("write_outage_ms", json_num(outage)));
-        r.extra
-            .push(("failed_proposals", (w.failed - failed_before).to_string()));
+        hand_back_figures(sim, &mut r, handed_at, healed, w.failed - failed_before);
         c.leads(&r, sim, "denver");
         c.no_call_dropped(&r);
         c.nothing_lost(&r);
@@ -446,19 +456,16 @@ impl Run<'_> {
             .unwrap_or(0);
         sim.crash_site("denver");
         sim.restore_links();
-        w.run(sim, Duration::from_millis(args.survivable_after_ms + 3_000));
-        let act = activation(sim, lost_at);
-        let mut r = finish(
+        let (mut r, act) = activation_step(
             sim,
             w,
-            "main_site_lost",
-            "rainy day: Denver lost",
+            c,
+            args,
+            ("main_site_lost", "rainy day: Denver lost"),
             &before,
-            None,
             lost_at,
+            lag_at_loss,
         );
-        r.extra.push(("epoch", epoch_of_leader(sim)));
-        activation_figures(c, &mut r, act, lost_at, lag_at_loss, args);
         r.extra
             .push(("lag_at_loss_entries", lag_at_loss.to_string()));
         c.leads(&r, sim, "paris");

@@ -26,11 +26,10 @@ use survivable_core::sim::scenarios::ranked::{self, RankOneCut, SiteLost, Takeov
 use survivable_core::sim::scenarios::SiteCut;
 use survivable_core::sim::Sim;
 use survivable_core::topology::{denver_paris_london, Failure, Latency, NodeId};
-use survivable_core::Event;
 
 use crate::{
-    finish, json_num, json_str, leaders_since, print, start, story_with, Args, CallTable, Checks,
-    Report, Workload,
+    finish, hand_back_attempt, json_num, json_str, leaders_since, print, start, story_with, Args,
+    CallTable, Checks, Report, Workload,
 };
 
 const MODE: &str = "ranked";
@@ -167,9 +166,7 @@ fn denver_returns(sim: &mut Sim<CallTable>, w: &mut Workload, c: &mut Checks, ar
         sim.restart(id);
     }
     w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
-    let handed_at = (sim.events().iter())
-        .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-        .map(|(t, _, _)| *t);
+    let handed_at = hand_back_attempt(sim, since);
     let mut r = finish(sim, w, STEP, "hand-back", &before, None, since);
     r.story = story_with(sim, since, &[(since, "Denver's members restart".into())]);
     c.leads(&r, sim, "denver");

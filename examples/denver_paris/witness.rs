@@ -12,11 +12,10 @@ use survivable_core::node::ProposalId;
 use survivable_core::sim::scenarios::split_brain::SplitBrainOutcome;
 use survivable_core::sim::Sim;
 use survivable_core::topology::{denver_paris, Appliance::Virtual, MemberSpec, NodeId};
-use survivable_core::Event;
 
 use crate::{
-    finish, first_commit_in_term, json_num, leader_term, no_flapping, print, split_brain, start,
-    Args, CallTable, Checks, Workload,
+    finish, first_commit_in_term, hand_back_attempt, hand_back_figures, json_num, leader_term,
+    no_flapping, print, split_brain, start, Args, CallTable, Checks, Workload,
 };
 
 /// Duplication failover, primary host lost → first commit under the
@@ -201,24 +200,10 @@ impl Run<'_> {
         w.run(sim, Duration::from_millis(args.stable_ms + 4_000));
         // The hand-back's own "takeover": from its first attempt to the first
         // commit under the main site's leader.
-        let handed_at = sim
-            .events()
-            .iter()
-            .find(|(t, _, e)| *t >= since && matches!(e, Event::HandBackAttempt { .. }))
-            .map(|(t, _, _)| *t);
+        let handed_at = hand_back_attempt(sim, since);
         let takeover = handed_at.and_then(|t0| first_commit_in_term(sim, t0, term));
         let mut r = finish(sim, w, "hand_back", "design card", &before, takeover, since);
-        // Longest gap between commits from 0.5 s before the hand-back to 2 s after.
-        let outage = handed_at
-            .and_then(|t0| sim.longest_commit_gap(t0.saturating_sub(500_000), t0 + 2_000_000))
-            .map(|us| us / 1000);
-        r.extra.push((
-            "stable_wait_ms",
-            json_num(handed_at.map(|t| (t - since) / 1000)),
-        ));
-        r.extra.push(("write_outage_ms", json_num(outage)));
-        r.extra
-            .push(("failed_proposals", (w.failed - failed_before).to_string()));
+        let outage = hand_back_figures(sim, &mut r, handed_at, since, w.failed - failed_before);
         c.leads(&r, sim, "denver");
         c.at_most(
             r.step,
