@@ -25,8 +25,9 @@ use survivable_core::events::LeadershipCause;
 use survivable_core::sim::scenarios::ranked::{self, RankOneCut, SiteLost, Takeover};
 use survivable_core::sim::scenarios::SiteCut;
 use survivable_core::sim::Sim;
-use survivable_core::topology::{denver_paris_london, Failure, Latency, NodeId};
+use survivable_core::topology::{denver_paris_london, Failure, NodeId};
 
+use crate::bounds::Bounds;
 use crate::{
     finish, hand_back_attempt, json_num, json_str, leaders_since, print, start, story_with, Args,
     CallTable, Checks, Report, Workload,
@@ -90,18 +91,11 @@ fn took_over(
 }
 
 /// The design's bound on a takeover after a whole site is lost: the
-/// survivability report's figure for it, which is nominal; the simulator's
-/// can be up to a tick and some jitter later (10 ms, as the scenario tests
-/// allow).
+/// survivability report's figure for it (see `bounds`).
 fn site_loss_bound_ms(sim: &Sim<CallTable>, args: &Args) -> Option<u64> {
-    let report = sim.topology().survivability_with(Latency::new(
-        Duration::from_millis(1),
-        Duration::from_millis(args.wan_rtt_ms),
-    ));
-    let row = report.scenario(&Failure::Site {
+    Bounds::new(sim, args).takeover_ms(&Failure::Site {
         site: "denver".into(),
-    })?;
-    row.takeover.map(|d| d.as_millis() as u64 + 10)
+    })
 }
 
 /// London's own timer: leaderless this long, a rank-2 member campaigns.
