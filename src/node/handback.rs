@@ -3,8 +3,13 @@
 //! reachable and caught up, under the [`HandBackPolicy`].
 //!
 //! Gates, in order: the candidate is a voter of a more preferred site; it
-//! answered within the last election timeout; it lags by at most
-//! `max_lag_entries` (the freshness gate); the policy allows it now (stable
+//! answered within the last election timeout; it is fresh: it lags by at
+//! most `max_lag_entries`, or it holds every entry this leader had half an
+//! election timeout ago (under a steady load over a long WAN, the entries
+//! in flight alone can exceed any fixed count: 400 proposals/s over a
+//! 200 ms round trip keep 80 on the way, and a count-only gate never
+//! opens; what is in flight costs the transfer nothing, see
+//! `hurry_transfer`); the policy allows it now (stable
 //! long enough, inside the window, or asked for by an operator). Each
 //! attempt is a raft leader transfer; one that raft aborts (target did not
 //! catch up within an election timeout, or lost the election) is retried
@@ -49,6 +54,42 @@ pub(super) struct HandBackState {
     /// tick, contact with the target that restarts is the failed
     /// election's silence, not an interruption, and keeps the count.
     rebase_until: Option<u64>,
+    /// The leader's last index at recent ticks (the freshness gate).
+    history: IndexHistory,
+}
+
+/// The leader's last index at recent ticks, oldest first, pruned to what
+/// the freshness gate looks back at.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct IndexHistory {
+    samples: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl IndexHistory {
+    /// Records `last` at `tick`, keeping what a look `back` ticks into the
+    /// past needs (the newest sample at or before `tick - back`).
+    pub(super) fn note(&mut self, tick: u64, last: u64, back: u64) {
+        if self.samples.back().is_some_and(|&(t, _)| t == tick) {
+            self.samples.pop_back();
+        }
+        self.samples.push_back((tick, last));
+        let horizon = tick.saturating_sub(back);
+        while self.samples.len() >= 2 && self.samples[1].0 <= horizon {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The last index as of `tick` (0 when nothing that old is known).
+    pub(super) fn as_of(&self, tick: u64) -> u64 {
+        (self.samples.iter().rev())
+            .find(|&&(t, _)| t <= tick)
+            .map_or(0, |&(_, last)| last)
+    }
+
+    /// Forgets everything (leadership lost: the next term starts afresh).
+    pub(super) fn clear(&mut self) {
+        self.samples.clear();
+    }
 }
 
 /// What the leader does about the best hand-back target this tick.
@@ -196,19 +237,23 @@ pub(super) struct Candidate {
     pub(super) matched: u64,
 }
 
-/// The freshness gate: the leader's last index, the lag allowed, and the
-/// clock (a candidate must have answered within the election timeout).
+/// The freshness gate: the leader's last index, the lag allowed, the
+/// leader's last index half an election timeout ago (`settled`: a
+/// candidate holding it keeps up, whatever is in flight) and the clock (a
+/// candidate must have answered within the election timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Freshness {
     pub(super) last: u64,
     pub(super) max_lag: u64,
+    pub(super) settled: u64,
     pub(super) tick_no: u64,
     pub(super) election: u64,
 }
 
 /// The most preferred candidate (then lowest position, then id) that is
 /// preferred to this leader (`mine`), answered within an election timeout
-/// and lags by at most `max_lag`: (id, ticks in contact, lag).
+/// and is fresh (lags by at most `max_lag`, or holds `settled`): (id,
+/// ticks in contact, lag).
 pub(super) fn pick_target(
     mine: u32,
     candidates: impl Iterator<Item = Candidate>,
@@ -221,7 +266,7 @@ pub(super) fn pick_target(
         .filter(|c| {
             c.preference < mine
                 && gate.tick_no - c.heard <= gate.election
-                && c.matched + gate.max_lag >= gate.last
+                && gate.fresh(c.matched)
         })
         .map(|c| {
             let key = (c.preference, c.position, c.id);
@@ -233,6 +278,13 @@ pub(super) fn pick_target(
         })
         .min_by_key(|(k, _, _)| *k)
         .map(|((_, _, id), stable, lag)| (id, stable, lag))
+}
+
+impl Freshness {
+    /// Whether a member holding the log up to `matched` passes the gate.
+    pub(super) fn fresh(&self, matched: u64) -> bool {
+        matched + self.max_lag >= self.last || (self.settled > 0 && matched >= self.settled)
+    }
 }
 
 /// Whether `policy` allows a hand-back now: `forced` (an operator asked, or
@@ -293,19 +345,34 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     matched: prs.get(id.0)?.matched,
                 })
             });
-        let gate = Freshness {
+        pick_target(mine, candidates, self.freshness())
+    }
+
+    /// The freshness gate now. Call [`note_last_index`](Self::note_last_index) first.
+    fn freshness(&self) -> Freshness {
+        let back = (self.ticks.election / 2) as u64;
+        Freshness {
             last: self.raw.raft.raft_log.last_index(),
             max_lag: self.cfg.topology.hand_back().max_lag_entries,
+            settled: self.hand_back.history.as_of(self.tick_no.saturating_sub(back)),
             tick_no: self.tick_no,
             election: self.ticks.election as u64,
-        };
-        pick_target(mine, candidates, gate)
+        }
+    }
+
+    /// Records this leader's last index for the freshness gate.
+    fn note_last_index(&mut self) {
+        let back = (self.ticks.election / 2) as u64;
+        let last = self.raw.raft.raft_log.last_index();
+        self.hand_back.history.note(self.tick_no, last, back);
     }
 
     pub(super) fn drive_hand_back(&mut self) {
         if self.election.role != StateRole::Leader {
+            self.hand_back.history.clear();
             return;
         }
+        self.note_last_index();
         if let Some(target) = self.hand_back.in_flight {
             if self.raw.raft.lead_transferee.is_some() {
                 return;
@@ -404,6 +471,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// cost this node its leadership counts like one raft aborted.
     pub(super) fn hand_back_gained_leadership(&mut self) {
         self.hand_back.in_flight = None;
+        self.hand_back.history.clear();
     }
 
     /// Leadership was lost; returns whether a hand-back transfer was under
@@ -514,8 +582,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// here, answered within an election timeout and pass the freshness
     /// gate: ready to vote again.
     fn ready_to_vote(&self, wanted: &[NodeId]) -> Vec<NodeId> {
-        let last = self.raw.raft.raft_log.last_index();
-        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
+        let gate = self.freshness();
         let e = self.ticks.election as u64;
         wanted
             .iter()
@@ -528,7 +595,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     .get(id)
                     .is_some_and(|&t| self.tick_no - t <= e);
                 let matched = self.raw.raft.prs().get(id.0).map_or(0, |p| p.matched);
-                heard && matched + max_lag >= last
+                heard && gate.fresh(matched)
             })
             .collect()
     }

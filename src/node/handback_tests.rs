@@ -150,6 +150,7 @@ fn candidate(id: u64, preference: u32, position: usize, matched: u64) -> Candida
 const GATE: Freshness = Freshness {
     last: 100,
     max_lag: 10,
+    settled: 0,
     tick_no: 100,
     election: 20,
 };
@@ -191,4 +192,35 @@ fn no_target_for_the_main_core_or_among_less_preferred_voters() {
         Some((NodeId(3), 60, 0)),
         "a witness hands to any core"
     );
+}
+
+#[test]
+fn a_member_holding_what_the_leader_had_half_an_election_ago_is_fresh() {
+    // 400 proposals/s over a 200 ms round trip: 80 entries in flight.
+    let gate = Freshness {
+        last: 180,
+        settled: 120,
+        ..GATE
+    };
+    assert!(!gate.fresh(100), "behind what the leader had then");
+    assert!(gate.fresh(120), "holds all but what is in flight");
+    assert!(gate.fresh(175), "within max_lag");
+    let no_history = Freshness { settled: 0, ..gate };
+    assert!(!no_history.fresh(120), "no history: the count alone decides");
+}
+
+#[test]
+fn index_history_answers_as_of_a_past_tick_and_keeps_only_what_it_needs() {
+    let mut h = IndexHistory::default();
+    for tick in 1..=50 {
+        h.note(tick, tick * 10, 20);
+    }
+    assert_eq!(h.as_of(30), 300);
+    assert_eq!(h.as_of(49), 490);
+    assert_eq!(h.as_of(10), 0, "pruned: older than the look back");
+    assert!(h.samples.len() <= 22);
+    h.note(50, 999, 20);
+    assert_eq!(h.as_of(50), 999, "a second note in one tick replaces the first");
+    h.clear();
+    assert_eq!(h.as_of(50), 0);
 }
