@@ -264,9 +264,7 @@ pub(super) fn pick_target(
     }
     candidates
         .filter(|c| {
-            c.preference < mine
-                && gate.tick_no - c.heard <= gate.election
-                && gate.fresh(c.matched)
+            c.preference < mine && gate.tick_no - c.heard <= gate.election && gate.fresh(c.matched)
         })
         .map(|c| {
             let key = (c.preference, c.position, c.id);
@@ -354,7 +352,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Freshness {
             last: self.raw.raft.raft_log.last_index(),
             max_lag: self.cfg.topology.hand_back().max_lag_entries,
-            settled: self.hand_back.history.as_of(self.tick_no.saturating_sub(back)),
+            settled: self
+                .hand_back
+                .history
+                .as_of(self.tick_no.saturating_sub(back)),
             tick_no: self.tick_no,
             election: self.ticks.election as u64,
         }

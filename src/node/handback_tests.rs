@@ -206,7 +206,10 @@ fn a_member_holding_what_the_leader_had_half_an_election_ago_is_fresh() {
     assert!(gate.fresh(120), "holds all but what is in flight");
     assert!(gate.fresh(175), "within max_lag");
     let no_history = Freshness { settled: 0, ..gate };
-    assert!(!no_history.fresh(120), "no history: the count alone decides");
+    assert!(
+        !no_history.fresh(120),
+        "no history: the count alone decides"
+    );
 }
 
 #[test]
@@ -220,7 +223,11 @@ fn index_history_answers_as_of_a_past_tick_and_keeps_only_what_it_needs() {
     assert_eq!(h.as_of(10), 0, "pruned: older than the look back");
     assert!(h.samples.len() <= 22);
     h.note(50, 999, 20);
-    assert_eq!(h.as_of(50), 999, "a second note in one tick replaces the first");
+    assert_eq!(
+        h.as_of(50),
+        999,
+        "a second note in one tick replaces the first"
+    );
     h.clear();
     assert_eq!(h.as_of(50), 0);
 }

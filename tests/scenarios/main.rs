@@ -9,6 +9,7 @@ mod bad_input;
 mod determinism;
 mod duplication_failover;
 mod hand_back;
+mod hand_back_load;
 mod no_flapping;
 mod normal;
 mod pauses;
