@@ -35,7 +35,7 @@ fn one_way(from: &mut TcpStream, to: &mut TcpStream, n: usize) -> Duration {
 /// Whether anything arrives at `s` within `d`.
 fn arrives_within(s: &mut TcpStream, d: Duration) -> bool {
     s.set_read_timeout(Some(d)).unwrap();
-    let got = s.read(&mut [0u8; 1]).map_or(false, |n| n > 0);
+    let got = s.read(&mut [0u8; 1]).is_ok_and(|n| n > 0);
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     got
 }
