@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     client: TcpStream,
     upstream: Mutex<Option<TcpStream>>,
     closed: AtomicBool,
+    /// The client's side ended (end of stream or an error).
+    client_ended: AtomicBool,
 }
 
 impl Conn {
@@ -77,6 +79,7 @@ pub(super) fn start(
         client,
         upstream: Mutex::new(None),
         closed: AtomicBool::new(false),
+        client_ended: AtomicBool::new(false),
     });
     {
         let mut conns = lock(&shared.conns);
@@ -84,12 +87,14 @@ pub(super) fn start(
         conns.push(Arc::downgrade(&conn));
     }
     let (tx, rx) = sync_channel(QUEUED_CHUNKS);
-    let path = conn.forward.clone();
-    thread::spawn(move || read(reading, &tx, &path));
+    let (path, c1) = (conn.forward.clone(), conn.clone());
+    thread::spawn(move || {
+        read(reading, &tx, &path);
+        c1.client_ended.store(true, Ordering::SeqCst);
+    });
     let shared = shared.clone();
     thread::spawn(move || {
-        // The first bytes (the SYN) wait for the forward direction too.
-        if !wait_open(&conn.forward, &conn, &shared) {
+        if !wait_to_connect(&conn, &shared) {
             return;
         }
         let Some(upstream) = connect(target, &conn) else {
@@ -148,6 +153,26 @@ fn read(mut src: TcpStream, tx: &SyncSender<Chunk>, path: &Path) {
 fn sleep_until(at: Instant) {
     if let Some(d) = at.checked_duration_since(Instant::now()) {
         thread::sleep(d);
+    }
+}
+
+/// Waits while the forward path is cut before reaching the target (the
+/// SYN is held too); `false` once the connection or the relay is closing,
+/// or if the client gave up meanwhile: it then never reaches the target,
+/// as its SYN would not once it stopped retrying.
+fn wait_to_connect(conn: &Conn, shared: &Shared) -> bool {
+    loop {
+        if conn.is_closed() || shared.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !lock(&conn.forward).cut {
+            return true;
+        }
+        if conn.client_ended.load(Ordering::SeqCst) {
+            conn.close();
+            return false;
+        }
+        thread::sleep(CUT_POLL);
     }
 }
 

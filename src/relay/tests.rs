@@ -106,6 +106,27 @@ fn a_connection_opened_across_a_cut_is_accepted_and_reaches_the_target_on_heal()
 }
 
 #[test]
+fn a_connection_abandoned_across_a_cut_never_reaches_the_target() {
+    let relay = Relay::new();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    server.set_nonblocking(true).unwrap();
+    let port = relay
+        .route("denver", "paris", server.local_addr().unwrap())
+        .unwrap();
+    relay.cut("denver", "paris");
+    let mut client = TcpStream::connect(port).unwrap();
+    client.write_all(b"hello").unwrap();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(100));
+    relay.heal_all();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.accept().is_err(),
+        "a stale connection reached the target"
+    );
+}
+
+#[test]
 fn reset_closes_both_sides() {
     let relay = Relay::new();
     let (mut denver, mut paris) = pair(&relay);
