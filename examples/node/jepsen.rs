@@ -67,7 +67,7 @@ enum Fault {
     Pause(u64),
 }
 
-fn name(id: u64) -> &'static str {
+pub(crate) fn name(id: u64) -> &'static str {
     NAMES.iter().find(|n| n.0 == id).map_or("?", |n| n.1)
 }
 

@@ -147,9 +147,25 @@ pub(crate) fn soak(secs: u64, keep: bool) -> Result<(), String> {
     load.run(&mut c, Duration::from_secs(secs));
     let commits = load.acks.len() - acks_before;
     let leaders = load.count(from, "BecameLeader");
-    let campaigns = load.count(from, "FailoverStarted") + load.count(from, "TakeoverStarted");
+    let (failovers, takeovers) = (
+        load.count(from, "FailoverStarted"),
+        load.count(from, "TakeoverStarted"),
+    );
+    let causes: BTreeMap<String, usize> = load
+        .events
+        .iter()
+        .filter(|(t, _, e)| *t >= from && e.starts_with("BecameLeader"))
+        .fold(BTreeMap::new(), |mut m, (_, id, e)| {
+            let cause = e.split("cause: ").nth(1).unwrap_or("?");
+            let cause = cause.split([' ', '}']).next().unwrap_or("?");
+            *m.entry(format!("{}:{cause}", crate::jepsen::name(*id)))
+                .or_default() += 1;
+            m
+        });
+    let causes: Vec<String> = causes.iter().map(|(k, n)| format!("\"{k}\":{n}")).collect();
     println!(
-        "{{\"bench\":\"soak\",\"duration_s\":{secs},\"leadership_changes\":{leaders},\"campaigns_started\":{campaigns},\"commits\":{commits},\"commits_per_s\":{:.0},\"failed_or_unanswered\":{},\"outstanding\":64,\"timers\":\"default\",\"wan\":\"{DEFAULT_WAN}\"}}",
+        "{{\"bench\":\"soak\",\"duration_s\":{secs},\"leadership_changes\":{leaders},\"by_member_and_cause\":{{{}}},\"pair_failovers_started\":{failovers},\"takeovers_started\":{takeovers},\"commits\":{commits},\"commits_per_s\":{:.0},\"failed_or_unanswered\":{},\"outstanding\":64,\"timers\":\"default\",\"wan\":\"{DEFAULT_WAN}\"}}",
+        causes.join(","),
         commits as f64 / secs as f64,
         load.failed
     );
