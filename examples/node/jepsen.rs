@@ -84,15 +84,24 @@ impl fmt::Display for Fault {
     }
 }
 
-/// A fault at `at_ms` after the start, held for `hold_ms`.
+/// Faults inflicted together at `at_ms` after the start, held for
+/// `hold_ms`.
 struct Planned {
     at_ms: u64,
-    fault: Fault,
+    faults: Vec<Fault>,
     hold_ms: u64,
 }
 
-/// The nemesis's schedule over `secs`: one fault at a time, held 1-5 s,
-/// 1-3 s of calm between, from 2 s in (the cluster elects first).
+impl Planned {
+    fn describe(&self) -> String {
+        let names: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
+        names.join(" + ")
+    }
+}
+
+/// The nemesis's schedule over `secs`, from 2 s in (the cluster elects
+/// first): a fault held 1-5 s, 1-3 s of calm between; one time in three a
+/// network fault comes with a member killed or paused at the same time.
 fn schedule(rng: &mut Rng, secs: u64) -> Vec<Planned> {
     let mut out = Vec::new();
     let mut t = 2_000;
@@ -103,22 +112,30 @@ fn schedule(rng: &mut Rng, secs: u64) -> Vec<Planned> {
             (a, rng.pick(&others))
         };
         let member = rng.range(1, 6);
-        let fault = match rng.range(0, 6) {
+        let process = if rng.next() % 2 == 0 {
+            Fault::Kill(member)
+        } else {
+            Fault::Pause(member)
+        };
+        let mut faults = vec![match rng.range(0, 6) {
             0 => Fault::Cut(a, b),
             1 => Fault::OneWay(a, b),
             2 => Fault::Isolate(a),
             3 => Fault::Reset(a, b),
-            4 => Fault::Kill(member),
-            _ => Fault::Pause(member),
-        };
-        let hold_ms = if matches!(fault, Fault::Reset(..)) {
+            _ => process,
+        }];
+        let network = !matches!(faults[0], Fault::Kill(_) | Fault::Pause(_));
+        if network && !matches!(faults[0], Fault::Reset(..)) && rng.next() % 3 == 0 {
+            faults.push(process);
+        }
+        let hold_ms = if matches!(faults[..], [Fault::Reset(..)]) {
             0
         } else {
             rng.range(1_000, 5_000)
         };
         out.push(Planned {
             at_ms: t,
-            fault,
+            faults,
             hold_ms,
         });
         t += hold_ms + rng.range(1_000, 3_000);
@@ -397,13 +414,15 @@ impl Options {
 /// healing them when their hold ends.
 fn play(c: &mut Cluster, w: &mut Workload, plan: &[Planned]) -> Result<(), String> {
     let mut next = 0;
-    let mut active: Option<(Instant, Fault)> = None;
+    let mut active: Option<(Instant, &[Fault])> = None;
     let end = plan.last().map_or(0, |p| p.at_ms + p.hold_ms + 1_000);
     loop {
         let ms = w.t0.elapsed().as_millis() as u64;
-        if let Some((until, fault)) = active {
+        if let Some((until, faults)) = active {
             if Instant::now() >= until {
-                heal(c, fault)?;
+                for f in faults.iter().rev() {
+                    heal(c, *f)?;
+                }
                 active = None;
             }
         }
@@ -411,10 +430,13 @@ fn play(c: &mut Cluster, w: &mut Workload, plan: &[Planned]) -> Result<(), Strin
             let p = &plan[next];
             println!(
                 "{{\"nemesis\":\"{}\",\"t_ms\":{ms},\"hold_ms\":{}}}",
-                p.fault, p.hold_ms
+                p.describe(),
+                p.hold_ms
             );
-            inflict(c, p.fault);
-            active = Some((Instant::now() + Duration::from_millis(p.hold_ms), p.fault));
+            for f in &p.faults {
+                inflict(c, *f);
+            }
+            active = Some((Instant::now() + Duration::from_millis(p.hold_ms), &p.faults));
             next += 1;
         }
         if next == plan.len() && active.is_none() && ms >= end {
@@ -509,7 +531,9 @@ pub(crate) fn run(o: &Options) -> Result<(), String> {
     for p in &plan {
         println!(
             "{{\"planned\":\"{}\",\"at_ms\":{},\"hold_ms\":{}}}",
-            p.fault, p.at_ms, p.hold_ms
+            p.describe(),
+            p.at_ms,
+            p.hold_ms
         );
     }
     let mut c = Cluster::start(true, "", &wan)?;
