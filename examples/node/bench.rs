@@ -326,11 +326,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .unwrap_or(default)
     };
     let keep = args.iter().any(|a| a == "--keep");
+    let wan = args
+        .iter()
+        .position(|a| a == "--wan")
+        .map(|i| args.get(i + 1).cloned().ok_or("--wan needs a value"))
+        .transpose()?
+        .unwrap_or_else(|| crate::launcher::DEFAULT_WAN.to_string());
     if args.iter().any(|a| a == "--soak") {
-        return crate::soak::soak(num("--soak", 60), keep);
+        return crate::soak::soak(num("--soak", 60), &wan, keep);
     }
     if args.iter().any(|a| a == "--figures") {
-        return crate::soak::figures(num("--trials", 3) as usize, keep);
+        return crate::soak::figures(num("--trials", 3) as usize, &wan, keep);
     }
     let secs = num("--secs", 5);
     let transport = args

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Some("jepsen") => jepsen::Options::parse(&args[1..]).and_then(|o| jepsen::run(&o)),
         Some("certs") => certs(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S | node bench --figures [--trials N] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
+            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
                 .to_string(),
         ),
     };

@@ -1,6 +1,7 @@
 //! `node bench --soak S` and `node bench --figures`: five processes over
-//! the relay (uneven WAN: Denver–Paris 80 ms, Denver–Kansas 40 ms,
-//! Paris–Kansas 60 ms round trips) at default timers, load at every member.
+//! the relay (by default the uneven WAN Denver–Paris 80 ms, Denver–Kansas
+//! 40 ms, Paris–Kansas 60 ms round trips; `--wan` as for `node cluster`)
+//! at default timers, load at every member.
 //!
 //! - soak: as many proposals as the members take (a fixed number
 //!   outstanding, spread over every member) for S seconds, counting
@@ -15,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::launcher::{field, parse_wan, site_of, Cluster, DEFAULT_WAN, NAMES};
+use crate::launcher::{field, parse_wan, site_of, Cluster, NAMES};
 
 /// Load: proposals at every member, `outstanding` at most at a time.
 struct Load {
@@ -127,15 +128,15 @@ impl Load {
     }
 }
 
-fn start() -> Result<Cluster, String> {
-    let mut c = Cluster::start(true, "", &parse_wan(DEFAULT_WAN)?)?;
+fn start(wan: &str) -> Result<Cluster, String> {
+    let mut c = Cluster::start(true, "", &parse_wan(wan)?)?;
     c.tap = Some(Vec::new());
     Ok(c)
 }
 
 /// `node bench --soak S`: saturation at default timers for S seconds.
-pub(crate) fn soak(secs: u64, keep: bool) -> Result<(), String> {
-    let mut c = start()?;
+pub(crate) fn soak(secs: u64, wan: &str, keep: bool) -> Result<(), String> {
+    let mut c = start(wan)?;
     c.keep = keep;
     let mut load = Load::new(64);
     load.run(&mut c, Duration::from_secs(3));
@@ -164,7 +165,7 @@ pub(crate) fn soak(secs: u64, keep: bool) -> Result<(), String> {
         });
     let causes: Vec<String> = causes.iter().map(|(k, n)| format!("\"{k}\":{n}")).collect();
     println!(
-        "{{\"bench\":\"soak\",\"duration_s\":{secs},\"leadership_changes\":{leaders},\"by_member_and_cause\":{{{}}},\"pair_failovers_started\":{failovers},\"takeovers_started\":{takeovers},\"commits\":{commits},\"commits_per_s\":{:.0},\"failed_or_unanswered\":{},\"outstanding\":64,\"timers\":\"default\",\"wan\":\"{DEFAULT_WAN}\"}}",
+        "{{\"bench\":\"soak\",\"duration_s\":{secs},\"leadership_changes\":{leaders},\"by_member_and_cause\":{{{}}},\"pair_failovers_started\":{failovers},\"takeovers_started\":{takeovers},\"commits\":{commits},\"commits_per_s\":{:.0},\"failed_or_unanswered\":{},\"outstanding\":64,\"timers\":\"default\",\"wan\":\"{wan}\"}}",
         causes.join(","),
         commits as f64 / secs as f64,
         load.failed
@@ -198,8 +199,8 @@ fn pair_failover(c: &mut Cluster, load: &mut Load, restart_partner: bool) -> Res
 }
 
 /// `node bench --figures`: the figures of the closing note, `trials` each.
-pub(crate) fn figures(trials: usize, keep: bool) -> Result<(), String> {
-    let mut c = start()?;
+pub(crate) fn figures(trials: usize, wan: &str, keep: bool) -> Result<(), String> {
+    let mut c = start(wan)?;
     c.keep = keep;
     let mut load = Load::new(16);
     load.run(&mut c, Duration::from_secs(3));
@@ -239,7 +240,7 @@ pub(crate) fn figures(trials: usize, keep: bool) -> Result<(), String> {
     let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
     println!(
-        "{{\"bench\":\"figures\",\"wan\":\"{DEFAULT_WAN}\",\"timers\":\"default\",\"pair_failover_ms\":[{}],\"pair_failover_after_restart_ms\":[{}],\"wan_cut_to_paris_commit_ms\":{},\"hand_back_write_outage_ms\":{},\"hand_back_after_heal_ms\":{},\"failed_or_unanswered\":{},\"elapsed_s\":{}}}",
+        "{{\"bench\":\"figures\",\"wan\":\"{wan}\",\"timers\":\"default\",\"pair_failover_ms\":[{}],\"pair_failover_after_restart_ms\":[{}],\"wan_cut_to_paris_commit_ms\":{},\"hand_back_write_outage_ms\":{},\"hand_back_after_heal_ms\":{},\"failed_or_unanswered\":{},\"elapsed_s\":{}}}",
         list(&normal),
         list(&after_restart),
         opt(paris),
