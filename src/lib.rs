@@ -351,12 +351,15 @@ Denver/Paris cluster as five processes (`node cluster`).
 //!   entry points; brings `arbitrary` and `quickcheck`.
 //! - `runtime`: running members for real: [`runtime`], [`transport`] (TCP,
 //!   mutual TLS with `rustls`) and [`storage::DurableStorage`] (tikv's
-//!   `raft-engine`); brings those and `crossbeam-channel`.
+//!   `raft-engine`); brings those and `crossbeam-channel`. Also [`relay`],
+//!   test and lab support: a fault-injecting TCP relay emulating a WAN on
+//!   loopback.
 //!
 // Without a feature, links to what it gates lead to the list above.
 #![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`runtime`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`transport`]: crate#features")]
+#![cfg_attr(not(feature = "runtime"), doc = "[`relay`]: crate#features")]
 #![cfg_attr(
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"
@@ -380,6 +383,9 @@ pub mod ids;
 pub mod manual;
 pub mod node;
 pub mod policy;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod relay;
 mod rng;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

@@ -1,55 +1,17 @@
 //! The Denver/Paris cluster as five real processes (`examples/node`) on
-//! 127.0.0.1 with durable storage: the leader's process is killed with
-//! SIGKILL and restarted from its data directory, Denver's processes are
-//! stopped and resumed. Every step must keep every acknowledged call, and
-//! control must come home.
+//! 127.0.0.1 with durable storage, the sites joined through the relay
+//! (`survivable_core::relay`) with uneven latencies (Denver–Paris 80 ms,
+//! Denver–Kansas 40 ms, Paris–Kansas 60 ms round trips): the leader's
+//! process is killed with SIGKILL and restarted from its data directory,
+//! the WAN cuts Denver off (connections stay open, bytes are held) and
+//! heals. Every step must keep every acknowledged call, and control must
+//! come home.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The `node` example next to this test binary, built now: cargo is asked
-/// every time (it rebuilds only what changed), so the test never runs a
-/// binary older than the sources. (`cargo test` has released its build lock
-/// by the time tests run, so this does not wait on it.)
-fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--example", "node", "--target-dir"])
-        .arg(target_dir);
-    // What cargo set for this test binary is not the caller's environment:
-    // build scripts that watch it (ring's watches CARGO_PKG_NAME) would
-    // rebuild every time the example is built from here and by hand in turn.
-    for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        let set_by_cargo = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_TARGET_TMPDIR",
-            "CARGO_RUSTC_CURRENT_DIR",
-        ];
-        if set_by_cargo.iter().any(|p| key_str.starts_with(p)) {
-            cmd.env_remove(&key);
-        }
-    }
-    if profile_dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building examples/node failed");
-    profile_dir.join("examples").join("node")
-}
+#[path = "support/node_binary.rs"]
+mod node_binary;
+use node_binary::node_binary;
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let at = line

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sim", 6),
     ("transport", 6),
     ("runtime", 7),
+    ("relay", 7),
     ("fuzzing", 8),
 ];
 

@@ -16,6 +16,9 @@
 //!   hello), each until the member has accepted it; the mean wall time and
 //!   the process's CPU time (both ends are in it) per connection are
 //!   reported.
+//! - `--soak S` and `--figures`: five processes over the relay at default
+//!   timers under load (see the `soak` module): leadership changes under
+//!   saturation, and the failover, takeover and hand-back figures.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,7 +49,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 fn failover(trials: usize, json: bool, keep: bool) -> Result<(), String> {
-    let mut c = Cluster::start(true, TIMERS)?;
+    let mut c = Cluster::start(true, TIMERS, &[])?;
     c.keep = keep;
     c.every = Duration::from_millis(2);
     c.run_for(Duration::from_secs(2));
@@ -322,6 +325,19 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    let keep = args.iter().any(|a| a == "--keep");
+    let wan = args
+        .iter()
+        .position(|a| a == "--wan")
+        .map(|i| args.get(i + 1).cloned().ok_or("--wan needs a value"))
+        .transpose()?
+        .unwrap_or_else(|| crate::launcher::DEFAULT_WAN.to_string());
+    if args.iter().any(|a| a == "--soak") {
+        return crate::soak::soak(num("--soak", 60), &wan, keep);
+    }
+    if args.iter().any(|a| a == "--figures") {
+        return crate::soak::figures(num("--trials", 3) as usize, &wan, keep);
+    }
     let secs = num("--secs", 5);
     let transport = args
         .iter()
@@ -346,6 +362,5 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             println!("mutual TLS handshake: +{wall:.2} ms wall, +{cpu:.2} ms CPU per connection over plaintext");
         }
     }
-    let keep = args.iter().any(|a| a == "--keep");
     failover(num("--trials", 20) as usize, json, keep)
 }

@@ -1,6 +1,7 @@
 //! `node run`: one member, driven by commands on stdin, answering with JSON
 //! lines on stdout.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::thread;
@@ -14,19 +15,98 @@ use survivable_core::{RestoreError, StateMachine};
 
 use crate::config;
 
-/// The replicated key-value state, readable by the control loop.
+/// The replicated key-value state, readable by the control loop, and how
+/// many times each command was applied: a command applied twice is a
+/// double apply whatever it did to the map (a second `set` of the same
+/// value changes nothing), so the count is kept beside the map, and in the
+/// snapshot so a member restored from one keeps counting.
 #[derive(Clone, Default)]
-struct SharedKv(Arc<Mutex<KvStore>>);
+struct SharedKv(Arc<Mutex<Audited>>);
+
+#[derive(Default)]
+struct Audited {
+    kv: KvStore,
+    applies: BTreeMap<Vec<u8>, u32>,
+}
+
+impl Audited {
+    /// Commands applied more than once, and a digest of the map and the
+    /// counts (equal on members that applied the same commands).
+    fn audit(&self) -> (Vec<String>, u64) {
+        let dups = self
+            .applies
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(c, n)| format!("{} x{n}", String::from_utf8_lossy(c)))
+            .collect();
+        // FNV-1a over the entries and counts, in their (sorted) order.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes.iter().chain([&0xff]) {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        for (k, v) in &self.kv.map {
+            eat(k.as_bytes());
+            eat(v.as_bytes());
+        }
+        for (c, n) in &self.applies {
+            eat(c);
+            eat(&n.to_le_bytes());
+        }
+        (dups, h)
+    }
+}
 
 impl StateMachine for SharedKv {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
-        self.0.lock().apply(index, command)
+        let mut a = self.0.lock();
+        *a.applies.entry(command.to_vec()).or_default() += 1;
+        a.kv.apply(index, command)
     }
     fn snapshot(&self) -> Vec<u8> {
-        self.0.lock().snapshot()
+        let a = self.0.lock();
+        let mut out = Vec::new();
+        let mut push = |b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        push(&a.kv.snapshot());
+        for (c, n) in &a.applies {
+            push(c);
+            push(&n.to_le_bytes());
+        }
+        out
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.0.lock().restore(snapshot)
+        let bad = |what: &str| RestoreError {
+            reason: format!("node example snapshot: {what}"),
+        };
+        let mut rest = snapshot;
+        let mut take = || -> Result<Option<&[u8]>, RestoreError> {
+            if rest.is_empty() {
+                return Ok(None);
+            }
+            let (len, tail) = rest
+                .split_at_checked(4)
+                .ok_or_else(|| bad("truncated length"))?;
+            let len = u32::from_le_bytes(len.try_into().map_err(|_| bad("length"))?) as usize;
+            let (item, tail) = tail
+                .split_at_checked(len)
+                .ok_or_else(|| bad("truncated item"))?;
+            rest = tail;
+            Ok(Some(item))
+        };
+        let mut kv = KvStore::default();
+        kv.restore(take()?.ok_or_else(|| bad("empty"))?)?;
+        let mut applies = BTreeMap::new();
+        while let Some(c) = take()? {
+            let n = take()?.ok_or_else(|| bad("a command without its count"))?;
+            let n = u32::from_le_bytes(n.try_into().map_err(|_| bad("count is not 4 bytes"))?);
+            applies.insert(c.to_vec(), n);
+        }
+        *self.0.lock() = Audited { kv, applies };
+        Ok(())
     }
 }
 
@@ -190,8 +270,64 @@ fn await_proposals(out: &Out) -> Waiting {
     waiting
 }
 
+/// `get <tag> <key>` (the key's value) and `audit [list]` (commands applied
+/// more than once, a digest of the state, with `list` every command applied) after a linearizable read point,
+/// on a thread of their own so other commands are not held up meanwhile.
+fn read_then(word: &str, rest: &str, handle: &Arc<Handle>, kv: &SharedKv, out: &Out) {
+    let (word, rest) = (word.to_string(), rest.to_string());
+    let (handle, kv, out) = (handle.clone(), kv.clone(), out.clone());
+    thread::spawn(move || {
+        let read = handle.read(Duration::from_secs(2));
+        let line = if word == "get" {
+            let (tag, key) = rest.split_once(' ').unwrap_or((&rest, ""));
+            match read {
+                Ok(_) => {
+                    let value = kv.0.lock().kv.map.get(key.trim()).map(|v| quote(v));
+                    format!(
+                        "{{\"reply\":\"get\",\"tag\":{},\"ok\":true,\"value\":{}}}",
+                        quote(tag),
+                        value.unwrap_or_else(|| "null".into())
+                    )
+                }
+                Err(e) => format!(
+                    "{{\"reply\":\"get\",\"tag\":{},\"ok\":false,\"error\":{}}}",
+                    quote(tag),
+                    quote(&e.to_string())
+                ),
+            }
+        } else {
+            match read {
+                Ok(applied) => {
+                    let a = kv.0.lock();
+                    let (dups, digest) = a.audit();
+                    let dups: Vec<String> = dups.iter().map(|d| quote(d)).collect();
+                    let list: Vec<String> = if rest.trim() == "list" {
+                        a.applies
+                            .keys()
+                            .map(|c| quote(&String::from_utf8_lossy(c)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    format!(
+                        "{{\"reply\":\"audit\",\"ok\":true,\"applied\":{applied},\"commands\":{},\"digest\":\"{digest:016x}\",\"dups\":[{}],\"list\":[{}]}}",
+                        a.applies.len(),
+                        dups.join(","),
+                        list.join(",")
+                    )
+                }
+                Err(e) => format!(
+                    "{{\"reply\":\"audit\",\"ok\":false,\"error\":{}}}",
+                    quote(&e.to_string())
+                ),
+            }
+        };
+        say(&out, &line);
+    });
+}
+
 /// Answers one command line read from stdin.
-fn answer(line: &str, handle: &Handle, kv: &SharedKv, out: &Out, waiting: &Waiting) {
+fn answer(line: &str, handle: &Arc<Handle>, kv: &SharedKv, out: &Out, waiting: &Waiting) {
     let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
     match word {
         "propose" => {
@@ -217,7 +353,7 @@ fn answer(line: &str, handle: &Handle, kv: &SharedKv, out: &Out, waiting: &Waiti
             // every write acknowledged anywhere before the command.
             let line = match handle.read(Duration::from_secs(2)) {
                 Ok(applied) => {
-                    let keys: Vec<String> = kv.0.lock().map.keys().map(|k| quote(k)).collect();
+                    let keys: Vec<String> = kv.0.lock().kv.map.keys().map(|k| quote(k)).collect();
                     format!(
                         "{{\"reply\":\"dump\",\"ok\":true,\"applied\":{applied},\"keys\":[{}]}}",
                         keys.join(",")
@@ -230,6 +366,7 @@ fn answer(line: &str, handle: &Handle, kv: &SharedKv, out: &Out, waiting: &Waiti
             };
             say(out, &line);
         }
+        "get" | "audit" => read_then(word, rest, handle, kv, out),
         "hand-back" => {
             let r = handle.hand_back().map_err(|e| e.to_string());
             say(

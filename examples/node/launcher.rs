@@ -5,18 +5,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use survivable_core::relay::Relay;
 use survivable_core::topology::NodeId;
 use survivable_core::transport::{free_loopback_addr, TlsFiles};
 
 use crate::pki;
 
-const NAMES: [(u64, &str, &str, &str); 5] = [
+pub(crate) const NAMES: [(u64, &str, &str, &str); 5] = [
     (1, "CM01a", "denver", "esxi-1"),
     (2, "CM01b", "denver", "esxi-3"),
     (3, "CM02a", "paris", "esxi-5"),
@@ -26,13 +28,65 @@ const NAMES: [(u64, &str, &str, &str); 5] = [
 const SURVIVABLE_AFTER_MS: u64 = 2_000;
 const STABLE_MS: u64 = 3_000;
 
-fn config_text(ports: &[u16], id: u64, dir: &Path, timers: &str) -> String {
+/// The site of member `id`.
+pub(crate) fn site_of(id: u64) -> &'static str {
+    NAMES.iter().find(|n| n.0 == id).map_or("?", |n| n.2)
+}
+
+/// The one-way delays between sites: `denver-paris=80` is a round-trip
+/// time in milliseconds (half each way), `denver>paris=30` one direction's
+/// delay; `none` is no delay at all. Later items override earlier ones.
+pub(crate) fn parse_wan(spec: &str) -> Result<Vec<(String, String, Duration)>, String> {
+    let usage = |what: &str| {
+        format!("--wan {spec:?}: {what}; write e.g. denver-paris=80,denver-kansas=40,paris-kansas=60 (round trips in ms) or denver>paris=30 (one way), or none")
+    };
+    let sites = ["denver", "paris", "kansas"];
+    let mut out = Vec::new();
+    if spec == "none" {
+        return Ok(out);
+    }
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (pair, ms) = item
+            .split_once('=')
+            .ok_or_else(|| usage("an item has no ="))?;
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| usage("a delay is not a whole number of ms"))?;
+        let (one_way, (a, b)) = match (pair.split_once('>'), pair.split_once('-')) {
+            (Some(ab), None) => (true, ab),
+            (None, Some(ab)) => (false, ab),
+            _ => return Err(usage("a pair is not site-site or site>site")),
+        };
+        let (a, b) = (a.trim(), b.trim());
+        if !sites.contains(&a) || !sites.contains(&b) || a == b {
+            return Err(usage(&format!(
+                "{a:?} and {b:?} are not two of denver, paris, kansas"
+            )));
+        }
+        let d = Duration::from_millis(ms);
+        if one_way {
+            out.push((a.to_string(), b.to_string(), d));
+        } else {
+            out.push((a.to_string(), b.to_string(), d / 2));
+            out.push((b.to_string(), a.to_string(), d - d / 2));
+        }
+    }
+    Ok(out)
+}
+
+/// The issue's uneven layout: the witness nearer Denver than Paris.
+pub(crate) const DEFAULT_WAN: &str = "denver-paris=80,denver-kansas=40,paris-kansas=60";
+
+/// Member `id`'s file; `addrs[i]` is where it reaches member `NAMES[i]`
+/// (its own real port for itself, a relay port for other sites).
+fn config_text(addrs: &[SocketAddr], id: u64, dir: &Path, timers: &str) -> String {
     let tls = TlsFiles::in_dir(&dir.join("pki"), NodeId(id));
     let m = |i: usize| {
         let (id, name, _, host) = NAMES[i];
         format!(
-            "{{ id = {id}, name = \"{name}\", host = \"{host}\", addr = \"127.0.0.1:{}\" }}",
-            ports[i]
+            "{{ id = {id}, name = \"{name}\", host = \"{host}\", addr = \"{}\" }}",
+            addrs[i]
         )
     };
     format!(
@@ -58,7 +112,7 @@ id = 5
 name = "W1"
 site = "kansas"
 host = "wit-1"
-addr = "127.0.0.1:{}"
+addr = "{}"
 [timers]
 survivable_after_ms = {SURVIVABLE_AFTER_MS}
 {timers}
@@ -77,7 +131,7 @@ key = "{}"
         m(1),
         m(2),
         m(3),
-        ports[4],
+        addrs[4],
         dir.join(format!("n{id}")).display(),
         tls.ca.display(),
         tls.cert.display(),
@@ -86,7 +140,7 @@ key = "{}"
 }
 
 /// Reads `"key":value` out of one of our own JSON lines.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
     let rest = &line[at..];
     let end = if let Some(s) = rest.strip_prefix('"') {
@@ -116,7 +170,14 @@ type Lines = (Sender<(u64, String)>, Receiver<(u64, String)>);
 pub(crate) struct Cluster {
     /// A new call every this long under [`Cluster::run_for`].
     pub(crate) every: Duration,
-    dir: PathBuf,
+    /// The WAN between sites: delays, cuts, resets.
+    pub(crate) relay: Relay,
+    /// Every output line seen, with when, for a driver of its own
+    /// (`node jepsen`) to drain; `None`: not kept.
+    pub(crate) tap: Option<Vec<(Instant, u64, String)>>,
+    /// Sites cut off through the relay: the workload leaves them alone.
+    pub(crate) isolated: BTreeSet<&'static str>,
+    pub(crate) dir: PathBuf,
     configs: BTreeMap<u64, PathBuf>,
     procs: BTreeMap<u64, Proc>,
     lines: Lines,
@@ -140,8 +201,15 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the five members; `timers` are extra `[timers]` lines.
-    pub(crate) fn start(json: bool, timers: &str) -> Result<Self, String> {
+    /// Starts the five members; `timers` are extra `[timers]` lines, `wan`
+    /// the one-way delays between sites (see [`parse_wan`]): members of
+    /// different sites reach each other through the relay, members of one
+    /// site directly.
+    pub(crate) fn start(
+        json: bool,
+        timers: &str,
+        wan: &[(String, String, Duration)],
+    ) -> Result<Self, String> {
         // A new directory every run (never an old run's data), removed if
         // anything below fails; once the cluster holds it, its drop removes it.
         let tmp = tempfile::Builder::new()
@@ -151,19 +219,34 @@ impl Cluster {
         let dir = tmp.path().to_path_buf();
         let nodes: Vec<NodeId> = NAMES.iter().map(|n| NodeId(n.0)).collect();
         pki::write_cluster(&dir.join("pki"), 2026, &nodes, 2)?;
-        let ports: Vec<u16> = (0..5)
-            .map(|_| free_loopback_addr().map(|a| a.port()))
+        let real: Vec<SocketAddr> = (0..5)
+            .map(|_| free_loopback_addr())
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
+        let relay = Relay::new();
+        for (from, to, d) in wan {
+            relay.set_delay(from, to, *d);
+        }
         let mut configs = BTreeMap::new();
-        for (id, ..) in NAMES {
+        for (id, _, site, _) in NAMES {
+            let mut addrs = real.clone();
+            for (i, (_, _, other, _)) in NAMES.iter().enumerate() {
+                if other != &site {
+                    addrs[i] = relay
+                        .route(site, other, real[i])
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             let path = dir.join(format!("n{id}.toml"));
-            let text = config_text(&ports, id, &dir, timers);
+            let text = config_text(&addrs, id, &dir, timers);
             std::fs::write(&path, text).map_err(|e| e.to_string())?;
             configs.insert(id, path);
         }
         let mut c = Self {
             every: Duration::from_millis(20),
+            relay,
+            isolated: BTreeSet::new(),
+            tap: None,
             dir: tmp.keep(),
             configs,
             procs: BTreeMap::new(),
@@ -229,7 +312,8 @@ impl Cluster {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn send(&mut self, id: u64, line: &str) {
+    /// Sends a command line to member `id` (dropped if it is stopped).
+    pub(crate) fn send(&mut self, id: u64, line: &str) {
         let Some(p) = self.procs.get_mut(&id).filter(|p| !p.stopped) else {
             return;
         };
@@ -238,7 +322,8 @@ impl Cluster {
         }
     }
 
-    fn signal(&mut self, id: u64, sig: &str) {
+    /// Sends `sig` (`-STOP`, `-CONT`) to member `id`.
+    pub(crate) fn signal(&mut self, id: u64, sig: &str) {
         if let Some(p) = self.procs.get_mut(&id) {
             p.stopped = sig == "-STOP";
             let _ = Command::new("kill")
@@ -256,10 +341,21 @@ impl Cluster {
         self.statuses.remove(&id);
     }
 
+    /// Whether member `id`'s process runs (stopped or not).
+    pub(crate) fn runs(&self, id: u64) -> bool {
+        self.procs.contains_key(&id)
+    }
+
+    /// Whether member `id` runs, is not stopped and its site is not cut
+    /// off (the workload's clients use only such members).
+    pub(crate) fn serving(&self, id: u64) -> bool {
+        self.procs.get(&id).is_some_and(|p| !p.stopped) && !self.isolated.contains(site_of(id))
+    }
+
     fn live(&self, site: &str) -> Vec<u64> {
         NAMES
             .iter()
-            .filter(|(id, _, s, _)| *s == site && self.procs.get(id).is_some_and(|p| !p.stopped))
+            .filter(|(id, _, s, _)| *s == site && self.serving(*id))
             .map(|(id, ..)| *id)
             .collect()
     }
@@ -367,6 +463,9 @@ impl Cluster {
                 return false;
             };
             self.handle(id, &line);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.push((Instant::now(), id, line.clone()));
+            }
             if pred(self, id, &line) {
                 return true;
             }
@@ -416,9 +515,7 @@ impl Cluster {
     pub(crate) fn leader(&self) -> Option<u64> {
         self.statuses
             .iter()
-            .filter(|(id, (role, ..))| {
-                role == "Leader" && self.procs.get(id).is_some_and(|p| !p.stopped)
-            })
+            .filter(|(id, (role, ..))| role == "Leader" && self.serving(**id))
             .max_by_key(|(_, (_, term, _))| *term)
             .map(|(&id, _)| id)
     }
@@ -476,11 +573,7 @@ impl Cluster {
         // new ones go out meanwhile), so each call's state is known: a
         // tear-down applied but not yet acknowledged would otherwise look
         // like a lost call. What stays unanswered is in doubt, not counted.
-        let settled = |c: &Self| {
-            c.sent
-                .values()
-                .all(|op| c.procs.get(&op.at).is_none_or(|p| p.stopped))
-        };
+        let settled = |c: &Self| c.sent.values().all(|op| !c.serving(op.at));
         if !settled(self) {
             self.wait_until(Duration::from_secs(3), |c, _, _| settled(c));
         }
@@ -565,18 +658,21 @@ impl Drop for Cluster {
 }
 
 /// Runs the scenario; `json` prints one object per step, `keep` leaves the
-/// members' logs and data directories behind.
-pub(crate) fn run(json: bool, keep: bool) -> Result<(), String> {
+/// members' logs and data directories behind, `wan` is the `--wan` value
+/// (see [`parse_wan`]).
+pub(crate) fn run(json: bool, keep: bool, wan: &str) -> Result<(), String> {
+    let wan = parse_wan(wan)?;
     // Five processes (debug builds under `cargo test`) on a shared 2-core
     // machine stall for tens of milliseconds now and then; with the 30 ms
     // default a stalled primary loses its lead to its standby before the
     // story starts. The story runs with a 100 ms failover detection; `node
     // bench` measures the default timers.
-    let mut c = Cluster::start(json, "failover_ms = 100")?;
+    let mut c = Cluster::start(json, "failover_ms = 100", &wan)?;
     c.keep = keep;
     if !json {
         println!(
-            "Denver/Paris cluster: five processes on 127.0.0.1, mutual TLS, data and certificates in {}",
+            "Denver/Paris cluster: five processes on 127.0.0.1, mutual TLS, the WAN through a relay ({}), data and certificates in {}",
+            wan.iter().map(|(a, b, d)| format!("{a}>{b} {} ms", d.as_millis())).collect::<Vec<_>>().join(", "),
             c.dir.display()
         );
     }
@@ -656,12 +752,14 @@ fn primary_restarted(c: &mut Cluster, killed: u64) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// wan_partition: Denver's processes stop answering (SIGSTOP).
+/// wan_partition: the WAN cuts Denver off (both ways, from Paris and from
+/// Kansas) at the relay: connections stay open, bytes sent across are held.
 fn wan_partition(c: &mut Cluster) -> bool {
     let before = c.up.clone();
     let (t0, term) = (c.now_ms(), c.term());
-    c.signal(1, "-STOP");
-    c.signal(2, "-STOP");
+    c.relay.cut_both("denver", "paris");
+    c.relay.cut_both("denver", "kansas");
+    c.isolated.insert("denver");
     c.run_for(Duration::from_millis(SURVIVABLE_AFTER_MS + 2_000));
     c.await_leader();
     let takeover = c.first_ack_after(t0, term);
@@ -670,13 +768,13 @@ fn wan_partition(c: &mut Cluster) -> bool {
     ok
 }
 
-/// hand_back: Denver returns (SIGCONT); control goes home once stable.
+/// hand_back: the WAN heals (held bytes are delivered); control goes home
+/// once stable.
 fn hand_back(c: &mut Cluster) -> bool {
     let before = c.up.clone();
     let (t0, term, failed) = (c.now_ms(), c.term(), c.failed);
-    c.signal(1, "-CONT");
-    c.signal(2, "-CONT");
-    c.procs.values_mut().for_each(|p| p.stopped = false);
+    c.relay.heal_all();
+    c.isolated.clear();
     // Home once Denver has been in contact for STABLE_MS; a disturbance on
     // the way (a stalled leader replaced by its standby) starts that wait
     // again, so allow a few of them, then watch writes for a while.

@@ -5,7 +5,11 @@
 //! cargo run --release --example node -- cluster           # the launcher, narrated
 //! cargo run --release --example node -- cluster --json    # one JSON object per step
 //! cargo run --release --example node -- cluster --keep    # leave logs and data behind
+//! cargo run --release --example node -- cluster --wan denver-paris=80,denver-kansas=40,paris-kansas=60
 //! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
+//! cargo run --release --example node -- bench --soak 60    # saturated, default timers: leadership changes
+//! cargo run --release --example node -- bench --figures     # failovers, WAN cut, hand-back over the relay
+//! cargo run --release --example node -- jepsen [--seed N] [--secs 60]  # nemesis, then linearizability
 //! cargo run --release --example node -- run --config m.toml
 //! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365]
 //! ```
@@ -16,7 +20,11 @@
 //! takes commands on stdin,
 //! one per line, answering with JSON lines on stdout:
 //! `propose <tag> <command>` (e.g. `propose 7 set call-7 up`), `status`,
-//! `dump` (the replicated key-value state, after a linearizable read point), `hand-back`. Events are printed
+//! `dump` (the replicated key-value state, after a linearizable read point),
+//! `get <tag> <key>` (one key's value, after a read point), `audit` (the
+//! commands applied more than once, and a digest of the state and of each
+//! command's apply count, equal on members that applied the same commands),
+//! `hand-back`. Events are printed
 //! as they happen. End of input stops the member.
 //!
 //! `certs` writes a new cluster CA (`ca.pem`) and, for each node, a key
@@ -27,15 +35,21 @@
 //! `cluster` writes certificates and one member file per member into a
 //! temporary directory, starts the five processes (mutual TLS between
 //! them), makes calls, then: kills the leader with
-//! SIGKILL and restarts it from its data directory, cuts Denver off by
-//! stopping its processes (SIGSTOP) so Paris takes over, and lets it
-//! return (SIGCONT) so control is handed back.
+//! SIGKILL and restarts it from its data directory, cuts Denver off at the
+//! WAN so Paris takes over, and heals the cut so control is handed back.
+//! Members of different sites reach each other through a relay
+//! ([`survivable_core::relay`]) adding each pair of sites' latency
+//! (`--wan`, round trips in ms; by default Denver–Paris 80, Denver–Kansas
+//! 40, Paris–Kansas 60), where the WAN cuts are made: connections stay
+//! open and bytes sent across a cut arrive after the heal.
 
 mod bench;
 mod config;
 mod control;
+mod jepsen;
 mod launcher;
 mod pki;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -48,14 +62,18 @@ fn main() -> ExitCode {
             Some([flag, path]) if flag == "--config" => control::run(path),
             _ => Err("usage: node run --config <member.toml>".to_string()),
         },
-        Some("cluster") => launcher::run(
-            args.iter().any(|a| a == "--json"),
-            args.iter().any(|a| a == "--keep"),
-        ),
+        Some("cluster") => flag(&args, "--wan").and_then(|wan| {
+            launcher::run(
+                args.iter().any(|a| a == "--json"),
+                args.iter().any(|a| a == "--keep"),
+                wan.as_deref().unwrap_or(launcher::DEFAULT_WAN),
+            )
+        }),
         Some("bench") => bench::run(&args[1..]),
+        Some("jepsen") => jepsen::Options::parse(&args[1..]).and_then(|o| jepsen::run(&o)),
         Some("certs") => certs(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
+            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
                 .to_string(),
         ),
     };
@@ -65,6 +83,18 @@ fn main() -> ExitCode {
             eprintln!("node: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The value after `name` in `args`, if the flag is given.
+fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("{name} needs a value")),
     }
 }
 
