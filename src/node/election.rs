@@ -41,8 +41,12 @@ pub(super) struct Election {
     pub(super) leader: Option<NodeId>,
     /// The last leader known (kept after it is lost).
     pub(super) last_leader: Option<NodeId>,
-    /// Ticks without a leader (0 while leading or following one).
+    /// Elapsed ticks without a leader (0 while leading or following one).
     pub(super) since_leader: usize,
+    /// The leader was heard since the last tick.
+    pub(super) heard_since_tick: bool,
+    /// The last tick came late and silence was not judged on it.
+    pub(super) judging_deferred: bool,
     /// Leaderless ticks after which the next campaign starts.
     pub(super) next_campaign: usize,
     /// The term of the last fast pair failover started here (one per term).
@@ -81,6 +85,8 @@ impl Default for Election {
             leader: None,
             last_leader: None,
             since_leader: 0,
+            heard_since_tick: false,
+            judging_deferred: false,
             next_campaign: 0,
             fast_failover_term: 0,
             failover_declined: false,
@@ -205,6 +211,34 @@ pub(super) fn step_up_within(
 }
 
 impl Election {
+    /// `periods` ticks of wall time elapsed (`late`: more than a heartbeat
+    /// interval since the last tick); `leading`: this member leads. Counts
+    /// the silence, and says whether silence may be judged on this tick.
+    ///
+    /// A leader heard since the last tick counts as heard within the last
+    /// period, however late this tick is: what this member took in after
+    /// its own stall says the leader was alive meanwhile. A late tick
+    /// defers judging to the next one (whatever that one's lateness), so
+    /// what peers sent during the gap can still arrive first; a silence
+    /// is never judged more than one tick late for it.
+    pub(super) fn elapse(&mut self, periods: u64, leading: bool, late: bool) -> bool {
+        let periods = usize::try_from(periods).unwrap_or(usize::MAX);
+        if !leading {
+            self.since_leader = if std::mem::take(&mut self.heard_since_tick) {
+                1
+            } else {
+                self.since_leader.saturating_add(periods)
+            };
+        }
+        self.heard_since_tick = false;
+        if late && !self.judging_deferred {
+            self.judging_deferred = true;
+            return false;
+        }
+        self.judging_deferred = false;
+        true
+    }
+
     /// The pair standby's verdict on its leader's silence: `me` is this
     /// member, `same_core` whether the leader is its core partner.
     /// Only with a log known to match the leader's in this term (an
@@ -312,6 +346,7 @@ impl Election {
     /// had been lowered and must be restored.
     pub(super) fn heard_leader(&mut self) -> bool {
         self.since_leader = 0;
+        self.heard_since_tick = true;
         self.failover_declined = false;
         self.spell_campaigns = 0;
         self.step_up = None;
