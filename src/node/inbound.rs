@@ -86,6 +86,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if kind == MessageType::MsgTimeoutNow {
             self.election.pending_cause = Some(LeadershipCause::Transfer);
         }
+        if kind == MessageType::MsgRequestPreVoteResponse
+            && self.note_probe_answer(from, msg.term, msg.reject)
+        {
+            // A grant for this standby's failover probe: not raft's.
+            self.note_heard(from);
+            self.dirty = true;
+            return Ok(());
+        }
         if matches!(
             kind,
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote

@@ -87,7 +87,11 @@ fn a_pair_failover_stays_inside_denver() {
     settle(&mut sim);
     assert_eq!(sim.leader(), Some(CM01B));
     let took = first_commit_after(&sim, t0, old_term).unwrap();
-    assert!(took < 50, "pair failover took {took} ms");
+    // The failover time (100 ms; the probe's LAN round trip is inside it),
+    // the tick it is noticed on, the vote's and the first commit's LAN
+    // round trips (1 ms each): 100 + 5 + 2 = 107 ms; it was under 50 ms
+    // with the 30 ms failover time.
+    assert!(took <= 107, "pair failover took {took} ms");
     assert!(
         events_since(&sim, 0, |e| matches!(e, Event::Activated { .. }))
             .next()
