@@ -114,7 +114,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let kind = control.kind.ok_or_else(|| bad("no message".into()))?;
         self.note_heard(from);
         if env.epoch_id() != self.epoch() {
-            self.met_other_epoch(from, env.epoch_id());
+            self.meet_epoch(from, env.epoch_id());
         }
         match kind {
             Kind::Probe(_) => {

@@ -200,6 +200,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.drive_election();
             self.drive_takeover();
         }
+        self.expire_unconfirmed_fence();
         self.advance_reunion();
         if self.election.role == StateRole::Leader {
             if !self.fenced() {
