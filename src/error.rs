@@ -120,6 +120,17 @@ pub enum StepError {
         /// Ours.
         ours: EpochId,
     },
+    /// An envelope claiming an epoch in a witness-mode cluster, where
+    /// epochs never change: a misconfigured member (its topology says
+    /// main-site mode) or one whose key is misused. Refused before it can
+    /// fence anything.
+    #[error("envelope from node {from} claims epoch {got}, but this cluster runs in witness mode, where the epoch never changes: check that member's topology (quorum mode) and whether its key is in the right hands")]
+    EpochInWitnessMode {
+        /// Sender.
+        from: u64,
+        /// The epoch it claims.
+        got: EpochId,
+    },
     /// A control message that does not decode.
     #[error("malformed control message from node {from}: {reason}")]
     MalformedControl {

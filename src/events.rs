@@ -169,6 +169,23 @@ pub enum Event {
         /// The newer one.
         newer: EpochId,
     },
+    /// Alarm: this member was fenced by an envelope claiming a newer
+    /// epoch, and no notice of that epoch (the start of a real reunion)
+    /// came within four election timeouts, so the fence was lifted and
+    /// this epoch takes proposals again. Either the member that sent it is
+    /// misconfigured or lying (check `by`), or every notice of a real
+    /// newer epoch was lost (then the next one fences again). Envelopes
+    /// claiming `claimed` fence nothing more until its notice comes.
+    FenceLifted {
+        /// This member's epoch.
+        ours: EpochId,
+        /// The epoch the envelope claimed.
+        claimed: EpochId,
+        /// Who sent it.
+        by: NodeId,
+        /// How long the fence held (ms).
+        fenced_ms: u64,
+    },
     /// Part of an older epoch's log was reconciled into this one (emitted
     /// by every member as it applies the record).
     Reconciled {

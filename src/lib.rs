@@ -244,7 +244,7 @@ generates thousands of them.
 //!
 //! | member | campaigns after | how |
 //! | --- | --- | --- |
-//! | standby of the leader's pair | `failover` (30 ms) of silence from its primary | transfer-style campaign: no pre-vote, remote vote leases bypassed — one WAN round trip |
+//! | standby of the leader's pair | `failover` (100 ms) of silence from its primary, once a quorum granted its probe (pre-votes with the transfer context, asked after 25 ms; they depose nobody) | transfer-style campaign: no pre-vote, remote vote leases bypassed — one WAN round trip after the probe's |
 //! | main-core member | 1–1.5 election timeouts without a leader (primary first) | pre-vote |
 //! | survivable core, rank `r` | `survivable_after + (r-1)·rank_step` without a leader (its standby one election timeout later) | pre-vote |
 //! | witness | after every survivable rank had its chance | pre-vote; then hands leadership on |

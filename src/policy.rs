@@ -40,7 +40,31 @@ pub struct Timers {
     /// worst WAN round trip. Defaults to 200 ms.
     pub election: Duration,
     /// How long the standby of a duplicated pair waits without hearing from
-    /// its primary before it takes over. LAN-sized. Defaults to 30 ms.
+    /// its primary before it takes over. Defaults to 100 ms.
+    ///
+    /// Before it takes over, the standby asks every voter for a pre-vote
+    /// with raft's transfer context (after two missed heartbeats and a
+    /// tick, 25 ms at the defaults): that deposes nobody, and it campaigns
+    /// only once a quorum granted, so a standby whose log is behind (which
+    /// would lose the vote after deposing a live primary with its higher
+    /// term) leaves the primary alone. A standby that was stalled itself
+    /// takes in what arrived meanwhile before it judges the silence (see
+    /// [`Node::tick`](crate::Node::tick)).
+    ///
+    /// The trade-off is the primary's own stalls: a primary frozen (CPU
+    /// starvation, GC, a stalled disk) for longer than this minus a
+    /// heartbeat interval and a tick cannot be told from a dead one, and
+    /// its caught-up standby takes over. At 30 ms, five processes
+    /// saturating a two-core host moved leadership one to four times a
+    /// minute (stalls of ~50 ms); 100 ms sits out stalls up to 84 ms. It
+    /// costs a real death little: in witness mode the probe's round trip
+    /// to a quorum (a WAN one) runs inside the 100 ms at WAN round trips
+    /// up to 75 ms, and a primary's death costs about 270 ms to the first
+    /// commit at an 80 ms WAN round trip (it was about 190 ms at 30 ms
+    /// without the probe, which alone costs the WAN round trip); in
+    /// main-site mode (a LAN quorum) about 107 ms instead of 35 ms.
+    /// Stalls longer than the election timeout cannot be covered (the
+    /// failover time must stay below it).
     pub failover: Duration,
     /// How long a rank-1 survivable core waits without any leader before it
     /// takes over. Defaults to 2 s (the paper's default is minutes).
@@ -79,7 +103,7 @@ impl Default for Timers {
             tick: Duration::from_millis(5),
             heartbeat: Duration::from_millis(10),
             election: Duration::from_millis(200),
-            failover: Duration::from_millis(30),
+            failover: Duration::from_millis(100),
             survivable_after: Duration::from_secs(2),
             rank_step: Duration::from_secs(1),
         }
@@ -145,6 +169,16 @@ impl TickTimers {
     /// resort: after every survivable core of `max_rank` had its chance.
     pub fn witness_after(&self, max_rank: u32) -> usize {
         self.survivable_campaign_after(max_rank.max(1), 1) + 2 * self.election
+    }
+
+    /// Ticks of silence after which the pair standby asks the voters
+    /// whether it could win a failover (a pre-vote with the transfer
+    /// context, which deposes nobody): two heartbeats missed and a tick,
+    /// at most the failover time. Asking this early lets the answers,
+    /// which need a round trip to a quorum of the voters (a WAN one in
+    /// witness mode), come in while the failover time runs out.
+    pub fn failover_probe_after(&self) -> usize {
+        (2 * self.heartbeat + 1).min(self.failover)
     }
 
     /// Converts ticks to milliseconds.
@@ -366,7 +400,8 @@ mod tests {
         assert_eq!(t.tick_ms, 5);
         assert_eq!(t.heartbeat, 2);
         assert_eq!(t.election, 40);
-        assert_eq!(t.failover, 6);
+        assert_eq!(t.failover, 20);
+        assert_eq!(t.failover_probe_after(), 5);
         assert_eq!(t.survivable_after, 400);
         assert!(t.witness_after(1) > t.survivable_campaign_after(1, 1));
     }

@@ -28,6 +28,40 @@ pub(super) struct Contacts {
     /// Tick since which each member has been heard without a gap longer
     /// than [`TickTimers::contact_gap`](crate::policy::TickTimers::contact_gap).
     pub(super) contact_since: BTreeMap<NodeId, u64>,
+    /// The node's clock: elapsed wall time counted in whole ticks.
+    pub(super) clock: TickClock,
+}
+
+/// Converts the wall-clock times given to [`Node::tick`] into whole tick
+/// periods elapsed, so every timer kept in ticks runs on elapsed time, not
+/// on how many times `tick` was called: a tick that comes late (the thread
+/// was starved of CPU or stopped) advances the timers by every period that
+/// passed. What is left over of a period is carried to the next call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TickClock {
+    /// The wall-clock time (ms) up to which periods were counted.
+    counted_to: Option<u64>,
+}
+
+impl TickClock {
+    /// Whole `tick_ms` periods elapsed up to `now_ms`. The first call
+    /// counts one; so does a clock that went back (a wall clock stepped
+    /// backwards must not stop every timer until it catches up again), and
+    /// counting restarts from it.
+    pub(super) fn advance(&mut self, now_ms: u64, tick_ms: u64) -> u64 {
+        let tick_ms = tick_ms.max(1);
+        match self.counted_to {
+            Some(from) if now_ms >= from => {
+                let n = (now_ms - from) / tick_ms;
+                self.counted_to = Some(from + n * tick_ms);
+                n
+            }
+            _ => {
+                self.counted_to = Some(now_ms);
+                1
+            }
+        }
+    }
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
@@ -80,7 +114,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let kind = control.kind.ok_or_else(|| bad("no message".into()))?;
         self.note_heard(from);
         if env.epoch_id() != self.epoch() {
-            self.met_other_epoch(from, env.epoch_id());
+            self.meet_epoch(from, env.epoch_id());
         }
         match kind {
             Kind::Probe(_) => {

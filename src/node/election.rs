@@ -41,8 +41,12 @@ pub(super) struct Election {
     pub(super) leader: Option<NodeId>,
     /// The last leader known (kept after it is lost).
     pub(super) last_leader: Option<NodeId>,
-    /// Ticks without a leader (0 while leading or following one).
+    /// Elapsed ticks without a leader (0 while leading or following one).
     pub(super) since_leader: usize,
+    /// The leader was heard since the last tick.
+    pub(super) heard_since_tick: bool,
+    /// The last tick came late and silence was not judged on it.
+    pub(super) judging_deferred: bool,
     /// Leaderless ticks after which the next campaign starts.
     pub(super) next_campaign: usize,
     /// The term of the last fast pair failover started here (one per term).
@@ -68,6 +72,12 @@ pub(super) struct Election {
     /// that has heard nothing but heartbeats, e.g. just after a restart,
     /// would lose the vote after deposing a live primary).
     pub(super) synced_term: u64,
+    /// The fast failover's probe under way, if any (see
+    /// [`FailoverProbe`]).
+    pub(super) probe: Option<FailoverProbe>,
+    /// A probe was sent in this silence of the primary (one per silence;
+    /// cleared when the leader is heard).
+    pub(super) probed: bool,
     /// Campaign within this many ticks, whatever the usual schedule says
     /// (set when a more preferred candidate proved it cannot win, or when
     /// this leader was deposed with no successor).
@@ -81,6 +91,8 @@ impl Default for Election {
             leader: None,
             last_leader: None,
             since_leader: 0,
+            heard_since_tick: false,
+            judging_deferred: false,
             next_campaign: 0,
             fast_failover_term: 0,
             failover_declined: false,
@@ -90,6 +102,8 @@ impl Default for Election {
             fresh_leader: false,
             catching_up_at: None,
             synced_term: 0,
+            probe: None,
+            probed: false,
             step_up: None,
         }
     }
@@ -106,6 +120,31 @@ pub(super) struct LogSync {
     pub(super) leader_commit: u64,
 }
 
+/// The pair standby's proof, before it deposes its primary, that it can
+/// win: pre-votes for the next term, asked of every voter with raft's
+/// transfer context. The context makes followers inside their vote lease
+/// (they heard the primary a moment ago) answer instead of ignoring it; a
+/// pre-vote changes nobody's term, so asking deposes nobody, not even the
+/// primary if it is alive and merely slow. A voter grants it only if this
+/// log is at least as up to date as its own (raft's vote rule): once a
+/// quorum has granted, the transfer-style campaign that follows wins the
+/// same votes; if a quorum refuses, this standby could not win and leaves
+/// the primary alone (an ordinary election handles a real death).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FailoverProbe {
+    /// The term asked for (the current one plus one).
+    pub(super) term: u64,
+    /// The silent primary.
+    pub(super) primary: NodeId,
+    /// Voters that granted (this member included).
+    pub(super) granted: Vec<u64>,
+    /// Voters that refused.
+    pub(super) refused: Vec<u64>,
+    /// A quorum granted: campaign once the primary has been silent for
+    /// the failover time.
+    pub(super) won: bool,
+}
+
 /// What the pair standby does about its primary's silence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Failover {
@@ -115,7 +154,9 @@ pub(super) enum Failover {
     /// The primary is silent but this log is catching up: leave the
     /// silence to an ordinary election.
     Decline(NodeId),
-    /// Take over from the silent primary now.
+    /// Silent long enough to ask whether this standby could win (see
+    /// [`FailoverProbe`]); it takes over once it could and the primary has
+    /// been silent for the failover time.
     Start(NodeId),
 }
 
@@ -205,6 +246,34 @@ pub(super) fn step_up_within(
 }
 
 impl Election {
+    /// `periods` ticks of wall time elapsed (`late`: more than a heartbeat
+    /// interval since the last tick); `leading`: this member leads. Counts
+    /// the silence, and says whether silence may be judged on this tick.
+    ///
+    /// A leader heard since the last tick counts as heard within the last
+    /// period, however late this tick is: what this member took in after
+    /// its own stall says the leader was alive meanwhile. A late tick
+    /// defers judging to the next one (whatever that one's lateness), so
+    /// what peers sent during the gap can still arrive first; a silence
+    /// is never judged more than one tick late for it.
+    pub(super) fn elapse(&mut self, periods: u64, leading: bool, late: bool) -> bool {
+        let periods = usize::try_from(periods).unwrap_or(usize::MAX);
+        if !leading {
+            self.since_leader = if std::mem::take(&mut self.heard_since_tick) {
+                1
+            } else {
+                self.since_leader.saturating_add(periods)
+            };
+        }
+        self.heard_since_tick = false;
+        if late && !self.judging_deferred {
+            self.judging_deferred = true;
+            return false;
+        }
+        self.judging_deferred = false;
+        true
+    }
+
     /// The pair standby's verdict on its leader's silence: `me` is this
     /// member, `same_core` whether the leader is its core partner.
     /// Only with a log known to match the leader's in this term (an
@@ -233,7 +302,7 @@ impl Election {
                 .is_some_and(|at| tick_no.saturating_sub(at) < election);
         if leader == me
             || self.fast_failover_term == log.term
-            || self.since_leader < t.failover
+            || self.since_leader < t.failover_probe_after()
             || !same_core
         {
             return Failover::NotNow;
@@ -312,6 +381,9 @@ impl Election {
     /// had been lowered and must be restored.
     pub(super) fn heard_leader(&mut self) -> bool {
         self.since_leader = 0;
+        self.heard_since_tick = true;
+        self.probe = None;
+        self.probed = false;
         self.failover_declined = false;
         self.spell_campaigns = 0;
         self.step_up = None;
@@ -424,7 +496,109 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             Failover::Start(leader) => leader,
         };
-        let term = log.term;
+        if !self.election.probed {
+            self.start_failover_probe(leader, log.term);
+            return true;
+        }
+        self.conclude_failover_probe()
+    }
+
+    /// Asks every voter for a pre-vote for the next term (see
+    /// [`FailoverProbe`]); the campaign follows once a quorum granted.
+    fn start_failover_probe(&mut self, primary: NodeId, term: u64) {
+        self.election.probed = true;
+        let log = &self.raw.raft.raft_log;
+        let (index, log_term) = (log.last_index(), log.last_term());
+        let priority = self.raw.raft.priority;
+        let voters: Vec<NodeId> = self.membership.voter_ids().collect();
+        let (cluster, epoch) = (self.cfg.topology.cluster_id(), self.epoch());
+        for to in voters.into_iter().filter(|&v| v != self.id) {
+            let mut m = Message::default();
+            m.set_msg_type(MessageType::MsgRequestPreVote);
+            m.from = self.id.0;
+            m.to = to.0;
+            m.term = term + 1;
+            m.index = index;
+            m.log_term = log_term;
+            m.priority = priority;
+            m.context = raft::CAMPAIGN_TRANSFER.to_vec().into();
+            self.outbox
+                .push_back(crate::wire::Envelope::wrap(cluster, epoch, &m));
+        }
+        slog::info!(self.logger, "primary silent: asking the voters whether this standby can win";
+            "primary" => primary.0, "silent_ms" => self.ticks.ms(self.election.since_leader));
+        self.election.probe = Some(FailoverProbe {
+            term: term + 1,
+            primary,
+            granted: vec![self.id.0],
+            refused: Vec::new(),
+            won: false,
+        });
+        self.conclude_failover_probe();
+    }
+
+    /// A pre-vote answer from `from` for term `term`: counted when it
+    /// answers the probe under way. Returns whether it did (raft need not
+    /// see it then).
+    pub(super) fn note_probe_answer(&mut self, from: NodeId, term: u64, reject: bool) -> bool {
+        let Some(p) = self.election.probe.as_mut() else {
+            return false;
+        };
+        if reject {
+            if !p.refused.contains(&from.0) {
+                p.refused.push(from.0);
+            }
+        } else if term == p.term {
+            if !p.granted.contains(&from.0) {
+                p.granted.push(from.0);
+            }
+        } else {
+            return false;
+        }
+        self.conclude_failover_probe();
+        !reject
+    }
+
+    /// Starts the campaign once a quorum granted the probe and the primary
+    /// has been silent for the failover time; drops the probe once a
+    /// quorum refused it, or when it no longer applies (a new term, this
+    /// member no longer a follower). Whether the campaign started.
+    fn conclude_failover_probe(&mut self) -> bool {
+        let Some(p) = self.election.probe.clone() else {
+            return false;
+        };
+        let term = self.raw.raft.term;
+        if p.term != term + 1 || self.election.role != StateRole::Follower {
+            self.election.probe = None;
+            return false;
+        }
+        let mut granted = std::collections::HashSet::with_hasher(Default::default());
+        granted.extend(p.granted.iter().copied());
+        if !self.raw.raft.prs().has_quorum(&granted) {
+            let conf = &self.membership.conf;
+            let mut possible = std::collections::HashSet::with_hasher(Default::default());
+            possible.extend(
+                conf.voters
+                    .iter()
+                    .chain(&conf.voters_outgoing)
+                    .filter(|v| !p.refused.contains(v))
+                    .copied(),
+            );
+            if !self.raw.raft.prs().has_quorum(&possible) {
+                slog::info!(self.logger, "primary silent but this standby cannot win (a quorum holds a newer log): no fast failover";
+                    "primary" => p.primary.0, "refused_by" => ?p.refused);
+                self.election.probe = None;
+            }
+            return false;
+        }
+        if self.election.since_leader < self.ticks.failover {
+            if let Some(p) = self.election.probe.as_mut() {
+                p.won = true;
+            }
+            return false;
+        }
+        self.election.probe = None;
+        let leader = p.primary;
         self.election.fast_failover_term = term;
         self.emit(Event::FailoverStarted {
             primary: leader,

@@ -276,3 +276,102 @@ fn no_step_up_for_a_less_preferred_candidate_a_leader_or_a_main_core_member() {
         Some(25 + 5 * 5)
     );
 }
+
+/// Feeds ticks at the wall-clock times `times` (ms) to a standby whose
+/// primary was heard just before the first of them, as the node's `tick`
+/// does: the time of the tick on which a silence of `after` ticks is first
+/// judged (a fast failover, a campaign, a takeover).
+fn judged_at(times: impl IntoIterator<Item = u64>, after: usize) -> Option<u64> {
+    let t = timers();
+    let mut clock = crate::node::control::TickClock::default();
+    let mut e = standby_following(0);
+    e.heard_since_tick = true;
+    for now in times {
+        let periods = clock.advance(now, t.tick_ms);
+        if periods == 0 {
+            continue;
+        }
+        let judge = e.elapse(periods, false, periods > t.heartbeat as u64);
+        if judge && e.since_leader >= after {
+            return Some(now);
+        }
+    }
+    None
+}
+
+#[test]
+fn the_clock_counts_whole_periods_of_wall_time_and_carries_the_rest() {
+    let mut c = crate::node::control::TickClock::default();
+    assert_eq!(c.advance(1_000, 10), 1, "the first tick counts one");
+    assert_eq!(c.advance(1_010, 10), 1);
+    assert_eq!(c.advance(1_019, 10), 0, "early within a period: nothing");
+    assert_eq!(c.advance(1_021, 10), 1, "the 9 ms carried over");
+    assert_eq!(c.advance(1_075, 10), 5, "a late tick counts every period");
+    assert_eq!(c.advance(1_080, 10), 1);
+    assert_eq!(c.advance(500, 10), 1, "a clock stepped back counts one");
+    assert_eq!(c.advance(510, 10), 1, "and counts on from there");
+}
+
+#[test]
+fn timers_fire_on_elapsed_time_whatever_ticks_were_lost() {
+    let t = timers();
+    // On time (every 10 ms): the failover (5 ticks) is judged at 40 ms,
+    // the first tick that counted the contact being the one at 0.
+    assert_eq!(judged_at((0..).step_by(10), t.failover), Some(40));
+    // Every other tick lost (starved): still 40 ms. Counting calls, it
+    // took 80 ms.
+    assert_eq!(judged_at((0..).step_by(20), t.failover), Some(40));
+    // survivable_after (200 ticks, 2 s) with every other tick lost: on
+    // time (the first tick at or after 1,990 ms, the silence counting from
+    // the period before the tick at 0), where counting calls took 4 s.
+    assert_eq!(
+        judged_at((0..).step_by(20), t.survivable_after),
+        Some(2_000)
+    );
+    // Two ticks of each three lost: every tick is 3 periods late, so
+    // judging waits for the next one, which decides whatever its own
+    // lateness: 2,040 ms (one late tick more), not the 6,000 ms of six
+    // hundred calls.
+    assert_eq!(
+        judged_at((0..).step_by(30), t.survivable_after),
+        Some(2_040)
+    );
+    // One stretch lost, 10 ms to 45 ms: the late tick at 45 ms (5 ticks
+    // elapsed) defers judging to the next, at 50 ms; counting calls, 60 ms.
+    let times = [0, 10, 45, 50, 60, 70];
+    assert_eq!(judged_at(times, t.failover), Some(50));
+}
+
+#[test]
+fn a_leader_heard_after_this_members_own_stall_was_not_silent() {
+    let t = timers();
+    let mut clock = crate::node::control::TickClock::default();
+    let mut e = standby_following(0);
+    assert!(e.elapse(clock.advance(0, t.tick_ms), false, false));
+    assert_eq!(e.since_leader, 1);
+    // This member stalls for 300 ms; the primary's heartbeats queued
+    // meanwhile are taken in first, then the late tick comes.
+    let _ = e.heard_leader();
+    let periods = clock.advance(300, t.tick_ms);
+    assert_eq!(periods, 30);
+    assert!(
+        !e.elapse(periods, false, true),
+        "a late tick judges nothing"
+    );
+    assert_eq!(e.since_leader, 1, "heard within the last period");
+    assert!(e.elapse(clock.advance(310, t.tick_ms), false, false));
+    assert_eq!(e.since_leader, 2);
+    // Nothing taken in before the next late tick (a transport thread
+    // starved too): the silence is counted, but judged only on the next
+    // tick, after what arrived in between.
+    let periods = clock.advance(610, t.tick_ms);
+    assert!(!e.elapse(periods, false, true));
+    assert_eq!(e.since_leader, 32);
+    let _ = e.heard_leader();
+    assert!(e.elapse(clock.advance(620, t.tick_ms), false, false));
+    assert_eq!(e.since_leader, 1);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 62, &t),
+        Failover::NotNow
+    );
+}

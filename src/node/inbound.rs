@@ -6,6 +6,8 @@ use raft::eraftpb::{Message, MessageType};
 use super::Node;
 use crate::error::StepError;
 use crate::events::LeadershipCause;
+use crate::ids::EpochId;
+use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::NodeId;
@@ -19,6 +21,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Ok(());
         }
         if let Err(e) = self.check_sender(&env) {
+            self.counters.count(&e);
+            slog::debug!(self.logger, "dropped envelope"; "reason" => %e);
+            return Err(e);
+        }
+        if let Err(e) = self.check_epoch_claim(&env) {
             self.counters.count(&e);
             slog::debug!(self.logger, "dropped envelope"; "reason" => %e);
             return Err(e);
@@ -39,7 +46,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 ours: self.epoch(),
             };
             self.counters.count(&e);
-            self.met_other_epoch(NodeId(env.from), theirs);
+            self.meet_epoch(NodeId(env.from), theirs);
             self.dirty = true;
             return Err(e);
         }
@@ -51,6 +58,36 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
         };
         self.step_raft(msg)
+    }
+
+    /// In witness mode the epoch never changes: an envelope claiming
+    /// another one is refused before it can fence anything.
+    fn check_epoch_claim(&self, env: &Envelope) -> Result<(), StepError> {
+        let got = env.epoch_id();
+        if self.cfg.topology.mode() == QuorumMode::Witness && got != self.epoch() {
+            return Err(StepError::EpochInWitnessMode {
+                from: env.from,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// An envelope of epoch `theirs` came from `from`: meet it (a newer
+    /// one fences this member until reunion), unless a claim of that epoch
+    /// was already refuted (its fence lifted for want of a notice; see
+    /// `expire_unconfirmed_fence`): then only ask the sender for its
+    /// notice, which starts a real reunion if the epoch exists.
+    pub(super) fn meet_epoch(&mut self, from: NodeId, theirs: EpochId) {
+        if self.ep.newer.is_none() && self.ep.refuted.contains(&theirs) {
+            self.send_notice(from);
+            return;
+        }
+        let was_fenced = self.ep.fenced_by.is_some();
+        self.met_other_epoch(from, theirs);
+        if !was_fenced && self.ep.fenced_by.is_some() {
+            self.ep.fenced_at = self.tick_no;
+        }
     }
 
     /// Steps a raft message of this epoch from a checked envelope, noting
@@ -85,6 +122,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         if kind == MessageType::MsgTimeoutNow {
             self.election.pending_cause = Some(LeadershipCause::Transfer);
+        }
+        if kind == MessageType::MsgRequestPreVoteResponse
+            && self.note_probe_answer(from, msg.term, msg.reject)
+        {
+            // A grant for this standby's failover probe: not raft's.
+            self.note_heard(from);
+            self.dirty = true;
+            return Ok(());
         }
         if matches!(
             kind,

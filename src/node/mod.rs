@@ -105,7 +105,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     snapshot_index: u64,
     /// Wall clock of the last tick (ms).
     now_ms: u64,
-    /// Ticks since start.
+    /// The node's clock: whole tick periods of wall time elapsed since
+    /// start (every timer is kept in these).
     tick_no: u64,
     /// Inputs arrived since the last `process`.
     dirty: bool,
@@ -150,22 +151,56 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
 /// Inputs.
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Advances the node's clock by one tick. Call it every
-    /// [`Timers::tick`](crate::policy::Timers::tick); `now_ms` is the wall
-    /// clock in milliseconds since the UNIX epoch (virtual in the simulator),
-    /// used for hand-back windows and event timestamps only.
+    /// Advances the node's clock to `now_ms`, the wall clock in
+    /// milliseconds since the UNIX epoch (virtual in the simulator). Call it
+    /// every [`Timers::tick`](crate::policy::Timers::tick).
+    ///
+    /// Every timer runs on the elapsed time given here, not on the number
+    /// of calls: a call that comes late (the thread was starved of CPU or
+    /// stopped) advances the timers by every whole tick period that passed,
+    /// and a call early within a period advances nothing. Two guards keep
+    /// this node's own stall from reading as someone else's silence:
+    ///
+    /// - A leader heard since the previous call counts as heard within the
+    ///   last period, however late this call is (feed what arrived during
+    ///   a stall with [`step`](Self::step) before calling `tick`).
+    /// - After a call more than a heartbeat interval late, this node judges
+    ///   no silence (no failover, no campaign, no takeover) until the next
+    ///   call: what peers sent during the gap may still be on its way in
+    ///   (a transport thread starved too). A real silence is acted on one
+    ///   tick later at most.
+    ///
+    /// raft's own timers (heartbeats, the leader's check-quorum, the
+    /// followers' vote lease) count calls to its tick; it is ticked once
+    /// per elapsed period, at most half an election timeout's worth per
+    /// call: enough for a due heartbeat to leave at once and for the
+    /// check-quorum window to keep pace with a late clock, never enough to
+    /// cross two check-quorum windows in one call (the second would find no
+    /// follower active and depose a leader for its own stall, before it had
+    /// processed the replies that arrived meanwhile).
     pub fn tick(&mut self, now_ms: u64) {
         if self.fatal.is_some() {
             return;
         }
         self.now_ms = now_ms;
-        self.tick_no += 1;
-        self.raw.tick();
-        if self.election.role != StateRole::Leader {
-            self.election.since_leader += 1;
+        let periods = self.contact.clock.advance(now_ms, self.ticks.tick_ms);
+        if periods == 0 {
+            return;
         }
-        self.drive_election();
-        self.drive_takeover();
+        self.tick_no += periods;
+        let raft_ticks = periods.min((self.ticks.election / 2).max(1) as u64);
+        for _ in 0..raft_ticks {
+            self.raw.tick();
+        }
+        let leading = self.election.role == StateRole::Leader;
+        let judge = self
+            .election
+            .elapse(periods, leading, periods > self.ticks.heartbeat as u64);
+        if judge {
+            self.drive_election();
+            self.drive_takeover();
+        }
+        self.expire_unconfirmed_fence();
         self.advance_reunion();
         if self.election.role == StateRole::Leader {
             if !self.fenced() {

@@ -114,7 +114,9 @@ impl Counters {
             StepError::WrongRecipient { .. } => &mut self.wrong_recipient,
             StepError::UnknownSender { .. } => &mut self.unknown_sender,
             StepError::Spoofed { .. } => &mut self.spoofed,
-            StepError::OtherEpoch { .. } => &mut self.other_epoch,
+            StepError::OtherEpoch { .. } | StepError::EpochInWitnessMode { .. } => {
+                &mut self.other_epoch
+            }
             StepError::Refused { .. } => &mut self.refused,
         };
         *c += 1;

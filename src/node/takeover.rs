@@ -19,7 +19,7 @@ use super::Node;
 use crate::error::{ActivateError, Fatal};
 use crate::events::{Event, LeadershipCause};
 use crate::ids::{EpochId, EpochRecord};
-use crate::policy::QuorumMode;
+use crate::policy::{QuorumMode, TickTimers};
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::{Member, NodeId, Role};
@@ -27,6 +27,20 @@ use crate::wire::control::{Kind, Probe};
 use crate::wire::payload::{
     encode, encode_lineage, encode_members, encode_reconciled, SnapshotData,
 };
+
+/// Refuted epoch claims remembered.
+pub(super) const REFUTED_KEPT: usize = 16;
+
+/// Ticks after which a fence that only an envelope's header set is lifted
+/// when no notice of the claimed epoch came: the fenced member asks the
+/// sender and the epoch's founder for their notice at once and again every
+/// election timeout (notices are rate-limited so), and a member of a real
+/// newer epoch answers at once, within a round trip, which the timers keep
+/// below an election timeout. Four election timeouts let the first ask and
+/// three more go unanswered (lost) before the claim is judged false.
+pub(super) fn unconfirmed_fence_after(t: &TickTimers) -> usize {
+    4 * t.election
+}
 
 /// Reported commit indexes kept for the RPO in time.
 pub(super) const BEYOND_KEPT: usize = 4096;
@@ -48,6 +62,12 @@ pub(super) struct EpochState {
     /// (the epoch, who sent it). Fences at once; reunion waits for the
     /// notice with its lineage.
     pub(super) fenced_by: Option<(EpochId, NodeId)>,
+    /// Tick at which `fenced_by` was set.
+    pub(super) fenced_at: u64,
+    /// Epochs claimed by envelopes whose fence was lifted for want of a
+    /// notice (newest last, at most [`REFUTED_KEPT`]): they fence nothing
+    /// more until a notice of them comes.
+    pub(super) refuted: Vec<EpochId>,
     /// This member left its epoch and waits to be added to the new one.
     pub(super) joining: bool,
     /// Joining: the new epoch's leader, as last heard.
@@ -329,6 +349,36 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.election.pending_cause = Some(LeadershipCause::Takeover { rank });
         let _ = self.raw.campaign();
         Ok(())
+    }
+
+    /// Each tick: lifts a fence that only an envelope's header set once no
+    /// notice of the claimed epoch came within [`unconfirmed_fence_after`],
+    /// with an alarm ([`Event::FenceLifted`]). One envelope must not
+    /// silence an epoch for good; a real newer epoch's next notice fences
+    /// again (and starts reunion).
+    pub(super) fn expire_unconfirmed_fence(&mut self) {
+        let Some((claimed, by)) = self.ep.fenced_by else {
+            return;
+        };
+        let waited = self.tick_no.saturating_sub(self.ep.fenced_at);
+        if self.ep.newer.is_some() || waited < unconfirmed_fence_after(&self.ticks) as u64 {
+            return;
+        }
+        self.ep.fenced_by = None;
+        if self.ep.refuted.len() >= REFUTED_KEPT {
+            self.ep.refuted.remove(0);
+        }
+        self.ep.refuted.push(claimed);
+        let ours = self.epoch();
+        let fenced_ms = waited * self.ticks.tick_ms;
+        slog::error!(self.logger, "fenced by an envelope claiming a newer epoch, but no notice of it came: fence lifted, taking proposals again; check the sender";
+            "ours" => %ours, "claimed" => %claimed, "by" => by.0, "fenced_ms" => fenced_ms);
+        self.emit(Event::FenceLifted {
+            ours,
+            claimed,
+            by,
+            fenced_ms,
+        });
     }
 
     /// Records a leader's append (its reported commit) or heartbeat, for

@@ -193,6 +193,9 @@ struct Slot<M> {
     held: Vec<(NodeId, Vec<u8>)>,
     /// Its tick period in percent of the configured one (clock skew).
     tick_percent: u64,
+    /// Its own clock (µs) and the simulated time of that reading: it runs
+    /// at 100/`tick_percent` of the simulated rate.
+    clock: Option<(u64, u64)>,
     /// Its epoch when it was last drained.
     epoch: crate::node::EpochId,
 }
@@ -297,6 +300,7 @@ impl<M: StateMachine> Sim<M> {
                 incarnation: 0,
                 paused: false,
                 tick_percent: 100,
+                clock: None,
                 held: Vec::new(),
                 epoch: crate::ids::FIRST_EPOCH,
             },
@@ -385,13 +389,18 @@ impl<M: StateMachine> Sim<M> {
         self.now_us = self.now_us.max(at);
         match what {
             Scheduled::Tick { node, incarnation } => {
-                let now_ms = self.cfg.start_unix_ms + self.now_us / 1000;
                 let Some(slot) = self.slots.get_mut(&node) else {
                     return true;
                 };
                 if slot.incarnation != incarnation {
                     return true;
                 }
+                // The member's clock runs at its skewed rate (skew 150: a
+                // third slower), as a host clock would.
+                let (local, at) = slot.clock.unwrap_or((self.now_us, self.now_us));
+                let local = local + (self.now_us - at) * 100 / slot.tick_percent.max(1);
+                slot.clock = Some((local, self.now_us));
+                let now_ms = self.cfg.start_unix_ms + local / 1000;
                 let period = self.tick_us * slot.tick_percent / 100;
                 if slot.paused {
                     let next = self.now_us.saturating_add(period.max(1));

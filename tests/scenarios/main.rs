@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod determinism;
 mod duplication_failover;
+mod forged_epoch;
 mod hand_back;
 mod hand_back_load;
 mod no_flapping;

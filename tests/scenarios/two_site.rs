@@ -87,7 +87,11 @@ fn a_pair_failover_stays_inside_denver() {
     settle(&mut sim);
     assert_eq!(sim.leader(), Some(CM01B));
     let took = first_commit_after(&sim, t0, old_term).unwrap();
-    assert!(took < 50, "pair failover took {took} ms");
+    // The failover time (100 ms; the probe's LAN round trip is inside it),
+    // the tick it is noticed on, the vote's and the first commit's LAN
+    // round trips (1 ms each): 100 + 5 + 2 = 107 ms; it was under 50 ms
+    // with the 30 ms failover time.
+    assert!(took <= 107, "pair failover took {took} ms");
     assert!(
         events_since(&sim, 0, |e| matches!(e, Event::Activated { .. }))
             .next()
@@ -303,7 +307,10 @@ fn the_first_envelope_of_a_newer_epoch_fences_the_old_leader_at_once() {
     assert!(matches!(err, StepError::OtherEpoch { .. }), "{err}");
     sim.flush(CM01A);
     let met = sim.now_us();
-    load.run(&mut sim, Duration::from_secs(1));
+    // Less than the four election timeouts after which a fence that no
+    // notice of the claimed epoch followed is lifted (see
+    // `forged_epoch.rs`); the heal below brings the notice in time.
+    load.run(&mut sim, Duration::from_millis(700));
     // From that moment CM01a appended nothing: no proposal accepted, none
     // acknowledged in its epoch; they wait for the surviving epoch.
     let n = sim.node(CM01A).unwrap();

@@ -263,6 +263,13 @@ fn settle_leader(
             (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
             (_, Some(old)) => latency.rtt(&old.site, &leader.site) / 2,
         };
+        // A pair failover first asks a quorum whether the standby can win
+        // (after `failover_probe_after`); the campaign waits for the answer.
+        let detect = if how == Takeover::PairFailover {
+            detect.max(ms(ticks.failover_probe_after()) + round)
+        } else {
+            detect
+        };
         row.takeover = Some(in_flight + detect + round * (rounds + 1));
     }
 }
