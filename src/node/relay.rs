@@ -35,12 +35,18 @@
 //! it here instead of refusing it as spoofed. It leaves right after raft's
 //! refusal of the same pre-vote, on the same link: the candidate counts
 //! the refusal in its current pre-vote round, then the relay restarts the
-//! round, so a stale refusal never outvotes a later grant.
+//! round, so a stale refusal never outvotes a later grant. The relayer
+//! does not step up against the candidate it refused (`election` has a
+//! member more up to date than a preferred candidate campaign soon): the
+//! candidate is behind no more, and a campaign of its own would split the
+//! vote.
 //!
 //! # What the candidate does
 //!
 //! Only a pre-candidate of the relay's term takes it (raft makes it a
-//! follower of the leader and appends), and campaigns again at once. The
+//! follower of the leader and appends), and campaigns again at once, its
+//! retry one to two election timeouts from then, as after any campaign
+//! (an earlier retry would abandon the vote the relay made winnable). The
 //! driver's leaderless clock is **not** reset: a relay is not contact with
 //! a leader (the step bypasses `note_contact`), and the new campaign
 //! leaves raft without a leader before the next `Ready`, so no leader
@@ -195,6 +201,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let mut env = Envelope::wrap(cluster, epoch, &append);
         env.from = self.id.0;
         self.outbox.push_back(env);
+        // The candidate refused for being behind is behind no more: this
+        // member does not step up against it (a campaign of its own now
+        // would split the vote the relay made winnable).
+        self.election.step_up = None;
         slog::info!(self.logger, "relaying the lost leader's log tail to a candidate behind it";
             "candidate" => v.from, "leader" => leader, "entries" => count,
             "after_index" => v.index);
@@ -241,6 +251,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.election.pending_cause =
             cause.or_else(|| Some(campaign_cause(self.my_member().map(|m| &m.role))));
         let _ = self.raw.campaign();
+        // A new campaign, so its retry is due one to two election timeouts
+        // from now, as after any campaign: the one before may have been
+        // due while this one's vote is still on its way.
+        let e = self.ticks.election;
+        self.election.next_campaign =
+            self.election.since_leader + e + self.rng.below(e as u64) as usize;
         self.dirty = true;
         Ok(())
     }
@@ -248,4 +264,198 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
 #[cfg(test)]
 mod tests {
+    use raft::eraftpb::{ConfState, Entry, Message, MessageType};
+    use raft::storage::MemStorage;
+    use raft::{RawNode, StateRole};
+
+    use super::*;
+
+    const CANDIDATE: u64 = 3;
+    const LEADER: u64 = 1;
+
+    fn pre_vote() -> PreVote {
+        PreVote {
+            from: CANDIDATE,
+            term: 6,
+            index: 100,
+            log_term: 5,
+        }
+    }
+
+    /// A witness that lost leader 1 of term 5 and holds its entries to 104.
+    fn witness() -> Relayer {
+        Relayer {
+            me: 5,
+            role: StateRole::Follower,
+            term: 5,
+            leader: LEADER,
+            last: (104, 5),
+            holds_candidate_last: true,
+            refused: true,
+        }
+    }
+
+    #[test]
+    fn a_refusing_follower_ahead_in_the_leaders_term_relays_as_that_leader() {
+        assert_eq!(relay_as(&witness(), &pre_vote()), Some(LEADER));
+    }
+
+    #[test]
+    fn nothing_is_relayed_that_the_leader_might_not_hold() {
+        let v = pre_vote();
+        let cases = [
+            // raft granted it (or ignored it inside its lease).
+            Relayer {
+                refused: false,
+                ..witness()
+            },
+            // The last entry is of an older term: its tail may be a stale
+            // leader's, overwritten since.
+            Relayer {
+                last: (104, 4),
+                ..witness()
+            },
+            // Not ahead of the candidate.
+            Relayer {
+                last: (100, 5),
+                ..witness()
+            },
+            // The candidate's last entry is not ours: their logs diverge.
+            Relayer {
+                holds_candidate_last: false,
+                ..witness()
+            },
+            // In a newer term than the candidate's: its append would be stale.
+            Relayer {
+                term: 6,
+                last: (104, 6),
+                ..witness()
+            },
+            // No leader to name, or the leader is the candidate or us.
+            Relayer {
+                leader: 0,
+                ..witness()
+            },
+            Relayer {
+                leader: CANDIDATE,
+                ..witness()
+            },
+            Relayer {
+                leader: 5,
+                ..witness()
+            },
+            // Campaigning itself.
+            Relayer {
+                role: StateRole::PreCandidate,
+                ..witness()
+            },
+        ];
+        for r in cases {
+            assert_eq!(relay_as(&r, &v), None, "{r:?}");
+        }
+    }
+
+    fn relayed(index: u64, log_term: u64, entries: &[(u64, u64)]) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.from = LEADER;
+        m.to = CANDIDATE;
+        m.term = 5;
+        m.index = index;
+        m.log_term = log_term;
+        m.context = RELAY_CONTEXT.to_vec().into();
+        let entries: Vec<Entry> = entries
+            .iter()
+            .map(|&(index, term)| Entry {
+                index,
+                term,
+                ..Default::default()
+            })
+            .collect();
+        m.set_entries(entries.into());
+        m
+    }
+
+    #[test]
+    fn a_pre_candidate_takes_a_well_formed_relay_of_its_term_from_a_voter() {
+        let m = relayed(100, 4, &[(101, 4), (102, 5)]);
+        assert!(is_relayed(&m));
+        assert_eq!(takes_relay(StateRole::PreCandidate, 5, true, &m), None);
+    }
+
+    #[test]
+    fn a_relay_is_refused_outside_a_pre_vote_of_its_term_or_malformed() {
+        let good = relayed(100, 4, &[(101, 4), (102, 5)]);
+        assert!(takes_relay(StateRole::PreCandidate, 5, false, &good).is_some());
+        for role in [StateRole::Follower, StateRole::Candidate, StateRole::Leader] {
+            assert!(takes_relay(role, 5, true, &good).is_some(), "{role:?}");
+        }
+        assert!(takes_relay(StateRole::PreCandidate, 6, true, &good).is_some());
+        for bad in [
+            relayed(100, 4, &[]),
+            relayed(100, 4, &[(102, 5)]),
+            relayed(100, 4, &[(101, 5), (102, 4)]),
+            relayed(100, 4, &[(101, 3)]),
+            relayed(100, 4, &[(101, 6)]),
+        ] {
+            assert!(
+                takes_relay(StateRole::PreCandidate, 5, true, &bad).is_some(),
+                "{:?}",
+                bad.entries
+            );
+        }
+        let mut plain = good.clone();
+        plain.context = Vec::new().into();
+        assert!(!is_relayed(&plain));
+    }
+
+    /// raft-rs 0.7 itself: a pre-candidate that takes an append of its own
+    /// term becomes the sender's follower with the entries, and a campaign
+    /// right after asks for pre-votes with the new last entry.
+    #[test]
+    fn raft_lets_a_pre_candidate_take_the_relay_and_campaign_with_it() {
+        let storage = MemStorage::new_with_conf_state(ConfState::from((vec![1, 2, 3], vec![])));
+        let cfg = raft::Config {
+            id: CANDIDATE,
+            pre_vote: true,
+            check_quorum: true,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut raw = RawNode::new(&cfg, storage, &logger).unwrap();
+        raw.raft.become_follower(5, LEADER);
+        raw.raft.raft_log.append(&[Entry {
+            index: 1,
+            term: 5,
+            ..Default::default()
+        }]);
+        raw.campaign().unwrap();
+        assert_eq!(raw.raft.state, StateRole::PreCandidate);
+        raw.raft.msgs.clear();
+
+        let mut m = relayed(1, 5, &[(2, 5), (3, 5)]);
+        m.commit = 2;
+        assert_eq!(takes_relay(raw.raft.state, raw.raft.term, true, &m), None);
+        raw.step(m).unwrap();
+        assert_eq!(raw.raft.state, StateRole::Follower);
+        assert_eq!(raw.raft.leader_id, LEADER);
+        assert_eq!(raw.raft.term, 5);
+        assert_eq!(raw.raft.raft_log.last_index(), 3);
+        assert_eq!(raw.raft.raft_log.committed, 2);
+        raw.raft.msgs.clear();
+
+        raw.campaign().unwrap();
+        assert_eq!(raw.raft.state, StateRole::PreCandidate);
+        assert_eq!(raw.raft.leader_id, 0, "no leader reported after the relay");
+        let asks: Vec<&Message> = raw
+            .raft
+            .msgs
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgRequestPreVote)
+            .collect();
+        assert_eq!(asks.len(), 2);
+        assert!(asks
+            .iter()
+            .all(|m| m.index == 3 && m.log_term == 5 && m.term == 6));
+    }
 }

@@ -170,8 +170,9 @@ impl<M: StateMachine> Sim<M> {
         self.network.blocked.clear();
     }
 
-    /// Undoes every [`set_link_loss`](Self::set_link_loss) and
-    /// [`set_link_rtt`](Self::set_link_rtt): links get the builder's
+    /// Undoes every [`set_link_loss`](Self::set_link_loss),
+    /// [`set_link_rtt`](Self::set_link_rtt) and
+    /// [`set_link_latency`](Self::set_link_latency): links get the builder's
     /// latency and loss again (partitions stay; see [`heal`](Self::heal)).
     pub fn restore_links(&mut self) {
         self.trace.push(format!("{} links restored", self.now_us));
@@ -188,6 +189,14 @@ impl<M: StateMachine> Sim<M> {
     /// Sets the loss probability of the link `from → to` (one direction).
     pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, p: f64) {
         self.network.link_loss.insert((from, to), p.clamp(0.0, 1.0));
+    }
+
+    /// Sets the one-way latency of the link `from → to` (that direction
+    /// only), until [`restore_links`](Self::restore_links).
+    pub fn set_link_latency(&mut self, from: NodeId, to: NodeId, one_way: Duration) {
+        self.network
+            .one_way_us
+            .insert((from, to), super::micros(one_way));
     }
 
     /// Sets the round trip between two members (both directions).

@@ -191,7 +191,7 @@ fn activate(
     let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
     let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
         (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
-        (_, Some(old)) => latency.rtt(&old.site, &c.site) / 2,
+        (_, Some(old)) => latency.one_way(&old.site, &c.site),
     };
     let takeover = Some(in_flight + detect + round * 3);
     if row.leader.is_some() {
@@ -259,12 +259,120 @@ fn settle_leader(
         let round = quorum_rtt(latency, leader, side, majority);
         // A dead leader's last heartbeat is still on its way when it dies:
         // silence starts when it lands. A partition drops it with the link.
-        let in_flight = match (&row.failure, leader_member) {
-            (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
-            (_, Some(old)) => latency.rtt(&old.site, &leader.site) / 2,
+        let (in_flight, cut_from) = match (&row.failure, leader_member) {
+            (_, None) => (Duration::ZERO, None),
+            (Failure::Partition { .. }, Some(old)) => (Duration::ZERO, Some(old)),
+            (_, Some(old)) => (latency.one_way(&old.site, &leader.site), None),
         };
-        row.takeover = Some(in_flight + detect + round * (rounds + 1));
+        row.takeover = Some(if rounds == 2 {
+            // Pre-vote, then the vote and the commit rounds.
+            let pre_vote = pre_vote_rtt(latency, leader, side, majority, cut_from);
+            let commit = commit_rtt(latency, leader, side, majority, cut_from);
+            in_flight + detect + pre_vote + round + commit
+        } else {
+            in_flight + detect + round * (rounds + 1)
+        });
     }
+}
+
+/// When `candidate` holds a majority of pre-votes from `side`.
+///
+/// With `cut_from` the leader was cut off by a partition under load: what
+/// it had in flight is lost, so a voter nearer it (a shorter one-way
+/// latency from it) holds newer entries than the candidate and refuses its
+/// pre-vote. It relays its log tail instead (`node::relay`), arriving one
+/// round trip after the request, and the candidate asks everyone again:
+/// the grants it held are dropped, answers still on their way count in
+/// the new round. Once the candidate holds a majority its pre-vote is won
+/// and later relays change nothing. Without a cut (a crash: what the
+/// leader sent still lands) no voter is ahead, and the round is one round
+/// trip to the voter that completes the majority.
+fn pre_vote_rtt(
+    latency: &Latency,
+    candidate: &Member,
+    side: &[&Member],
+    majority: usize,
+    cut_from: Option<&Member>,
+) -> Duration {
+    // (round trip, ahead of the candidate) for every other voter.
+    let voters: Vec<(Duration, bool)> = side
+        .iter()
+        .filter(|m| m.id() != candidate.id())
+        .map(|m| {
+            let ahead = cut_from.is_some_and(|l| {
+                latency.one_way(&l.site, &m.site) < latency.one_way(&l.site, &candidate.site)
+            });
+            (latency.rtt(&candidate.site, &m.site), ahead)
+        })
+        .collect();
+    let need = majority.saturating_sub(1);
+    if need == 0 {
+        return Duration::ZERO;
+    }
+    // Answers in flight: (arrival, voter, a relay rather than a grant).
+    let mut answers: Vec<(Duration, usize, bool)> = Vec::new();
+    let ask = |at: Duration, answers: &mut Vec<(Duration, usize, bool)>| {
+        for (i, &(rtt, ahead)) in voters.iter().enumerate() {
+            // An ahead voter's own relay lands one round trip after the
+            // first request: asked after that, it grants.
+            answers.push((at + rtt, i, ahead && at < rtt));
+        }
+    };
+    ask(Duration::ZERO, &mut answers);
+    let mut granted: Vec<usize> = Vec::new();
+    // Each relay is answered by at most one more per ahead voter; bounded.
+    for _ in 0..voters.len() * (voters.len() + 2) * 4 {
+        answers.sort_unstable();
+        let Some(&(at, i, relay)) = answers.first() else {
+            break;
+        };
+        answers.remove(0);
+        if relay {
+            granted.clear();
+            ask(at, &mut answers);
+        } else if !granted.contains(&i) {
+            granted.push(i);
+            if granted.len() >= need {
+                return at;
+            }
+        }
+    }
+    // Not enough voters: the caller found a majority, so this is not reached.
+    Duration::ZERO
+}
+
+/// When the new leader `leader` has its first entry on a majority of
+/// `side`. With `cut_from` (a partition under load) a voter farther from
+/// the old leader than the new one holds fewer entries: it refuses the
+/// leader's first append (its log does not hold the entry before) and
+/// takes the second, one more round trip.
+fn commit_rtt(
+    latency: &Latency,
+    leader: &Member,
+    side: &[&Member],
+    majority: usize,
+    cut_from: Option<&Member>,
+) -> Duration {
+    let mut acks: Vec<Duration> = side
+        .iter()
+        .filter(|m| m.id() != leader.id())
+        .map(|m| {
+            let rtt = latency.rtt(&leader.site, &m.site);
+            let behind = cut_from.is_some_and(|l| {
+                latency.one_way(&l.site, &m.site) > latency.one_way(&l.site, &leader.site)
+            });
+            if behind {
+                rtt * 2
+            } else {
+                rtt
+            }
+        })
+        .collect();
+    acks.sort_unstable();
+    majority
+        .checked_sub(2)
+        .and_then(|i| acks.get(i).copied())
+        .unwrap_or(Duration::ZERO)
 }
 
 /// The round trip after which `candidate` has heard from enough of `side`
