@@ -101,7 +101,7 @@ impl<M: StateMachine> Sim<M> {
 
     /// Injects one of the failures of the [survivability
     /// report](crate::topology::SurvivabilityReport): crashes the host's,
-    /// core's or site's members, or partitions the two groups of sites. So
+    /// core's or site's members, or partitions the groups of sites. So
     /// each row of the report can be checked against what really happens.
     pub fn inject(&mut self, failure: &Failure) {
         match failure {
@@ -122,6 +122,19 @@ impl<M: StateMachine> Sim<M> {
                 let a: Vec<&str> = side_a.iter().map(String::as_str).collect();
                 let b: Vec<&str> = side_b.iter().map(String::as_str).collect();
                 self.partition_sites(&a, &b);
+            }
+            Failure::AllApart => {
+                let sites: Vec<String> = self
+                    .topology()
+                    .sites
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect();
+                for (i, a) in sites.iter().enumerate() {
+                    for b in &sites[i + 1..] {
+                        self.partition_sites(&[a.as_str()], &[b.as_str()]);
+                    }
+                }
             }
         }
     }

@@ -16,8 +16,9 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
         .values()
         .find(|m| matches!(m.role, Role::MainCore { position: 0, .. }))
         .map(Member::id);
-    // (failure, members it stops, sites cut off from the others)
-    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<String>)> = Vec::new();
+    // (failure, members it stops, groups of sites cut off from the first
+    // group, the rest of the sites)
+    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<Vec<String>>)> = Vec::new();
     let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
     for m in t.members.values() {
         hosts.entry(&m.spec.host).or_default().insert(m.id());
@@ -67,14 +68,23 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
                 side_a,
                 side_b: side_b.clone(),
             };
-            failures.push((failure, BTreeSet::new(), side_b));
+            failures.push((failure, BTreeSet::new(), vec![side_b]));
         }
+    }
+    if names.len() >= 3 {
+        // Every site alone: each site but the first is a group of its own.
+        let apart = names[1..].iter().map(|s| vec![s.to_string()]).collect();
+        failures.push((Failure::AllApart, BTreeSet::new(), apart));
     }
 
     let scenarios = failures
         .into_iter()
         .map(|(failure, down, cut)| {
-            let group = |m: &Member| usize::from(cut.contains(&m.site));
+            let group = |m: &Member| {
+                cut.iter()
+                    .position(|g| g.contains(&m.site))
+                    .map_or(0, |i| i + 1)
+            };
             evaluate(t, &latency, steady_leader, failure, down, group)
         })
         .collect();
@@ -190,7 +200,7 @@ fn activate(
         .collect();
     let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
     let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
-        (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
+        (Failure::Partition { .. } | Failure::AllApart, _) | (_, None) => Duration::ZERO,
         (_, Some(old)) => latency.one_way(&old.site, &c.site),
     };
     let takeover = Some(in_flight + detect + round * 3);
@@ -261,7 +271,9 @@ fn settle_leader(
         // silence starts when it lands. A partition drops it with the link.
         let (in_flight, cut_from) = match (&row.failure, leader_member) {
             (_, None) => (Duration::ZERO, None),
-            (Failure::Partition { .. }, Some(old)) => (Duration::ZERO, Some(old)),
+            (Failure::Partition { .. } | Failure::AllApart, Some(old)) => {
+                (Duration::ZERO, Some(old))
+            }
             (_, Some(old)) => (latency.one_way(&old.site, &leader.site), None),
         };
         row.takeover = Some(if rounds == 2 {

@@ -1,5 +1,6 @@
 //! The survivability report: for every single failure (each host, each
-//! core, each site) and every two-way partition between sites, which member
+//! core, each site), every two-way partition between sites and, with three
+//! sites or more, every site cut off from every other, which member
 //! leads afterwards, whether committed data survives, and how long the
 //! takeover takes with the configured timers.
 //!
@@ -90,6 +91,29 @@ impl Latency {
         self.one_way(a, b) + self.one_way(b, a)
     }
 
+    /// Each pair of sites with an override, for the table: "a-b N ms RTT",
+    /// or "a→b N ms, b→a M ms one way" when the two directions differ.
+    fn pairs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (a, b) in self.one_way.keys() {
+            let back = (b.clone(), a.clone());
+            if a > b && self.one_way.contains_key(&back) {
+                continue;
+            }
+            let (there, home) = (self.one_way(a, b), self.one_way(b, a));
+            out.push(if there == home {
+                format!("{a}-{b} {} ms RTT", (there + home).as_millis())
+            } else {
+                format!(
+                    "{a}→{b} {} ms, {b}→{a} {} ms one way",
+                    there.as_millis(),
+                    home.as_millis()
+                )
+            });
+        }
+        out
+    }
+
     /// Every per-site override: ((from, to), one-way latency).
     pub fn overrides(&self) -> impl Iterator<Item = ((&str, &str), Duration)> + '_ {
         self.one_way
@@ -124,6 +148,9 @@ pub enum Failure {
         /// The other side.
         side_b: Vec<String>,
     },
+    /// The WAN fails everywhere: every site is alone, cut off from every
+    /// other (listed for three sites or more).
+    AllApart,
 }
 
 impl fmt::Display for Failure {
@@ -135,6 +162,7 @@ impl fmt::Display for Failure {
             Self::Partition { side_a, side_b } => {
                 write!(f, "partition {} | {}", side_a.join("+"), side_b.join("+"))
             }
+            Self::AllApart => f.write_str("every site alone"),
         }
     }
 }
