@@ -123,6 +123,12 @@ impl<M: StateMachine> Sim<M> {
                 let b: Vec<&str> = side_b.iter().map(String::as_str).collect();
                 self.partition_sites(&a, &b);
             }
+            Failure::HostDuringPartition { host, .. } => {
+                if let Some(partition) = failure.before() {
+                    self.inject(&partition);
+                }
+                self.crash_host(host);
+            }
             Failure::AllApart => {
                 let sites: Vec<String> = self
                     .topology()

@@ -88,6 +88,7 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
             evaluate(t, &latency, steady_leader, failure, down, group)
         })
         .collect();
+    let scenarios = with_hosts_during_partitions(t, &latency, scenarios);
 
     SurvivabilityReport {
         mode: t.mode,
@@ -102,6 +103,59 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
             .map(|m| (m.id(), m.spec.name.clone()))
             .collect(),
     }
+}
+
+/// Adds, after each two-way partition that leaves one leader (witness
+/// mode: no new epoch), a row for each host on the leading side failing
+/// while the partition lasts, settled from the partition's leader. Hosts
+/// on the other side change nothing and get no row.
+fn with_hosts_during_partitions(
+    t: &Topology,
+    latency: &Latency,
+    rows: Vec<Scenario>,
+) -> Vec<Scenario> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let extra = match (&row.failure, row.leader, row.how) {
+            (Failure::Partition { side_a, side_b }, Some(leader), how)
+                if !matches!(how, Takeover::Split { .. } | Takeover::Activation { .. }) =>
+            {
+                hosts_during(t, latency, side_a, side_b, leader)
+            }
+            _ => Vec::new(),
+        };
+        out.push(row);
+        out.extend(extra);
+    }
+    out
+}
+
+/// The rows of [`with_hosts_during_partitions`] for one partition led by
+/// `leader`.
+fn hosts_during(
+    t: &Topology,
+    latency: &Latency,
+    side_a: &[String],
+    side_b: &[String],
+    leader: NodeId,
+) -> Vec<Scenario> {
+    let group = |m: &Member| usize::from(side_b.contains(&m.site));
+    let leading = t.member(leader).map(&group);
+    let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
+    for m in t.members.values().filter(|m| Some(group(m)) == leading) {
+        hosts.entry(&m.spec.host).or_default().insert(m.id());
+    }
+    hosts
+        .into_iter()
+        .map(|(host, down)| {
+            let failure = Failure::HostDuringPartition {
+                host: host.to_string(),
+                side_a: side_a.to_vec(),
+                side_b: side_b.to_vec(),
+            };
+            evaluate(t, latency, Some(leader), failure, down, group)
+        })
+        .collect()
 }
 
 /// Settles one failure: `down` members are stopped; `group` says which

@@ -1,6 +1,7 @@
 //! The survivability report: for every single failure (each host, each
-//! core, each site), every two-way partition between sites and, with three
-//! sites or more, every site cut off from every other, which member
+//! core, each site), every two-way partition between sites, each host on
+//! a partition's leading side failing while it lasts and, with three sites
+//! or more, every site cut off from every other, which member
 //! leads afterwards, whether committed data survives, and how long the
 //! takeover takes with the configured timers.
 //!
@@ -151,6 +152,32 @@ pub enum Failure {
     /// The WAN fails everywhere: every site is alone, cut off from every
     /// other (listed for three sites or more).
     AllApart,
+    /// A host dies while a partition lasts, after leadership has settled
+    /// on the partition's leading side (listed for each host on that side,
+    /// in witness mode).
+    HostDuringPartition {
+        /// The host.
+        host: String,
+        /// The partition's side holding the first declared site.
+        side_a: Vec<String>,
+        /// Its other side.
+        side_b: Vec<String>,
+    },
+}
+
+impl Failure {
+    /// The failure already in force when this one happens, if any: the
+    /// partition, for a host failure during a partition. Inject it first
+    /// and let leadership settle before injecting this one.
+    pub fn before(&self) -> Option<Failure> {
+        match self {
+            Self::HostDuringPartition { side_a, side_b, .. } => Some(Self::Partition {
+                side_a: side_a.clone(),
+                side_b: side_b.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -163,6 +190,16 @@ impl fmt::Display for Failure {
                 write!(f, "partition {} | {}", side_a.join("+"), side_b.join("+"))
             }
             Self::AllApart => f.write_str("every site alone"),
+            Self::HostDuringPartition {
+                host,
+                side_a,
+                side_b,
+            } => write!(
+                f,
+                "host {host} during {} | {}",
+                side_a.join("+"),
+                side_b.join("+")
+            ),
         }
     }
 }

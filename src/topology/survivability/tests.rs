@@ -16,8 +16,9 @@ fn row(r: &SurvivabilityReport, f: Failure) -> &Scenario {
 #[test]
 fn lists_every_host_core_site_and_partition() {
     let r = denver_paris().survivability();
-    // 5 hosts, 2 cores, 3 sites, 3 two-way partitions, every site alone.
-    assert_eq!(r.scenarios.len(), 14);
+    // 5 hosts, 2 cores, 3 sites, 3 two-way partitions each followed by a
+    // row per host on its leading side (3 + 4 + 3), every site alone.
+    assert_eq!(r.scenarios.len(), 24);
     let apart = row(&r, Failure::AllApart);
     // No site holds three of the five voters.
     assert_eq!(apart.how, Takeover::NoQuorum);
@@ -264,5 +265,60 @@ fn uneven_wan_predictions_follow_the_actual_path() {
     assert_eq!(
         cut.takeover,
         Some(Duration::from_millis(2000 + 30 + 30 + 2 * 30))
+    );
+}
+
+#[test]
+fn a_host_failure_during_a_partition_is_settled_from_the_partitions_leader() {
+    let r = denver_paris().survivability();
+    let during = |host: &str, a: &[&str], b: &[&str]| {
+        row(
+            &r,
+            Failure::HostDuringPartition {
+                host: host.into(),
+                side_a: a.iter().map(|s| s.to_string()).collect(),
+                side_b: b.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .clone()
+    };
+    // Kansas cut off, then Denver's primary dies: its standby fails over
+    // with Paris's votes, as without the partition.
+    let s = during("esxi-1", &["denver", "paris"], &["kansas"]);
+    assert_eq!(s.how, Takeover::PairFailover);
+    assert_eq!(s.leader, Some(NodeId(2)));
+    assert_eq!(
+        s.takeover,
+        Some(Duration::from_micros(500 + 30_000 + 2 * 80_000))
+    );
+    // Paris cut off, then Denver's primary dies: two of five left.
+    let s = during("esxi-1", &["denver", "kansas"], &["paris"]);
+    assert_eq!(s.how, Takeover::NoQuorum);
+    // Denver cut off and Paris leading, then the witness dies: two of five.
+    let s = during("wit-1", &["denver"], &["paris", "kansas"]);
+    assert_eq!(s.how, Takeover::NoQuorum);
+    assert_eq!(
+        s.failure.to_string(),
+        "host wit-1 during denver | paris+kansas"
+    );
+    // A host on the cut-off side gets no row.
+    assert!(r
+        .scenario(&Failure::HostDuringPartition {
+            host: "esxi-5".into(),
+            side_a: vec!["denver".into(), "kansas".into()],
+            side_b: vec!["paris".into()],
+        })
+        .is_none());
+    assert_eq!(
+        Failure::HostDuringPartition {
+            host: "h".into(),
+            side_a: vec!["a".into()],
+            side_b: vec!["b".into()],
+        }
+        .before(),
+        Some(Failure::Partition {
+            side_a: vec!["a".into()],
+            side_b: vec!["b".into()],
+        })
     );
 }
