@@ -169,7 +169,7 @@ impl Failure {
     /// The failure already in force when this one happens, if any: the
     /// partition, for a host failure during a partition. Inject it first
     /// and let leadership settle before injecting this one.
-    pub fn before(&self) -> Option<Failure> {
+    pub fn before(&self) -> Option<Self> {
         match self {
             Self::HostDuringPartition { side_a, side_b, .. } => Some(Self::Partition {
                 side_a: side_a.clone(),
