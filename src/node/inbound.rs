@@ -57,6 +57,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 return Err(e);
             }
         };
+        if super::relay::is_relayed(&msg) {
+            return self.take_relay(NodeId(env.from), msg);
+        }
         self.step_raft(msg)
     }
 
@@ -139,6 +142,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         // An append's term and last (index, term), to see whether our log
         // took it (the first append of a new term counts too).
+        let pre_vote = (kind == MessageType::MsgRequestPreVote).then_some(super::relay::PreVote {
+            from: msg.from,
+            term: msg.term,
+            index: msg.index,
+            log_term: msg.log_term,
+        });
         let append_tip = (kind == MessageType::MsgAppend).then(|| {
             let last = msg.entries.last();
             let tip = last.map_or((msg.index, msg.log_term), |e| (e.index, e.term));
@@ -159,6 +168,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             };
             self.counters.count(&e);
             return Err(e);
+        }
+        if let Some(v) = pre_vote {
+            self.relay_tail(v);
         }
         self.note_contact(from, kind);
         if from.0 == self.raw.raft.leader_id
@@ -222,7 +234,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// The raft message inside an envelope of our epoch.
     fn raft_payload(&self, env: &Envelope) -> Result<Message, StepError> {
         let msg = env.raft_message()?;
-        if msg.from != env.from || msg.to != env.to {
+        // A relayed append names the lost leader as its sender (`relay`).
+        let relayed = super::relay::is_relayed(&msg);
+        if (msg.from != env.from && !relayed) || msg.to != env.to {
             return Err(StepError::Spoofed {
                 env_from: env.from,
                 env_to: env.to,

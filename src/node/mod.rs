@@ -46,6 +46,7 @@ mod membership;
 mod proposals;
 mod reads;
 mod ready;
+mod relay;
 mod reunion;
 mod start;
 mod status;

@@ -101,7 +101,7 @@ impl<M: StateMachine> Sim<M> {
 
     /// Injects one of the failures of the [survivability
     /// report](crate::topology::SurvivabilityReport): crashes the host's,
-    /// core's or site's members, or partitions the two groups of sites. So
+    /// core's or site's members, or partitions the groups of sites. So
     /// each row of the report can be checked against what really happens.
     pub fn inject(&mut self, failure: &Failure) {
         match failure {
@@ -122,6 +122,25 @@ impl<M: StateMachine> Sim<M> {
                 let a: Vec<&str> = side_a.iter().map(String::as_str).collect();
                 let b: Vec<&str> = side_b.iter().map(String::as_str).collect();
                 self.partition_sites(&a, &b);
+            }
+            Failure::HostDuringPartition { host, .. } => {
+                if let Some(partition) = failure.before() {
+                    self.inject(&partition);
+                }
+                self.crash_host(host);
+            }
+            Failure::AllApart => {
+                let sites: Vec<String> = self
+                    .topology()
+                    .sites
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect();
+                for (i, a) in sites.iter().enumerate() {
+                    for b in &sites[i + 1..] {
+                        self.partition_sites(&[a.as_str()], &[b.as_str()]);
+                    }
+                }
             }
         }
     }
@@ -170,8 +189,9 @@ impl<M: StateMachine> Sim<M> {
         self.network.blocked.clear();
     }
 
-    /// Undoes every [`set_link_loss`](Self::set_link_loss) and
-    /// [`set_link_rtt`](Self::set_link_rtt): links get the builder's
+    /// Undoes every [`set_link_loss`](Self::set_link_loss),
+    /// [`set_link_rtt`](Self::set_link_rtt) and
+    /// [`set_link_latency`](Self::set_link_latency): links get the builder's
     /// latency and loss again (partitions stay; see [`heal`](Self::heal)).
     pub fn restore_links(&mut self) {
         self.trace.push(format!("{} links restored", self.now_us));
@@ -188,6 +208,14 @@ impl<M: StateMachine> Sim<M> {
     /// Sets the loss probability of the link `from → to` (one direction).
     pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, p: f64) {
         self.network.link_loss.insert((from, to), p.clamp(0.0, 1.0));
+    }
+
+    /// Sets the one-way latency of the link `from → to` (that direction
+    /// only), until [`restore_links`](Self::restore_links).
+    pub fn set_link_latency(&mut self, from: NodeId, to: NodeId, one_way: Duration) {
+        self.network
+            .one_way_us
+            .insert((from, to), super::micros(one_way));
     }
 
     /// Sets the round trip between two members (both directions).

@@ -1,5 +1,5 @@
 //! A deterministic simulator that drives real [`Node`]s: virtual clock,
-//! per-link latency (LAN and WAN presets), jitter, loss, partitions of any
+//! per-link latency (LAN and WAN presets, per site pair and direction), jitter, loss, partitions of any
 //! node sets or whole sites, crash and restart.
 //!
 //! A run is a pure function of the seed and the calls made: the same seed
@@ -74,7 +74,8 @@ pub struct SimBuilder {
     seed: u64,
     lan_rtt: Duration,
     wan_rtt: Duration,
-    site_rtt: BTreeMap<(String, String), Duration>,
+    /// One-way latency between sites, per direction, overriding `wan_rtt / 2`.
+    site_one_way: BTreeMap<(String, String), Duration>,
     jitter: Duration,
     loss: f64,
     start_unix_ms: u64,
@@ -111,10 +112,32 @@ impl SimBuilder {
         self
     }
 
-    /// Round trip between two given sites, overriding [`wan_rtt`](Self::wan_rtt).
+    /// Round trip between two given sites, overriding [`wan_rtt`](Self::wan_rtt):
+    /// half of it each way.
     pub fn site_rtt(&mut self, a: &str, b: &str, rtt: Duration) -> &mut Self {
-        self.site_rtt.insert((a.to_string(), b.to_string()), rtt);
-        self.site_rtt.insert((b.to_string(), a.to_string()), rtt);
+        self.link_latency(a, b, rtt / 2).link_latency(b, a, rtt / 2)
+    }
+
+    /// One-way latency from site `from` to site `to` (that direction only),
+    /// overriding [`wan_rtt`](Self::wan_rtt) and [`site_rtt`](Self::site_rtt)
+    /// for it: real WAN paths are often uneven.
+    pub fn link_latency(&mut self, from: &str, to: &str, one_way: Duration) -> &mut Self {
+        self.site_one_way
+            .insert((from.to_string(), to.to_string()), one_way);
+        self
+    }
+
+    /// Every latency of a survivability report's [`Latency`]: its LAN and
+    /// WAN round trips and each per-site, per-direction override, so a
+    /// simulation runs on the network the report assumes.
+    ///
+    /// [`Latency`]: crate::topology::Latency
+    pub fn latency(&mut self, latency: &crate::topology::Latency) -> &mut Self {
+        self.lan_rtt = latency.lan_rtt;
+        self.wan_rtt = latency.wan_rtt;
+        for ((from, to), one_way) in latency.overrides() {
+            self.link_latency(from, to, one_way);
+        }
         self
     }
 
@@ -276,7 +299,7 @@ impl Sim<()> {
             seed: 0,
             lan_rtt: Duration::from_millis(1),
             wan_rtt: Duration::from_millis(80),
-            site_rtt: BTreeMap::new(),
+            site_one_way: BTreeMap::new(),
             jitter: Duration::from_micros(200),
             loss: 0.0,
             start_unix_ms: DEFAULT_START_UNIX_MS,
@@ -317,19 +340,15 @@ impl<M: StateMachine> Sim<M> {
             .collect();
         for (a, sa) in &members {
             for (b, sb) in &members {
-                let rtt = if sa == sb {
-                    self.cfg.lan_rtt
+                let one_way = if sa == sb {
+                    micros(self.cfg.lan_rtt) / 2
                 } else {
                     self.cfg
-                        .site_rtt
+                        .site_one_way
                         .get(&(sa.clone(), sb.clone()))
-                        .copied()
-                        .unwrap_or(self.cfg.wan_rtt)
+                        .map_or(micros(self.cfg.wan_rtt) / 2, |&d| micros(d))
                 };
-                self.network
-                    .one_way_us
-                    .entry((*a, *b))
-                    .or_insert(micros(rtt) / 2);
+                self.network.one_way_us.entry((*a, *b)).or_insert(one_way);
             }
         }
     }

@@ -16,8 +16,9 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
         .values()
         .find(|m| matches!(m.role, Role::MainCore { position: 0, .. }))
         .map(Member::id);
-    // (failure, members it stops, sites cut off from the others)
-    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<String>)> = Vec::new();
+    // (failure, members it stops, groups of sites cut off from the first
+    // group, the rest of the sites)
+    let mut failures: Vec<(Failure, BTreeSet<NodeId>, Vec<Vec<String>>)> = Vec::new();
     let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
     for m in t.members.values() {
         hosts.entry(&m.spec.host).or_default().insert(m.id());
@@ -67,17 +68,27 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
                 side_a,
                 side_b: side_b.clone(),
             };
-            failures.push((failure, BTreeSet::new(), side_b));
+            failures.push((failure, BTreeSet::new(), vec![side_b]));
         }
+    }
+    if names.len() >= 3 {
+        // Every site alone: each site but the first is a group of its own.
+        let apart = names[1..].iter().map(|s| vec![s.to_string()]).collect();
+        failures.push((Failure::AllApart, BTreeSet::new(), apart));
     }
 
     let scenarios = failures
         .into_iter()
         .map(|(failure, down, cut)| {
-            let group = |m: &Member| usize::from(cut.contains(&m.site));
+            let group = |m: &Member| {
+                cut.iter()
+                    .position(|g| g.contains(&m.site))
+                    .map_or(0, |i| i + 1)
+            };
             evaluate(t, &latency, steady_leader, failure, down, group)
         })
         .collect();
+    let scenarios = with_hosts_during_partitions(t, &latency, scenarios);
 
     SurvivabilityReport {
         mode: t.mode,
@@ -92,6 +103,59 @@ pub(crate) fn analyse(t: &Topology, latency: Latency) -> SurvivabilityReport {
             .map(|m| (m.id(), m.spec.name.clone()))
             .collect(),
     }
+}
+
+/// Adds, after each two-way partition that leaves one leader (witness
+/// mode: no new epoch), a row for each host on the leading side failing
+/// while the partition lasts, settled from the partition's leader. Hosts
+/// on the other side change nothing and get no row.
+fn with_hosts_during_partitions(
+    t: &Topology,
+    latency: &Latency,
+    rows: Vec<Scenario>,
+) -> Vec<Scenario> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let extra = match (&row.failure, row.leader, row.how) {
+            (Failure::Partition { side_a, side_b }, Some(leader), how)
+                if !matches!(how, Takeover::Split { .. } | Takeover::Activation { .. }) =>
+            {
+                hosts_during(t, latency, side_a, side_b, leader)
+            }
+            _ => Vec::new(),
+        };
+        out.push(row);
+        out.extend(extra);
+    }
+    out
+}
+
+/// The rows of [`with_hosts_during_partitions`] for one partition led by
+/// `leader`.
+fn hosts_during(
+    t: &Topology,
+    latency: &Latency,
+    side_a: &[String],
+    side_b: &[String],
+    leader: NodeId,
+) -> Vec<Scenario> {
+    let group = |m: &Member| usize::from(side_b.contains(&m.site));
+    let leading = t.member(leader).map(&group);
+    let mut hosts: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
+    for m in t.members.values().filter(|m| Some(group(m)) == leading) {
+        hosts.entry(&m.spec.host).or_default().insert(m.id());
+    }
+    hosts
+        .into_iter()
+        .map(|(host, down)| {
+            let failure = Failure::HostDuringPartition {
+                host: host.to_string(),
+                side_a: side_a.to_vec(),
+                side_b: side_b.to_vec(),
+            };
+            evaluate(t, latency, Some(leader), failure, down, group)
+        })
+        .collect()
 }
 
 /// Settles one failure: `down` members are stopped; `group` says which
@@ -190,8 +254,8 @@ fn activate(
         .collect();
     let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
     let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
-        (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
-        (_, Some(old)) => latency.rtt(&old.site, &c.site) / 2,
+        (Failure::Partition { .. } | Failure::AllApart, _) | (_, None) => Duration::ZERO,
+        (_, Some(old)) => latency.one_way(&old.site, &c.site),
     };
     let takeover = Some(in_flight + detect + round * 3);
     if row.leader.is_some() {
@@ -259,9 +323,12 @@ fn settle_leader(
         let round = quorum_rtt(latency, leader, side, majority);
         // A dead leader's last heartbeat is still on its way when it dies:
         // silence starts when it lands. A partition drops it with the link.
-        let in_flight = match (&row.failure, leader_member) {
-            (Failure::Partition { .. }, _) | (_, None) => Duration::ZERO,
-            (_, Some(old)) => latency.rtt(&old.site, &leader.site) / 2,
+        let (in_flight, cut_from) = match (&row.failure, leader_member) {
+            (_, None) => (Duration::ZERO, None),
+            (Failure::Partition { .. } | Failure::AllApart, Some(old)) => {
+                (Duration::ZERO, Some(old))
+            }
+            (_, Some(old)) => (latency.one_way(&old.site, &leader.site), None),
         };
         // A pair failover first asks a quorum whether the standby can win
         // (after `failover_probe_after`); the campaign waits for the answer.
@@ -270,8 +337,115 @@ fn settle_leader(
         } else {
             detect
         };
-        row.takeover = Some(in_flight + detect + round * (rounds + 1));
+        row.takeover = Some(if rounds == 2 {
+            // Pre-vote, then the vote and the commit rounds.
+            let pre_vote = pre_vote_rtt(latency, leader, side, majority, cut_from);
+            let commit = commit_rtt(latency, leader, side, majority, cut_from);
+            in_flight + detect + pre_vote + round + commit
+        } else {
+            in_flight + detect + round * (rounds + 1)
+        });
     }
+}
+
+/// When `candidate` holds a majority of pre-votes from `side`.
+///
+/// With `cut_from` the leader was cut off by a partition under load: what
+/// it had in flight is lost, so a voter nearer it (a shorter one-way
+/// latency from it) holds newer entries than the candidate and refuses its
+/// pre-vote. It relays its log tail instead (`node::relay`), arriving one
+/// round trip after the request, and the candidate asks everyone again:
+/// the grants it held are dropped, answers still on their way count in
+/// the new round. Once the candidate holds a majority its pre-vote is won
+/// and later relays change nothing. Without a cut (a crash: what the
+/// leader sent still lands) no voter is ahead, and the round is one round
+/// trip to the voter that completes the majority.
+fn pre_vote_rtt(
+    latency: &Latency,
+    candidate: &Member,
+    side: &[&Member],
+    majority: usize,
+    cut_from: Option<&Member>,
+) -> Duration {
+    // (round trip, ahead of the candidate) for every other voter.
+    let voters: Vec<(Duration, bool)> = side
+        .iter()
+        .filter(|m| m.id() != candidate.id())
+        .map(|m| {
+            let ahead = cut_from.is_some_and(|l| {
+                latency.one_way(&l.site, &m.site) < latency.one_way(&l.site, &candidate.site)
+            });
+            (latency.rtt(&candidate.site, &m.site), ahead)
+        })
+        .collect();
+    let need = majority.saturating_sub(1);
+    if need == 0 {
+        return Duration::ZERO;
+    }
+    // Answers in flight: (arrival, voter, a relay rather than a grant).
+    let mut answers: Vec<(Duration, usize, bool)> = Vec::new();
+    let ask = |at: Duration, answers: &mut Vec<(Duration, usize, bool)>| {
+        for (i, &(rtt, ahead)) in voters.iter().enumerate() {
+            // An ahead voter's own relay lands one round trip after the
+            // first request: asked after that, it grants.
+            answers.push((at + rtt, i, ahead && at < rtt));
+        }
+    };
+    ask(Duration::ZERO, &mut answers);
+    let mut granted: Vec<usize> = Vec::new();
+    // Each relay is answered by at most one more per ahead voter; bounded.
+    for _ in 0..voters.len() * (voters.len() + 2) * 4 {
+        answers.sort_unstable();
+        let Some(&(at, i, relay)) = answers.first() else {
+            break;
+        };
+        answers.remove(0);
+        if relay {
+            granted.clear();
+            ask(at, &mut answers);
+        } else if !granted.contains(&i) {
+            granted.push(i);
+            if granted.len() >= need {
+                return at;
+            }
+        }
+    }
+    // Not enough voters: the caller found a majority, so this is not reached.
+    Duration::ZERO
+}
+
+/// When the new leader `leader` has its first entry on a majority of
+/// `side`. With `cut_from` (a partition under load) a voter farther from
+/// the old leader than the new one holds fewer entries: it refuses the
+/// leader's first append (its log does not hold the entry before) and
+/// takes the second, one more round trip.
+fn commit_rtt(
+    latency: &Latency,
+    leader: &Member,
+    side: &[&Member],
+    majority: usize,
+    cut_from: Option<&Member>,
+) -> Duration {
+    let mut acks: Vec<Duration> = side
+        .iter()
+        .filter(|m| m.id() != leader.id())
+        .map(|m| {
+            let rtt = latency.rtt(&leader.site, &m.site);
+            let behind = cut_from.is_some_and(|l| {
+                latency.one_way(&l.site, &m.site) > latency.one_way(&l.site, &leader.site)
+            });
+            if behind {
+                rtt * 2
+            } else {
+                rtt
+            }
+        })
+        .collect();
+    acks.sort_unstable();
+    majority
+        .checked_sub(2)
+        .and_then(|i| acks.get(i).copied())
+        .unwrap_or(Duration::ZERO)
 }
 
 /// The round trip after which `candidate` has heard from enough of `side`

@@ -1,5 +1,7 @@
 //! The survivability report: for every single failure (each host, each
-//! core, each site) and every two-way partition between sites, which member
+//! core, each site), every two-way partition between sites, each host on
+//! a partition's leading side failing while it lasts and, with three sites
+//! or more, every site cut off from every other, which member
 //! leads afterwards, whether committed data survives, and how long the
 //! takeover takes with the configured timers.
 //!
@@ -30,15 +32,17 @@ mod tests;
 
 pub(crate) use analysis::analyse;
 
-/// Round-trip times the report assumes: one within a site, one between
-/// sites, and optional per-site-pair overrides.
+/// Latencies the report assumes: a round trip within a site, one between
+/// sites, and optional overrides per pair of sites and per direction (real
+/// WAN paths are uneven, and sometimes asymmetric).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Latency {
     /// Round trip between two members of one site. Defaults to 1 ms.
     pub lan_rtt: Duration,
-    /// Round trip between two sites. Defaults to 80 ms.
+    /// Round trip between two sites without an override. Defaults to 80 ms.
     pub wan_rtt: Duration,
-    site_rtt: BTreeMap<(String, String), Duration>,
+    /// One-way latency from a site to another, where it is not `wan_rtt / 2`.
+    one_way: BTreeMap<(String, String), Duration>,
 }
 
 impl Default for Latency {
@@ -53,26 +57,69 @@ impl Latency {
         Self {
             lan_rtt,
             wan_rtt,
-            site_rtt: BTreeMap::new(),
+            one_way: BTreeMap::new(),
         }
     }
 
-    /// Overrides the round trip between sites `a` and `b` (both directions).
-    pub fn with_site_rtt(mut self, a: &str, b: &str, rtt: Duration) -> Self {
-        self.site_rtt.insert((a.to_string(), b.to_string()), rtt);
-        self.site_rtt.insert((b.to_string(), a.to_string()), rtt);
+    /// Overrides the round trip between sites `a` and `b`: half of it each way.
+    pub fn with_site_rtt(self, a: &str, b: &str, rtt: Duration) -> Self {
+        self.with_link_latency(a, b, rtt / 2)
+            .with_link_latency(b, a, rtt / 2)
+    }
+
+    /// Overrides the one-way latency from site `from` to site `to` (that
+    /// direction only).
+    pub fn with_link_latency(mut self, from: &str, to: &str, one_way: Duration) -> Self {
+        self.one_way
+            .insert((from.to_string(), to.to_string()), one_way);
         self
     }
 
-    /// The round trip between a member of site `a` and one of site `b`.
-    pub fn rtt(&self, a: &str, b: &str) -> Duration {
-        if a == b {
-            return self.lan_rtt;
+    /// The one-way latency from a member of site `from` to one of site `to`.
+    pub fn one_way(&self, from: &str, to: &str) -> Duration {
+        if from == to {
+            return self.lan_rtt / 2;
         }
-        self.site_rtt
-            .get(&(a.to_string(), b.to_string()))
+        self.one_way
+            .get(&(from.to_string(), to.to_string()))
             .copied()
-            .unwrap_or(self.wan_rtt)
+            .unwrap_or(self.wan_rtt / 2)
+    }
+
+    /// The round trip between a member of site `a` and one of site `b`:
+    /// the one-way latency there plus the one back.
+    pub fn rtt(&self, a: &str, b: &str) -> Duration {
+        self.one_way(a, b) + self.one_way(b, a)
+    }
+
+    /// Each pair of sites with an override, for the table: "a-b N ms RTT",
+    /// or "a→b N ms, b→a M ms one way" when the two directions differ.
+    fn pairs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (a, b) in self.one_way.keys() {
+            let back = (b.clone(), a.clone());
+            if a > b && self.one_way.contains_key(&back) {
+                continue;
+            }
+            let (there, home) = (self.one_way(a, b), self.one_way(b, a));
+            out.push(if there == home {
+                format!("{a}-{b} {} ms RTT", (there + home).as_millis())
+            } else {
+                format!(
+                    "{a}→{b} {} ms, {b}→{a} {} ms one way",
+                    there.as_millis(),
+                    home.as_millis()
+                )
+            });
+        }
+        out
+    }
+
+    /// Every per-site override: ((from, to), one-way latency).
+    pub fn overrides(&self) -> impl Iterator<Item = ((&str, &str), Duration)> + '_ {
+        self.one_way
+            .iter()
+            .map(|((a, b), &d)| ((a.as_str(), b.as_str()), d))
     }
 }
 
@@ -102,6 +149,35 @@ pub enum Failure {
         /// The other side.
         side_b: Vec<String>,
     },
+    /// The WAN fails everywhere: every site is alone, cut off from every
+    /// other (listed for three sites or more).
+    AllApart,
+    /// A host dies while a partition lasts, after leadership has settled
+    /// on the partition's leading side (listed for each host on that side,
+    /// in witness mode).
+    HostDuringPartition {
+        /// The host.
+        host: String,
+        /// The partition's side holding the first declared site.
+        side_a: Vec<String>,
+        /// Its other side.
+        side_b: Vec<String>,
+    },
+}
+
+impl Failure {
+    /// The failure already in force when this one happens, if any: the
+    /// partition, for a host failure during a partition. Inject it first
+    /// and let leadership settle before injecting this one.
+    pub fn before(&self) -> Option<Self> {
+        match self {
+            Self::HostDuringPartition { side_a, side_b, .. } => Some(Self::Partition {
+                side_a: side_a.clone(),
+                side_b: side_b.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -113,6 +189,17 @@ impl fmt::Display for Failure {
             Self::Partition { side_a, side_b } => {
                 write!(f, "partition {} | {}", side_a.join("+"), side_b.join("+"))
             }
+            Self::AllApart => f.write_str("every site alone"),
+            Self::HostDuringPartition {
+                host,
+                side_a,
+                side_b,
+            } => write!(
+                f,
+                "host {host} during {} | {}",
+                side_a.join("+"),
+                side_b.join("+")
+            ),
         }
     }
 }

@@ -19,6 +19,10 @@ impl fmt::Display for SurvivabilityReport {
             self.latency.lan_rtt.as_millis(),
             self.latency.wan_rtt.as_millis()
         )?;
+        let pairs = self.latency.pairs();
+        if !pairs.is_empty() {
+            writeln!(f, "WAN between sites: {}", pairs.join(", "))?;
+        }
         let header = [
             "failure",
             "down",

@@ -16,8 +16,13 @@ fn row(r: &SurvivabilityReport, f: Failure) -> &Scenario {
 #[test]
 fn lists_every_host_core_site_and_partition() {
     let r = denver_paris().survivability();
-    // 5 hosts, 2 cores, 3 sites, 3 two-way partitions.
-    assert_eq!(r.scenarios.len(), 13);
+    // 5 hosts, 2 cores, 3 sites, 3 two-way partitions each followed by a
+    // row per host on its leading side (3 + 4 + 3), every site alone.
+    assert_eq!(r.scenarios.len(), 24);
+    let apart = row(&r, Failure::AllApart);
+    // No site holds three of the five voters.
+    assert_eq!(apart.how, Takeover::NoQuorum);
+    assert_eq!(apart.leader, None);
     assert_eq!(r.steady_leader, Some(NodeId(1)));
 }
 
@@ -202,4 +207,121 @@ fn site_rtt_overrides_the_wan() {
     assert_eq!(l.rtt("kansas", "denver"), Duration::from_millis(20));
     assert_eq!(l.rtt("denver", "paris"), Duration::from_millis(80));
     assert_eq!(l.rtt("paris", "paris"), Duration::from_millis(1));
+}
+
+#[test]
+fn uneven_wan_predictions_follow_the_actual_path() {
+    // The witness nearer Denver: cut under load, it holds entries Paris
+    // lacks and relays them (a round trip Paris-Kansas), then pre-vote,
+    // vote and commit rounds, each a Paris-Kansas round trip.
+    let latency = Latency::default()
+        .with_site_rtt("denver", "kansas", Duration::from_millis(40))
+        .with_site_rtt("paris", "kansas", Duration::from_millis(60));
+    assert_eq!(latency.rtt("kansas", "paris"), Duration::from_millis(60));
+    let r = denver_paris().survivability_with(latency);
+    let cut = row(
+        &r,
+        Failure::Partition {
+            side_a: vec!["denver".into()],
+            side_b: vec!["paris".into(), "kansas".into()],
+        },
+    );
+    assert_eq!(
+        cut.takeover,
+        Some(Duration::from_millis(2000 + 60 + 3 * 60))
+    );
+    // A crash: what Denver sent lands everywhere (no relay); silence at
+    // Paris starts when Denver's last heartbeat lands, 40 ms one way.
+    let lost = row(
+        &r,
+        Failure::Site {
+            site: "denver".into(),
+        },
+    );
+    assert_eq!(
+        lost.takeover,
+        Some(Duration::from_millis(40 + 2000 + 3 * 60))
+    );
+
+    // Paris nearer Denver than the witness is: the witness is behind, so
+    // Paris needs no relay, but the witness refuses the new leader's first
+    // append (it lacks the entry before) and takes the second: the commit
+    // round is two round trips to it.
+    let latency = Latency::default()
+        .with_link_latency("denver", "kansas", Duration::from_millis(45))
+        .with_link_latency("kansas", "denver", Duration::from_millis(25))
+        .with_site_rtt("paris", "kansas", Duration::from_millis(30))
+        .with_site_rtt("denver", "paris", Duration::from_millis(60));
+    assert_eq!(latency.rtt("denver", "kansas"), Duration::from_millis(70));
+    assert_eq!(
+        latency.one_way("kansas", "denver"),
+        Duration::from_millis(25)
+    );
+    let r = denver_paris().survivability_with(latency);
+    let cut = row(
+        &r,
+        Failure::Partition {
+            side_a: vec!["denver".into()],
+            side_b: vec!["paris".into(), "kansas".into()],
+        },
+    );
+    assert_eq!(
+        cut.takeover,
+        Some(Duration::from_millis(2000 + 30 + 30 + 2 * 30))
+    );
+}
+
+#[test]
+fn a_host_failure_during_a_partition_is_settled_from_the_partitions_leader() {
+    let r = denver_paris().survivability();
+    let during = |host: &str, a: &[&str], b: &[&str]| {
+        row(
+            &r,
+            Failure::HostDuringPartition {
+                host: host.into(),
+                side_a: a.iter().map(|s| s.to_string()).collect(),
+                side_b: b.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .clone()
+    };
+    // Kansas cut off, then Denver's primary dies: its standby fails over
+    // with Paris's votes, as without the partition.
+    let s = during("esxi-1", &["denver", "paris"], &["kansas"]);
+    assert_eq!(s.how, Takeover::PairFailover);
+    assert_eq!(s.leader, Some(NodeId(2)));
+    assert_eq!(
+        s.takeover,
+        Some(Duration::from_micros(500 + 30_000 + 2 * 80_000))
+    );
+    // Paris cut off, then Denver's primary dies: two of five left.
+    let s = during("esxi-1", &["denver", "kansas"], &["paris"]);
+    assert_eq!(s.how, Takeover::NoQuorum);
+    // Denver cut off and Paris leading, then the witness dies: two of five.
+    let s = during("wit-1", &["denver"], &["paris", "kansas"]);
+    assert_eq!(s.how, Takeover::NoQuorum);
+    assert_eq!(
+        s.failure.to_string(),
+        "host wit-1 during denver | paris+kansas"
+    );
+    // A host on the cut-off side gets no row.
+    assert!(r
+        .scenario(&Failure::HostDuringPartition {
+            host: "esxi-5".into(),
+            side_a: vec!["denver".into(), "kansas".into()],
+            side_b: vec!["paris".into()],
+        })
+        .is_none());
+    assert_eq!(
+        Failure::HostDuringPartition {
+            host: "h".into(),
+            side_a: vec!["a".into()],
+            side_b: vec!["b".into()],
+        }
+        .before(),
+        Some(Failure::Partition {
+            side_a: vec!["a".into()],
+            side_b: vec!["b".into()],
+        })
+    );
 }
