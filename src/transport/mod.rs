@@ -142,6 +142,7 @@ mod hello;
 mod identity;
 mod inbound;
 mod link;
+mod liveness;
 mod loopback;
 mod outbound;
 mod refusals;
@@ -166,8 +167,9 @@ pub use outbound::Dialer;
 pub use security::{Limits, TlsFiles, TransportSecurity};
 pub use stats::TransportStats;
 
-use crate::topology::NodeId;
+use crate::topology::{Fingerprint, NodeId};
 use crate::wire::Envelope;
+use liveness::Registry;
 use refusals::Refusals;
 use stats::{bump, Counters};
 use tls::TlsContext;
@@ -195,6 +197,13 @@ pub struct TcpConfig {
     pub security: TransportSecurity,
     /// Limits and deadlines.
     pub limits: Limits,
+    /// This member's [topology fingerprint](crate::topology::Topology::fingerprint),
+    /// sent in every hello: a member whose fingerprint differs is refused
+    /// ([`ConnectionError::TopologyDiffers`]). `None` (the default of
+    /// [`TcpConfig::new`]) for a transport or [`Dialer`] without a
+    /// topology: its hellos carry none, and are not compared.
+    /// [`start_member`](crate::runtime::start_member) sets it.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl TcpConfig {
@@ -214,6 +223,7 @@ impl TcpConfig {
             peers,
             security,
             limits: Limits::default(),
+            fingerprint: None,
         }
     }
 
@@ -254,6 +264,13 @@ pub(crate) struct Shared {
     pub(crate) reassembling: AtomicUsize,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
+    /// The inbound connection each member holds (one per member: a newer
+    /// one replaces it).
+    pub(crate) inbound_of: Registry,
+    /// Set when a peer's connection to this member was accepted: a sign it
+    /// is (back) up, so the writer to it retries at once rather than
+    /// waiting out its back-off, and checks its own connection.
+    pub(crate) peer_back: BTreeMap<NodeId, AtomicBool>,
 }
 
 impl Shared {
@@ -262,15 +279,16 @@ impl Shared {
     }
 
     /// Counts, keeps and (rate-limited) logs a refusal; `outbound` when
-    /// this member dialled.
-    fn refuse(&self, e: &ConnectionError, outbound: bool) {
+    /// this member dialled; `who` is the member on the other end when
+    /// known (see [`refusals`]).
+    fn refuse(&self, e: &ConnectionError, outbound: bool, who: Option<NodeId>) {
         let what = if outbound {
             "refused a peer we dialled"
         } else {
             "refused a connection"
         };
         // Kept and logged first: whoever sees the counter move finds it.
-        self.refusals.record(&self.logger, what, e);
+        self.refusals.record(&self.logger, what, e, who);
         self.counters.refused(e, outbound);
     }
 }
@@ -309,6 +327,7 @@ impl TcpTransport {
             })?;
         let peers = cfg.peers.clone();
         let queue_len = cfg.limits.queue_len.max(1);
+        let peer_back = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
@@ -317,6 +336,8 @@ impl TcpTransport {
             reassembling: AtomicUsize::new(0),
             logger,
             tls,
+            inbound_of: Registry::default(),
+            peer_back,
         });
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), inbound)];
         let mut queues = BTreeMap::new();

@@ -10,6 +10,7 @@
 use prost::Message as _;
 
 use super::{Envelope, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use crate::topology::{Fingerprint, Section};
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -31,6 +32,78 @@ pub struct Hello {
     /// The node it means to reach.
     #[prost(uint64, tag = "4")]
     pub to: u64,
+    /// The sender's [topology fingerprint](crate::topology::Topology::fingerprint):
+    /// a member refuses a member whose fingerprint differs from its own
+    /// (both ways: the caller's hello and the answer). Absent from hellos
+    /// of tools that carry no topology (a
+    /// [`Dialer`](crate::transport::Dialer) by default), which are then
+    /// not compared.
+    #[prost(message, optional, tag = "5")]
+    pub fingerprint: Option<HelloFingerprint>,
+}
+
+/// A [`Fingerprint`] on the wire: one digest per section.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct HelloFingerprint {
+    /// [`Fingerprint::quorum_mode`].
+    #[prost(fixed64, tag = "1")]
+    pub quorum_mode: u64,
+    /// [`Fingerprint::sites`].
+    #[prost(fixed64, tag = "2")]
+    pub sites: u64,
+    /// [`Fingerprint::main_site`].
+    #[prost(fixed64, tag = "3")]
+    pub main_site: u64,
+    /// [`Fingerprint::voters`].
+    #[prost(fixed64, tag = "4")]
+    pub voters: u64,
+    /// [`Fingerprint::learners`].
+    #[prost(fixed64, tag = "5")]
+    pub learners: u64,
+    /// [`Fingerprint::cores`].
+    #[prost(fixed64, tag = "6")]
+    pub cores: u64,
+    /// [`Fingerprint::members`].
+    #[prost(fixed64, tag = "7")]
+    pub members: u64,
+    /// [`Fingerprint::timers`].
+    #[prost(fixed64, tag = "8")]
+    pub timers: u64,
+    /// [`Fingerprint::hand_back`].
+    #[prost(fixed64, tag = "9")]
+    pub hand_back: u64,
+}
+
+impl From<Fingerprint> for HelloFingerprint {
+    fn from(f: Fingerprint) -> Self {
+        Self {
+            quorum_mode: f.quorum_mode,
+            sites: f.sites,
+            main_site: f.main_site,
+            voters: f.voters,
+            learners: f.learners,
+            cores: f.cores,
+            members: f.members,
+            timers: f.timers,
+            hand_back: f.hand_back,
+        }
+    }
+}
+
+impl From<HelloFingerprint> for Fingerprint {
+    fn from(f: HelloFingerprint) -> Self {
+        Self {
+            quorum_mode: f.quorum_mode,
+            sites: f.sites,
+            main_site: f.main_site,
+            voters: f.voters,
+            learners: f.learners,
+            cores: f.cores,
+            members: f.members,
+            timers: f.timers,
+            hand_back: f.hand_back,
+        }
+    }
 }
 
 impl Hello {
@@ -41,6 +114,25 @@ impl Hello {
             cluster_id,
             from,
             to,
+            fingerprint: None,
+        }
+    }
+
+    /// The same hello carrying `fingerprint` (`None`: none).
+    pub fn with_fingerprint(self, fingerprint: Option<Fingerprint>) -> Self {
+        Self {
+            fingerprint: fingerprint.map(HelloFingerprint::from),
+            ..self
+        }
+    }
+
+    /// The sections in which `ours` differs from the fingerprint this
+    /// hello carries: empty when they agree, or when this hello or `ours`
+    /// carries none.
+    pub fn differences(&self, ours: Option<&Fingerprint>) -> Vec<Section> {
+        match (self.fingerprint, ours) {
+            (Some(theirs), Some(ours)) => ours.differences(&theirs.into()),
+            _ => Vec::new(),
         }
     }
 
