@@ -328,3 +328,180 @@ fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
         .propose_timeout(b"still fine".to_vec(), Duration::from_secs(5))
         .is_ok());
 }
+
+mod liveness {
+    //! A dead connection is noticed before it swallows a message: a peer
+    //! that restarted (its old connection closed), a peer that went silent
+    //! without closing (a cut), and a healthy idle link that must stay.
+
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    use crossbeam_channel::Receiver;
+    use survivable_core::topology::NodeId;
+    use survivable_core::transport::{
+        Limits, TcpConfig, TcpTransport, Transport as _, TransportSecurity,
+    };
+    use survivable_core::wire::{encode_frame, Envelope, FrameDecoder, Hello, PROTOCOL_VERSION};
+
+    use super::support::free_addr;
+
+    const A: NodeId = NodeId(1);
+    const B: NodeId = NodeId(2);
+
+    /// A bound on a hang, not a time measured.
+    const HANG: Duration = Duration::from_secs(30);
+
+    fn env(n: u8) -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            cluster_id: 7,
+            epoch: 1,
+            from: A.0,
+            to: B.0,
+            raft: vec![n; 8],
+            ..Envelope::default()
+        }
+    }
+
+    /// A plaintext transport for `me` at `listen`, knowing `peer` at `at`.
+    fn transport(
+        me: NodeId,
+        listen: SocketAddr,
+        peer: (NodeId, SocketAddr),
+        limits: Limits,
+    ) -> (TcpTransport, Receiver<Envelope>) {
+        let mut cfg = TcpConfig::new(
+            7,
+            me,
+            listen,
+            BTreeMap::from([peer]),
+            TransportSecurity::InsecurePlaintextLoopbackOnly,
+        );
+        cfg.limits = limits;
+        let (tx, rx) = crossbeam_channel::bounded(64);
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        (TcpTransport::start(cfg, tx, logger).unwrap(), rx)
+    }
+
+    /// Short keepalives: every 100 ms, a connection silent for 1 s is
+    /// taken for dead (ten keepalives unanswered, so a loaded machine's
+    /// stall of a few hundred milliseconds does not make one look dead).
+    fn short() -> Limits {
+        Limits {
+            keepalive: Duration::from_millis(100),
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        }
+    }
+
+    /// B restarts on its address (a new transport, as a new process would
+    /// be): the envelopes A sends after that all arrive, the first one
+    /// included, and none is dropped. Before A read its connections, the
+    /// first one went into the connection B's old instance had closed.
+    #[test]
+    fn the_first_message_to_a_restarted_peer_arrives() {
+        let (a_addr, b_addr) = (free_addr(), free_addr());
+        // B knows A at an address nothing listens on, so B never dials A:
+        // only A's reading of its own connection can tell it B restarted.
+        let nowhere = free_addr();
+        let (a, _) = transport(A, a_addr, (B, b_addr), Limits::default());
+        let (b, got) = transport(B, b_addr, (A, nowhere), Limits::default());
+        assert!(a.send(env(1)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(1)));
+        b.shutdown();
+        let (b, got) = transport(B, b_addr, (A, nowhere), Limits::default());
+        for n in 2..=4 {
+            assert!(a.send(env(n)));
+            assert_eq!(got.recv_timeout(HANG).ok(), Some(env(n)), "envelope {n}");
+        }
+        let s = a.stats();
+        assert_eq!(s.dropped, 0, "{s:?}");
+        assert_eq!(s.dead_links, 1, "{s:?}");
+        drop(b);
+    }
+
+    /// A peer that confirms the hello, then reads everything and never
+    /// writes: a cut that keeps the connection open (no close ever comes)
+    /// looks like this. The writer takes the connection for dead once it
+    /// heard nothing for the idle timeout, and connects again.
+    #[test]
+    fn a_silent_connection_is_taken_for_dead_and_replaced() {
+        let listener = TcpListener::bind(free_addr()).unwrap();
+        let b_addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let zeros = Arc::new(AtomicU64::new(0));
+        let (acc, zs) = (accepted.clone(), zeros.clone());
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(mut tcp) = tcp else { return };
+                acc.fetch_add(1, Ordering::Relaxed);
+                let zs = zs.clone();
+                thread::spawn(move || {
+                    let mut dec = FrameDecoder::default();
+                    let mut buf = [0u8; 4096];
+                    let mut answered = false;
+                    while let Ok(n) = tcp.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        if answered {
+                            let z = buf[..n].iter().filter(|&&b| b == 0).count();
+                            zs.fetch_add(z as u64, Ordering::Relaxed);
+                            continue;
+                        }
+                        dec.push(&buf[..n]);
+                        if let Ok(Some(_hello)) = dec.next_frame() {
+                            let mut answer = Vec::new();
+                            encode_frame(&Hello::new(7, B.0, A.0), &mut answer).unwrap();
+                            let _ = tcp.write_all(&answer);
+                            answered = true;
+                        }
+                    }
+                });
+            }
+        });
+        let (a, _) = transport(A, free_addr(), (B, b_addr), short());
+        let start = std::time::Instant::now();
+        while accepted.load(Ordering::Relaxed) < 2 {
+            assert!(start.elapsed() < HANG, "the silent connection was kept");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let s = a.stats();
+        assert!(s.dead_links >= 1, "{s:?}");
+        // It was kept alive meanwhile: keepalives went out (four zero bytes each).
+        assert!(zeros.load(Ordering::Relaxed) >= 4, "no keepalive sent");
+        assert!(s.keepalives_out >= 1, "{s:?}");
+    }
+
+    /// Two members with nothing to say to each other for many idle
+    /// timeouts: the keepalives keep both connections, neither side closes
+    /// or replaces one.
+    #[test]
+    fn a_healthy_idle_link_is_kept() {
+        let (a_addr, b_addr) = (free_addr(), free_addr());
+        let (a, _) = transport(A, a_addr, (B, b_addr), short());
+        let (b, got) = transport(B, b_addr, (A, a_addr), short());
+        assert!(a.send(env(1)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(1)));
+        // Three idle timeouts with nothing sent but keepalives.
+        thread::sleep(Duration::from_secs(3));
+        assert!(a.send(env(2)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(2)));
+        for (s, who) in [(a.stats(), "A"), (b.stats(), "B")] {
+            assert_eq!(
+                (s.dead_links, s.idle_closed, s.refused),
+                (0, 0, 0),
+                "{who}: {s:?}"
+            );
+            // A's connection to B, and B's to A: one each, never replaced.
+            assert_eq!((s.accepted, s.replaced), (1, 0), "{who}: {s:?}");
+            assert!(s.keepalives_out >= 5, "{who}: {s:?}");
+        }
+    }
+}
