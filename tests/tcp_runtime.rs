@@ -505,3 +505,136 @@ mod liveness {
         }
     }
 }
+
+mod topology {
+    //! Members whose files describe different topologies (or timers)
+    //! refuse each other, naming what differs; equal ones connect.
+
+    use std::time::Duration;
+
+    use survivable_core::topology::{
+        denver_paris, Appliance::Virtual, Core, NodeId, Section, Site, SurvivableCore, Topology,
+        Witness,
+    };
+    use survivable_core::transport::ConnectionError;
+
+    use super::support::{self, Cluster, Options, CM01A, CM02A};
+
+    /// The Denver/Paris topology with Paris as the main site (its core
+    /// the main core, Denver's the rank-1 survivable core).
+    fn paris_main() -> Topology {
+        let mut b = Topology::builder(2026);
+        b.site(Site::backup("denver"))
+            .site(Site::main("paris"))
+            .site(Site::backup("kansas"))
+            .core(
+                Core::new("cm02", "paris")
+                    .member(3, "CM02a", "esxi-5", Virtual)
+                    .member(4, "CM02b", "esxi-7", Virtual),
+            )
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm01", "denver")
+                    .member(1, "CM01a", "esxi-1", Virtual)
+                    .member(2, "CM01b", "esxi-3", Virtual),
+            ))
+            .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+            .timers(support::calm_timers());
+        b.build().unwrap()
+    }
+
+    /// The Denver/Paris topology without Kansas and its witness.
+    fn without_kansas() -> Topology {
+        let mut b = Topology::builder(2026);
+        b.site(Site::main("denver"))
+            .site(Site::backup("paris"))
+            .core(
+                Core::new("cm01", "denver")
+                    .member(1, "CM01a", "esxi-1", Virtual)
+                    .member(2, "CM01b", "esxi-3", Virtual),
+            )
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm02", "paris")
+                    .member(3, "CM02a", "esxi-5", Virtual)
+                    .member(4, "CM02b", "esxi-7", Virtual),
+            ))
+            .timers(support::calm_timers());
+        b.build().unwrap()
+    }
+
+    /// CM02a starts with `topology` while the others run the cluster's:
+    /// each side refuses the other with the sections that differ, the
+    /// log says so in those words, and nothing of CM02a reaches the
+    /// others' nodes. Then CM02a restarts with the cluster's topology and
+    /// is accepted.
+    fn refused_with(topology: Topology, expected: &[Section]) {
+        let mut c = Cluster::with(Options {
+            absent: vec![CM02A],
+            ..Options::default()
+        });
+        c.wait_for(Duration::from_secs(20), "Denver to lead", |c| {
+            c.denver_leader().is_some()
+        });
+        let mut cfg = c.config(CM02A);
+        cfg.topology = topology.shared();
+        cfg.peers.retain(|&p, _| cfg.topology.member(p).is_some());
+        c.try_start(cfg).unwrap();
+        let differs = |e: &ConnectionError, node: NodeId| {
+            matches!(e, ConnectionError::TopologyDiffers { node: n, sections, .. }
+                if *n == node.0 && sections == expected)
+        };
+        let refusals = |c: &Cluster, at: NodeId| c.members[&at].transport.recent_refusals();
+        // CM02a refuses CM01a (dialling it, and when called by it); CM01a
+        // refuses CM02a.
+        c.wait_for(Duration::from_secs(20), "both sides to refuse", |c| {
+            refusals(c, CM02A).iter().any(|e| differs(e, CM01A))
+                && refusals(c, CM01A).iter().any(|e| differs(e, CM02A))
+        });
+        let names: Vec<String> = expected.iter().map(ToString::to_string).collect();
+        let words = format!("topology differs from n1's: {}", names.join(", "));
+        c.wait_for(Duration::from_secs(5), "the log to say so", |c| {
+            !c.logged(CM02A, &words).is_empty()
+        });
+        let words = format!("topology differs from n3's: {}", names.join(", "));
+        c.wait_for(Duration::from_secs(5), "the log to say so", |c| {
+            !c.logged(CM01A, &words).is_empty()
+        });
+        // Nothing crossed: CM02a's node heard from no one.
+        assert_eq!(c.stats(CM02A).frames_in, 0);
+        assert!(c.stats(CM02A).topology_differs > 0);
+        c.assert_serving("a member with another topology");
+
+        // The same member with the cluster's topology is accepted.
+        c.kill(CM02A);
+        c.start(CM02A);
+        c.settled(CM02A);
+        assert!(c.stats(CM02A).frames_in > 0);
+    }
+
+    #[test]
+    fn a_member_making_paris_the_main_site_is_refused() {
+        refused_with(paris_main(), &[Section::MainSite, Section::Cores]);
+    }
+
+    #[test]
+    fn a_member_omitting_a_site_is_refused() {
+        let expected = [
+            Section::Sites,
+            Section::Voters,
+            Section::Cores,
+            Section::Members,
+        ];
+        refused_with(without_kansas(), &expected);
+    }
+
+    #[test]
+    fn a_member_with_other_timers_is_refused() {
+        let other = survivable_core::policy::Timers {
+            failover: Duration::from_millis(400),
+            ..support::calm_timers()
+        };
+        let topology = denver_paris().timers(other).build().unwrap();
+        refused_with(topology, &[Section::Timers]);
+    }
+}
