@@ -199,7 +199,7 @@ impl TlsRefusal {
 
     /// A short, stable name of the reason (the `kind` key of the log
     /// line; refusals are logged at most once per window for each peer
-    /// address and kind).
+    /// address, member and kind).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotTls { .. } => "tls-not-tls",
@@ -459,7 +459,7 @@ impl ConnectionError {
 
     /// A short, stable name of the reason (the `kind` key of the log
     /// line; refusals are logged at most once per window for each peer
-    /// address and kind).
+    /// address, member and kind).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::HelloTimeout { .. } => "hello-timeout",

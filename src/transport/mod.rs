@@ -8,10 +8,22 @@
 //! Every refused connection or frame is counted ([`TransportStats`]),
 //! kept with its typed reason ([`StatsHandle::recent_refusals`]) and
 //! logged with the peer's address and the reason ([`ConnectionError`]);
-//! none reaches the node. The log holds at most one line per peer address
-//! and [kind](ConnectionError::kind) of refusal every 10 s (the next one
-//! says how many were `suppressed`), so neither a member refused again and
-//! again nor an attacker reaching the port can fill the disk.
+//! none reaches the node. The log holds at most one line per peer address,
+//! member (when known: the member dialled, or the one a caller's
+//! certificate names) and [kind](ConnectionError::kind) of refusal every
+//! 10 s (the next one says how many were `suppressed`), so neither a member
+//! refused again and again nor an attacker reaching the port can fill the
+//! disk, and a flood in one name never hides another member's refusals.
+//!
+//! A writer reads its connection before every write and at every idle
+//! wake, and sends keepalives its peer answers, so a connection its peer
+//! closed (a restart) or left silent (a cut) is replaced before it swallows
+//! a message; a member keeps one inbound connection per member and closes
+//! connections that bring nothing for [`Limits::idle_timeout`]. The
+//! `liveness` module (private) explains the rules. Every hello carries the
+//! member's [topology fingerprint](crate::topology::Topology::fingerprint)
+//! ([`TcpConfig::fingerprint`]), and members whose topologies differ refuse
+//! each other ([`ConnectionError::TopologyDiffers`]).
 //!
 //! Every connection opens with the caller's [`Hello`](crate::wire::Hello);
 //! the member called checks it and answers with its own (`from` itself,
@@ -125,13 +137,19 @@
 //! since a connection closes when its peer's certificate expires. There is
 //! no CRL or OCSP checking.
 //!
+//! A holder of a member's stolen key holds at most one connection in that
+//! member's name (a newer one replaces it, so the member itself, restarted,
+//! always gets back in) and loses it after [`Limits::idle_timeout`] of
+//! silence.
+//!
 //! *Not protected:* availability. The connection limit, deadlines,
 //! frame bounds and message limits keep memory and threads bounded (a
 //! member may make another hold up to twice [`Limits::max_message`] in
 //! messages under way), but an attacker who can
-//! reach the port can keep the limit's slots busy and so delay a real
-//! member's reconnection, and can burn CPU on handshakes; firewall the
-//! port to the members' addresses. It cannot make the member log more
+//! reach the port can keep the limit's slots busy with handshakes (each
+//! for up to [`Limits::hello_timeout`]) and so delay a real member's
+//! reconnection, and can burn CPU on handshakes; firewall the port to the
+//! members' addresses. It cannot make the member log more
 //! than a line per kind of refusal every 10 s, nor read files. There is no encryption at rest (the
 //! data directory and the key file are protected by file permissions
 //! only), and the application's own clients are out of scope (the
@@ -417,8 +435,8 @@ impl StatsHandle {
 
     /// The last refusals (up to 64), oldest first, each with the peer's
     /// address and the typed reason. Every refusal is kept here and
-    /// counted, while the log holds at most one line per peer address and
-    /// [kind](ConnectionError::kind) every 10 s.
+    /// counted, while the log holds at most one line per peer address,
+    /// member and [kind](ConnectionError::kind) every 10 s.
     pub fn recent_refusals(&self) -> Vec<ConnectionError> {
         self.0.refusals.recent()
     }

@@ -501,11 +501,7 @@ fn pump(
             match queue.recv_timeout(Duration::from_millis(50)) {
                 Ok(out) => Some(out),
                 Err(RecvTimeoutError::Timeout) => {
-                    alive.check(&mut conn.link, conn.addr).map_err(Lost::Dead)?;
-                    if alive.keepalive_due() {
-                        conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
-                        bump(&shared.counters.keepalives_out, 1);
-                    }
+                    idle_check(conn, &mut alive, shared)?;
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -564,6 +560,17 @@ fn pump(
             bump(&shared.counters.messages_fragmented, 1);
         }
     }
+}
+
+/// An idle writer's wake: the connection is checked, and a keepalive
+/// sent when one is due.
+fn idle_check(conn: &mut Connected, alive: &mut Liveness, shared: &Shared) -> Result<(), Lost> {
+    alive.check(&mut conn.link, conn.addr).map_err(Lost::Dead)?;
+    if alive.keepalive_due() {
+        conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
+        bump(&shared.counters.keepalives_out, 1);
+    }
+    Ok(())
 }
 
 /// What [`take_batch`] took from the queue.

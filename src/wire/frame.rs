@@ -331,6 +331,65 @@ mod tests {
         assert_eq!(d.finish(), Err(WireError::Truncated { have: 50 }));
     }
 
+    /// The fingerprint travels in the hello, and a hello compares it with
+    /// this member's: only when both carry one.
+    #[test]
+    fn the_fingerprint_travels_in_the_hello_and_names_what_differs() {
+        use crate::topology::denver_paris;
+        let ours = denver_paris().build().unwrap().fingerprint();
+        let mut theirs = ours;
+        theirs.voters ^= 1;
+        theirs.timers ^= 1;
+        let mut bytes = Vec::new();
+        encode_frame(
+            &Hello::new(7, 1, 2).with_fingerprint(Some(theirs)),
+            &mut bytes,
+        )
+        .unwrap();
+        let mut d = FrameDecoder::default();
+        d.push(&bytes);
+        let got = Hello::from_bytes(&d.next_frame().unwrap().unwrap()).unwrap();
+        assert_eq!(
+            got.differences(Some(&ours)),
+            [Section::Voters, Section::Timers]
+        );
+        assert!(got.differences(None).is_empty());
+        assert!(Hello::new(7, 1, 2).differences(Some(&ours)).is_empty());
+        let same = Hello::new(7, 1, 2).with_fingerprint(Some(ours));
+        assert!(same.differences(Some(&ours)).is_empty());
+    }
+
+    /// The digests are stable: the same settings give the same values in
+    /// every build and release (members of different builds compare them).
+    /// A change here is a wire change: members of the old and the new
+    /// build would refuse each other.
+    #[test]
+    fn fingerprints_are_stable() {
+        use crate::policy::{HandBack, Timers};
+        use crate::topology::denver_paris;
+        let f = denver_paris().build().unwrap().fingerprint();
+        assert_eq!(f.timers, Timers::default().fingerprint());
+        assert_eq!(f.hand_back, HandBack::default().fingerprint());
+        assert_eq!(
+            [f.quorum_mode, f.main_site, f.voters],
+            [
+                9968824843273853090,
+                1260475943777902658,
+                5546894220711427276
+            ]
+        );
+        let ms = std::time::Duration::from_millis;
+        let timers = Timers {
+            tick: ms(5),
+            heartbeat: ms(10),
+            election: ms(200),
+            failover: ms(30),
+            survivable_after: ms(2000),
+            rank_step: ms(1000),
+        };
+        assert_eq!(timers.fingerprint(), 17841178858087221048);
+    }
+
     quickcheck! {
         fn garbage_never_panics(bytes: Vec<u8>, chunk: u8) -> bool {
             let mut d = FrameDecoder::new(4096);
