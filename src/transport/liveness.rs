@@ -11,8 +11,10 @@
 //!   the peer sent is seen before a message is written into it, and what
 //!   was about to be written goes on the next connection instead
 //!   ([`Dead`]). When its peer's connection to this member is accepted
-//!   (say it restarted), the writer to it is woken: it checks its
-//!   connection and, if it was waiting to reconnect, reconnects at once.
+//!   (say it restarted), the writer to it is woken: if it was waiting to
+//!   reconnect, it reconnects at once; if it holds a connection, it sends
+//!   a keepalive at once, which a rebooted host that never closed the old
+//!   connection answers with a reset, seen at the next check.
 //! - **Keepalives.** Every [`Limits::keepalive`](super::Limits::keepalive)
 //!   the writer sends an empty frame (four zero bytes), whatever else it
 //!   sends, and the member called answers each read that held keepalives

@@ -219,7 +219,8 @@ struct Carry {
 /// A connection the peer confirmed.
 struct Connected {
     link: Link,
-    /// The peer's address.
+    /// The peer and its address.
+    peer: NodeId,
     addr: SocketAddr,
     /// With TLS: what the handshake established.
     session: Option<Session>,
@@ -286,6 +287,7 @@ fn open(
     }
     Ok(Some(Connected {
         link,
+        peer,
         addr,
         session,
     }))
@@ -486,12 +488,7 @@ fn pump(
         if shared.stopping() {
             return Ok(());
         }
-        if let (Some(session), Some(ctx)) = (&conn.session, &shared.tls) {
-            ctx.poll(&shared.logger);
-            if let Some(stale) = session.stale(ctx, SystemTime::now()) {
-                return Err(Lost::Stale(stale));
-            }
-        }
+        still_good(conn, shared)?;
         // The queue is read unless a large envelope that keeps its place
         // is being sent or waits; it waits for envelopes only when no
         // fragment is due.
@@ -560,6 +557,26 @@ fn pump(
             bump(&shared.counters.messages_fragmented, 1);
         }
     }
+}
+
+/// Between batches: the connection's TLS session must still hold (the
+/// peer's certificate unexpired, the CA unchanged); and when the peer
+/// connected to this member anew, a keepalive goes at once: if it
+/// restarted on a host that never closed this connection (a reboot), the
+/// keepalive draws a reset, seen at the next check.
+fn still_good(conn: &mut Connected, shared: &Shared) -> Result<(), Lost> {
+    if let (Some(session), Some(ctx)) = (&conn.session, &shared.tls) {
+        ctx.poll(&shared.logger);
+        if let Some(stale) = session.stale(ctx, SystemTime::now()) {
+            return Err(Lost::Stale(stale));
+        }
+    }
+    let back = shared.peer_back.get(&conn.peer);
+    if back.is_some_and(|b| b.swap(false, Ordering::AcqRel)) {
+        conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
+        bump(&shared.counters.keepalives_out, 1);
+    }
+    Ok(())
 }
 
 /// An idle writer's wake: the connection is checked, and a keepalive
