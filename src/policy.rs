@@ -390,6 +390,109 @@ impl HandBack {
     }
 }
 
+/// A stable 64-bit digest: FNV-1a over a canonical encoding written out
+/// field by field (numbers as 8 little-endian bytes, strings and lists
+/// length-first), so two builds, or two releases of Rust, give the same
+/// value for the same settings (std's `DefaultHasher` promises neither).
+/// Not a defence against anyone forging a collision: members compare
+/// fingerprints to catch misconfiguration, and are authenticated apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digest(u64);
+
+impl Digest {
+    /// A digest of the section `name` (so equal contents of different
+    /// sections never digest alike).
+    pub(crate) fn new(name: &str) -> Self {
+        Self(0xcbf2_9ce4_8422_2325).str(name)
+    }
+
+    fn bytes(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self
+    }
+
+    /// Adds a number.
+    pub(crate) fn u64(self, v: u64) -> Self {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    /// Adds a string, its length first.
+    pub(crate) fn str(self, s: &str) -> Self {
+        self.u64(s.len() as u64).bytes(s.as_bytes())
+    }
+
+    /// Adds a duration, in nanoseconds.
+    pub(crate) fn duration(self, d: Duration) -> Self {
+        self.u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The digest.
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Timers {
+    /// A stable digest of every timer (see
+    /// [`Topology::fingerprint`](crate::topology::Topology::fingerprint)):
+    /// members whose timers differ refuse each other, since a standby
+    /// judging its primary by another heartbeat, or two survivable members
+    /// waiting different times, break the guarantees the timers give.
+    pub fn fingerprint(&self) -> u64 {
+        // Destructured so that a new timer cannot be left out unnoticed.
+        let Self {
+            tick,
+            heartbeat,
+            election,
+            failover,
+            survivable_after,
+            rank_step,
+        } = self;
+        [
+            tick,
+            heartbeat,
+            election,
+            failover,
+            survivable_after,
+            rank_step,
+        ]
+        .into_iter()
+        .fold(Digest::new("timers"), |d, t| d.duration(*t))
+        .finish()
+    }
+}
+
+impl HandBack {
+    /// A stable digest of the hand-back policy and its gates (see
+    /// [`Topology::fingerprint`](crate::topology::Topology::fingerprint)).
+    pub fn fingerprint(&self) -> u64 {
+        let Self {
+            policy,
+            max_lag_entries,
+            max_attempts,
+            retry_after,
+        } = self;
+        let d = Digest::new("hand-back");
+        let d = match policy {
+            HandBackPolicy::Immediate => d.u64(0),
+            HandBackPolicy::AfterStable(t) => d.u64(1).duration(*t),
+            HandBackPolicy::Window { start, end } => d
+                .u64(2)
+                .u64(u64::from(start.minutes))
+                .u64(u64::from(end.minutes)),
+            HandBackPolicy::Manual => d.u64(3),
+        };
+        let attempts = max_attempts.map_or(0, |n| u64::from(n) + 1);
+        d.u64(*max_lag_entries)
+            .u64(attempts)
+            .duration(*retry_after)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,7 +175,11 @@ fn bare_peer(listener: TcpListener, reading: Arc<AtomicBool>) -> Receiver<Got> {
                 return;
             }
             frames.push(&buf[..n]);
-            while let Some(env) = frames.next_envelope().unwrap() {
+            while let Some(frame) = frames.next_frame().unwrap() {
+                if frame.is_empty() {
+                    continue; // a keepalive
+                }
+                let env = Envelope::from_bytes(&frame).unwrap();
                 if let Some(f) = &env.fragment {
                     let _ = tx.send(Got::Fragment(f.message, f.index));
                     thread::sleep(Duration::from_millis(2));

@@ -328,3 +328,313 @@ fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
         .propose_timeout(b"still fine".to_vec(), Duration::from_secs(5))
         .is_ok());
 }
+
+mod liveness {
+    //! A dead connection is noticed before it swallows a message: a peer
+    //! that restarted (its old connection closed), a peer that went silent
+    //! without closing (a cut), and a healthy idle link that must stay.
+
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    use crossbeam_channel::Receiver;
+    use survivable_core::topology::NodeId;
+    use survivable_core::transport::{
+        Limits, TcpConfig, TcpTransport, Transport as _, TransportSecurity,
+    };
+    use survivable_core::wire::{encode_frame, Envelope, FrameDecoder, Hello, PROTOCOL_VERSION};
+
+    use super::support::free_addr;
+
+    const A: NodeId = NodeId(1);
+    const B: NodeId = NodeId(2);
+
+    /// A bound on a hang, not a time measured.
+    const HANG: Duration = Duration::from_secs(30);
+
+    fn env(n: u8) -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            cluster_id: 7,
+            epoch: 1,
+            from: A.0,
+            to: B.0,
+            raft: vec![n; 8],
+            ..Envelope::default()
+        }
+    }
+
+    /// A plaintext transport for `me` at `listen`, knowing `peer` at `at`.
+    fn transport(
+        me: NodeId,
+        listen: SocketAddr,
+        peer: (NodeId, SocketAddr),
+        limits: Limits,
+    ) -> (TcpTransport, Receiver<Envelope>) {
+        let mut cfg = TcpConfig::new(
+            7,
+            me,
+            listen,
+            BTreeMap::from([peer]),
+            TransportSecurity::InsecurePlaintextLoopbackOnly,
+        );
+        cfg.limits = limits;
+        let (tx, rx) = crossbeam_channel::bounded(64);
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        (TcpTransport::start(cfg, tx, logger).unwrap(), rx)
+    }
+
+    /// Short keepalives: every 100 ms, a connection silent for 1 s is
+    /// taken for dead (ten keepalives unanswered, so a loaded machine's
+    /// stall of a few hundred milliseconds does not make one look dead).
+    fn short() -> Limits {
+        Limits {
+            keepalive: Duration::from_millis(100),
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        }
+    }
+
+    /// B restarts on its address (a new transport, as a new process would
+    /// be): the envelopes A sends after that all arrive, the first one
+    /// included, and none is dropped. Before A read its connections, the
+    /// first one went into the connection B's old instance had closed.
+    #[test]
+    fn the_first_message_to_a_restarted_peer_arrives() {
+        let (a_addr, b_addr) = (free_addr(), free_addr());
+        // B knows A at an address nothing listens on, so B never dials A:
+        // only A's reading of its own connection can tell it B restarted.
+        let nowhere = free_addr();
+        let (a, _) = transport(A, a_addr, (B, b_addr), Limits::default());
+        let (b, got) = transport(B, b_addr, (A, nowhere), Limits::default());
+        assert!(a.send(env(1)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(1)));
+        b.shutdown();
+        let (b, got) = transport(B, b_addr, (A, nowhere), Limits::default());
+        for n in 2..=4 {
+            assert!(a.send(env(n)));
+            assert_eq!(got.recv_timeout(HANG).ok(), Some(env(n)), "envelope {n}");
+        }
+        let s = a.stats();
+        assert_eq!(s.dropped, 0, "{s:?}");
+        assert_eq!(s.dead_links, 1, "{s:?}");
+        drop(b);
+    }
+
+    /// A peer that confirms the hello, then reads everything and never
+    /// writes: a cut that keeps the connection open (no close ever comes)
+    /// looks like this. The writer takes the connection for dead once it
+    /// heard nothing for the idle timeout, and connects again.
+    #[test]
+    fn a_silent_connection_is_taken_for_dead_and_replaced() {
+        let listener = TcpListener::bind(free_addr()).unwrap();
+        let b_addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let zeros = Arc::new(AtomicU64::new(0));
+        let (acc, zs) = (accepted.clone(), zeros.clone());
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(mut tcp) = tcp else { return };
+                acc.fetch_add(1, Ordering::Relaxed);
+                let zs = zs.clone();
+                thread::spawn(move || {
+                    let mut dec = FrameDecoder::default();
+                    let mut buf = [0u8; 4096];
+                    let mut answered = false;
+                    while let Ok(n) = tcp.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        if answered {
+                            let z = buf[..n].iter().filter(|&&b| b == 0).count();
+                            zs.fetch_add(z as u64, Ordering::Relaxed);
+                            continue;
+                        }
+                        dec.push(&buf[..n]);
+                        if let Ok(Some(_hello)) = dec.next_frame() {
+                            let mut answer = Vec::new();
+                            encode_frame(&Hello::new(7, B.0, A.0), &mut answer).unwrap();
+                            let _ = tcp.write_all(&answer);
+                            answered = true;
+                        }
+                    }
+                });
+            }
+        });
+        let (a, _) = transport(A, free_addr(), (B, b_addr), short());
+        let start = std::time::Instant::now();
+        while accepted.load(Ordering::Relaxed) < 2 {
+            assert!(start.elapsed() < HANG, "the silent connection was kept");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let s = a.stats();
+        assert!(s.dead_links >= 1, "{s:?}");
+        // It was kept alive meanwhile: keepalives went out (four zero bytes each).
+        assert!(zeros.load(Ordering::Relaxed) >= 4, "no keepalive sent");
+        assert!(s.keepalives_out >= 1, "{s:?}");
+    }
+
+    /// Two members with nothing to say to each other for many idle
+    /// timeouts: the keepalives keep both connections, neither side closes
+    /// or replaces one.
+    #[test]
+    fn a_healthy_idle_link_is_kept() {
+        let (a_addr, b_addr) = (free_addr(), free_addr());
+        let (a, _) = transport(A, a_addr, (B, b_addr), short());
+        let (b, got) = transport(B, b_addr, (A, a_addr), short());
+        assert!(a.send(env(1)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(1)));
+        // Three idle timeouts with nothing sent but keepalives.
+        thread::sleep(Duration::from_secs(3));
+        assert!(a.send(env(2)));
+        assert_eq!(got.recv_timeout(HANG).ok(), Some(env(2)));
+        for (s, who) in [(a.stats(), "A"), (b.stats(), "B")] {
+            assert_eq!(
+                (s.dead_links, s.idle_closed, s.refused),
+                (0, 0, 0),
+                "{who}: {s:?}"
+            );
+            // A's connection to B, and B's to A: one each, never replaced.
+            assert_eq!((s.accepted, s.replaced), (1, 0), "{who}: {s:?}");
+            assert!(s.keepalives_out >= 5, "{who}: {s:?}");
+        }
+    }
+}
+
+mod topology {
+    //! Members whose files describe different topologies (or timers)
+    //! refuse each other, naming what differs; equal ones connect.
+
+    use std::time::Duration;
+
+    use survivable_core::topology::{
+        denver_paris, Appliance::Virtual, Core, NodeId, Section, Site, SurvivableCore, Topology,
+        Witness,
+    };
+    use survivable_core::transport::ConnectionError;
+
+    use super::support::{self, Cluster, Options, CM01A, CM02A};
+
+    /// The Denver/Paris topology with Paris as the main site (its core
+    /// the main core, Denver's the rank-1 survivable core).
+    fn paris_main() -> Topology {
+        let mut b = Topology::builder(2026);
+        b.site(Site::backup("denver"))
+            .site(Site::main("paris"))
+            .site(Site::backup("kansas"))
+            .core(
+                Core::new("cm02", "paris")
+                    .member(3, "CM02a", "esxi-5", Virtual)
+                    .member(4, "CM02b", "esxi-7", Virtual),
+            )
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm01", "denver")
+                    .member(1, "CM01a", "esxi-1", Virtual)
+                    .member(2, "CM01b", "esxi-3", Virtual),
+            ))
+            .witness(Witness::new(5, "W1", "kansas", "wit-1"))
+            .timers(support::calm_timers());
+        b.build().unwrap()
+    }
+
+    /// The Denver/Paris topology without Kansas and its witness.
+    fn without_kansas() -> Topology {
+        let mut b = Topology::builder(2026);
+        b.site(Site::main("denver"))
+            .site(Site::backup("paris"))
+            .core(
+                Core::new("cm01", "denver")
+                    .member(1, "CM01a", "esxi-1", Virtual)
+                    .member(2, "CM01b", "esxi-3", Virtual),
+            )
+            .survivable_core(SurvivableCore::new(
+                1,
+                Core::new("cm02", "paris")
+                    .member(3, "CM02a", "esxi-5", Virtual)
+                    .member(4, "CM02b", "esxi-7", Virtual),
+            ))
+            .timers(support::calm_timers());
+        b.build().unwrap()
+    }
+
+    /// CM02a starts with `topology` while the others run the cluster's:
+    /// each side refuses the other with the sections that differ, the
+    /// log says so in those words, and nothing of CM02a reaches the
+    /// others' nodes. Then CM02a restarts with the cluster's topology and
+    /// is accepted.
+    fn refused_with(topology: Topology, expected: &[Section]) {
+        let mut c = Cluster::with(Options {
+            absent: vec![CM02A],
+            ..Options::default()
+        });
+        c.wait_for(Duration::from_secs(20), "Denver to lead", |c| {
+            c.denver_leader().is_some()
+        });
+        let mut cfg = c.config(CM02A);
+        cfg.topology = topology.shared();
+        cfg.peers.retain(|&p, _| cfg.topology.member(p).is_some());
+        c.try_start(cfg).unwrap();
+        let differs = |e: &ConnectionError, node: NodeId| {
+            matches!(e, ConnectionError::TopologyDiffers { node: n, sections, .. }
+                if *n == node.0 && sections == expected)
+        };
+        let refusals = |c: &Cluster, at: NodeId| c.members[&at].transport.recent_refusals();
+        // CM02a refuses CM01a (dialling it, and when called by it); CM01a
+        // refuses CM02a.
+        c.wait_for(Duration::from_secs(20), "both sides to refuse", |c| {
+            refusals(c, CM02A).iter().any(|e| differs(e, CM01A))
+                && refusals(c, CM01A).iter().any(|e| differs(e, CM02A))
+        });
+        let names: Vec<String> = expected.iter().map(ToString::to_string).collect();
+        let words = format!("topology differs from n1's: {}", names.join(", "));
+        c.wait_for(Duration::from_secs(5), "the log to say so", |c| {
+            !c.logged(CM02A, &words).is_empty()
+        });
+        let words = format!("topology differs from n3's: {}", names.join(", "));
+        c.wait_for(Duration::from_secs(5), "the log to say so", |c| {
+            !c.logged(CM01A, &words).is_empty()
+        });
+        // Nothing crossed: CM02a's node heard from no one.
+        assert_eq!(c.stats(CM02A).frames_in, 0);
+        assert!(c.stats(CM02A).topology_differs > 0);
+        c.assert_serving("a member with another topology");
+
+        // The same member with the cluster's topology is accepted.
+        c.kill(CM02A);
+        c.start(CM02A);
+        c.settled(CM02A);
+        assert!(c.stats(CM02A).frames_in > 0);
+    }
+
+    #[test]
+    fn a_member_making_paris_the_main_site_is_refused() {
+        refused_with(paris_main(), &[Section::MainSite, Section::Cores]);
+    }
+
+    #[test]
+    fn a_member_omitting_a_site_is_refused() {
+        let expected = [
+            Section::Sites,
+            Section::Voters,
+            Section::Cores,
+            Section::Members,
+        ];
+        refused_with(without_kansas(), &expected);
+    }
+
+    #[test]
+    fn a_member_with_other_timers_is_refused() {
+        let other = survivable_core::policy::Timers {
+            failover: Duration::from_millis(400),
+            ..support::calm_timers()
+        };
+        let topology = denver_paris().timers(other).build().unwrap();
+        refused_with(topology, &[Section::Timers]);
+    }
+}

@@ -141,6 +141,7 @@ where
         cfg.security.clone(),
     );
     tcp.limits = cfg.limits.clone();
+    tcp.fingerprint = Some(cfg.topology.fingerprint());
     tcp.validate()?; // before the data directory is touched
     let storage = DurableStorage::open(&cfg.data_dir, cluster, cfg.id.0)?;
     let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());

@@ -34,7 +34,7 @@ pub use error::TopologyError;
 pub use reference::{denver_paris, denver_paris_london, denver_paris_two_site};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
 
-use crate::policy::{HandBack, QuorumMode, TickTimers, Timers};
+use crate::policy::{Digest, HandBack, QuorumMode, TickTimers, Timers};
 
 /// A member's id, unique in the cluster and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -388,5 +388,147 @@ impl Topology {
     /// The survivability report for the given round-trip times.
     pub fn survivability_with(&self, latency: Latency) -> SurvivabilityReport {
         survivability::analyse(self, latency)
+    }
+
+    /// What members compare when they connect: a stable digest of each
+    /// [section](Section) of the topology. Every member's file repeats the
+    /// whole topology, and members that disagree about it can each elect
+    /// leaders the others do not know of and lose acknowledged writes, so
+    /// the transport's hello carries this and members whose fingerprints
+    /// differ refuse each other, naming the sections that differ
+    /// ([`Fingerprint::differences`]). Everything the topology holds is
+    /// covered (the cluster id is compared on its own); the members'
+    /// addresses are not part of it (each member lists its peers'
+    /// addresses in its own configuration), so they may differ, e.g.
+    /// behind NAT.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let ids = |name, ids: Vec<NodeId>| {
+            let d = Digest::new(name).u64(ids.len() as u64);
+            ids.into_iter().fold(d, |d, id| d.u64(id.0)).finish()
+        };
+        let mut sites: Vec<&str> = self.sites.iter().map(|s| s.name.as_str()).collect();
+        sites.sort_unstable();
+        let sites = sites.iter().fold(Digest::new("sites"), |d, s| d.str(s));
+        let mut cores = Digest::new("cores");
+        let mut members = Digest::new("members");
+        for m in self.members.values() {
+            let (kind, core, rank) = match &m.role {
+                Role::MainCore { core, .. } => (0, core.as_str(), 0),
+                Role::Survivable { core, rank, .. } => (1, core.as_str(), *rank),
+                Role::Witness => (2, "", 0),
+            };
+            cores = (cores.u64(m.id().0).str(&m.site).u64(kind).str(core))
+                .u64(u64::from(rank))
+                .u64(m.position() as u64);
+            let appliance = match m.spec.appliance {
+                Appliance::Dedicated => 0,
+                Appliance::Virtual => 1,
+            };
+            members = (members.u64(m.id().0).str(&m.spec.name).str(&m.spec.host)).u64(appliance);
+        }
+        let mode = match self.mode {
+            QuorumMode::Witness => 0,
+            QuorumMode::MainSite => 1,
+        };
+        Fingerprint {
+            quorum_mode: Digest::new("quorum mode").u64(mode).finish(),
+            sites: sites.finish(),
+            main_site: Digest::new("main site").str(self.main_site()).finish(),
+            voters: ids("voters", self.voters()),
+            learners: ids("learners", self.learners()),
+            cores: cores.finish(),
+            members: members.finish(),
+            timers: self.timers.fingerprint(),
+            hand_back: self.hand_back.fingerprint(),
+        }
+    }
+}
+
+/// A stable digest of each section of a [`Topology`]
+/// ([`Topology::fingerprint`]): members compare them when they connect
+/// and refuse each other, naming the sections, when they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Fingerprint {
+    /// The [`QuorumMode`].
+    pub quorum_mode: u64,
+    /// The sites' names.
+    pub sites: u64,
+    /// Which site is the main site.
+    pub main_site: u64,
+    /// The first epoch's voters ([`Topology::voters`]).
+    pub voters: u64,
+    /// The first epoch's learners ([`Topology::learners`]).
+    pub learners: u64,
+    /// Each member's site and role: its core, rank and position, or witness.
+    pub cores: u64,
+    /// Each member's name, host and appliance.
+    pub members: u64,
+    /// The [`Timers`] ([`Timers::fingerprint`]).
+    pub timers: u64,
+    /// The [`HandBack`] policy ([`HandBack::fingerprint`]).
+    pub hand_back: u64,
+}
+
+impl Fingerprint {
+    /// The sections whose digests differ, in [`Section`] order (empty
+    /// when the topologies agree).
+    pub fn differences(&self, other: &Self) -> Vec<Section> {
+        let pairs = [
+            (Section::QuorumMode, self.quorum_mode, other.quorum_mode),
+            (Section::Sites, self.sites, other.sites),
+            (Section::MainSite, self.main_site, other.main_site),
+            (Section::Voters, self.voters, other.voters),
+            (Section::Learners, self.learners, other.learners),
+            (Section::Cores, self.cores, other.cores),
+            (Section::Members, self.members, other.members),
+            (Section::Timers, self.timers, other.timers),
+            (Section::HandBack, self.hand_back, other.hand_back),
+        ];
+        pairs
+            .into_iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(s, ..)| s)
+            .collect()
+    }
+}
+
+/// A section of the [`Fingerprint`]: what two members' topologies may
+/// disagree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Section {
+    /// Witness or main-site mode.
+    QuorumMode,
+    /// The sites' names.
+    Sites,
+    /// Which site is the main site.
+    MainSite,
+    /// The first epoch's voters.
+    Voters,
+    /// The first epoch's learners.
+    Learners,
+    /// The members' sites and roles (cores, ranks, positions, witnesses).
+    Cores,
+    /// The members' names, hosts and appliances.
+    Members,
+    /// The timers.
+    Timers,
+    /// The hand-back policy.
+    HandBack,
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::QuorumMode => "quorum mode",
+            Self::Sites => "sites",
+            Self::MainSite => "main site",
+            Self::Voters => "voters",
+            Self::Learners => "learners",
+            Self::Cores => "cores, ranks and witnesses",
+            Self::Members => "members' names, hosts and appliances",
+            Self::Timers => "timers",
+            Self::HandBack => "hand-back policy",
+        })
     }
 }

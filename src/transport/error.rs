@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
+use crate::topology::Section;
 use crate::wire::WireError;
 
 /// The transport could not start. Nothing was left running.
@@ -24,6 +25,17 @@ pub enum TransportError {
         min: usize,
         /// The largest accepted.
         max: usize,
+    },
+    /// [`Limits::keepalive`](super::Limits::keepalive) is zero, or
+    /// [`Limits::idle_timeout`](super::Limits::idle_timeout) leaves room
+    /// for fewer than four keepalives: a late keepalive or two would get a
+    /// healthy connection closed.
+    #[error("Limits::idle_timeout is {idle_timeout:?} and Limits::keepalive {keepalive:?}: the keepalive must be non-zero and the idle timeout at least four keepalives")]
+    Keepalive {
+        /// The keepalive interval.
+        keepalive: std::time::Duration,
+        /// The idle timeout.
+        idle_timeout: std::time::Duration,
     },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}; is another member or process using it?")]
@@ -187,7 +199,7 @@ impl TlsRefusal {
 
     /// A short, stable name of the reason (the `kind` key of the log
     /// line; refusals are logged at most once per window for each peer
-    /// address and kind).
+    /// address, member and kind).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotTls { .. } => "tls-not-tls",
@@ -375,6 +387,39 @@ pub enum ConnectionError {
         /// Whom the answer is addressed to.
         to: u64,
     },
+    /// The peer's [topology fingerprint](crate::topology::Topology::fingerprint)
+    /// differs from this member's: their files describe different
+    /// topologies, timers or hand-back policies. Members that disagree can
+    /// each elect leaders the others do not know of, and lose acknowledged
+    /// writes, so they refuse each other (both sides log this, naming the
+    /// sections that differ). Compare the member files and restart the
+    /// member whose file is wrong.
+    #[error("{peer}: topology differs from n{node}'s: {}; every member's file must describe the same topology, timers and hand-back policy: compare them and restart the member that is wrong", sections.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    TopologyDiffers {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The member whose topology differs.
+        node: u64,
+        /// What differs.
+        sections: Vec<Section>,
+    },
+    /// An inbound connection received nothing, not even a keepalive, for
+    /// [`Limits::idle_timeout`](super::Limits::idle_timeout): a member's
+    /// writer sends a keepalive every
+    /// [`Limits::keepalive`](super::Limits::keepalive), so the peer is
+    /// gone, stalled or cut off (or holds a connection it does not use).
+    /// Closed, so it holds no connection slot; a live member reconnects.
+    #[error(
+        "{peer}: nothing received from n{node} for {idle_ms} ms (Limits::idle_timeout); closed"
+    )]
+    Idle {
+        /// Remote address.
+        peer: SocketAddr,
+        /// The member on the other end.
+        node: u64,
+        /// How long nothing arrived.
+        idle_ms: u64,
+    },
     /// An outbound connection could not be opened (only from
     /// [`Dialer::check`](super::Dialer::check); the transport's writers
     /// count these as `connect_failures` and retry).
@@ -406,13 +451,15 @@ impl ConnectionError {
             | Self::HelloTooLarge { peer, .. }
             | Self::RefusedByPeer { peer, .. }
             | Self::WrongResponder { peer, .. }
+            | Self::TopologyDiffers { peer, .. }
+            | Self::Idle { peer, .. }
             | Self::Unreachable { peer, .. } => *peer,
         }
     }
 
     /// A short, stable name of the reason (the `kind` key of the log
     /// line; refusals are logged at most once per window for each peer
-    /// address and kind).
+    /// address, member and kind).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::HelloTimeout { .. } => "hello-timeout",
@@ -430,6 +477,8 @@ impl ConnectionError {
             Self::HelloTooLarge { .. } => "hello-too-large",
             Self::RefusedByPeer { .. } => "refused-by-peer",
             Self::WrongResponder { .. } => "wrong-responder",
+            Self::TopologyDiffers { .. } => "topology-differs",
+            Self::Idle { .. } => "idle",
             Self::Unreachable { .. } => "unreachable",
         }
     }

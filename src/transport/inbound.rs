@@ -2,8 +2,10 @@
 //! caller's certificate must name a member), check the caller's hello
 //! against it, confirm with this member's own hello, then hand its
 //! envelopes to the node. Nothing reaches the node before every check
-//! passed. A connection is closed when its peer's certificate expires or
-//! the cluster CA changes.
+//! passed, the topology fingerprints included. A connection is closed when
+//! its peer's certificate expires, the cluster CA changes, a newer
+//! connection of the same member replaces it, or nothing arrived on it for
+//! the idle timeout; keepalives are answered (see [`super::liveness`]).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +19,7 @@ use crossbeam_channel::Sender;
 use super::hello::{HelloReader, MAX_HELLO_LEN};
 use super::identity::{ExpectedPeer, PeerIdentity};
 use super::link::{Fill, Link};
+use super::liveness::{Held, KEEPALIVE};
 use super::stats::bump;
 use super::tls::{self, Session, Stale, HANDSHAKE_RECORD};
 use super::{ConnectionError, Shared, TlsRefusal};
@@ -55,7 +58,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
                 let now_open = open.load(Ordering::Relaxed);
                 if now_open >= shared.cfg.limits.max_connections as u64 {
                     let open = now_open;
-                    shared.refuse(&ConnectionError::TooManyConnections { peer, open }, false);
+                    let e = ConnectionError::TooManyConnections { peer, open };
+                    shared.refuse(&e, false, None);
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
@@ -63,8 +67,9 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<En
                 let reader = thread::Builder::new()
                     .name(format!("sc-read-{}", shared.cfg.me.0))
                     .spawn(move || {
-                        if let Err(e) = serve(stream, peer, &sh, &inb) {
-                            sh.refuse(&e, false);
+                        let mut who = None;
+                        if let Err(e) = serve(stream, peer, &sh, &inb, &mut who) {
+                            sh.refuse(&e, false, who);
                         }
                         count.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -241,16 +246,43 @@ fn read_hello(
     }
 }
 
+/// Serves one inbound connection; `who` is set to the member on the
+/// other end as soon as it is known (for the refusal log's rate limit).
 fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     inbound: &Sender<Envelope>,
+    who: &mut Option<NodeId>,
 ) -> Result<(), ConnectionError> {
-    let Some((link, auth, hello, rest)) = accept(stream, peer, shared)? else {
+    let Some((link, auth, hello, rest)) = accept(stream, peer, shared, who)? else {
         return Ok(());
     };
-    receive(link, &auth, &hello, &rest, peer, shared, inbound)
+    let member = NodeId(hello.from);
+    // One connection per member, where the member is proved: with
+    // plaintext a hello's claim proves nothing, and letting it close the
+    // member's own connection would let anyone reaching the port cut
+    // members off.
+    let held = match auth {
+        Auth::Tls(_) => shared.inbound_of.hold(member),
+        Auth::Plain => shared.inbound_of.unregistered(),
+    };
+    if let Some(back) = shared.peer_back.get(&member) {
+        back.store(true, Ordering::Release);
+    }
+    let from = Caller {
+        auth: &auth,
+        hello: &hello,
+        held: &held,
+    };
+    receive(link, &from, &rest, peer, shared, inbound)
+}
+
+/// Who is on the other end of an accepted connection.
+struct Caller<'a> {
+    auth: &'a Auth,
+    hello: &'a Hello,
+    held: &'a Held<'a>,
 }
 
 /// An accepted connection: its link, how the caller was authenticated, its
@@ -264,6 +296,7 @@ fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
+    who: &mut Option<NodeId>,
 ) -> Result<Option<Accepted>, ConnectionError> {
     let cfg = &shared.cfg;
     if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
@@ -277,16 +310,32 @@ fn accept(
     let Some((mut link, auth)) = secure(stream, peer, deadline, shared)? else {
         return Ok(None);
     };
+    if let Auth::Tls(session) = &auth {
+        *who = session.identity.peer().map(|p| p.node);
+    }
     let Some((hello, rest)) = read_hello(&mut link, peer, deadline, shared)? else {
         return Ok(None);
     };
     check_hello(&hello, peer, shared)?;
+    if let Auth::Plain = auth {
+        *who = Some(NodeId(hello.from)); // claimed: nothing is proved
+    }
     bind(&auth, &hello, peer, cfg.cluster_id)?;
-    // Confirmed: this member's own hello tells the caller it is accepted.
+    // This member's own hello tells the caller it is accepted, or, when
+    // their topologies differ, lets it see that for itself (the caller is
+    // authenticated by now).
+    let sections = hello.differences(cfg.fingerprint.as_ref());
     let mut reply = Vec::new();
-    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from);
+    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from).with_fingerprint(cfg.fingerprint);
     if encode_frame(&answer, &mut reply).is_err() || link.send(&reply).is_err() {
         return Ok(None);
+    }
+    if !sections.is_empty() {
+        return Err(ConnectionError::TopologyDiffers {
+            peer,
+            node: hello.from,
+            sections,
+        });
     }
     bump(&shared.counters.accepted, 1);
     slog::debug!(shared.logger, "connection accepted"; "peer" => %peer, "from" => hello.from);
@@ -302,14 +351,14 @@ fn accept(
 /// sender that stopped between fragments).
 fn receive(
     mut link: Link,
-    auth: &Auth,
-    hello: &Hello,
+    from: &Caller<'_>,
     rest: &[u8],
     peer: SocketAddr,
     shared: &Shared,
     inbound: &Sender<Envelope>,
 ) -> Result<(), ConnectionError> {
     let cfg = &shared.cfg;
+    let hello = from.hello;
     let mut dec = FrameDecoder::new(cfg.limits.max_frame);
     dec.push(rest);
     let mut buf = vec![0u8; 64 << 10];
@@ -321,14 +370,25 @@ fn receive(
         reserved: Reservation::new(&shared.reassembling),
         partial_since: None,
         fragment_at: Instant::now(),
+        keepalives: 0,
     };
     let mut partial_record = false;
+    let mut heard = Instant::now();
     loop {
         if !incoming.deliver(&mut dec, inbound)? {
             return Ok(()); // the node is gone
         }
+        if std::mem::take(&mut incoming.keepalives) > 0 && link.send(&KEEPALIVE).is_err() {
+            return Ok(()); // the caller went away
+        }
         incoming.check_pace(&dec, partial_record)?;
-        if shared.stopping() || !still_trusted(auth, shared, peer, hello.from)? {
+        if shared.stopping() || !still_trusted(from.auth, shared, peer, hello.from)? {
+            return Ok(());
+        }
+        if from.held.replaced() {
+            bump(&shared.counters.replaced, 1);
+            slog::info!(shared.logger, "closing a connection: the member connected again";
+                "peer" => %peer, "from" => hello.from);
             return Ok(());
         }
         match link.fill(&mut buf, &mut |b| dec.push(b), peer)? {
@@ -340,8 +400,18 @@ fn receive(
                 }
                 return truncated(&dec, peer);
             }
+            Fill::Idle if heard.elapsed() > cfg.limits.idle_timeout => {
+                return Err(ConnectionError::Idle {
+                    peer,
+                    node: hello.from,
+                    idle_ms: heard.elapsed().as_millis() as u64,
+                });
+            }
             Fill::Idle => {}
-            Fill::Bytes { plain } => partial_record = plain == 0,
+            Fill::Bytes { plain } => {
+                heard = Instant::now();
+                partial_record = plain == 0;
+            }
         }
     }
 }
@@ -359,6 +429,8 @@ struct Incoming<'a> {
     partial_since: Option<Instant>,
     /// When the last fragment arrived.
     fragment_at: Instant,
+    /// Keepalives received since the last answer.
+    keepalives: u64,
 }
 
 impl Incoming<'_> {
@@ -375,6 +447,10 @@ impl Incoming<'_> {
         let wire = |source| ConnectionError::Wire { peer, source };
         while let Some(frame) = dec.next_frame().map_err(wire)? {
             self.partial_since = None;
+            if frame.is_empty() {
+                self.keepalives += 1;
+                continue;
+            }
             let env = Envelope::from_bytes(&frame).map_err(wire)?;
             if env.from != self.hello_from || env.to != cfg.me.0 || env.cluster_id != cfg.cluster_id
             {

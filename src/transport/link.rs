@@ -83,6 +83,13 @@ impl Link {
         }
     }
 
+    /// Switches the socket's reads (and writes) to non-blocking, or back.
+    pub(super) fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        match self {
+            Self::Plain(tcp) | Self::Tls(_, tcp) => tcp.set_nonblocking(on),
+        }
+    }
+
     /// Writes all of `bytes`.
     pub(super) fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {

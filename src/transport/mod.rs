@@ -8,10 +8,22 @@
 //! Every refused connection or frame is counted ([`TransportStats`]),
 //! kept with its typed reason ([`StatsHandle::recent_refusals`]) and
 //! logged with the peer's address and the reason ([`ConnectionError`]);
-//! none reaches the node. The log holds at most one line per peer address
-//! and [kind](ConnectionError::kind) of refusal every 10 s (the next one
-//! says how many were `suppressed`), so neither a member refused again and
-//! again nor an attacker reaching the port can fill the disk.
+//! none reaches the node. The log holds at most one line per peer address,
+//! member (when known: the member dialled, or the one a caller's
+//! certificate names) and [kind](ConnectionError::kind) of refusal every
+//! 10 s (the next one says how many were `suppressed`), so neither a member
+//! refused again and again nor an attacker reaching the port can fill the
+//! disk, and a flood in one name never hides another member's refusals.
+//!
+//! A writer reads its connection before every write and at every idle
+//! wake, and sends keepalives its peer answers, so a connection its peer
+//! closed (a restart) or left silent (a cut) is replaced before it swallows
+//! a message; a member keeps one inbound connection per member and closes
+//! connections that bring nothing for [`Limits::idle_timeout`]. The
+//! `liveness` module (private) explains the rules. Every hello carries the
+//! member's [topology fingerprint](crate::topology::Topology::fingerprint)
+//! ([`TcpConfig::fingerprint`]), and members whose topologies differ refuse
+//! each other ([`ConnectionError::TopologyDiffers`]).
 //!
 //! Every connection opens with the caller's [`Hello`](crate::wire::Hello);
 //! the member called checks it and answers with its own (`from` itself,
@@ -125,13 +137,19 @@
 //! since a connection closes when its peer's certificate expires. There is
 //! no CRL or OCSP checking.
 //!
+//! A holder of a member's stolen key holds at most one connection in that
+//! member's name (a newer one replaces it, so the member itself, restarted,
+//! always gets back in) and loses it after [`Limits::idle_timeout`] of
+//! silence.
+//!
 //! *Not protected:* availability. The connection limit, deadlines,
 //! frame bounds and message limits keep memory and threads bounded (a
 //! member may make another hold up to twice [`Limits::max_message`] in
 //! messages under way), but an attacker who can
-//! reach the port can keep the limit's slots busy and so delay a real
-//! member's reconnection, and can burn CPU on handshakes; firewall the
-//! port to the members' addresses. It cannot make the member log more
+//! reach the port can keep the limit's slots busy with handshakes (each
+//! for up to [`Limits::hello_timeout`]) and so delay a real member's
+//! reconnection, and can burn CPU on handshakes; firewall the port to the
+//! members' addresses. It cannot make the member log more
 //! than a line per kind of refusal every 10 s, nor read files. There is no encryption at rest (the
 //! data directory and the key file are protected by file permissions
 //! only), and the application's own clients are out of scope (the
@@ -142,6 +160,7 @@ mod hello;
 mod identity;
 mod inbound;
 mod link;
+mod liveness;
 mod loopback;
 mod outbound;
 mod refusals;
@@ -166,8 +185,9 @@ pub use outbound::Dialer;
 pub use security::{Limits, TlsFiles, TransportSecurity};
 pub use stats::TransportStats;
 
-use crate::topology::NodeId;
+use crate::topology::{Fingerprint, NodeId};
 use crate::wire::Envelope;
+use liveness::Registry;
 use refusals::Refusals;
 use stats::{bump, Counters};
 use tls::TlsContext;
@@ -195,6 +215,13 @@ pub struct TcpConfig {
     pub security: TransportSecurity,
     /// Limits and deadlines.
     pub limits: Limits,
+    /// This member's [topology fingerprint](crate::topology::Topology::fingerprint),
+    /// sent in every hello: a member whose fingerprint differs is refused
+    /// ([`ConnectionError::TopologyDiffers`]). `None` (the default of
+    /// [`TcpConfig::new`]) for a transport or [`Dialer`] without a
+    /// topology: its hellos carry none, and are not compared.
+    /// [`start_member`](crate::runtime::start_member) sets it.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl TcpConfig {
@@ -214,6 +241,7 @@ impl TcpConfig {
             peers,
             security,
             limits: Limits::default(),
+            fingerprint: None,
         }
     }
 
@@ -254,6 +282,13 @@ pub(crate) struct Shared {
     pub(crate) reassembling: AtomicUsize,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
+    /// The inbound connection each member holds (one per member: a newer
+    /// one replaces it).
+    pub(crate) inbound_of: Registry,
+    /// Set when a peer's connection to this member was accepted: a sign it
+    /// is (back) up, so the writer to it retries at once rather than
+    /// waiting out its back-off, and checks its own connection.
+    pub(crate) peer_back: BTreeMap<NodeId, AtomicBool>,
 }
 
 impl Shared {
@@ -262,15 +297,16 @@ impl Shared {
     }
 
     /// Counts, keeps and (rate-limited) logs a refusal; `outbound` when
-    /// this member dialled.
-    fn refuse(&self, e: &ConnectionError, outbound: bool) {
+    /// this member dialled; `who` is the member on the other end when
+    /// known (see [`refusals`]).
+    fn refuse(&self, e: &ConnectionError, outbound: bool, who: Option<NodeId>) {
         let what = if outbound {
             "refused a peer we dialled"
         } else {
             "refused a connection"
         };
         // Kept and logged first: whoever sees the counter move finds it.
-        self.refusals.record(&self.logger, what, e);
+        self.refusals.record(&self.logger, what, e, who);
         self.counters.refused(e, outbound);
     }
 }
@@ -309,6 +345,7 @@ impl TcpTransport {
             })?;
         let peers = cfg.peers.clone();
         let queue_len = cfg.limits.queue_len.max(1);
+        let peer_back = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
@@ -317,6 +354,8 @@ impl TcpTransport {
             reassembling: AtomicUsize::new(0),
             logger,
             tls,
+            inbound_of: Registry::default(),
+            peer_back,
         });
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), inbound)];
         let mut queues = BTreeMap::new();
@@ -396,8 +435,8 @@ impl StatsHandle {
 
     /// The last refusals (up to 64), oldest first, each with the peer's
     /// address and the typed reason. Every refusal is kept here and
-    /// counted, while the log holds at most one line per peer address and
-    /// [kind](ConnectionError::kind) every 10 s.
+    /// counted, while the log holds at most one line per peer address,
+    /// member and [kind](ConnectionError::kind) every 10 s.
     pub fn recent_refusals(&self) -> Vec<ConnectionError> {
         self.0.refusals.recent()
     }

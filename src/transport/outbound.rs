@@ -34,6 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use super::hello::{HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
 use super::link::{Fill, Link};
+use super::liveness::{Dead, Liveness, KEEPALIVE};
 use super::stats::bump;
 use super::tls::{self, Session, Stale, TlsContext};
 use super::{ConnectionError, Shared, TcpConfig, TlsRefusal, TransportError};
@@ -157,39 +158,70 @@ pub(super) fn spawn_writer(
 /// Connects, writes until the connection fails, and waits before the
 /// next attempt: the back-off doubles after every failed, refused or lost
 /// connection, and returns to its minimum only once a peer confirmed the
-/// hello. Refusals are counted, kept and logged (rate-limited) with the
-/// peer's address and the reason.
+/// hello. A connection lost after it had been up for the longest back-off
+/// (a peer that restarted, a CA change) is replaced at once, and the wait
+/// is cut short when the peer connects to this member (it is back).
+/// Refusals are counted, kept and logged (rate-limited) with the peer's
+/// address and the reason. What a dead connection was about to be given
+/// goes on the next one ([`Carry`]).
 fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared: &Shared) {
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
+    let mut carry = Carry::default();
     while !shared.stopping() {
         match connect(peer, addr, shared) {
             Ok(Some(mut conn)) => {
                 wait = min;
+                if let Some(back) = shared.peer_back.get(&peer) {
+                    back.store(false, Ordering::Release);
+                }
                 slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
-                if let Err(why) = pump(&mut conn, queue, shared) {
+                let up = Instant::now();
+                if let Err(why) = pump(&mut conn, queue, shared, &mut carry) {
+                    if let Lost::Dead(_) = why {
+                        bump(&shared.counters.dead_links, 1);
+                    }
                     slog::info!(shared.logger, "connection lost";
                         "peer" => peer.0, "addr" => %addr, "reason" => %why);
+                    if up.elapsed() >= max {
+                        continue; // a healthy connection ended: replace it now
+                    }
                 }
             }
             outcome => {
                 match outcome {
-                    Err(e) => shared.refuse(&e, true),
+                    Err(e) => shared.refuse(&e, true, Some(peer)),
                     Ok(_) => bump(&shared.counters.connect_failures, 1),
                 }
                 // Unreachable: what is queued is stale by the time it could go.
-                let dropped = queue.try_iter().count() as u64;
+                let dropped = queue.try_iter().count() as u64 + carry.n;
+                carry = Carry::default();
                 bump(&shared.counters.dropped, dropped);
             }
         }
-        sleep_unless_stopping(wait, shared);
-        wait = (wait * 2).min(max);
+        if sleep_unless_back(wait, peer, shared) {
+            wait = min;
+        } else {
+            wait = (wait * 2).min(max);
+        }
     }
+}
+
+/// Envelopes encoded for a connection found dead before they were
+/// written: they go first on the next connection (dropped, and counted,
+/// if it cannot be opened).
+#[derive(Default)]
+struct Carry {
+    frames: Vec<u8>,
+    n: u64,
 }
 
 /// A connection the peer confirmed.
 struct Connected {
     link: Link,
+    /// The peer and its address.
+    peer: NodeId,
+    addr: SocketAddr,
     /// With TLS: what the handshake established.
     session: Option<Session>,
 }
@@ -239,7 +271,7 @@ fn open(
         }
     };
     let mut hello = Vec::new();
-    let h = Hello::new(cfg.cluster_id, cfg.me.0, peer.0);
+    let h = Hello::new(cfg.cluster_id, cfg.me.0, peer.0).with_fingerprint(cfg.fingerprint);
     if encode_frame(&h, &mut hello).is_err() {
         return Ok(None);
     }
@@ -253,7 +285,12 @@ fn open(
     if !confirm(&mut link, cfg, peer, addr, deadline, stopping)? {
         return Ok(None);
     }
-    Ok(Some(Connected { link, session }))
+    Ok(Some(Connected {
+        link,
+        peer,
+        addr,
+        session,
+    }))
 }
 
 /// Waits for the peer's answering hello: the peer checked this member's
@@ -351,6 +388,14 @@ fn check_answer(
             to: h.to,
         });
     }
+    let sections = h.differences(cfg.fingerprint.as_ref());
+    if !sections.is_empty() {
+        return Err(ConnectionError::TopologyDiffers {
+            peer: addr,
+            node: peer.0,
+            sections,
+        });
+    }
     Ok(())
 }
 
@@ -385,6 +430,8 @@ enum Lost {
     Io(std::io::Error),
     /// The peer's certificate expired, or the CA changed.
     Stale(Stale),
+    /// Found dead before a write (see [`Liveness::check`]).
+    Dead(Dead),
 }
 
 impl std::fmt::Display for Lost {
@@ -393,6 +440,7 @@ impl std::fmt::Display for Lost {
             Self::Io(e) => write!(f, "{e}"),
             Self::Stale(Stale::Expired) => f.write_str("the peer's certificate expired"),
             Self::Stale(Stale::CaChanged) => f.write_str("the CA changed: re-handshaking"),
+            Self::Dead(d) => write!(f, "{d}"),
         }
     }
 }
@@ -406,15 +454,31 @@ struct Sending {
 }
 
 /// Writes queued envelopes until the connection fails, the peer's
-/// certificate expires, the CA changes, or the member stops. Each batch
-/// holds what is queued (up to [`BATCH`] envelopes) and the next fragment
-/// of the large envelope being sent, if any. Queued snapshots wait their
-/// turn in `snapshots`; a large envelope that must keep its place and
-/// arrives while a snapshot is being sent waits in `next`, and nothing
-/// queued after it is taken meanwhile. What is under way when the
-/// connection fails is lost with it (raft sends again).
-fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Lost> {
-    let piece_len = shared.cfg.limits.piece_len();
+/// certificate expires, the CA changes, the connection is found dead, or
+/// the member stops. Each batch holds what is queued (up to [`BATCH`]
+/// envelopes), a keepalive when one is due, and the next fragment of the
+/// large envelope being sent, if any. Queued snapshots wait their turn in
+/// `snapshots`; a large envelope that must keep its place and arrives
+/// while a snapshot is being sent waits in `next`, and nothing queued
+/// after it is taken meanwhile. Before each batch is written, and at each
+/// idle wake, the connection is checked ([`Liveness::check`]): a batch
+/// encoded for a dead connection goes into `carry`, for the next one.
+/// What is under way when a write fails is lost with it (raft sends
+/// again).
+fn pump(
+    conn: &mut Connected,
+    queue: &Receiver<Outgoing>,
+    shared: &Shared,
+    carry: &mut Carry,
+) -> Result<(), Lost> {
+    let limits = &shared.cfg.limits;
+    let piece_len = limits.piece_len();
+    let mut alive = Liveness::new(limits.keepalive, limits.idle_timeout);
+    if carry.n > 0 {
+        conn.link.send(&carry.frames).map_err(Lost::Io)?;
+        bump(&shared.counters.frames_out, carry.n);
+    }
+    *carry = Carry::default();
     let mut buf = Vec::new();
     let mut snapshots: VecDeque<(Envelope, Ticket)> = VecDeque::new();
     let mut next: Option<(Envelope, Ticket)> = None;
@@ -424,12 +488,7 @@ fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Re
         if shared.stopping() {
             return Ok(());
         }
-        if let (Some(session), Some(ctx)) = (&conn.session, &shared.tls) {
-            ctx.poll(&shared.logger);
-            if let Some(stale) = session.stale(ctx, SystemTime::now()) {
-                return Err(Lost::Stale(stale));
-            }
-        }
+        still_good(conn, shared)?;
         // The queue is read unless a large envelope that keeps its place
         // is being sent or waits; it waits for envelopes only when no
         // fragment is due.
@@ -438,33 +497,34 @@ fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Re
         let first = if idle {
             match queue.recv_timeout(Duration::from_millis(50)) {
                 Ok(out) => Some(out),
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    idle_check(conn, &mut alive, shared)?;
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         } else {
             None
         };
         buf.clear();
-        let mut n = 0;
-        let queued = first.into_iter().chain(queue.try_iter());
-        for out in queued.take(if taking { BATCH } else { 0 }) {
-            match out.large {
-                None => match encode_frame(&out.env, &mut buf) {
-                    Ok(()) => n += 1,
-                    Err(e) => {
-                        bump(&shared.counters.dropped, 1);
-                        slog::error!(shared.logger, "envelope too large to send"; "error" => %e);
-                    }
-                },
-                Some(ticket) if ticket.snapshot.is_some() => {
-                    snapshots.push_back((out.env, ticket));
-                }
-                Some(ticket) => {
-                    // Everything after it stays queued behind it.
-                    next = Some((out.env, ticket));
-                    break;
-                }
-            }
+        let limit = if taking { BATCH } else { 0 };
+        let taken = take_batch(first, queue, limit, &mut buf, shared);
+        let n = taken.encoded;
+        snapshots.extend(taken.snapshots);
+        if taken.next.is_some() {
+            next = taken.next;
+        }
+        // Not written into a connection the peer closed: kept for the next.
+        if let Err(dead) = alive.check(&mut conn.link, conn.addr) {
+            *carry = Carry {
+                frames: std::mem::take(&mut buf),
+                n,
+            };
+            return Err(Lost::Dead(dead));
+        }
+        if alive.keepalive_due() {
+            buf.extend_from_slice(&KEEPALIVE);
+            bump(&shared.counters.keepalives_out, 1);
         }
         if sending.is_none() {
             let start = (next.take().map(|(env, ticket)| (env, ticket, false))).or_else(|| {
@@ -499,14 +559,99 @@ fn pump(conn: &mut Connected, queue: &Receiver<Outgoing>, shared: &Shared) -> Re
     }
 }
 
-fn sleep_unless_stopping(d: Duration, shared: &Shared) {
+/// Between batches: the connection's TLS session must still hold (the
+/// peer's certificate unexpired, the CA unchanged); and when the peer
+/// connected to this member anew, a keepalive goes at once: if it
+/// restarted on a host that never closed this connection (a reboot), the
+/// keepalive draws a reset, seen at the next check.
+fn still_good(conn: &mut Connected, shared: &Shared) -> Result<(), Lost> {
+    if let (Some(session), Some(ctx)) = (&conn.session, &shared.tls) {
+        ctx.poll(&shared.logger);
+        if let Some(stale) = session.stale(ctx, SystemTime::now()) {
+            return Err(Lost::Stale(stale));
+        }
+    }
+    let back = shared.peer_back.get(&conn.peer);
+    if back.is_some_and(|b| b.swap(false, Ordering::AcqRel)) {
+        conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
+        bump(&shared.counters.keepalives_out, 1);
+    }
+    Ok(())
+}
+
+/// An idle writer's wake: the connection is checked, and a keepalive
+/// sent when one is due.
+fn idle_check(conn: &mut Connected, alive: &mut Liveness, shared: &Shared) -> Result<(), Lost> {
+    alive.check(&mut conn.link, conn.addr).map_err(Lost::Dead)?;
+    if alive.keepalive_due() {
+        conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
+        bump(&shared.counters.keepalives_out, 1);
+    }
+    Ok(())
+}
+
+/// What [`take_batch`] took from the queue.
+struct Batch {
+    /// Small envelopes encoded into the buffer.
+    encoded: u64,
+    /// Large snapshots, to be sent as fragments in turn.
+    snapshots: Vec<(Envelope, Ticket)>,
+    /// A large envelope that keeps its place: nothing after it was taken.
+    next: Option<(Envelope, Ticket)>,
+}
+
+/// Takes up to `limit` queued envelopes (`first` first): small ones are
+/// encoded into `buf`, large ones set aside.
+fn take_batch(
+    first: Option<Outgoing>,
+    queue: &Receiver<Outgoing>,
+    limit: usize,
+    buf: &mut Vec<u8>,
+    shared: &Shared,
+) -> Batch {
+    let mut batch = Batch {
+        encoded: 0,
+        snapshots: Vec::new(),
+        next: None,
+    };
+    let queued = first.into_iter().chain(queue.try_iter());
+    for out in queued.take(limit) {
+        match out.large {
+            None => match encode_frame(&out.env, buf) {
+                Ok(()) => batch.encoded += 1,
+                Err(e) => {
+                    bump(&shared.counters.dropped, 1);
+                    slog::error!(shared.logger, "envelope too large to send"; "error" => %e);
+                }
+            },
+            Some(ticket) if ticket.snapshot.is_some() => {
+                batch.snapshots.push((out.env, ticket));
+            }
+            Some(ticket) => {
+                // Everything after it stays queued behind it.
+                batch.next = Some((out.env, ticket));
+                break;
+            }
+        }
+    }
+    batch
+}
+
+/// Sleeps `d`, unless the member stops or `peer` connects to this member
+/// meanwhile (`true`: it is back, try it now).
+fn sleep_unless_back(d: Duration, peer: NodeId, shared: &Shared) -> bool {
     let step = Duration::from_millis(10);
     let mut left = d;
+    let back = shared.peer_back.get(&peer);
     while !left.is_zero() && !shared.stopping() {
+        if back.is_some_and(|b| b.swap(false, Ordering::AcqRel)) {
+            return true;
+        }
         let s = step.min(left);
         thread::sleep(s);
         left -= s;
     }
+    false
 }
 
 /// Dials members the way the transport's writers do (TCP, then the mutual

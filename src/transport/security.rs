@@ -156,6 +156,22 @@ pub struct Limits {
     /// lost connection, and returns to the first only once a peer
     /// confirmed the hello. Defaults to 20 ms and 1 s.
     pub backoff: (Duration, Duration),
+    /// How often a writer sends its peer a keepalive (an empty frame,
+    /// which the peer answers with one), whatever else it sends: the
+    /// peer's answers prove the connection alive, and the keepalives keep
+    /// a healthy idle connection from being closed as idle. Defaults to
+    /// 250 ms.
+    pub keepalive: Duration,
+    /// How long a connection is trusted with nothing received on it. A
+    /// writer that heard nothing from its peer (no keepalive answered) for
+    /// this long takes the connection for dead (cut, or the peer's host
+    /// gone without closing it) and opens a new one; the member called
+    /// closes an inbound connection that brought nothing for this long
+    /// ([`ConnectionError::Idle`](super::ConnectionError::Idle)), so a
+    /// connection nobody uses holds no slot. At least four keepalives
+    /// (start-up refuses less: [`TransportError::Keepalive`]). Defaults to
+    /// 2 s.
+    pub idle_timeout: Duration,
 }
 
 impl Limits {
@@ -163,16 +179,23 @@ impl Limits {
     /// header and a few KiB of payload.
     pub const MIN_FRAME: usize = 4 << 10;
 
-    /// Checks that the frame limit is usable.
+    /// Checks that the frame limit is usable, and that the idle timeout
+    /// leaves room for at least four keepalives.
     pub(crate) fn check(&self) -> Result<(), TransportError> {
-        if (Self::MIN_FRAME..=MAX_FRAME_LEN).contains(&self.max_frame) {
-            return Ok(());
+        if !(Self::MIN_FRAME..=MAX_FRAME_LEN).contains(&self.max_frame) {
+            return Err(TransportError::FrameLimit {
+                max_frame: self.max_frame,
+                min: Self::MIN_FRAME,
+                max: MAX_FRAME_LEN,
+            });
         }
-        Err(TransportError::FrameLimit {
-            max_frame: self.max_frame,
-            min: Self::MIN_FRAME,
-            max: MAX_FRAME_LEN,
-        })
+        if self.keepalive.is_zero() || self.idle_timeout < self.keepalive.saturating_mul(4) {
+            return Err(TransportError::Keepalive {
+                keepalive: self.keepalive,
+                idle_timeout: self.idle_timeout,
+            });
+        }
+        Ok(())
     }
 
     /// Payload bytes per fragment: [`FRAGMENT_LEN`], or less when
@@ -195,6 +218,8 @@ impl Default for Limits {
             frame_timeout: Duration::from_secs(10),
             max_connections: 64,
             backoff: (Duration::from_millis(20), Duration::from_secs(1)),
+            keepalive: Duration::from_millis(250),
+            idle_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -237,6 +262,27 @@ mod tests {
                     );
                 }
                 other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_idle_timeout_must_leave_room_for_keepalives() {
+        let ms = Duration::from_millis;
+        let with = |keepalive, idle_timeout| Limits {
+            keepalive,
+            idle_timeout,
+            ..Limits::default()
+        };
+        assert!(Limits::default().check().is_ok());
+        assert!(with(ms(100), ms(400)).check().is_ok());
+        for (k, i) in [(ms(0), ms(400)), (ms(100), ms(399)), (ms(500), ms(500))] {
+            match with(k, i).check() {
+                Err(TransportError::Keepalive {
+                    keepalive,
+                    idle_timeout,
+                }) => assert_eq!((keepalive, idle_timeout), (k, i)),
+                other => panic!("{k:?} {i:?}: {other:?}"),
             }
         }
     }

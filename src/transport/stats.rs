@@ -50,6 +50,12 @@ pub struct TransportStats {
     /// or sent a TLS alert, before confirming the hello): typically this
     /// member's certificate or id is not accepted there.
     pub refused_by_peer: u64,
+    /// Of those: members whose topology fingerprint differs from this
+    /// member's ([`ConnectionError::TopologyDiffers`]), either side.
+    pub topology_differs: u64,
+    /// Of those: inbound connections closed after receiving nothing for
+    /// [`Limits::idle_timeout`](super::Limits::idle_timeout).
+    pub idle_closed: u64,
     /// Of those: outbound connections (this member dialled).
     pub outbound_refused: u64,
     /// Envelopes received and handed to the node (a fragmented one once,
@@ -75,6 +81,17 @@ pub struct TransportStats {
     pub connect_failures: u64,
     /// TLS handshakes completed, both directions.
     pub handshakes: u64,
+    /// Inbound connections closed because a newer one from the same
+    /// member was accepted (one connection per member: see
+    /// [`Limits::idle_timeout`](super::Limits::idle_timeout)).
+    pub replaced: u64,
+    /// Outbound connections found dead before a write (the peer closed or
+    /// reset it, e.g. it restarted) or silent past
+    /// [`Limits::idle_timeout`](super::Limits::idle_timeout), and replaced
+    /// by a new connection.
+    pub dead_links: u64,
+    /// Keepalives written to peers.
+    pub keepalives_out: u64,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +109,8 @@ pub(crate) struct Counters {
     identity_refused: AtomicU64,
     oversized_hellos: AtomicU64,
     refused_by_peer: AtomicU64,
+    topology_differs: AtomicU64,
+    idle_closed: AtomicU64,
     outbound_refused: AtomicU64,
     pub(super) frames_in: AtomicU64,
     pub(super) frames_out: AtomicU64,
@@ -102,6 +121,9 @@ pub(crate) struct Counters {
     pub(super) dropped: AtomicU64,
     pub(super) connect_failures: AtomicU64,
     pub(super) handshakes: AtomicU64,
+    pub(super) replaced: AtomicU64,
+    pub(super) dead_links: AtomicU64,
+    pub(super) keepalives_out: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64, n: u64) {
@@ -131,6 +153,8 @@ impl Counters {
             }
             ConnectionError::Tls { .. } => &self.tls_failures,
             ConnectionError::CertificateIdentity { .. } => &self.identity_refused,
+            ConnectionError::TopologyDiffers { .. } => &self.topology_differs,
+            ConnectionError::Idle { .. } => &self.idle_closed,
             ConnectionError::Unreachable { .. } => {
                 bump(&self.connect_failures, 1);
                 return;
@@ -160,6 +184,8 @@ impl Counters {
             identity_refused: g(&self.identity_refused),
             oversized_hellos: g(&self.oversized_hellos),
             refused_by_peer: g(&self.refused_by_peer),
+            topology_differs: g(&self.topology_differs),
+            idle_closed: g(&self.idle_closed),
             outbound_refused: g(&self.outbound_refused),
             frames_in: g(&self.frames_in),
             frames_out: g(&self.frames_out),
@@ -170,6 +196,9 @@ impl Counters {
             dropped: g(&self.dropped),
             connect_failures: g(&self.connect_failures),
             handshakes: g(&self.handshakes),
+            replaced: g(&self.replaced),
+            dead_links: g(&self.dead_links),
+            keepalives_out: g(&self.keepalives_out),
         };
         TransportStats {
             refused: s.hello_timeouts
@@ -183,7 +212,9 @@ impl Counters {
                 + s.certificates_refused
                 + s.identity_refused
                 + s.oversized_hellos
-                + s.refused_by_peer,
+                + s.refused_by_peer
+                + s.topology_differs
+                + s.idle_closed,
             ..s
         }
     }

@@ -10,6 +10,7 @@
 use prost::Message as _;
 
 use super::{Envelope, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use crate::topology::{Fingerprint, Section};
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -31,6 +32,78 @@ pub struct Hello {
     /// The node it means to reach.
     #[prost(uint64, tag = "4")]
     pub to: u64,
+    /// The sender's [topology fingerprint](crate::topology::Topology::fingerprint):
+    /// a member refuses a member whose fingerprint differs from its own
+    /// (both ways: the caller's hello and the answer). Absent from hellos
+    /// of tools that carry no topology (a
+    /// [`Dialer`](crate::transport::Dialer) by default), which are then
+    /// not compared.
+    #[prost(message, optional, tag = "5")]
+    pub fingerprint: Option<HelloFingerprint>,
+}
+
+/// A [`Fingerprint`] on the wire: one digest per section.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct HelloFingerprint {
+    /// [`Fingerprint::quorum_mode`].
+    #[prost(fixed64, tag = "1")]
+    pub quorum_mode: u64,
+    /// [`Fingerprint::sites`].
+    #[prost(fixed64, tag = "2")]
+    pub sites: u64,
+    /// [`Fingerprint::main_site`].
+    #[prost(fixed64, tag = "3")]
+    pub main_site: u64,
+    /// [`Fingerprint::voters`].
+    #[prost(fixed64, tag = "4")]
+    pub voters: u64,
+    /// [`Fingerprint::learners`].
+    #[prost(fixed64, tag = "5")]
+    pub learners: u64,
+    /// [`Fingerprint::cores`].
+    #[prost(fixed64, tag = "6")]
+    pub cores: u64,
+    /// [`Fingerprint::members`].
+    #[prost(fixed64, tag = "7")]
+    pub members: u64,
+    /// [`Fingerprint::timers`].
+    #[prost(fixed64, tag = "8")]
+    pub timers: u64,
+    /// [`Fingerprint::hand_back`].
+    #[prost(fixed64, tag = "9")]
+    pub hand_back: u64,
+}
+
+impl From<Fingerprint> for HelloFingerprint {
+    fn from(f: Fingerprint) -> Self {
+        Self {
+            quorum_mode: f.quorum_mode,
+            sites: f.sites,
+            main_site: f.main_site,
+            voters: f.voters,
+            learners: f.learners,
+            cores: f.cores,
+            members: f.members,
+            timers: f.timers,
+            hand_back: f.hand_back,
+        }
+    }
+}
+
+impl From<HelloFingerprint> for Fingerprint {
+    fn from(f: HelloFingerprint) -> Self {
+        Self {
+            quorum_mode: f.quorum_mode,
+            sites: f.sites,
+            main_site: f.main_site,
+            voters: f.voters,
+            learners: f.learners,
+            cores: f.cores,
+            members: f.members,
+            timers: f.timers,
+            hand_back: f.hand_back,
+        }
+    }
 }
 
 impl Hello {
@@ -41,6 +114,25 @@ impl Hello {
             cluster_id,
             from,
             to,
+            fingerprint: None,
+        }
+    }
+
+    /// The same hello carrying `fingerprint` (`None`: none).
+    pub fn with_fingerprint(self, fingerprint: Option<Fingerprint>) -> Self {
+        Self {
+            fingerprint: fingerprint.map(HelloFingerprint::from),
+            ..self
+        }
+    }
+
+    /// The sections in which `ours` differs from the fingerprint this
+    /// hello carries: empty when they agree, or when this hello or `ours`
+    /// carries none.
+    pub fn differences(&self, ours: Option<&Fingerprint>) -> Vec<Section> {
+        match (self.fingerprint, ours) {
+            (Some(theirs), Some(ours)) => ours.differences(&theirs.into()),
+            _ => Vec::new(),
         }
     }
 
@@ -237,6 +329,65 @@ mod tests {
         d.push(&stream[..50]);
         assert_eq!(d.next_frame(), Ok(None));
         assert_eq!(d.finish(), Err(WireError::Truncated { have: 50 }));
+    }
+
+    /// The fingerprint travels in the hello, and a hello compares it with
+    /// this member's: only when both carry one.
+    #[test]
+    fn the_fingerprint_travels_in_the_hello_and_names_what_differs() {
+        use crate::topology::denver_paris;
+        let ours = denver_paris().build().unwrap().fingerprint();
+        let mut theirs = ours;
+        theirs.voters ^= 1;
+        theirs.timers ^= 1;
+        let mut bytes = Vec::new();
+        encode_frame(
+            &Hello::new(7, 1, 2).with_fingerprint(Some(theirs)),
+            &mut bytes,
+        )
+        .unwrap();
+        let mut d = FrameDecoder::default();
+        d.push(&bytes);
+        let got = Hello::from_bytes(&d.next_frame().unwrap().unwrap()).unwrap();
+        assert_eq!(
+            got.differences(Some(&ours)),
+            [Section::Voters, Section::Timers]
+        );
+        assert!(got.differences(None).is_empty());
+        assert!(Hello::new(7, 1, 2).differences(Some(&ours)).is_empty());
+        let same = Hello::new(7, 1, 2).with_fingerprint(Some(ours));
+        assert!(same.differences(Some(&ours)).is_empty());
+    }
+
+    /// The digests are stable: the same settings give the same values in
+    /// every build and release (members of different builds compare them).
+    /// A change here is a wire change: members of the old and the new
+    /// build would refuse each other.
+    #[test]
+    fn fingerprints_are_stable() {
+        use crate::policy::{HandBack, Timers};
+        use crate::topology::denver_paris;
+        let f = denver_paris().build().unwrap().fingerprint();
+        assert_eq!(f.timers, Timers::default().fingerprint());
+        assert_eq!(f.hand_back, HandBack::default().fingerprint());
+        assert_eq!(
+            [f.quorum_mode, f.main_site, f.voters],
+            [
+                9968824843273853090,
+                1260475943777902658,
+                5546894220711427276
+            ]
+        );
+        let ms = std::time::Duration::from_millis;
+        let timers = Timers {
+            tick: ms(5),
+            heartbeat: ms(10),
+            election: ms(200),
+            failover: ms(30),
+            survivable_after: ms(2000),
+            rank_step: ms(1000),
+        };
+        assert_eq!(timers.fingerprint(), 17841178858087221048);
     }
 
     quickcheck! {

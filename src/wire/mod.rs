@@ -33,7 +33,7 @@ use crate::ids::EpochId;
 pub use fragment::{
     Fragment, FragmentFault, Fragmenter, Reassembler, FRAGMENT_LEN, FRAGMENT_OVERHEAD,
 };
-pub use frame::{encode_frame, FrameDecoder, Hello, FRAME_HEADER_LEN};
+pub use frame::{encode_frame, FrameDecoder, Hello, HelloFingerprint, FRAME_HEADER_LEN};
 
 /// The protocol version this build speaks. Members check it in every
 /// hello and envelope and refuse any other.

@@ -1,5 +1,7 @@
-//! Bad and slow frames from an authenticated member (CM02b's own
-//! certificate), and slow or silent handshakes.
+//! Bad and slow frames from an authenticated member (W1's own
+//! certificate; W1 is not running, so its connection slot is free: a
+//! running member's own reconnection would replace the attacker's
+//! connection, one connection per member), and slow or silent handshakes.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -9,8 +11,8 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 
-use crate::support::{self, CLUSTER, CM02A, CM02B};
-use crate::{client, closed, cluster, drip, hello, issued_of, refused, send_as, tls};
+use crate::support::{self, Cluster, Options, CLUSTER, CM02A, W1};
+use crate::{client, closed, drip, hello, issued_of, refused, send_as, short_limits, tls};
 use survivable_core::transport::{ConnectionError as E, MAX_HELLO_LEN};
 use survivable_core::wire::{
     encode_frame, Envelope, Fragment, FragmentFault, Hello, WireError as W, PROTOCOL_VERSION,
@@ -18,12 +20,18 @@ use survivable_core::wire::{
 
 #[test]
 fn bad_frames_from_an_authenticated_member_are_refused() {
-    let c = cluster();
-    let node4 = issued_of(&c.files(CM02B));
-    let me = Some(&node4);
+    let c = Cluster::with(Options {
+        limits: short_limits(),
+        absent: vec![W1],
+        timers: support::calm_timers(),
+        ..Options::default()
+    });
+    c.settled(CM02A);
+    let node5 = issued_of(&c.files(W1));
+    let me = Some(&node5);
     let rss = support::rss_kib();
     let with_hello = |rest: &[u8]| {
-        let mut b = hello(CM02B.0);
+        let mut b = hello(W1.0);
         b.extend_from_slice(rest);
         b
     };
@@ -32,7 +40,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         version: PROTOCOL_VERSION,
         cluster_id: CLUSTER,
         epoch: 1,
-        from: CM02B.0,
+        from: W1.0,
         to: CM02A.0,
         raft: vec![7; 200],
         ..Envelope::default()
@@ -79,7 +87,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         },
         |a| {
             let mut b = Vec::new();
-            encode_frame(&Hello::new(99, CM02B.0, CM02A.0), &mut b).unwrap();
+            encode_frame(&Hello::new(99, W1.0, CM02A.0), &mut b).unwrap();
             send_as(a, me, &b)
         },
     );
@@ -206,7 +214,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         |e| matches!(e, E::SlowFrame { .. }),
         |a| {
             let mut s = tls(a, me);
-            s.write_all(&hello(CM02B.0)).unwrap();
+            s.write_all(&hello(W1.0)).unwrap();
             drip(s, &envelope, Duration::from_millis(100))
         },
     );
@@ -217,7 +225,7 @@ fn bad_frames_from_an_authenticated_member_are_refused() {
         |e| matches!(e, E::SlowFrame { .. }),
         |a| {
             let mut s = tls(a, me);
-            s.write_all(&hello(CM02B.0)).unwrap();
+            s.write_all(&hello(W1.0)).unwrap();
             s.flush().unwrap();
             let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
             record.extend_from_slice(&[0u8; 0x40]);

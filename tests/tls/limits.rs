@@ -106,3 +106,100 @@ fn repeated_refusals_are_logged_once_per_window() {
         lines.len()
     );
 }
+
+/// A connection authenticated as a member that sends nothing, not even a
+/// keepalive, holds no slot for long: it is closed after the idle timeout
+/// (2 s by default), typed and logged with the member's name.
+#[test]
+fn an_idle_connection_of_a_member_is_closed() {
+    use crate::support::W1;
+    // W1 is not running: its connection slot is free.
+    let c = Cluster::with(Options {
+        limits: short_limits(),
+        absent: vec![W1],
+        timers: support::calm_timers(),
+        ..Options::default()
+    });
+    c.settled(CM02A);
+    let w1 = crate::issued_of(&c.files(W1));
+    crate::refused(
+        &c,
+        "an idle connection",
+        |s| s.idle_closed,
+        |e| matches!(e, E::Idle { node: 5, idle_ms, .. } if *idle_ms >= 2_000),
+        |a| {
+            let mut s = crate::tls(a, Some(&w1));
+            let mut h = Vec::new();
+            survivable_core::wire::encode_frame(
+                &survivable_core::wire::Hello::new(crate::CLUSTER, W1.0, CM02A.0),
+                &mut h,
+            )
+            .unwrap();
+            use std::io::Write as _;
+            s.write_all(&h).unwrap();
+            s.flush().unwrap();
+            closed(s)
+        },
+    );
+    assert!(!c.logged(CM02A, "member=n5").is_empty());
+}
+
+/// A newer connection of a member replaces its older one: a holder of the
+/// member's key connected in its name cannot keep the member (restarted,
+/// say) out. The older connection is closed, the newer one is served.
+#[test]
+fn a_newer_connection_of_a_member_replaces_the_older_one() {
+    use crate::support::W1;
+    use std::io::{Read as _, Write as _};
+    let c = Cluster::with(Options {
+        limits: short_limits(),
+        absent: vec![W1],
+        timers: support::calm_timers(),
+        ..Options::default()
+    });
+    c.settled(CM02A);
+    let w1 = crate::issued_of(&c.files(W1));
+    let base = c.stats(CM02A);
+    let connect = || {
+        let mut s = crate::tls(c.addrs[&CM02A], Some(&w1));
+        s.write_all(&hello(W1.0)).unwrap();
+        s.flush().unwrap();
+        assert!(crate::confirmed(&mut s), "W1's connection was refused");
+        s
+    };
+    let mut stolen = connect();
+    let mut real = connect();
+    c.wait_for(
+        Duration::from_secs(5),
+        "the older one to be replaced",
+        |c| c.stats(CM02A).replaced > base.replaced,
+    );
+    // The older one is closed (keepalives keep the newer one from idling).
+    stolen
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
+    assert!(closed(&mut stolen), "the older connection stayed open");
+    real.sock
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    let start = Instant::now();
+    let mut answers = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        real.write_all(&[0; 4]).unwrap();
+        real.flush().unwrap();
+        let mut buf = [0u8; 64];
+        match real.read(&mut buf) {
+            Ok(0) => panic!("the newer connection was closed"),
+            Ok(n) => answers += n,
+            Err(_) => {}
+        }
+    }
+    assert!(
+        answers >= 4,
+        "no keepalive answered on the newer connection"
+    );
+    let s = c.stats(CM02A);
+    assert_eq!(s.replaced, base.replaced + 1, "{s:?}");
+    assert_eq!(s.refused, base.refused, "{s:?}");
+}
