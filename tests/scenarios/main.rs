@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod determinism;
+mod double_apply;
 mod duplication_failover;
 mod hand_back;
 mod no_flapping;
