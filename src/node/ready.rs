@@ -263,7 +263,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// Reports a proposal made here as applied, once.
-    fn resolve(&mut self, seq: u64, index: u64, term: u64, response: Option<Vec<u8>>) {
+    pub(super) fn resolve(&mut self, seq: u64, index: u64, term: u64, response: Option<Vec<u8>>) {
         if self.proposals.pending.remove(&seq).is_none() {
             return;
         }

@@ -413,6 +413,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 "from" => %theirs);
             return;
         };
+        // Proposals this epoch applied already (re-submitted here after
+        // the cut): accounted for, not shown again.
+        let dedup = &self.proposals.dedup;
+        let (originals, applied) =
+            unapplied(originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
+        if applied > 0 {
+            slog::debug!(self.logger, "divergent proposals applied here already";
+                "from" => %theirs, "count" => applied);
+        }
         let divergent: Vec<DivergentEntry> = originals.iter().map(divergent_entry).collect();
         let input = Reconciliation {
             from: theirs,
@@ -494,15 +503,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             &self.ep.reconciled,
             &self.ep.covered,
         );
+        // Proposed before a copy of one of its proposals was applied here
+        // (re-submitted after the cut): applying it would apply that one
+        // twice. Skipped whole like a stale record; the senders send the
+        // rest again and the next record leaves it out.
+        let dedup = &self.proposals.dedup;
+        let replayed = any_applied(&r.originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
         self.ep.reconciling = None;
-        if stale {
+        if stale || replayed {
             slog::debug!(self.logger, "stale reconciliation skipped"; "from" => %from,
-                "index" => e.index);
+                "index" => e.index, "applied_here" => replayed);
             return;
         }
         for cmd in &r.commands {
             self.sm.apply(e.index, cmd);
         }
+        // Its proposals are applied now: a copy submitted again later is
+        // dropped, and one made here is answered.
         for o in r.originals.iter().filter(|o| o.proposer != 0) {
             let id = EntryPayload {
                 proposer: o.proposer,
@@ -511,6 +528,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 ..EntryPayload::default()
             };
             let _ = self.proposals.dedup.admit(&id, e.index, e.term);
+            if o.proposer == self.id.0 && o.boot == self.boot {
+                self.resolve(o.seq, e.index, e.term, None);
+            }
         }
         self.ep.reconciled.insert(from, r.to_index);
         for x in &ranges {
@@ -618,6 +638,36 @@ pub(super) fn to_show(
         .map(|(epoch, (first, last))| EntryRange { epoch, first, last })
         .collect();
     Some((originals, ranges))
+}
+
+/// Of the `originals` a reconciliation would show, those to show: the
+/// first copy of each proposal (an older epoch's log may hold a
+/// re-submitted proposal twice; it applied only the first), and none this
+/// epoch has `applied` already (re-submitted here after the cut). With how
+/// many were left out: they stay accounted for (in the record's ranges)
+/// but are not shown, since showing them would apply them a second time.
+pub(super) fn unapplied(
+    originals: Vec<OriginalEntry>,
+    applied: impl Fn(&OriginalEntry) -> bool,
+) -> (Vec<OriginalEntry>, usize) {
+    let before = originals.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let kept: Vec<OriginalEntry> = originals
+        .into_iter()
+        .filter(|o| o.proposer == 0 || (!applied(o) && seen.insert((o.proposer, o.boot, o.seq))))
+        .collect();
+    let left_out = before - kept.len();
+    (kept, left_out)
+}
+
+/// Whether a committed reconciliation shows a proposal this epoch has
+/// `applied` since it was proposed: then applying it would apply that
+/// proposal twice.
+pub(super) fn any_applied(
+    originals: &[OriginalEntry],
+    applied: impl Fn(&OriginalEntry) -> bool,
+) -> bool {
+    originals.iter().any(|o| o.proposer != 0 && applied(o))
 }
 
 /// Of a divergent message's `entries` (the first at `first_index`, the

@@ -36,16 +36,24 @@ fn proposed_at_a_learner_then_cut(seed: u64) -> (Sim<KvStore>, survivable_core::
     };
     assert!(sim.run_until(Duration::from_millis(60), denver_has_it));
     assert!(
-        !sim.node(CM02A).unwrap().state_machine().map.contains_key("once"),
+        !sim.node(CM02A)
+            .unwrap()
+            .state_machine()
+            .map
+            .contains_key("once"),
         "Paris must not have it yet"
     );
     sim.partition_sites(&["denver"], &["paris"]);
     // Paris activates after survivable_after (2 s) and re-submits the
     // proposal still waiting at CM02a in its own epoch.
     let acked_in_paris = |s: &Sim<KvStore>| {
-        s.commits()
-            .iter()
-            .any(|c| c.id == id && c.outcome.result.as_ref().is_ok_and(|a| a.epoch == paris_epoch()))
+        s.commits().iter().any(|c| {
+            c.id == id
+                && c.outcome
+                    .result
+                    .as_ref()
+                    .is_ok_and(|a| a.epoch == paris_epoch())
+        })
     };
     assert!(
         sim.run_until(Duration::from_secs(5), acked_in_paris),
@@ -67,11 +75,19 @@ fn a_proposal_acknowledged_in_both_epochs_is_applied_once_everywhere() {
             .events()
             .iter()
             .any(|(_, _, e)| matches!(e, Event::Reconciled { from, .. } if *from == FIRST_EPOCH));
-        assert!(reconciled, "seed {seed}: Denver's epoch was never reconciled");
+        assert!(
+            reconciled,
+            "seed {seed}: Denver's epoch was never reconciled"
+        );
         let twice: Vec<Violation> = sim
             .violations()
             .into_iter()
-            .filter(|v| matches!(v, Violation::AppliedTwice { .. } | Violation::Phantom { .. }))
+            .filter(|v| {
+                matches!(
+                    v,
+                    Violation::AppliedTwice { .. } | Violation::Phantom { .. }
+                )
+            })
             .collect();
         assert!(twice.is_empty(), "seed {seed}: {twice:?}");
         // Exactly one outcome reached the proposer.

@@ -50,7 +50,12 @@ impl ApplyCounts {
 
     /// `node` applied the command with digest `digest`.
     pub(crate) fn applied(&mut self, node: NodeId, digest: u64) {
-        let n = self.state.entry(node).or_default().entry(digest).or_insert(0);
+        let n = self
+            .state
+            .entry(node)
+            .or_default()
+            .entry(digest)
+            .or_insert(0);
         *n += 1;
         let most = self.most.entry((node, digest)).or_insert(0);
         *most = (*most).max(*n);
@@ -70,8 +75,15 @@ impl ApplyCounts {
     /// one no longer remembered; its state starts empty then, which can
     /// only hide a double apply, never invent one).
     pub(crate) fn restored(&mut self, node: NodeId, serial: Option<u64>) {
-        let counts = serial.and_then(|s| self.snapshots.get(&s).cloned());
-        self.state.insert(node, counts.unwrap_or_default());
+        let counts = serial
+            .and_then(|s| self.snapshots.get(&s).cloned())
+            .unwrap_or_default();
+        // The state now holds what the snapshot held.
+        for (&digest, &n) in &counts {
+            let most = self.most.entry((node, digest)).or_insert(0);
+            *most = (*most).max(n);
+        }
+        self.state.insert(node, counts);
         if let Some(s) = serial.filter(|s| self.snapshots.contains_key(s)) {
             self.hold(node, s);
         }
@@ -163,17 +175,27 @@ mod tests {
         // Another member installs the snapshot, then applies 10 again.
         c.restored(b, Some(serial));
         c.applied(b, 10);
+        // A third installs a snapshot of that state: it holds it twice.
+        let twice = c.snapshot_taken(b);
+        c.restored(NodeId(9), Some(twice));
         assert_eq!(
             check(&c, &proposed),
-            [Violation::AppliedTwice {
-                node: b,
-                proposal: id(0),
-                applies: 2
-            }]
+            [
+                Violation::AppliedTwice {
+                    node: b,
+                    proposal: id(0),
+                    applies: 2
+                },
+                Violation::AppliedTwice {
+                    node: NodeId(9),
+                    proposal: id(0),
+                    applies: 2
+                }
+            ]
         );
         // Latched: a later restore does not hide it.
         c.restored(b, None);
-        assert_eq!(check(&c, &proposed).len(), 1);
+        assert_eq!(check(&c, &proposed).len(), 2);
     }
 
     #[test]

@@ -288,12 +288,21 @@ mod tests {
             compacted: (101, 30),
         }]);
         assert_eq!(
-            run(&[(FIRST_EPOCH, 130), (FIRST_EPOCH, 131)], &lineage, &compacted),
+            run(
+                &[(FIRST_EPOCH, 130), (FIRST_EPOCH, 131)],
+                &lineage,
+                &compacted
+            ),
             [Violation::AckedCompacted {
                 epoch: FIRST_EPOCH,
                 index: 130
             }]
         );
-        assert!(run(&[(FIRST_EPOCH, 101)], &lineage, &of([(p, 140, vec![range(FIRST_EPOCH, 101, 150)])])).is_empty());
+        assert!(run(
+            &[(FIRST_EPOCH, 101)],
+            &lineage,
+            &of([(p, 140, vec![range(FIRST_EPOCH, 101, 150)])])
+        )
+        .is_empty());
     }
 }
