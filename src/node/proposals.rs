@@ -70,6 +70,12 @@ pub(crate) struct Proposals {
     pub outcomes: VecDeque<ProposalOutcome>,
     /// Which proposals were applied (replicated: part of every snapshot).
     pub dedup: Dedup,
+    /// The compaction floor the log last recorded (main-site mode; see
+    /// `Node::compaction_floor`), `None` until one is applied here since
+    /// this member started.
+    pub keep_floor: Option<u64>,
+    /// Leader: the floor it last proposed.
+    pub keep_floor_proposed: u64,
 }
 
 impl Proposals {
@@ -366,6 +372,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     floor,
                     command: p.command.clone(),
                     reconcile: None,
+                    keep_from: None,
                 };
                 if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
                     break;
@@ -393,6 +400,7 @@ mod tests {
             floor,
             command: vec![],
             reconcile: None,
+            keep_from: None,
         }
     }
 

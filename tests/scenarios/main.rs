@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod compaction;
 mod determinism;
 mod double_apply;
 mod duplication_failover;
