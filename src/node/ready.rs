@@ -464,11 +464,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
-        let keep = keep_for(
-            self.applied,
-            self.cfg.keep_entries,
-            self.compaction_floor(),
-        );
+        let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_floor());
         let stored = self.storage.create_snapshot(
             self.applied,
             self.membership.conf.clone(),
