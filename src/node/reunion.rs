@@ -416,12 +416,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         // Proposals this epoch applied already (re-submitted here after
         // the cut): accounted for, not shown again.
         let dedup = &self.proposals.dedup;
-        let (originals, applied) =
+        let (originals, applied_here) =
             unapplied(originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
-        if applied > 0 {
-            slog::debug!(self.logger, "divergent proposals applied here already";
-                "from" => %theirs, "count" => applied);
-        }
         let divergent: Vec<DivergentEntry> = originals.iter().map(divergent_entry).collect();
         let input = Reconciliation {
             from: theirs,
@@ -457,7 +453,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.raw.propose(Vec::new(), encode(&payload)).is_ok() {
             self.ep.reconciling = Some((theirs, to_index, self.tick_no));
             slog::info!(self.logger, "reconciling"; "from" => %theirs, "up_to" => to_index,
-                "sender" => from.0);
+                "sender" => from.0, "applied_here_already" => applied_here);
         }
     }
 

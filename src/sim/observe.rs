@@ -87,7 +87,7 @@ impl<M: StateMachine> StateMachine for Observed<M> {
         if let Ok(commands) = &made {
             let mut obs = self.obs.lock();
             for c in commands {
-                obs.counts.from_hook(digest(c));
+                obs.counts.hook_returned(digest(c));
             }
         }
         made

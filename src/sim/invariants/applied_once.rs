@@ -105,7 +105,7 @@ impl ApplyCounts {
     }
 
     /// A reconciliation hook returned `digest`: applying it is no phantom.
-    pub(crate) fn from_hook(&mut self, digest: u64) {
+    pub(crate) fn hook_returned(&mut self, digest: u64) {
         self.from_hooks.insert(digest);
     }
 
@@ -218,7 +218,7 @@ mod tests {
         let mut c = ApplyCounts::default();
         c.applied(node, 12);
         c.applied(node, 13);
-        c.from_hook(13);
+        c.hook_returned(13);
         assert_eq!(
             check(&c, &proposed),
             [Violation::Phantom { node, digest: 12 }]
