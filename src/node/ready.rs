@@ -363,8 +363,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Main-site mode: the index up to which this member may compact its
     /// log, so that no entry a survivable member has not committed is
-    /// compacted (`None`: no limit, in witness mode or without survivable
-    /// learners). A survivable member forks its epoch at the index it has
+    /// compacted (`None`: no limit, in witness mode or when every
+    /// survivable member is a voter). A survivable member forks its epoch at the index it has
     /// applied, which is at least the commit index it last reported, so
     /// everything above the lowest such report must stay: at a reunion it
     /// is the older epoch's divergent suffix, and each member of that
@@ -393,27 +393,31 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// Main-site mode: the commit index each survivable learner of the
-    /// configuration last reported to this member (0: none; only a leader
-    /// hears them). `None` in witness mode or without survivable learners.
+    /// Main-site mode: the commit index each survivable member that is not
+    /// a voter of the configuration last reported to this member. A
+    /// learner reports it to the leader (0 until heard; only a leader
+    /// hears them); one outside the configuration (a survivable member
+    /// that may have founded a sibling epoch, or not joined this one yet)
+    /// reports nothing, so it counts as 0 and this epoch keeps every entry
+    /// until it joins. `None` in witness mode or when every survivable
+    /// member is a voter.
     fn survivable_commits(&self) -> Option<Vec<u64>> {
         if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite {
             return None;
         }
-        let survivable = |id: &&u64| {
-            self.membership
-                .members
-                .get(&NodeId(**id))
-                .is_some_and(|s| matches!(s.member.role, crate::topology::Role::Survivable { .. }))
-        };
+        let conf = &self.membership.conf;
+        let voter = |id: u64| conf.voters.contains(&id) || conf.voters_outgoing.contains(&id);
         let prs = self.raw.raft.prs();
         let reported: Vec<u64> = self
             .membership
-            .conf
-            .learners
+            .members
             .iter()
-            .filter(survivable)
-            .map(|&id| prs.get(id).map_or(0, |pr| pr.committed_index))
+            .filter(|(id, s)| {
+                matches!(s.member.role, crate::topology::Role::Survivable { .. })
+                    && **id != self.id
+                    && !voter(id.0)
+            })
+            .map(|(id, _)| prs.get(id.0).map_or(0, |pr| pr.committed_index))
             .collect();
         (!reported.is_empty()).then_some(reported)
     }

@@ -36,6 +36,9 @@ use crate::wire::payload::{
 const CHUNK_ENTRIES: u64 = 256;
 /// Bytes of entries in one divergent message at most.
 const CHUNK_BYTES: u64 = 1 << 20;
+/// A member missing the start of its divergent run sends it one round in
+/// this many.
+const GAPPED_ROUNDS: u64 = 4;
 /// The reconciliation back-off doubles at most this many times (32
 /// election timeouts).
 const MAX_BACKOFF_DOUBLINGS: u32 = 5;
@@ -194,13 +197,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.send_notice(to);
             }
         }
-        let Some(leader) = n.leader else {
+        // Its leader unknown yet: its founder most often leads it (one
+        // that does not ignores the message).
+        let leader = n.leader.unwrap_or_else(|| n.id().founder);
+        if leader == self.id || leader.0 == 0 {
             return;
-        };
+        }
         let log = &self.raw.raft.raft_log;
         let lo = done + 1;
         let first = log.first_index();
         let from = lo.max(first);
+        // Missing the start of the run (caught up from a snapshot): send it
+        // one round in GAPPED_ROUNDS only, so that a member holding the
+        // whole run is heard first; the newer leader takes the gapped run,
+        // and counts what it lacks, only when no such member answers.
+        if from > lo && (self.tick_no / e.max(1)) % GAPPED_ROUNDS != 0 {
+            return;
+        }
         let to = commit.min(from + CHUNK_ENTRIES - 1);
         let entries = if from <= to {
             log.entries(from, CHUNK_BYTES, raft::GetEntriesContext::empty(false))
