@@ -36,8 +36,13 @@ use crate::wire::payload::{
 const CHUNK_ENTRIES: u64 = 256;
 /// Bytes of entries in one divergent message at most.
 const CHUNK_BYTES: u64 = 1 << 20;
-/// A member missing the start of its divergent run sends it one round in
-/// this many.
+/// Election timeouts a newer leader waits for a whole divergent run
+/// before it takes one missing its start.
+const GAP_WAIT_ELECTIONS: u64 = 3;
+/// A member missing the start of its divergent run (compacted, or caught
+/// up from a snapshot) sends it one round in this many, so that one
+/// holding the whole run is heard first; the newer leader takes a gapped
+/// run, and counts what it lacks, only when no such member answers.
 const GAPPED_ROUNDS: u64 = 4;
 /// The reconciliation back-off doubles at most this many times (32
 /// election timeouts).
@@ -197,8 +202,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.send_notice(to);
             }
         }
-        // Its leader unknown yet: its founder most often leads it (one
-        // that does not ignores the message).
+        // Leader unknown: its founder most often leads (others ignore it).
         let leader = n.leader.unwrap_or_else(|| n.id().founder);
         if leader == self.id || leader.0 == 0 {
             return;
@@ -207,10 +211,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let lo = done + 1;
         let first = log.first_index();
         let from = lo.max(first);
-        // Missing the start of the run (caught up from a snapshot): send it
-        // one round in GAPPED_ROUNDS only, so that a member holding the
-        // whole run is heard first; the newer leader takes the gapped run,
-        // and counts what it lacks, only when no such member answers.
+        // Missing the run's start (see GAPPED_ROUNDS): holders go first.
         if from > lo && (self.tick_no / e.max(1)) % GAPPED_ROUNDS != 0 {
             return;
         }
@@ -379,12 +380,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
 
-        let Some(p) = common_point(&self.ep.lineage, &lineage) else {
+        let p = common_point(&self.ep.lineage, &lineage).filter(|_| newer(self.epoch(), theirs));
+        let Some(p) = p else {
             return;
         };
-        if !newer(self.epoch(), theirs) {
-            return;
-        }
         let done = self.ep.reconciled.get(&theirs).copied().unwrap_or(0).max(p);
         // One reconciliation in flight at a time: two would be computed
         // against the same view and the second skipped as stale.
@@ -411,6 +410,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         else {
             return;
         };
+        if gap > 0 && !self.gap_accepted(theirs, done) {
+            return;
+        }
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
         let shown = to_show(
             &self.ep.lineage,
@@ -426,8 +428,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 "from" => %theirs);
             return;
         };
-        // Proposals this epoch applied already (re-submitted here after
-        // the cut): accounted for, not shown again.
+        // Proposals applied here already (re-submitted): not shown again.
         let dedup = &self.proposals.dedup;
         let (originals, applied_here) =
             unapplied(originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
@@ -468,6 +469,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             slog::info!(self.logger, "reconciling"; "from" => %theirs, "up_to" => to_index,
                 "sender" => from.0, "applied_here_already" => applied_here);
         }
+    }
+
+    /// Whether to take a divergent run of `from` after `done` that misses
+    /// its start (its sender compacted it, or caught up from a snapshot):
+    /// only once such runs have been offered for `done` for
+    /// [`GAP_WAIT_ELECTIONS`] election timeouts. Members holding the whole
+    /// run send theirs every election timeout, so while one of them is
+    /// reachable its run is taken first and nothing is counted as lost.
+    fn gap_accepted(&mut self, from: EpochId, done: u64) -> bool {
+        let now = self.tick_no;
+        let since = match self.proposals.gapped_since.get(&from) {
+            Some(&(d, at)) if d == done => at,
+            _ => {
+                self.proposals.gapped_since.insert(from, (done, now));
+                now
+            }
+        };
+        gap_wait_over(since, now, self.ticks.election as u64)
     }
 
     /// The hook refused (or panicked): report it and back off (one
@@ -708,6 +727,12 @@ pub(super) fn divergent_run(
     }
     let to_index = entries.last().map_or(done + gap, |en| en.index);
     Some((entries, gap, to_index))
+}
+
+/// Whether a run missing its start, first offered at tick `since`, may be
+/// taken at tick `now` (`election`: the election timeout in ticks).
+pub(super) fn gap_wait_over(since: u64, now: u64, election: u64) -> bool {
+    now >= since.saturating_add(GAP_WAIT_ELECTIONS * election)
 }
 
 /// After `failures` consecutive refusals of the hook, the attempt number

@@ -327,3 +327,10 @@ fn a_record_showing_a_proposal_applied_here_since_is_not_applied() {
     assert!(!any_applied(&[original(12, 0, 0)], |_| true));
     assert!(!any_applied(&[], |_| true));
 }
+
+#[test]
+fn a_run_missing_its_start_waits_three_election_timeouts_for_a_whole_one() {
+    assert!(!gap_wait_over(100, 100, 40));
+    assert!(!gap_wait_over(100, 219, 40));
+    assert!(gap_wait_over(100, 220, 40));
+}
