@@ -77,9 +77,9 @@ pub(crate) struct Proposals {
     /// Leader: the floor it last proposed.
     pub keep_floor_proposed: u64,
     /// Leader of a newer epoch: per older epoch, the reconciled mark for
-    /// which a divergent run missing its start was first offered, and the
-    /// tick (see `Node::on_divergent`).
-    pub gapped_since: BTreeMap<crate::ids::EpochId, (u64, u64)>,
+    /// which a divergent run missing its start was first offered, the
+    /// tick, and the smallest gap offered since (see `Node::on_divergent`).
+    pub gapped_since: BTreeMap<crate::ids::EpochId, (u64, u64, u64)>,
 }
 
 impl Proposals {

@@ -410,7 +410,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         else {
             return;
         };
-        if gap > 0 && !self.gap_accepted(theirs, done) {
+        if gap > 0 && !self.gap_accepted(theirs, done, gap) {
             return;
         }
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
@@ -474,19 +474,22 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Whether to take a divergent run of `from` after `done` that misses
     /// its start (its sender compacted it, or caught up from a snapshot):
     /// only once such runs have been offered for `done` for
-    /// [`GAP_WAIT_ELECTIONS`] election timeouts. Members holding the whole
-    /// run send theirs every election timeout, so while one of them is
-    /// reachable its run is taken first and nothing is counted as lost.
-    fn gap_accepted(&mut self, from: EpochId, done: u64) -> bool {
+    /// [`GAP_WAIT_ELECTIONS`] election timeouts, and then only the one
+    /// missing the least seen meanwhile. Members holding the whole run send
+    /// theirs every election timeout, so while one of them is reachable
+    /// its run is taken first and nothing is counted as lost.
+    fn gap_accepted(&mut self, from: EpochId, done: u64, gap: u64) -> bool {
         let now = self.tick_no;
-        let since = match self.proposals.gapped_since.get(&from) {
-            Some(&(d, at)) if d == done => at,
-            _ => {
-                self.proposals.gapped_since.insert(from, (done, now));
-                now
-            }
-        };
-        gap_wait_over(since, now, self.ticks.election as u64)
+        let entry = self
+            .proposals
+            .gapped_since
+            .entry(from)
+            .or_insert((done, now, gap));
+        if entry.0 != done {
+            *entry = (done, now, gap);
+        }
+        entry.2 = entry.2.min(gap);
+        gap_wait_over(entry.1, now, self.ticks.election as u64) && gap <= entry.2
     }
 
     /// The hook refused (or panicked): report it and back off (one
