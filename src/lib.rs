@@ -79,10 +79,12 @@
 //!   the same [`policy::HandBackPolicy`]: its members become voters again,
 //!   the survivable core's learners, leadership moves home.
 //!
-//! Divergent entries the losing side had already compacted out of its log
-//! are counted ([`Reconciliation::compacted`]) but their commands are gone:
-//! keep [`NodeConfig::keep_entries`] above the entries a partition may
-//! produce if the hook must see every one.
+//! In main-site mode no member compacts what a survivable learner has not
+//! committed, so the divergent tail stays on disk until the reunion
+//! (growing with the cut's length times the write rate) and the hook sees
+//! every command; only an older epoch's entries a member had compacted for
+//! another reason are counted ([`Reconciliation::compacted`]) without
+//! their commands.
 //!
 #![cfg_attr(
     feature = "sim",

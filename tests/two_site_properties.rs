@@ -91,6 +91,11 @@ const KNOWN: &[&str] = &[
     // Paris's epoch; Paris's next epoch must take in members still waiting
     // to be added to the previous one.
     "seed=11952715206960529795; +0ms pause n1; +0ms crash n2; +913ms rate 372/s; +1293ms crash n3; +2167ms crash n2",
+    // Found by the stricter checker (issue 11): a sibling epoch's divergent
+    // run was taken from a member that joined it by snapshot, its start
+    // counted as compacted; a restarted Denver member's gapped run likewise.
+    "seed=16486015559221283430; +6951ms split n1+n3|n2+n4+n5; +1364ms delay n2 n5 261ms; +3355ms crash n5; +1314ms restart n3; +594ms heal",
+    "seed=8322739544080634492; +3001ms crash n1; +6039ms isolate n4; +7736ms crash n4; +1504ms delay n3 n4 1ms; +4621ms split n1+n2+n3+n4|n5",
 ];
 
 #[test]

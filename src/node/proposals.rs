@@ -70,6 +70,16 @@ pub(crate) struct Proposals {
     pub outcomes: VecDeque<ProposalOutcome>,
     /// Which proposals were applied (replicated: part of every snapshot).
     pub dedup: Dedup,
+    /// The compaction floor the log last recorded (main-site mode; see
+    /// `Node::compaction_floor`), `None` until one is applied here since
+    /// this member started.
+    pub keep_floor: Option<u64>,
+    /// Leader: the floor it last proposed.
+    pub keep_floor_proposed: u64,
+    /// Leader of a newer epoch: per older epoch, the reconciled mark for
+    /// which a divergent run missing its start was first offered, the
+    /// tick, and the smallest gap offered since (see `Node::on_divergent`).
+    pub gapped_since: BTreeMap<crate::ids::EpochId, (u64, u64, u64)>,
 }
 
 impl Proposals {
@@ -261,6 +271,19 @@ impl Dedup {
         Ok(())
     }
 
+    /// Whether proposal (proposer, boot, seq) was applied in this history:
+    /// it is remembered as applied, or it is below its proposer's floor
+    /// (every seq below the floor was resolved at the proposer, and a
+    /// proposal is only ever resolved by being applied). Proposer 0 is no
+    /// proposal: never.
+    pub(crate) fn covers(&self, proposer: u64, boot: u64, seq: u64) -> bool {
+        proposer != 0
+            && self
+                .windows
+                .get(&(proposer, boot))
+                .is_some_and(|w| seq < w.floor || w.seen.contains_key(&seq))
+    }
+
     /// Where proposal (proposer, boot, seq) was applied, if it was and is remembered.
     pub(crate) fn applied_at(&self, proposer: u64, boot: u64, seq: u64) -> Option<(u64, u64)> {
         self.windows.get(&(proposer, boot))?.seen.get(&seq).copied()
@@ -353,6 +376,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     floor,
                     command: p.command.clone(),
                     reconcile: None,
+                    keep_from: None,
                 };
                 if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
                     break;
@@ -380,6 +404,7 @@ mod tests {
             floor,
             command: vec![],
             reconcile: None,
+            keep_from: None,
         }
     }
 
@@ -394,6 +419,21 @@ mod tests {
         // Once the proposer says everything below 2 is resolved, it is forgotten.
         assert_eq!(d.admit(&p(2, 2), 17, 3), Ok(()));
         assert_eq!(d.admit(&p(0, 2), 18, 3), Err(None), "below the floor");
+    }
+
+    #[test]
+    fn covers_what_was_applied_or_is_below_the_floor_never_proposer_zero() {
+        let mut d = Dedup::default();
+        assert!(!d.covers(1, 1, 0));
+        assert_eq!(d.admit(&p(3, 2), 10, 2), Ok(()));
+        assert!(d.covers(1, 1, 3), "applied");
+        assert!(d.covers(1, 1, 1), "below the floor");
+        assert!(!d.covers(1, 1, 2), "pending at the proposer");
+        assert!(!d.covers(1, 2, 3), "another boot");
+        let mut zero = p(0, 0);
+        zero.proposer = 0;
+        assert_eq!(d.admit(&zero, 11, 2), Ok(()));
+        assert!(!d.covers(0, 1, 0));
     }
 
     #[test]

@@ -45,6 +45,25 @@ pub(super) fn in_conf(conf: &ConfState, id: NodeId) -> bool {
         || conf.learners_next.contains(&id.0)
 }
 
+/// How many entries to keep behind a snapshot at `applied`: at least
+/// `keep_entries`, and, under a compaction `floor` (main-site mode), every
+/// entry above it.
+pub(super) fn keep_for(applied: u64, keep_entries: u64, floor: Option<u64>) -> u64 {
+    match floor {
+        Some(f) => keep_entries.max(applied.saturating_sub(f)),
+        None => keep_entries,
+    }
+}
+
+/// Whether a leader whose survivable learners have all committed `live`
+/// records it as the new compaction floor, the last one recorded (or
+/// proposed) being `last`: once it moved `step` entries on (a record per
+/// `step` entries at most; followers keep at most that many more than they
+/// must).
+pub(super) fn floor_record_due(live: u64, last: u64, step: u64) -> bool {
+    live >= last.saturating_add(step.max(1))
+}
+
 /// Whether to snapshot and compact now: something was applied since the
 /// last snapshot at `snapshot_index`, and either `every` entries were, or
 /// raft asked for a fresh snapshot (`requested`).
@@ -240,6 +259,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Ok(p) => p,
             Err(err) => return self.bad_entry(e, &err.to_string()),
         };
+        if let Some(floor) = p.keep_from {
+            self.proposals.keep_floor = Some(floor);
+            return;
+        }
         if let Some(r) = &p.reconcile {
             return self.apply_reconcile(e, r);
         }
@@ -263,7 +286,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// Reports a proposal made here as applied, once.
-    fn resolve(&mut self, seq: u64, index: u64, term: u64, response: Option<Vec<u8>>) {
+    pub(super) fn resolve(&mut self, seq: u64, index: u64, term: u64, response: Option<Vec<u8>>) {
         if self.proposals.pending.remove(&seq).is_none() {
             return;
         }
@@ -338,6 +361,93 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.membership.removed = removed;
     }
 
+    /// Main-site mode: the index up to which this member may compact its
+    /// log, so that no entry a survivable member has not committed is
+    /// compacted (`None`: no limit, in witness mode or when every
+    /// survivable member is a voter). A survivable member forks its epoch at the index it has
+    /// applied, which is at least the commit index it last reported, so
+    /// everything above the lowest such report must stay: at a reunion it
+    /// is the older epoch's divergent suffix, and each member of that
+    /// epoch sends the newer one its own copy (the newer leader takes the
+    /// first it gets), so followers must keep it as well as the leader.
+    ///
+    /// The leader knows each learner's reported commit (raft's progress,
+    /// from every append and heartbeat response; 0 until heard, so a new
+    /// leader keeps everything until each has answered). While the WAN is
+    /// cut the reports stop and the floor stays where it was: the tail
+    /// written since stays on disk until the reunion, growing with the
+    /// cut's length times the write rate, and compaction resumes once the
+    /// survivable members have it (or are removed). Followers cannot see
+    /// those reports: the leader records the floor in the log every
+    /// [`NodeConfig::keep_entries`](super::NodeConfig::keep_entries)
+    /// entries it moves (see [`floor_record_due`]), and a follower keeps
+    /// everything above the last record it applied, or everything while
+    /// it has applied none since it started. A record is never above a
+    /// report, so a follower's floor is never above the leader's.
+    pub(super) fn compaction_floor(&self) -> Option<u64> {
+        let reported = self.survivable_commits()?;
+        if self.election.role == StateRole::Leader {
+            Some(reported.into_iter().min().unwrap_or(0))
+        } else {
+            Some(self.proposals.keep_floor.unwrap_or(0))
+        }
+    }
+
+    /// Main-site mode: the commit index each survivable member that is not
+    /// a voter of the configuration last reported to this member. A
+    /// learner reports it to the leader (0 until heard; only a leader
+    /// hears them); one outside the configuration (a survivable member
+    /// that may have founded a sibling epoch, or not joined this one yet)
+    /// reports nothing, so it counts as 0 and this epoch keeps every entry
+    /// until it joins. `None` in witness mode or when every survivable
+    /// member is a voter.
+    fn survivable_commits(&self) -> Option<Vec<u64>> {
+        if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite {
+            return None;
+        }
+        let conf = &self.membership.conf;
+        let voter = |id: u64| conf.voters.contains(&id) || conf.voters_outgoing.contains(&id);
+        let prs = self.raw.raft.prs();
+        let reported: Vec<u64> = self
+            .membership
+            .members
+            .iter()
+            .filter(|(id, s)| {
+                matches!(s.member.role, crate::topology::Role::Survivable { .. })
+                    && **id != self.id
+                    && !voter(id.0)
+            })
+            .map(|(id, _)| prs.get(id.0).map_or(0, |pr| pr.committed_index))
+            .collect();
+        (!reported.is_empty()).then_some(reported)
+    }
+
+    /// Leader, main-site mode: records the compaction floor in the log for
+    /// the followers once it moved on (see [`Self::compaction_floor`]).
+    fn record_compaction_floor(&mut self) {
+        if self.election.role != StateRole::Leader || self.fenced() || self.ep.joining {
+            return;
+        }
+        let Some(live) = self.survivable_commits().and_then(|r| r.into_iter().min()) else {
+            return;
+        };
+        let last = self
+            .proposals
+            .keep_floor
+            .unwrap_or(0)
+            .max(self.proposals.keep_floor_proposed);
+        if !floor_record_due(live, last, self.cfg.keep_entries) {
+            return;
+        }
+        let record = EntryPayload {
+            keep_from: Some(live),
+            ..EntryPayload::default()
+        };
+        if self.raw.propose(Vec::new(), encode(&record)).is_ok() {
+            self.proposals.keep_floor_proposed = live;
+        }
+    }
+
     /// Snapshots the state machine and compacts the log every
     /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
     fn maybe_snapshot(&mut self) {
@@ -358,11 +468,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
+        let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_floor());
         let stored = self.storage.create_snapshot(
             self.applied,
             self.membership.conf.clone(),
             encode(&data),
-            self.cfg.keep_entries,
+            keep,
         );
         if let Err(e) = stored {
             return self.fail(Fatal::Storage(e));
@@ -389,6 +500,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         self.submit_pending();
+        self.record_compaction_floor();
         self.submit_reads();
         if self.election.fresh_leader && self.election.role == StateRole::Leader {
             self.election.fresh_leader = false;

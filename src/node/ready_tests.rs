@@ -91,3 +91,28 @@ fn snapshots_are_taken_every_n_entries_or_on_request_when_something_was_applied(
     );
     assert!(!snapshot_due(2_000, 1_024, 1_024, false));
 }
+
+#[test]
+fn compaction_keeps_everything_above_the_floor_and_at_least_keep_entries() {
+    // No floor (witness mode, or no survivable learner): keep_entries.
+    assert_eq!(keep_for(5000, 256, None), 256);
+    // Paris committed 1200 of 5000: keep 3800, compacting up to 1200.
+    assert_eq!(keep_for(5000, 256, Some(1200)), 3800);
+    // Paris is close behind: keep_entries still applies.
+    assert_eq!(keep_for(5000, 256, Some(4900)), 256);
+    // Nothing reported yet (a new leader, a follower without a record):
+    // keep the whole log.
+    assert_eq!(keep_for(5000, 256, Some(0)), 5000);
+}
+
+#[test]
+fn the_floor_is_recorded_each_step_it_moves_never_backwards() {
+    assert!(floor_record_due(256, 0, 256));
+    assert!(!floor_record_due(255, 0, 256));
+    assert!(floor_record_due(1000, 700, 256));
+    assert!(!floor_record_due(900, 700, 256));
+    assert!(!floor_record_due(100, 700, 256), "never lower");
+    // A zero step still needs the floor to move.
+    assert!(!floor_record_due(7, 7, 0));
+    assert!(floor_record_due(8, 7, 0));
+}

@@ -36,6 +36,14 @@ use crate::wire::payload::{
 const CHUNK_ENTRIES: u64 = 256;
 /// Bytes of entries in one divergent message at most.
 const CHUNK_BYTES: u64 = 1 << 20;
+/// Election timeouts a newer leader waits for a whole divergent run
+/// before it takes one missing its start.
+const GAP_WAIT_ELECTIONS: u64 = 3;
+/// A member missing the start of its divergent run (compacted, or caught
+/// up from a snapshot) sends it one round in this many, so that one
+/// holding the whole run is heard first; the newer leader takes a gapped
+/// run, and counts what it lacks, only when no such member answers.
+const GAPPED_ROUNDS: u64 = 4;
 /// The reconciliation back-off doubles at most this many times (32
 /// election timeouts).
 const MAX_BACKOFF_DOUBLINGS: u32 = 5;
@@ -194,13 +202,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.send_notice(to);
             }
         }
-        let Some(leader) = n.leader else {
+        // Leader unknown: its founder most often leads (others ignore it).
+        let leader = n.leader.unwrap_or_else(|| n.id().founder);
+        if leader == self.id || leader.0 == 0 {
             return;
-        };
+        }
         let log = &self.raw.raft.raft_log;
         let lo = done + 1;
         let first = log.first_index();
         let from = lo.max(first);
+        // Missing the run's start (see GAPPED_ROUNDS): holders go first.
+        if from > lo && (self.tick_no / e.max(1)) % GAPPED_ROUNDS != 0 {
+            return;
+        }
         let to = commit.min(from + CHUNK_ENTRIES - 1);
         let entries = if from <= to {
             log.entries(from, CHUNK_BYTES, raft::GetEntriesContext::empty(false))
@@ -366,12 +380,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
 
-        let Some(p) = common_point(&self.ep.lineage, &lineage) else {
+        let p = common_point(&self.ep.lineage, &lineage).filter(|_| newer(self.epoch(), theirs));
+        let Some(p) = p else {
             return;
         };
-        if !newer(self.epoch(), theirs) {
-            return;
-        }
         let done = self.ep.reconciled.get(&theirs).copied().unwrap_or(0).max(p);
         // One reconciliation in flight at a time: two would be computed
         // against the same view and the second skipped as stale.
@@ -398,6 +410,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         else {
             return;
         };
+        if gap > 0 && !self.gap_accepted(theirs, done, gap) {
+            return;
+        }
         let compacted_covered = crate::wire::payload::decode_reconciled(&d.compacted_covered);
         let shown = to_show(
             &self.ep.lineage,
@@ -413,6 +428,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 "from" => %theirs);
             return;
         };
+        // Proposals applied here already (re-submitted): not shown again.
+        let dedup = &self.proposals.dedup;
+        let (originals, applied_here) =
+            unapplied(originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
         let divergent: Vec<DivergentEntry> = originals.iter().map(divergent_entry).collect();
         let input = Reconciliation {
             from: theirs,
@@ -448,8 +467,29 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.raw.propose(Vec::new(), encode(&payload)).is_ok() {
             self.ep.reconciling = Some((theirs, to_index, self.tick_no));
             slog::info!(self.logger, "reconciling"; "from" => %theirs, "up_to" => to_index,
-                "sender" => from.0);
+                "sender" => from.0, "applied_here_already" => applied_here);
         }
+    }
+
+    /// Whether to take a divergent run of `from` after `done` that misses
+    /// its start (its sender compacted it, or caught up from a snapshot):
+    /// only once such runs have been offered for `done` for
+    /// [`GAP_WAIT_ELECTIONS`] election timeouts, and then only the one
+    /// missing the least seen meanwhile. Members holding the whole run send
+    /// theirs every election timeout, so while one of them is reachable
+    /// its run is taken first and nothing is counted as lost.
+    fn gap_accepted(&mut self, from: EpochId, done: u64, gap: u64) -> bool {
+        let now = self.tick_no;
+        let entry = self
+            .proposals
+            .gapped_since
+            .entry(from)
+            .or_insert((done, now, gap));
+        if entry.0 != done {
+            *entry = (done, now, gap);
+        }
+        entry.2 = entry.2.min(gap);
+        gap_wait_over(entry.1, now, self.ticks.election as u64) && gap <= entry.2
     }
 
     /// The hook refused (or panicked): report it and back off (one
@@ -494,15 +534,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             &self.ep.reconciled,
             &self.ep.covered,
         );
+        // Proposed before a copy of one of its proposals was applied here
+        // (re-submitted after the cut): applying it would apply that one
+        // twice. Skipped whole like a stale record; the senders send the
+        // rest again and the next record leaves it out.
+        let dedup = &self.proposals.dedup;
+        let replayed = any_applied(&r.originals, |o| dedup.covers(o.proposer, o.boot, o.seq));
         self.ep.reconciling = None;
-        if stale {
+        if stale || replayed {
             slog::debug!(self.logger, "stale reconciliation skipped"; "from" => %from,
-                "index" => e.index);
+                "index" => e.index, "applied_here" => replayed);
             return;
         }
         for cmd in &r.commands {
             self.sm.apply(e.index, cmd);
         }
+        // Its proposals are applied now: a copy submitted again later is
+        // dropped, and one made here is answered.
         for o in r.originals.iter().filter(|o| o.proposer != 0) {
             let id = EntryPayload {
                 proposer: o.proposer,
@@ -511,6 +559,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 ..EntryPayload::default()
             };
             let _ = self.proposals.dedup.admit(&id, e.index, e.term);
+            if o.proposer == self.id.0 && o.boot == self.boot {
+                self.resolve(o.seq, e.index, e.term, None);
+            }
         }
         self.ep.reconciled.insert(from, r.to_index);
         for x in &ranges {
@@ -620,6 +671,36 @@ pub(super) fn to_show(
     Some((originals, ranges))
 }
 
+/// Of the `originals` a reconciliation would show, those to show: the
+/// first copy of each proposal (an older epoch's log may hold a
+/// re-submitted proposal twice; it applied only the first), and none this
+/// epoch has `applied` already (re-submitted here after the cut). With how
+/// many were left out: they stay accounted for (in the record's ranges)
+/// but are not shown, since showing them would apply them a second time.
+pub(super) fn unapplied(
+    originals: Vec<OriginalEntry>,
+    applied: impl Fn(&OriginalEntry) -> bool,
+) -> (Vec<OriginalEntry>, usize) {
+    let before = originals.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let kept: Vec<OriginalEntry> = originals
+        .into_iter()
+        .filter(|o| o.proposer == 0 || (!applied(o) && seen.insert((o.proposer, o.boot, o.seq))))
+        .collect();
+    let left_out = before - kept.len();
+    (kept, left_out)
+}
+
+/// Whether a committed reconciliation shows a proposal this epoch has
+/// `applied` since it was proposed: then applying it would apply that
+/// proposal twice.
+pub(super) fn any_applied(
+    originals: &[OriginalEntry],
+    applied: impl Fn(&OriginalEntry) -> bool,
+) -> bool {
+    originals.iter().any(|o| o.proposer != 0 && applied(o))
+}
+
 /// Of a divergent message's `entries` (the first at `first_index`, the
 /// sender having compacted `compacted` entries before it), those after
 /// `done`, with the gap before them (what the sender compacted) and the
@@ -649,6 +730,12 @@ pub(super) fn divergent_run(
     }
     let to_index = entries.last().map_or(done + gap, |en| en.index);
     Some((entries, gap, to_index))
+}
+
+/// Whether a run missing its start, first offered at tick `since`, may be
+/// taken at tick `now` (`election`: the election timeout in ticks).
+pub(super) fn gap_wait_over(since: u64, now: u64, election: u64) -> bool {
+    now >= since.saturating_add(GAP_WAIT_ELECTIONS * election)
 }
 
 /// After `failures` consecutive refusals of the hook, the attempt number

@@ -283,3 +283,54 @@ fn divergent_entries_are_taken_after_what_was_done_contiguously_and_gaps_only_if
     assert_eq!(indexes(divergent_run(9, 0, 10, log(9..=10))), None);
     assert_eq!(indexes(divergent_run(0, 0, 10, log(11..=11))), None);
 }
+
+/// An original of proposal (1, 1, `seq`) at `index` (proposer 0: a
+/// library record's).
+fn original(index: u64, proposer: u64, seq: u64) -> OriginalEntry {
+    OriginalEntry {
+        origin_number: 1,
+        origin_founder: 0,
+        index,
+        term: 3,
+        command: vec![seq as u8],
+        proposer,
+        boot: 1,
+        seq,
+    }
+}
+
+#[test]
+fn proposals_applied_here_or_shown_already_are_left_out() {
+    // Seq 5 was re-submitted and applied here after the cut; seq 6 sits
+    // twice in the older log; seq 7 is new; proposer 0 is no proposal.
+    let originals = vec![
+        original(11, 1, 5),
+        original(12, 1, 6),
+        original(13, 1, 6),
+        original(14, 0, 0),
+        original(15, 1, 7),
+    ];
+    let (kept, left_out) = unapplied(originals, |o| o.seq == 5);
+    let at: Vec<u64> = kept.iter().map(|o| o.index).collect();
+    assert_eq!(at, [12, 14, 15]);
+    assert_eq!(left_out, 2);
+    let (kept, left_out) = unapplied(vec![original(11, 1, 5)], |_| false);
+    assert_eq!((kept.len(), left_out), (1, 0));
+}
+
+#[test]
+fn a_record_showing_a_proposal_applied_here_since_is_not_applied() {
+    let originals = [original(11, 1, 5), original(12, 0, 0), original(13, 1, 7)];
+    assert!(any_applied(&originals, |o| o.seq == 7));
+    assert!(!any_applied(&originals, |o| o.seq == 6));
+    // Proposer 0 is no proposal, whatever the table says.
+    assert!(!any_applied(&[original(12, 0, 0)], |_| true));
+    assert!(!any_applied(&[], |_| true));
+}
+
+#[test]
+fn a_run_missing_its_start_waits_three_election_timeouts_for_a_whole_one() {
+    assert!(!gap_wait_over(100, 100, 40));
+    assert!(!gap_wait_over(100, 219, 40));
+    assert!(gap_wait_over(100, 220, 40));
+}

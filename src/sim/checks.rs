@@ -10,9 +10,23 @@ use crate::topology::NodeId;
 
 impl<M: StateMachine> Sim<M> {
     /// Invariant violations found so far: the safety invariants, checked
-    /// after every step, plus whatever the end-of-run checks found.
+    /// after every step, plus whatever the end-of-run checks found, plus
+    /// every proposal some member's state holds applied twice and every
+    /// command applied that nobody proposed (counted per member as it
+    /// goes, see [`Violation::AppliedTwice`]).
     pub fn violations(&self) -> Vec<Violation> {
-        self.obs.lock().violations().to_vec()
+        let mut found = self.obs.lock().violations().to_vec();
+        found.extend(self.check_applied_once());
+        found
+    }
+
+    /// Each proposal applied at most once in every member's state, and
+    /// nothing applied that was never proposed through [`Sim::propose`]
+    /// (or returned by a reconciliation hook). Computed afresh from the
+    /// counts each call (they are latched: a restore cannot hide a double
+    /// apply), so never recorded.
+    fn check_applied_once(&self) -> Vec<Violation> {
+        invariants::applied_once(&self.obs.lock().counts, &self.commands)
     }
 
     /// The digest of the command applied at `index` (by whoever applied it first).
@@ -66,8 +80,11 @@ impl<M: StateMachine> Sim<M> {
     /// (convergence), every acknowledged proposal of the final epoch is in
     /// it with the acknowledged command (no committed entry lost), every
     /// one of an older epoch is in it or reconciled exactly once, never
-    /// both (nothing silently lost, nothing applied twice), and the logs
-    /// match. Returns the violations (also kept).
+    /// both, and shown, not only counted as compacted (nothing silently
+    /// lost, nothing applied twice), the logs match, and no member's state
+    /// holds a proposal applied twice or a command nobody proposed.
+    /// Returns the violations (kept, but for the last two kinds, which
+    /// [`violations`](Self::violations) computes afresh).
     pub fn check_converged(&mut self) -> Vec<Violation> {
         let replicas = self.replicas();
         // Acknowledgements of the epoch everyone ended in; those of older
@@ -86,6 +103,7 @@ impl<M: StateMachine> Sim<M> {
         found.extend(invariants::log_matching(&replicas));
         found.extend(self.check_loss_reported(last, &older));
         self.obs.lock().record(&found);
+        found.extend(self.check_applied_once());
         found
     }
 
@@ -112,11 +130,20 @@ impl<M: StateMachine> Sim<M> {
             .iter()
             .filter_map(|(_, _, e)| match e {
                 crate::Event::Reconciled {
+                    from,
+                    from_index,
+                    compacted,
                     epoch,
                     index,
                     ranges,
                     ..
-                } => Some((*epoch, *index, ranges.clone())),
+                } => Some(invariants::Report {
+                    epoch: *epoch,
+                    index: *index,
+                    ranges: ranges.clone(),
+                    from: *from,
+                    compacted: (*from_index, *compacted),
+                }),
                 _ => None,
             })
             .collect()
@@ -174,7 +201,7 @@ impl<M: StateMachine> Sim<M> {
                 let mut found = invariants::no_committed_loss(&own, &[me], &checker);
                 // Only the reconciliations this member has applied count.
                 let mut reports = self.reports();
-                reports.retain(|(_, index, _)| *index <= applied);
+                reports.retain(|r| r.index <= applied);
                 found.extend(invariants::loss_reported_once(
                     &older, &lineage, &reports, &checker,
                 ));

@@ -1,5 +1,10 @@
 //! The user's state machine as the simulator runs it: every apply is
 //! reported to the [invariant checker](super::invariants::Checker).
+//!
+//! Every snapshot it takes starts with [`SNAPSHOT_TAG`] and a serial
+//! number (8 bytes, little-endian) before the state machine's own bytes,
+//! so that the checker knows which counts of applied commands a restore
+//! brings back (see `invariants::applied_once`); a restore strips them.
 
 use std::sync::Arc;
 
@@ -23,8 +28,21 @@ pub struct Observed<M> {
     obs: Arc<Mutex<Checker>>,
 }
 
+/// What the simulator puts before a state machine's snapshot bytes (then
+/// a serial number, 8 bytes little-endian).
+pub(crate) const SNAPSHOT_TAG: &[u8; 4] = b"obs1";
+
+/// A tagged snapshot's serial and the state machine's own bytes; `None`
+/// for bytes without the tag.
+fn untag(snapshot: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = snapshot.strip_prefix(SNAPSHOT_TAG)?;
+    let (serial, user) = rest.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*serial), user))
+}
+
 impl<M> Observed<M> {
     pub(crate) fn new(inner: M, node: NodeId, obs: Arc<Mutex<Checker>>) -> Self {
+        obs.lock().counts.fresh(node);
         Self {
             inner,
             node,
@@ -55,12 +73,24 @@ impl<M: StateMachine> StateMachine for Observed<M> {
             (index, 0)
         };
         let at = (self.epoch, index, self.last.1);
-        self.obs.lock().on_apply_at(self.node, at, digest(command));
+        let d = digest(command);
+        {
+            let mut obs = self.obs.lock();
+            obs.on_apply_at(self.node, at, d);
+            obs.counts.applied(self.node, d);
+        }
         self.inner.apply(index, command)
     }
 
     fn reconcile(&self, divergent: &Reconciliation<'_>) -> Result<Vec<Vec<u8>>, ReconcileError> {
-        self.inner.reconcile(divergent)
+        let made = self.inner.reconcile(divergent);
+        if let Ok(commands) = &made {
+            let mut obs = self.obs.lock();
+            for c in commands {
+                obs.counts.hook_returned(digest(c));
+            }
+        }
+        made
     }
 
     fn note_epoch(&mut self, epoch: EpochId) {
@@ -70,10 +100,22 @@ impl<M: StateMachine> StateMachine for Observed<M> {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        self.inner.snapshot()
+        let user = self.inner.snapshot();
+        let serial = self.obs.lock().counts.snapshot_taken(self.node);
+        let mut out = Vec::with_capacity(SNAPSHOT_TAG.len() + 8 + user.len());
+        out.extend_from_slice(SNAPSHOT_TAG);
+        out.extend_from_slice(&serial.to_le_bytes());
+        out.extend_from_slice(&user);
+        out
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.inner.restore(snapshot)
+        let (serial, user) = match untag(snapshot) {
+            Some((serial, user)) => (Some(serial), user),
+            None => (None, snapshot),
+        };
+        self.inner.restore(user)?;
+        self.obs.lock().counts.restored(self.node, serial);
+        Ok(())
     }
 }

@@ -26,6 +26,13 @@ pub(crate) struct EntryPayload {
     /// A reconciliation of an older epoch's divergent entries.
     #[prost(message, optional, tag = "6")]
     pub reconcile: Option<ReconcileRecord>,
+    /// A compaction floor (main-site mode, proposed by the leader): every
+    /// survivable learner has committed at least this index, so members
+    /// may compact up to it and no further (an epoch a survivable member
+    /// forks starts at or above it; what lies above must stay for the
+    /// reunion).
+    #[prost(uint64, optional, tag = "7")]
+    pub keep_from: Option<u64>,
 }
 
 /// An epoch and its fork point.

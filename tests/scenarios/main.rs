@@ -6,7 +6,9 @@
 mod support;
 
 mod bad_input;
+mod compaction;
 mod determinism;
+mod double_apply;
 mod duplication_failover;
 mod forged_epoch;
 mod hand_back;

@@ -3,16 +3,39 @@
 //! acknowledged in an epoch that lost the reunion is either in the
 //! surviving history (it was committed before the surviving epoch forked,
 //! and the command there is the acknowledged one) or shown to the
-//! application by exactly one reconciliation, never both.
+//! application by exactly one reconciliation, never both. Counted as
+//! compacted (its command gone before the surviving epoch had it) is not
+//! shown: that is a loss.
 
 use std::collections::BTreeSet;
 
 use super::{Ack, Checker, Violation};
 use crate::node::{EntryRange, EpochId, EpochRecord};
 
-/// A reconciliation as a member applied it: the epoch and index of the
-/// record, and what it accounts for.
-pub(crate) type Report = (EpochId, u64, Vec<EntryRange>);
+/// A reconciliation as a member applied it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Report {
+    /// The epoch that recorded it ...
+    pub epoch: EpochId,
+    /// ... at this index.
+    pub index: u64,
+    /// What it accounts for, by origin epoch.
+    pub ranges: Vec<EntryRange>,
+    /// The older epoch whose log it took in.
+    pub from: EpochId,
+    /// The run of that log counted only (compacted by the sender): first
+    /// index and how many.
+    pub compacted: (u64, u64),
+}
+
+impl Report {
+    /// Whether this record only counted `(epoch, index)`: the sender had
+    /// compacted it away.
+    fn only_counted(&self, epoch: EpochId, index: u64) -> bool {
+        let (first, n) = self.compacted;
+        self.from == epoch && index >= first && index < first.saturating_add(n)
+    }
+}
 
 /// `acks`: every acknowledged proposal of an older epoch; `lineage`: the
 /// final epoch's lineage; `reports`: every reconciliation any member
@@ -27,19 +50,24 @@ pub(crate) fn check(
 ) -> Vec<Violation> {
     let kept: Vec<&Report> = reports
         .iter()
-        .filter(|(epoch, index, _)| survived(*epoch, *index, lineage))
+        .filter(|r| survived(r.epoch, r.index, lineage))
         .collect();
     let mut found = Vec::new();
     for ack in acks {
         let (epoch, index) = (ack.epoch, ack.index);
-        let ranges = kept
+        let holding: Vec<&&Report> = kept
             .iter()
-            .filter(|(_, _, rs)| rs.iter().any(|r| r.contains(epoch, index)))
-            .count();
+            .filter(|r| r.ranges.iter().any(|x| x.contains(epoch, index)))
+            .collect();
+        let ranges = holding.len();
         let in_history =
             survived(epoch, index, lineage) && kept_as_acknowledged(ack, lineage, checker);
         match (in_history, ranges) {
-            (true, 0) | (false, 1) => {}
+            (true, 0) => {}
+            (false, 1) if holding.iter().any(|r| r.only_counted(epoch, index)) => {
+                found.push(Violation::AckedCompacted { epoch, index });
+            }
+            (false, 1) => {}
             (true, n) => found.push(Violation::KeptAndReported {
                 epoch,
                 index,
@@ -92,6 +120,20 @@ mod tests {
         }
     }
 
+    /// Reconciliations (recording epoch, index, ranges) that counted
+    /// nothing as compacted.
+    fn of<const N: usize>(r: [(EpochId, u64, Vec<EntryRange>); N]) -> BTreeSet<Report> {
+        r.into_iter()
+            .map(|(epoch, index, ranges)| Report {
+                epoch,
+                index,
+                ranges,
+                from: FIRST_EPOCH,
+                compacted: (0, 0),
+            })
+            .collect()
+    }
+
     fn range(epoch: EpochId, first: u64, last: u64) -> EntryRange {
         EntryRange { epoch, first, last }
     }
@@ -136,12 +178,12 @@ mod tests {
                 index: 101
             }]
         );
-        let once = BTreeSet::from([
+        let once = of([
             (p, 140, vec![range(FIRST_EPOCH, 101, 120)]),
             (p, 141, vec![range(FIRST_EPOCH, 121, 150)]),
         ]);
         assert!(run(&[(FIRST_EPOCH, 101), (FIRST_EPOCH, 150)], &lineage, &once).is_empty());
-        let twice = BTreeSet::from([
+        let twice = of([
             (p, 140, vec![range(FIRST_EPOCH, 101, 120)]),
             (p, 141, vec![range(FIRST_EPOCH, 110, 150)]),
         ]);
@@ -164,7 +206,7 @@ mod tests {
         let lineage = [EpochRecord::FIRST, paris()];
         // A sibling epoch that lost had shown 101..=120; Paris showed them
         // again: once in the final history.
-        let reports = BTreeSet::from([
+        let reports = of([
             (lost, 130, vec![range(FIRST_EPOCH, 101, 120)]),
             (
                 paris().id,
@@ -173,7 +215,7 @@ mod tests {
             ),
         ]);
         assert!(run(&[(FIRST_EPOCH, 110), (lost, 125)], &lineage, &reports).is_empty());
-        let only_lost = BTreeSet::from([(lost, 130, vec![range(FIRST_EPOCH, 101, 120)])]);
+        let only_lost = of([(lost, 130, vec![range(FIRST_EPOCH, 101, 120)])]);
         assert_eq!(run(&[(FIRST_EPOCH, 110)], &lineage, &only_lost).len(), 1);
     }
 
@@ -182,7 +224,7 @@ mod tests {
         let lineage = [EpochRecord::FIRST];
         let lost = paris().id;
         assert_eq!(run(&[(lost, 90)], &lineage, &BTreeSet::new()).len(), 1);
-        let reported = BTreeSet::from([(FIRST_EPOCH, 200, vec![range(lost, 1, 95)])]);
+        let reported = of([(FIRST_EPOCH, 200, vec![range(lost, 1, 95)])]);
         assert!(run(&[(lost, 90)], &lineage, &reported).is_empty());
     }
 
@@ -192,7 +234,7 @@ mod tests {
         let lineage = [EpochRecord::FIRST, paris()];
         // Index 90 survived (below Paris's fork at 100), yet a reconciliation
         // in the final history also showed it: applied twice.
-        let reports = BTreeSet::from([(p, 140, vec![range(FIRST_EPOCH, 80, 120)])]);
+        let reports = of([(p, 140, vec![range(FIRST_EPOCH, 80, 120)])]);
         assert_eq!(
             run(&[(FIRST_EPOCH, 90)], &lineage, &reports),
             [Violation::KeptAndReported {
@@ -224,11 +266,43 @@ mod tests {
             }]
         );
         // Reported once instead: accounted for.
-        let once = BTreeSet::from([(p, 140, vec![range(FIRST_EPOCH, 90, 90)])]);
+        let once = of([(p, 140, vec![range(FIRST_EPOCH, 90, 90)])]);
         assert!(check(&[ack], &lineage, &once, &c).is_empty());
         // The acknowledged command, applied late under Paris's epoch: kept.
         let mut late = Checker::default();
         late.on_apply(NodeId(3), p, 90, 7);
         assert!(check(&[ack], &lineage, &BTreeSet::new(), &late).is_empty());
+    }
+
+    #[test]
+    fn counted_as_compacted_is_a_loss_not_a_report() {
+        let p = paris().id;
+        let lineage = [EpochRecord::FIRST, paris()];
+        // Paris took in Denver's 101..=150; the sender had compacted
+        // 101..=130, so their commands never reached the hook.
+        let compacted = BTreeSet::from([Report {
+            epoch: p,
+            index: 140,
+            ranges: vec![range(FIRST_EPOCH, 101, 150)],
+            from: FIRST_EPOCH,
+            compacted: (101, 30),
+        }]);
+        assert_eq!(
+            run(
+                &[(FIRST_EPOCH, 130), (FIRST_EPOCH, 131)],
+                &lineage,
+                &compacted
+            ),
+            [Violation::AckedCompacted {
+                epoch: FIRST_EPOCH,
+                index: 130
+            }]
+        );
+        assert!(run(
+            &[(FIRST_EPOCH, 101)],
+            &lineage,
+            &of([(p, 140, vec![range(FIRST_EPOCH, 101, 150)])])
+        )
+        .is_empty());
     }
 }

@@ -11,6 +11,7 @@
 //! [`Sim::check_log_matching`](super::Sim::check_log_matching) and
 //! [`Sim::check_main_site_leads`](super::Sim::check_main_site_leads).
 
+mod applied_once;
 mod convergence;
 mod election_safety;
 mod handback_liveness;
@@ -22,9 +23,10 @@ mod state_machine_safety;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::ids::EpochId;
+use crate::ids::{EpochId, ProposalId};
 use crate::topology::NodeId;
 
+pub(crate) use applied_once::{check as applied_once, ApplyCounts};
 pub(crate) use convergence::check as convergence;
 pub(crate) use handback_liveness::check as handback_liveness;
 pub(crate) use log_matching::check as log_matching;
@@ -106,6 +108,35 @@ pub enum Violation {
         /// How many reconciled ranges hold it besides.
         ranges: usize,
     },
+    /// A proposal acknowledged in an epoch that lost the reunion, after
+    /// the surviving epoch forked, reached the reconciliation only as a
+    /// count of compacted entries: its command is gone (acknowledged, then
+    /// lost).
+    AckedCompacted {
+        /// The older epoch.
+        epoch: EpochId,
+        /// Its index there.
+        index: u64,
+    },
+    /// A member's state holds a proposal's command applied more often than
+    /// it was proposed (once, for a command proposed once): applied twice.
+    AppliedTwice {
+        /// The member.
+        node: NodeId,
+        /// The proposal (the first one, if its command was proposed more
+        /// than once).
+        proposal: ProposalId,
+        /// How many times its state holds it applied.
+        applies: u64,
+    },
+    /// A member applied a command nobody proposed and no reconciliation
+    /// hook returned.
+    Phantom {
+        /// The member.
+        node: NodeId,
+        /// [`digest`] of the command.
+        digest: u64,
+    },
     /// After the faults healed, members did not converge.
     NotConverged {
         /// Applied index per live voter.
@@ -171,6 +202,22 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "applied twice: index {index} acknowledged in epoch {epoch} survived in the final history and is also in {ranges} reconciled range(s)"
+            ),
+            Self::AckedCompacted { epoch, index } => write!(
+                f,
+                "compacted away: index {index} acknowledged in epoch {epoch} reached the reconciliation only as a compacted count"
+            ),
+            Self::AppliedTwice {
+                node,
+                proposal,
+                applies,
+            } => write!(
+                f,
+                "applied twice: {node}'s state holds proposal {proposal:?} applied {applies} times"
+            ),
+            Self::Phantom { node, digest } => write!(
+                f,
+                "phantom: {node} applied a command (digest {digest:#x}) nobody proposed"
             ),
             Self::NotConverged { applied } => {
                 write!(f, "not converged after heal: applied {applied:?}")
@@ -239,6 +286,8 @@ pub struct Checker {
     violations: Vec<Violation>,
     /// Per member, a running digest of everything it applied, in order.
     sequences: BTreeMap<NodeId, u64>,
+    /// Per member, how often each command is applied in its state.
+    pub(crate) counts: ApplyCounts,
 }
 
 impl Checker {

@@ -165,6 +165,12 @@ pub(super) fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
     }
 }
 
+/// Proposals every `every`, at every running member in turn, whatever
+/// its kind (primary, standby, survivable member or learner, witness,
+/// tie-breaker): each forwards to its leader, and a learner's proposal may
+/// be applied by one epoch and re-submitted in another, which is what the
+/// apply counts check. The turn follows the proposal number, so a run
+/// stays a function of its seed and schedule.
 struct Load {
     next: u64,
     proposed: usize,
@@ -178,7 +184,7 @@ impl Load {
             let live: Vec<NodeId> = sim
                 .members()
                 .into_iter()
-                .filter(|&id| sim.node(id).is_some_and(|n| n.voters().contains(&id)))
+                .filter(|&id| sim.is_up(id))
                 .collect();
             if !live.is_empty() {
                 let at = live[(self.next as usize) % live.len()];
