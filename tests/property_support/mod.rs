@@ -5,16 +5,33 @@
 use std::sync::Arc;
 
 use quickcheck::TestResult;
-use survivable_core::sim::{RunOptions, Schedule};
+use survivable_core::sim::{RunOptions, Schedule, Violation};
 use survivable_core::topology::Topology;
 
 /// Runs `schedule`; on a violation (or nothing acknowledged at all) the
 /// error holds the replayable line, the violations and the newest trace.
+#[allow(dead_code)] // each property file uses one of the two
 pub(crate) fn check(topology: Arc<Topology>, schedule: &Schedule) -> TestResult {
-    let report = match schedule.run(topology, &RunOptions::default()) {
+    check_tolerating(topology, schedule, |_| false)
+}
+
+/// [`check`], but violations `known_open` says are a known open problem
+/// are printed on stderr with the schedule instead of failing the case.
+pub(crate) fn check_tolerating(
+    topology: Arc<Topology>,
+    schedule: &Schedule,
+    known_open: impl Fn(&Violation) -> bool,
+) -> TestResult {
+    let mut report = match schedule.run(topology, &RunOptions::default()) {
         Ok(r) => r,
         Err(e) => return TestResult::error(format!("{schedule}: {e}")),
     };
+    let (open, failing): (Vec<Violation>, Vec<Violation>) =
+        report.violations.drain(..).partition(|v| known_open(v));
+    if !open.is_empty() {
+        eprintln!("known open problem in {schedule}: {open:?}");
+    }
+    report.violations = failing;
     if report.violations.is_empty() && report.acknowledged > 0 {
         return TestResult::passed();
     }
