@@ -101,6 +101,11 @@ pub(super) struct Relayer {
     pub(super) holds_candidate_last: bool,
     /// Whether raft refused this pre-vote.
     pub(super) refused: bool,
+    /// The longest tail relayed (`HandBack::max_lag_entries`, the same
+    /// freshness notion): a cut leaves only what was in flight missing; a
+    /// candidate further behind was cut off for a while before, and a
+    /// fresher rank should lead instead (a stale rank 1 yields to rank 2).
+    pub(super) max_tail: u64,
 }
 
 /// Whether to relay, and then the leader to name: only a follower whose
@@ -113,6 +118,7 @@ pub(super) fn relay_as(r: &Relayer, v: &PreVote) -> Option<u64> {
         && v.term == r.term + 1
         && r.last.1 == r.term
         && r.last.0 > v.index
+        && r.last.0 - v.index <= r.max_tail
         && r.holds_candidate_last;
     let named = r.leader != 0 && r.leader != v.from && r.leader != r.me;
     (useful && named).then_some(r.leader)
@@ -171,6 +177,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             last: (log.last_index(), log.last_term()),
             holds_candidate_last: log.match_term(v.index, v.log_term),
             refused: refusal.is_some(),
+            max_tail: self.cfg.topology.hand_back().max_lag_entries,
         };
         let (Some(leader), Some(at)) = (relay_as(&r, &v), refusal) else {
             return;
@@ -292,6 +299,7 @@ mod tests {
             last: (104, 5),
             holds_candidate_last: true,
             refused: true,
+            max_tail: 64,
         }
     }
 
@@ -323,6 +331,12 @@ mod tests {
             // The candidate's last entry is not ours: their logs diverge.
             Relayer {
                 holds_candidate_last: false,
+                ..witness()
+            },
+            // The candidate is further behind than a cut leaves in flight.
+            Relayer {
+                last: (100 + 65, 5),
+                max_tail: 64,
                 ..witness()
             },
             // In a newer term than the candidate's: its append would be stale.
