@@ -93,6 +93,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
+    /// Refuses a forwarded proposal that is not one or more commands:
+    /// members forward only commands; raft would abort on an empty
+    /// proposal, and a configuration change is the leader's alone.
+    fn check_forwarded(&mut self, msg: &Message) -> Result<(), StepError> {
+        let commands_only = !msg.entries.is_empty()
+            && (msg.entries.iter())
+                .all(|e| e.get_entry_type() == raft::eraftpb::EntryType::EntryNormal);
+        if msg.get_msg_type() != MessageType::MsgPropose || commands_only {
+            return Ok(());
+        }
+        let e = StepError::Refused {
+            from: msg.from,
+            reason: "a forwarded proposal must carry one or more command entries".into(),
+        };
+        self.counters.count(&e);
+        Err(e)
+    }
+
     /// Steps a raft message of this epoch from a checked envelope, noting
     /// what it says about the leader, its commit and this log's sync.
     fn step_raft(&mut self, msg: Message) -> Result<(), StepError> {
@@ -103,22 +121,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.note_heard(from);
             return Ok(());
         }
-        if kind == MessageType::MsgPropose
-            && (msg.entries.is_empty()
-                || msg
-                    .entries
-                    .iter()
-                    .any(|e| e.get_entry_type() != raft::eraftpb::EntryType::EntryNormal))
-        {
-            // Members forward only commands; raft would abort on an empty
-            // proposal, and a configuration change is the leader's alone.
-            let e = StepError::Refused {
-                from: from.0,
-                reason: "a forwarded proposal must carry one or more command entries".into(),
-            };
-            self.counters.count(&e);
-            return Err(e);
-        }
+        self.check_forwarded(&msg)?;
         let leader_commit = msg.commit;
         if kind == MessageType::MsgAppend && msg.from == self.raw.raft.leader_id {
             self.ep.leader_commit = self.ep.leader_commit.max(leader_commit);
