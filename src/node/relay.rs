@@ -60,7 +60,7 @@ use super::Node;
 use crate::error::StepError;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
-use crate::topology::NodeId;
+use crate::topology::{NodeId, Role};
 use crate::wire::Envelope;
 
 /// The context of a relayed append (raft leaves an append's context unread).
@@ -101,10 +101,12 @@ pub(super) struct Relayer {
     pub(super) holds_candidate_last: bool,
     /// Whether raft refused this pre-vote.
     pub(super) refused: bool,
-    /// The longest tail relayed (`HandBack::max_lag_entries`, the same
-    /// freshness notion): a cut leaves only what was in flight missing; a
-    /// candidate further behind was cut off for a while before, and a
-    /// fresher rank should lead instead (a stale rank 1 yields to rank 2).
+    /// The longest tail relayed. A member that could lead itself relays at
+    /// most `HandBack::max_lag_entries` (the same freshness notion): a cut
+    /// leaves only what was in flight missing; a candidate further behind
+    /// was cut off for a while before, and a fresher rank should lead
+    /// instead (a stale rank 1 yields to rank 2). A witness relays
+    /// everything: the alternative is its own last-resort bridge.
     pub(super) max_tail: u64,
 }
 
@@ -177,7 +179,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             last: (log.last_index(), log.last_term()),
             holds_candidate_last: log.match_term(v.index, v.log_term),
             refused: refusal.is_some(),
-            max_tail: self.cfg.topology.hand_back().max_lag_entries,
+            // A witness never leads but as the last resort: it relays
+            // however much the candidate lacks. A member that could lead
+            // itself relays only what a cut leaves in flight.
+            max_tail: if self
+                .my_member()
+                .is_some_and(|m| matches!(m.role, Role::Witness))
+            {
+                u64::MAX
+            } else {
+                self.cfg.topology.hand_back().max_lag_entries
+            },
         };
         let (Some(leader), Some(at)) = (relay_as(&r, &v), refusal) else {
             return;
