@@ -105,8 +105,9 @@ pub(super) struct Relayer {
     /// most `HandBack::max_lag_entries` (the same freshness notion): a cut
     /// leaves only what was in flight missing; a candidate further behind
     /// was cut off for a while before, and a fresher rank should lead
-    /// instead (a stale rank 1 yields to rank 2). A witness relays
-    /// everything: the alternative is its own last-resort bridge.
+    /// instead (a stale rank 1 yields to rank 2). A witness in a topology
+    /// with a single survivable rank relays everything: the alternative is
+    /// its own last-resort bridge.
     pub(super) max_tail: u64,
 }
 
@@ -179,12 +180,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             last: (log.last_index(), log.last_term()),
             holds_candidate_last: log.match_term(v.index, v.log_term),
             refused: refusal.is_some(),
-            // A witness never leads but as the last resort: it relays
-            // however much the candidate lacks. A member that could lead
-            // itself relays only what a cut leaves in flight.
-            max_tail: if self
-                .my_member()
-                .is_some_and(|m| matches!(m.role, Role::Witness))
+            // A witness never leads but as the last resort: with a single
+            // survivable rank there is no fresher rank to yield to, and it
+            // relays however much the candidate lacks. Otherwise (and for
+            // a member that could lead itself) only what a cut leaves in
+            // flight: a stale rank 1 yields to a fresher rank 2.
+            max_tail: if self.cfg.topology.max_rank() <= 1
+                && (self.my_member()).is_some_and(|m| matches!(m.role, Role::Witness))
             {
                 u64::MAX
             } else {
