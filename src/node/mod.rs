@@ -39,6 +39,7 @@
 
 mod config;
 mod control;
+mod divergent;
 mod election;
 mod handback;
 mod inbound;

@@ -95,8 +95,8 @@ pub(super) struct EpochState {
     /// configuration.
     pub(super) announced_at: u64,
     /// Leader: a reconciliation proposed and not applied yet
-    /// (older epoch, last index, tick).
-    pub(super) reconciling: Option<(EpochId, u64, u64)>,
+    /// (older epoch, last index, tick, the member whose run it takes).
+    pub(super) reconciling: Option<(EpochId, u64, u64, NodeId)>,
 }
 
 impl EpochState {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ids::FIRST_EPOCH;
+use crate::wire::payload::{encode, RangePb, ReconcileRecord};
 
 /// Our epoch: founded by the rank-1 primary (node 3) at index 10.
 fn ours() -> Vec<EpochRecord> {
