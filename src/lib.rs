@@ -346,7 +346,7 @@ Denver/Paris cluster as five processes (`node cluster`).
 //! [`storage`] with [`storage::MemStorage`] and the [`storage::testing`]
 //! conformance suite, [`StateMachine`], [`Event`] and the errors — needs no
 //! feature: with `default-features = false` the crate is only the core, and
-//! depends on neither a simulator, a TLS library nor a storage engine. Both
+//! depends on neither a simulator, a TLS library nor a storage engine. All three
 //! features are on by default:
 //!
 //! - `sim`: the deterministic simulator ([`sim`]) and the fuzz targets'
@@ -356,12 +356,16 @@ Denver/Paris cluster as five processes (`node cluster`).
 //!   `raft-engine`); brings those and `crossbeam-channel`. Also [`relay`],
 //!   test and lab support: a fault-injecting TCP relay emulating a WAN on
 //!   loopback.
+//! - `operator`: the [`operator`] endpoint (health and routing checks,
+//!   status, metrics and operator commands over HTTP, mutual TLS off
+//!   loopback) with the small synchronous `tiny_http`; implies `runtime`.
 //!
 // Without a feature, links to what it gates lead to the list above.
 #![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`runtime`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`transport`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`relay`]: crate#features")]
+#![cfg_attr(not(feature = "operator"), doc = "[`operator`]: crate#features")]
 #![cfg_attr(
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"
@@ -384,6 +388,9 @@ pub mod fuzzing;
 pub mod ids;
 pub mod manual;
 pub mod node;
+#[cfg(feature = "operator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "operator")))]
+pub mod operator;
 pub mod policy;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

@@ -190,7 +190,7 @@ const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
 
 /// Every URI subject alternative name of a DER certificate (RFC 5280
 /// §4.2.1.6), or `None` when the structure is not a certificate.
-fn san_uris(cert: &[u8]) -> Option<Vec<&str>> {
+pub(crate) fn san_uris(cert: &[u8]) -> Option<Vec<&str>> {
     let (SEQUENCE, cert, _) = tlv(cert)? else {
         return None;
     };

@@ -157,7 +157,7 @@
 
 mod error;
 mod hello;
-mod identity;
+pub(crate) mod identity;
 mod inbound;
 mod link;
 mod liveness;
