@@ -11,7 +11,8 @@
 //! cargo run --release --example node -- bench --figures     # failovers, WAN cut, hand-back over the relay
 //! cargo run --release --example node -- jepsen [--seed N] [--secs 60]  # nemesis, then linearizability
 //! cargo run --release --example node -- run --config m.toml
-//! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365]
+//! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365] [--operator alice]
+//! cargo run --release --example node -- ctl --endpoints 127.0.0.1:8001,127.0.0.1:8002 status   # see ctl.rs
 //! ```
 //!
 //! `run` starts the member described by a TOML file (the topology with every
@@ -46,6 +47,7 @@
 mod bench;
 mod config;
 mod control;
+mod ctl;
 mod jepsen;
 mod launcher;
 mod pki;
@@ -72,8 +74,9 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("jepsen") => jepsen::Options::parse(&args[1..]).and_then(|o| jepsen::run(&o)),
         Some("certs") => certs(&args[1..]),
+        Some("ctl") => ctl::run(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]"
+            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
                 .to_string(),
         ),
     };
@@ -100,8 +103,10 @@ fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
 
 /// `node certs <dir>`: a CA and a key and certificate per member.
 fn certs(args: &[String]) -> Result<(), String> {
-    let usage =
-        || "usage: node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D]".to_string();
+    let usage = || {
+        "usage: node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME]"
+            .to_string()
+    };
     let dir = args
         .first()
         .filter(|d| !d.starts_with("--"))
@@ -123,7 +128,16 @@ fn certs(args: &[String]) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?,
     };
     let dir = std::path::Path::new(dir);
-    pki::write_cluster(dir, cluster_id, &nodes, days)?;
+    let ca = pki::write_cluster(dir, cluster_id, &nodes, days)?;
+    if let Some(name) = flag("--operator")? {
+        let id = survivable_core::operator::OperatorIdentity::new(cluster_id, &name)
+            .ok_or_else(|| format!("--operator {name:?}: 1-64 ASCII letters, digits, - _ ."))?;
+        ca.write_operator(dir, &id, &ca.operator(&id, days)?)?;
+        println!(
+            "wrote {}/operator-{name}.pem / .key naming {id}",
+            dir.display()
+        );
+    }
     println!(
         "wrote {}/ca.pem and node-<id>.pem / node-<id>.key for nodes {:?} of cluster {cluster_id}, valid {days} days",
         dir.display(),

@@ -121,6 +121,19 @@ impl Ca {
         self.issue(&[id.uri()], now - DAY, now + DAY * days as u32)
     }
 
+    /// An operator's certificate (`survivable://<cluster_id>/operator/<name>`,
+    /// clientAuth only: it opens members' operator endpoints, never their
+    /// transport), valid from yesterday for `days`.
+    pub(crate) fn operator(
+        &self,
+        id: &survivable_core::operator::OperatorIdentity,
+        days: u64,
+    ) -> Result<Issued, String> {
+        let now = SystemTime::now();
+        let client = [ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue_for(&[id.uri()], now - DAY, now + DAY * days as u32, &client)
+    }
+
     /// Writes this CA and `issued` as `node`'s files in `dir` (the
     /// [`TlsFiles::in_dir`] layout); the key file is readable by its owner
     /// only.
@@ -136,6 +149,29 @@ impl Ca {
         write(&files.cert, &issued.cert, false)?;
         write(&files.key, &issued.key, true)?;
         Ok(files)
+    }
+}
+
+impl Ca {
+    /// Writes `issued` as operator `id`'s files in `dir`:
+    /// `operator-<name>.pem` and `operator-<name>.key` (owner only).
+    pub(crate) fn write_operator(
+        &self,
+        dir: &Path,
+        id: &survivable_core::operator::OperatorIdentity,
+        issued: &Issued,
+    ) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        write(
+            &dir.join(format!("operator-{}.pem", id.name)),
+            &issued.cert,
+            false,
+        )?;
+        write(
+            &dir.join(format!("operator-{}.key", id.name)),
+            &issued.key,
+            true,
+        )
     }
 }
 

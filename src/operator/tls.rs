@@ -310,45 +310,55 @@ fn relay(mut tcp: TcpStream, cfg: Arc<ServerConfig>, socket: &Path) -> std::io::
 
 /// Client → `tiny_http`: decrypts what arrives and writes it to the
 /// socket, until the client closes, idles out or breaks the protocol.
+/// What came with the handshake's last flight (a request sent right
+/// after the client's Finished) is relayed first.
 fn tls_to_http(
     tcp: &mut TcpStream,
     conn: &Mutex<ServerConnection>,
     unix: &mut UnixStream,
 ) -> std::io::Result<()> {
     let mut raw = vec![0u8; 16 * 1024];
-    let mut plain = Vec::new();
+    let mut n = 0;
     loop {
-        let n = tcp.read(&mut raw)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut closed = false;
-        {
-            let mut c = conn.lock();
-            let mut input = &raw[..n];
-            while !input.is_empty() {
-                if c.read_tls(&mut input)? == 0 {
-                    break;
-                }
-                let state = c.process_new_packets().map_err(|e| {
-                    let _ = c.write_tls(tcp); // the alert
-                    std::io::Error::new(ErrorKind::InvalidData, e)
-                })?;
-                let mut chunk = vec![0u8; state.plaintext_bytes_to_read()];
-                c.reader().read_exact(&mut chunk)?;
-                plain.extend_from_slice(&chunk);
-                closed |= state.peer_has_closed();
-            }
-            while c.wants_write() {
-                c.write_tls(tcp)?;
-            }
-        }
+        let mut plain = Vec::new();
+        let closed = decrypt(&mut conn.lock(), &raw[..n], &mut plain, tcp)?;
         unix.write_all(&plain)?;
-        plain.clear();
         if closed {
             return Ok(());
         }
+        n = tcp.read(&mut raw)?;
+        if n == 0 {
+            return Ok(());
+        }
     }
+}
+
+/// Feeds `input` to the connection and appends the plaintext to `plain`;
+/// whether the client has closed.
+fn decrypt(
+    c: &mut ServerConnection,
+    mut input: &[u8],
+    plain: &mut Vec<u8>,
+    tcp: &mut TcpStream,
+) -> std::io::Result<bool> {
+    let mut closed = false;
+    loop {
+        let state = c.process_new_packets().map_err(|e| {
+            let _ = c.write_tls(tcp); // the alert
+            std::io::Error::new(ErrorKind::InvalidData, e)
+        })?;
+        let mut chunk = vec![0u8; state.plaintext_bytes_to_read()];
+        c.reader().read_exact(&mut chunk)?;
+        plain.extend_from_slice(&chunk);
+        closed |= state.peer_has_closed();
+        if input.is_empty() || c.read_tls(&mut input)? == 0 {
+            break;
+        }
+    }
+    while c.wants_write() {
+        c.write_tls(tcp)?;
+    }
+    Ok(closed)
 }
 
 /// `tiny_http` → client: encrypts its answers, until it closes the socket.
