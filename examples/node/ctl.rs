@@ -138,6 +138,11 @@ impl Client {
         })
     }
 
+    /// The TLS client configuration, when TLS is used.
+    pub(crate) fn tls_config(&self) -> Option<Arc<ClientConfig>> {
+        self.tls.clone()
+    }
+
     /// `method path` at `endpoint` (`host:port`), on a new connection.
     ///
     /// # Errors
@@ -482,7 +487,7 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> String {
         let text = |v: &Value| match v {
             Value::String(t) => t.clone(),
             Value::Null => "-".to_string(),
-            Value::Object(o) => o.get("name").map_or_else(|| v.to_string(), |n| text_of(n)),
+            Value::Object(o) => o.get("name").map_or_else(|| v.to_string(), text_of),
             other => other.to_string(),
         };
         let lag = match (leader_commit, s["applied"].as_u64()) {

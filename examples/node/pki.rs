@@ -121,6 +121,7 @@ impl Ca {
         self.issue(&[id.uri()], now - DAY, now + DAY * days as u32)
     }
 
+    #[cfg(feature = "operator")]
     /// An operator's certificate (`survivable://<cluster_id>/operator/<name>`,
     /// clientAuth only: it opens members' operator endpoints, never their
     /// transport), valid from yesterday for `days`.
@@ -152,6 +153,7 @@ impl Ca {
     }
 }
 
+#[cfg(feature = "operator")]
 impl Ca {
     /// Writes `issued` as operator `id`'s files in `dir`:
     /// `operator-<name>.pem` and `operator-<name>.key` (owner only).

@@ -178,7 +178,7 @@ pub(super) struct TlsFront {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    live: Arc<Mutex<BTreeMap<u64, (TcpStream, Option<JoinHandle<()>>)>>>,
+    live: Arc<Live>,
 }
 
 impl TlsFront {
@@ -232,6 +232,8 @@ impl TlsFront {
     }
 }
 
+/// The open connections by number: a clone of each socket (to close it
+/// at shutdown) and its relay thread.
 type Live = Mutex<BTreeMap<u64, (TcpStream, Option<JoinHandle<()>>)>>;
 
 fn accept_loop(
