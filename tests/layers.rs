@@ -28,7 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("transport", 6),
     ("runtime", 7),
     ("relay", 7),
-    ("operator", 7),
+    ("operator", 8),
     ("fuzzing", 8),
 ];
 
