@@ -522,7 +522,8 @@ fn ctl_tabulates_the_cluster_and_finds_the_leader() {
     let client = ctl::Client::plain(TIMEOUT);
     let (ep, id) = ctl::find_leader(&client, &eps).unwrap();
     assert_eq!((ep.as_str(), id), (eps[1].as_str(), 1));
-    let table = ctl::status_table(&client, &eps);
+    let (table, answered) = ctl::status_table(&client, &eps);
+    assert_eq!(answered, 2, "{table}");
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("ENDPOINT"), "{table}");
@@ -536,6 +537,9 @@ fn ctl_tabulates_the_cluster_and_finds_the_leader() {
         assert_eq!(cols[10], "2", "{table}");
     }
     s1.shutdown();
+    let (table, answered) = ctl::status_table(&client, &eps);
+    assert_eq!(answered, 1, "{table}");
+    assert!(table.contains("unreachable"), "{table}");
     let e = ctl::find_leader(&client, &eps).unwrap_err();
     assert!(
         e.contains("not the leader (knows n1)") && e.contains("unreachable"),

@@ -371,7 +371,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let words: Vec<&str> = o.command.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["status"] => {
-            print!("{}", status_table(&o.client, &o.endpoints));
+            let (table, answered) = status_table(&o.client, &o.endpoints);
+            print!("{table}");
+            if answered == 0 {
+                return Err("no endpoint answered".to_string());
+            }
             Ok(())
         }
         ["leader"] => find_leader(&o.client, &o.endpoints).map(|(ep, id)| {
@@ -450,8 +454,9 @@ pub(crate) fn find_leader(client: &Client, endpoints: &[String]) -> Result<(Stri
 }
 
 /// One row per endpoint: id, site, role, leader, term, epoch, commit,
-/// applied, drained, lag (entries behind the leader's commit).
-pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> String {
+/// applied, drained, lag (entries behind the leader's commit); and how
+/// many endpoints answered.
+pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> (String, usize) {
     let answers: Vec<(String, Result<Value, String>)> = endpoints
         .iter()
         .map(|ep| {
@@ -476,12 +481,17 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> String {
     ]
     .map(String::from)
     .to_vec()];
+    let mut answered = 0;
     for (ep, s) in answers {
-        let Ok(s) = s else {
-            let e = s.err().unwrap_or_default();
-            rows.push(vec![ep, format!("unreachable: {e}")]);
-            continue;
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => {
+                let e = e.strip_prefix(&format!("{ep}: ")).unwrap_or(&e).to_string();
+                rows.push(vec![ep, e]);
+                continue;
+            }
         };
+        answered += 1;
         let num = |k: &str| s[k].as_u64().map_or("-".to_string(), |v| v.to_string());
         let node = |k: &str| s[k].as_u64().map_or("-".to_string(), |v| format!("n{v}"));
         let text = |v: &Value| match v {
@@ -508,7 +518,7 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> String {
             lag,
         ]);
     }
-    render(&rows)
+    (render(&rows), answered)
 }
 
 fn text_of(v: &Value) -> String {
@@ -516,11 +526,13 @@ fn text_of(v: &Value) -> String {
 }
 
 fn render(rows: &[Vec<String>]) -> String {
+    // Rows of errors (endpoint and error) span the table: only full rows
+    // set the widths, but of the endpoint column.
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)
         .map(|c| {
             rows.iter()
-                .filter(|r| r.len() > 1)
+                .filter(|r| c == 0 || r.len() == cols)
                 .filter_map(|r| r.get(c))
                 .map(|v| v.chars().count())
                 .max()

@@ -129,15 +129,6 @@ fn certs(args: &[String]) -> Result<(), String> {
     };
     let dir = std::path::Path::new(dir);
     let ca = pki::write_cluster(dir, cluster_id, &nodes, days)?;
-    if let Some(name) = flag("--operator")? {
-        let id = survivable_core::operator::OperatorIdentity::new(cluster_id, &name)
-            .ok_or_else(|| format!("--operator {name:?}: 1-64 ASCII letters, digits, - _ ."))?;
-        ca.write_operator(dir, &id, &ca.operator(&id, days)?)?;
-        println!(
-            "wrote {}/operator-{name}.pem / .key naming {id}",
-            dir.display()
-        );
-    }
     println!(
         "wrote {}/ca.pem and node-<id>.pem / node-<id>.key for nodes {:?} of cluster {cluster_id}, valid {days} days",
         dir.display(),
@@ -147,5 +138,14 @@ fn certs(args: &[String]) -> Result<(), String> {
         "in node <id>'s member file: [tls] ca = \"{0}/ca.pem\", cert = \"{0}/node-<id>.pem\", key = \"{0}/node-<id>.key\"",
         dir.display()
     );
+    if let Some(name) = flag("--operator")? {
+        let id = survivable_core::operator::OperatorIdentity::new(cluster_id, &name)
+            .ok_or_else(|| format!("--operator {name:?}: 1-64 ASCII letters, digits, - _ ."))?;
+        ca.write_operator(dir, &id, &ca.operator(&id, days)?)?;
+        println!(
+            "wrote {}/operator-{name}.pem / .key naming {id}",
+            dir.display()
+        );
+    }
     Ok(())
 }
