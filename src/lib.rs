@@ -387,6 +387,9 @@ pub mod events;
 pub mod fuzzing;
 pub mod ids;
 pub mod manual;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod node;
 #[cfg(feature = "operator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "operator")))]

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("events", 4),
     ("node", 5),
     ("sim", 6),
+    ("metrics", 6),
     ("transport", 6),
     ("runtime", 7),
     ("relay", 7),

@@ -9,7 +9,10 @@
 //!   64 proposers each propose and wait, back to back, for a few seconds.
 //!   `--transport both` (the default) runs it twice in one go, plaintext
 //!   then mutual TLS, for a side-by-side comparison; `tls` or `plaintext`
-//!   runs one.
+//!   runs one. `--metrics on|off|both` (default `on`) keeps the members'
+//!   Prometheus metrics up to date or not; `both` runs each transport
+//!   with metrics off then on, `--rounds N` times alternating, and
+//!   compares the throughputs (the cost of keeping the metrics).
 //! - connections: for each transport measured, connections to a member are
 //!   opened one after another as another member opens them (TCP, with TLS
 //!   the full mutual handshake and both sides' certificate checks, then the
@@ -27,13 +30,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use survivable_core::node::NodeRole;
-use survivable_core::runtime::{start_member, Member, MemberConfig};
+use survivable_core::node::{NodeConfig, NodeRole};
+use survivable_core::runtime::{inbound_channel, spawn, Member, MemberConfig, RuntimeConfig};
 use survivable_core::sim::KvStore;
+use survivable_core::storage::DurableStorage;
 use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
 use survivable_core::transport::{
-    free_loopback_addr, Dialer, TcpConfig, TlsFiles, TransportSecurity,
+    free_loopback_addr, Dialer, TcpConfig, TcpTransport, TlsFiles, TransportSecurity,
 };
+use survivable_core::Node;
 
 use crate::launcher::Cluster;
 use crate::pki;
@@ -108,6 +113,32 @@ fn security(tls: bool, dir: &std::path::Path, id: NodeId) -> TransportSecurity {
     }
 }
 
+/// `start_member`, with the runtime's metrics on or off
+/// ([`RuntimeConfig::metrics`]).
+fn start(cfg: MemberConfig, metrics: bool, logger: &slog::Logger) -> Result<Member, String> {
+    let logger = logger.new(slog::o!("node" => cfg.id.0));
+    let cluster = cfg.topology.cluster_id();
+    let mut tcp = TcpConfig::new(cluster, cfg.id, cfg.listen, cfg.peers, cfg.security);
+    tcp.limits = cfg.limits;
+    tcp.fingerprint = Some(cfg.topology.fingerprint());
+    let storage =
+        DurableStorage::open(&cfg.data_dir, cluster, cfg.id.0).map_err(|e| e.to_string())?;
+    let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
+    node_cfg.logger = logger.clone();
+    node_cfg.seed = cfg.id.0;
+    let node = Node::new(node_cfg, storage, KvStore::default()).map_err(|e| e.to_string())?;
+    let (tx, rx) = inbound_channel();
+    let transport = TcpTransport::start(tcp, tx, logger.clone()).map_err(|e| e.to_string())?;
+    let (transport_stats, local_addr) = (transport.stats_handle(), transport.local_addr());
+    let mut rt = RuntimeConfig::new(cfg.topology.timers().tick);
+    rt.metrics = metrics;
+    Ok(Member {
+        handle: spawn(node, transport, rx, rt, logger),
+        transport: transport_stats,
+        local_addr,
+    })
+}
+
 type Trio = (
     BTreeMap<NodeId, Member>,
     BTreeMap<NodeId, SocketAddr>,
@@ -116,7 +147,7 @@ type Trio = (
 
 /// Three members in this process; returns them, their addresses and the
 /// leader's id.
-fn trio(dir: &std::path::Path, tls: bool) -> Result<Trio, String> {
+fn trio(dir: &std::path::Path, tls: bool, metrics: bool) -> Result<Trio, String> {
     let topology = Topology::builder(7)
         .site(Site::main("denver"))
         .core(
@@ -154,7 +185,7 @@ fn trio(dir: &std::path::Path, tls: bool) -> Result<Trio, String> {
             dir.join(format!("n{}", id.0)),
             security(tls, dir, id),
         );
-        let m = start_member(cfg, KvStore::default(), &logger).map_err(|e| e.to_string())?;
+        let m = start(cfg, metrics, &logger)?;
         members.insert(id, m);
     }
     let start = Instant::now();
@@ -236,24 +267,31 @@ fn connections(
     })
 }
 
-fn throughput(secs: u64, json: bool, tls: bool) -> Result<Connect, String> {
+/// One throughput run: its transport, whether metrics were kept, and the
+/// commits per second for each number of proposers.
+struct Run {
+    tls: bool,
+    metrics: bool,
+    rates: Vec<(usize, f64)>,
+}
+
+fn throughput(
+    secs: u64,
+    json: bool,
+    tls: bool,
+    metrics: bool,
+    connect: bool,
+) -> Result<(Option<Connect>, Run), String> {
     let label = if tls { "tls" } else { "plaintext" };
-    let dir = std::env::temp_dir().join(format!("sc-bench-{}-{label}", std::process::id()));
-    let result = throughput_in(&dir, secs, json, tls);
+    let on = if metrics { "metrics" } else { "nometrics" };
+    let dir = std::env::temp_dir().join(format!("sc-bench-{}-{label}-{on}", std::process::id()));
+    let result = throughput_in(&dir, secs, json, tls, metrics, connect);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn throughput_in(
-    dir: &std::path::Path,
-    secs: u64,
-    json: bool,
-    tls: bool,
-) -> Result<Connect, String> {
+fn print_connect(c: &Connect, n: u32, json: bool, tls: bool) {
     let label = if tls { "tls" } else { "plaintext" };
-    let (members, addrs, leader) = trio(dir, tls)?;
-    let n = 200;
-    let c = connections(&members, &addrs, leader, dir, tls, n)?;
     let (wall, cpu) = (c.wall_ms, c.cpu_ms);
     if json {
         println!("{{\"bench\":\"connect\",\"transport\":\"{label}\",\"connections\":{n},\"wall_ms_per_connection\":{wall:.3},\"cpu_ms_per_connection\":{cpu:.3}}}");
@@ -265,53 +303,124 @@ fn throughput_in(
         };
         println!("connect, {label:>9}: {wall:.2} ms wall, {cpu:.2} ms CPU (both ends) per connection ({what}; {n} one after another; the member's acceptor polls every 5 ms)");
     }
+}
+
+fn throughput_in(
+    dir: &std::path::Path,
+    secs: u64,
+    json: bool,
+    tls: bool,
+    metrics: bool,
+    connect: bool,
+) -> Result<(Option<Connect>, Run), String> {
+    let label = if tls { "tls" } else { "plaintext" };
+    let (members, addrs, leader) = trio(dir, tls, metrics)?;
+    let n = 200;
+    let c = if connect {
+        let c = connections(&members, &addrs, leader, dir, tls, n)?;
+        print_connect(&c, n, json, tls);
+        Some(c)
+    } else {
+        None
+    };
     let handle = Arc::new(members);
+    let mut run = Run {
+        tls,
+        metrics,
+        rates: Vec::new(),
+    };
     for proposers in [1usize, 16, 64] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let workers: Vec<_> = (0..proposers)
-            .map(|w| {
-                let (members, stop) = (handle.clone(), stop.clone());
-                thread::spawn(move || {
-                    let h = &members[&leader].handle;
-                    let mut lat = Vec::new();
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = Instant::now();
-                        let cmd = format!("set w{w}-{} {n}", n % 1000).into_bytes();
-                        if h.propose_timeout(cmd, Duration::from_secs(5)).is_ok() {
-                            lat.push(t.elapsed().as_micros() as u64);
-                        }
-                        n += 1;
-                    }
-                    lat
-                })
-            })
-            .collect();
-        thread::sleep(Duration::from_secs(secs));
-        stop.store(true, Ordering::Relaxed);
-        let mut lat: Vec<u64> = workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect();
-        let elapsed = started.elapsed().as_secs_f64();
-        lat.sort_unstable();
-        let rate = lat.len() as f64 / elapsed;
-        let (p50, p99) = (
-            percentile(&lat, 0.5) as f64 / 1000.0,
-            percentile(&lat, 0.99) as f64 / 1000.0,
-        );
+        let (commits, rate, p50, p99) = load(&handle, leader, proposers, secs);
+        run.rates.push((proposers, rate));
         if json {
             println!(
-                "{{\"bench\":\"throughput\",\"transport\":\"{label}\",\"members\":3,\"fsync\":true,\"proposers\":{proposers},\"commits\":{},\"commits_per_s\":{rate:.0},\"p50_ms\":{p50:.2},\"p99_ms\":{p99:.2}}}",
-                lat.len()
+                "{{\"bench\":\"throughput\",\"transport\":\"{label}\",\"metrics\":{metrics},\"members\":3,\"fsync\":true,\"proposers\":{proposers},\"commits\":{commits},\"commits_per_s\":{rate:.0},\"p50_ms\":{p50:.2},\"p99_ms\":{p99:.2}}}"
             );
         } else {
-            println!("throughput, {label:>9}, 3 members, fsync on, {proposers:>2} proposers: {rate:>7.0} commits/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
+            let m = if metrics {
+                "metrics on "
+            } else {
+                "metrics off"
+            };
+            println!("throughput, {label:>9}, 3 members, fsync on, {m}, {proposers:>2} proposers: {rate:>7.0} commits/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
         }
     }
     drop(handle);
-    Ok(c)
+    Ok((c, run))
+}
+
+/// `proposers` threads propose at the leader back to back for `secs`:
+/// commits, commits per second, p50 and p99 latency (ms).
+fn load(
+    members: &Arc<BTreeMap<NodeId, Member>>,
+    leader: NodeId,
+    proposers: usize,
+    secs: u64,
+) -> (usize, f64, f64, f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..proposers)
+        .map(|w| {
+            let (members, stop) = (members.clone(), stop.clone());
+            thread::spawn(move || {
+                let h = &members[&leader].handle;
+                let mut lat = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let cmd = format!("set w{w}-{} {n}", n % 1000).into_bytes();
+                    if h.propose_timeout(cmd, Duration::from_secs(5)).is_ok() {
+                        lat.push(t.elapsed().as_micros() as u64);
+                    }
+                    n += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<u64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let rate = lat.len() as f64 / elapsed;
+    let (p50, p99) = (
+        percentile(&lat, 0.5) as f64 / 1000.0,
+        percentile(&lat, 0.99) as f64 / 1000.0,
+    );
+    (lat.len(), rate, p50, p99)
+}
+
+/// Metrics on against off, per transport and number of proposers: the
+/// mean rate of each over the rounds.
+fn compare_metrics(runs: &[Run], json: bool) {
+    for tls in [false, true] {
+        let label = if tls { "tls" } else { "plaintext" };
+        for proposers in [1usize, 16, 64] {
+            let mean = |metrics: bool| {
+                let r: Vec<f64> = runs
+                    .iter()
+                    .filter(|r| r.tls == tls && r.metrics == metrics)
+                    .flat_map(|r| r.rates.iter())
+                    .filter(|(p, _)| *p == proposers)
+                    .map(|(_, rate)| *rate)
+                    .collect();
+                (!r.is_empty()).then(|| r.iter().sum::<f64>() / r.len() as f64)
+            };
+            let (Some(off), Some(on)) = (mean(false), mean(true)) else {
+                continue;
+            };
+            let delta = (on - off) / off * 100.0;
+            if json {
+                println!("{{\"bench\":\"metrics_cost\",\"transport\":\"{label}\",\"proposers\":{proposers},\"commits_per_s_off\":{off:.0},\"commits_per_s_on\":{on:.0},\"delta_percent\":{delta:.2}}}");
+            } else {
+                println!("metrics cost, {label:>9}, {proposers:>2} proposers: off {off:>7.0}, on {on:>7.0} commits/s ({delta:+.1}%)");
+            }
+        }
+    }
 }
 
 /// Runs the benchmarks: throughput and handshakes per transport, then
@@ -350,10 +459,32 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         "plaintext" => &[false],
         other => return Err(format!("--transport {other}: use tls, plaintext or both")),
     };
+    let metrics: &[bool] = match args
+        .iter()
+        .position(|a| a == "--metrics")
+        .and_then(|i| args.get(i + 1))
+        .map_or("on", String::as_str)
+    {
+        "on" => &[true],
+        "off" => &[false],
+        "both" => &[false, true],
+        other => return Err(format!("--metrics {other}: use on, off or both")),
+    };
+    let rounds = num("--rounds", 1).max(1);
     let mut costs = Vec::new();
+    let mut all = Vec::new();
     for &tls in runs {
-        costs.push(throughput(secs, json, tls)?);
+        for round in 0..rounds {
+            for (i, &m) in metrics.iter().enumerate() {
+                // The connection cost once per transport.
+                let connect = round == 0 && i == 0;
+                let (cost, run) = throughput(secs, json, tls, m, connect)?;
+                costs.extend(cost);
+                all.push(run);
+            }
+        }
     }
+    compare_metrics(&all, json);
     if let [plain, tls] = costs.as_slice() {
         let (wall, cpu) = (tls.wall_ms - plain.wall_ms, tls.cpu_ms - plain.cpu_ms);
         if json {
@@ -362,5 +493,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             println!("mutual TLS handshake: +{wall:.2} ms wall, +{cpu:.2} ms CPU per connection over plaintext");
         }
     }
-    failover(num("--trials", 20) as usize, json, keep)
+    match num("--trials", 20) {
+        0 => Ok(()), // `--trials 0`: throughput only
+        trials => failover(trials as usize, json, keep),
+    }
 }

@@ -489,6 +489,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 // failover.
                 if !self.election.failover_declined {
                     self.election.failover_declined = true;
+                    self.counters.campaigns_suppressed += 1;
                     slog::info!(self.logger, "primary silent while catching up: no fast failover";
                         "primary" => leader.0);
                 }
@@ -588,6 +589,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 slog::info!(self.logger, "primary silent but this standby cannot win (a quorum holds a newer log): no fast failover";
                     "primary" => p.primary.0, "refused_by" => ?p.refused);
                 self.election.probe = None;
+                self.counters.campaigns_suppressed += 1;
             }
             return false;
         }

@@ -415,6 +415,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         &self.counters
     }
 
+    /// Its log store (the runtime times its syncs).
+    #[cfg_attr(not(all(feature = "metrics", feature = "runtime")), allow(dead_code))]
+    pub(crate) fn log_store(&self) -> &S {
+        &self.storage
+    }
+
+    /// Its topology (the runtime's metrics label peers with their sites).
+    #[cfg_attr(not(all(feature = "metrics", feature = "runtime")), allow(dead_code))]
+    pub(crate) fn topology(&self) -> &crate::topology::Topology {
+        &self.cfg.topology
+    }
+
     /// Why the node stopped, if it did (a snapshot that would not restore).
     pub fn fatal(&self) -> Option<&Fatal> {
         self.fatal.as_ref()

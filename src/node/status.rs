@@ -65,10 +65,27 @@ pub struct Status {
     pub last_index: u64,
     /// Per-peer replication (leader only; empty elsewhere).
     pub peers: Vec<PeerStatus>,
+    /// The recovery point in entries: what this member would lose if its
+    /// leader (in main-site mode, the main site) were lost now and it
+    /// activated from its own log. The highest commit index the leader
+    /// reported to it, minus its own last index (0 at the leader, and
+    /// while it holds everything reported). At a survivable-site member
+    /// this is the figure [`Event::Activated`](crate::Event::Activated)
+    /// would report as `rpo_entries`.
+    pub rpo_entries: u64,
+    /// The recovery point in time, in ms: for how long the leader had been
+    /// committing entries this member lacks, as last heard: from the first
+    /// report of a commit beyond its last index to the last message heard
+    /// from the leader (0 when `rpo_entries` is 0). The figure
+    /// [`Event::Activated`](crate::Event::Activated) would report as
+    /// `rpo_ms`, with the same limits: a lower bound, at tick precision,
+    /// blind to the one-way delay of the reports.
+    pub rpo_ms: u64,
 }
 
 /// Counts of input the node refused (nothing counted here but
-/// `relays_dropped` and `proposals_dropped` reached raft).
+/// `relays_dropped` and `proposals_dropped` reached raft), and of
+/// campaigns it suppressed (`campaigns_suppressed`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Envelopes or raft payloads that did not decode.
@@ -103,6 +120,13 @@ pub struct Counters {
     /// member knew no leader). Not bad input and not counted in
     /// [`rejected`](Self::rejected): the proposer re-submits them.
     pub proposals_dropped: u64,
+    /// Spurious campaigns suppressed (not refused input, not counted in
+    /// [`rejected`](Self::rejected)): a pair standby whose primary went
+    /// silent ran no fast failover, because its log was catching up
+    /// (counted once per silence) or because a quorum refused its probe
+    /// (a quorum holds a newer log, so it could not win): a campaign then
+    /// would depose a primary that may be only slow, for nothing.
+    pub campaigns_suppressed: u64,
 }
 
 impl Counters {
@@ -120,6 +144,21 @@ impl Counters {
             StepError::Refused { .. } => &mut self.refused,
         };
         *c += 1;
+    }
+
+    /// The refused envelopes by reason, as the metrics label them: one
+    /// pair per counter that [`rejected`](Self::rejected) sums.
+    pub fn rejected_by_reason(&self) -> [(&'static str, u64); 8] {
+        [
+            ("malformed", self.malformed),
+            ("unsupported_version", self.unsupported_version),
+            ("wrong_cluster", self.wrong_cluster),
+            ("wrong_recipient", self.wrong_recipient),
+            ("unknown_sender", self.unknown_sender),
+            ("spoofed", self.spoofed),
+            ("other_epoch", self.other_epoch),
+            ("refused_by_raft", self.refused),
+        ]
     }
 
     /// All refused envelopes.
@@ -171,6 +210,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         } else {
             Vec::new()
         };
+        let (rpo_entries, rpo_ms) = if self.election.role == StateRole::Leader {
+            (0, 0)
+        } else {
+            let entries = self.ep.leader_commit.saturating_sub(last_index);
+            let ms = if entries == 0 {
+                0
+            } else {
+                self.ep.rpo_ms(last_index)
+            };
+            (entries, ms)
+        };
         Status {
             id: self.id,
             site: self.my_member().map(|m| m.site.clone()).unwrap_or_default(),
@@ -183,6 +233,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             first_index: r.raft_log.first_index(),
             last_index,
             peers,
+            rpo_entries,
+            rpo_ms,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::{Mutex, RwLock};
 
-use super::Command;
+use super::{Command, MetricsText};
 use crate::error::{HandBackError, MembershipError, ProposeError};
 use crate::events::Event;
 use crate::node::{Applied, Counters, Status};
@@ -21,6 +21,7 @@ pub struct Handle {
     status: Arc<RwLock<Status>>,
     counters: Arc<RwLock<Counters>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    metrics: Option<MetricsText>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -86,7 +87,25 @@ impl Handle {
             status,
             counters,
             thread: Mutex::new(Some(thread)),
+            metrics: None,
         }
+    }
+
+    pub(super) fn with_metrics(mut self, metrics: Option<MetricsText>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The member's [metrics](crate::metrics) in the Prometheus text
+    /// format, as of the node thread's last pass (counters read from the
+    /// node and the transport at most
+    /// [`SLOW_EVERY`](crate::metrics::SLOW_EVERY) earlier). Empty without
+    /// the `metrics` feature or with
+    /// [`RuntimeConfig::metrics`](super::RuntimeConfig::metrics) off.
+    pub fn metrics(&self) -> String {
+        self.metrics
+            .as_ref()
+            .map_or_else(String::new, |encode| encode())
     }
 
     /// Submits a command without waiting. It is applied at most once,

@@ -48,6 +48,11 @@ pub struct RuntimeConfig {
     /// silent for its standby's failover time is replaced, so a stall here
     /// explains a failover nobody asked for. Defaults to 50 ms.
     pub warn_stall: Duration,
+    /// Whether the thread keeps the member's [metrics](crate::metrics)
+    /// up to date ([`Handle::metrics`] encodes them; with `false` it gives
+    /// an empty string). Defaults to `true`; has no effect without the
+    /// `metrics` feature.
+    pub metrics: bool,
 }
 
 impl RuntimeConfig {
@@ -58,6 +63,7 @@ impl RuntimeConfig {
             batch: 1024,
             event_queue: 4096,
             warn_stall: Duration::from_millis(50),
+            metrics: true,
         }
     }
 }
@@ -98,6 +104,19 @@ where
     let status = Arc::new(RwLock::new(node.status()));
     let counters = Arc::new(RwLock::new(node.counters().clone()));
     let (shared_status, shared_counters) = (status.clone(), counters.clone());
+    #[cfg(feature = "metrics")]
+    let recorder = cfg.metrics.then(|| {
+        let m = crate::metrics::Metrics::new(node.id(), node.topology());
+        node.log_store().observe_syncs(m.fsync_observer());
+        crate::metrics::Recorder::new(m)
+    });
+    #[cfg(feature = "metrics")]
+    let metrics_text = recorder.as_ref().map(|r| {
+        let m = r.metrics().clone();
+        Arc::new(move || m.encode()) as MetricsText
+    });
+    #[cfg(not(feature = "metrics"))]
+    let metrics_text = None;
     let thread = thread::Builder::new()
         .name(format!("sc-node-{}", node.id().0))
         .spawn(move || {
@@ -112,6 +131,8 @@ where
                 logger,
                 events_dropped: 0,
                 refused: 0,
+                #[cfg(feature = "metrics")]
+                metrics: recorder,
             };
             r.run(&inbound, &command_rx, &cfg);
             // The transport's readers may be blocked handing an envelope to
@@ -121,8 +142,11 @@ where
             drop(r);
         })
         .expect("spawning the node thread");
-    Handle::new(commands, events, status, counters, thread)
+    Handle::new(commands, events, status, counters, thread).with_metrics(metrics_text)
 }
+
+/// Encodes a member's metrics (see [`Handle::metrics`]).
+pub(crate) type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
 
 struct Loop<M: StateMachine, S: LogStore, T> {
     node: Node<M, S>,
@@ -136,6 +160,9 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     events_dropped: u64,
     /// Envelopes the node refused since the start.
     refused: u64,
+    /// Keeps the member's metrics ([`RuntimeConfig::metrics`]).
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::Recorder>,
 }
 
 fn now_ms() -> u64 {
@@ -244,9 +271,29 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
     }
 
     /// Makes the node's status and counters readable by the handle.
-    fn publish(&self) {
-        *self.status.write() = self.node.status();
+    fn publish(&mut self) {
+        let status = self.node.status();
+        #[cfg(feature = "metrics")]
+        self.record(&status);
+        *self.status.write() = status;
         *self.counters.write() = self.node.counters().clone();
+    }
+
+    /// Updates the metrics from the status, and every
+    /// [`SLOW_EVERY`](crate::metrics::SLOW_EVERY) from the node's and the
+    /// transport's counters.
+    #[cfg(feature = "metrics")]
+    fn record(&mut self, status: &Status) {
+        let Some(m) = &mut self.metrics else { return };
+        m.status(status);
+        if m.slow_due() {
+            m.counters(self.node.counters());
+            if let Some(t) = self.transport.stats() {
+                m.refused_connections(&t.refused_by_reason());
+            }
+            let transport = &self.transport;
+            m.connections(|peer| transport.connected(peer));
+        }
     }
 
     /// Carries out one request; `false` to stop.
@@ -254,6 +301,10 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
         match cmd {
             Command::Propose(data, reply) => match self.node.propose(data) {
                 Ok(id) => {
+                    #[cfg(feature = "metrics")]
+                    if let Some(m) = &mut self.metrics {
+                        m.proposed(id);
+                    }
                     self.waiting.insert(id, reply);
                 }
                 Err(e) => {
@@ -285,6 +336,10 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
             self.transport.send(env);
         }
         while let Some(o) = self.node.poll_outcome() {
+            #[cfg(feature = "metrics")]
+            if let Some(m) = &mut self.metrics {
+                m.proposal_done(o.id, o.result.is_ok());
+            }
             if let Some(reply) = self.waiting.remove(&o.id) {
                 let _ = reply.send(o.result);
             }
@@ -295,6 +350,10 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
             }
         }
         while let Some(e) = self.node.poll_event() {
+            #[cfg(feature = "metrics")]
+            if let Some(m) = &mut self.metrics {
+                m.event(&e);
+            }
             if self.events.try_send(e).is_err() {
                 self.events_dropped += 1;
                 if self.events_dropped.is_power_of_two() {

@@ -38,6 +38,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::RwLock;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -45,7 +46,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
 
 use super::files::{self, check_tail, precheck, restore};
-use super::{corrupt, io_err, serves_snapshot, LogStore, LogWrite, StoreError};
+use super::{corrupt, io_err, serves_snapshot, LogStore, LogWrite, StoreError, SyncObserver};
 
 /// The raft-engine group that holds everything.
 const GROUP: u64 = 1;
@@ -98,6 +99,8 @@ struct Meta {
 struct Shared {
     engine: Engine,
     path: String,
+    /// Told how long each synced write took ([`LogStore::observe_syncs`]).
+    sync_observer: RwLock<Option<SyncObserver>>,
     meta: RwLock<Meta>,
     snapshot_requested: AtomicBool,
 }
@@ -196,7 +199,11 @@ impl Shared {
         F: FnOnce(&mut LogBatch) -> raft_engine::Result<()>,
     {
         let mut b = LogBatch::default();
+        let start = sync.then(Instant::now);
         let written = fill(&mut b).and_then(|()| self.engine.write(&mut b, sync));
+        if let (Some(start), Some(observe)) = (start, &*self.sync_observer.read()) {
+            observe(start.elapsed());
+        }
         written.map(drop).map_err(|e| self.err(e))
     }
 
@@ -319,6 +326,7 @@ impl DurableStorage {
             let shared = Shared {
                 engine,
                 path,
+                sync_observer: RwLock::new(None),
                 meta,
                 snapshot_requested,
             };
@@ -474,6 +482,10 @@ impl LogStore for DurableStorage {
 
     fn take_snapshot_request(&self) -> bool {
         self.shared.snapshot_requested.swap(false, Ordering::AcqRel)
+    }
+
+    fn observe_syncs(&self, observer: SyncObserver) {
+        *self.shared.sync_observer.write() = Some(observer);
     }
 
     fn reset(&self, marker: &Snapshot) -> Result<(), StoreError> {

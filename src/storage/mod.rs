@@ -154,7 +154,20 @@ pub trait LogStore: raft::Storage + Clone {
     /// # Errors
     /// [`StoreError`]; then nothing was forgotten.
     fn reset(&self, marker: &Snapshot) -> Result<(), StoreError>;
+
+    /// Has `observer` called with the duration of every synced write from
+    /// now on (the write and its fsync), replacing any earlier observer:
+    /// the runtime's metrics time the disk with it. The default ignores it
+    /// (a store with nothing to sync, like [`MemStorage`]).
+    fn observe_syncs(&self, observer: SyncObserver) {
+        let _ = observer;
+    }
 }
+
+/// Called with the duration of each synced write: see
+/// [`LogStore::observe_syncs`]. It runs on the thread that writes (the
+/// node's), so it must be quick (a histogram's atomic update).
+pub type SyncObserver = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 #[cfg(feature = "runtime")]
 fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> StoreError {

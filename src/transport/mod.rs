@@ -197,6 +197,19 @@ pub trait Transport: Send + 'static {
     /// Queues `env` for `env.to`. Returns `false` when it was dropped (queue
     /// full, unknown peer, shutting down); raft retransmits what matters.
     fn send(&self, env: Envelope) -> bool;
+
+    /// Its counters now, if it keeps any (the runtime's metrics read the
+    /// refusals). The default keeps none.
+    fn stats(&self) -> Option<TransportStats> {
+        None
+    }
+
+    /// Whether this member holds a connection to `peer` now, confirmed by
+    /// the peer's hello, if the transport knows. The default does not.
+    fn connected(&self, peer: NodeId) -> Option<bool> {
+        let _ = peer;
+        None
+    }
 }
 
 /// How a [`TcpTransport`] runs.
@@ -289,6 +302,8 @@ pub(crate) struct Shared {
     /// is (back) up, so the writer to it retries at once rather than
     /// waiting out its back-off, and checks its own connection.
     pub(crate) peer_back: BTreeMap<NodeId, AtomicBool>,
+    /// Whether the writer to each member holds a connection it confirmed.
+    pub(crate) peer_up: BTreeMap<NodeId, AtomicBool>,
 }
 
 impl Shared {
@@ -346,6 +361,7 @@ impl TcpTransport {
         let peers = cfg.peers.clone();
         let queue_len = cfg.limits.queue_len.max(1);
         let peer_back = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
+        let peer_up = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
@@ -356,6 +372,7 @@ impl TcpTransport {
             tls,
             inbound_of: Registry::default(),
             peer_back,
+            peer_up,
         });
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), inbound)];
         let mut queues = BTreeMap::new();
@@ -420,6 +437,15 @@ impl Transport for TcpTransport {
             return false;
         };
         q.send(env, &self.shared)
+    }
+
+    fn stats(&self) -> Option<TransportStats> {
+        Some(self.shared.counters.snapshot())
+    }
+
+    fn connected(&self, peer: NodeId) -> Option<bool> {
+        let up = self.shared.peer_up.get(&peer)?;
+        Some(up.load(Ordering::Relaxed))
     }
 }
 

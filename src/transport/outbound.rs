@@ -177,7 +177,11 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
                 }
                 slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
                 let up = Instant::now();
-                if let Err(why) = pump(&mut conn, queue, shared, &mut carry) {
+                let connected = shared.peer_up.get(&peer);
+                connected.inspect(|c| c.store(true, Ordering::Relaxed));
+                let pumped = pump(&mut conn, queue, shared, &mut carry);
+                connected.inspect(|c| c.store(false, Ordering::Relaxed));
+                if let Err(why) = pumped {
                     if let Lost::Dead(_) = why {
                         bump(&shared.counters.dead_links, 1);
                     }

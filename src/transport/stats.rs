@@ -94,6 +94,29 @@ pub struct TransportStats {
     pub keepalives_out: u64,
 }
 
+impl TransportStats {
+    /// The connections refused, by reason, as the metrics label them: one
+    /// pair per counter that [`refused`](Self::refused) sums.
+    pub fn refused_by_reason(&self) -> [(&'static str, u64); 14] {
+        [
+            ("hello_timeout", self.hello_timeouts),
+            ("malformed", self.malformed),
+            ("wrong_cluster", self.wrong_cluster),
+            ("unknown_peer", self.unknown_peer),
+            ("spoofed", self.spoofed),
+            ("slow", self.slow),
+            ("over_limit", self.over_limit),
+            ("tls_failure", self.tls_failures),
+            ("certificate_refused", self.certificates_refused),
+            ("identity_refused", self.identity_refused),
+            ("oversized_hello", self.oversized_hellos),
+            ("refused_by_peer", self.refused_by_peer),
+            ("topology_differs", self.topology_differs),
+            ("idle", self.idle_closed),
+        ]
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(super) accepted: AtomicU64,
