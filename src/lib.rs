@@ -397,6 +397,9 @@ pub mod runtime;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
+#[cfg(feature = "timeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeline")))]
+pub mod timeline;
 pub mod topology;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("transport", 6),
     ("runtime", 7),
     ("relay", 7),
+    ("timeline", 7),
     ("fuzzing", 8),
 ];
 
