@@ -264,6 +264,7 @@ impl Timeline {
 
     /// Adds a lane for a member the topology does not name (one that
     /// joined later), after the last lane of its site (or at the bottom).
+    #[cfg(feature = "sim")]
     pub(crate) fn add_lane(&mut self, member: &crate::topology::Member) {
         let at = (self.lanes.iter())
             .rposition(|l| l.site == member.site)
