@@ -346,7 +346,7 @@ Denver/Paris cluster as five processes (`node cluster`).
 //! [`storage`] with [`storage::MemStorage`] and the [`storage::testing`]
 //! conformance suite, [`StateMachine`], [`Event`] and the errors — needs no
 //! feature: with `default-features = false` the crate is only the core, and
-//! depends on neither a simulator, a TLS library nor a storage engine. All three
+//! depends on neither a simulator, a TLS library nor a storage engine. The
 //! features are on by default:
 //!
 //! - `sim`: the deterministic simulator ([`sim`]) and the fuzz targets'
@@ -359,6 +359,10 @@ Denver/Paris cluster as five processes (`node cluster`).
 //! - `operator`: the [`operator`] endpoint (health and routing checks,
 //!   status, metrics and operator commands over HTTP, mutual TLS off
 //!   loopback) with the small synchronous `tiny_http`; implies `runtime`.
+//! - `timeline`: [`timeline`], an SVG picture of who led when (a lane per
+//!   member coloured by role, faults, takeovers, hand-backs, write
+//!   outages, calls active), from a simulator run with `sim`; brings the
+//!   `svg` crate.
 //!
 // Without a feature, links to what it gates lead to the list above.
 #![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
@@ -366,6 +370,7 @@ Denver/Paris cluster as five processes (`node cluster`).
 #![cfg_attr(not(feature = "runtime"), doc = "[`transport`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`relay`]: crate#features")]
 #![cfg_attr(not(feature = "operator"), doc = "[`operator`]: crate#features")]
+#![cfg_attr(not(feature = "timeline"), doc = "[`timeline`]: crate#features")]
 #![cfg_attr(
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"
@@ -407,6 +412,9 @@ pub mod runtime;
 pub mod sim;
 pub mod state_machine;
 pub mod storage;
+#[cfg(feature = "timeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeline")))]
+pub mod timeline;
 pub mod topology;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

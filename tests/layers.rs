@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("runtime", 7),
     ("relay", 7),
     ("operator", 8),
+    ("timeline", 7),
     ("fuzzing", 8),
 ];
 

@@ -63,7 +63,15 @@
 //! cargo run --release --example denver_paris -- --mode ranked --seed 3
 //! cargo run --release --example denver_paris -- --mode main-site --seed 7 --wan-rtt-ms 120 --survivable-after-ms 3000
 //! cargo run --release --example denver_paris -- --mode witness --site-rtt denver-kansas=40,paris-kansas=60
+//! cargo run --release --example denver_paris -- --mode witness --svg timeline.svg
 //! ```
+//!
+//! `--svg FILE` also draws each section's run as a timeline
+//! (`survivable_core::timeline`): a lane per member coloured by role,
+//! the faults, takeovers and hand-backs, the write outages and the calls
+//! up over time. With one section (`--mode witness`, `main-site` or
+//! `ranked`) it is written to FILE; with several, each to FILE with the
+//! section's name before the extension (`timeline-witness.svg`, ...).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -75,6 +83,7 @@ use survivable_core::events::LeadershipCause;
 use survivable_core::node::ProposalId;
 use survivable_core::policy::{HandBack, HandBackPolicy, Timers};
 use survivable_core::sim::{Commit, Sim};
+use survivable_core::timeline::Timeline;
 use survivable_core::topology::{NodeId, TopologyBuilder};
 use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
 
@@ -222,6 +231,8 @@ struct Args {
     /// (both directions), overriding `wan_rtt_ms` for them.
     site_rtt: Vec<(String, String, u64)>,
     json: bool,
+    /// `--svg FILE`: where to draw the timeline (see the module docs).
+    svg: Option<String>,
 }
 
 /// Parses `--site-rtt`'s `a-b=ms[,c-d=ms...]`.
@@ -246,6 +257,7 @@ fn parse_args() -> Result<Args, String> {
         stable_ms: 5000,
         site_rtt: Vec::new(),
         json: false,
+        svg: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -256,6 +268,9 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--json" => a.json = true,
+            "--svg" => {
+                a.svg = Some(it.next().ok_or("--svg needs a file to write the timeline to")?);
+            }
             "--mode" => {
                 a.mode = match it.next().as_deref() {
                     Some("witness") => Mode::Witness,
@@ -280,7 +295,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: denver_paris [--mode witness|main-site|ranked|both|all] [--json] [--seed N] \
-                            [--wan-rtt-ms N] [--site-rtt a-b=N,...] [--survivable-after-ms N] [--stable-ms N]"
+                            [--wan-rtt-ms N] [--site-rtt a-b=N,...] [--survivable-after-ms N] [--stable-ms N] [--svg FILE]"
                         .into(),
                 )
             }
@@ -365,6 +380,9 @@ struct Workload {
     /// Probes in flight (a failed one counts in `failed`).
     probes: BTreeSet<ProposalId>,
     probes_sent: u64,
+    /// (virtual ms, calls up) after every 20 ms of [`run`](Self::run):
+    /// the timeline's calls chart.
+    calls_up: Vec<(u64, u64)>,
 }
 
 impl Workload {
@@ -382,6 +400,7 @@ impl Workload {
             probe: false,
             probes: BTreeSet::new(),
             probes_sent: 0,
+            calls_up: Vec::new(),
         }
     }
 
@@ -484,6 +503,7 @@ impl Workload {
                 sim.run_for(Duration::from_millis(20));
             }
             self.collect(sim);
+            self.calls_up.push((sim.now_ms(), self.up.len() as u64));
             watch(sim);
         }
     }
@@ -964,6 +984,53 @@ fn print(sim: &Sim<CallTable>, mode: &str, r: &Report, json: bool) {
     );
     for (k, v) in &r.extra {
         println!("  {k} = {v}");
+    }
+}
+
+/// With `--svg`, draws section `mode`'s run (`sim`, the calls `w` kept
+/// up) as a timeline into its file (see the module docs). Returns whether
+/// that worked (true without `--svg`).
+fn write_svg(args: &Args, mode: Mode, sim: &Sim<CallTable>, w: &Workload) -> bool {
+    let Some(file) = &args.svg else {
+        return true;
+    };
+    let name = match mode {
+        Mode::Witness => "witness",
+        Mode::MainSite => "main-site",
+        _ => "ranked",
+    };
+    let several = [Mode::Witness, Mode::MainSite, Mode::Ranked]
+        .iter()
+        .filter(|&&m| args.mode.runs(m))
+        .count()
+        > 1;
+    let path = if several {
+        let p = std::path::Path::new(file);
+        let stem = p
+            .file_stem()
+            .map_or("timeline".into(), |s| s.to_string_lossy());
+        let ext = p.extension().map_or("svg".into(), |e| e.to_string_lossy());
+        p.with_file_name(format!("{stem}-{name}.{ext}"))
+    } else {
+        file.into()
+    };
+    let mut t = Timeline::from_sim(sim);
+    t.title(format!(
+        "Denver/Paris, {name} mode: who led when (seed {}, WAN RTT {} ms)",
+        args.seed, args.wan_rtt_ms
+    ));
+    for &(at, up) in &w.calls_up {
+        t.calls(at, up);
+    }
+    match std::fs::write(&path, t.render()) {
+        Ok(()) => {
+            eprintln!("timeline of the {name} run written to {}", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("cannot write the timeline to {}: {e}", path.display());
+            false
+        }
     }
 }
 

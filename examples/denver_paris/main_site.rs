@@ -275,7 +275,8 @@ pub(crate) fn run(args: &Args) -> bool {
     run.hand_back(healed);
     let loss = run.main_site_lost();
     run.main_site_returns(&loss);
-    run.c.finish(&run.sim.violations())
+    let drawn = crate::write_svg(args, crate::Mode::MainSite, &run.sim, &run.w);
+    run.c.finish(&run.sim.violations()) && drawn
 }
 
 impl Run<'_> {

@@ -47,7 +47,8 @@ pub(crate) fn run(args: &Args) -> bool {
     denver_returns(&mut sim, &mut w, &mut c, args);
     let healed_us = paris_stale_denver_lost(&mut sim, &mut w, &mut c, args);
     paris_caught_up(&mut sim, &mut w, &mut c, args, healed_us);
-    c.finish(&sim.violations())
+    let drawn = crate::write_svg(args, crate::Mode::Ranked, &sim, &w);
+    c.finish(&sim.violations()) && drawn
 }
 
 fn leader_site(sim: &Sim<CallTable>) -> Option<String> {

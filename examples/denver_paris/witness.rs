@@ -50,7 +50,8 @@ pub(crate) fn run(args: &Args) -> bool {
     run.hand_back(&held);
     // no_flapping (behaviour 7): cut again, a flapping WAN, then steady.
     no_flapping::step(&mut run.sim, &mut run.w, &mut run.c, args);
-    run.c.finish(&run.sim.violations())
+    let drawn = crate::write_svg(args, crate::Mode::Witness, &run.sim, &run.w);
+    run.c.finish(&run.sim.violations()) && drawn
 }
 
 impl Run<'_> {

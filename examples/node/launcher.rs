@@ -18,6 +18,9 @@ use survivable_core::transport::{free_loopback_addr, TlsFiles};
 
 use crate::pki;
 
+#[path = "timeline.rs"]
+mod timeline;
+
 pub(crate) const NAMES: [(u64, &str, &str, &str); 5] = [
     (1, "CM01a", "denver", "esxi-1"),
     (2, "CM01b", "denver", "esxi-3"),
@@ -198,6 +201,8 @@ pub(crate) struct Cluster {
     json: bool,
     /// Leave the directory (logs, data, certificates) behind.
     pub(crate) keep: bool,
+    /// `--svg`: the timeline being recorded (see `timeline.rs`).
+    timeline: Option<timeline::Picture>,
 }
 
 impl Cluster {
@@ -264,6 +269,7 @@ impl Cluster {
             dump: None,
             json,
             keep: false,
+            timeline: None,
         };
         for (id, ..) in NAMES {
             c.spawn(id)?;
@@ -500,6 +506,7 @@ impl Cluster {
             }
             tick += 1;
             self.wait_until(self.every, |_, _, _| false);
+            self.sample_timeline();
         }
     }
 
@@ -659,8 +666,8 @@ impl Drop for Cluster {
 
 /// Runs the scenario; `json` prints one object per step, `keep` leaves the
 /// members' logs and data directories behind, `wan` is the `--wan` value
-/// (see [`parse_wan`]).
-pub(crate) fn run(json: bool, keep: bool, wan: &str) -> Result<(), String> {
+/// (see [`parse_wan`]), `svg` where to draw the run's timeline.
+pub(crate) fn run(json: bool, keep: bool, wan: &str, svg: Option<&str>) -> Result<(), String> {
     let wan = parse_wan(wan)?;
     // Five processes (debug builds under `cargo test`) on a shared 2-core
     // machine stall for tens of milliseconds now and then; with the 30 ms
@@ -669,6 +676,10 @@ pub(crate) fn run(json: bool, keep: bool, wan: &str) -> Result<(), String> {
     // bench` measures the default timers.
     let mut c = Cluster::start(json, "failover_ms = 100", &wan)?;
     c.keep = keep;
+    if svg.is_some() {
+        c.timeline = Some(timeline::Picture::new()?);
+        c.tap = Some(Vec::new());
+    }
     if !json {
         println!(
             "Denver/Paris cluster: five processes on 127.0.0.1, mutual TLS, the WAN through a relay ({}), data and certificates in {}",
@@ -682,6 +693,9 @@ pub(crate) fn run(json: bool, keep: bool, wan: &str) -> Result<(), String> {
     ok &= primary_restarted(&mut c, killed)?;
     ok &= wan_partition(&mut c);
     ok &= hand_back(&mut c);
+    if let Some(path) = svg {
+        c.write_timeline(path)?;
+    }
     if ok {
         return Ok(());
     }
@@ -715,6 +729,7 @@ fn duplication_failover(c: &mut Cluster, ok: &mut bool) -> u64 {
     let before = c.up.clone();
     let (t0, term) = (c.now_ms(), c.term());
     c.kill9(killed);
+    c.timeline_fault("kill -9", &[killed]);
     c.run_for(Duration::from_secs(2));
     c.await_leader();
     let takeover = c.first_ack_after(t0, term);
@@ -729,6 +744,7 @@ fn primary_restarted(c: &mut Cluster, killed: u64) -> Result<bool, String> {
     let before = c.up.clone();
     let t0 = c.now_ms();
     c.spawn(killed)?;
+    c.timeline_fault("restart", &[killed]);
     let mut caught_up = None;
     for _ in 0..100 {
         c.run_for(Duration::from_millis(100));
@@ -760,6 +776,7 @@ fn wan_partition(c: &mut Cluster) -> bool {
     c.relay.cut_both("denver", "paris");
     c.relay.cut_both("denver", "kansas");
     c.isolated.insert("denver");
+    c.timeline_fault("cut denver | paris, kansas", &[]);
     c.run_for(Duration::from_millis(SURVIVABLE_AFTER_MS + 2_000));
     c.await_leader();
     let takeover = c.first_ack_after(t0, term);
@@ -775,6 +792,7 @@ fn hand_back(c: &mut Cluster) -> bool {
     let (t0, term, failed) = (c.now_ms(), c.term(), c.failed);
     c.relay.heal_all();
     c.isolated.clear();
+    c.timeline_fault("heal", &[]);
     // Home once Denver has been in contact for STABLE_MS; a disturbance on
     // the way (a stalled leader replaced by its standby) starts that wait
     // again, so allow a few of them, then watch writes for a while.

@@ -5,6 +5,7 @@
 //! cargo run --release --example node -- cluster           # the launcher, narrated
 //! cargo run --release --example node -- cluster --json    # one JSON object per step
 //! cargo run --release --example node -- cluster --keep    # leave logs and data behind
+//! cargo run --release --example node -- cluster --svg timeline.svg  # and draw who led when
 //! cargo run --release --example node -- cluster --wan denver-paris=80,denver-kansas=40,paris-kansas=60
 //! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
 //! cargo run --release --example node -- bench --soak 60    # saturated, default timers: leadership changes
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
                 args.iter().any(|a| a == "--json"),
                 args.iter().any(|a| a == "--keep"),
                 wan.as_deref().unwrap_or(launcher::DEFAULT_WAN),
+                flag(&args, "--svg")?.as_deref(),
             )
         }),
         Some("bench") => bench::run(&args[1..]),
@@ -76,7 +78,7 @@ fn main() -> ExitCode {
         Some("certs") => certs(&args[1..]),
         Some("ctl") => ctl::run(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
+            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
                 .to_string(),
         ),
     };
