@@ -376,6 +376,9 @@ Denver/Paris cluster as five processes (`node cluster`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 pub mod error;
 pub mod events;
 #[cfg(feature = "sim")]

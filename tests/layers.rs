@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("runtime", 7),
     ("relay", 7),
     ("fuzzing", 8),
+    ("config", 8),
 ];
 
 /// The crate root's re-exports (`pub use module::{A, B};` in lib.rs): name
