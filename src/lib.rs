@@ -346,7 +346,7 @@ Denver/Paris cluster as five processes (`node cluster`).
 //! [`storage`] with [`storage::MemStorage`] and the [`storage::testing`]
 //! conformance suite, [`StateMachine`], [`Event`] and the errors — needs no
 //! feature: with `default-features = false` the crate is only the core, and
-//! depends on neither a simulator, a TLS library nor a storage engine. Both
+//! depends on neither a simulator, a TLS library nor a storage engine. These
 //! features are on by default:
 //!
 //! - `sim`: the deterministic simulator ([`sim`]) and the fuzz targets'
@@ -356,12 +356,16 @@ Denver/Paris cluster as five processes (`node cluster`).
 //!   `raft-engine`); brings those and `crossbeam-channel`. Also [`relay`],
 //!   test and lab support: a fault-injecting TCP relay emulating a WAN on
 //!   loopback.
+//! - `config` (needs `runtime`): a member's TOML file read into a
+//!   [`runtime::MemberConfig`] and checked as a whole ([`config`]); brings
+//!   `toml`.
 //!
 // Without a feature, links to what it gates lead to the list above.
 #![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`runtime`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`transport`]: crate#features")]
 #![cfg_attr(not(feature = "runtime"), doc = "[`relay`]: crate#features")]
+#![cfg_attr(not(feature = "config"), doc = "[`config`]: crate#features")]
 #![cfg_attr(
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"

@@ -37,8 +37,8 @@
 //! # use survivable_core::topology::NodeId;
 //! let text = r#"
 //! cluster_id = 2026                # in every message: other clusters are refused
-//! # mode = "witness"               # or "main-site" (two data centres)
-//! # allow_single_host_outage = false
+//! ## mode = "witness"               # or "main-site" (two data centres)
+//! ## allow_single_host_outage = false
 //!
 //! [[sites]]
 //! name = "denver"
@@ -82,17 +82,17 @@
 //! [hand_back]
 //! policy = "after-stable"          # immediate | after-stable | window | manual
 //! stable_ms = 5000                 # only with after-stable
-//! # window_start = "22:00"         # only with window, UTC
-//! # window_end = "06:00"
+//! ## window_start = "22:00"         # only with window, UTC
+//! ## window_end = "06:00"
 //! max_lag_entries = 64
-//! # max_attempts = 3               # default: retry without limit
+//! ## max_attempts = 3               # default: retry without limit
 //! retry_after_ms = 250
 //!
 //! [member]                         # this process
 //! id = 1
 //! data_dir = "data/cm01a"          # relative to this file's directory
-//! # listen = "0.0.0.0:7001"        # default: its own addr above
-//! # insecure_plaintext_loopback_only = true   # tests on one machine, instead of [tls]
+//! ## listen = "0.0.0.0:7001"        # default: its own addr above
+//! ## insecure_plaintext_loopback_only = true   # tests on one machine, instead of [tls]
 //!
 //! [tls]                            # mutual TLS, required unless the flag above
 //! ca = "pki/ca.pem"
@@ -105,7 +105,7 @@
 //! max_command_len = 1048576
 //! snapshot_every = 1024
 //! keep_entries = 10000             # default 256: raise for followers that lag more
-//! # seed = 1                       # default: the member's id
+//! ## seed = 1                       # default: the member's id
 //!
 //! [runtime]                        # optional: its thread
 //! batch = 1024
