@@ -363,6 +363,9 @@ Denver/Paris cluster as five processes (`node cluster`).
 //!   member coloured by role, faults, takeovers, hand-backs, write
 //!   outages, calls active), from a simulator run with `sim`; brings the
 //!   `svg` crate.
+//! - `config` (needs `runtime`): a member's TOML file read into a
+//!   [`runtime::MemberConfig`] and checked as a whole ([`config`]); brings
+//!   `toml`.
 //!
 // Without a feature, links to what it gates lead to the list above.
 #![cfg_attr(not(feature = "sim"), doc = "[`sim`]: crate#features")]
@@ -371,6 +374,7 @@ Denver/Paris cluster as five processes (`node cluster`).
 #![cfg_attr(not(feature = "runtime"), doc = "[`relay`]: crate#features")]
 #![cfg_attr(not(feature = "operator"), doc = "[`operator`]: crate#features")]
 #![cfg_attr(not(feature = "timeline"), doc = "[`timeline`]: crate#features")]
+#![cfg_attr(not(feature = "config"), doc = "[`config`]: crate#features")]
 #![cfg_attr(
     not(feature = "runtime"),
     doc = "[`storage::DurableStorage`]: crate#features"
@@ -385,6 +389,9 @@ Denver/Paris cluster as five processes (`node cluster`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 pub mod error;
 pub mod events;
 #[cfg(feature = "sim")]

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("operator", 8),
     ("timeline", 7),
     ("fuzzing", 8),
+    ("config", 8),
 ];
 
 /// The crate root's re-exports (`pub use module::{A, B};` in lib.rs): name

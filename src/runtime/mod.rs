@@ -22,7 +22,10 @@ use parking_lot::RwLock;
 use slog::Logger;
 
 pub use handle::{Handle, Pending};
-pub use member::{start_member, Member, MemberConfig, StartError};
+pub use member::{
+    start_member, start_member_with_storage, Member, MemberConfig, NodeSettings, RuntimeSettings,
+    StartError,
+};
 
 use crate::error::{HandBackError, MembershipError, ProposeError};
 use crate::events::Event;

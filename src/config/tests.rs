@@ -1,0 +1,183 @@
+//! Unit tests of the decisions the parser makes on its own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::read::{Problems, Tbl};
+use super::*;
+use crate::transport::Limits;
+
+fn table(text: &str) -> toml::Table {
+    text.parse().unwrap()
+}
+
+#[test]
+fn syntax_errors_count_lines_and_characters_from_one() {
+    let text = "a = 1\nb = \"é\" x\n";
+    let e = text.parse::<toml::Table>().unwrap_err();
+    let p = syntax(text, &e);
+    match p.kind {
+        ProblemKind::Syntax { line, column, .. } => assert_eq!((line, column), (2, 9)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ranks_report_every_rank_above_a_gap() {
+    let mut p = Problems::default();
+    let ranks = [(1, "r1"), (3, "r3"), (4, "r4")]
+        .into_iter()
+        .map(|(r, k)| (r, k.to_string()))
+        .collect();
+    layout::rank_gaps(&ranks, &mut p);
+    let got: Vec<_> =
+        p.0.iter()
+            .map(|x| (x.key.as_str(), x.kind.clone()))
+            .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "r3",
+                ProblemKind::RankGap {
+                    rank: 3,
+                    missing: 2
+                }
+            ),
+            (
+                "r4",
+                ProblemKind::RankGap {
+                    rank: 4,
+                    missing: 2
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn times_of_day_are_two_digit_hours_and_minutes() {
+    for (text, ok) in [
+        ("00:00", true),
+        ("23:59", true),
+        ("24:00", false),
+        ("12:60", false),
+        ("7:30", false),
+        ("07:3", false),
+        ("+7:30", false),
+        ("07:30:00", false),
+        ("0730", false),
+    ] {
+        let mut p = Problems::default();
+        let t = table(&format!("w = {text:?}"));
+        let got = settings::time_of_day(Tbl::new(&t, "", &["w"], &mut p), "w", &mut p);
+        assert_eq!(got.is_some(), ok, "{text}");
+        assert_eq!(p.is_empty(), ok, "{text}");
+    }
+}
+
+#[test]
+fn integers_are_checked_for_sign_and_range() {
+    let t = table("a = -1\nb = 0\nc = 86400001\nd = \"5\"\ne = 5");
+    let mut p = Problems::default();
+    let s = Tbl::new(&t, "x", &["a", "b", "c", "d", "e"], &mut p);
+    assert_eq!(s.u64("a", read::Optional, &mut p), None);
+    assert_eq!(s.count("b", &mut p), None);
+    assert_eq!(s.ms("c", 0, &mut p), None);
+    assert_eq!(s.u64("d", read::Optional, &mut p), None);
+    assert_eq!(s.ms("e", 1, &mut p), Some(Duration::from_millis(5)));
+    let keys: Vec<&str> = p.0.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["x.a", "x.b", "x.c", "x.d"]);
+}
+
+#[test]
+fn limits_are_checked_as_the_transport_checks_them() {
+    // The file's checks must refuse exactly what the transport refuses at
+    // start, so a file that passes never fails there.
+    for (frame, keepalive, idle) in [
+        (4096, 100, 400),
+        (4095, 100, 400),
+        (65536, 100, 399),
+        (65536, 0, 400),
+        (1 << 30, 250, 2000),
+    ] {
+        let text = format!(
+            "[limits]\nmax_frame = {frame}\nkeepalive_ms = {keepalive}\nidle_timeout_ms = {idle}"
+        );
+        let t = table(&text.replace("keepalive_ms = 0\n", ""));
+        let mut p = Problems::default();
+        let root = Tbl::new(&t, "", &["limits"], &mut p);
+        let mut l = settings::limits(root, &mut p);
+        if keepalive == 0 {
+            l.keepalive = Duration::ZERO;
+        }
+        let want = Limits {
+            max_frame: frame,
+            keepalive: Duration::from_millis(keepalive),
+            idle_timeout: Duration::from_millis(idle),
+            ..Limits::default()
+        };
+        assert_eq!(l, want);
+        if keepalive == 0 {
+            // Zero is refused as out of range before the relation is checked.
+            continue;
+        }
+        assert_eq!(p.is_empty(), want.check().is_ok(), "{text}: {:?}", p.0);
+    }
+}
+
+#[test]
+fn topology_errors_point_at_the_table_they_name() {
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert("cm02".to_string(), "cores[1]".to_string());
+    keys.insert("W1".to_string(), "witnesses[0]".to_string());
+    let pair = TopologyError::NotAPair {
+        core: "cm02".into(),
+        count: 3,
+    };
+    assert_eq!(topology_key(&pair, &keys), "cores[1].members");
+    let witness = TopologyError::WitnessOutsideMainSite {
+        witness: "W1".into(),
+        site: "kansas".into(),
+        main: "denver".into(),
+    };
+    assert_eq!(topology_key(&witness, &keys), "witnesses[0].site");
+    assert_eq!(topology_key(&TopologyError::NoMainSite, &keys), "sites");
+}
+
+#[test]
+fn a_main_site_file_builds_a_main_site_topology() {
+    let text = r#"
+cluster_id = 1
+mode = "main-site"
+[[sites]]
+name = "denver"
+main = true
+[[sites]]
+name = "paris"
+[[cores]]
+name = "cm01"
+site = "denver"
+members = [{ id = 1, name = "a", host = "h1", addr = "127.0.0.1:7001" },
+           { id = 2, name = "b", host = "h2", addr = "127.0.0.1:7002" }]
+[[cores]]
+name = "cm02"
+site = "paris"
+rank = 1
+members = [{ id = 3, name = "c", host = "h3", addr = "127.0.0.1:7003" },
+           { id = 4, name = "d", host = "h4", addr = "127.0.0.1:7004" }]
+[[witnesses]]
+id = 5
+name = "tb"
+site = "denver"
+host = "h5"
+addr = "127.0.0.1:7005"
+[member]
+id = 4
+data_dir = "/d"
+insecure_plaintext_loopback_only = true
+"#;
+    let cfg = MemberConfig::from_toml(text, Path::new(".")).unwrap();
+    assert_eq!(cfg.topology.mode(), QuorumMode::MainSite);
+    assert_eq!(cfg.topology.learners(), vec![NodeId(3), NodeId(4)]);
+}
