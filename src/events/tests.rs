@@ -16,40 +16,69 @@ const E1_JSON: &str = r#"{"name":"e1","number":1,"founder":0}"#;
 
 /// One value of every variant, its JSON and its text.
 fn cases() -> Vec<(Event, String, &'static str)> {
+    let mut all = leadership_cases();
+    all.extend(hand_back_and_membership_cases());
+    all.extend(epoch_cases());
+    all
+}
+
+/// Leadership events.
+fn leadership_cases() -> Vec<(Event, String, &'static str)> {
     let n = NodeId;
     vec![
         (
-            Event::LeaderChanged { term: 3, leader: Some(n(1)) },
+            Event::LeaderChanged {
+                term: 3,
+                leader: Some(n(1)),
+            },
             r#"{"type":"leader_changed","term":3,"leader":1}"#.into(),
             "leader n1 at term 3",
         ),
         (
-            Event::LeaderChanged { term: 4, leader: None },
+            Event::LeaderChanged {
+                term: 4,
+                leader: None,
+            },
             r#"{"type":"leader_changed","term":4,"leader":null}"#.into(),
             "no leader known at term 4",
         ),
         (
-            Event::BecameLeader { term: 3, cause: LeadershipCause::Elected },
+            Event::BecameLeader {
+                term: 3,
+                cause: LeadershipCause::Elected,
+            },
             r#"{"type":"became_leader","term":3,"cause":{"type":"elected"}}"#.into(),
             "became leader at term 3: elected",
         ),
         (
-            Event::BecameLeader { term: 5, cause: LeadershipCause::PairFailover { from: n(1) } },
+            Event::BecameLeader {
+                term: 5,
+                cause: LeadershipCause::PairFailover { from: n(1) },
+            },
             r#"{"type":"became_leader","term":5,"cause":{"type":"pair_failover","from":1}}"#.into(),
             "became leader at term 5: pair failover: the standby replaced its silent primary n1",
         ),
         (
-            Event::BecameLeader { term: 6, cause: LeadershipCause::Takeover { rank: 1 } },
+            Event::BecameLeader {
+                term: 6,
+                cause: LeadershipCause::Takeover { rank: 1 },
+            },
             r#"{"type":"became_leader","term":6,"cause":{"type":"takeover","rank":1}}"#.into(),
             "became leader at term 6: takeover by the survivable core of rank 1",
         ),
         (
-            Event::BecameLeader { term: 7, cause: LeadershipCause::Transfer },
+            Event::BecameLeader {
+                term: 7,
+                cause: LeadershipCause::Transfer,
+            },
             r#"{"type":"became_leader","term":7,"cause":{"type":"transfer"}}"#.into(),
             "became leader at term 7: leadership transferred here",
         ),
         (
-            Event::BecameLeader { term: 8, cause: LeadershipCause::LastResort },
+            Event::BecameLeader {
+                term: 8,
+                cause: LeadershipCause::LastResort,
+            },
             r#"{"type":"became_leader","term":8,"cause":{"type":"last_resort"}}"#.into(),
             "became leader at term 8: witness leading as the last resort, briefly, to hand \
              leadership on to the best survivable core (expected on a WAN cut)",
@@ -60,39 +89,67 @@ fn cases() -> Vec<(Event, String, &'static str)> {
             "stepped down after leading term 3",
         ),
         (
-            Event::FailoverStarted { primary: n(1), silent_ms: 150 },
+            Event::FailoverStarted {
+                primary: n(1),
+                silent_ms: 150,
+            },
             r#"{"type":"failover_started","primary":1,"silent_ms":150}"#.into(),
             "pair failover: primary n1 silent for 150 ms, the standby campaigns",
         ),
         (
-            Event::TakeoverStarted { rank: 1, leaderless_ms: 5000 },
+            Event::TakeoverStarted {
+                rank: 1,
+                leaderless_ms: 5000,
+            },
             r#"{"type":"takeover_started","rank":1,"leaderless_ms":5000}"#.into(),
             "takeover: no leader for 5000 ms, the survivable core of rank 1 campaigns",
         ),
         (
-            Event::LastResortCampaign { leaderless_ms: 9000 },
+            Event::LastResortCampaign {
+                leaderless_ms: 9000,
+            },
             r#"{"type":"last_resort_campaign","leaderless_ms":9000}"#.into(),
             "no leader for 9000 ms: the witness campaigns as the last resort, to hold \
              leadership briefly and hand it on to the best survivable core (expected on a \
              WAN cut, not an alarm)",
         ),
+    ]
+}
+
+/// Hand-back and membership events.
+fn hand_back_and_membership_cases() -> Vec<(Event, String, &'static str)> {
+    let n = NodeId;
+    vec![
         (
-            Event::HandBackAttempt { attempt: 1, target: n(1), lag: 2 },
+            Event::HandBackAttempt {
+                attempt: 1,
+                target: n(1),
+                lag: 2,
+            },
             r#"{"type":"hand_back_attempt","attempt":1,"target":1,"lag":2}"#.into(),
             "hand-back attempt 1 to n1 (it lags 2 entries)",
         ),
         (
-            Event::HandBackFailed { attempt: 2, target: n(1) },
+            Event::HandBackFailed {
+                attempt: 2,
+                target: n(1),
+            },
             r#"{"type":"hand_back_failed","attempt":2,"target":1}"#.into(),
             "hand-back attempt 2 to n1 did not land",
         ),
         (
-            Event::HandBackCompleted { target: n(1), attempts: 1 },
+            Event::HandBackCompleted {
+                target: n(1),
+                attempts: 1,
+            },
             r#"{"type":"hand_back_completed","target":1,"attempts":1}"#.into(),
             "hand-back to n1 completed in 1 attempt(s)",
         ),
         (
-            Event::HandBackAbandoned { target: n(1), attempts: 3 },
+            Event::HandBackAbandoned {
+                target: n(1),
+                attempts: 3,
+            },
             r#"{"type":"hand_back_abandoned","target":1,"attempts":3}"#.into(),
             "hand-back to n1 abandoned after 3 attempts: retried once its contact is \
              interrupted and restored, or on an operator's hand-back",
@@ -117,6 +174,12 @@ fn cases() -> Vec<(Event, String, &'static str)> {
             r#"{"type":"removed"}"#.into(),
             "this member was removed from the configuration",
         ),
+    ]
+}
+
+/// Epoch events.
+fn epoch_cases() -> Vec<(Event, String, &'static str)> {
+    vec![
         (
             Event::Activated {
                 epoch: E2,
@@ -138,7 +201,7 @@ fn cases() -> Vec<(Event, String, &'static str)> {
             "epoch e1 met the newer epoch e2/n3: fenced, no more proposals here",
         ),
         (
-            Event::FenceLifted { ours: FIRST_EPOCH, claimed: E2, by: n(4), fenced_ms: 2000 },
+            Event::FenceLifted { ours: FIRST_EPOCH, claimed: E2, by: NodeId(4), fenced_ms: 2000 },
             format!(
                 r#"{{"type":"fence_lifted","ours":{E1_JSON},"claimed":{E2_JSON},"by":4,"fenced_ms":2000}}"#
             ),
