@@ -8,6 +8,60 @@ use crate::storage::StoreError;
 use crate::topology::NodeId;
 use crate::wire::WireError;
 
+/// Where to go instead of a member that does not lead: `ask the leader n1`,
+/// or `no leader known (an election is under way); retry shortly`.
+fn leader_hint(leader: Option<NodeId>) -> String {
+    leader.map_or_else(
+        || "no leader known (an election is under way); retry shortly".to_string(),
+        |l| format!("ask the leader {l}"),
+    )
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    /// Messages name members as `n1`, never as `Some(NodeId(1))`.
+    #[test]
+    fn messages_name_members_plainly() {
+        let cases = [
+            (
+                ProposeError::NotLeader {
+                    leader: Some(NodeId(1)),
+                }
+                .to_string(),
+                "not the leader; ask the leader n1",
+            ),
+            (
+                HandBackError::NotLeader { leader: None }.to_string(),
+                "not the leader; no leader known (an election is under way); retry shortly",
+            ),
+            (
+                MembershipError::NotLeader {
+                    leader: Some(NodeId(3)),
+                }
+                .to_string(),
+                "not the leader; ask the leader n3",
+            ),
+            (
+                ActivateError::MainSiteReachable {
+                    leader: Some(NodeId(2)),
+                    reachable: 3,
+                    voters: 5,
+                }
+                .to_string(),
+                "the main site is reachable (leader n2 heard within an election timeout; 3 of \
+                 the epoch's 5 voters answered): activation refused; ask again once it is cut \
+                 off or silent",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+            assert!(!got.contains("Some(") && !got.contains("NodeId"), "{got}");
+        }
+    }
+}
+
 /// A proposal was refused; nothing was proposed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -31,7 +85,7 @@ pub enum ProposeError {
     },
     /// Forwarding is off and this node is not the leader; send the
     /// proposal to `leader` instead (unknown while an election runs).
-    #[error("not the leader; the leader is {leader:?}")]
+    #[error("not the leader; {}", leader_hint(*leader))]
     NotLeader {
         /// The current leader, if known.
         leader: Option<NodeId>,
@@ -155,7 +209,7 @@ pub enum StepError {
 #[non_exhaustive]
 pub enum MembershipError {
     /// Only the leader changes membership.
-    #[error("not the leader; ask the leader {leader:?}")]
+    #[error("not the leader; {}", leader_hint(*leader))]
     NotLeader {
         /// The current leader, if known.
         leader: Option<NodeId>,
@@ -202,7 +256,7 @@ pub enum ActivateError {
     NotSurvivable,
     /// The main site answers: activating now would split the cluster for
     /// nothing. Cut it off (or wait until it is silent) and ask again.
-    #[error("the main site is reachable (leader {leader:?} heard within an election timeout; {reachable} of the epoch's {voters} voters answered): activation refused; ask again once it is cut off or silent")]
+    #[error("the main site is reachable ({} heard within an election timeout; {reachable} of the epoch's {voters} voters answered): activation refused; ask again once it is cut off or silent", leader.map_or_else(|| "no leader".to_string(), |l| format!("leader {l}")))]
     MainSiteReachable {
         /// The epoch's leader, if it was heard within an election timeout.
         leader: Option<NodeId>,
@@ -221,7 +275,7 @@ pub enum ActivateError {
 #[non_exhaustive]
 pub enum HandBackError {
     /// Only the leader hands back.
-    #[error("not the leader; ask the leader {leader:?}")]
+    #[error("not the leader; {}", leader_hint(*leader))]
     NotLeader {
         /// The current leader, if known.
         leader: Option<NodeId>,

@@ -1,12 +1,26 @@
 //! Typed events a node reports: leadership, failover, takeover, hand-back,
 //! membership. Drain them with [`Node::poll_event`](crate::Node::poll_event).
+//!
+//! Each event has a one-line human form ([`Display`](fmt::Display)) and a
+//! stable JSON form ([`Event::to_json`]): internally tagged by `type`, the
+//! variant's name in snake_case, with its fields as named here; ids as in
+//! [`NodeId`]'s and [`EpochId`]'s JSON (a number; `{"name","number",
+//! "founder"}`), a [`LeadershipCause`] tagged the same way, a
+//! [`ReconcileFailure`] as its message. For example
+//! `{"type":"became_leader","term":3,"cause":{"type":"pair_failover","from":1}}`.
+//! Fields may be added; existing ones keep their name and meaning.
+
+use std::fmt;
+
+use serde::Serialize;
 
 use crate::ids::{EntryRange, EpochId};
 use crate::state_machine::ReconcileFailure;
 use crate::topology::NodeId;
 
 /// Why a node became leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum LeadershipCause {
     /// An ordinary election (start-up, or the main site re-electing).
@@ -29,7 +43,8 @@ pub enum LeadershipCause {
 }
 
 /// Something that happened at a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// This node's view of the leader changed.
@@ -220,7 +235,8 @@ pub enum Event {
         /// Consecutive failed attempts at this older epoch's entries, this
         /// one included (1 for the first).
         attempt: u32,
-        /// Why: the hook's error, or its panic.
+        /// Why: the hook's error, or its panic (in JSON: its message).
+        #[serde(serialize_with = "as_text")]
         failure: ReconcileFailure,
         /// Milliseconds before the hook is called again (the back-off:
         /// one election timeout, doubling with each failure up to 32).
@@ -232,4 +248,179 @@ pub enum Event {
         /// The epoch joined.
         epoch: EpochId,
     },
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Serializes a value as its [`Display`](fmt::Display) text.
+fn as_text<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// JSON of `v`; serializing these types cannot fail (no maps, no
+/// non-string keys), but should it, the error is reported as JSON too.
+pub(crate) fn json_of<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| {
+        let msg = serde_json::Value::String(e.to_string());
+        format!("{{\"type\":\"unserializable\",\"error\":{msg}}}")
+    })
+}
+
+impl Event {
+    /// The stable JSON form (see the module docs), one line.
+    pub fn to_json(&self) -> String {
+        json_of(self)
+    }
+}
+
+impl fmt::Display for LeadershipCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Elected => f.write_str("elected"),
+            Self::PairFailover { from } => {
+                write!(
+                    f,
+                    "pair failover: the standby replaced its silent primary {from}"
+                )
+            }
+            Self::Takeover { rank } => write!(f, "takeover by the survivable core of rank {rank}"),
+            Self::Transfer => f.write_str("leadership transferred here"),
+            Self::LastResort => f.write_str(
+                "witness leading as the last resort, briefly, to hand leadership on \
+                 to the best survivable core (expected on a WAN cut)",
+            ),
+        }
+    }
+}
+
+fn leader_text(l: Option<NodeId>) -> String {
+    l.map_or_else(|| "no leader known".into(), |l| format!("leader {l}"))
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LeaderChanged { term, leader } => {
+                write!(f, "{} at term {term}", leader_text(*leader))
+            }
+            Self::BecameLeader { term, cause } => {
+                write!(f, "became leader at term {term}: {cause}")
+            }
+            Self::SteppedDown { term } => write!(f, "stepped down after leading term {term}"),
+            Self::FailoverStarted { primary, silent_ms } => write!(
+                f,
+                "pair failover: primary {primary} silent for {silent_ms} ms, the standby campaigns"
+            ),
+            Self::TakeoverStarted { rank, leaderless_ms } => write!(
+                f,
+                "takeover: no leader for {leaderless_ms} ms, the survivable core of rank {rank} campaigns"
+            ),
+            Self::LastResortCampaign { leaderless_ms } => write!(
+                f,
+                "no leader for {leaderless_ms} ms: the witness campaigns as the last resort, \
+                 to hold leadership briefly and hand it on to the best survivable core \
+                 (expected on a WAN cut, not an alarm)"
+            ),
+            Self::HandBackAttempt {
+                attempt,
+                target,
+                lag,
+            } => write!(
+                f,
+                "hand-back attempt {attempt} to {target} (it lags {lag} entries)"
+            ),
+            Self::HandBackFailed { attempt, target } => {
+                write!(f, "hand-back attempt {attempt} to {target} did not land")
+            }
+            Self::HandBackCompleted { target, attempts } => {
+                write!(f, "hand-back to {target} completed in {attempts} attempt(s)")
+            }
+            Self::HandBackAbandoned { target, attempts } => write!(
+                f,
+                "hand-back to {target} abandoned after {attempts} attempts: retried once its \
+                 contact is interrupted and restored, or on an operator's hand-back"
+            ),
+            Self::MemberAdded { id } => write!(f, "member {id} added as a learner"),
+            Self::MemberPromoted { id } => write!(f, "member {id} promoted to voter"),
+            Self::MemberRemoved { id } => write!(f, "member {id} removed"),
+            Self::Removed => f.write_str("this member was removed from the configuration"),
+            Self::Activated { .. }
+            | Self::EpochFenced { .. }
+            | Self::FenceLifted { .. }
+            | Self::Reconciled { .. }
+            | Self::ReconcileFailed { .. }
+            | Self::JoinedEpoch { .. } => self.fmt_epochs(f),
+        }
+    }
+}
+
+impl Event {
+    /// [`Display`](fmt::Display) of the epoch events.
+    fn fmt_epochs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Activated {
+                epoch,
+                fork_index,
+                fork_term,
+                rpo_entries,
+                rpo_ms,
+                silent_ms,
+            } => write!(
+                f,
+                "activated epoch {epoch} from index {fork_index} (term {fork_term}) after the \
+                 main site was silent {silent_ms} ms; loss known now: {rpo_entries} entries, \
+                 at least {rpo_ms} ms"
+            ),
+            Self::EpochFenced { ours, newer } => write!(
+                f,
+                "epoch {ours} met the newer epoch {newer}: fenced, no more proposals here"
+            ),
+            Self::FenceLifted {
+                ours,
+                claimed,
+                by,
+                fenced_ms,
+            } => write!(
+                f,
+                "alarm: {by} claimed epoch {claimed} but no notice of it came in {fenced_ms} ms: \
+                 fence lifted, epoch {ours} takes proposals again; check {by}"
+            ),
+            Self::Reconciled {
+                from,
+                from_index,
+                to_index,
+                ranges,
+                epoch,
+                index,
+                divergent,
+                commands,
+                compacted,
+            } => {
+                let ranges: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "reconciled epoch {from} indexes {from_index}..={to_index} into {epoch} at \
+                     index {index}: {divergent} divergent, {commands} applied, {compacted} \
+                     compacted [{}]",
+                    ranges.join(" ")
+                )
+            }
+            Self::ReconcileFailed {
+                from,
+                attempt,
+                failure,
+                retry_in_ms,
+            } => write!(
+                f,
+                "reconciliation of epoch {from} failed (attempt {attempt}): {failure}; \
+                 retried in {retry_in_ms} ms"
+            ),
+            Self::JoinedEpoch { epoch } => {
+                write!(f, "joined epoch {epoch}; catching up from its leader")
+            }
+            // The other variants are written by `fmt`.
+            other => write!(f, "{other:?}"),
+        }
+    }
 }

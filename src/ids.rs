@@ -102,6 +102,20 @@ impl fmt::Display for EpochId {
     }
 }
 
+/// The stable JSON form: `{"name":"e2/n3","number":131071,"founder":3}`
+/// (`name` is the [`Display`](fmt::Display) form, `number` the ordering key,
+/// `founder` the founding member's id, 0 for the first epoch).
+impl serde::Serialize for EpochId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("EpochId", 3)?;
+        st.serialize_field("name", &self.to_string())?;
+        st.serialize_field("number", &self.number)?;
+        st.serialize_field("founder", &self.founder.0)?;
+        st.end()
+    }
+}
+
 /// An epoch and where it forked from its parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochRecord {
@@ -167,7 +181,10 @@ pub(crate) fn in_history(lineage: &[EpochRecord], epoch: EpochId, index: u64) ->
 
 /// A run of entries appended by one epoch, `first..=last` in its indexes:
 /// what one reconciliation showed the application of that epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Displays as `e1:5..=9`; serializes as
+/// `{"epoch":{"name":"e1",..},"first":5,"last":9}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct EntryRange {
     /// The epoch that appended (and committed) them: their origin.
     pub epoch: EpochId,
@@ -181,6 +198,12 @@ impl EntryRange {
     /// Whether `(epoch, index)` is in the range.
     pub fn contains(&self, epoch: EpochId, index: u64) -> bool {
         self.epoch == epoch && (self.first..=self.last).contains(&index)
+    }
+}
+
+impl fmt::Display for EntryRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}..={}", self.epoch, self.first, self.last)
     }
 }
 
@@ -293,5 +316,40 @@ mod tests {
         assert_eq!(last(&london_child).to_string(), "e3/n7");
         assert_eq!(FIRST_EPOCH.to_string(), "e1");
         assert_eq!(FIRST_EPOCH.generation(), 1);
+    }
+
+    /// The stable JSON forms of ids, as the module docs and the README
+    /// fix them: a node is its number, an epoch its name, number and
+    /// founder.
+    #[test]
+    fn ids_serialize_to_their_stable_json() {
+        let t = crate::topology::denver_paris().build().unwrap();
+        let m = t.member(NodeId(3)).unwrap();
+        let e2 = EpochId::fork(
+            &[EpochRecord::FIRST],
+            NodeId(3),
+            m.preference(),
+            m.position(),
+        );
+        assert_eq!(json(&NodeId(3)), "3");
+        assert_eq!(json(&e2), r#"{"name":"e2/n3","number":131071,"founder":3}"#);
+        assert_eq!(
+            json(&FIRST_EPOCH),
+            r#"{"name":"e1","number":1,"founder":0}"#
+        );
+        let r = EntryRange {
+            epoch: FIRST_EPOCH,
+            first: 5,
+            last: 9,
+        };
+        assert_eq!(r.to_string(), "e1:5..=9");
+        assert_eq!(
+            json(&r),
+            r#"{"epoch":{"name":"e1","number":1,"founder":0},"first":5,"last":9}"#
+        );
+    }
+
+    fn json<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap()
     }
 }

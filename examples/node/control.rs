@@ -1,13 +1,39 @@
 //! `node run`: one member, driven by commands on stdin, answering with JSON
 //! lines on stdout.
+//!
+//! Commands, one per line:
+//! - `propose [--timeout-ms N] <tag> <command>` (e.g. `propose 7 set call-7
+//!   up`): answered `{"reply":"propose","tag":"7","ok":true,"index":..,
+//!   "term":..,"epoch":{"name":"e1","number":1,"founder":0}}` once applied
+//!   (`(epoch, term)` is the fencing token to hand downstream), or
+//!   `{"reply":"propose","tag":"7","ok":false,"timeout":..,"error":".."}`.
+//!   A proposal without a result after its timeout (`--timeout-ms`, else
+//!   the default: 30 s, or as set by `timeout`) is answered with
+//!   `"timeout":true`: it may still be applied.
+//! - `timeout <ms>`: the default timeout of the proposals that follow.
+//! - `status`: `{"reply":"status","refused":N,"status":{..},"text":".."}`,
+//!   the member's `Status` in its JSON form and as one human line.
+//! - `dump`: every key with its value (`"entries":{"k":"v",..}`, and
+//!   `"keys":[..]`) after a linearizable read point.
+//! - `get <tag> <key>`: one key's value after a read point.
+//! - `audit [list]`: commands applied more than once, and a digest of the
+//!   state and of each command's apply count (equal on members that
+//!   applied the same commands); with `list`, every command applied.
+//! - `hand-back`: hand leadership back to the most preferred member now.
+//!
+//! Each event is printed as it happens, as one line
+//! `{"ts_ms":<unix ms>,"event":<the event's JSON>,"text":"<its human line>"}`
+//! (see `Event::to_json`). Logs go to stderr: `<unix ms> <LEVEL> <message>
+//! key=value ...`. End of input stops the member.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use survivable_core::error::ProposeError;
 use survivable_core::node::Status;
 use survivable_core::runtime::{start_member, Handle, Pending};
 use survivable_core::sim::KvStore;
@@ -141,19 +167,25 @@ impl slog::Drain for Stderr {
     }
 }
 
+/// A JSON string.
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// A JSON object with its keys in the order given.
+fn obj(pairs: &[(&str, String)]) -> String {
+    let fields: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", quote(k)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// Milliseconds since the UNIX epoch.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -164,34 +196,31 @@ fn say(out: &Out, line: &str) {
     let _ = o.flush();
 }
 
-/// The status line; `refused`: envelopes the node refused so far.
+/// The status line: the member's [`Status`] JSON, the envelopes it refused
+/// so far, and the status's human line.
 fn status_json(s: &Status, refused: u64) -> String {
-    let peers: Vec<String> = s
-        .peers
-        .iter()
-        .map(|p| {
-            format!(
-                "{{\"id\":{},\"lag\":{},\"reachable\":{}}}",
-                p.id.0, p.lag, p.reachable
-            )
-        })
-        .collect();
-    format!(
-        "{{\"reply\":\"status\",\"id\":{},\"site\":{},\"role\":{},\"leader\":{},\"epoch\":{},\"term\":{},\"commit\":{},\"applied\":{},\"refused\":{refused},\"peers\":[{}]}}",
-        s.id.0,
-        quote(&s.site),
-        quote(&format!("{:?}", s.role)),
-        s.leader.map_or("null".into(), |l| l.0.to_string()),
-        quote(&s.epoch.to_string()),
-        s.term,
-        s.commit,
-        s.applied,
-        peers.join(",")
-    )
+    obj(&[
+        ("reply", quote("status")),
+        ("refused", refused.to_string()),
+        ("status", s.to_json()),
+        ("text", quote(&s.to_string())),
+    ])
 }
 
-/// Proposals made and not yet answered, each with its tag.
-type Waiting = Arc<Mutex<Vec<(String, Pending)>>>;
+/// How long a proposal waits for its result unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A proposal made and not yet answered: its tag, its result to come, and
+/// when it is given up.
+struct Waiter {
+    tag: String,
+    pending: Pending,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// Proposals made and not yet answered.
+type Waiting = Arc<Mutex<Vec<Waiter>>>;
 
 /// Runs the member of `path` until stdin ends.
 pub(crate) fn run(path: &str) -> Result<(), String> {
@@ -206,43 +235,70 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
 
     say(
         &out,
-        &format!(
-            "{{\"ready\":true,\"listen\":{}}}",
-            quote(&member.local_addr.to_string())
-        ),
+        &obj(&[
+            ("ready", "true".into()),
+            ("listen", quote(&member.local_addr.to_string())),
+        ]),
     );
+    let mut timeout = DEFAULT_TIMEOUT;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        answer(&line, &handle, &kv, &out, &waiting);
+        answer(&line, &handle, &kv, &out, &waiting, &mut timeout);
     }
     handle.shutdown();
     Ok(())
 }
 
-/// Prints every event of the member, one JSON line each, on a thread of
-/// its own.
+/// Prints every event of the member, one JSON line each
+/// (`{"ts_ms":..,"event":{..},"text":".."}`), on a thread of its own.
 fn forward_events(handle: &Handle, out: &Out) {
     let events = handle.events();
     let o = out.clone();
     thread::spawn(move || {
         for e in events {
-            say(&o, &format!("{{\"event\":{}}}", quote(&format!("{e:?}"))));
+            let line = obj(&[
+                ("ts_ms", unix_ms().to_string()),
+                ("event", e.to_json()),
+                ("text", quote(&e.to_string())),
+            ]);
+            say(&o, &line);
         }
     });
 }
 
+/// The reply to a proposal that failed (refused, or no result in time).
+fn propose_failed(tag: &str, error: &ProposeError) -> String {
+    obj(&[
+        ("reply", quote("propose")),
+        ("tag", quote(tag)),
+        ("ok", "false".into()),
+        (
+            "timeout",
+            matches!(error, ProposeError::Timeout { .. }).to_string(),
+        ),
+        ("error", quote(&error.to_string())),
+    ])
+}
+
 /// Waits for proposal results without a thread per proposal: one thread
-/// answers each proposal put on the returned list once its result is in.
+/// answers each proposal put on the returned list once its result is in,
+/// or once its timeout passed (then it may still be applied).
 fn await_proposals(out: &Out) -> Waiting {
     let waiting: Waiting = Arc::default();
     let (w, o) = (waiting.clone(), out.clone());
     thread::spawn(move || loop {
+        let now = Instant::now();
         let done: Vec<(String, _)> = {
             let mut list = w.lock();
             let mut done = Vec::new();
-            list.retain(|(tag, p)| match p.try_result() {
+            list.retain(|p| match p.pending.try_result() {
                 Some(r) => {
-                    done.push((tag.clone(), r));
+                    done.push((p.tag.clone(), r));
+                    false
+                }
+                None if now >= p.deadline => {
+                    let waited = p.timeout;
+                    done.push((p.tag.clone(), Err(ProposeError::Timeout { waited })));
                     false
                 }
                 None => true,
@@ -251,23 +307,112 @@ fn await_proposals(out: &Out) -> Waiting {
         };
         for (tag, r) in done {
             let line = match r {
-                Ok(a) => format!(
-                    "{{\"reply\":\"propose\",\"tag\":{},\"ok\":true,\"index\":{},\"term\":{}}}",
-                    quote(&tag),
-                    a.index,
-                    a.term
-                ),
-                Err(e) => format!(
-                    "{{\"reply\":\"propose\",\"tag\":{},\"ok\":false,\"error\":{}}}",
-                    quote(&tag),
-                    quote(&e.to_string())
-                ),
+                Ok(a) => obj(&[
+                    ("reply", quote("propose")),
+                    ("tag", quote(&tag)),
+                    ("ok", "true".into()),
+                    ("index", a.index.to_string()),
+                    ("term", a.term.to_string()),
+                    // The fencing token is (epoch, term).
+                    ("epoch", serde_json::to_string(&a.epoch).unwrap_or_default()),
+                ]),
+                Err(e) => propose_failed(&tag, &e),
             };
             say(&o, &line);
         }
         thread::sleep(Duration::from_millis(1));
     });
     waiting
+}
+
+/// `propose [--timeout-ms N] <tag> <command>`: starts the proposal and
+/// puts it on the waiting list, or answers its refusal.
+fn propose(rest: &str, handle: &Handle, out: &Out, waiting: &Waiting, default: Duration) {
+    let mut rest = rest.trim_start();
+    let mut timeout = default;
+    if let Some(after) = rest.strip_prefix("--timeout-ms") {
+        let (ms, tail) = after
+            .trim_start()
+            .split_once(' ')
+            .unwrap_or((after.trim(), ""));
+        match ms.parse::<u64>() {
+            Ok(ms) if ms > 0 => timeout = Duration::from_millis(ms),
+            _ => {
+                let error = format!(
+                    "--timeout-ms takes a number of milliseconds above 0, got {ms:?}; \
+                     write `propose --timeout-ms 500 <tag> <command>`"
+                );
+                say(
+                    out,
+                    &obj(&[("reply", quote("error")), ("error", quote(&error))]),
+                );
+                return;
+            }
+        }
+        rest = tail.trim_start();
+    }
+    let (tag, command) = rest.split_once(' ').unwrap_or((rest, ""));
+    match handle.propose_async(command.as_bytes().to_vec()) {
+        Ok(pending) => waiting.lock().push(Waiter {
+            tag: tag.to_string(),
+            pending,
+            deadline: Instant::now() + timeout,
+            timeout,
+        }),
+        Err(e) => say(out, &propose_failed(tag, &e)),
+    }
+}
+
+/// `timeout <ms>`: the default timeout of the proposals that follow.
+fn set_timeout(rest: &str, out: &Out, timeout: &mut Duration) {
+    let line = match rest.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => {
+            *timeout = Duration::from_millis(ms);
+            obj(&[
+                ("reply", quote("timeout")),
+                ("ok", "true".into()),
+                ("timeout_ms", ms.to_string()),
+            ])
+        }
+        _ => obj(&[
+            ("reply", quote("timeout")),
+            ("ok", "false".into()),
+            (
+                "error",
+                quote(&format!(
+                    "timeout takes a number of milliseconds above 0, got {:?}; e.g. `timeout 5000`",
+                    rest.trim()
+                )),
+            ),
+        ]),
+    };
+    say(out, &line);
+}
+
+/// `dump`: every key with its value (and the keys alone, as before), after
+/// a linearizable read point, so it includes every write acknowledged
+/// anywhere before the command.
+fn dump(handle: &Handle, kv: &SharedKv, out: &Out) {
+    let line = match handle.read(Duration::from_secs(2)) {
+        Ok(applied) => {
+            let a = kv.0.lock();
+            let entries = serde_json::to_string(&a.kv.map).unwrap_or_default();
+            let keys: Vec<String> = a.kv.map.keys().map(|k| quote(k)).collect();
+            obj(&[
+                ("reply", quote("dump")),
+                ("ok", "true".into()),
+                ("applied", applied.to_string()),
+                ("entries", entries),
+                ("keys", format!("[{}]", keys.join(","))),
+            ])
+        }
+        Err(e) => obj(&[
+            ("reply", quote("dump")),
+            ("ok", "false".into()),
+            ("error", quote(&e.to_string())),
+        ]),
+    };
+    say(out, &line);
 }
 
 /// `get <tag> <key>` (the key's value) and `audit [list]` (commands applied
@@ -327,64 +472,48 @@ fn read_then(word: &str, rest: &str, handle: &Arc<Handle>, kv: &SharedKv, out: &
 }
 
 /// Answers one command line read from stdin.
-fn answer(line: &str, handle: &Arc<Handle>, kv: &SharedKv, out: &Out, waiting: &Waiting) {
+fn answer(
+    line: &str,
+    handle: &Arc<Handle>,
+    kv: &SharedKv,
+    out: &Out,
+    waiting: &Waiting,
+    timeout: &mut Duration,
+) {
     let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
     match word {
-        "propose" => {
-            let (tag, command) = rest.split_once(' ').unwrap_or((rest, ""));
-            match handle.propose_async(command.as_bytes().to_vec()) {
-                Ok(p) => waiting.lock().push((tag.to_string(), p)),
-                Err(e) => say(
-                    out,
-                    &format!(
-                        "{{\"reply\":\"propose\",\"tag\":{},\"ok\":false,\"error\":{}}}",
-                        quote(tag),
-                        quote(&e.to_string())
-                    ),
-                ),
-            }
-        }
+        "propose" => propose(rest, handle, out, waiting, *timeout),
+        "timeout" => set_timeout(rest, out, timeout),
         "status" => {
             let refused = handle.counters().rejected();
             say(out, &status_json(&handle.status(), refused));
         }
-        "dump" => {
-            // A linearizable read point first: the keys then include
-            // every write acknowledged anywhere before the command.
-            let line = match handle.read(Duration::from_secs(2)) {
-                Ok(applied) => {
-                    let keys: Vec<String> = kv.0.lock().kv.map.keys().map(|k| quote(k)).collect();
-                    format!(
-                        "{{\"reply\":\"dump\",\"ok\":true,\"applied\":{applied},\"keys\":[{}]}}",
-                        keys.join(",")
-                    )
-                }
-                Err(e) => format!(
-                    "{{\"reply\":\"dump\",\"ok\":false,\"error\":{}}}",
-                    quote(&e.to_string())
-                ),
-            };
-            say(out, &line);
-        }
+        "dump" => dump(handle, kv, out),
         "get" | "audit" => read_then(word, rest, handle, kv, out),
         "hand-back" => {
             let r = handle.hand_back().map_err(|e| e.to_string());
             say(
                 out,
-                &format!(
-                    "{{\"reply\":\"hand-back\",\"ok\":{},\"error\":{}}}",
-                    r.is_ok(),
-                    quote(&r.err().unwrap_or_default())
-                ),
+                &obj(&[
+                    ("reply", quote("hand-back")),
+                    ("ok", r.is_ok().to_string()),
+                    ("error", quote(&r.err().unwrap_or_default())),
+                ]),
             );
         }
         "" => {}
         other => say(
             out,
-            &format!(
-                "{{\"reply\":\"error\",\"error\":{}}}",
-                quote(&format!("unknown command {other}"))
-            ),
+            &obj(&[
+                ("reply", quote("error")),
+                (
+                    "error",
+                    quote(&format!(
+                        "unknown command {other:?}; commands: propose, timeout, status, dump, \
+                         get, audit, hand-back"
+                    )),
+                ),
+            ]),
         ),
     }
 }

@@ -154,6 +154,14 @@ pub(crate) fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
+/// The event of a member's event line (`{"ts_ms":..,"event":{"type":..},
+/// "text":..}`): its type (`became_leader`, ...) and its human line.
+pub(crate) fn event_of(line: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let kind = v["event"]["type"].as_str()?.to_string();
+    Some((kind, v["text"].as_str().unwrap_or_default().to_string()))
+}
+
 struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -434,20 +442,15 @@ impl Cluster {
                     self.dump = Some(Err(e));
                     return;
                 }
-                let keys = line.split("\"keys\":[").nth(1).unwrap_or("");
-                let set = keys
-                    .trim_end_matches(['}', ']'])
-                    .split(',')
-                    .filter(|k| !k.is_empty())
-                    .map(|k| k.trim_matches('"').to_string())
-                    .collect();
-                self.dump = Some(Ok(set));
+                let dump: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                let entries = dump["entries"].as_object().cloned().unwrap_or_default();
+                self.dump = Some(Ok(entries.keys().cloned().collect()));
             }
             _ => {
-                if let (false, Some(e)) = (self.json, field(line, "event")) {
-                    if e.starts_with("BecameLeader")
-                        || e.starts_with("HandBack")
-                        || e.contains("Started")
+                if let (false, Some((kind, e))) = (self.json, event_of(line)) {
+                    if kind == "became_leader"
+                        || kind.starts_with("hand_back")
+                        || kind.ends_with("_started")
                     {
                         let name = NAMES.iter().find(|n| n.0 == id).map_or("?", |n| n.1);
                         println!("  {:>7.3} s  {name}: {e}", self.now_ms() as f64 / 1000.0);
@@ -522,7 +525,7 @@ impl Cluster {
     pub(crate) fn leader(&self) -> Option<u64> {
         self.statuses
             .iter()
-            .filter(|(id, (role, ..))| role == "Leader" && self.serving(**id))
+            .filter(|(id, (role, ..))| role == "leader" && self.serving(**id))
             .max_by_key(|(_, (_, term, _))| *term)
             .map(|(&id, _)| id)
     }

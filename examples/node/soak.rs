@@ -5,7 +5,7 @@
 //!
 //! - soak: as many proposals as the members take (a fixed number
 //!   outstanding, spread over every member) for S seconds, counting
-//!   leadership changes (`BecameLeader` events after the first leader) and
+//!   leadership changes (`became_leader` events after the first leader) and
 //!   campaigns started (pair failovers, takeovers); the target is zero.
 //! - figures: a pair failover (kill -9 of the leader) normally and right
 //!   after the killed member's partner was restarted; a WAN cut of Denver →
@@ -83,8 +83,13 @@ impl Load {
     }
 
     fn take(&mut self, at: Instant, id: u64, line: &str) {
-        if let Some(e) = field(line, "event") {
-            self.events.push((at, id, e.to_string()));
+        // An event line: kept as `<type> [<cause type>]`.
+        let json: Option<serde_json::Value> = serde_json::from_str(line).ok();
+        if let Some(e) = json.as_ref().map(|v| &v["event"]).filter(|e| e.is_object()) {
+            let kind = e["type"].as_str().unwrap_or("?");
+            let cause = e["cause"]["type"].as_str().unwrap_or("");
+            let e = format!("{kind} {cause}").trim_end().to_string();
+            self.events.push((at, id, e));
             return;
         }
         if field(line, "reply") != Some("propose") {
@@ -147,18 +152,17 @@ pub(crate) fn soak(secs: u64, wan: &str, keep: bool) -> Result<(), String> {
     let acks_before = load.acks.len();
     load.run(&mut c, Duration::from_secs(secs));
     let commits = load.acks.len() - acks_before;
-    let leaders = load.count(from, "BecameLeader");
+    let leaders = load.count(from, "became_leader");
     let (failovers, takeovers) = (
-        load.count(from, "FailoverStarted"),
-        load.count(from, "TakeoverStarted"),
+        load.count(from, "failover_started"),
+        load.count(from, "takeover_started"),
     );
     let causes: BTreeMap<String, usize> = load
         .events
         .iter()
-        .filter(|(t, _, e)| *t >= from && e.starts_with("BecameLeader"))
+        .filter(|(t, _, e)| *t >= from && e.starts_with("became_leader"))
         .fold(BTreeMap::new(), |mut m, (_, id, e)| {
-            let cause = e.split("cause: ").nth(1).unwrap_or("?");
-            let cause = cause.split([' ', '}']).next().unwrap_or("?");
+            let cause = e.split(' ').nth(1).unwrap_or("?");
             *m.entry(format!("{}:{cause}", crate::jepsen::name(*id)))
                 .or_default() += 1;
             m
@@ -223,7 +227,7 @@ pub(crate) fn figures(trials: usize, wan: &str, keep: bool) -> Result<(), String
     let home = load
         .events
         .iter()
-        .find(|(t, m, e)| *t >= healed && site_of(*m) == "denver" && e.starts_with("BecameLeader"))
+        .find(|(t, m, e)| *t >= healed && site_of(*m) == "denver" && e.starts_with("became_leader"))
         .map(|e| e.0);
     let outage = home.map(|h| {
         let times: Vec<Instant> = load.acks[acks_before..]

@@ -484,7 +484,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     fn emit(&mut self, e: Event) {
-        slog::info!(self.logger, "event"; "event" => ?e, "t_ms" => self.now_ms);
+        slog::info!(self.logger, "event"; "event" => %e, "t_ms" => self.now_ms);
         self.events.push_back(e);
     }
 }

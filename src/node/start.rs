@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::RawNode;
-use slog::o;
 
-use super::config::{raft_config, NodeConfig};
+use super::config::{node_logger, raft_config, NodeConfig};
 use super::election::Election;
 use super::membership::Membership;
 use super::proposals::{Dedup, Proposals};
@@ -107,7 +106,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let id = cfg.id;
         let topology = cfg.topology.clone();
         let ticks = *topology.ticks();
-        let logger = cfg.logger.new(o!("node" => id.0));
+        let logger = node_logger(&cfg.logger, id);
         let mut members = topology_members(&topology);
         let me: Member = match (&cfg.joining, topology.member(id)) {
             (Some(m), _) => m.clone(),

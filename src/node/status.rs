@@ -1,6 +1,14 @@
 //! A snapshot of a node's state for operators and dashboards.
+//!
+//! [`Status`] prints as one human line (`n1 denver leader term 5 epoch e1
+//! commit 1891 applied 1891 ...`) and serializes (field names as in Rust,
+//! ids as in [`NodeId`]'s and [`EpochId`](crate::EpochId)'s JSON, the role
+//! as a lowercase string) with [`Status::to_json`].
+
+use std::fmt;
 
 use raft::StateRole;
+use serde::Serialize;
 
 use super::Node;
 use crate::error::StepError;
@@ -8,8 +16,10 @@ use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::NodeId;
 
-/// A node's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A node's role. Displays and serializes as `leader`, `follower`,
+/// `candidate`, `pre-candidate`, `learner` or `removed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum NodeRole {
     /// Leads.
@@ -27,7 +37,7 @@ pub enum NodeRole {
 }
 
 /// Replication state of one peer, as seen by the leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerStatus {
     /// The peer.
     pub id: NodeId,
@@ -40,7 +50,7 @@ pub struct PeerStatus {
 }
 
 /// Everything an operator asks first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// This node.
     pub id: NodeId,
@@ -86,7 +96,7 @@ pub struct Status {
 /// Counts of input the node refused (nothing counted here but
 /// `relays_dropped` and `proposals_dropped` reached raft), and of
 /// campaigns it suppressed (`campaigns_suppressed`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Envelopes or raft payloads that did not decode.
     pub malformed: u64,
@@ -174,6 +184,116 @@ impl Counters {
     }
 }
 
+impl NodeRole {
+    /// The lowercase name (as displayed and serialized).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::PreCandidate => "pre-candidate",
+            Self::Learner => "learner",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+impl fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for PeerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.reachable { "up" } else { "unreachable" };
+        write!(
+            f,
+            "{} match {} lag {} {state}",
+            self.id, self.matched, self.lag
+        )
+    }
+}
+
+impl Status {
+    /// The stable JSON form (see the module docs), one line.
+    pub fn to_json(&self) -> String {
+        crate::events::json_of(self)
+    }
+}
+
+/// `n1 denver leader term 5 epoch e1 leader n1 commit 1891 applied 1891
+/// log 1..=1891 peers [n2 match 1891 lag 0 up, ...]` (peers on a leader
+/// only).
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let leader = self
+            .leader
+            .map_or_else(|| "no leader known".to_string(), |l| format!("leader {l}"));
+        write!(
+            f,
+            "{} {} {} term {} epoch {} {leader} commit {} applied {} log {}..={}",
+            self.id,
+            self.site,
+            self.role,
+            self.term,
+            self.epoch,
+            self.commit,
+            self.applied,
+            self.first_index,
+            self.last_index
+        )?;
+        if !self.peers.is_empty() {
+            let peers: Vec<String> = self.peers.iter().map(ToString::to_string).collect();
+            write!(f, " peers [{}]", peers.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Counters {
+    /// The stable JSON form: every counter by its field name.
+    pub fn to_json(&self) -> String {
+        crate::events::json_of(self)
+    }
+}
+
+/// `rejected 3 (malformed 1, spoofed 2), duplicates dropped 0, ...`: the
+/// refused envelopes with the non-zero reasons, then the other counts.
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reasons = [
+            ("malformed", self.malformed),
+            ("unsupported version", self.unsupported_version),
+            ("wrong cluster", self.wrong_cluster),
+            ("wrong recipient", self.wrong_recipient),
+            ("unknown sender", self.unknown_sender),
+            ("spoofed", self.spoofed),
+            ("other epoch", self.other_epoch),
+            ("refused by raft", self.refused),
+        ];
+        let nonzero: Vec<String> = reasons
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(what, n)| format!("{what} {n}"))
+            .collect();
+        write!(f, "rejected {}", self.rejected())?;
+        if !nonzero.is_empty() {
+            write!(f, " ({})", nonzero.join(", "))?;
+        }
+        write!(
+            f,
+            ", duplicates dropped {}, malformed entries {}, reconcile failures {}, \
+             relays dropped {}, proposals dropped {}",
+            self.duplicates_dropped,
+            self.malformed_entries,
+            self.reconcile_failures,
+            self.relays_dropped,
+            self.proposals_dropped
+        )
+    }
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`Node::status`].
     pub(super) fn current_status(&self) -> Status {
@@ -236,5 +356,91 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             rpo_entries,
             rpo_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::FIRST_EPOCH;
+
+    fn status() -> Status {
+        Status {
+            id: NodeId(1),
+            site: "denver".into(),
+            role: NodeRole::Leader,
+            leader: Some(NodeId(1)),
+            epoch: FIRST_EPOCH,
+            term: 5,
+            commit: 1891,
+            applied: 1890,
+            first_index: 1500,
+            last_index: 1891,
+            peers: vec![PeerStatus {
+                id: NodeId(2),
+                matched: 1889,
+                lag: 2,
+                reachable: true,
+            }],
+            rpo_entries: 0,
+            rpo_ms: 0,
+        }
+    }
+
+    #[test]
+    fn status_prints_one_line_and_stable_json() {
+        let mut s = status();
+        assert_eq!(
+            s.to_string(),
+            "n1 denver leader term 5 epoch e1 leader n1 commit 1891 applied 1890 \
+             log 1500..=1891 peers [n2 match 1889 lag 2 up]"
+        );
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(json["id"], 1);
+        assert_eq!(json["role"], "leader");
+        assert_eq!(json["leader"], 1);
+        assert_eq!(json["epoch"]["name"], "e1");
+        assert_eq!(json["peers"][0]["id"], 2);
+        assert_eq!(json["peers"][0]["reachable"], true);
+        s.role = NodeRole::PreCandidate;
+        s.leader = None;
+        s.peers.clear();
+        assert_eq!(
+            s.to_string(),
+            "n1 denver pre-candidate term 5 epoch e1 no leader known commit 1891 \
+             applied 1890 log 1500..=1891"
+        );
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(json["role"], "pre-candidate");
+        assert!(json["leader"].is_null());
+    }
+
+    #[test]
+    fn roles_and_counters_print_plainly() {
+        let roles = [
+            (NodeRole::Leader, "leader"),
+            (NodeRole::Follower, "follower"),
+            (NodeRole::Candidate, "candidate"),
+            (NodeRole::PreCandidate, "pre-candidate"),
+            (NodeRole::Learner, "learner"),
+            (NodeRole::Removed, "removed"),
+        ];
+        for (role, name) in roles {
+            assert_eq!(role.to_string(), name);
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{name}\""));
+        }
+        let c = Counters {
+            malformed: 1,
+            spoofed: 2,
+            ..Counters::default()
+        };
+        assert_eq!(
+            c.to_string(),
+            "rejected 3 (malformed 1, spoofed 2), duplicates dropped 0, malformed entries 0, \
+             reconcile failures 0, relays dropped 0, proposals dropped 0"
+        );
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(json["spoofed"], 2);
+        assert_eq!(json["wrong_cluster"], 0);
     }
 }

@@ -46,6 +46,13 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// The stable JSON form: the bare number (`3` for `n3`).
+impl serde::Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
 /// What a member runs on. The two members of a duplicated pair must be of
 /// the same type (the paper: "of the same appliance type").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

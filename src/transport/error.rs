@@ -260,7 +260,7 @@ pub enum ConnectionError {
         expected: u64,
     },
     /// The caller claims to be a node this member does not know.
-    #[error("{peer}: claims to be node {from}, which is not a member")]
+    #[error("{peer}: claims to be n{from}, which is not a member")]
     UnknownSender {
         /// Remote address.
         peer: SocketAddr,
@@ -268,7 +268,7 @@ pub enum ConnectionError {
         from: u64,
     },
     /// The caller wants another node.
-    #[error("{peer}: called node {to}, this is node {me}")]
+    #[error("{peer}: called n{to}, this is n{me}")]
     WrongRecipient {
         /// Remote address.
         peer: SocketAddr,
@@ -278,7 +278,7 @@ pub enum ConnectionError {
         me: u64,
     },
     /// An envelope names a sender, receiver or cluster other than the hello.
-    #[error("{peer}: envelope from {from} to {to} on a connection of node {hello_from}")]
+    #[error("{peer}: envelope from n{from} to n{to} on a connection of n{hello_from}")]
     Spoofed {
         /// Remote address.
         peer: SocketAddr,
@@ -376,7 +376,7 @@ pub enum ConnectionError {
     },
     /// The member dialled confirmed with a hello naming another node, or
     /// addressed to another node.
-    #[error("{peer}: answered as node {from} to node {to}, expected node {expected}")]
+    #[error("{peer}: answered as n{from} to n{to}, expected n{expected}")]
     WrongResponder {
         /// Remote address.
         peer: SocketAddr,

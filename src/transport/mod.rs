@@ -315,10 +315,10 @@ impl Shared {
     /// this member dialled; `who` is the member on the other end when
     /// known (see [`refusals`]).
     fn refuse(&self, e: &ConnectionError, outbound: bool, who: Option<NodeId>) {
-        let what = if outbound {
-            "refused a peer we dialled"
-        } else {
-            "refused a connection"
+        let what = match e {
+            ConnectionError::Idle { .. } => "peer silent: connection closed (down, or cut off)",
+            _ if outbound => "refused a peer we dialled",
+            _ => "refused a connection",
         };
         // Kept and logged first: whoever sees the counter move finds it.
         self.refusals.record(&self.logger, what, e, who);

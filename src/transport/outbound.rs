@@ -168,12 +168,19 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
     let mut carry = Carry::default();
+    // Failed attempts since the peer last answered (for the log).
+    let mut unreachable = 0u64;
     while !shared.stopping() {
         match connect(peer, addr, shared) {
-            Ok(Some(mut conn)) => {
+            Ok(Dial::Up(mut conn)) => {
                 wait = min;
                 if let Some(back) = shared.peer_back.get(&peer) {
                     back.store(false, Ordering::Release);
+                }
+                if unreachable > 0 {
+                    slog::info!(shared.logger, "peer reachable again";
+                        "peer" => peer.0, "addr" => %addr, "failed_attempts" => unreachable);
+                    unreachable = 0;
                 }
                 slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
                 let up = Instant::now();
@@ -195,6 +202,11 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
             outcome => {
                 match outcome {
                     Err(e) => shared.refuse(&e, true, Some(peer)),
+                    Ok(Dial::Unreachable(why)) => {
+                        unreachable += 1;
+                        log_unreachable(shared, peer, addr, unreachable, why);
+                        bump(&shared.counters.connect_failures, 1);
+                    }
                     Ok(_) => bump(&shared.counters.connect_failures, 1),
                 }
                 // Unreachable: what is queued is stale by the time it could go.
@@ -208,6 +220,16 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
         } else {
             wait = (wait * 2).min(max);
         }
+    }
+}
+
+/// Logs the `attempts`-th failed attempt in a row to reach a peer, at the
+/// 1st, 2nd, 4th, 8th, ... (with the back-off, a down peer costs a line
+/// per doubling, not one per attempt).
+fn log_unreachable(shared: &Shared, peer: NodeId, addr: SocketAddr, attempts: u64, why: &str) {
+    if attempts.is_power_of_two() {
+        slog::warn!(shared.logger, "peer unreachable (down, or cut off); retrying with back-off";
+            "peer" => peer.0, "addr" => %addr, "attempts" => attempts, "reason" => why);
     }
 }
 
@@ -403,11 +425,10 @@ fn check_answer(
     Ok(())
 }
 
-fn connect(
-    peer: NodeId,
-    addr: SocketAddr,
-    shared: &Shared,
-) -> Result<Option<Connected>, ConnectionError> {
+/// Dials `peer` for its writer: a confirmed connection, a peer that does
+/// not answer (TCP connect refused or timed out, no handshake or hello in
+/// time, closed during the handshake without an alert), or a refusal.
+fn connect(peer: NodeId, addr: SocketAddr, shared: &Shared) -> Result<Dial, ConnectionError> {
     let tls = shared.tls.as_ref();
     let stopping = || shared.stopping();
     let handshake = || bump(&shared.counters.handshakes, 1);
@@ -420,11 +441,36 @@ fn connect(
         &stopping,
         &handshake,
     ) {
-        Ok(c) => Ok(c),
+        Ok(Some(c)) => Ok(Dial::Up(c)),
+        Ok(None) => Ok(Dial::Gone),
         // A peer that does not answer (down, paused) is unreachable, not refused.
-        Err(ConnectionError::Unreachable { .. } | ConnectionError::HelloTimeout { .. }) => Ok(None),
+        Err(ConnectionError::Unreachable { .. }) => Ok(Dial::Unreachable("TCP connect failed")),
+        Err(ConnectionError::HelloTimeout { .. }) => {
+            Ok(Dial::Unreachable("no handshake or hello within the timeout"))
+        }
+        // The connection was closed during the TLS handshake without an
+        // alert: nothing behind the address answered (a relay or proxy
+        // whose member is down). A member that refuses this one answers
+        // with an alert (a refusal, logged as such); one in plaintext mode
+        // logs why on its side.
+        Err(ConnectionError::Tls {
+            reason: TlsRefusal::Incomplete,
+            ..
+        }) => Ok(Dial::Unreachable(
+            "closed during the TLS handshake without an alert (a relay or proxy whose member is down?)",
+        )),
         Err(e) => Err(e),
     }
+}
+
+/// What dialling a peer came to (refusals are errors).
+enum Dial {
+    /// A confirmed connection.
+    Up(Connected),
+    /// Nothing answered: why, for the log.
+    Unreachable(&'static str),
+    /// The member is stopping, or the peer went away mid-handshake.
+    Gone,
 }
 
 /// Why a confirmed connection ended.
