@@ -232,4 +232,22 @@ pub enum Event {
         /// The epoch joined.
         epoch: EpochId,
     },
+    /// This member was drained for maintenance: it never campaigns, moves
+    /// leadership away if it leads, and stays a replica.
+    Drained,
+    /// This member was undrained: it campaigns and takes leadership again.
+    Undrained,
+    /// The leader starts an operator's leader transfer (or one moving
+    /// leadership off a drained member).
+    TransferStarted {
+        /// The member leadership is handed to.
+        target: NodeId,
+    },
+    /// A leader transfer did not land: raft aborted it (the target did not
+    /// catch up or answer within an election timeout) and this member
+    /// still leads.
+    TransferFailed {
+        /// Its target.
+        target: NodeId,
+    },
 }

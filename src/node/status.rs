@@ -65,6 +65,9 @@ pub struct Status {
     pub last_index: u64,
     /// Per-peer replication (leader only; empty elsewhere).
     pub peers: Vec<PeerStatus>,
+    /// Drained for maintenance ([`Node::drain`](crate::Node::drain)): it
+    /// never campaigns nor takes leadership, and stays a replica.
+    pub drained: bool,
 }
 
 /// Counts of input the node refused (nothing counted here but
@@ -183,6 +186,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             first_index: r.raft_log.first_index(),
             last_index,
             peers,
+            drained: self.drain.drained,
         }
     }
 }
