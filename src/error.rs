@@ -292,7 +292,9 @@ pub enum TransferError {
     #[error("{0} is drained for maintenance; undrain it first or name another member")]
     Drained(NodeId),
     /// The target did not answer within an election timeout.
-    #[error("{0} has not answered within an election timeout; check that it runs and is reachable")]
+    #[error(
+        "{0} has not answered within an election timeout; check that it runs and is reachable"
+    )]
     Unreachable(NodeId),
     /// The target lags too far to catch up within an election timeout (the
     /// time raft gives a transfer before aborting it).

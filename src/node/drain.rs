@@ -132,8 +132,7 @@ pub(super) fn transfer_check(
     if p.drained {
         return Err(TransferError::Drained(target));
     }
-    if p
-        .heard
+    if p.heard
         .is_none_or(|h| gate.tick_no.saturating_sub(h) > gate.election)
     {
         return Err(TransferError::Unreachable(target));
@@ -199,11 +198,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         self.note_last_index();
         let peers = self.transfer_peers();
-        transfer_check(
-            to,
-            peers.iter().find(|p| p.id == to),
-            &self.freshness(),
-        )?;
+        transfer_check(to, peers.iter().find(|p| p.id == to), &self.freshness())?;
         self.start_transfer(to);
         Ok(())
     }

@@ -56,11 +56,17 @@ fn a_transfer_goes_only_to_a_reachable_fresh_undrained_core_voter() {
         Err(TransferError::NotAVoter(ok.id))
     );
     assert_eq!(
-        refused(Peer { witness: true, ..ok }),
+        refused(Peer {
+            witness: true,
+            ..ok
+        }),
         Err(TransferError::Witness(ok.id))
     );
     assert_eq!(
-        refused(Peer { drained: true, ..ok }),
+        refused(Peer {
+            drained: true,
+            ..ok
+        }),
         Err(TransferError::Drained(ok.id))
     );
     // Heard 21 ticks ago, one more than an election timeout.
@@ -230,7 +236,9 @@ fn a_drained_member_never_campaigns_however_long_without_a_leader() {
     assert!(!campaigned(&sent), "a drained member campaigned: {sent:?}");
     assert!(events.iter().all(|e| !matches!(
         e,
-        Event::TakeoverStarted { .. } | Event::LastResortCampaign { .. } | Event::BecameLeader { .. }
+        Event::TakeoverStarted { .. }
+            | Event::LastResortCampaign { .. }
+            | Event::BecameLeader { .. }
     )));
     assert_eq!(drained.raw.raft.priority, 0, "votes for equal logs");
 

@@ -76,8 +76,7 @@ type Reply<T> = Sender<T>;
 
 /// A query of the state machine, run on the node thread: given the state
 /// machine and its type's name, or why there is none to give.
-pub(crate) type QueryJob =
-    Box<dyn FnOnce(Result<(&dyn Any, &'static str), ProposeError>) + Send>;
+pub(crate) type QueryJob = Box<dyn FnOnce(Result<(&dyn Any, &'static str), ProposeError>) + Send>;
 
 /// How the thread stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
