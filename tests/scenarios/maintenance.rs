@@ -271,7 +271,9 @@ fn transfer_leader_moves_leadership_to_the_named_member_and_refuses_bad_targets(
     // Its last answer may still be on the WAN when it dies (half a round
     // trip); unreachable once an election timeout has passed since, on
     // the leader's tick.
-    sim.run_for(Duration::from_millis(ELECTION_MS + WAN_RTT_MS / 2 + 2 * TICK_MS));
+    sim.run_for(Duration::from_millis(
+        ELECTION_MS + WAN_RTT_MS / 2 + 2 * TICK_MS,
+    ));
     assert_eq!(refused(&mut sim, CM02B), TransferError::Unreachable(CM02B));
     assert_eq!(sim.leader(), Some(CM01B));
 
