@@ -13,6 +13,13 @@
 //! can; meanwhile it keeps leading (a cluster without a leader would be
 //! worse than a drained one leading).
 //!
+//! raft never campaigns on its own here (its randomized election timer is
+//! pushed out of reach in `config`), so every campaign starts in this
+//! driver: the election schedule and the pair failover (`election`), the
+//! survivable activation and the operator's (`takeover`), and leadership
+//! handed over (`MsgTimeoutNow`, `inbound`). Each is gated on the drained
+//! flag.
+//!
 //! A drained member tells every member so, at once and again every election
 //! timeout (a notice lost, or a member started later, hears the next one);
 //! a notice holds for three election timeouts. The leader never picks a
