@@ -217,6 +217,9 @@ pub enum ActivateError {
     /// The fork could not be written; the node stopped.
     #[error(transparent)]
     Fatal(Fatal),
+    /// The member's runtime stopped.
+    #[error("the member is not running")]
+    Stopped,
 }
 
 /// A hand-back request was refused.

@@ -16,7 +16,7 @@ use support::{partner, Cluster, Options, Recorder, CM01B, CM02A, CM02B, W1};
 use survivable_core::events::LeadershipCause;
 use survivable_core::node::NodeRole;
 use survivable_core::topology::NodeId;
-use survivable_core::{DrainError, Event, QueryError, TransferError};
+use survivable_core::{ActivateError, DrainError, Event, QueryError, TransferError};
 
 fn plaintext() -> Cluster {
     Cluster::with(Options {
@@ -162,7 +162,14 @@ fn a_graceful_shutdown_of_the_leader_hands_over_without_failing_a_proposal() {
     let t0 = Instant::now();
     c.members[&leader].handle.shutdown();
     let stopped_after = t0.elapsed();
-    assert!(!c.members[&leader].handle.is_running());
+    let stopped = &c.members[&leader].handle;
+    assert!(!stopped.is_running());
+    // A stopped member says so, on every call.
+    assert_eq!(stopped.drain(), Err(DrainError::Stopped));
+    assert_eq!(stopped.transfer_leader(next), Err(TransferError::Stopped));
+    assert_eq!(stopped.activate(), Err(ActivateError::Stopped));
+    assert_eq!(stopped.query(|_: &Recorder| ()), Err(QueryError::Stopped));
+    assert!(stopped.propose_async(b"late".to_vec()).is_err());
     c.wait_for(Duration::from_secs(10), "the partner to lead", |c| {
         c.status(next).role == NodeRole::Leader
     });

@@ -482,9 +482,9 @@ impl Handle {
     ///
     /// # Errors
     /// [`ActivateError`] saying why not (refused while the main site
-    /// answers); `NotSurvivable` if the node stopped.
+    /// answers); [`ActivateError::Stopped`] if the node does not run.
     pub fn activate(&self) -> Result<(), ActivateError> {
-        self.ask(Command::Activate, Err(ActivateError::NotSurvivable))
+        self.ask(Command::Activate, Err(ActivateError::Stopped))
     }
 
     /// Replaces a dead voter. See [`Node::replace_member`](crate::Node::replace_member).
