@@ -35,6 +35,7 @@ fn leader_status(last_index: u64) -> Status {
             .collect(),
         rpo_entries: 0,
         rpo_ms: 0,
+        drained: false,
     }
 }
 

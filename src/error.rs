@@ -254,6 +254,9 @@ pub enum ActivateError {
     /// not fenced) can activate.
     #[error("only a survivable member of a main-site topology, learner of its epoch, can activate a new epoch")]
     NotSurvivable,
+    /// This member is drained for maintenance: it never takes leadership.
+    #[error("this member is drained for maintenance and never takes leadership; undrain it first")]
+    Drained,
     /// The main site answers: activating now would split the cluster for
     /// nothing. Cut it off (or wait until it is silent) and ask again.
     #[error("the main site is reachable ({} heard within an election timeout; {reachable} of the epoch's {voters} voters answered): activation refused; ask again once it is cut off or silent", leader.map_or_else(|| "no leader".to_string(), |l| format!("leader {l}")))]
@@ -268,6 +271,9 @@ pub enum ActivateError {
     /// The fork could not be written; the node stopped.
     #[error(transparent)]
     Fatal(Fatal),
+    /// The member's runtime stopped.
+    #[error("the member is not running")]
+    Stopped,
 }
 
 /// A hand-back request was refused.
@@ -304,4 +310,105 @@ pub enum Fatal {
     /// The log storage failed; the node stopped rather than run on it.
     #[error(transparent)]
     Storage(#[from] StoreError),
+}
+
+/// Says who to ask instead: `the leader n2`, or that none is known.
+fn ask_leader(leader: &Option<NodeId>) -> String {
+    match leader {
+        Some(l) => format!("ask the leader {l}"),
+        None => "no leader is known; retry once one is elected".into(),
+    }
+}
+
+/// An operator's leader transfer ([`Node::transfer_leader`](crate::Node::transfer_leader))
+/// was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Only the leader transfers leadership.
+    #[error("this member does not lead; {}", ask_leader(.leader))]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The target already leads.
+    #[error("{0} already leads; nothing to transfer")]
+    AlreadyLeader(NodeId),
+    /// The target is not a member of the cluster.
+    #[error("{0} is not a member of this cluster; name a voter")]
+    UnknownMember(NodeId),
+    /// The target is a learner of the current configuration (or removed):
+    /// only a voter can lead.
+    #[error("{0} is not a voter of the current configuration; name a voter")]
+    NotAVoter(NodeId),
+    /// The target is a witness: it leads only as the last resort and hands
+    /// leadership on at once.
+    #[error("{0} is a witness, which leads only as the last resort; name a core member")]
+    Witness(NodeId),
+    /// The target is drained (maintenance): it never takes leadership.
+    #[error("{0} is drained for maintenance; undrain it first or name another member")]
+    Drained(NodeId),
+    /// The target did not answer within an election timeout.
+    #[error(
+        "{0} has not answered within an election timeout; check that it runs and is reachable"
+    )]
+    Unreachable(NodeId),
+    /// The target lags too far to catch up within an election timeout (the
+    /// time raft gives a transfer before aborting it).
+    #[error("{target} lags the leader by {lag} entries (at most {max} allowed); wait until it has caught up and ask again")]
+    TooFarBehind {
+        /// The target.
+        target: NodeId,
+        /// Entries it lags by.
+        lag: u64,
+        /// The lag allowed (`HandBack::max_lag_entries`).
+        max: u64,
+    },
+    /// This member's epoch met a newer one: it changes nothing more.
+    #[error("this member's epoch is fenced by a newer epoch; ask the newer epoch's leader")]
+    Fenced,
+    /// The member's runtime stopped.
+    #[error("the member is not running")]
+    Stopped,
+}
+
+/// A drain or undrain ([`Node::drain`](crate::Node::drain)) was refused;
+/// nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DrainError {
+    /// The member is drained already.
+    #[error("this member is drained already; nothing to do")]
+    AlreadyDrained,
+    /// The member is not drained.
+    #[error("this member is not drained; nothing to do")]
+    NotDrained,
+    /// This member was removed from the cluster.
+    #[error("this member was removed from the cluster; drain a member")]
+    Removed,
+    /// The member's runtime stopped.
+    #[error("the member is not running")]
+    Stopped,
+}
+
+/// A query of the state machine ([`Handle::query`](crate::runtime::Handle::query))
+/// failed; the closure did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The closure asked for another state machine type than the member runs.
+    #[error("the query asks for state machine {asked}, but the member runs {runs}; query with that type")]
+    WrongStateMachine {
+        /// The type the closure takes.
+        asked: &'static str,
+        /// The type the member runs.
+        runs: &'static str,
+    },
+    /// No linearizable read point (see [`ProposeError`]): the closure
+    /// did not run.
+    #[error("no linearizable read point: {0}")]
+    Read(ProposeError),
+    /// The member's runtime stopped before the closure ran.
+    #[error("the member is not running")]
+    Stopped,
 }

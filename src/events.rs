@@ -248,6 +248,24 @@ pub enum Event {
         /// The epoch joined.
         epoch: EpochId,
     },
+    /// This member was drained for maintenance: it never campaigns, moves
+    /// leadership away if it leads, and stays a replica.
+    Drained,
+    /// This member was undrained: it campaigns and takes leadership again.
+    Undrained,
+    /// The leader starts an operator's leader transfer (or one moving
+    /// leadership off a drained member).
+    TransferStarted {
+        /// The member leadership is handed to.
+        target: NodeId,
+    },
+    /// A leader transfer did not land: raft aborted it (the target did not
+    /// catch up or answer within an election timeout) and this member
+    /// still leads.
+    TransferFailed {
+        /// Its target.
+        target: NodeId,
+    },
 }
 
 #[cfg(test)]
@@ -345,6 +363,17 @@ impl fmt::Display for Event {
             Self::MemberPromoted { id } => write!(f, "member {id} promoted to voter"),
             Self::MemberRemoved { id } => write!(f, "member {id} removed"),
             Self::Removed => f.write_str("this member was removed from the configuration"),
+            Self::Drained => f.write_str(
+                "drained for maintenance: never campaigns nor takes leadership, stays a replica",
+            ),
+            Self::Undrained => f.write_str("undrained: campaigns and takes leadership again"),
+            Self::TransferStarted { target } => {
+                write!(f, "leader transfer to {target} started")
+            }
+            Self::TransferFailed { target } => write!(
+                f,
+                "leader transfer to {target} did not land (aborted by raft): still leading"
+            ),
             Self::Activated { .. }
             | Self::EpochFenced { .. }
             | Self::FenceLifted { .. }

@@ -428,7 +428,10 @@ pub mod topology;
 pub mod transport;
 pub mod wire;
 
-pub use error::{ActivateError, Fatal, HandBackError, MembershipError, ProposeError, StepError};
+pub use error::{
+    ActivateError, DrainError, Fatal, HandBackError, MembershipError, ProposeError, QueryError,
+    StepError, TransferError,
+};
 pub use events::{Event, LeadershipCause};
 pub use node::{Node, NodeConfig};
 pub use state_machine::{

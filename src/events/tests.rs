@@ -174,6 +174,26 @@ fn hand_back_and_membership_cases() -> Vec<(Event, String, &'static str)> {
             r#"{"type":"removed"}"#.into(),
             "this member was removed from the configuration",
         ),
+        (
+            Event::Drained,
+            r#"{"type":"drained"}"#.into(),
+            "drained for maintenance: never campaigns nor takes leadership, stays a replica",
+        ),
+        (
+            Event::Undrained,
+            r#"{"type":"undrained"}"#.into(),
+            "undrained: campaigns and takes leadership again",
+        ),
+        (
+            Event::TransferStarted { target: n(2) },
+            r#"{"type":"transfer_started","target":2}"#.into(),
+            "leader transfer to n2 started",
+        ),
+        (
+            Event::TransferFailed { target: n(2) },
+            r#"{"type":"transfer_failed","target":2}"#.into(),
+            "leader transfer to n2 did not land (aborted by raft): still leading",
+        ),
     ]
 }
 
@@ -270,5 +290,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 20, "{kinds:?}");
+    assert_eq!(kinds.len(), 24, "{kinds:?}");
 }

@@ -42,6 +42,7 @@ fn status() -> Status {
         ],
         rpo_entries: 0,
         rpo_ms: 0,
+        drained: false,
     }
 }
 

@@ -130,6 +130,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             Kind::Divergent(d) => self.on_divergent(from, d),
             Kind::Join(_) => self.on_join(from, env.epoch_id()),
+            Kind::Drain(d) => self.note_drain_notice(from, d.drained),
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //!   preferred candidate proves it cannot win.
 //! - A witness campaigns only after every survivable core had its chance,
 //!   and hands leadership on at once (see `handback`).
+//! - A drained member never campaigns (see `drain`).
 //! - After a long leaderless spell a node lowers its own raft priority to 0
 //!   so a priority/log-length deadlock resolves (see
 //!   [`manual::raft_rs`](crate::manual::raft_rs#the-priority-deadlock)).
@@ -422,6 +423,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             || !self.raw.raft.promotable()
             || self.fenced()
             || self.ep.joining
+            || self.drain.drained
         {
             return;
         }
@@ -669,7 +671,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let restore_priority = self.election.heard_leader();
         self.election.next_campaign = self.campaign_threshold();
         if restore_priority {
-            let p = self.my_member().map_or(0, Member::priority);
+            let p = self.own_priority();
             self.raw.set_priority(p);
         }
     }

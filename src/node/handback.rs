@@ -327,11 +327,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// (ticks) and how far it lags (entries).
     fn hand_back_target(&self) -> Option<(NodeId, u64, u64)> {
         let mine = self.my_member().map_or(u32::MAX, |m| m.preference());
+        let holds = super::drain::notice_holds(&self.ticks);
         let prs = self.raw.raft.prs();
         let candidates = self
             .membership
             .voter_ids()
             .filter(|&id| id != self.id)
+            // A drained member never takes leadership.
+            .filter(|&id| !self.drain.peer_drained(id, self.tick_no, holds))
             .filter_map(|id| {
                 let m = &self.membership.members.get(&id)?.member;
                 Some(Candidate {
@@ -347,7 +350,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// The freshness gate now. Call [`note_last_index`](Self::note_last_index) first.
-    fn freshness(&self) -> Freshness {
+    pub(super) fn freshness(&self) -> Freshness {
         let back = (self.ticks.election / 2) as u64;
         Freshness {
             last: self.raw.raft.raft_log.last_index(),
@@ -362,7 +365,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// Records this leader's last index for the freshness gate.
-    fn note_last_index(&mut self) {
+    pub(super) fn note_last_index(&mut self) {
         let back = (self.ticks.election / 2) as u64;
         let last = self.raw.raft.raft_log.last_index();
         self.hand_back.history.note(self.tick_no, last, back);
@@ -432,7 +435,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// message arrives: send it now. If an append was lost after all, the
     /// target's campaign fails on the log check (raft's safety is
     /// untouched) and the pair re-elects as after any failed election.
-    fn hurry_transfer(&mut self, target: NodeId) {
+    pub(super) fn hurry_transfer(&mut self, target: NodeId) {
         if self.raw.raft.lead_transferee != Some(target.0) {
             return;
         }
@@ -473,6 +476,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     pub(super) fn hand_back_gained_leadership(&mut self) {
         self.hand_back.in_flight = None;
         self.hand_back.history.clear();
+    }
+
+    /// An operator's transfer (or a drained leader's) replaces the attempt
+    /// under way, if any: it is not reported as failed.
+    pub(super) fn hand_back_superseded(&mut self) {
+        self.hand_back.in_flight = None;
     }
 
     /// Leadership was lost; returns whether a hand-back transfer was under

@@ -126,6 +126,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if kind == MessageType::MsgAppend && msg.from == self.raw.raft.leader_id {
             self.ep.leader_commit = self.ep.leader_commit.max(leader_commit);
         }
+        if kind == MessageType::MsgTimeoutNow && self.drain.drained {
+            // Drained: never takes leadership, not even handed over.
+            self.note_heard(from);
+            self.refuse_leadership(from);
+            return Ok(());
+        }
         if kind == MessageType::MsgTimeoutNow {
             self.election.pending_cause = Some(LeadershipCause::Transfer);
         }

@@ -12,7 +12,9 @@
 //!   [`propose`](Node::propose) for commands and [`read`](Node::read) for
 //!   linearizable read points.
 //! - **Commands** (operator calls): [`hand_back`](Node::hand_back),
-//!   [`activate`](Node::activate), [`replace_member`](Node::replace_member)
+//!   [`activate`](Node::activate), [`transfer_leader`](Node::transfer_leader),
+//!   [`drain`](Node::drain)/[`undrain`](Node::undrain) (maintenance),
+//!   [`replace_member`](Node::replace_member)
 //!   (with [`replacement_member`](Node::replacement_member) describing the
 //!   new member to start).
 //! - **Outputs**, drained after every input or batch of inputs, in this
@@ -40,6 +42,7 @@
 mod config;
 mod control;
 mod divergent;
+mod drain;
 mod election;
 mod handback;
 mod inbound;
@@ -66,7 +69,10 @@ pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
 
-use crate::error::{ActivateError, Fatal, HandBackError, MembershipError, ProposeError, StepError};
+use crate::error::{
+    ActivateError, DrainError, Fatal, HandBackError, MembershipError, ProposeError, StepError,
+    TransferError,
+};
 use crate::events::Event;
 use crate::policy::TickTimers;
 use crate::state_machine::StateMachine;
@@ -81,9 +87,9 @@ use crate::wire::Envelope;
 /// |---|---|
 /// | Start | [`new`](Self::new) |
 /// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
-/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member) |
+/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member) |
 /// | Outputs (drain in this order) | [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
-/// | Getters | [`status`](Self::status), [`id`](Self::id), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`learners`](Self::learners) |
+/// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`learners`](Self::learners) |
 ///
 /// After any input or command, drain the four output queues, each until
 /// it returns `None`: envelopes first (so messages leave before the
@@ -127,6 +133,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     proposals: proposals::Proposals,
     /// Reads waiting and their answers.
     reads: reads::Reads,
+    /// Maintenance (drained) and operator transfers.
+    drain: drain::DrainState,
 
     outbox: VecDeque<Envelope>,
     events: VecDeque<Event>,
@@ -204,11 +212,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         self.expire_unconfirmed_fence();
         self.advance_reunion();
+        self.drive_drain();
         if self.election.role == StateRole::Leader {
             if !self.fenced() {
                 // A fenced epoch changes nothing more: no transfer, no
                 // configuration change (they would be proposals too).
-                self.drive_hand_back();
+                if !self.drive_transfer() {
+                    self.drive_hand_back();
+                }
                 self.drive_main_site_return();
                 self.drive_membership();
             }
@@ -311,6 +322,56 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.activate_now()
     }
 
+    /// Moves leadership to the voter `to` now, by a raft leader transfer:
+    /// raft brings `to` up to date, then tells it to campaign (no pre-vote,
+    /// so it wins in one round trip for votes). Proposals arriving
+    /// meanwhile wait and are re-submitted to whoever leads next.
+    ///
+    /// The outcome comes as events: [`Event::TransferStarted`], then
+    /// [`Event::LeaderChanged`] naming `to` (and [`Event::SteppedDown`]
+    /// here), or [`Event::TransferFailed`] when raft aborted it (`to` did
+    /// not catch up or answer within an election timeout; this member
+    /// still leads). The hand-back policy still applies afterwards: a
+    /// transfer to a less preferred member than an available one is handed
+    /// back under that policy.
+    ///
+    /// # Errors
+    /// [`TransferError`] saying why not: this member does not lead (naming
+    /// the leader), `to` already leads, is no member, not a voter, a
+    /// witness, drained, unreachable or too far behind, or this epoch is
+    /// fenced. Nothing changed then.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> {
+        self.request_transfer(to)
+    }
+
+    /// Drains this member for maintenance: from now on it never
+    /// campaigns (no election, pair failover, survivable takeover,
+    /// activation or last-resort leadership) and takes no leadership
+    /// handed to it; it stays a replica (votes, replicates, serves reads
+    /// and forwards proposals). If it leads, it moves leadership at once to
+    /// its core partner, or else to the most preferred member that can take
+    /// it (a reachable, fresh voter of a core, not drained), and keeps
+    /// leading only while none can (retried every election timeout).
+    /// Every member is told, so no leader hands leadership back to it.
+    /// Reported as [`Event::Drained`]; [`Status::drained`] shows it. Kept
+    /// in memory: a restarted member starts undrained.
+    ///
+    /// # Errors
+    /// [`DrainError::AlreadyDrained`], or [`DrainError::Removed`].
+    pub fn drain(&mut self) -> Result<(), DrainError> {
+        self.set_drained(true)
+    }
+
+    /// Ends a [`drain`](Self::drain): this member campaigns and takes
+    /// leadership again under the usual rules (a hand-back may bring
+    /// leadership back to it). Reported as [`Event::Undrained`].
+    ///
+    /// # Errors
+    /// [`DrainError::NotDrained`], or [`DrainError::Removed`].
+    pub fn undrain(&mut self) -> Result<(), DrainError> {
+        self.set_drained(false)
+    }
+
     /// Replaces voter `dead` by a new member on another host: the new member
     /// takes `dead`'s place (site, core, position). Call it at the leader;
     /// then start the new member with [`NodeConfig::joining`](NodeConfig::joining)
@@ -375,6 +436,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.id
     }
 
+    /// The cluster's topology, as this node was configured with it.
+    pub fn topology(&self) -> &crate::topology::Topology {
+        &self.cfg.topology
+    }
+
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.election.leader
@@ -419,12 +485,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     #[cfg_attr(not(all(feature = "metrics", feature = "runtime")), allow(dead_code))]
     pub(crate) fn log_store(&self) -> &S {
         &self.storage
-    }
-
-    /// Its topology (the runtime's metrics label peers with their sites).
-    #[cfg_attr(not(all(feature = "metrics", feature = "runtime")), allow(dead_code))]
-    pub(crate) fn topology(&self) -> &crate::topology::Topology {
-        &self.cfg.topology
     }
 
     /// Why the node stopped, if it did (a snapshot that would not restore).

@@ -164,7 +164,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             Transition::Lost => {
                 self.emit(Event::SteppedDown { term });
-                let handing_over = self.hand_back_lost_leadership();
+                let handing_over =
+                    self.hand_back_lost_leadership() | self.transfer_lost_leadership();
                 self.election
                     .deposed(leader.is_some(), handing_over, self.ticks.failover);
             }

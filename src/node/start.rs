@@ -179,6 +179,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             hand_back: Default::default(),
             proposals: Proposals::default(),
             reads: Default::default(),
+            drain: Default::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: Default::default(),

@@ -91,6 +91,9 @@ pub struct Status {
     /// `rpo_ms`, with the same limits: a lower bound, at tick precision,
     /// blind to the one-way delay of the reports.
     pub rpo_ms: u64,
+    /// Drained for maintenance ([`Node::drain`](crate::Node::drain)): it
+    /// never campaigns nor takes leadership, and stays a replica.
+    pub drained: bool,
 }
 
 /// Counts of input the node refused (nothing counted here but
@@ -355,6 +358,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             peers,
             rpo_entries,
             rpo_ms,
+            drained: self.drain.drained,
         }
     }
 }
@@ -384,6 +388,7 @@ mod tests {
             }],
             rpo_entries: 0,
             rpo_ms: 0,
+            drained: false,
         }
     }
 

@@ -233,6 +233,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Each tick: probe the voters once the leader is silent, and activate
     /// when the conditions hold.
     pub(super) fn drive_takeover(&mut self) {
+        if self.drain.drained {
+            return;
+        }
         let Some((rank, position)) = self.may_activate() else {
             return;
         };
@@ -262,6 +265,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Activation an operator asked for ([`Node::activate`]).
     pub(super) fn activate_now(&mut self) -> Result<(), ActivateError> {
+        if self.drain.drained {
+            return Err(ActivateError::Drained);
+        }
         let Some((rank, position)) = self.may_activate() else {
             return Err(ActivateError::NotSurvivable);
         };
@@ -389,7 +395,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Recreates raft over the storage as it now is (after a fork or a reset).
     pub(super) fn restart_raft(&mut self, applied: u64) -> Result<(), Fatal> {
-        let priority = self.my_member().map_or(0, |m| m.priority());
+        let priority = self.own_priority();
         let cfg = super::config::raft_config(self.id, &self.ticks, applied, priority);
         self.raw = RawNode::new(&cfg, self.storage.clone(), &self.logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;

@@ -12,6 +12,7 @@
 mod handle;
 mod member;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread;
@@ -21,13 +22,16 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::RwLock;
 use slog::Logger;
 
+use handle::Completer;
 pub use handle::{Handle, Pending};
 pub use member::{
     start_member, start_member_with_storage, Member, MemberConfig, NodeSettings, RuntimeSettings,
     StartError,
 };
 
-use crate::error::{HandBackError, MembershipError, ProposeError};
+use crate::error::{
+    ActivateError, DrainError, HandBackError, MembershipError, ProposeError, TransferError,
+};
 use crate::events::Event;
 use crate::node::{Applied, Counters, Node, ProposalId, ReadId, Status};
 use crate::state_machine::StateMachine;
@@ -79,12 +83,31 @@ pub fn inbound_channel() -> (Sender<Envelope>, Receiver<Envelope>) {
 
 type Reply<T> = Sender<T>;
 
+/// A query of the state machine, run on the node thread: given the state
+/// machine and its type's name, or why there is none to give.
+pub(crate) type QueryJob = Box<dyn FnOnce(Result<(&dyn Any, &'static str), ProposeError>) + Send>;
+
+/// How the thread stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shutdown {
+    /// Drain first if leading, and wait (bounded) for another leader and
+    /// for this member's proposals.
+    Graceful,
+    /// At once.
+    Now,
+}
+
 pub(crate) enum Command {
-    Propose(Vec<u8>, Reply<Result<Applied, ProposeError>>),
-    Read(Reply<Result<u64, ProposeError>>),
+    Propose(Vec<u8>, Completer<Applied>),
+    Read(Completer<u64>),
+    Query(QueryJob),
+    ReadQuery(QueryJob),
     HandBack(Reply<Result<(), HandBackError>>),
+    Transfer(NodeId, Reply<Result<(), TransferError>>),
+    Drain(bool, Reply<Result<(), DrainError>>),
+    Activate(Reply<Result<(), ActivateError>>),
     Replace(NodeId, MemberSpec, Reply<Result<(), MembershipError>>),
-    Shutdown,
+    Shutdown(Shutdown),
 }
 
 /// Starts the runtime thread for `node`, sending through `transport` and
@@ -131,6 +154,8 @@ where
                 counters: shared_counters,
                 waiting: HashMap::new(),
                 reads: HashMap::new(),
+                read_queries: HashMap::new(),
+                stopping: None,
                 logger,
                 events_dropped: 0,
                 refused: 0,
@@ -157,8 +182,13 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
     counters: Arc<RwLock<Counters>>,
-    waiting: HashMap<ProposalId, Reply<Result<Applied, ProposeError>>>,
-    reads: HashMap<ReadId, Reply<Result<u64, ProposeError>>>,
+    waiting: HashMap<ProposalId, Completer<Applied>>,
+    reads: HashMap<ReadId, Completer<u64>>,
+    /// Queries waiting for their read point.
+    read_queries: HashMap<ReadId, QueryJob>,
+    /// A graceful stop under way: whether this member led when it was
+    /// asked, and until when it waits at most.
+    stopping: Option<(bool, Instant)>,
     logger: Logger,
     events_dropped: u64,
     /// Envelopes the node refused since the start.
@@ -174,7 +204,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
+impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
     fn run(
         &mut self,
         inbound: &Receiver<Envelope>,
@@ -249,12 +279,18 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                 slog::crit!(self.logger, "node stopped"; "reason" => %f);
                 break;
             }
+            if self.stop_due() {
+                break;
+            }
         }
         for (_, reply) in self.waiting.drain() {
-            let _ = reply.send(Err(ProposeError::Stopped));
+            reply.complete(Err(ProposeError::Stopped));
         }
         for (_, reply) in self.reads.drain() {
-            let _ = reply.send(Err(ProposeError::Stopped));
+            reply.complete(Err(ProposeError::Stopped));
+        }
+        for (_, job) in self.read_queries.drain() {
+            job(Err(ProposeError::Stopped));
         }
         self.publish();
     }
@@ -310,27 +346,79 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                     }
                     self.waiting.insert(id, reply);
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+                Err(e) => reply.complete(Err(e)),
             },
             Command::Read(reply) => match self.node.read() {
                 Ok(id) => {
                     self.reads.insert(id, reply);
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+                Err(e) => reply.complete(Err(e)),
+            },
+            Command::Query(job) => {
+                job(Ok((self.node.state_machine(), std::any::type_name::<M>())));
+            }
+            Command::ReadQuery(job) => match self.node.read() {
+                Ok(id) => {
+                    self.read_queries.insert(id, job);
                 }
+                Err(e) => job(Err(e)),
             },
             Command::HandBack(reply) => {
                 let _ = reply.send(self.node.hand_back());
             }
+            Command::Transfer(to, reply) => {
+                let _ = reply.send(self.node.transfer_leader(to));
+            }
+            Command::Drain(drained, reply) => {
+                let r = if drained {
+                    self.node.drain()
+                } else {
+                    self.node.undrain()
+                };
+                let _ = reply.send(r);
+            }
+            Command::Activate(reply) => {
+                let _ = reply.send(self.node.activate());
+            }
             Command::Replace(dead, new, reply) => {
                 let _ = reply.send(self.node.replace_member(dead, new));
             }
-            Command::Shutdown => return false,
+            Command::Shutdown(Shutdown::Now) => return false,
+            Command::Shutdown(Shutdown::Graceful) => self.begin_stop(),
         }
         true
+    }
+
+    /// A graceful stop: a leader drains (moving leadership away); then
+    /// the thread runs on until [`stop_due`](Self::stop_due).
+    fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let leading = self.node.is_leader();
+        let others = self.node.voters().iter().any(|&v| v != self.node.id());
+        if leading && others {
+            // Already drained is fine: leadership is moving away already.
+            let _ = self.node.drain();
+        }
+        // raft aborts a transfer that has not landed within an election
+        // timeout; a second one covers the new leader's election and the
+        // application of what was proposed here.
+        let bound = self.node.topology().timers().election * 2;
+        slog::info!(self.logger, "stopping gracefully"; "leading" => leading,
+            "bound_ms" => bound.as_millis() as u64);
+        self.stopping = Some((leading && others, Instant::now() + bound));
+    }
+
+    /// Whether a graceful stop may end now: another member leads (if this
+    /// one led) and this member's proposals are done, or the bound passed.
+    fn stop_due(&self) -> bool {
+        let Some((handing_over, until)) = self.stopping else {
+            return false;
+        };
+        let handed = !handing_over
+            || (!self.node.is_leader() && self.node.leader().is_some_and(|l| l != self.node.id()));
+        (handed && self.waiting.is_empty()) || Instant::now() >= until
     }
 
     /// Hands the node's outputs on.
@@ -344,12 +432,15 @@ impl<M: StateMachine, S: LogStore, T: Transport> Loop<M, S, T> {
                 m.proposal_done(o.id, o.result.is_ok());
             }
             if let Some(reply) = self.waiting.remove(&o.id) {
-                let _ = reply.send(o.result);
+                reply.complete(o.result);
             }
         }
         while let Some(r) = self.node.poll_read() {
             if let Some(reply) = self.reads.remove(&r.id) {
-                let _ = reply.send(Ok(r.index));
+                reply.complete(Ok(r.index));
+            } else if let Some(job) = self.read_queries.remove(&r.id) {
+                // Answered: this member has applied up to the read point.
+                job(Ok((self.node.state_machine(), std::any::type_name::<M>())));
             }
         }
         while let Some(e) = self.node.poll_event() {

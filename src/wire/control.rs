@@ -13,7 +13,7 @@ use crate::wire::payload::{EpochRecordPb, ReconciledPb};
 /// One control message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Control {
-    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: Option<Kind>,
 }
 
@@ -34,6 +34,16 @@ pub(crate) enum Kind {
     /// Add me to your epoch.
     #[prost(message, tag = "5")]
     Join(Probe),
+    /// I am drained (or not): never hand me leadership.
+    #[prost(message, tag = "6")]
+    Drain(DrainNotice),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct DrainNotice {
+    /// Whether the sender is drained.
+    #[prost(bool, tag = "1")]
+    pub drained: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -13,6 +13,7 @@ mod duplication_failover;
 mod forged_epoch;
 mod hand_back;
 mod hand_back_load;
+mod maintenance;
 mod no_flapping;
 mod normal;
 mod pauses;

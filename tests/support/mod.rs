@@ -237,7 +237,7 @@ impl Cluster {
 
     pub fn kill(&mut self, id: NodeId) {
         if let Some(m) = self.members.remove(&id) {
-            m.handle.shutdown();
+            m.handle.shutdown_now();
         }
     }
 
@@ -315,7 +315,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for (_, m) in std::mem::take(&mut self.members) {
-            m.handle.shutdown();
+            m.handle.shutdown_now();
         }
     }
 }
