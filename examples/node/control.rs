@@ -227,7 +227,13 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
     let cfg = config::load(path)?;
     let logger = slog::Logger::root(slog::Fuse(Stderr), slog::o!());
     let kv = SharedKv::default();
+    let operator_cfg = cfg.clone();
     let member = start_member(cfg, kv.clone(), &logger).map_err(|e| e.to_string())?;
+    // The endpoint of the file's [operator] table, if any (it holds a
+    // clone of the handle: it is shut down first).
+    let operator = survivable_core::operator::serve_member(&operator_cfg, &member.handle)
+        .map_err(|e| e.to_string())?;
+    let operator_addr = operator.as_ref().map(|o| o.local_addr().to_string());
     let handle = Arc::new(member.handle);
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     forward_events(&handle, &out);
@@ -238,12 +244,19 @@ pub(crate) fn run(path: &str) -> Result<(), String> {
         &obj(&[
             ("ready", "true".into()),
             ("listen", quote(&member.local_addr.to_string())),
+            (
+                "operator",
+                operator_addr.map_or_else(|| "null".into(), |a| quote(&a)),
+            ),
         ]),
     );
     let mut timeout = DEFAULT_TIMEOUT;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         answer(&line, &handle, &kv, &out, &waiting, &mut timeout);
+    }
+    if let Some(o) = operator {
+        o.shutdown();
     }
     handle.shutdown();
     Ok(())

@@ -125,6 +125,8 @@ stable_ms = {STABLE_MS}
 [member]
 id = {id}
 data_dir = "{}"
+[operator]
+listen = "127.0.0.1:0"
 [tls]
 ca = "{}"
 cert = "{}"

@@ -229,6 +229,12 @@ pub enum ProblemKind {
     /// Both mutual TLS and the plaintext test mode.
     #[error("true, and a [tls] table is given too: choose one (remove this key to use TLS)")]
     TlsAndPlaintext,
+    /// The operator endpoint off loopback without TLS.
+    #[error("{addr} is not a loopback address: the operator endpoint takes plain HTTP on loopback only; set operator.tls = true (clients then need an operator certificate of the cluster CA), or listen on 127.0.0.1")]
+    OperatorOffLoopback {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// Plaintext with an address off the loopback interface.
     #[error("{addr} is not a loopback address, and member.insecure_plaintext_loopback_only = true: plaintext is refused off loopback; use [tls], or loopback addresses")]
     PlaintextOffLoopback {

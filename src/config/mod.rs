@@ -113,6 +113,12 @@
 //! warn_stall_ms = 50
 //! metrics = true                   # keep the Prometheus metrics (default true)
 //!
+//! [operator]                       # optional: the operator endpoint (`node run` starts it)
+//! listen = "127.0.0.1:8001"        # off loopback requires tls = true
+//! tls = false                      # true: mutual TLS with [tls]; clients need an operator certificate
+//! startup_grace_ms = 10000         # /health is 200 without a leader for this long after start
+//! threads = 2
+//!
 //! [limits]                         # optional: its transport
 //! queue_len = 4096
 //! max_frame = 16777216
@@ -172,6 +178,7 @@ const ROOT_KEYS: &[&str] = &[
     "node",
     "runtime",
     "limits",
+    "operator",
 ];
 
 impl MemberConfig {
@@ -243,6 +250,18 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     let node = settings::node(root, &mut p);
     let runtime = settings::runtime(root, &mut p);
     let limits = settings::limits(root, &mut p);
+    let operator = settings::operator(root, &mut p);
+    if let Some(o) = &operator {
+        if !o.tls && !o.listen.ip().is_loopback() {
+            p.add(
+                "operator.listen",
+                ProblemKind::OperatorOffLoopback { addr: o.listen },
+            );
+        }
+        if o.tls && me.security == Some(TransportSecurity::InsecurePlaintextLoopbackOnly) {
+            p.add("operator.tls", ProblemKind::TlsMissing);
+        }
+    }
     if let Some(id) = me.id {
         if !layout.ids.contains(&id) {
             p.add("member.id", ProblemKind::NotInTopology { id });
@@ -304,6 +323,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     cfg.node = node;
     cfg.runtime = runtime;
     cfg.limits = limits;
+    cfg.operator = operator;
     Ok(cfg)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::ProblemKind;
 use super::read::{Optional, Problems, Required, Tbl};
 use crate::policy::{HandBack, HandBackPolicy, PolicyError, TimeOfDay, Timers};
-use crate::runtime::{NodeSettings, RuntimeSettings};
+use crate::runtime::{NodeSettings, OperatorSettings, RuntimeSettings};
 use crate::transport::{Limits, TransportSecurity};
 use crate::wire::MAX_FRAME_LEN;
 
@@ -45,6 +45,7 @@ const NODE_KEYS: &[&str] = &[
     "keep_entries",
     "seed",
 ];
+const OPERATOR_KEYS: &[&str] = &["listen", "tls", "startup_grace_ms", "threads"];
 const RUNTIME_KEYS: &[&str] = &["batch", "event_queue", "warn_stall_ms", "metrics"];
 const LIMIT_KEYS: &[&str] = &[
     "queue_len",
@@ -274,6 +275,28 @@ pub(super) fn runtime(root: Tbl<'_>, p: &mut Problems) -> RuntimeSettings {
         r.metrics = b;
     }
     r
+}
+
+/// `[operator]`: the operator endpoint, if the file asks for one.
+pub(super) fn operator(root: Tbl<'_>, p: &mut Problems) -> Option<OperatorSettings> {
+    let owned = root.table("operator", Optional, OPERATOR_KEYS, p)?;
+    let s = owned.tbl();
+    let listen = s.addr(
+        "listen",
+        Required("where the endpoint listens, e.g. \"127.0.0.1:8001\""),
+        p,
+    )?;
+    let mut o = OperatorSettings::new(listen);
+    if let Some(b) = s.bool("tls", p) {
+        o.tls = b;
+    }
+    if let Some(d) = s.ms("startup_grace_ms", 0, p) {
+        o.startup_grace = d;
+    }
+    if let Some(n) = s.count("threads", p) {
+        o.threads = n;
+    }
+    Some(o)
 }
 
 /// `[limits]`, checked as the transport checks them at start.

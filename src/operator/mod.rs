@@ -53,6 +53,7 @@
 //! at shutdown). Only this process can reach that socket, so the only way
 //! to the routes from the network is through the TLS check.
 
+mod handle;
 mod identity;
 pub mod routes;
 mod server;
@@ -62,6 +63,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use handle::serve_member;
 pub use identity::{OperatorIdentity, MAX_OPERATOR_NAME};
 pub use server::{serve, OperatorServer};
 

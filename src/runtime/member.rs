@@ -50,6 +50,9 @@ pub struct MemberConfig {
     pub security: TransportSecurity,
     /// Its transport's limits and deadlines.
     pub limits: Limits,
+    /// Its operator endpoint, if it has one (see [`OperatorSettings`]).
+    /// `None` by default.
+    pub operator: Option<OperatorSettings>,
     /// The node's own settings (proposal queue, command size, snapshots
     /// and compaction, jitter seed). The timers and the hand-back policy
     /// are the cluster's, in the [`Topology`].
@@ -108,6 +111,37 @@ impl NodeSettings {
         cfg.snapshot_every = self.snapshot_every;
         cfg.keep_entries = self.keep_entries;
         cfg.seed = self.seed.unwrap_or(cfg.id.0);
+    }
+}
+
+/// Where and how the member's operator endpoint runs (feature
+/// `operator`: see the `operator` module; `node run` starts it from the
+/// member file's `[operator]` table). The library does not start it by
+/// itself: the service calls `operator::serve_member`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSettings {
+    /// Where it listens. Off loopback it requires `tls`.
+    pub listen: SocketAddr,
+    /// Mutual TLS with the member's own transport files (the cluster CA,
+    /// its certificate and key): clients must present an operator
+    /// certificate of the cluster CA.
+    pub tls: bool,
+    /// For how long after start `/health` answers 200 without a known
+    /// leader. Defaults to 10 s.
+    pub startup_grace: Duration,
+    /// Threads answering requests. Defaults to 2.
+    pub threads: usize,
+}
+
+impl OperatorSettings {
+    /// Plain HTTP on `listen` (a loopback address), the defaults otherwise.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls: false,
+            startup_grace: Duration::from_secs(10),
+            threads: 2,
+        }
     }
 }
 
@@ -176,6 +210,7 @@ impl MemberConfig {
             replacements: BTreeSet::new(),
             security,
             limits: Limits::default(),
+            operator: None,
             node: NodeSettings::default(),
             runtime: RuntimeSettings::default(),
         }

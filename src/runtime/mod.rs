@@ -25,8 +25,8 @@ use slog::Logger;
 use handle::Completer;
 pub use handle::{Handle, Pending};
 pub use member::{
-    start_member, start_member_with_storage, Member, MemberConfig, NodeSettings, RuntimeSettings,
-    StartError,
+    start_member, start_member_with_storage, Member, MemberConfig, NodeSettings, OperatorSettings,
+    RuntimeSettings, StartError,
 };
 
 use crate::error::{
