@@ -30,15 +30,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use survivable_core::node::{NodeConfig, NodeRole};
-use survivable_core::runtime::{inbound_channel, spawn, Member, MemberConfig, RuntimeConfig};
+use survivable_core::node::NodeRole;
+use survivable_core::runtime::{start_member, Member, MemberConfig};
 use survivable_core::sim::KvStore;
-use survivable_core::storage::DurableStorage;
 use survivable_core::topology::{Appliance::Virtual, Core, NodeId, Site, Topology, Witness};
 use survivable_core::transport::{
-    free_loopback_addr, Dialer, TcpConfig, TcpTransport, TlsFiles, TransportSecurity,
+    free_loopback_addr, Dialer, TcpConfig, TlsFiles, TransportSecurity,
 };
-use survivable_core::Node;
 
 use crate::launcher::Cluster;
 use crate::pki;
@@ -113,32 +111,6 @@ fn security(tls: bool, dir: &std::path::Path, id: NodeId) -> TransportSecurity {
     }
 }
 
-/// `start_member`, with the runtime's metrics on or off
-/// ([`RuntimeConfig::metrics`]).
-fn start(cfg: MemberConfig, metrics: bool, logger: &slog::Logger) -> Result<Member, String> {
-    let logger = logger.new(slog::o!("node" => cfg.id.0));
-    let cluster = cfg.topology.cluster_id();
-    let mut tcp = TcpConfig::new(cluster, cfg.id, cfg.listen, cfg.peers, cfg.security);
-    tcp.limits = cfg.limits;
-    tcp.fingerprint = Some(cfg.topology.fingerprint());
-    let storage =
-        DurableStorage::open(&cfg.data_dir, cluster, cfg.id.0).map_err(|e| e.to_string())?;
-    let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
-    node_cfg.logger = logger.clone();
-    node_cfg.seed = cfg.id.0;
-    let node = Node::new(node_cfg, storage, KvStore::default()).map_err(|e| e.to_string())?;
-    let (tx, rx) = inbound_channel();
-    let transport = TcpTransport::start(tcp, tx, logger.clone()).map_err(|e| e.to_string())?;
-    let (transport_stats, local_addr) = (transport.stats_handle(), transport.local_addr());
-    let mut rt = RuntimeConfig::new(cfg.topology.timers().tick);
-    rt.metrics = metrics;
-    Ok(Member {
-        handle: spawn(node, transport, rx, rt, logger),
-        transport: transport_stats,
-        local_addr,
-    })
-}
-
 type Trio = (
     BTreeMap<NodeId, Member>,
     BTreeMap<NodeId, SocketAddr>,
@@ -177,7 +149,7 @@ fn trio(dir: &std::path::Path, tls: bool, metrics: bool) -> Result<Trio, String>
             .filter(|(&p, _)| p != id)
             .map(|(&p, &a)| (p, a))
             .collect();
-        let cfg = MemberConfig::new(
+        let mut cfg = MemberConfig::new(
             topology.clone(),
             id,
             addrs[&id],
@@ -185,7 +157,8 @@ fn trio(dir: &std::path::Path, tls: bool, metrics: bool) -> Result<Trio, String>
             dir.join(format!("n{}", id.0)),
             security(tls, dir, id),
         );
-        let m = start(cfg, metrics, &logger)?;
+        cfg.runtime.metrics = metrics;
+        let m = start_member(cfg, KvStore::default(), &logger).map_err(|e| e.to_string())?;
         members.insert(id, m);
     }
     let start = Instant::now();
