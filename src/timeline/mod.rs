@@ -383,20 +383,24 @@ impl Timeline {
         Ok(())
     }
 
-    /// The latest time recorded (ms).
-    fn latest_ms(&self) -> u64 {
+    /// Every time recorded (ms): states, faults, markers, both ends of
+    /// each outage, call counts.
+    fn times(&self) -> impl Iterator<Item = u64> + '_ {
         let states = self.states.values().flatten().map(|s| s.0);
         let faults = self.faults.iter().map(|f| f.t_ms);
         let marks = self.marks.iter().map(|m| m.t_ms);
-        let outages = self.outages.iter().map(|o| o.1);
+        let outages = self.outages.iter().flat_map(|o| [o.0, o.1]);
         let calls = self.calls.iter().map(|c| c.0);
-        (states
+        states
             .chain(faults)
             .chain(marks)
             .chain(outages)
-            .chain(calls))
-        .max()
-        .unwrap_or(0)
+            .chain(calls)
+    }
+
+    /// The latest time recorded (ms).
+    fn latest_ms(&self) -> u64 {
+        self.times().max().unwrap_or(0)
     }
 
     /// The member ids, lane by lane, top to bottom.
@@ -433,18 +437,7 @@ impl Timeline {
 
     /// Where the picture starts (ms): the earliest time recorded, or 0.
     pub fn start_ms(&self) -> u64 {
-        let states = self.states.values().flatten().map(|s| s.0);
-        let faults = self.faults.iter().map(|f| f.t_ms);
-        let marks = self.marks.iter().map(|m| m.t_ms);
-        let outages = self.outages.iter().map(|o| o.0);
-        let calls = self.calls.iter().map(|c| c.0);
-        (states
-            .chain(faults)
-            .chain(marks)
-            .chain(outages)
-            .chain(calls))
-        .min()
-        .unwrap_or(0)
+        self.times().min().unwrap_or(0)
     }
 
     /// Where the picture ends (ms): [`until`](Self::until)'s time, or the
