@@ -305,22 +305,31 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Starts a mode's run: `layout` with the run's timers (the election
-/// timeout covers the WAN round trip with margin) and hand-back stability
-/// window, its title and survivability report printed (unless `--json`),
-/// and a simulator whose members start from `table`.
+/// Starts a mode's run: `layout` with the run's timers and hand-back
+/// stability window, its title and survivability report printed (unless
+/// `--json`), and a simulator whose members start from `table`.
+///
+/// The election timeout is 2.5 times the worst round trip between two
+/// sites (`--wan-rtt-ms` or a `--site-rtt` override, whichever is longer),
+/// and at least the default 200 ms: at the default 10 ms heartbeat that
+/// is at least the two round trips and two heartbeat intervals
+/// `min_election_for_rtt` asks for (2.5 round trips cover them from a
+/// 40 ms round trip up, 200 ms below). The layout is told the WAN (`TopologyBuilder::wan`), so a
+/// timeout too short for it is refused with what to set.
 fn start(
     title: &str,
     layout: TopologyBuilder,
     table: CallTable,
     a: &Args,
 ) -> Option<Sim<CallTable>> {
+    let worst_rtt_ms = (a.site_rtt.iter().map(|(_, _, ms)| *ms)).fold(a.wan_rtt_ms, u64::max);
     let timers = Timers {
-        election: Duration::from_millis((a.wan_rtt_ms * 5 / 2).max(200)),
+        election: Duration::from_millis((worst_rtt_ms * 5 / 2).max(200)),
         survivable_after: Duration::from_millis(a.survivable_after_ms),
         ..Timers::default()
     };
     let mut layout = layout;
+    layout.wan(bounds::latency(a));
     layout.timers(timers).hand_back(HandBack {
         policy: HandBackPolicy::AfterStable(Duration::from_millis(a.stable_ms)),
         ..HandBack::default()

@@ -363,6 +363,6 @@ fn topology_key(e: &TopologyError, keys: &std::collections::BTreeMap<String, Str
         E::DuplicateRank { second, .. } => at(second, ".rank"),
         E::ZeroRank { core } => at(core, ".rank"),
         E::WitnessOutsideMainSite { witness, .. } => at(witness, ".site"),
-        E::Policy(_) => "timers".into(),
+        E::Policy(_) | E::ElectionTooShortForWan { .. } => "timers".into(),
     }
 }

@@ -1,9 +1,12 @@
 use std::collections::{BTreeMap, HashMap};
 
+use std::time::Duration;
+
 use super::{
-    Core, Member, MemberSpec, NodeId, Role, Site, SurvivableCore, Topology, TopologyError, Witness,
+    Core, Latency, Member, MemberSpec, NodeId, Role, Site, SurvivableCore, Topology, TopologyError,
+    Witness,
 };
-use crate::policy::{HandBack, QuorumMode, Timers};
+use crate::policy::{HandBack, QuorumMode, TickTimers, Timers};
 
 /// Builds a validated [`Topology`]. Setters take `&mut self` so one builder
 /// can be reused; [`build`](Self::build) checks everything and never panics.
@@ -18,6 +21,7 @@ pub struct TopologyBuilder {
     timers: Timers,
     hand_back: HandBack,
     allow_single_host_outage: bool,
+    wan: Option<Latency>,
 }
 
 impl TopologyBuilder {
@@ -32,6 +36,7 @@ impl TopologyBuilder {
             timers: Timers::default(),
             hand_back: HandBack::default(),
             allow_single_host_outage: false,
+            wan: None,
         }
     }
 
@@ -87,12 +92,25 @@ impl TopologyBuilder {
         self
     }
 
+    /// The WAN the members will run over: the round trip between each pair
+    /// of declared sites (overrides per pair, as for the survivability
+    /// report). [`build`](Self::build) then refuses an election timeout too
+    /// short for the worst round trip between two declared sites
+    /// ([`TopologyError::ElectionTooShortForWan`], which says what to set).
+    /// Not declared, nothing is checked: [`Timers::election`] must still
+    /// exceed [`min_election_for_rtt`] of the worst round trip.
+    pub fn wan(&mut self, latency: Latency) -> &mut Self {
+        self.wan = Some(latency);
+        self
+    }
+
     /// Validates and builds the topology.
     ///
     /// # Errors
     /// The first [`TopologyError`] found, naming the members involved.
     pub fn build(&self) -> Result<Topology, TopologyError> {
         let ticks = self.timers.to_ticks()?;
+        self.check_wan(&ticks)?;
         self.hand_back.validate()?;
         let main = self.check_sites()?;
         let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
@@ -119,6 +137,40 @@ impl TopologyBuilder {
             ticks,
             hand_back: self.hand_back.clone(),
         })
+    }
+
+    /// With a [`wan`](Self::wan) declared: the election timeout (in whole
+    /// ticks, as the nodes run it) against the worst round trip between
+    /// two declared sites.
+    fn check_wan(&self, ticks: &TickTimers) -> Result<(), TopologyError> {
+        let Some(latency) = &self.wan else {
+            return Ok(());
+        };
+        let mut worst: Option<(&str, &str, Duration)> = None;
+        for (i, a) in self.sites.iter().enumerate() {
+            for b in &self.sites[i + 1..] {
+                let rtt = latency.rtt(&a.name, &b.name);
+                if worst.is_none_or(|(_, _, w)| rtt > w) {
+                    worst = Some((&a.name, &b.name, rtt));
+                }
+            }
+        }
+        let Some((a, b, rtt)) = worst else {
+            return Ok(());
+        };
+        let heartbeat = Duration::from_millis(ticks.heartbeat as u64 * ticks.tick_ms);
+        let need = min_election_for_rtt(rtt, heartbeat);
+        let election = Duration::from_millis(ticks.election as u64 * ticks.tick_ms);
+        if election < need {
+            return Err(TopologyError::ElectionTooShortForWan {
+                a: a.to_string(),
+                b: b.to_string(),
+                rtt,
+                election,
+                need,
+            });
+        }
+        Ok(())
     }
 
     /// Checks the main core (exactly one, in the `main` site) and adds its
@@ -356,6 +408,36 @@ fn check_host_loss(members: &BTreeMap<NodeId, Member>) -> Result<(), TopologyErr
         }
     }
     Ok(())
+}
+
+/// The shortest election timeout ([`Timers::election`]) that a WAN round
+/// trip of `rtt` between two sites allows, with leader heartbeats every
+/// `heartbeat`: two round trips and two heartbeat intervals.
+///
+/// Why: the election timeout is also the window of every path that must
+/// cross the WAN before it runs out.
+/// - A hand-back is a raft leader transfer, which raft aborts one election
+///   timeout after it starts (the old leader then takes proposals again
+///   and the attempt fails). When the target has not yet acknowledged the
+///   leader's last entry, the transfer waits for that acknowledgement
+///   (one round trip, starting at the next append or heartbeat: up to one
+///   heartbeat interval later), then the leader's `MsgTimeoutNow` reaches
+///   the target and the target's vote request reaches the old leader (one
+///   more round trip, in two halves): two round trips and a heartbeat
+///   interval before the old leader knows it is over.
+/// - The hand-back's freshness gate passes a target holding every entry
+///   the leader had half an election timeout ago: under a steady load
+///   the target's acknowledgement of an entry comes back one round trip
+///   after the entry was sent, and the leader notes it on its next tick
+///   (within a heartbeat interval), so half an election timeout must
+///   cover a round trip and a heartbeat interval, or the gate never opens
+///   while the load lasts.
+/// - A new leader's check-quorum looks, one election timeout after it
+///   took over, for an answer from a majority: the farthest voter it needs
+///   answers its first heartbeat a round trip (and a heartbeat interval)
+///   later. Covered by either of the two above.
+pub fn min_election_for_rtt(rtt: Duration, heartbeat: Duration) -> Duration {
+    2 * (rtt + heartbeat)
 }
 
 #[cfg(test)]

@@ -175,6 +175,27 @@ pub enum TopologyError {
         /// The main site.
         main: String,
     },
+    /// The election timeout is too short for a declared WAN round trip
+    /// ([`TopologyBuilder::wan`](super::TopologyBuilder::wan)).
+    #[error(
+        "the election timeout ({election:?}) is too short for the {rtt:?} round trip between sites \
+         {a:?} and {b:?}: set Timers::election to at least {need:?} (two round trips and two \
+         heartbeat intervals: a hand-back's leader transfer and its freshness gate must cross that \
+         link within it)"
+    )]
+    ElectionTooShortForWan {
+        /// One site of the worst pair.
+        a: String,
+        /// The other site.
+        b: String,
+        /// Their round trip.
+        rtt: std::time::Duration,
+        /// The election timeout given (in whole ticks).
+        election: std::time::Duration,
+        /// The shortest that pair allows (see
+        /// [`min_election_for_rtt`](super::min_election_for_rtt)).
+        need: std::time::Duration,
+    },
     /// The timers or hand-back policy are inconsistent.
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-pub use builder::TopologyBuilder;
+pub use builder::{min_election_for_rtt, TopologyBuilder};
 pub use error::TopologyError;
 pub use reference::{denver_paris, denver_paris_london, denver_paris_two_site};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
