@@ -460,6 +460,40 @@ mod tests {
     }
 
     #[test]
+    fn an_election_timeout_short_of_the_worst_declared_wan_is_refused() {
+        let ms = Duration::from_millis;
+        let wan = Latency::new(ms(1), ms(80))
+            .with_site_rtt("denver", "paris", ms(150))
+            .with_site_rtt("paris", "kansas", ms(100));
+        // The default 200 ms covers an even 80 ms WAN: 2 × (80 + 10).
+        let mut b = denver_paris();
+        b.wan(Latency::new(ms(1), ms(80)));
+        assert!(b.build().is_ok());
+        // Undeclared, nothing is checked.
+        assert!(denver_paris().build().is_ok());
+        b.wan(wan);
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            err,
+            TopologyError::ElectionTooShortForWan {
+                a: "denver".into(),
+                b: "paris".into(),
+                rtt: ms(150),
+                election: ms(200),
+                need: ms(320),
+            }
+        );
+        assert!(err
+            .to_string()
+            .contains("set Timers::election to at least 320ms"));
+        b.timers(Timers {
+            election: ms(320),
+            ..Timers::default()
+        });
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
     fn pair_on_one_host_is_refused() {
         let mut b = denver_paris();
         b.cores[0].members[1].host = "esxi-1".into();

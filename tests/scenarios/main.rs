@@ -24,3 +24,4 @@ mod site_loss;
 mod split_brain;
 mod survivability;
 mod two_site;
+mod uneven_wan;
