@@ -36,8 +36,13 @@ pub struct Timers {
     /// standby needs frequent proof of life from its primary.
     pub heartbeat: Duration,
     /// Raft's election timeout: the check-quorum window of a leader and the
-    /// lease during which followers ignore vote requests. Must exceed the
-    /// worst WAN round trip. Defaults to 200 ms.
+    /// lease during which followers ignore vote requests. Must be at least
+    /// two round trips of the worst pair of sites plus two heartbeats
+    /// ([`min_election_for_rtt`](crate::topology::min_election_for_rtt)
+    /// derives it; `TopologyBuilder::wan` makes `build` check it): a
+    /// hand-back's leader transfer, aborted by raft after one election
+    /// timeout, needs that long over the WAN. Defaults to 200 ms, enough for
+    /// round trips up to 90 ms at the default heartbeat.
     pub election: Duration,
     /// How long the standby of a duplicated pair waits without hearing from
     /// its primary before it takes over. Defaults to 100 ms.
