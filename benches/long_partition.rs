@@ -43,7 +43,10 @@ fn main() {
     for v in &out.other_violations {
         eprintln!("violation: {v}");
     }
-    let clean = out.lost == 0 && out.applied_twice == 0 && out.other_violations.is_empty();
+    let clean = out.lost == 0
+        && out.lost_compacted == 0
+        && out.applied_twice == 0
+        && out.other_violations.is_empty();
     if !clean || out.reunion_ms.is_none() {
         std::process::exit(1);
     }

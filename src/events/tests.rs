@@ -320,5 +320,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 24, "{kinds:?}");
+    assert_eq!(kinds.len(), 26, "{kinds:?}");
 }

@@ -531,9 +531,7 @@ fn set_gauges(m: &Metrics, s: &Status) {
     m.state.rpo_seconds.set(s.rpo_ms as f64 / 1000.0);
     m.state.retained_entries.set(as_i64(s.retained.entries));
     m.state.retained_bytes.set(as_i64(s.retained.bytes));
-    m.state
-        .retained_held_back
-        .set(as_i64(s.retained.held_back));
+    m.state.retained_held_back.set(as_i64(s.retained.held_back));
     m.state
         .leader_member
         .set(as_i64(s.leader.map_or(0, |l| l.0)));

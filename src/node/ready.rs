@@ -470,7 +470,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
-        let (floor, old_first) = (self.compaction_floor(), self.raw.raft.raft_log.first_index());
+        let (floor, old_first) = (
+            self.compaction_floor(),
+            self.raw.raft.raft_log.first_index(),
+        );
         let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_point());
         let stored = self.storage.create_snapshot(
             self.applied,

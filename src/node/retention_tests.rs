@@ -22,12 +22,12 @@ fn bound(max_entries: Option<u64>, max_bytes: Option<u64>) -> Bound {
 #[test]
 fn the_account_follows_appends_conflicts_and_compaction() {
     let mut log = RetainedLog::default();
-    let one = entry_size(&entry(1, 10));
+    let one = u64::from(entry_size(&entry(1, 10)));
     log.appended(&(1..=5).map(|i| entry(i, 10)).collect::<Vec<_>>());
     assert_eq!((log.entries(), log.bytes()), (5, 5 * one));
     assert!(log.covers(1, 5));
     // A follower's conflicting suffix from index 4 replaces 4 and 5.
-    let big = entry_size(&entry(4, 100));
+    let big = u64::from(entry_size(&entry(4, 100)));
     log.appended(&[entry(4, 100)]);
     assert_eq!((log.entries(), log.bytes()), (4, 3 * one + big));
     assert!(log.covers(1, 4) && !log.covers(1, 5));
@@ -70,7 +70,10 @@ fn level_warns_at_the_mark_and_is_full_at_either_bound() {
     assert_eq!(level(5, 0, bound(Some(7), None)), Level::Fine);
     assert_eq!(level(6, 0, bound(Some(7), None)), Level::Warn);
     // No overflow at the largest bound.
-    assert_eq!(level(u64::MAX - 1, 0, bound(Some(u64::MAX), None)), Level::Warn);
+    assert_eq!(
+        level(u64::MAX - 1, 0, bound(Some(u64::MAX), None)),
+        Level::Warn
+    );
 }
 
 #[test]
@@ -97,7 +100,10 @@ fn the_bounded_floor_keeps_the_bound_less_one_snapshot_interval() {
         assert_eq!(max, 7000);
         900
     };
-    assert_eq!(bounded_floor(10, 1000, bound(None, Some(8000)), 1024, start), 899);
+    assert_eq!(
+        bounded_floor(10, 1000, bound(None, Some(8000)), 1024, start),
+        899
+    );
     // Never above the last index.
     assert_eq!(bounded_floor(0, 5, bound(None, Some(8)), 1024, |_| 99), 5);
 }
