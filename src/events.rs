@@ -266,6 +266,37 @@ pub enum Event {
         /// Its target.
         target: NodeId,
     },
+    /// Main-site mode: the log this member holds for survivable members
+    /// that have not committed it (a long WAN cut) reached the warning
+    /// mark of its retention bound
+    /// ([`NodeConfig::retain_warn_percent`](crate::NodeConfig::retain_warn_percent)).
+    /// Nothing is lost yet; at the bound the oldest such entries are
+    /// dropped ([`Event::RetainedDropped`]). Fires once per crossing.
+    RetentionWarning {
+        /// Log entries held.
+        entries: u64,
+        /// Their size in bytes.
+        bytes: u64,
+        /// The bound in entries, if any.
+        max_entries: Option<u64>,
+        /// The bound in bytes, if any.
+        max_bytes: Option<u64>,
+        /// The warning mark, in percent of a bound.
+        percent: u8,
+    },
+    /// Main-site mode: at its retention bound this member compacted
+    /// entries a survivable member had not committed. At the reunion they
+    /// are not reconciled: the newer epoch reports them as `compacted` in
+    /// [`Event::Reconciled`] (unless another member of this epoch still
+    /// holds them).
+    RetainedDropped {
+        /// First index dropped.
+        from_index: u64,
+        /// Last index dropped.
+        to_index: u64,
+        /// How many.
+        entries: u64,
+    },
 }
 
 #[cfg(test)]
@@ -373,6 +404,33 @@ impl fmt::Display for Event {
             Self::TransferFailed { target } => write!(
                 f,
                 "leader transfer to {target} did not land (aborted by raft): still leading"
+            ),
+            Self::RetentionWarning {
+                entries,
+                bytes,
+                max_entries,
+                max_bytes,
+                percent,
+            } => {
+                let bound = |v: &Option<u64>| v.map_or_else(|| "none".into(), |v| v.to_string());
+                write!(
+                    f,
+                    "retained log at {percent}% of its bound: {entries} entries (bound {}), \
+                     {bytes} bytes (bound {}); at the bound, entries the survivable site has \
+                     not received are dropped: end the WAN cut or raise the bound",
+                    bound(max_entries),
+                    bound(max_bytes)
+                )
+            }
+            Self::RetainedDropped {
+                from_index,
+                to_index,
+                entries,
+            } => write!(
+                f,
+                "retention bound reached: dropped {entries} entries ({from_index}..={to_index}) \
+                 the survivable site has not received; the reunion will count them as \
+                 compacted, not reconcile them"
             ),
             Self::Activated { .. }
             | Self::EpochFenced { .. }

@@ -252,6 +252,9 @@ fn a_full_file_is_read_into_the_expected_member_config() {
             snapshot_every: 50,
             keep_entries: 5000,
             seed: Some(9),
+            retain_max_entries: None,
+            retain_max_bytes: None,
+            retain_warn_percent: 80,
         }
     );
     assert_eq!(

@@ -106,6 +106,9 @@
 //! snapshot_every = 1024
 //! keep_entries = 10000             # default 256: raise for followers that lag more
 //! ## seed = 1                       # default: the member's id
+//! retain_max_entries = 5000000     # default none: hold every entry Paris lacks, however long the cut
+//! ## retain_max_bytes = 1073741824  # the same bound in bytes (default none)
+//! ## retain_warn_percent = 80       # RetentionWarning at this share of a bound
 //!
 //! [runtime]                        # optional: its thread
 //! batch = 1024
@@ -136,6 +139,7 @@
 //! assert_eq!(cfg.peers.len(), 4);
 //! assert_eq!(cfg.data_dir, Path::new("/etc/survivable/data/cm01a"));
 //! assert_eq!(cfg.node.keep_entries, 10_000);
+//! assert_eq!(cfg.node.retain_max_entries, Some(5_000_000));
 //! assert_eq!(cfg.topology.timers().survivable_after, Duration::from_secs(2));
 //!
 //! // A bad file: every problem, each at its key.

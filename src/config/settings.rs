@@ -44,6 +44,9 @@ const NODE_KEYS: &[&str] = &[
     "snapshot_every",
     "keep_entries",
     "seed",
+    "retain_max_entries",
+    "retain_max_bytes",
+    "retain_warn_percent",
 ];
 const OPERATOR_KEYS: &[&str] = &["listen", "tls", "startup_grace_ms", "threads"];
 const RUNTIME_KEYS: &[&str] = &["batch", "event_queue", "warn_stall_ms", "metrics"];
@@ -252,7 +255,40 @@ pub(super) fn node(root: Tbl<'_>, p: &mut Problems) -> NodeSettings {
     if let Some(v) = s.u64("seed", Optional, p) {
         n.seed = Some(v);
     }
+    retention(&s, &mut n, p);
     n
+}
+
+/// `[node]`'s retention bound: a bound in entries must leave room for
+/// what compaction keeps anyway (`keep_entries`, twice over), or every
+/// batch would compact at the bound.
+fn retention(s: &Tbl<'_>, n: &mut NodeSettings, p: &mut Problems) {
+    if let Some(v) = s.u64("retain_max_entries", Optional, p) {
+        if v < n.keep_entries.saturating_mul(2).max(1) {
+            p.add(
+                s.key("retain_max_entries"),
+                ProblemKind::OutOfRange {
+                    value: i64::try_from(v).unwrap_or(i64::MAX),
+                    allowed: "must be at least twice keep_entries (and 1 or more)",
+                },
+            );
+        } else {
+            n.retain_max_entries = Some(v);
+        }
+    }
+    if let Some(v) = s.uint(
+        "retain_max_bytes",
+        Optional,
+        1,
+        u64::MAX,
+        "must be 1 or more",
+        p,
+    ) {
+        n.retain_max_bytes = Some(v);
+    }
+    if let Some(v) = s.uint("retain_warn_percent", Optional, 1, 99, "must be 1 to 99", p) {
+        n.retain_warn_percent = v as u8;
+    }
 }
 
 /// `[runtime]`.

@@ -181,3 +181,62 @@ insecure_plaintext_loopback_only = true
     assert_eq!(cfg.topology.mode(), QuorumMode::MainSite);
     assert_eq!(cfg.topology.learners(), vec![NodeId(3), NodeId(4)]);
 }
+
+#[test]
+fn retention_keys_are_checked_against_keep_entries_and_their_ranges() {
+    let parse = |text: &str| {
+        let t = table(text);
+        let mut p = Problems::default();
+        let root = Tbl::new(&t, "", &["node"], &mut p);
+        let n = settings::node(root, &mut p);
+        let problems: Vec<(String, ProblemKind)> =
+            p.0.iter()
+                .map(|x| (x.key.clone(), x.kind.clone()))
+                .collect();
+        (n, problems)
+    };
+    let (n, problems) = parse(
+        "[node]\nkeep_entries = 100\nretain_max_entries = 200\nretain_max_bytes = 4096\n\
+         retain_warn_percent = 90\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        (
+            n.retain_max_entries,
+            n.retain_max_bytes,
+            n.retain_warn_percent
+        ),
+        (Some(200), Some(4096), 90)
+    );
+    // Defaults: no bound, warn at 80 %.
+    let (n, _) = parse("[node]\n");
+    assert_eq!(
+        (
+            n.retain_max_entries,
+            n.retain_max_bytes,
+            n.retain_warn_percent
+        ),
+        (None, None, 80)
+    );
+    let (n, problems) = parse(
+        "[node]\nkeep_entries = 100\nretain_max_entries = 199\nretain_max_bytes = 0\n\
+         retain_warn_percent = 100\n",
+    );
+    assert_eq!(n.retain_max_entries, None);
+    let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "node.retain_max_entries",
+            "node.retain_max_bytes",
+            "node.retain_warn_percent"
+        ]
+    );
+    assert!(matches!(
+        problems[0].1,
+        ProblemKind::OutOfRange {
+            value: 199,
+            allowed: "must be at least twice keep_entries (and 1 or more)"
+        }
+    ));
+}

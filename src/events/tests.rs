@@ -19,7 +19,37 @@ fn cases() -> Vec<(Event, String, &'static str)> {
     let mut all = leadership_cases();
     all.extend(hand_back_and_membership_cases());
     all.extend(epoch_cases());
+    all.extend(retention_cases());
     all
+}
+
+/// Retention events (long WAN cuts, main-site mode).
+fn retention_cases() -> Vec<(Event, String, &'static str)> {
+    vec![
+        (
+            Event::RetentionWarning {
+                entries: 80_000,
+                bytes: 6_400_000,
+                max_entries: Some(100_000),
+                max_bytes: None,
+                percent: 80,
+            },
+            r#"{"type":"retention_warning","entries":80000,"bytes":6400000,"max_entries":100000,"max_bytes":null,"percent":80}"#.into(),
+            "retained log at 80% of its bound: 80000 entries (bound 100000), 6400000 bytes \
+             (bound none); at the bound, entries the survivable site has not received are \
+             dropped: end the WAN cut or raise the bound",
+        ),
+        (
+            Event::RetainedDropped {
+                from_index: 1201,
+                to_index: 2224,
+                entries: 1024,
+            },
+            r#"{"type":"retained_dropped","from_index":1201,"to_index":2224,"entries":1024}"#.into(),
+            "retention bound reached: dropped 1024 entries (1201..=2224) the survivable site \
+             has not received; the reunion will count them as compacted, not reconcile them",
+        ),
+    ]
 }
 
 /// Leadership events.
@@ -290,5 +320,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 24, "{kinds:?}");
+    assert_eq!(kinds.len(), 26, "{kinds:?}");
 }

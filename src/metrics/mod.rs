@@ -35,6 +35,11 @@
 //! | `survivable_peer_connected` | gauge | `member`, `site` | 1 while this member's connection to the peer is up |
 //! | `survivable_rpo_entries` | gauge | | entries lost if the leader were lost now ([`Status::rpo_entries`]) |
 //! | `survivable_rpo_seconds` | gauge | | the same in time ([`Status::rpo_ms`]) |
+//! | `survivable_retained_entries` | gauge | | log entries held above the compaction point ([`Status::retained`]) |
+//! | `survivable_retained_bytes` | gauge | | their size in bytes |
+//! | `survivable_retained_held_back_entries` | gauge | | of those, entries held only for survivable members that lack them (main-site mode) |
+//! | `survivable_retention_warnings_total` | counter | | the retained log reached the warning mark of its bound ([`Event::RetentionWarning`]) |
+//! | `survivable_retained_dropped_entries_total` | counter | | entries survivable members lacked that were dropped at the bound ([`Event::RetainedDropped`]) |
 //! | `survivable_pair_failovers_total` | counter | | became leader by a pair failover |
 //! | `survivable_takeovers_total` | counter | | became leader by a survivable takeover |
 //! | `survivable_activations_total` | counter | | epochs activated here (main-site mode) |
@@ -191,6 +196,9 @@ pub(crate) struct StateMetrics {
     pub(crate) last_index: IntGauge,
     pub(crate) rpo_entries: IntGauge,
     pub(crate) rpo_seconds: Gauge,
+    pub(crate) retained_entries: IntGauge,
+    pub(crate) retained_bytes: IntGauge,
+    pub(crate) retained_held_back: IntGauge,
 }
 
 impl StateMetrics {
@@ -227,6 +235,21 @@ impl StateMetrics {
                 r,
                 "survivable_rpo_seconds",
                 "For how long the leader had been committing entries this member lacks, as last heard",
+            ),
+            retained_entries: int_gauge(
+                r,
+                "survivable_retained_entries",
+                "Log entries held above the compaction point",
+            ),
+            retained_bytes: int_gauge(
+                r,
+                "survivable_retained_bytes",
+                "Bytes of log entries held above the compaction point",
+            ),
+            retained_held_back: int_gauge(
+                r,
+                "survivable_retained_held_back_entries",
+                "Log entries held only because a survivable member has not committed them",
             ),
         }
     }
@@ -283,6 +306,8 @@ pub(crate) struct CountMetrics {
     pub(crate) hand_backs_failed: IntCounter,
     pub(crate) hand_backs_abandoned: IntCounter,
     pub(crate) campaigns_suppressed: IntCounter,
+    pub(crate) retention_warnings: IntCounter,
+    pub(crate) retained_dropped: IntCounter,
     pub(crate) refused_envelopes: IntCounterVec,
     pub(crate) refused_connections: IntCounterVec,
 }
@@ -329,6 +354,16 @@ impl CountMetrics {
                 r,
                 "survivable_campaigns_suppressed_total",
                 "Spurious campaigns this member suppressed (a pair standby catching up, or one a quorum would not elect)",
+            ),
+            retention_warnings: counter(
+                r,
+                "survivable_retention_warnings_total",
+                "Times the retained log reached the warning mark of its retention bound",
+            ),
+            retained_dropped: counter(
+                r,
+                "survivable_retained_dropped_entries_total",
+                "Log entries a survivable member lacked that this member dropped at its retention bound",
             ),
             refused_envelopes: counters(
                 r,
@@ -467,6 +502,8 @@ fn count_event(m: &Metrics, e: &Event) {
         Event::HandBackCompleted { .. } => m.counts.hand_backs_succeeded.inc(),
         Event::HandBackFailed { .. } => m.counts.hand_backs_failed.inc(),
         Event::HandBackAbandoned { .. } => m.counts.hand_backs_abandoned.inc(),
+        Event::RetentionWarning { .. } => m.counts.retention_warnings.inc(),
+        Event::RetainedDropped { entries, .. } => m.counts.retained_dropped.inc_by(*entries),
         _ => {}
     }
 }
@@ -492,6 +529,9 @@ fn set_gauges(m: &Metrics, s: &Status) {
     m.state.last_index.set(as_i64(s.last_index));
     m.state.rpo_entries.set(as_i64(s.rpo_entries));
     m.state.rpo_seconds.set(s.rpo_ms as f64 / 1000.0);
+    m.state.retained_entries.set(as_i64(s.retained.entries));
+    m.state.retained_bytes.set(as_i64(s.retained.bytes));
+    m.state.retained_held_back.set(as_i64(s.retained.held_back));
     m.state
         .leader_member
         .set(as_i64(s.leader.map_or(0, |l| l.0)));

@@ -43,6 +43,11 @@ fn status() -> Status {
         rpo_entries: 0,
         rpo_ms: 0,
         drained: false,
+        retained: crate::node::Retained {
+            entries: 42,
+            bytes: 4200,
+            held_back: 10,
+        },
     }
 }
 
@@ -68,6 +73,11 @@ fn every_metric_is_listed_with_its_type() {
         ("survivable_peer_connected", "gauge"),
         ("survivable_rpo_entries", "gauge"),
         ("survivable_rpo_seconds", "gauge"),
+        ("survivable_retained_entries", "gauge"),
+        ("survivable_retained_bytes", "gauge"),
+        ("survivable_retained_held_back_entries", "gauge"),
+        ("survivable_retention_warnings_total", "counter"),
+        ("survivable_retained_dropped_entries_total", "counter"),
         ("survivable_pair_failovers_total", "counter"),
         ("survivable_takeovers_total", "counter"),
         ("survivable_activations_total", "counter"),
@@ -109,6 +119,9 @@ fn a_status_is_encoded_as_gauges() {
     assert_eq!(v("survivable_epoch"), 1.0);
     assert_eq!(v("survivable_commit_index"), 40.0);
     assert_eq!(v("survivable_applied_index"), 39.0);
+    assert_eq!(v("survivable_retained_entries"), 42.0);
+    assert_eq!(v("survivable_retained_bytes"), 4200.0);
+    assert_eq!(v("survivable_retained_held_back_entries"), 10.0);
     assert_eq!(v(r#"survivable_leader_site{site="denver"}"#), 1.0);
     assert_eq!(v(r#"survivable_leader_site{site="paris"}"#), 0.0);
     assert_eq!(v("survivable_leader_member"), 1.0);
@@ -206,6 +219,18 @@ fn events_and_counters_are_counted() {
         target: NodeId(2),
         attempts: 1,
     });
+    r.event(&Event::RetentionWarning {
+        entries: 800,
+        bytes: 0,
+        max_entries: Some(1000),
+        max_bytes: None,
+        percent: 80,
+    });
+    r.event(&Event::RetainedDropped {
+        from_index: 10,
+        to_index: 19,
+        entries: 10,
+    });
     let mut c = Counters {
         wrong_cluster: 3,
         campaigns_suppressed: 1,
@@ -224,6 +249,8 @@ fn events_and_counters_are_counted() {
     assert_eq!(v("survivable_hand_backs_attempted_total"), 1.0);
     assert_eq!(v("survivable_hand_backs_succeeded_total"), 1.0);
     assert_eq!(v("survivable_campaigns_suppressed_total"), 1.0);
+    assert_eq!(v("survivable_retention_warnings_total"), 1.0);
+    assert_eq!(v("survivable_retained_dropped_entries_total"), 10.0);
     assert_eq!(
         v(r#"survivable_refused_envelopes_total{reason="wrong_cluster"}"#),
         5.0

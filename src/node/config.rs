@@ -156,6 +156,17 @@ pub struct NodeConfig {
     /// Entries kept behind a snapshot for followers that lag a little.
     /// Defaults to 256.
     pub keep_entries: u64,
+    /// Main-site mode: the most log entries this member holds for
+    /// survivable members that have not committed them (a long WAN cut;
+    /// see the `retention` module docs of [`Node`](super::Node)).
+    /// Defaults to `None`: keep everything, however long the cut.
+    pub retain_max_entries: Option<u64>,
+    /// The same bound in bytes of entries held. Defaults to `None`.
+    pub retain_max_bytes: Option<u64>,
+    /// Percent of a retention bound at which
+    /// [`Event::RetentionWarning`](crate::Event::RetentionWarning) fires,
+    /// well before anything is dropped. Defaults to 80.
+    pub retain_warn_percent: u8,
 }
 
 impl NodeConfig {
@@ -172,6 +183,9 @@ impl NodeConfig {
             max_command_len: 1 << 20,
             snapshot_every: 1024,
             keep_entries: 256,
+            retain_max_entries: None,
+            retain_max_bytes: None,
+            retain_warn_percent: 80,
         }
     }
 }

@@ -51,6 +51,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod relay;
+mod retention;
 mod reunion;
 mod start;
 mod status;
@@ -67,7 +68,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
-pub use status::{Counters, NodeRole, PeerStatus, Status};
+pub use status::{Counters, NodeRole, PeerStatus, Retained, Status};
 
 use crate::error::{
     ActivateError, DrainError, Fatal, HandBackError, MembershipError, ProposeError, StepError,
@@ -139,6 +140,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     outbox: VecDeque<Envelope>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// The log held, by size (see the `retention` module).
+    retained: retention::RetainedLog,
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {

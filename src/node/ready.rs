@@ -104,6 +104,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             if let Err(e) = self.storage.persist(write) {
                 return self.fail(Fatal::Storage(e));
             }
+            self.retained.appended(rd.entries());
             if let (Some(snap), Some(data)) = (&snapshot, restored) {
                 self.adopt_snapshot(snap, data);
             }
@@ -452,7 +453,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Snapshots the state machine and compacts the log every
     /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
     fn maybe_snapshot(&mut self) {
-        let requested = self.storage.take_snapshot_request();
+        let requested = self.storage.take_snapshot_request() | self.retention_due();
         if !snapshot_due(
             self.applied,
             self.snapshot_index,
@@ -469,7 +470,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
         };
-        let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_floor());
+        let (floor, old_first) = (
+            self.compaction_floor(),
+            self.raw.raft.raft_log.first_index(),
+        );
+        let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_point());
         let stored = self.storage.create_snapshot(
             self.applied,
             self.membership.conf.clone(),
@@ -480,6 +485,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return self.fail(Fatal::Storage(e));
         }
         self.snapshot_index = self.applied;
+        self.note_compacted(old_first, floor);
     }
 }
 

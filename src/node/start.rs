@@ -183,6 +183,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: Default::default(),
+            retained: Default::default(),
             logger,
             cfg,
         };

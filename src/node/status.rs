@@ -94,6 +94,25 @@ pub struct Status {
     /// Drained for maintenance ([`Node::drain`](crate::Node::drain)): it
     /// never campaigns nor takes leadership, and stays a replica.
     pub drained: bool,
+    /// The log this member holds above its compaction point (see
+    /// [`Retained`]).
+    pub retained: Retained,
+}
+
+/// The log a member holds above its compaction point: what it costs on
+/// disk, and how much of it is there only because a survivable member has
+/// not committed it (main-site mode; a WAN cut makes it grow with the
+/// write rate until the reunion).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retained {
+    /// Log entries held (first index to last index).
+    pub entries: u64,
+    /// Their encoded size, in bytes.
+    pub bytes: u64,
+    /// Of those, the entries compaction would have dropped by now but
+    /// keeps because a survivable member has not committed them (0 in
+    /// witness mode or when every survivable member is up to date).
+    pub held_back: u64,
 }
 
 /// Counts of input the node refused (nothing counted here but
@@ -140,6 +159,12 @@ pub struct Counters {
     /// (a quorum holds a newer log, so it could not win): a campaign then
     /// would depose a primary that may be only slow, for nothing.
     pub campaigns_suppressed: u64,
+    /// Main-site mode: log entries a survivable member had not committed
+    /// that this member dropped at its retention bound
+    /// ([`NodeConfig::retain_max_entries`](super::NodeConfig::retain_max_entries),
+    /// [`Event::RetainedDropped`](crate::Event::RetainedDropped)): the
+    /// reunion reports them as compacted instead of reconciling them.
+    pub retained_dropped: u64,
 }
 
 impl Counters {
@@ -250,6 +275,14 @@ impl fmt::Display for Status {
             let peers: Vec<String> = self.peers.iter().map(ToString::to_string).collect();
             write!(f, " peers [{}]", peers.join(", "))?;
         }
+        let r = &self.retained;
+        if r.held_back > 0 {
+            write!(
+                f,
+                " holding {} entries ({} bytes), {} of them for survivable members",
+                r.entries, r.bytes, r.held_back
+            )?;
+        }
         Ok(())
     }
 }
@@ -293,7 +326,11 @@ impl fmt::Display for Counters {
             self.reconcile_failures,
             self.relays_dropped,
             self.proposals_dropped
-        )
+        )?;
+        if self.retained_dropped > 0 {
+            write!(f, ", retained entries dropped {}", self.retained_dropped)?;
+        }
+        Ok(())
     }
 }
 
@@ -359,6 +396,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             rpo_entries,
             rpo_ms,
             drained: self.drain.drained,
+            retained: {
+                let (entries, bytes, held_back) = self.retained_now();
+                Retained {
+                    entries,
+                    bytes,
+                    held_back,
+                }
+            },
         }
     }
 }
@@ -389,6 +434,7 @@ mod tests {
             rpo_entries: 0,
             rpo_ms: 0,
             drained: false,
+            retained: Retained::default(),
         }
     }
 

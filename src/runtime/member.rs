@@ -87,6 +87,12 @@ pub struct NodeSettings {
     pub keep_entries: u64,
     /// Seeds the node's jitter. Defaults to `None`: the member's id.
     pub seed: Option<u64>,
+    /// [`NodeConfig::retain_max_entries`]. Defaults to `None`.
+    pub retain_max_entries: Option<u64>,
+    /// [`NodeConfig::retain_max_bytes`]. Defaults to `None`.
+    pub retain_max_bytes: Option<u64>,
+    /// [`NodeConfig::retain_warn_percent`]. Defaults to 80.
+    pub retain_warn_percent: u8,
 }
 
 impl Default for NodeSettings {
@@ -98,6 +104,9 @@ impl Default for NodeSettings {
             snapshot_every: 1024,
             keep_entries: 256,
             seed: None,
+            retain_max_entries: None,
+            retain_max_bytes: None,
+            retain_warn_percent: 80,
         }
     }
 }
@@ -110,6 +119,9 @@ impl NodeSettings {
         cfg.max_command_len = self.max_command_len;
         cfg.snapshot_every = self.snapshot_every;
         cfg.keep_entries = self.keep_entries;
+        cfg.retain_max_entries = self.retain_max_entries;
+        cfg.retain_max_bytes = self.retain_max_bytes;
+        cfg.retain_warn_percent = self.retain_warn_percent;
         cfg.seed = self.seed.unwrap_or(cfg.id.0);
     }
 }
@@ -396,6 +408,9 @@ mod tests {
             snapshot_every: 5,
             keep_entries: 10_000,
             seed: Some(42),
+            retain_max_entries: Some(50_000),
+            retain_max_bytes: Some(1 << 30),
+            retain_warn_percent: 70,
         };
         s.apply_to(&mut cfg);
         assert!(!cfg.forward_proposals);
@@ -404,5 +419,13 @@ mod tests {
             (7, 99, 5)
         );
         assert_eq!((cfg.keep_entries, cfg.seed), (10_000, 42));
+        assert_eq!(
+            (
+                cfg.retain_max_entries,
+                cfg.retain_max_bytes,
+                cfg.retain_warn_percent
+            ),
+            (Some(50_000), Some(1 << 30), 70)
+        );
     }
 }
