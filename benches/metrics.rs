@@ -36,6 +36,7 @@ fn leader_status(last_index: u64) -> Status {
         rpo_entries: 0,
         rpo_ms: 0,
         drained: false,
+        redundancy: Vec::new(),
     }
 }
 

@@ -170,6 +170,31 @@ fn hand_back_and_membership_cases() -> Vec<(Event, String, &'static str)> {
             "member n2 removed",
         ),
         (
+            Event::RedundancyLost {
+                core: "CM01".into(),
+                missing: n(1),
+            },
+            r#"{"type":"redundancy_lost","core":"CM01","missing":1}"#.into(),
+            "CM01 running without a standby: n1 does not answer",
+        ),
+        (
+            Event::RedundancyRestored {
+                core: "CM01".into(),
+                lost_ms: 61_200,
+            },
+            r#"{"type":"redundancy_restored","core":"CM01","lost_ms":61200}"#.into(),
+            "CM01 redundant again after 61200 ms without a standby",
+        ),
+        (
+            Event::ReplacementStarted {
+                dead: n(1),
+                spare: n(9),
+            },
+            r#"{"type":"replacement_started","dead":1,"spare":9}"#.into(),
+            "replacing n1 with the spare n9 (silent past replace_after): promoted once it has \
+             connected and caught up",
+        ),
+        (
             Event::Removed,
             r#"{"type":"removed"}"#.into(),
             "this member was removed from the configuration",
@@ -290,5 +315,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 24, "{kinds:?}");
+    assert_eq!(kinds.len(), 27, "{kinds:?}");
 }

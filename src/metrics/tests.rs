@@ -43,6 +43,7 @@ fn status() -> Status {
         rpo_entries: 0,
         rpo_ms: 0,
         drained: false,
+        redundancy: Vec::new(),
     }
 }
 

@@ -156,6 +156,10 @@ pub struct NodeConfig {
     /// Entries kept behind a snapshot for followers that lag a little.
     /// Defaults to 256.
     pub keep_entries: u64,
+    /// The leader's automatic replacement of a silent core member by a
+    /// spare ([`ReplacePolicy`](super::ReplacePolicy)). Defaults to `None`:
+    /// off, members are replaced only by [`Node::replace_member`](super::Node::replace_member).
+    pub replace: Option<super::ReplacePolicy>,
 }
 
 impl NodeConfig {
@@ -172,6 +176,7 @@ impl NodeConfig {
             max_command_len: 1 << 20,
             snapshot_every: 1024,
             keep_entries: 256,
+            replace: None,
         }
     }
 }

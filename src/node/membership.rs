@@ -39,6 +39,8 @@ pub(super) struct Membership {
     /// Leader: the index each pending replacement must have matched before
     /// it is promoted (see [`Catchup::bar`]).
     pub(super) catch_up_bar: BTreeMap<NodeId, u64>,
+    /// Leader: the redundancy watch and replacement policy state.
+    pub(super) watch: super::replace::Watch,
 }
 
 /// What the leader knows of a replacement learner, to decide whether it may
@@ -190,9 +192,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         Ok(())
     }
 
-    /// Leader duty each tick: finish a joint configuration, promote a
+    /// Leader duty each tick: watch the cores' redundancy (and apply the
+    /// replacement policy), finish a joint configuration, promote a
     /// caught-up replacement.
     pub(super) fn drive_membership(&mut self) {
+        self.watch_redundancy();
         let pending = self.raw.raft.pending_conf_index > self.applied;
         let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
         if pending || recently {

@@ -51,6 +51,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod relay;
+mod replace;
 mod reunion;
 mod start;
 mod status;
@@ -67,6 +68,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
+pub use replace::{Degraded, ReplacePolicy};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
 
 use crate::error::{

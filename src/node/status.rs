@@ -94,6 +94,11 @@ pub struct Status {
     /// Drained for maintenance ([`Node::drain`](crate::Node::drain)): it
     /// never campaigns nor takes leadership, and stays a replica.
     pub drained: bool,
+    /// The duplicated cores running without one of their members, as the
+    /// leader sees them (leader only; empty elsewhere and while every core
+    /// is whole): which member is silent and since when. Printed as
+    /// `degraded [CM01 running without a standby since <ms> ms (n1 silent)]`.
+    pub redundancy: Vec<super::Degraded>,
 }
 
 /// Counts of input the node refused (nothing counted here but
@@ -250,6 +255,10 @@ impl fmt::Display for Status {
             let peers: Vec<String> = self.peers.iter().map(ToString::to_string).collect();
             write!(f, " peers [{}]", peers.join(", "))?;
         }
+        if !self.redundancy.is_empty() {
+            let lost: Vec<String> = self.redundancy.iter().map(ToString::to_string).collect();
+            write!(f, " degraded [{}]", lost.join(", "))?;
+        }
         Ok(())
     }
 }
@@ -359,6 +368,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             rpo_entries,
             rpo_ms,
             drained: self.drain.drained,
+            redundancy: self.redundancy(),
         }
     }
 }
@@ -389,6 +399,7 @@ mod tests {
             rpo_entries: 0,
             rpo_ms: 0,
             drained: false,
+            redundancy: Vec::new(),
         }
     }
 

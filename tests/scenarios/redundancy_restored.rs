@@ -182,7 +182,7 @@ fn a_replacement_is_promoted_only_once_it_has_connected() {
     // Never started: the leader never hears from it. Three seconds is
     // many times what a promotion takes once the replacement is there (the
     // learner's configuration change commits in one RTT, the promotion
-    // waits one election timeout, 1 s, after it): nothing may happen.
+    // waits one election timeout, 200 ms, after it): nothing may happen.
     sim.run_for(Duration::from_secs(3));
     let v = voters(&sim, CM01B);
     assert!(v.contains(&CM01A) && !v.contains(&CM01C), "voters {v:?}");
@@ -198,7 +198,7 @@ fn a_replacement_is_promoted_only_once_it_has_connected() {
     assert_eq!(promoted, 0, "trace:\n{}", sim.trace().join("\n"));
 
     // Connected: it catches up and is promoted; the dead member goes. The
-    // bound: one election timeout (1 s) between configuration changes,
+    // bound: one election timeout (200 ms) between configuration changes,
     // twice (the learner's own change was long committed, so one wait for
     // the promotion and one to leave the joint configuration), plus the
     // catch-up of 3 s of load at one append per RTT: 5 s is ample.
