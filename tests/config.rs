@@ -252,6 +252,7 @@ fn a_full_file_is_read_into_the_expected_member_config() {
             snapshot_every: 50,
             keep_entries: 5000,
             seed: Some(9),
+            replace: None,
         }
     );
     assert_eq!(

@@ -87,6 +87,9 @@ pub struct NodeSettings {
     pub keep_entries: u64,
     /// Seeds the node's jitter. Defaults to `None`: the member's id.
     pub seed: Option<u64>,
+    /// The leader's automatic replacement policy (`[replace]`). Defaults
+    /// to `None`: off.
+    pub replace: Option<crate::node::ReplacePolicy>,
 }
 
 impl Default for NodeSettings {
@@ -98,6 +101,7 @@ impl Default for NodeSettings {
             snapshot_every: 1024,
             keep_entries: 256,
             seed: None,
+            replace: None,
         }
     }
 }
@@ -111,6 +115,7 @@ impl NodeSettings {
         cfg.snapshot_every = self.snapshot_every;
         cfg.keep_entries = self.keep_entries;
         cfg.seed = self.seed.unwrap_or(cfg.id.0);
+        cfg.replace = self.replace.clone();
     }
 }
 
@@ -396,6 +401,7 @@ mod tests {
             snapshot_every: 5,
             keep_entries: 10_000,
             seed: Some(42),
+            replace: None,
         };
         s.apply_to(&mut cfg);
         assert!(!cfg.forward_proposals);
