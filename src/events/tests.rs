@@ -19,7 +19,40 @@ fn cases() -> Vec<(Event, String, &'static str)> {
     let mut all = leadership_cases();
     all.extend(hand_back_and_membership_cases());
     all.extend(epoch_cases());
+    all.extend(redundancy_cases());
     all
+}
+
+/// Redundancy and automatic replacement events.
+fn redundancy_cases() -> Vec<(Event, String, &'static str)> {
+    let n = NodeId;
+    vec![
+        (
+            Event::RedundancyLost {
+                core: "CM01".into(),
+                missing: n(1),
+            },
+            r#"{"type":"redundancy_lost","core":"CM01","missing":1}"#.into(),
+            "CM01 running without a standby: n1 does not answer",
+        ),
+        (
+            Event::RedundancyRestored {
+                core: "CM01".into(),
+                lost_ms: 61_200,
+            },
+            r#"{"type":"redundancy_restored","core":"CM01","lost_ms":61200}"#.into(),
+            "CM01 redundant again after 61200 ms without a standby",
+        ),
+        (
+            Event::ReplacementStarted {
+                dead: n(1),
+                spare: n(9),
+            },
+            r#"{"type":"replacement_started","dead":1,"spare":9}"#.into(),
+            "replacing n1 with the spare n9 (silent past replace_after): promoted once it has \
+             connected and caught up",
+        ),
+    ]
 }
 
 /// Leadership events.
@@ -168,31 +201,6 @@ fn hand_back_and_membership_cases() -> Vec<(Event, String, &'static str)> {
             Event::MemberRemoved { id: n(2) },
             r#"{"type":"member_removed","id":2}"#.into(),
             "member n2 removed",
-        ),
-        (
-            Event::RedundancyLost {
-                core: "CM01".into(),
-                missing: n(1),
-            },
-            r#"{"type":"redundancy_lost","core":"CM01","missing":1}"#.into(),
-            "CM01 running without a standby: n1 does not answer",
-        ),
-        (
-            Event::RedundancyRestored {
-                core: "CM01".into(),
-                lost_ms: 61_200,
-            },
-            r#"{"type":"redundancy_restored","core":"CM01","lost_ms":61200}"#.into(),
-            "CM01 redundant again after 61200 ms without a standby",
-        ),
-        (
-            Event::ReplacementStarted {
-                dead: n(1),
-                spare: n(9),
-            },
-            r#"{"type":"replacement_started","dead":1,"spare":9}"#.into(),
-            "replacing n1 with the spare n9 (silent past replace_after): promoted once it has \
-             connected and caught up",
         ),
         (
             Event::Removed,
