@@ -35,7 +35,11 @@ use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{MemberSpec, NodeId};
 
-/// The leader's automatic replacement policy (see the [module docs](self)).
+/// The leader's automatic replacement policy: a core voter silent for
+/// [`after`](Self::after) is replaced by the first spare the checks of
+/// [`Node::replace_member`](super::Node::replace_member) accept, once per
+/// member, one replacement at a time ([`Event::ReplacementStarted`]). Set
+/// it in [`NodeConfig::replace`](super::NodeConfig::replace); off by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplacePolicy {
     /// How long a core member must have been silent (unreachable from the
