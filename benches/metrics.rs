@@ -37,6 +37,7 @@ fn leader_status(last_index: u64) -> Status {
         rpo_ms: 0,
         drained: false,
         retained: Default::default(),
+        redundancy: Vec::new(),
     }
 }
 

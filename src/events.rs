@@ -297,6 +297,35 @@ pub enum Event {
         /// How many.
         entries: u64,
     },
+    /// The leader lost contact with a member of a duplicated core (silent
+    /// for an election timeout): the core runs without its standby (or
+    /// without its primary) until the member answers again or a
+    /// replacement takes its place.
+    RedundancyLost {
+        /// The core (its name in the topology).
+        core: String,
+        /// The silent member.
+        missing: NodeId,
+    },
+    /// Every member of the core answers the leader again (the silent one
+    /// came back, or a replacement was promoted and the silent one
+    /// removed).
+    RedundancyRestored {
+        /// The core.
+        core: String,
+        /// How long it ran without redundancy, by the leader's clock (ms).
+        lost_ms: u64,
+    },
+    /// The leader's replacement policy ([`NodeConfig::replace`](crate::NodeConfig::replace))
+    /// started replacing a member that was silent for `replace_after` with a
+    /// spare: the spare joins as a learner and is promoted once it has
+    /// connected and caught up.
+    ReplacementStarted {
+        /// The silent member.
+        dead: NodeId,
+        /// The spare taking its place.
+        spare: NodeId,
+    },
 }
 
 #[cfg(test)]
@@ -431,6 +460,19 @@ impl fmt::Display for Event {
                 "retention bound reached: dropped {entries} entries ({from_index}..={to_index}) \
                  the survivable site has not received; the reunion will count them as \
                  compacted, not reconcile them"
+            ),
+            Self::RedundancyLost { core, missing } => write!(
+                f,
+                "{core} running without a standby: {missing} does not answer"
+            ),
+            Self::RedundancyRestored { core, lost_ms } => write!(
+                f,
+                "{core} redundant again after {lost_ms} ms without a standby"
+            ),
+            Self::ReplacementStarted { dead, spare } => write!(
+                f,
+                "replacing {dead} with the spare {spare} (silent past replace_after): \
+                 promoted once it has connected and caught up"
             ),
             Self::Activated { .. }
             | Self::EpochFenced { .. }

@@ -255,6 +255,7 @@ fn a_full_file_is_read_into_the_expected_member_config() {
             retain_max_entries: None,
             retain_max_bytes: None,
             retain_warn_percent: 80,
+            replace: None,
         }
     );
     assert_eq!(

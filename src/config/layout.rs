@@ -8,12 +8,14 @@ use std::net::SocketAddr;
 
 use super::error::ProblemKind;
 use super::read::{Optional, Problems, Required, Tbl};
+use crate::node::ReplacePolicy;
 use crate::topology::{Appliance, Core, MemberSpec, NodeId, Site, Witness};
 
 const SITE_KEYS: &[&str] = &["name", "main"];
 const CORE_KEYS: &[&str] = &["name", "site", "rank", "members"];
 const MEMBER_KEYS: &[&str] = &["id", "name", "host", "dedicated", "addr"];
 const WITNESS_KEYS: &[&str] = &["id", "name", "site", "host", "addr"];
+const REPLACE_KEYS: &[&str] = &["after_ms", "spares"];
 
 /// What the file declares, read and checked.
 #[derive(Default)]
@@ -29,6 +31,8 @@ pub(super) struct Layout {
     /// The key of each core, witness and site by name, for the
     /// topology's own errors.
     pub(super) keys: BTreeMap<String, String>,
+    /// `[replace]`: the leader's automatic replacement policy (absent: off).
+    pub(super) replace: Option<ReplacePolicy>,
 }
 
 /// First uses of names, ids and addresses, to report the second.
@@ -151,7 +155,51 @@ pub(super) fn read(root: Tbl<'_>, p: &mut Problems) -> Layout {
             });
         }
     }
+    out.replace = replace(root, &mut seen, &mut out, p);
     out
+}
+
+/// `[replace]`: how long a core member must be silent before the leader
+/// replaces it, and the spares (each like a core member: id, name, host,
+/// addr, dedicated; their ids and addresses unique among all members'). A
+/// spare's address joins the peers, so members can reach it once the
+/// leader adds it.
+fn replace(
+    root: Tbl<'_>,
+    seen: &mut Seen,
+    out: &mut Layout,
+    p: &mut Problems,
+) -> Option<ReplacePolicy> {
+    let owned = root.table("replace", Optional, REPLACE_KEYS, p)?;
+    let t = owned.tbl();
+    if !t.has("after_ms") {
+        let hint = "how long (ms) a core member must be silent before it is replaced, e.g. 600000";
+        p.add(t.key("after_ms"), ProblemKind::Missing { hint });
+    }
+    let after = t.ms("after_ms", 1, p);
+    let hint = "the spare members: [{ id, name, host, addr }, ...], in order of preference";
+    let mut spares = Vec::new();
+    for m in t.tables("spares", Required(hint), MEMBER_KEYS, p) {
+        let t = m.tbl();
+        let kind = if t.bool("dedicated", p).unwrap_or(false) {
+            Appliance::Dedicated
+        } else {
+            Appliance::Virtual
+        };
+        if let Some(spec) = member(t, kind, seen, out, p) {
+            // Not a member of the topology: a file naming a spare as
+            // `member.id` is refused as not in the topology (unless the id
+            // was a member's first: that is reported as a duplicate).
+            if seen.ids.get(&spec.id.0) == Some(&t.key("id")) {
+                out.ids.remove(&spec.id.0);
+            }
+            spares.push(spec);
+        }
+    }
+    Some(ReplacePolicy {
+        after: after?,
+        spares,
+    })
 }
 
 /// Reports a `site` no `[[sites]]` entry declares.

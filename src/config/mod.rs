@@ -88,6 +88,12 @@
 //! ## max_attempts = 3               # default: retry without limit
 //! retry_after_ms = 250
 //!
+//! ## [replace]                      # optional, off by default: the leader replaces a core
+//! ## after_ms = 600000              # member silent this long by the first spare that fits
+//! ## spares = [                     # like core members; they start as joining members
+//! ##   { id = 9, name = "CM01c", host = "esxi-4", addr = "10.0.1.3:7001" },
+//! ## ]
+//!
 //! [member]                         # this process
 //! id = 1
 //! data_dir = "data/cm01a"          # relative to this file's directory
@@ -183,6 +189,7 @@ const ROOT_KEYS: &[&str] = &[
     "runtime",
     "limits",
     "operator",
+    "replace",
 ];
 
 impl MemberConfig {
@@ -291,6 +298,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
         witnesses,
         mut addrs,
         keys,
+        replace,
         ..
     } = layout;
     for site in sites {
@@ -325,6 +333,11 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     let listen = me.listen.unwrap_or(own);
     let mut cfg = MemberConfig::new(topology, id, listen, peers, data_dir, security);
     cfg.node = node;
+    if let Some(r) = &replace {
+        // The spares are peers that are not in the topology.
+        cfg.replacements.extend(r.spares.iter().map(|s| s.id));
+    }
+    cfg.node.replace = replace;
     cfg.runtime = runtime;
     cfg.limits = limits;
     cfg.operator = operator;

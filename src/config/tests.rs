@@ -240,3 +240,91 @@ fn retention_keys_are_checked_against_keep_entries_and_their_ranges() {
         }
     ));
 }
+
+const REPLACE_BASE: &str = r#"
+cluster_id = 9
+[[sites]]
+name = "lab"
+main = true
+[[cores]]
+name = "pair"
+site = "lab"
+members = [
+  { id = 1, name = "a", host = "h1", addr = "127.0.0.1:7001" },
+  { id = 2, name = "b", host = "h2", addr = "127.0.0.1:7002" },
+]
+[[witnesses]]
+id = 3
+name = "tb"
+site = "lab"
+host = "h3"
+addr = "127.0.0.1:7003"
+[member]
+id = 1
+data_dir = "d1"
+insecure_plaintext_loopback_only = true
+"#;
+
+fn replace_problems(table: &str) -> Vec<(String, ProblemKind)> {
+    let text = format!("{REPLACE_BASE}{table}");
+    match MemberConfig::from_toml(&text, Path::new(".")) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .problems()
+            .iter()
+            .map(|p| (p.key.clone(), p.kind.clone()))
+            .collect(),
+    }
+}
+
+#[test]
+fn the_replace_table_gives_the_policy_and_the_spares_become_peers() {
+    let cfg = MemberConfig::from_toml(REPLACE_BASE, Path::new(".")).unwrap();
+    assert_eq!(cfg.node.replace, None, "off by default");
+    let table = r#"
+[replace]
+after_ms = 60000
+spares = [
+  { id = 9, name = "c", host = "h4", addr = "127.0.0.1:7009" },
+  { id = 10, name = "d", host = "h5", addr = "127.0.0.1:7010", dedicated = true },
+]
+"#;
+    let text = format!("{REPLACE_BASE}{table}");
+    let cfg = MemberConfig::from_toml(&text, Path::new(".")).unwrap();
+    let policy = cfg.node.replace.clone().unwrap();
+    assert_eq!(policy.after, Duration::from_secs(60));
+    let ids: Vec<u64> = policy.spares.iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, vec![9, 10]);
+    assert_eq!(
+        policy.spares[1].appliance,
+        crate::topology::Appliance::Dedicated
+    );
+    assert_eq!(
+        cfg.peers.get(&NodeId(9)),
+        Some(&"127.0.0.1:7009".parse().unwrap())
+    );
+    assert!(cfg.replacements.contains(&NodeId(10)));
+}
+
+#[test]
+fn a_bad_replace_table_is_named_at_its_key() {
+    let got = replace_problems("[replace]\nspares = []\n");
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, vec!["replace.after_ms", "replace.spares"], "{got:?}");
+    // A spare reusing a member's id or address points at the first use.
+    let got = replace_problems(
+        "[replace]\nafter_ms = 1000\nspares = [{ id = 2, name = \"c\", host = \"h4\", addr = \"127.0.0.1:7001\" }]\n",
+    );
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["replace.spares[0].id", "replace.spares[0].addr"],
+        "{got:?}"
+    );
+    assert!(matches!(got[0].1, ProblemKind::DuplicateId { id: 2, .. }));
+    // Unknown keys and a zero duration.
+    let got = replace_problems("[replace]\nafter_ms = 0\nspare = 1\nspares = []\n");
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&"replace.spare"), "{got:?}");
+    assert!(keys.contains(&"replace.after_ms"), "{got:?}");
+}

@@ -20,6 +20,7 @@ fn cases() -> Vec<(Event, String, &'static str)> {
     all.extend(hand_back_and_membership_cases());
     all.extend(epoch_cases());
     all.extend(retention_cases());
+    all.extend(redundancy_cases());
     all
 }
 
@@ -48,6 +49,38 @@ fn retention_cases() -> Vec<(Event, String, &'static str)> {
             r#"{"type":"retained_dropped","from_index":1201,"to_index":2224,"entries":1024}"#.into(),
             "retention bound reached: dropped 1024 entries (1201..=2224) the survivable site \
              has not received; the reunion will count them as compacted, not reconcile them",
+        ),
+    ]
+}
+
+/// Redundancy and automatic replacement events.
+fn redundancy_cases() -> Vec<(Event, String, &'static str)> {
+    let n = NodeId;
+    vec![
+        (
+            Event::RedundancyLost {
+                core: "CM01".into(),
+                missing: n(1),
+            },
+            r#"{"type":"redundancy_lost","core":"CM01","missing":1}"#.into(),
+            "CM01 running without a standby: n1 does not answer",
+        ),
+        (
+            Event::RedundancyRestored {
+                core: "CM01".into(),
+                lost_ms: 61_200,
+            },
+            r#"{"type":"redundancy_restored","core":"CM01","lost_ms":61200}"#.into(),
+            "CM01 redundant again after 61200 ms without a standby",
+        ),
+        (
+            Event::ReplacementStarted {
+                dead: n(1),
+                spare: n(9),
+            },
+            r#"{"type":"replacement_started","dead":1,"spare":9}"#.into(),
+            "replacing n1 with the spare n9 (silent past replace_after): promoted once it has \
+             connected and caught up",
         ),
     ]
 }
@@ -320,5 +353,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 26, "{kinds:?}");
+    assert_eq!(kinds.len(), 29, "{kinds:?}");
 }

@@ -48,6 +48,7 @@ fn status() -> Status {
             bytes: 4200,
             held_back: 10,
         },
+        redundancy: Vec::new(),
     }
 }
 

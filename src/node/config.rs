@@ -167,6 +167,10 @@ pub struct NodeConfig {
     /// [`Event::RetentionWarning`](crate::Event::RetentionWarning) fires,
     /// well before anything is dropped. Defaults to 80.
     pub retain_warn_percent: u8,
+    /// The leader's automatic replacement of a silent core member by a
+    /// spare ([`ReplacePolicy`](super::ReplacePolicy)). Defaults to `None`:
+    /// off, members are replaced only by [`Node::replace_member`](super::Node::replace_member).
+    pub replace: Option<super::ReplacePolicy>,
 }
 
 impl NodeConfig {
@@ -186,6 +190,7 @@ impl NodeConfig {
             retain_max_entries: None,
             retain_max_bytes: None,
             retain_warn_percent: 80,
+            replace: None,
         }
     }
 }

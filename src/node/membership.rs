@@ -36,6 +36,53 @@ pub(super) struct Membership {
     pub(super) snapshot_sent: BTreeMap<NodeId, u64>,
     /// Leader: tick of the last configuration change proposed.
     pub(super) conf_proposed_at: u64,
+    /// Leader: the index each pending replacement must have matched before
+    /// it is promoted (see [`Catchup::bar`]).
+    pub(super) catch_up_bar: BTreeMap<NodeId, u64>,
+    /// Leader: the redundancy watch and replacement policy state.
+    pub(super) watch: super::replace::Watch,
+}
+
+/// What the leader knows of a replacement learner, to decide whether it may
+/// be promoted ([`Catchup::promotable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Catchup {
+    /// It is a learner of the applied configuration.
+    pub(super) learner: bool,
+    /// Ticks since the leader last heard from it (`None`: never heard).
+    pub(super) silent_for: Option<u64>,
+    /// Longest silence (ticks) that still counts as connected.
+    pub(super) contact_gap: u64,
+    /// The highest index known to be in its log.
+    pub(super) matched: u64,
+    /// The index it must have matched: the leader's commit index when the
+    /// replacement was requested, or, at a leader that took over while it
+    /// was pending, the index that leader had applied when it first saw
+    /// it. That is at or above the entry that added the learner, itself
+    /// above the requesting leader's commit index, so a new leader's bar
+    /// is never lower than the original one.
+    pub(super) bar: u64,
+    /// The leader's last index.
+    pub(super) last: u64,
+    /// How far behind the last index a member may still be to count as
+    /// caught up (the hand-back's `max_lag_entries`).
+    pub(super) max_lag: u64,
+}
+
+impl Catchup {
+    /// A replacement is promoted only once the leader has heard from it
+    /// recently (it is connected: a member that never started, or is cut
+    /// off, is never promoted), it holds everything committed when the
+    /// replacement was requested, and it is within `max_lag` of the last
+    /// index. The lag test alone is not enough: on a young log it holds
+    /// for a member that has nothing.
+    pub(super) fn promotable(&self) -> bool {
+        let connected = self.silent_for.is_some_and(|s| s <= self.contact_gap);
+        self.learner
+            && connected
+            && self.matched >= self.bar
+            && self.matched.saturating_add(self.max_lag) >= self.last
+    }
 }
 
 impl Membership {
@@ -139,13 +186,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.membership.conf_proposed_at = self.tick_no;
+        let committed = self.raw.raft.raft_log.committed;
+        self.membership.catch_up_bar.insert(new.id, committed);
         self.on_ready();
         Ok(())
     }
 
-    /// Leader duty each tick: finish a joint configuration, promote a
+    /// Leader duty each tick: watch the cores' redundancy (and apply the
+    /// replacement policy), finish a joint configuration, promote a
     /// caught-up replacement.
     pub(super) fn drive_membership(&mut self) {
+        self.watch_redundancy();
         let pending = self.raw.raft.pending_conf_index > self.applied;
         let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
         if pending || recently {
@@ -160,15 +211,26 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.membership.conf_proposed_at = self.tick_no;
             return;
         }
-        let last = self.raw.raft.raft_log.last_index();
-        let max_lag = self.cfg.topology.hand_back().max_lag_entries;
+        let pending: Vec<NodeId> = self
+            .membership
+            .members
+            .values()
+            .filter(|s| s.replaces.is_some())
+            .map(|s| s.member.id())
+            .collect();
+        // A leader that took over mid-way sets its bar from what it has
+        // applied (see `Catchup::bar`); bars of finished replacements go.
+        let applied = self.applied;
+        let bars = &mut self.membership.catch_up_bar;
+        bars.retain(|id, _| pending.contains(id));
+        for &id in &pending {
+            bars.entry(id).or_insert(applied);
+        }
         let ready = self.membership.members.values().find_map(|s| {
             let dead = s.replaces?;
             let id = s.member.id();
-            let pr = self.raw.raft.prs().get(id.0)?;
-            let caught_up =
-                self.membership.conf.learners.contains(&id.0) && pr.matched + max_lag >= last;
-            caught_up.then(|| (id, dead, s.member.clone()))
+            let check = self.catch_up(id)?;
+            check.promotable().then(|| (id, dead, s.member.clone()))
         });
         let Some((id, dead, member)) = ready else {
             return;
@@ -188,6 +250,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.membership.conf_proposed_at = self.tick_no;
+    }
+
+    /// What this leader knows of replacement `id`'s catch-up.
+    fn catch_up(&self, id: NodeId) -> Option<Catchup> {
+        let pr = self.raw.raft.prs().get(id.0)?;
+        Some(Catchup {
+            learner: self.membership.conf.learners.contains(&id.0),
+            silent_for: self
+                .contact
+                .last_heard
+                .get(&id)
+                .map(|&t| self.tick_no.saturating_sub(t)),
+            contact_gap: self.ticks.contact_gap() as u64,
+            matched: pr.matched,
+            bar: *self.membership.catch_up_bar.get(&id)?,
+            last: self.raw.raft.raft_log.last_index(),
+            max_lag: self.cfg.topology.hand_back().max_lag_entries,
+        })
     }
 
     /// A snapshot that never arrived leaves the peer paused forever unless
@@ -297,5 +377,58 @@ mod tests {
             .replacement(NodeId(5), spec(8, "h1", Appliance::Virtual))
             .unwrap();
         assert_eq!(m.check_partners(NodeId(5), &w), Ok(()));
+    }
+
+    fn caught_up() -> Catchup {
+        Catchup {
+            learner: true,
+            silent_for: Some(0),
+            contact_gap: 3,
+            matched: 10,
+            bar: 10,
+            last: 12,
+            max_lag: 64,
+        }
+    }
+
+    #[test]
+    fn a_replacement_is_promotable_once_connected_and_at_the_bar() {
+        assert!(caught_up().promotable());
+        // Heard just within the contact gap still counts.
+        let gap = Catchup {
+            silent_for: Some(3),
+            ..caught_up()
+        };
+        assert!(gap.promotable());
+    }
+
+    #[test]
+    fn a_replacement_never_heard_or_silent_or_short_of_the_bar_is_not_promoted() {
+        let c = caught_up();
+        // A young log: within max_lag of the last index, yet never heard.
+        let never = Catchup {
+            silent_for: None,
+            matched: 0,
+            ..c
+        };
+        assert!(!never.promotable());
+        let silent = Catchup {
+            silent_for: Some(4),
+            ..c
+        };
+        assert!(!silent.promotable(), "silent longer than the gap");
+        let short = Catchup { matched: 9, ..c };
+        assert!(!short.promotable(), "below the commit index of the request");
+        let lagging = Catchup {
+            matched: 10,
+            last: 75,
+            ..c
+        };
+        assert!(!lagging.promotable(), "more than max_lag behind");
+        let voter = Catchup {
+            learner: false,
+            ..c
+        };
+        assert!(!voter.promotable(), "not a learner (already promoted)");
     }
 }

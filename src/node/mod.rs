@@ -52,6 +52,7 @@ mod reads;
 mod ready;
 mod relay;
 mod retention;
+mod replace;
 mod reunion;
 mod start;
 mod status;
@@ -68,6 +69,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
+pub use replace::{Degraded, ReplacePolicy};
 pub use status::{Counters, NodeRole, PeerStatus, Retained, Status};
 
 use crate::error::{

@@ -94,6 +94,11 @@ pub struct Status {
     /// Drained for maintenance ([`Node::drain`](crate::Node::drain)): it
     /// never campaigns nor takes leadership, and stays a replica.
     pub drained: bool,
+    /// The duplicated cores running without one of their members, as the
+    /// leader sees them (leader only; empty elsewhere and while every core
+    /// is whole): which member is silent and since when. Printed as
+    /// `degraded [CM01 running without a standby since <ms> ms (n1 silent)]`.
+    pub redundancy: Vec<super::Degraded>,
     /// The log this member holds above its compaction point (see
     /// [`Retained`]).
     pub retained: Retained,
@@ -283,6 +288,10 @@ impl fmt::Display for Status {
                 r.entries, r.bytes, r.held_back
             )?;
         }
+        if !self.redundancy.is_empty() {
+            let lost: Vec<String> = self.redundancy.iter().map(ToString::to_string).collect();
+            write!(f, " degraded [{}]", lost.join(", "))?;
+        }
         Ok(())
     }
 }
@@ -404,6 +413,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     held_back,
                 }
             },
+            redundancy: self.redundancy(),
         }
     }
 }
@@ -435,6 +445,7 @@ mod tests {
             rpo_ms: 0,
             drained: false,
             retained: Retained::default(),
+            redundancy: Vec::new(),
         }
     }
 

@@ -93,6 +93,9 @@ pub struct NodeSettings {
     pub retain_max_bytes: Option<u64>,
     /// [`NodeConfig::retain_warn_percent`]. Defaults to 80.
     pub retain_warn_percent: u8,
+    /// The leader's automatic replacement policy (`[replace]`). Defaults
+    /// to `None`: off.
+    pub replace: Option<crate::node::ReplacePolicy>,
 }
 
 impl Default for NodeSettings {
@@ -107,6 +110,7 @@ impl Default for NodeSettings {
             retain_max_entries: None,
             retain_max_bytes: None,
             retain_warn_percent: 80,
+            replace: None,
         }
     }
 }
@@ -123,6 +127,7 @@ impl NodeSettings {
         cfg.retain_max_bytes = self.retain_max_bytes;
         cfg.retain_warn_percent = self.retain_warn_percent;
         cfg.seed = self.seed.unwrap_or(cfg.id.0);
+        cfg.replace = self.replace.clone();
     }
 }
 
@@ -411,6 +416,7 @@ mod tests {
             retain_max_entries: Some(50_000),
             retain_max_bytes: Some(1 << 30),
             retain_warn_percent: 70,
+            replace: None,
         };
         s.apply_to(&mut cfg);
         assert!(!cfg.forward_proposals);

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auto_replace;
 mod bad_input;
 mod compaction;
 mod determinism;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use survivable_core::node::NodeRole;
+use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::{Appliance, MemberSpec, NodeId};
 use survivable_core::{Event, MembershipError};
 
@@ -148,5 +149,72 @@ fn bad_replacements_are_refused_with_a_reason() {
     // Nothing changed.
     assert_eq!(sim.node(CM01B).unwrap().voters().len(), 5);
     sim.run_for(Duration::from_secs(1));
+    assert_clean(&mut sim);
+}
+
+/// Voters as the leader `at` applies them.
+fn voters(sim: &Sim<KvStore>, at: NodeId) -> Vec<NodeId> {
+    sim.node(at).unwrap().voters()
+}
+
+#[test]
+fn a_replacement_is_promoted_only_once_it_has_connected() {
+    let mut sim = started(&denver_paris(), 8);
+    // A young log (no load yet): a few entries, so "within
+    // max_lag_entries of the last index" holds for a member that has none.
+    sim.run_for(Duration::from_secs(1));
+    sim.crash_host("esxi-1");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01B));
+    let new = spec(CM01C, "esxi-4", Appliance::Virtual);
+    let member = sim
+        .node(CM01B)
+        .unwrap()
+        .replacement_member(CM01A, new.clone())
+        .unwrap();
+    sim.node_mut(CM01B)
+        .unwrap()
+        .replace_member(CM01A, new)
+        .unwrap();
+    sim.flush(CM01B);
+    let t0 = sim.now_us();
+
+    // Never started: the leader never hears from it. Three seconds is
+    // many times what a promotion takes once the replacement is there (the
+    // learner's configuration change commits in one RTT, the promotion
+    // waits one election timeout, 200 ms, after it): nothing may happen.
+    sim.run_for(Duration::from_secs(3));
+    let v = voters(&sim, CM01B);
+    assert!(v.contains(&CM01A) && !v.contains(&CM01C), "voters {v:?}");
+
+    // Started but cut off from everyone: still not heard, not caught up.
+    sim.add_member(member);
+    sim.isolate(CM01C);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(3));
+    let v = voters(&sim, CM01B);
+    assert!(v.contains(&CM01A) && !v.contains(&CM01C), "voters {v:?}");
+    let promoted = events_since(&sim, t0, |e| matches!(e, Event::MemberPromoted { .. })).count();
+    assert_eq!(promoted, 0, "trace:\n{}", sim.trace().join("\n"));
+
+    // Connected: it catches up and is promoted; the dead member goes. The
+    // bound: one election timeout (200 ms) between configuration changes,
+    // twice (the learner's own change was long committed, so one wait for
+    // the promotion and one to leave the joint configuration), plus the
+    // catch-up of 3 s of load at one append per RTT: 5 s is ample.
+    sim.heal();
+    let mut restored = false;
+    for _ in 0..50 {
+        load.run(&mut sim, Duration::from_millis(100));
+        let v = voters(&sim, CM01B);
+        if v.contains(&CM01C) && !v.contains(&CM01A) {
+            restored = true;
+            break;
+        }
+    }
+    assert!(restored, "trace:\n{}", sim.trace().join("\n"));
+    load.run(&mut sim, Duration::from_secs(1));
+    settle(&mut sim);
+    assert_acknowledged_applied(&sim, &load, CM01C);
     assert_clean(&mut sim);
 }
