@@ -12,7 +12,52 @@
 use std::net::SocketAddr;
 
 use super::ConnectionError;
-use crate::wire::{Hello, WireError, FRAME_HEADER_LEN};
+use crate::wire::{Hello, ProtocolRange, WireError, FRAME_HEADER_LEN};
+
+/// The member called: the version to use with a caller whose hello is
+/// `theirs`, this member speaking `ours`.
+///
+/// # Errors
+/// [`ConnectionError::Version`] naming both ranges when they have no
+/// version in common; [`ConnectionError::Wire`] when the hello's range is
+/// malformed.
+pub(super) fn agree(
+    ours: ProtocolRange,
+    theirs: &Hello,
+    peer: SocketAddr,
+) -> Result<u32, ConnectionError> {
+    let range = theirs
+        .range()
+        .map_err(|source| ConnectionError::Wire { peer, source })?;
+    ours.common(&range).ok_or(ConnectionError::Version {
+        peer,
+        theirs: range,
+        ours,
+    })
+}
+
+/// The caller: the version the member called chose in its `answer`, if
+/// it is the one the two must use (the highest both speak).
+///
+/// # Errors
+/// [`ConnectionError::Version`] naming both ranges otherwise (the member
+/// called found none in common, and answered with its own range);
+/// [`ConnectionError::Wire`] when the answer's range is malformed.
+pub(super) fn confirmed_version(
+    ours: ProtocolRange,
+    answer: &Hello,
+    peer: SocketAddr,
+) -> Result<u32, ConnectionError> {
+    let theirs = answer
+        .range()
+        .map_err(|source| ConnectionError::Wire { peer, source })?;
+    let chosen = answer.version;
+    if ours.contains(chosen) && chosen == ours.max().min(theirs.max()) {
+        Ok(chosen)
+    } else {
+        Err(ConnectionError::Version { peer, theirs, ours })
+    }
+}
 
 /// The largest hello accepted, in bytes (a hello is four varints, at most
 /// 40 bytes). A longer announced length is refused before any of it is
@@ -108,6 +153,84 @@ mod tests {
         let mut r = HelloReader::default();
         let (h, rest) = r.push(&bytes, peer()).unwrap().unwrap();
         assert_eq!((h, rest.as_slice()), (Hello::new(7, 1, 2), &b"next"[..]));
+    }
+
+    /// Old and new members agree on the highest version both speak, on
+    /// both sides; disjoint ranges are refused by both with both ranges.
+    #[test]
+    fn versions_are_agreed_in_the_hellos_and_disjoint_ranges_refused() {
+        let r = |min, max| ProtocolRange::new(min, max).unwrap();
+        // A version 2 build's hello: version 2, no range.
+        let old = Hello {
+            max_version: 0,
+            ..Hello::new(7, 1, 2)
+        };
+        let new = Hello::new(7, 1, 2);
+        for (ours, caller, want) in [
+            (r(2, 3), &old, 2),
+            (r(2, 3), &new, 3),
+            (r(2, 2), &new, 2),
+            (r(3, 3), &new, 3),
+        ] {
+            assert_eq!(agree(ours, caller, peer()), Ok(want), "{ours} / {caller:?}");
+            // The caller accepts the answer the member called sends.
+            let theirs = caller.range().unwrap();
+            let answer = caller.answer(ours);
+            assert_eq!((answer.from, answer.to), (2, 1));
+            let caller_range = ProtocolRange::announced(theirs.min(), theirs.max());
+            assert_eq!(confirmed_version(caller_range, &answer, peer()), Ok(want));
+        }
+        // A version 2 build answers with version 2 and no range.
+        let old_answer = Hello {
+            max_version: 0,
+            ..Hello::new(7, 2, 1)
+        };
+        assert_eq!(confirmed_version(r(2, 3), &old_answer, peer()), Ok(2));
+        // An answer that picks a lower version than both speak is refused.
+        let low = Hello::new(7, 2, 1);
+        assert!(matches!(
+            confirmed_version(r(2, 3), &low, peer()),
+            Err(ConnectionError::Version { .. })
+        ));
+        // Disjoint: a build of versions 3..=4 meets one of version 2 only.
+        let future = Hello {
+            version: 3,
+            max_version: 4,
+            ..Hello::new(7, 1, 2)
+        };
+        let refused = agree(r(2, 2), &future, peer()).unwrap_err();
+        let ConnectionError::Version { theirs, ours, .. } = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(
+            (theirs.to_string(), ours.to_string()),
+            ("3..=4".into(), "2".into())
+        );
+        let text = refused.to_string();
+        assert!(text.contains("versions 3..=4, this member 2"), "{text}");
+        assert!(text.contains("upgrade one release at a time"), "{text}");
+        // The caller sees the member called's range in its answer.
+        let answer = future.answer(r(2, 2));
+        let caller = ProtocolRange::announced(3, 4);
+        match confirmed_version(caller, &answer, peer()) {
+            Err(ConnectionError::Version { theirs, ours, .. }) => {
+                assert_eq!((theirs, ours), (r(2, 2), caller))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A range whose top is below its bottom is malformed.
+        let bad = Hello {
+            version: 3,
+            max_version: 2,
+            ..Hello::new(7, 1, 2)
+        };
+        assert!(matches!(
+            agree(r(2, 3), &bad, peer()),
+            Err(ConnectionError::Wire {
+                source: WireError::MalformedHello(_),
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -9,18 +9,22 @@
 
 use prost::Message as _;
 
-use super::{Envelope, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use super::{Envelope, ProtocolRange, WireError, MAX_FRAME_LEN};
 use crate::topology::{Fingerprint, Section};
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
 
 /// The first frame on every connection: who is calling, for which cluster,
-/// in which protocol version. The receiver checks it before reading
-/// anything else.
+/// in which protocol versions. The receiver checks it before reading
+/// anything else, and answers with its own (see [`Hello::answer`]).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Hello {
-    /// Protocol version of the caller.
+    /// In a caller's hello, the lowest protocol version the caller speaks
+    /// (a member older than version 3 reads only this field and refuses
+    /// any version but its own); in the answer, the version chosen for
+    /// the connection, or when the two have none in common the lowest the
+    /// member called speaks. See [`Hello::range`].
     #[prost(uint32, tag = "1")]
     pub version: u32,
     /// Cluster id of the caller.
@@ -40,6 +44,10 @@ pub struct Hello {
     /// not compared.
     #[prost(message, optional, tag = "5")]
     pub fingerprint: Option<HelloFingerprint>,
+    /// The highest protocol version the sender speaks; 0 (absent) from
+    /// members older than version 3, which speak only `version`.
+    #[prost(uint32, tag = "6")]
+    pub max_version: u32,
 }
 
 /// A [`Fingerprint`] on the wire: one digest per section.
@@ -107,14 +115,64 @@ impl From<HelloFingerprint> for Fingerprint {
 }
 
 impl Hello {
-    /// A hello from `from` to `to` in `cluster_id`, at this build's version.
+    /// A hello from `from` to `to` in `cluster_id`, announcing every
+    /// version this build speaks ([`ProtocolRange::SUPPORTED`]).
     pub fn new(cluster_id: u64, from: u64, to: u64) -> Self {
         Self {
-            version: PROTOCOL_VERSION,
+            version: ProtocolRange::SUPPORTED.min(),
             cluster_id,
             from,
             to,
             fingerprint: None,
+            max_version: ProtocolRange::SUPPORTED.max(),
+        }
+    }
+
+    /// The same hello announcing `range` instead.
+    pub fn with_range(self, range: ProtocolRange) -> Self {
+        Self {
+            version: range.min(),
+            max_version: range.max(),
+            ..self
+        }
+    }
+
+    /// The answer of a member speaking `ours` to this hello: from `to`
+    /// back to `from`, its `version` the one the two use (the highest both
+    /// speak), or when they have none in common the lowest of `ours`
+    /// (the caller then sees both ranges and refuses as well).
+    pub fn answer(&self, ours: ProtocolRange) -> Self {
+        let chosen = self
+            .range()
+            .ok()
+            .and_then(|theirs| ours.common(&theirs))
+            .unwrap_or(ours.min());
+        Self {
+            version: chosen,
+            cluster_id: self.cluster_id,
+            from: self.to,
+            to: self.from,
+            fingerprint: None,
+            max_version: ours.max(),
+        }
+    }
+
+    /// The versions the sender announced: `version..=max_version`, or
+    /// only `version` when `max_version` is absent (a member older than
+    /// version 3). In an answer, `version` is the one chosen, so the range
+    /// starts there.
+    ///
+    /// # Errors
+    /// [`WireError::MalformedHello`] when `max_version` is set and below
+    /// `version`.
+    pub fn range(&self) -> Result<ProtocolRange, WireError> {
+        match self.max_version {
+            0 => Ok(ProtocolRange::announced(self.version, self.version)),
+            max if max < self.version => Err(WireError::MalformedHello(format!(
+                "max_version {max} below version {}",
+                self.version
+            ))),
+            max => Ok(ProtocolRange::announced(self.version, max)),
         }
     }
 
@@ -257,6 +315,8 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use quickcheck::quickcheck;
+
+    use crate::wire::PROTOCOL_VERSION;
 
     fn env(n: u64, payload: usize) -> Envelope {
         Envelope {
