@@ -370,3 +370,47 @@ fn a_pair_and_witness_upgrade_from_version_2_to_3_one_member_at_a_time() {
         tried.len()
     );
 }
+
+/// What the node writes follows its protocol setting too: in main-site
+/// mode the leader records compaction floors in the log for its followers
+/// (version 3), which a version 2 build would apply as a command of the
+/// application's. A leader pinned to version 2 writes none, so its
+/// followers, which compact only up to a floor record they applied, keep
+/// their whole log; at version 3 they compact behind the floor
+/// (simulated: 3000 proposals, `snapshot_every` 1024, `keep_entries` 256).
+#[test]
+fn a_member_pinned_to_version_2_writes_no_floor_records() {
+    use survivable_core::sim::{KvStore, Sim};
+    use survivable_core::topology::denver_paris_two_site;
+    let run = |protocol: ProtocolRange| {
+        let topology = denver_paris_two_site().build().unwrap().shared();
+        let mut sim = Sim::builder(topology)
+            .seed(1)
+            .node_config(move |c| c.protocol = protocol)
+            .build(|_| KvStore::default());
+        assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(A)));
+        let start = sim.node(B).unwrap().status().first_index;
+        for i in 0..3000u32 {
+            sim.propose(A, format!("set k{i} {i}").into_bytes())
+                .unwrap();
+            sim.run_for(Duration::from_millis(5));
+        }
+        sim.run_for(Duration::from_secs(1));
+        let first = |id| sim.node(id).unwrap().status().first_index;
+        (first(A), first(B), start)
+    };
+    let (leader, follower, _) = run(v3());
+    assert!(
+        leader > 1000 && follower > 1000,
+        "version 3: {leader}, {follower}"
+    );
+    let (leader, follower, start) = run(v2());
+    assert!(
+        leader > 1000,
+        "the leader compacts by its reports: {leader}"
+    );
+    assert_eq!(
+        follower, start,
+        "a follower without floor records compacts nothing"
+    );
+}

@@ -156,6 +156,13 @@ pub struct NodeConfig {
     /// Entries kept behind a snapshot for followers that lag a little.
     /// Defaults to 256.
     pub keep_entries: u64,
+    /// The protocol versions the member speaks (its transport's). Below
+    /// version 3 the node writes no compaction floor records in the log:
+    /// a version 2 build would apply one as a command of the
+    /// application's (see [`wire::version`](crate::wire::version)), so a
+    /// member pinned to 2 leaves nothing in its log that the version 2
+    /// build cannot replay. Defaults to every version this build speaks.
+    pub protocol: crate::wire::ProtocolRange,
 }
 
 impl NodeConfig {
@@ -172,6 +179,7 @@ impl NodeConfig {
             max_command_len: 1 << 20,
             snapshot_every: 1024,
             keep_entries: 256,
+            protocol: crate::wire::ProtocolRange::SUPPORTED,
         }
     }
 }

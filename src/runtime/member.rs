@@ -344,6 +344,7 @@ where
     let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
     node_cfg.logger = logger.clone();
     node_cfg.joining = cfg.joining.clone();
+    node_cfg.protocol = cfg.protocol;
     cfg.node.apply_to(&mut node_cfg);
     let node = Node::new(node_cfg, storage, sm)?;
     let (tx, rx) = inbound_channel();

@@ -8,14 +8,22 @@
 //! as established. Without it a refused caller could not tell: in TLS 1.3
 //! the client's side of the handshake completes before the server checks
 //! the client's certificate.
+//!
+//! The two hellos also agree on the protocol version ([`agree`], on both
+//! sides): each announces the range it speaks, both use the highest
+//! version both speak, and every envelope on the connection carries it.
+//! When the ranges have no version in common the member called still
+//! answers (with its own range) before it closes, so both sides log
+//! [`ConnectionError::Version`] naming both ranges.
 
 use std::net::SocketAddr;
 
 use super::ConnectionError;
 use crate::wire::{Hello, ProtocolRange, WireError, FRAME_HEADER_LEN};
 
-/// The member called: the version to use with a caller whose hello is
-/// `theirs`, this member speaking `ours`.
+/// The version to use with a member whose hello (the caller's, or the
+/// answer) is `theirs`, this member speaking `ours`: the highest both
+/// speak.
 ///
 /// # Errors
 /// [`ConnectionError::Version`] naming both ranges when they have no
@@ -34,29 +42,6 @@ pub(super) fn agree(
         theirs: range,
         ours,
     })
-}
-
-/// The caller: the version the member called chose in its `answer`, if
-/// it is the one the two must use (the highest both speak).
-///
-/// # Errors
-/// [`ConnectionError::Version`] naming both ranges otherwise (the member
-/// called found none in common, and answered with its own range);
-/// [`ConnectionError::Wire`] when the answer's range is malformed.
-pub(super) fn confirmed_version(
-    ours: ProtocolRange,
-    answer: &Hello,
-    peer: SocketAddr,
-) -> Result<u32, ConnectionError> {
-    let theirs = answer
-        .range()
-        .map_err(|source| ConnectionError::Wire { peer, source })?;
-    let chosen = answer.version;
-    if ours.contains(chosen) && chosen == ours.max().min(theirs.max()) {
-        Ok(chosen)
-    } else {
-        Err(ConnectionError::Version { peer, theirs, ours })
-    }
 }
 
 /// The largest hello accepted, in bytes (a hello is four varints, at most
@@ -165,33 +150,26 @@ mod tests {
             max_version: 0,
             ..Hello::new(7, 1, 2)
         };
-        let new = Hello::new(7, 1, 2);
-        for (ours, caller, want) in [
-            (r(2, 3), &old, 2),
-            (r(2, 3), &new, 3),
-            (r(2, 2), &new, 2),
-            (r(3, 3), &new, 3),
+        let hello = |range| Hello::new(7, 1, 2).with_range(range);
+        for (ours, theirs, want) in [
+            (r(2, 3), old.clone(), 2),
+            (r(2, 3), hello(r(2, 3)), 3),
+            (r(2, 2), hello(r(2, 3)), 2),
+            (r(3, 3), hello(r(2, 3)), 3),
         ] {
-            assert_eq!(agree(ours, caller, peer()), Ok(want), "{ours} / {caller:?}");
-            // The caller accepts the answer the member called sends.
-            let theirs = caller.range().unwrap();
-            let answer = caller.answer(ours);
-            assert_eq!((answer.from, answer.to), (2, 1));
-            let caller_range = ProtocolRange::announced(theirs.min(), theirs.max());
-            assert_eq!(confirmed_version(caller_range, &answer, peer()), Ok(want));
+            assert_eq!(
+                agree(ours, &theirs, peer()),
+                Ok(want),
+                "{ours} / {theirs:?}"
+            );
+            // The other side agrees on the same from this member's hello.
+            let their_range = theirs.range().unwrap();
+            let their_own = r(their_range.min(), their_range.max());
+            assert_eq!(agree(their_own, &hello(ours), peer()), Ok(want));
         }
-        // A version 2 build answers with version 2 and no range.
-        let old_answer = Hello {
-            max_version: 0,
-            ..Hello::new(7, 2, 1)
-        };
-        assert_eq!(confirmed_version(r(2, 3), &old_answer, peer()), Ok(2));
-        // An answer that picks a lower version than both speak is refused.
-        let low = Hello::new(7, 2, 1);
-        assert!(matches!(
-            confirmed_version(r(2, 3), &low, peer()),
-            Err(ConnectionError::Version { .. })
-        ));
+        // A version 2 member reads only `version`: this build's hellos
+        // carry 2 there.
+        assert_eq!(Hello::new(7, 1, 2).version, 2);
         // Disjoint: a build of versions 3..=4 meets one of version 2 only.
         let future = Hello {
             version: 3,
@@ -209,15 +187,11 @@ mod tests {
         let text = refused.to_string();
         assert!(text.contains("versions 3..=4, this member 2"), "{text}");
         assert!(text.contains("upgrade one release at a time"), "{text}");
-        // The caller sees the member called's range in its answer.
-        let answer = future.answer(r(2, 2));
-        let caller = ProtocolRange::announced(3, 4);
-        match confirmed_version(caller, &answer, peer()) {
-            Err(ConnectionError::Version { theirs, ours, .. }) => {
-                assert_eq!((theirs, ours), (r(2, 2), caller))
-            }
-            other => panic!("{other:?}"),
-        }
+        // The same the other way round.
+        assert!(matches!(
+            agree(r(2, 3), &hello(r(3, 3)).with_range(r(3, 3)), peer()),
+            Ok(3)
+        ));
         // A range whose top is below its bottom is malformed.
         let bad = Hello {
             version: 3,

@@ -329,7 +329,9 @@ fn accept(
     // authenticated by now).
     let sections = hello.differences(cfg.fingerprint.as_ref());
     let mut reply = Vec::new();
-    let answer = hello.answer(cfg.protocol).with_fingerprint(cfg.fingerprint);
+    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from)
+        .with_fingerprint(cfg.fingerprint)
+        .with_range(cfg.protocol);
     if encode_frame(&answer, &mut reply).is_err() || link.send(&reply).is_err() {
         return Ok(None);
     }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::hello::{confirmed_version, HelloReader, MAX_HELLO_LEN};
+use super::hello::{agree, HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
 use super::link::{Fill, Link};
 use super::liveness::{Dead, Liveness, KEEPALIVE};
@@ -400,7 +400,7 @@ fn check_answer(
     peer: NodeId,
     addr: SocketAddr,
 ) -> Result<u32, ConnectionError> {
-    let version = confirmed_version(cfg.protocol, h, addr)?;
+    let version = agree(cfg.protocol, h, addr)?;
     if h.cluster_id != cfg.cluster_id {
         return Err(ConnectionError::WrongCluster {
             peer: addr,

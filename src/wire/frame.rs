@@ -17,14 +17,13 @@ pub const FRAME_HEADER_LEN: usize = 4;
 
 /// The first frame on every connection: who is calling, for which cluster,
 /// in which protocol versions. The receiver checks it before reading
-/// anything else, and answers with its own (see [`Hello::answer`]).
+/// anything else, and answers with its own.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Hello {
-    /// In a caller's hello, the lowest protocol version the caller speaks
-    /// (a member older than version 3 reads only this field and refuses
-    /// any version but its own); in the answer, the version chosen for
-    /// the connection, or when the two have none in common the lowest the
-    /// member called speaks. See [`Hello::range`].
+    /// The lowest protocol version the sender speaks (a member older than
+    /// version 3 reads only this field, and refuses any version but its
+    /// own). Both sides announce their range (see [`Hello::range`]) and
+    /// use the highest version both speak.
     #[prost(uint32, tag = "1")]
     pub version: u32,
     /// Cluster id of the caller.
@@ -137,30 +136,9 @@ impl Hello {
         }
     }
 
-    /// The answer of a member speaking `ours` to this hello: from `to`
-    /// back to `from`, its `version` the one the two use (the highest both
-    /// speak), or when they have none in common the lowest of `ours`
-    /// (the caller then sees both ranges and refuses as well).
-    pub fn answer(&self, ours: ProtocolRange) -> Self {
-        let chosen = self
-            .range()
-            .ok()
-            .and_then(|theirs| ours.common(&theirs))
-            .unwrap_or(ours.min());
-        Self {
-            version: chosen,
-            cluster_id: self.cluster_id,
-            from: self.to,
-            to: self.from,
-            fingerprint: None,
-            max_version: ours.max(),
-        }
-    }
-
     /// The versions the sender announced: `version..=max_version`, or
     /// only `version` when `max_version` is absent (a member older than
-    /// version 3). In an answer, `version` is the one chosen, so the range
-    /// starts there.
+    /// version 3).
     ///
     /// # Errors
     /// [`WireError::MalformedHello`] when `max_version` is set and below

@@ -33,16 +33,64 @@
 //!
 //! # Negotiation
 //!
-//! Each side of a connection announces its range in its hello; the caller
-//! puts the lowest version it speaks in [`Hello::version`](super::Hello::version)
-//! (a member older than version 3 reads only that field and refuses any
-//! version other than its own) and the highest in `max_version`. The
-//! member called picks the highest version both speak and puts it in its
-//! answer's `version`; every envelope on the connection, both ways,
-//! carries that version, and one carrying another is refused with the
-//! connection. Ranges with no version in common are refused at the hello
-//! by both sides, naming both ranges
+//! Each side of a connection announces its range in its hello (the
+//! caller's, and the answer of the member called): the lowest version it
+//! speaks in [`Hello::version`](super::Hello::version) (a member older
+//! than version 3 reads only that field and refuses any version other
+//! than its own) and the highest in `max_version`. Both use the highest
+//! version both speak; every envelope on the connection, both ways,
+//! carries it, and one carrying another is refused with the connection.
+//! Ranges with no version in common are refused at the hello by both
+//! sides (the member called answers first, so the caller sees its
+//! range), naming both ranges
 //! ([`ConnectionError::Version`](crate::transport::ConnectionError::Version)).
+//!
+//! # Rolling upgrade
+//!
+//! A build speaking versions 2 and 3 runs beside the version 2 build, so
+//! a cluster is upgraded one member at a time, without stopping it:
+//!
+//! 1. **The standby** of the main site's core (the pair member that does
+//!    not lead): stop it ([`Handle::shutdown`](crate::runtime::Handle::shutdown)),
+//!    install the new build, start it on its data directory. It catches up
+//!    and talks version 2 with every old member. Cost: while it restarts
+//!    the core runs without a standby, so a failure of the leader in that
+//!    window is not covered by a pair failover (the cluster falls back on
+//!    its survivable cores, as for any double failure of the core).
+//! 2. **Move leadership to it**:
+//!    [`Handle::transfer_leader`](crate::runtime::Handle::transfer_leader)
+//!    at the leader (or the operator endpoint's transfer). Cost: one
+//!    transfer inside the pair, no failover: proposals wait a LAN round
+//!    trip or two and are re-submitted to the new leader, none is lost.
+//! 3. **The old primary**, now the standby: as in step 1.
+//! 4. **The survivable cores**, one member at a time (each core's
+//!    standby first, then its other member); they do not lead while the
+//!    main site does, so no transfer is needed.
+//! 5. **The witness** last (it never leads; while it restarts the
+//!    voters keep a majority as long as no other member is down).
+//!
+//! A connection agrees on its version when it opens, and every restart
+//! reopens its member's connections, so once the last member runs the new
+//! build every connection speaks version 3; nothing else is to be done.
+//!
+//! **Rolling back.** At any step, a member of the new build can be stopped
+//! and started again on the old build with its data: the new build talks
+//! version 2 to old members and its data format is the old one, except
+//! for compaction floor records (main-site mode only): a leader of the
+//! new build writes them into its log, and they reach the logs of the
+//! followers it talks version 3 with, and a version 2 build would replay
+//! one as an empty command of the application's. To keep a roll back
+//! possible until the whole cluster is upgraded, start the new build
+//! pinned to version 2
+//! ([`MemberConfig::protocol`](crate::runtime::MemberConfig::protocol) =
+//! `ProtocolRange::up_to(2)`): it then writes no floor records and talks
+//! as the old build does; once every member runs the new build, restart
+//! them one at a time again (standby first, as above) with the default
+//! range. While a main-site leader writes no floor records its followers
+//! compact nothing (they keep every entry a survivable core may still
+//! need, and only disk grows). A member is never rolled back past a
+//! version the others need: a build of versions 3 and 4 that dropped 2
+//! would be refused by a version 2 member, both naming their ranges.
 
 use std::fmt;
 
@@ -67,6 +115,12 @@ pub const MIN_PROTOCOL_VERSION: u32 = 2;
 /// The first version with drain notices, compaction floor records and the
 /// range in the hello.
 const DRAIN_AND_FLOOR: u32 = 3;
+
+/// Whether members speaking `version` read compaction floor records (a
+/// node pinned below it writes none).
+pub(crate) fn has_floor_records(version: u32) -> bool {
+    version >= DRAIN_AND_FLOOR
+}
 
 /// The protocol versions a member speaks: `min..=max`. A member's own
 /// range ([`TcpConfig::protocol`](crate::transport::TcpConfig::protocol))
