@@ -251,6 +251,7 @@ fn hostile_plaintext_connections_are_closed_counted_and_change_nothing() {
     )));
     let old = Hello {
         version: PROTOCOL_VERSION + 1,
+        max_version: PROTOCOL_VERSION + 1,
         ..Hello::new(2026, 1, 3)
     };
     assert!(closed(write_raw(

@@ -171,6 +171,13 @@ pub struct NodeConfig {
     /// spare ([`ReplacePolicy`](super::ReplacePolicy)). Defaults to `None`:
     /// off, members are replaced only by [`Node::replace_member`](super::Node::replace_member).
     pub replace: Option<super::ReplacePolicy>,
+    /// The protocol versions the member speaks (its transport's). Below
+    /// version 3 the node writes no compaction floor records in the log:
+    /// a version 2 build would apply one as a command of the
+    /// application's (see [`wire::version`](crate::wire::version)), so a
+    /// member pinned to 2 leaves nothing in its log that the version 2
+    /// build cannot replay. Defaults to every version this build speaks.
+    pub protocol: crate::wire::ProtocolRange,
 }
 
 impl NodeConfig {
@@ -191,6 +198,7 @@ impl NodeConfig {
             retain_max_bytes: None,
             retain_warn_percent: 80,
             replace: None,
+            protocol: crate::wire::ProtocolRange::SUPPORTED,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::policy::QuorumMode;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::NodeId;
-use crate::wire::{Envelope, PROTOCOL_VERSION};
+use crate::wire::{Envelope, ProtocolRange, PROTOCOL_VERSION};
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`Node::step`]: checks the envelope, then hands it to the control
@@ -213,7 +213,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Checks who sent an envelope (version, cluster, recipient, member).
     fn check_sender(&self, env: &Envelope) -> Result<(), StepError> {
-        if env.version != PROTOCOL_VERSION {
+        if !ProtocolRange::SUPPORTED.contains(env.version) {
             return Err(StepError::UnsupportedVersion {
                 from: env.from,
                 version: env.version,

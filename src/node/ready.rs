@@ -430,6 +430,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.election.role != StateRole::Leader || self.fenced() || self.ep.joining {
             return;
         }
+        if !crate::wire::version::has_floor_records(self.cfg.protocol.max()) {
+            return; // pinned to a version that cannot read them
+        }
         let Some(live) = self.survivable_commits().and_then(|r| r.into_iter().min()) else {
             return;
         };

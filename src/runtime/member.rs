@@ -18,6 +18,7 @@ use crate::topology::{self, NodeId, Topology};
 use crate::transport::{
     Limits, StatsHandle, TcpConfig, TcpTransport, TransportError, TransportSecurity,
 };
+use crate::wire::ProtocolRange;
 
 /// Everything one member needs to run over TCP.
 #[derive(Debug, Clone)]
@@ -50,6 +51,11 @@ pub struct MemberConfig {
     pub security: TransportSecurity,
     /// Its transport's limits and deadlines.
     pub limits: Limits,
+    /// The protocol versions it speaks ([`TcpConfig::protocol`]): every
+    /// version this build speaks by default. Lower the maximum to keep a
+    /// newly upgraded member talking as the old build until every member
+    /// runs the new one (see [`wire::version`](crate::wire::version)).
+    pub protocol: ProtocolRange,
     /// Its operator endpoint, if it has one (see [`OperatorSettings`]).
     /// `None` by default.
     pub operator: Option<OperatorSettings>,
@@ -227,6 +233,7 @@ impl MemberConfig {
             replacements: BTreeSet::new(),
             security,
             limits: Limits::default(),
+            protocol: ProtocolRange::SUPPORTED,
             operator: None,
             node: NodeSettings::default(),
             runtime: RuntimeSettings::default(),
@@ -333,6 +340,7 @@ fn check(cfg: &MemberConfig) -> Result<TcpConfig, StartError> {
     );
     tcp.limits = cfg.limits.clone();
     tcp.fingerprint = Some(cfg.topology.fingerprint());
+    tcp.protocol = cfg.protocol;
     tcp.validate()?;
     Ok(tcp)
 }
@@ -353,6 +361,7 @@ where
     let mut node_cfg = NodeConfig::new(cfg.id, cfg.topology.clone());
     node_cfg.logger = logger.clone();
     node_cfg.joining = cfg.joining.clone();
+    node_cfg.protocol = cfg.protocol;
     cfg.node.apply_to(&mut node_cfg);
     let node = Node::new(node_cfg, storage, sm)?;
     let (tx, rx) = inbound_channel();

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use super::identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
 use crate::topology::Section;
-use crate::wire::WireError;
+use crate::wire::{ProtocolRange, WireError};
 
 /// The transport could not start. Nothing was left running.
 #[derive(Debug, Error)]
@@ -239,15 +239,19 @@ pub enum ConnectionError {
         /// The decoding error.
         source: WireError,
     },
-    /// The caller speaks another protocol version.
-    #[error("{peer}: protocol version {got}, this member speaks {ours}")]
+    /// The peer speaks no protocol version this member speaks (or, as a
+    /// member called, answered with a version the two do not agree on).
+    /// Both sides refuse, each naming both ranges. Upgrade one release at
+    /// a time, so that every build running speaks a version in common
+    /// with every other.
+    #[error("{peer}: speaks protocol versions {theirs}, this member {ours}: none agreed; upgrade one release at a time (every member must share a version with every other: first bring the members of the older range to a build that also speaks the newer range's lowest version, or roll this member back to a build that speaks {theirs})")]
     Version {
         /// Remote address.
         peer: SocketAddr,
-        /// Its version.
-        got: u32,
-        /// Ours.
-        ours: u32,
+        /// The versions it announced.
+        theirs: ProtocolRange,
+        /// This member's.
+        ours: ProtocolRange,
     },
     /// The caller belongs to another cluster.
     #[error("{peer}: cluster {got}, this is cluster {expected}")]

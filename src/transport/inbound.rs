@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use super::hello::{HelloReader, MAX_HELLO_LEN};
+use super::hello::{agree, HelloReader, MAX_HELLO_LEN};
 use super::identity::{ExpectedPeer, PeerIdentity};
 use super::link::{Fill, Link};
 use super::liveness::{Held, KEEPALIVE};
@@ -24,9 +24,7 @@ use super::stats::bump;
 use super::tls::{self, Session, Stale, HANDSHAKE_RECORD};
 use super::{ConnectionError, Shared, TlsRefusal};
 use crate::topology::NodeId;
-use crate::wire::{
-    encode_frame, Envelope, FrameDecoder, Hello, Reassembler, WireError, PROTOCOL_VERSION,
-};
+use crate::wire::{encode_frame, Envelope, FrameDecoder, Hello, Reassembler, WireError};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -313,23 +311,32 @@ fn accept(
     if let Auth::Tls(session) = &auth {
         *who = session.identity.peer().map(|p| p.node);
     }
-    let Some((hello, rest)) = read_hello(&mut link, peer, deadline, shared)? else {
+    let Some((mut hello, rest)) = read_hello(&mut link, peer, deadline, shared)? else {
         return Ok(None);
     };
     check_hello(&hello, peer, shared)?;
+    let agreed = agree(cfg.protocol, &hello, peer);
+    if let Err(malformed @ ConnectionError::Wire { .. }) = agreed {
+        return Err(malformed);
+    }
     if let Auth::Plain = auth {
         *who = Some(NodeId(hello.from)); // claimed: nothing is proved
     }
     bind(&auth, &hello, peer, cfg.cluster_id)?;
-    // This member's own hello tells the caller it is accepted, or, when
-    // their topologies differ, lets it see that for itself (the caller is
+    // This member's own hello tells the caller it is accepted and in
+    // which version, or, when their topologies differ or their versions
+    // have none in common, lets it see that for itself (the caller is
     // authenticated by now).
     let sections = hello.differences(cfg.fingerprint.as_ref());
     let mut reply = Vec::new();
-    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from).with_fingerprint(cfg.fingerprint);
+    let answer = Hello::new(cfg.cluster_id, cfg.me.0, hello.from)
+        .with_fingerprint(cfg.fingerprint)
+        .with_range(cfg.protocol);
     if encode_frame(&answer, &mut reply).is_err() || link.send(&reply).is_err() {
         return Ok(None);
     }
+    // From here on the hello's version is the connection's.
+    hello.version = agreed?;
     if !sections.is_empty() {
         return Err(ConnectionError::TopologyDiffers {
             peer,
@@ -364,6 +371,7 @@ fn receive(
     let mut buf = vec![0u8; 64 << 10];
     let mut incoming = Incoming {
         hello_from: hello.from,
+        version: hello.version,
         peer,
         shared,
         messages: Reassembler::new(cfg.limits.max_message),
@@ -421,6 +429,8 @@ fn receive(
 /// timers of the frame and of the fragment under way.
 struct Incoming<'a> {
     hello_from: u64,
+    /// The protocol version agreed in the hellos.
+    version: u32,
     peer: SocketAddr,
     shared: &'a Shared,
     messages: Reassembler,
@@ -452,6 +462,13 @@ impl Incoming<'_> {
                 continue;
             }
             let env = Envelope::from_bytes(&frame).map_err(wire)?;
+            if env.version != self.version {
+                return Err(wire(WireError::VersionNotAgreed {
+                    from: env.from,
+                    got: env.version,
+                    agreed: self.version,
+                }));
+            }
             if env.from != self.hello_from || env.to != cfg.me.0 || env.cluster_id != cfg.cluster_id
             {
                 return Err(ConnectionError::Spoofed {
@@ -594,13 +611,6 @@ fn truncated(dec: &FrameDecoder, peer: SocketAddr) -> Result<(), ConnectionError
 
 fn check_hello(h: &Hello, peer: SocketAddr, shared: &Shared) -> Result<(), ConnectionError> {
     let cfg = &shared.cfg;
-    if h.version != PROTOCOL_VERSION {
-        return Err(ConnectionError::Version {
-            peer,
-            got: h.version,
-            ours: PROTOCOL_VERSION,
-        });
-    }
     if h.cluster_id != cfg.cluster_id {
         return Err(ConnectionError::WrongCluster {
             peer,

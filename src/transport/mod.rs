@@ -186,7 +186,7 @@ pub use security::{Limits, TlsFiles, TransportSecurity};
 pub use stats::TransportStats;
 
 use crate::topology::{Fingerprint, NodeId};
-use crate::wire::Envelope;
+use crate::wire::{Envelope, ProtocolRange};
 use liveness::Registry;
 use refusals::Refusals;
 use stats::{bump, Counters};
@@ -235,6 +235,12 @@ pub struct TcpConfig {
     /// topology: its hellos carry none, and are not compared.
     /// [`start_member`](crate::runtime::start_member) sets it.
     pub fingerprint: Option<Fingerprint>,
+    /// The protocol versions it speaks: by default every version this
+    /// build speaks ([`ProtocolRange::SUPPORTED`]). Each connection uses
+    /// the highest version both sides speak (see
+    /// [`wire::version`](crate::wire::version)); a lower maximum makes it
+    /// talk as an older build does.
+    pub protocol: ProtocolRange,
 }
 
 impl TcpConfig {
@@ -255,6 +261,7 @@ impl TcpConfig {
             security,
             limits: Limits::default(),
             fingerprint: None,
+            protocol: ProtocolRange::SUPPORTED,
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::hello::{HelloReader, MAX_HELLO_LEN};
+use super::hello::{agree, HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
 use super::link::{Fill, Link};
 use super::liveness::{Dead, Liveness, KEEPALIVE};
@@ -39,7 +39,7 @@ use super::stats::bump;
 use super::tls::{self, Session, Stale, TlsContext};
 use super::{ConnectionError, Shared, TcpConfig, TlsRefusal, TransportError};
 use crate::topology::NodeId;
-use crate::wire::{encode_frame, Envelope, Fragmenter, Hello, PROTOCOL_VERSION};
+use crate::wire::{encode_frame, Downgraded, Envelope, Fragmenter, Hello};
 
 /// Envelopes written in one go at most.
 const BATCH: usize = 256;
@@ -235,11 +235,14 @@ fn log_unreachable(shared: &Shared, peer: NodeId, addr: SocketAddr, attempts: u6
 
 /// Envelopes encoded for a connection found dead before they were
 /// written: they go first on the next connection (dropped, and counted,
-/// if it cannot be opened).
+/// if it cannot be opened or agrees on another protocol version).
 #[derive(Default)]
 struct Carry {
     frames: Vec<u8>,
     n: u64,
+    /// The protocol version they were written in (dropped when the next
+    /// connection agrees on another: raft sends again).
+    version: u32,
 }
 
 /// A connection the peer confirmed.
@@ -250,6 +253,8 @@ struct Connected {
     addr: SocketAddr,
     /// With TLS: what the handshake established.
     session: Option<Session>,
+    /// The protocol version agreed in the hellos.
+    version: u32,
 }
 
 /// Opens a connection to `peer`, completes the handshake (with TLS),
@@ -297,7 +302,9 @@ fn open(
         }
     };
     let mut hello = Vec::new();
-    let h = Hello::new(cfg.cluster_id, cfg.me.0, peer.0).with_fingerprint(cfg.fingerprint);
+    let h = Hello::new(cfg.cluster_id, cfg.me.0, peer.0)
+        .with_fingerprint(cfg.fingerprint)
+        .with_range(cfg.protocol);
     if encode_frame(&h, &mut hello).is_err() {
         return Ok(None);
     }
@@ -308,20 +315,21 @@ fn open(
             alert: None,
         });
     }
-    if !confirm(&mut link, cfg, peer, addr, deadline, stopping)? {
+    let Some(version) = confirm(&mut link, cfg, peer, addr, deadline, stopping)? else {
         return Ok(None);
-    }
+    };
     Ok(Some(Connected {
         link,
         peer,
         addr,
         session,
+        version,
     }))
 }
 
 /// Waits for the peer's answering hello: the peer checked this member's
-/// certificate and hello and accepts the connection. `Ok(false)` when the
-/// member is stopping.
+/// certificate and hello and accepts the connection, in the protocol
+/// version returned. `Ok(None)` when the member is stopping.
 ///
 /// # Errors
 /// [`ConnectionError::RefusedByPeer`] when it closes or sends an alert
@@ -336,12 +344,12 @@ fn confirm(
     addr: SocketAddr,
     deadline: Instant,
     stopping: &dyn Fn() -> bool,
-) -> Result<bool, ConnectionError> {
+) -> Result<Option<u32>, ConnectionError> {
     let mut buf = vec![0u8; MAX_HELLO_LEN];
     let mut reader = HelloReader::default();
     loop {
         if stopping() {
-            return Ok(false);
+            return Ok(None);
         }
         if Instant::now() >= deadline {
             return Err(ConnectionError::HelloTimeout { peer: addr });
@@ -373,7 +381,7 @@ fn confirm(
             return Err(e);
         }
         if let Some((answer, _)) = done {
-            return check_answer(&answer, cfg, peer, addr).map(|()| true);
+            return check_answer(&answer, cfg, peer, addr).map(Some);
         }
         if let Fill::Closed = fill {
             return Err(ConnectionError::RefusedByPeer {
@@ -385,20 +393,14 @@ fn confirm(
 }
 
 /// The answer must come from the node dialled, to this member, in this
-/// cluster and version.
+/// cluster, in a version the two agree on (returned).
 fn check_answer(
     h: &Hello,
     cfg: &TcpConfig,
     peer: NodeId,
     addr: SocketAddr,
-) -> Result<(), ConnectionError> {
-    if h.version != PROTOCOL_VERSION {
-        return Err(ConnectionError::Version {
-            peer: addr,
-            got: h.version,
-            ours: PROTOCOL_VERSION,
-        });
-    }
+) -> Result<u32, ConnectionError> {
+    let version = agree(cfg.protocol, h, addr)?;
     if h.cluster_id != cfg.cluster_id {
         return Err(ConnectionError::WrongCluster {
             peer: addr,
@@ -422,7 +424,7 @@ fn check_answer(
             sections,
         });
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Dials `peer` for its writer: a confirmed connection, a peer that does
@@ -524,9 +526,13 @@ fn pump(
     let limits = &shared.cfg.limits;
     let piece_len = limits.piece_len();
     let mut alive = Liveness::new(limits.keepalive, limits.idle_timeout);
-    if carry.n > 0 {
+    if carry.n > 0 && carry.version == conn.version {
         conn.link.send(&carry.frames).map_err(Lost::Io)?;
         bump(&shared.counters.frames_out, carry.n);
+    } else {
+        // Written in another version (the peer restarted as another
+        // build): dropped, raft sends again.
+        bump(&shared.counters.dropped, carry.n);
     }
     *carry = Carry::default();
     let mut buf = Vec::new();
@@ -558,7 +564,7 @@ fn pump(
         };
         buf.clear();
         let limit = if taking { BATCH } else { 0 };
-        let taken = take_batch(first, queue, limit, &mut buf, shared);
+        let taken = take_batch(first, queue, limit, &mut buf, (conn.version, shared));
         let n = taken.encoded;
         snapshots.extend(taken.snapshots);
         if taken.next.is_some() {
@@ -569,6 +575,7 @@ fn pump(
             *carry = Carry {
                 frames: std::mem::take(&mut buf),
                 n,
+                version: conn.version,
             };
             return Err(Lost::Dead(dead));
         }
@@ -650,14 +657,15 @@ struct Batch {
     next: Option<(Envelope, Ticket)>,
 }
 
-/// Takes up to `limit` queued envelopes (`first` first): small ones are
-/// encoded into `buf`, large ones set aside.
+/// Takes up to `limit` queued envelopes (`first` first), each as the
+/// connection's protocol `version` has it ([`Envelope::for_version`]):
+/// small ones are encoded into `buf`, large ones set aside.
 fn take_batch(
     first: Option<Outgoing>,
     queue: &Receiver<Outgoing>,
     limit: usize,
     buf: &mut Vec<u8>,
-    shared: &Shared,
+    (version, shared): (u32, &Shared),
 ) -> Batch {
     let mut batch = Batch {
         encoded: 0,
@@ -665,7 +673,20 @@ fn take_batch(
         next: None,
     };
     let queued = first.into_iter().chain(queue.try_iter());
-    for out in queued.take(limit) {
+    for mut out in queued.take(limit) {
+        out.env = match out.env.for_version(version) {
+            Downgraded::Unchanged(env) => env,
+            Downgraded::FloorRecordsEmptied(env, n) => {
+                slog::debug!(shared.logger, "compaction floor records sent empty: the peer speaks an older protocol version";
+                    "to" => env.to, "records" => n, "version" => version);
+                env
+            }
+            Downgraded::DrainNoticeDropped => {
+                slog::debug!(shared.logger, "drain notice not sent: the peer speaks an older protocol version";
+                    "version" => version);
+                continue;
+            }
+        };
         match out.large {
             None => match encode_frame(&out.env, buf) {
                 Ok(()) => batch.encoded += 1,

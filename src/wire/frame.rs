@@ -9,18 +9,21 @@
 
 use prost::Message as _;
 
-use super::{Envelope, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use super::{Envelope, ProtocolRange, WireError, MAX_FRAME_LEN};
 use crate::topology::{Fingerprint, Section};
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
 
 /// The first frame on every connection: who is calling, for which cluster,
-/// in which protocol version. The receiver checks it before reading
-/// anything else.
+/// in which protocol versions. The receiver checks it before reading
+/// anything else, and answers with its own.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Hello {
-    /// Protocol version of the caller.
+    /// The lowest protocol version the sender speaks (a member older than
+    /// version 3 reads only this field, and refuses any version but its
+    /// own). Both sides announce their range (see [`Hello::range`]) and
+    /// use the highest version both speak.
     #[prost(uint32, tag = "1")]
     pub version: u32,
     /// Cluster id of the caller.
@@ -40,6 +43,10 @@ pub struct Hello {
     /// not compared.
     #[prost(message, optional, tag = "5")]
     pub fingerprint: Option<HelloFingerprint>,
+    /// The highest protocol version the sender speaks; 0 (absent) from
+    /// members older than version 3, which speak only `version`.
+    #[prost(uint32, tag = "6")]
+    pub max_version: u32,
 }
 
 /// A [`Fingerprint`] on the wire: one digest per section.
@@ -107,14 +114,43 @@ impl From<HelloFingerprint> for Fingerprint {
 }
 
 impl Hello {
-    /// A hello from `from` to `to` in `cluster_id`, at this build's version.
+    /// A hello from `from` to `to` in `cluster_id`, announcing every
+    /// version this build speaks ([`ProtocolRange::SUPPORTED`]).
     pub fn new(cluster_id: u64, from: u64, to: u64) -> Self {
         Self {
-            version: PROTOCOL_VERSION,
+            version: ProtocolRange::SUPPORTED.min(),
             cluster_id,
             from,
             to,
             fingerprint: None,
+            max_version: ProtocolRange::SUPPORTED.max(),
+        }
+    }
+
+    /// The same hello announcing `range` instead.
+    pub fn with_range(self, range: ProtocolRange) -> Self {
+        Self {
+            version: range.min(),
+            max_version: range.max(),
+            ..self
+        }
+    }
+
+    /// The versions the sender announced: `version..=max_version`, or
+    /// only `version` when `max_version` is absent (a member older than
+    /// version 3).
+    ///
+    /// # Errors
+    /// [`WireError::MalformedHello`] when `max_version` is set and below
+    /// `version`.
+    pub fn range(&self) -> Result<ProtocolRange, WireError> {
+        match self.max_version {
+            0 => Ok(ProtocolRange::announced(self.version, self.version)),
+            max if max < self.version => Err(WireError::MalformedHello(format!(
+                "max_version {max} below version {}",
+                self.version
+            ))),
+            max => Ok(ProtocolRange::announced(self.version, max)),
         }
     }
 
@@ -257,6 +293,8 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use quickcheck::quickcheck;
+
+    use crate::wire::PROTOCOL_VERSION;
 
     fn env(n: u64, payload: usize) -> Envelope {
         Envelope {

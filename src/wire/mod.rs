@@ -17,12 +17,18 @@
 //! states the rules). A reassembled payload may decode to a frame's worth,
 //! or to twice its own length, but never to more than the message limit
 //! ([`Envelope::check_decoded_size`]).
+//!
+//! Members of different builds talk in the highest protocol version both
+//! speak, agreed in the hello ([`ProtocolRange`]; [`version`]
+//! lists what each version added and what a newer member leaves out
+//! towards an older one), so a cluster is upgraded one member at a time.
 
 pub(crate) mod budget;
 pub(crate) mod control;
 mod fragment;
 mod frame;
 pub(crate) mod payload;
+pub mod version;
 
 use prost::Message as _;
 use protobuf::Message as _;
@@ -34,17 +40,9 @@ pub use fragment::{
     Fragment, FragmentFault, Fragmenter, Reassembler, FRAGMENT_LEN, FRAGMENT_OVERHEAD,
 };
 pub use frame::{encode_frame, FrameDecoder, Hello, HelloFingerprint, FRAME_HEADER_LEN};
-
-/// The protocol version this build speaks. Members check it in every
-/// hello and envelope and refuse any other.
-///
-/// Version 2 adds fragments ([`Envelope::fragment`]). A version 1 member
-/// would ignore the unknown fields and hand each fragment to its node as
-/// an envelope without payload (refused there as spoofed: the message lost,
-/// the sender blamed), so the two refuse each other at the hello instead,
-/// with [`ConnectionError::Version`](crate::transport::ConnectionError::Version)
-/// naming both versions. Upgrade every member together.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub use version::{
+    Downgraded, ProtocolRange, ProtocolRangeError, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 
 /// The largest encoded envelope accepted in one frame, in bytes (16 MiB).
 /// Larger envelopes travel as fragments.
@@ -58,7 +56,9 @@ pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 30;
 /// One message between two members.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Envelope {
-    /// Protocol version of the sender.
+    /// The protocol version agreed for the connection it travels on (the
+    /// node writes [`PROTOCOL_VERSION`]; the transport sets the version of
+    /// the connection, see [`Envelope::for_version`]).
     #[prost(uint32, tag = "1")]
     pub version: u32,
     /// Cluster id; a member drops envelopes of other clusters.
@@ -178,6 +178,18 @@ pub enum WireError {
         index: u32,
         /// What is wrong.
         fault: FragmentFault,
+    },
+    /// An envelope carries another protocol version than the one agreed
+    /// for its connection in the hello. The sender is broken or hostile;
+    /// the connection is closed.
+    #[error("envelope from node {from} in protocol version {got}, but its connection agreed on {agreed}")]
+    VersionNotAgreed {
+        /// Claimed sender.
+        from: u64,
+        /// The envelope's version.
+        got: u32,
+        /// The connection's.
+        agreed: u32,
     },
 }
 
