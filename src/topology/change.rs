@@ -145,7 +145,7 @@ impl Topology {
     /// changes nothing ([`NoChange`](TopologyError::NoChange)), or any
     /// error the builder gives for the result (a pair on one host, a core
     /// left with one member, a host whose loss breaks the majority, ...).
-    pub fn apply(&self, change: &TopologyChange) -> Result<Topology, TopologyError> {
+    pub fn apply(&self, change: &TopologyChange) -> Result<Self, TopologyError> {
         let mut b = TopologyBuilder::of(self);
         edit(self, &mut b, change)?;
         b.set_version(self.version + 1).build()
@@ -159,6 +159,28 @@ impl Topology {
     /// As [`apply`](Self::apply).
     pub fn preview(&self, change: &TopologyChange) -> Result<SurvivabilityReport, TopologyError> {
         Ok(self.apply(change)?.survivability())
+    }
+}
+
+impl Topology {
+    /// A topology of `base`'s cluster, mode, timers and hand-back policy
+    /// with the given sites, members and addresses (a version read from
+    /// the log), validated as the builder validates.
+    pub(crate) fn from_parts(
+        base: &Self,
+        version: u64,
+        sites: Vec<Site>,
+        members: BTreeMap<NodeId, super::Member>,
+        addresses: BTreeMap<NodeId, String>,
+    ) -> Result<Self, TopologyError> {
+        let parts = Self {
+            sites,
+            members,
+            addresses,
+            version,
+            ..base.clone()
+        };
+        TopologyBuilder::of(&parts).build()
     }
 }
 

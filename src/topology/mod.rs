@@ -21,7 +21,7 @@
 //! ```
 
 mod builder;
-mod change;
+pub(crate) mod change;
 mod error;
 mod reference;
 mod survivability;
