@@ -142,6 +142,15 @@ pub enum Event {
         /// The member.
         id: NodeId,
     },
+    /// A new version of the replicated topology was applied here (in log
+    /// order, at every member). `moved` lists the members whose address
+    /// it sets or changes: a runtime member tells its transport.
+    TopologyChanged {
+        /// The topology's new version.
+        version: u64,
+        /// Members with a new address.
+        moved: Vec<NodeId>,
+    },
     /// This node was removed from the configuration; it stops campaigning
     /// and refuses proposals.
     Removed,
@@ -422,6 +431,14 @@ impl fmt::Display for Event {
             Self::MemberAdded { id } => write!(f, "member {id} added as a learner"),
             Self::MemberPromoted { id } => write!(f, "member {id} promoted to voter"),
             Self::MemberRemoved { id } => write!(f, "member {id} removed"),
+            Self::TopologyChanged { version, moved } => {
+                write!(f, "topology version {version} applied")?;
+                if !moved.is_empty() {
+                    let ids: Vec<String> = moved.iter().map(ToString::to_string).collect();
+                    write!(f, "; new address for {}", ids.join(", "))?;
+                }
+                Ok(())
+            }
             Self::Removed => f.write_str("this member was removed from the configuration"),
             Self::Drained => f.write_str(
                 "drained for maintenance: never campaigns nor takes leadership, stays a replica",

@@ -381,5 +381,7 @@ fn topology_key(e: &TopologyError, keys: &std::collections::BTreeMap<String, Str
         E::ZeroRank { core } => at(core, ".rank"),
         E::WitnessOutsideMainSite { witness, .. } => at(witness, ".site"),
         E::Policy(_) | E::ElectionTooShortForWan { .. } => "timers".into(),
+        // Only a runtime TopologyChange gives these; never a file.
+        _ => "cores".into(),
     }
 }

@@ -233,6 +233,14 @@ fn hand_back_and_membership_cases() -> Vec<(Event, String, &'static str)> {
             "member n2 removed",
         ),
         (
+            Event::TopologyChanged {
+                version: 2,
+                moved: vec![n(4)],
+            },
+            r#"{"type":"topology_changed","version":2,"moved":[4]}"#.into(),
+            "topology version 2 applied; new address for n4",
+        ),
+        (
             Event::Removed,
             r#"{"type":"removed"}"#.into(),
             "this member was removed from the configuration",
@@ -353,5 +361,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 29, "{kinds:?}");
+    assert_eq!(kinds.len(), 30, "{kinds:?}");
 }

@@ -50,6 +50,7 @@ mod membership;
 mod proposals;
 mod reads;
 mod ready;
+mod reconfig;
 mod relay;
 mod retention;
 mod replace;
@@ -69,6 +70,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
+pub use reconfig::TopologyChangeError;
 pub use replace::{Degraded, ReplacePolicy};
 pub use status::{Counters, NodeRole, PeerStatus, Retained, Status};
 
@@ -80,7 +82,7 @@ use crate::events::Event;
 use crate::policy::TickTimers;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, MemStorage};
-use crate::topology::{Member, MemberSpec, NodeId};
+use crate::topology::{Member, MemberSpec, NodeId, TopologyChange};
 use crate::wire::Envelope;
 
 /// One member of the control plane, driven by its caller (sans-IO), with
@@ -90,9 +92,9 @@ use crate::wire::Envelope;
 /// |---|---|
 /// | Start | [`new`](Self::new) |
 /// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
-/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member) |
+/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
 /// | Outputs (drain in this order) | [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
-/// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`learners`](Self::learners) |
+/// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`outgoing_voters`](Self::outgoing_voters), [`learners`](Self::learners) |
 ///
 /// After any input or command, drain the four output queues, each until
 /// it returns `None`: envelopes first (so messages leave before the
@@ -138,6 +140,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     reads: reads::Reads,
     /// Maintenance (drained) and operator transfers.
     drain: drain::DrainState,
+    /// Topology changes proposed here.
+    reconfig: reconfig::Reconfig,
 
     outbox: VecDeque<Envelope>,
     events: VecDeque<Event>,
@@ -397,6 +401,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     pub fn replacement_member(&self, dead: NodeId, new: MemberSpec) -> Option<Member> {
         self.membership.replacement(dead, new)
     }
+
+    /// Proposes a change of the replicated topology (leader only) and
+    /// returns the version it will have. Check it first with
+    /// [`Topology::preview`](crate::topology::Topology::preview) on
+    /// [`topology`](Self::topology). Members it adds or removes move in
+    /// the same raft configuration change (joint consensus when more than
+    /// one moves); a change of ranks or addresses is a normal entry. Every
+    /// member applies it in log order and emits
+    /// [`Event::TopologyChanged`]; a member it adds is started with
+    /// [`NodeConfig::joining`] set to its description in the new topology.
+    ///
+    /// # Errors
+    /// [`TopologyChangeError`]: not the leader, a change under way, the
+    /// change invalid (with the [`TopologyError`](crate::topology::TopologyError)),
+    /// or it would remove this leader. Nothing is proposed then.
+    pub fn change_topology(&mut self, change: &TopologyChange) -> Result<u64, TopologyChangeError> {
+        self.propose_topology(change)
+    }
 }
 
 /// Outputs, drained in this order.
@@ -510,6 +532,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// The current voters, as applied here, in id order.
     pub fn voters(&self) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = self.membership.voter_ids().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The outgoing voters of a joint configuration, as applied here, in id
+    /// order: empty unless a configuration change with several moves
+    /// ([`change_topology`](Self::change_topology)) is half done.
+    pub fn outgoing_voters(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = (self.membership.conf.voters_outgoing.iter())
+            .map(|&id| NodeId(id))
+            .collect();
         v.sort_unstable();
         v
     }

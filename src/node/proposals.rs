@@ -377,6 +377,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     command: p.command.clone(),
                     reconcile: None,
                     keep_from: None,
+                    topology: None,
                 };
                 if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
                     break;
@@ -405,6 +406,7 @@ mod tests {
             command: vec![],
             reconcile: None,
             keep_from: None,
+            topology: None,
         }
     }
 

@@ -13,7 +13,9 @@ use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
-use crate::wire::payload::{encode, encode_members, EntryPayload, MemberRecord, SnapshotData};
+use crate::wire::payload::{
+    encode, encode_members, EntryPayload, MemberRecord, SnapshotData, TopologyRecord,
+};
 use crate::wire::Envelope;
 
 /// How raft's role changed between two `Ready`s.
@@ -265,6 +267,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.proposals.keep_floor = Some(floor);
             return;
         }
+        if let Some(t) = &p.topology {
+            return self.apply_topology(t);
+        }
         if let Some(r) = &p.reconcile {
             return self.apply_reconcile(e, r);
         }
@@ -341,6 +346,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.membership
                     .members
                     .insert(NodeId(rec.id), rec.to_state());
+            }
+        }
+        // A topology version in the same context (field numbers apart).
+        if let Ok(t) = <TopologyRecord as prost::Message>::decode(context) {
+            if t.version != 0 {
+                self.apply_topology(&t);
             }
         }
         use raft::eraftpb::ConfChangeType::*;
@@ -472,6 +483,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             epochs: crate::wire::payload::encode_lineage(&self.ep.lineage),
             reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
+            topology: (self.cfg.topology.version() > 0)
+                .then(|| TopologyRecord::from(&*self.cfg.topology)),
         };
         let (floor, old_first) = (
             self.compaction_floor(),

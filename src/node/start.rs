@@ -19,6 +19,7 @@ use crate::storage::{LogStore, LogWrite};
 use crate::topology::{Member, NodeId, Topology};
 use crate::wire::payload::{
     decode_lineage, decode_reconciled, encode, encode_members, MemberState, SnapshotData,
+    TopologyRecord,
 };
 
 /// The library's state held in a snapshot (beside the application's).
@@ -31,6 +32,8 @@ pub(super) struct Unpacked {
     pub(super) lineage: Vec<EpochRecord>,
     pub(super) reconciled: BTreeMap<EpochId, u64>,
     pub(super) covered: BTreeMap<EpochId, u64>,
+    /// The topology as applied (None: the member's own, version 0).
+    pub(super) topology: Option<TopologyRecord>,
 }
 
 impl Unpacked {
@@ -49,6 +52,7 @@ impl Unpacked {
             lineage: decode_lineage(&data.epochs),
             reconciled: decode_reconciled(&data.reconciled),
             covered: decode_reconciled(&data.covered),
+            topology: data.topology.clone(),
         }
     }
 }
@@ -180,6 +184,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             proposals: Proposals::default(),
             reads: Default::default(),
             drain: Default::default(),
+            reconfig: Default::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: Default::default(),
@@ -208,5 +213,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.ep.lineage = u.lineage;
         self.ep.reconciled = u.reconciled;
         self.ep.covered = u.covered;
+        if let Some(t) = &u.topology {
+            self.apply_topology(t);
+        }
     }
 }

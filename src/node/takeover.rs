@@ -310,6 +310,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             epochs: encode_lineage(&lineage),
             reconciled: encode_reconciled(&self.ep.reconciled),
             covered: encode_reconciled(&self.ep.covered),
+            topology: (self.cfg.topology.version() > 0)
+                .then(|| crate::wire::payload::TopologyRecord::from(&*self.cfg.topology)),
         };
         let mut snap = Snapshot {
             data: encode(&data).into(),

@@ -520,6 +520,21 @@ impl Handle {
         self.ask(|r| Command::Replace(dead, new, r), Err(stopped))
     }
 
+    /// Proposes a change of the replicated topology and returns the
+    /// version it will have. See
+    /// [`Node::change_topology`](crate::Node::change_topology).
+    ///
+    /// # Errors
+    /// [`TopologyChangeError`](crate::node::TopologyChangeError);
+    /// `NotLeader { leader: None }` if the node stopped.
+    pub fn change_topology(
+        &self,
+        change: crate::topology::TopologyChange,
+    ) -> Result<u64, crate::node::TopologyChangeError> {
+        let stopped = crate::node::TopologyChangeError::NotLeader { leader: None };
+        self.ask(|r| Command::ChangeTopology(change, r), Err(stopped))
+    }
+
     /// Whether the node thread is still running.
     pub fn is_running(&self) -> bool {
         self.inner

@@ -107,6 +107,10 @@ pub(crate) enum Command {
     Drain(bool, Reply<Result<(), DrainError>>),
     Activate(Reply<Result<(), ActivateError>>),
     Replace(NodeId, MemberSpec, Reply<Result<(), MembershipError>>),
+    ChangeTopology(
+        crate::topology::TopologyChange,
+        Reply<Result<u64, crate::node::TopologyChangeError>>,
+    ),
     Shutdown(Shutdown),
 }
 
@@ -382,6 +386,9 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             }
             Command::Replace(dead, new, reply) => {
                 let _ = reply.send(self.node.replace_member(dead, new));
+            }
+            Command::ChangeTopology(change, reply) => {
+                let _ = reply.send(self.node.change_topology(&change));
             }
             Command::Shutdown(Shutdown::Now) => return false,
             Command::Shutdown(Shutdown::Graceful) => self.begin_stop(),

@@ -22,6 +22,8 @@ pub struct TopologyBuilder {
     hand_back: HandBack,
     allow_single_host_outage: bool,
     wan: Option<Latency>,
+    addresses: BTreeMap<NodeId, String>,
+    version: u64,
 }
 
 impl TopologyBuilder {
@@ -37,6 +39,8 @@ impl TopologyBuilder {
             hand_back: HandBack::default(),
             allow_single_host_outage: false,
             wan: None,
+            addresses: BTreeMap::new(),
+            version: 0,
         }
     }
 
@@ -104,6 +108,17 @@ impl TopologyBuilder {
         self
     }
 
+    /// Names member `id`'s network address (`host:port`, where its peers
+    /// reach it). Optional: a runtime member may list its peers' addresses
+    /// in its own configuration instead; a [`TopologyChange`] can set or
+    /// move it later, and every member then follows it.
+    ///
+    /// [`TopologyChange`]: super::TopologyChange
+    pub fn address(&mut self, id: u64, address: impl Into<String>) -> &mut Self {
+        self.addresses.insert(NodeId(id), address.into());
+        self
+    }
+
     /// Validates and builds the topology.
     ///
     /// # Errors
@@ -127,6 +142,7 @@ impl TopologyBuilder {
                 .collect();
             check_host_loss(&voters)?;
         }
+        self.check_addresses(&members)?;
 
         Ok(Topology {
             cluster_id: self.cluster_id,
@@ -136,6 +152,9 @@ impl TopologyBuilder {
             timers: self.timers.clone(),
             ticks,
             hand_back: self.hand_back.clone(),
+            allow_single_host_outage: self.allow_single_host_outage,
+            version: self.version,
+            addresses: self.addresses.clone(),
         })
     }
 
@@ -171,6 +190,99 @@ impl TopologyBuilder {
             });
         }
         Ok(())
+    }
+
+    /// Every address names a member and is not empty.
+    fn check_addresses(&self, members: &BTreeMap<NodeId, Member>) -> Result<(), TopologyError> {
+        for (&id, address) in &self.addresses {
+            if !members.contains_key(&id) {
+                return Err(TopologyError::UnknownMember {
+                    id,
+                    what: "an address",
+                });
+            }
+            if address.trim().is_empty() {
+                return Err(TopologyError::EmptyAddress { id });
+            }
+        }
+        Ok(())
+    }
+
+    /// The builder that builds `topology` again (its members regrouped
+    /// into cores, survivable cores by rank, and witnesses), so a changed
+    /// copy is validated exactly as the original was.
+    pub(super) fn of(topology: &Topology) -> Self {
+        let mut b = Self::new(topology.cluster_id);
+        b.mode = topology.mode;
+        b.sites = topology.sites.clone();
+        b.timers = topology.timers.clone();
+        b.hand_back = topology.hand_back.clone();
+        b.allow_single_host_outage = topology.allow_single_host_outage;
+        b.addresses = topology.addresses.clone();
+        b.version = topology.version;
+        let mut cores: BTreeMap<(u32, &str), Core> = BTreeMap::new();
+        let mut pairs: Vec<(&Member, usize)> = Vec::new();
+        for m in topology.members.values() {
+            match &m.role {
+                Role::Witness => b.witnesses.push(Witness {
+                    site: m.site.clone(),
+                    member: m.spec.clone(),
+                }),
+                Role::MainCore { core, .. } | Role::Survivable { core, .. } => {
+                    cores
+                        .entry((m.preference(), core))
+                        .or_insert_with(|| Core::new(core.as_str(), m.site.as_str()));
+                    pairs.push((m, m.position()));
+                }
+            }
+        }
+        pairs.sort_by_key(|&(m, position)| (position, m.id()));
+        for (m, _) in pairs {
+            if let Some(core) = m.core() {
+                if let Some(c) = cores.get_mut(&(m.preference(), core)) {
+                    c.members.push(m.spec.clone());
+                }
+            }
+        }
+        for ((rank, _), core) in cores {
+            if rank == 0 {
+                b.cores.push(core);
+            } else {
+                b.survivable.push(SurvivableCore::new(rank, core));
+            }
+        }
+        b
+    }
+
+    /// The builder's survivable cores, for a change to edit.
+    pub(super) fn survivable_mut(&mut self) -> &mut Vec<SurvivableCore> {
+        &mut self.survivable
+    }
+
+    /// The builder's main cores, for a change to edit.
+    pub(super) fn cores_mut(&mut self) -> &mut Vec<Core> {
+        &mut self.cores
+    }
+
+    /// The builder's witnesses, for a change to edit.
+    pub(super) fn witnesses_mut(&mut self) -> &mut Vec<Witness> {
+        &mut self.witnesses
+    }
+
+    /// The builder's addresses, for a change to edit.
+    pub(super) fn addresses_mut(&mut self) -> &mut BTreeMap<NodeId, String> {
+        &mut self.addresses
+    }
+
+    /// The builder's sites, for a change to edit.
+    pub(super) fn sites_mut(&mut self) -> &mut Vec<Site> {
+        &mut self.sites
+    }
+
+    /// Sets the version the built topology carries.
+    pub(super) fn set_version(&mut self, version: u64) -> &mut Self {
+        self.version = version;
+        self
     }
 
     /// Checks the main core (exactly one, in the `main` site) and adds its

@@ -196,6 +196,50 @@ pub enum TopologyError {
         /// [`min_election_for_rtt`](super::min_election_for_rtt)).
         need: std::time::Duration,
     },
+    /// A change or an address names a member the topology does not have.
+    #[error("{what} names member {id}, which is not in the topology: use the id of a current member (Topology::members)")]
+    UnknownMember {
+        /// The unknown id.
+        id: NodeId,
+        /// What named it, e.g. "an address".
+        what: &'static str,
+    },
+    /// A member's address is empty.
+    #[error("member {id} has an empty address: give host:port where its peers reach it")]
+    EmptyAddress {
+        /// The member.
+        id: NodeId,
+    },
+    /// A change names a core the topology does not have.
+    #[error("no core named {core:?}: use the name of a current core")]
+    UnknownCore {
+        /// The unknown name.
+        core: String,
+    },
+    /// A change names the main site's core where a survivable core is needed.
+    #[error(
+        "core {core:?} is the main site's core and has no rank: ranks belong to survivable cores"
+    )]
+    NotSurvivable {
+        /// The core.
+        core: String,
+    },
+    /// A change would leave the survivable ranks with a gap.
+    #[error("rank {rank} for core {core:?} would leave a gap: with this change the ranks run 1..={max}, pick one of them")]
+    RankGap {
+        /// The core.
+        core: String,
+        /// The rank asked for.
+        rank: u32,
+        /// The highest rank possible.
+        max: u32,
+    },
+    /// A change would leave the topology as it is.
+    #[error("the change leaves the topology as it is ({what}): nothing to propose")]
+    NoChange {
+        /// What is already so.
+        what: String,
+    },
     /// The timers or hand-back policy are inconsistent.
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),

@@ -21,6 +21,7 @@
 //! ```
 
 mod builder;
+pub(crate) mod change;
 mod error;
 mod reference;
 mod survivability;
@@ -30,6 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use builder::{min_election_for_rtt, TopologyBuilder};
+pub use change::TopologyChange;
 pub use error::TopologyError;
 pub use reference::{denver_paris, denver_paris_london, denver_paris_two_site};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
@@ -278,6 +280,14 @@ pub struct Topology {
     pub(crate) timers: Timers,
     pub(crate) ticks: TickTimers,
     pub(crate) hand_back: HandBack,
+    /// Accepted with [`TopologyBuilder::allow_single_host_outage`]: kept
+    /// so a [`TopologyChange`] is validated under the same rule.
+    pub(crate) allow_single_host_outage: bool,
+    /// 0 as built; each applied [`TopologyChange`] adds one.
+    pub(crate) version: u64,
+    /// Each member's network address, where known
+    /// ([`TopologyBuilder::address`], [`TopologyChange::SetAddress`]).
+    pub(crate) addresses: BTreeMap<NodeId, String>,
 }
 
 impl Topology {
@@ -371,6 +381,23 @@ impl Topology {
     /// The hand-back policy.
     pub fn hand_back(&self) -> &HandBack {
         &self.hand_back
+    }
+
+    /// The version: 0 as built, one more for each applied
+    /// [`TopologyChange`]. Every member applies the changes in log order,
+    /// so members at the same version hold the same topology.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A member's network address (`host:port`), when the topology names it.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses.get(&id).map(String::as_str)
+    }
+
+    /// Every address the topology names, by member.
+    pub fn addresses(&self) -> &BTreeMap<NodeId, String> {
+        &self.addresses
     }
 
     /// The highest (worst) survivable rank, 0 when there is none.

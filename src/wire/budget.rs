@@ -32,7 +32,9 @@ use std::mem::size_of;
 
 use raft::eraftpb::Entry;
 
-use crate::wire::payload::{DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb};
+use crate::wire::payload::{
+    AddressRecord, DedupRecord, EpochRecordPb, MemberRecord, ReconciledPb, SiteRecord,
+};
 
 /// How a decoder stores a length-delimited body.
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +170,37 @@ static MEMBER_RECORD: Schema = Schema {
     fields: &scalars([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
 };
 
+/// `SiteRecord`: name 1, main 2; `AddressRecord`: id 1, address 2.
+static SITE_OR_ADDRESS_RECORD: Schema = Schema {
+    fields: &scalars([1, 2]),
+};
+
+/// `TopologyRecord`: version 20, sites 21, members 22 (each a
+/// `MemberRecord`), addresses 23.
+static TOPOLOGY_RECORD: Schema = Schema {
+    fields: &[
+        (20, Field::One(Body::Opaque)),
+        (
+            21,
+            Field::Many(
+                size_of::<SiteRecord>(),
+                Body::Message(&SITE_OR_ADDRESS_RECORD),
+            ),
+        ),
+        (
+            22,
+            Field::Many(size_of::<MemberRecord>(), Body::Message(&MEMBER_RECORD)),
+        ),
+        (
+            23,
+            Field::Many(
+                size_of::<AddressRecord>(),
+                Body::Message(&SITE_OR_ADDRESS_RECORD),
+            ),
+        ),
+    ],
+};
+
 /// `DedupRecord`: proposer 1, boot 2, floor 3, seen 4, seen_index 5,
 /// seen_term 6 (repeated uint64).
 static DEDUP_RECORD: Schema = Schema {
@@ -182,7 +215,7 @@ static DEDUP_RECORD: Schema = Schema {
 };
 
 /// `SnapshotData`, the data of every snapshot the library takes: user 1,
-/// members 2, dedup 3, epochs 4, reconciled 5, covered 6.
+/// members 2, dedup 3, epochs 4, reconciled 5, covered 6, topology 7.
 pub(crate) static SNAPSHOT_DATA: Schema = Schema {
     fields: &[
         (1, Field::One(Body::Opaque)),
@@ -206,6 +239,7 @@ pub(crate) static SNAPSHOT_DATA: Schema = Schema {
             6,
             Field::Many(size_of::<ReconciledPb>(), Body::Message(&RECONCILED)),
         ),
+        (7, Field::One(Body::Message(&TOPOLOGY_RECORD))),
     ],
 };
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use prost::Message as _;
 
-use crate::topology::{Appliance, Member, MemberSpec, NodeId, Role};
+use crate::topology::{Appliance, Member, MemberSpec, NodeId, Role, Site, Topology, TopologyError};
 
 /// A normal log entry: a user command with its proposal id, or (proposer
 /// 0) a library record.
@@ -33,6 +33,103 @@ pub(crate) struct EntryPayload {
     /// reunion).
     #[prost(uint64, optional, tag = "7")]
     pub keep_from: Option<u64>,
+    /// A new version of the topology that moves no member in or out of
+    /// the raft configuration (a rank or an address changed); one that
+    /// does rides in its configuration change's context instead.
+    #[prost(message, optional, tag = "8")]
+    pub topology: Option<TopologyRecord>,
+}
+
+/// A version of the topology, as carried in the log and in snapshots:
+/// the sites, and every member with its site and role (its core, rank and
+/// position, or witness) and address. The cluster id, quorum mode, timers
+/// and hand-back policy never change at runtime and are taken from the
+/// member's own topology when decoding.
+///
+/// Its field numbers start at 20 so that it can share a configuration
+/// change's context with a [`MemberRecord`] (fields 1 to 10, a
+/// replacement's record) without either decoding as the other: a
+/// `MemberRecord` decoded from these bytes has id 0 (no member) and a
+/// `TopologyRecord` decoded from a `MemberRecord`'s has version 0 (no
+/// topology).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct TopologyRecord {
+    /// 1 or more (0: none).
+    #[prost(uint64, tag = "20")]
+    pub version: u64,
+    #[prost(message, repeated, tag = "21")]
+    pub sites: Vec<SiteRecord>,
+    #[prost(message, repeated, tag = "22")]
+    pub members: Vec<MemberRecord>,
+    #[prost(message, repeated, tag = "23")]
+    pub addresses: Vec<AddressRecord>,
+}
+
+/// A site of a [`TopologyRecord`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct SiteRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bool, tag = "2")]
+    pub main: bool,
+}
+
+/// A member's address in a [`TopologyRecord`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct AddressRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub address: String,
+}
+
+impl From<&Topology> for TopologyRecord {
+    fn from(t: &Topology) -> Self {
+        Self {
+            version: t.version(),
+            sites: (t.sites().iter())
+                .map(|s| SiteRecord {
+                    name: s.name.clone(),
+                    main: s.main,
+                })
+                .collect(),
+            members: (t.members().values())
+                .map(|m| {
+                    MemberRecord::from(&MemberState {
+                        member: m.clone(),
+                        replaces: None,
+                    })
+                })
+                .collect(),
+            addresses: (t.addresses().iter())
+                .map(|(id, a)| AddressRecord {
+                    id: id.0,
+                    address: a.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TopologyRecord {
+    /// The topology this record describes, with `base`'s cluster id,
+    /// quorum mode, timers and hand-back policy, validated as the builder
+    /// validates.
+    pub(crate) fn to_topology(&self, base: &Topology) -> Result<Topology, TopologyError> {
+        let sites = (self.sites.iter())
+            .map(|s| Site {
+                name: s.name.clone(),
+                main: s.main,
+            })
+            .collect();
+        let members = (self.members.iter())
+            .map(|r| (NodeId(r.id), r.to_state().member))
+            .collect();
+        let addresses = (self.addresses.iter())
+            .map(|a| (NodeId(a.id), a.address.clone()))
+            .collect();
+        Topology::from_parts(base, self.version, sites, members, addresses)
+    }
 }
 
 /// An epoch and its fork point.
@@ -225,6 +322,9 @@ pub(crate) struct SnapshotData {
     /// Per origin epoch, how far its own entries were shown.
     #[prost(message, repeated, tag = "6")]
     pub covered: Vec<ReconciledPb>,
+    /// The topology as applied (absent: the member's own, version 0).
+    #[prost(message, optional, tag = "7")]
+    pub topology: Option<TopologyRecord>,
 }
 
 impl SnapshotData {
@@ -393,5 +493,39 @@ mod tests {
             replaces: Some(NodeId(1)),
         };
         assert_eq!(MemberRecord::from(&s).to_state(), s);
+    }
+
+    #[test]
+    fn topology_records_round_trip_and_never_pass_for_member_records() {
+        use crate::topology::{denver_paris, TopologyChange};
+        let base = denver_paris().build().unwrap();
+        let next = base
+            .apply(&TopologyChange::SetAddress {
+                id: NodeId(3),
+                address: "p:1".into(),
+            })
+            .unwrap();
+        let rec = TopologyRecord::from(&next);
+        let bytes = encode(&rec);
+        let back = TopologyRecord::decode(&bytes[..]).unwrap();
+        let t = back.to_topology(&base).unwrap();
+        assert_eq!((t.version(), t.address(NodeId(3))), (1, Some("p:1")));
+        assert_eq!(t.members(), next.members());
+        assert_eq!(t.fingerprint(), next.fingerprint());
+        // One context, two readers: neither mistakes the other's record.
+        assert_eq!(MemberRecord::decode(&bytes[..]).unwrap().id, 0);
+        let member = MemberRecord::from(&MemberState {
+            member: base.member(NodeId(1)).unwrap().clone(),
+            replaces: None,
+        });
+        let other = TopologyRecord::decode(&encode(&member)[..]).unwrap();
+        assert_eq!(other.version, 0);
+        // A record the builder would refuse does not decode to a topology.
+        let mut bad = rec.clone();
+        bad.members.retain(|m| m.id != 2);
+        assert!(matches!(
+            bad.to_topology(&base),
+            Err(TopologyError::NotAPair { .. })
+        ));
     }
 }

@@ -24,5 +24,6 @@ mod redundancy_restored;
 mod site_loss;
 mod split_brain;
 mod survivability;
+mod topology_change;
 mod two_site;
 mod uneven_wan;

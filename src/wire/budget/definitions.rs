@@ -22,7 +22,7 @@ type Entry = raft::eraftpb::Entry;
 
 use super::*;
 use crate::wire::control::{Control, Divergent, Kind, Notice, Probe};
-use crate::wire::payload::SnapshotData;
+use crate::wire::payload::{AddressRecord, SiteRecord, SnapshotData, TopologyRecord};
 
 /// raft's message type `name` (`.eraftpb.X`): its reflection, and the
 /// schema that mirrors it.
@@ -212,8 +212,27 @@ fn full_snapshot_data() -> SnapshotData {
         seen_index: vec![6, 7],
         seen_term: vec![8, 9],
     };
+    let topology = TopologyRecord {
+        version: 3,
+        sites: vec![
+            SiteRecord {
+                name: "s".into(),
+                main: true,
+            };
+            2
+        ],
+        members: vec![member.clone(), member.clone()],
+        addresses: vec![
+            AddressRecord {
+                id: 1,
+                address: "a:1".into(),
+            };
+            2
+        ],
+    };
     SnapshotData {
         user: b"u".to_vec(),
+        topology: Some(topology),
         members: vec![member.clone(), member],
         dedup: vec![dedup.clone(), dedup],
         epochs: vec![full_epoch(), full_epoch()],
