@@ -52,6 +52,7 @@ mod reads;
 mod ready;
 mod relay;
 mod reunion;
+mod snapshot;
 mod start;
 mod status;
 mod takeover;
@@ -67,6 +68,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
+pub use snapshot::{SnapshotDone, SnapshotJob};
 pub use status::{Counters, NodeRole, PeerStatus, Status};
 
 use crate::error::{
@@ -135,6 +137,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     reads: reads::Reads,
     /// Maintenance (drained) and operator transfers.
     drain: drain::DrainState,
+    /// Snapshots being taken or installed.
+    snaps: snapshot::Snapshots,
 
     outbox: VecDeque<Envelope>,
     events: VecDeque<Event>,

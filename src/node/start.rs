@@ -180,6 +180,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             proposals: Proposals::default(),
             reads: Default::default(),
             drain: Default::default(),
+            snaps: Default::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: Default::default(),

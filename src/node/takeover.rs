@@ -285,6 +285,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Forks a new epoch at the applied (committed) index.
     fn activate_epoch(&mut self, rank: u32, position: usize) -> Result<(), Fatal> {
+        self.finish_install_now()?;
         let fork_index = self.applied;
         let fork_term = self
             .raw
