@@ -120,11 +120,11 @@ impl StateMachine for Blob {
     }
 
     fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
-        Some(Box::new(|b: &[u8]| Blob::parse(b).map(Decoded::new)))
+        Some(Box::new(|b: &[u8]| Self::parse(b).map(Decoded::new)))
     }
 
     fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
-        *self = decoded.downcast::<Blob>()?;
+        *self = decoded.downcast::<Self>()?;
         Ok(())
     }
 }
@@ -161,38 +161,38 @@ enum Sm {
 impl StateMachine for Sm {
     fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
         match self {
-            Sm::Blob(b) => b.apply(index, c),
-            Sm::Digest(d) => d.apply(index, c),
+            Self::Blob(b) => b.apply(index, c),
+            Self::Digest(d) => d.apply(index, c),
         }
     }
     fn snapshot(&self) -> Vec<u8> {
         match self {
-            Sm::Blob(b) => b.snapshot(),
-            Sm::Digest(d) => d.snapshot(),
+            Self::Blob(b) => b.snapshot(),
+            Self::Digest(d) => d.snapshot(),
         }
     }
     fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
         match self {
-            Sm::Blob(b) => b.restore(s),
-            Sm::Digest(d) => d.restore(s),
+            Self::Blob(b) => b.restore(s),
+            Self::Digest(d) => d.restore(s),
         }
     }
     fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
         match self {
-            Sm::Blob(b) => b.snapshot_handle(),
-            Sm::Digest(d) => d.snapshot_handle(),
+            Self::Blob(b) => b.snapshot_handle(),
+            Self::Digest(d) => d.snapshot_handle(),
         }
     }
     fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
         match self {
-            Sm::Blob(b) => b.snapshot_decoder(),
-            Sm::Digest(_) => None,
+            Self::Blob(b) => b.snapshot_decoder(),
+            Self::Digest(_) => None,
         }
     }
     fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
         match self {
-            Sm::Blob(b) => b.install(decoded),
-            Sm::Digest(d) => d.install(decoded),
+            Self::Blob(b) => b.install(decoded),
+            Self::Digest(d) => d.install(decoded),
         }
     }
 }

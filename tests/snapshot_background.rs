@@ -87,7 +87,7 @@ fn a_slow_snapshot_does_not_stop_heartbeats() {
     // back to back, each for 600 ms.
     let (keys, during) = load(&mut sim, Duration::from_secs(4), "k");
     sim.run_for(Duration::from_secs(1));
-    assert_eq!(elections_since(&sim, start), 0, "{:#?}", &sim.trace()[..]);
+    assert_eq!(elections_since(&sim, start), 0, "{:#?}", sim.trace());
     assert_eq!(sim.leader(), Some(leader));
     assert_eq!(sim.node(leader).unwrap().term(), term);
     // Proposals kept committing while snapshots ran (each counted once,

@@ -208,32 +208,19 @@ pub(super) struct Snapshots {
 /// is installed off the node thread, its decoder.
 pub(super) type Received = (SnapshotData, Option<SnapshotDecoder>);
 
-/// Snapshot jobs: the driver's side.
+/// Snapshot jobs: the driver's side (behind [`Node::offload_snapshots`]
+/// and its siblings).
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Has snapshots taken and installed off the node thread: from now on
-    /// the node hands that work out through
-    /// [`poll_snapshot_job`](Self::poll_snapshot_job) instead of doing
-    /// it, and the caller must run each job ([`SnapshotJob::run`], on
-    /// any thread) and feed the result back with
-    /// [`snapshot_done`](Self::snapshot_done). The threaded runtime and
-    /// the simulator do. Without it (the default) the node does the work
-    /// on its own thread, as it always did.
-    pub fn offload_snapshots(&mut self) {
+    pub(super) fn set_offload(&mut self) {
         self.snaps.offload = true;
     }
 
-    /// The next snapshot job to run, if any (only after
-    /// [`offload_snapshots`](Self::offload_snapshots)). Drain it with the
-    /// other outputs.
-    pub fn poll_snapshot_job(&mut self) -> Option<SnapshotJob> {
+    pub(super) fn next_snapshot_job(&mut self) -> Option<SnapshotJob> {
         self.process();
         self.snaps.jobs.pop_front()
     }
 
-    /// Feeds a job's result: stores a taken snapshot and compacts the log,
-    /// or installs a received one and applies what was held back. A result
-    /// superseded meanwhile (a newer snapshot, a new epoch) is dropped.
-    pub fn snapshot_done(&mut self, done: SnapshotDone) {
+    pub(super) fn take_snapshot_result(&mut self, done: SnapshotDone) {
         if self.fatal.is_some() {
             return;
         }
@@ -244,9 +231,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.dirty = true;
     }
 
-    /// Whether a received snapshot is being installed off the node thread.
-    pub fn installing_snapshot(&self) -> bool {
+    pub(super) fn restoring(&self) -> bool {
         self.snaps.restoring.is_some()
+    }
+
+    /// Forgets an install under way (raft restarts over a reset or forked
+    /// log): the state machine keeps its state until the next snapshot.
+    /// A take under way is dropped when it completes (its epoch is gone).
+    pub(super) fn forget_install(&mut self) {
+        self.snaps.restoring = None;
     }
 
     fn next_job_id(&mut self) -> u64 {
@@ -260,7 +253,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.snaps.jobs.push_back(job);
         } else {
             let done = job.run();
-            self.snapshot_done(done);
+            self.take_snapshot_result(done);
         }
     }
 }

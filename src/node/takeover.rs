@@ -401,6 +401,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.raw = RawNode::new(&cfg, self.storage.clone(), &self.logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
         self.applied = applied;
+        self.forget_install();
         self.election.role = StateRole::Follower;
         self.election.leader = None;
         self.election.since_leader = 0;

@@ -64,7 +64,7 @@ impl StateMachine for KvStore {
     }
 
     fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
-        *self = decoded.downcast::<KvStore>()?;
+        *self = decoded.downcast::<Self>()?;
         Ok(())
     }
 }
