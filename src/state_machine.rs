@@ -1,4 +1,33 @@
 //! The application's state machine: what the control plane replicates.
+//!
+//! # Large state: snapshots off the node thread
+//!
+//! A snapshot of the whole state is taken every
+//! [`NodeConfig::snapshot_every`](crate::NodeConfig::snapshot_every)
+//! entries, and installed when a lagging member receives the leader's. With
+//! a large state both take long (hundreds of milliseconds at tens of MiB):
+//! done on the thread that also sends heartbeats, a leader would be failed
+//! over by its own snapshot. A state machine can have both done elsewhere:
+//!
+//! - **Taking**: [`StateMachine::snapshot_handle`] runs on the node thread
+//!   and must be cheap: it captures a point-in-time view (an `Arc` of
+//!   immutable data, copy-on-write shards, a "freeze" of the
+//!   application's own store) and returns a [`SnapshotSource`] that
+//!   produces the bytes, chunk by chunk, on a worker thread while the
+//!   node keeps applying. The default serialises with
+//!   [`snapshot`](StateMachine::snapshot) on the node thread (as before).
+//! - **Installing**: [`StateMachine::snapshot_decoder`] returns a function
+//!   that builds the new state from the bytes on a worker thread; the node
+//!   thread then only swaps it in with [`StateMachine::install`]. The
+//!   default (`None`) restores with [`restore`](StateMachine::restore) on
+//!   the node thread.
+//!
+//! Which thread runs the work is the driver's choice: the sans-IO
+//! [`Node`](crate::Node) hands it out as a
+//! [`SnapshotJob`](crate::node::SnapshotJob); the threaded runtime runs it on a
+//! worker thread and the simulator after a modelled delay.
+
+use std::any::Any;
 
 use thiserror::Error;
 
@@ -11,6 +40,102 @@ pub struct RestoreError {
     /// What was wrong with the bytes.
     pub reason: String,
 }
+
+/// A [`SnapshotSource`] could not produce its bytes. The node logs it and
+/// tries again at the next due snapshot; nothing is compacted meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("state machine could not produce its snapshot: {reason}")]
+pub struct SnapshotError {
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// A point-in-time view of the state, captured on the node thread by
+/// [`StateMachine::snapshot_handle`], that produces the snapshot's bytes
+/// on another thread. The bytes it produces, concatenated, must be what
+/// [`StateMachine::restore`] (and the decoder of
+/// [`StateMachine::snapshot_decoder`]) accepts.
+pub trait SnapshotSource: Send {
+    /// The total length in bytes, if known (sizes the buffer once). A
+    /// hint: a wrong value costs a reallocation, nothing else.
+    fn size_hint(&self) -> usize {
+        0
+    }
+
+    /// Appends the next chunk to `out`; returns `Ok(true)` while more
+    /// chunks follow and `Ok(false)` after the last one. Chunks of about
+    /// a MiB keep the worker's extra memory small.
+    ///
+    /// # Errors
+    /// A [`SnapshotError`] when the view cannot be read; the snapshot is
+    /// abandoned.
+    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError>;
+}
+
+/// A [`SnapshotSource`] over bytes already serialised: what the default
+/// [`StateMachine::snapshot_handle`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BytesSource(Option<Vec<u8>>);
+
+impl BytesSource {
+    /// A source producing `bytes` in one chunk.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Some(bytes))
+    }
+}
+
+impl SnapshotSource for BytesSource {
+    fn size_hint(&self) -> usize {
+        self.0.as_ref().map_or(0, Vec::len)
+    }
+
+    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
+        if let Some(bytes) = self.0.take() {
+            if out.is_empty() {
+                *out = bytes;
+            } else {
+                out.extend_from_slice(&bytes);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A state built from snapshot bytes off the node thread, waiting to be
+/// swapped in by [`StateMachine::install`]. It holds whatever the
+/// state machine's decoder put in it (see [`Decoded::new`]).
+pub struct Decoded(Box<dyn Any + Send>);
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decoded(..)")
+    }
+}
+
+impl Decoded {
+    /// Wraps a decoded state of the state machine's choosing.
+    pub fn new<T: Any + Send>(state: T) -> Self {
+        Self(Box::new(state))
+    }
+
+    /// The value [`new`](Self::new) wrapped, if it is a `T`.
+    ///
+    /// # Errors
+    /// A [`RestoreError`] naming `T` when it holds something else (a
+    /// decoder and an [`install`](StateMachine::install) that disagree).
+    pub fn downcast<T: Any + Send>(self) -> Result<T, RestoreError> {
+        self.0.downcast::<T>().map(|b| *b).map_err(|_| RestoreError {
+            reason: format!(
+                "the decoded snapshot is not a {}; snapshot_decoder and install must agree on the type",
+                std::any::type_name::<T>()
+            ),
+        })
+    }
+}
+
+/// Builds a state from snapshot bytes, on a worker thread: see
+/// [`StateMachine::snapshot_decoder`].
+pub type SnapshotDecoder = Box<dyn FnOnce(&[u8]) -> Result<Decoded, RestoreError> + Send>;
 
 /// A reconciliation refused by the application; both epochs' data stay as
 /// they are and the reunion is tried again (see [`StateMachine::reconcile`]).
@@ -80,7 +205,10 @@ pub struct Reconciliation<'a> {
 ///   order give the same state and responses on every member. No clocks,
 ///   no randomness, no I/O whose result can differ between members.
 /// - [`snapshot`](Self::snapshot) followed by [`restore`](Self::restore)
-///   on a fresh value gives the same state.
+///   on a fresh value gives the same state; so do
+///   [`snapshot_handle`](Self::snapshot_handle) and
+///   [`snapshot_decoder`](Self::snapshot_decoder) with
+///   [`install`](Self::install), when implemented.
 /// - A command is applied at most once: the library removes duplicates
 ///   caused by retries before calling `apply`.
 pub trait StateMachine {
@@ -98,6 +226,39 @@ pub trait StateMachine {
     /// then refuses to start (or to install the snapshot) rather than run
     /// with a half-restored state.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+
+    /// Captures the state as it is now, for a snapshot produced on another
+    /// thread (see the [module docs](self)). Called on the node thread
+    /// between two applies: it must be cheap (no serialising, no copy of
+    /// the data), and later applies must not change what the returned
+    /// source produces. The default serialises now, with
+    /// [`snapshot`](Self::snapshot), on the node thread.
+    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
+        Box::new(BytesSource::new(self.snapshot()))
+    }
+
+    /// A function that decodes snapshot bytes into a new state on a worker
+    /// thread, for [`install`](Self::install) to swap in on the node
+    /// thread (see the [module docs](self)). `None` (the default): the
+    /// node restores with [`restore`](Self::restore) on its thread.
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        None
+    }
+
+    /// Replaces the whole state with one built by the decoder of
+    /// [`snapshot_decoder`](Self::snapshot_decoder). Called on the node
+    /// thread: it should only swap the state in.
+    ///
+    /// # Errors
+    /// A [`RestoreError`] when `decoded` is not what this state machine's
+    /// decoder makes; the default (for state machines without a decoder,
+    /// which are never given one) always refuses.
+    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
+        let _ = decoded;
+        Err(RestoreError {
+            reason: "this state machine has no snapshot_decoder, so it cannot install a decoded snapshot".into(),
+        })
+    }
 
     /// Decides what an older epoch's divergent commands become in the
     /// surviving epoch (main-site mode, when the sites meet again): the

@@ -72,7 +72,7 @@ impl Audited {
                 h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
             }
         };
-        for (k, v) in &self.kv.map {
+        for (k, v) in self.kv.map.iter() {
             eat(k.as_bytes());
             eat(v.as_bytes());
         }
@@ -409,7 +409,7 @@ fn dump(handle: &Handle, kv: &SharedKv, out: &Out) {
     let line = match handle.read(Duration::from_secs(2)) {
         Ok(applied) => {
             let a = kv.0.lock();
-            let entries = serde_json::to_string(&a.kv.map).unwrap_or_default();
+            let entries = serde_json::to_string(&*a.kv.map).unwrap_or_default();
             let keys: Vec<String> = a.kv.map.keys().map(|k| quote(k)).collect();
             obj(&[
                 ("reply", quote("dump")),

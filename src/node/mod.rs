@@ -23,6 +23,11 @@
 //!   [`poll_read`](Node::poll_read) (answered reads) and
 //!   [`poll_event`](Node::poll_event) (typed events). Drain each queue
 //!   until it returns `None`.
+//! - **Snapshot jobs** (optional): after
+//!   [`offload_snapshots`](Node::offload_snapshots), snapshots are taken
+//!   and installed by the caller: drain
+//!   [`poll_snapshot_job`](Node::poll_snapshot_job), run each job on any
+//!   thread and feed the result to [`snapshot_done`](Node::snapshot_done).
 //! - **Getters**: [`status`](Node::status), [`leader`](Node::leader),
 //!   [`epoch`](Node::epoch), [`counters`](Node::counters) and the like.
 //!
@@ -55,6 +60,7 @@ mod relay;
 mod retention;
 mod replace;
 mod reunion;
+mod snapshot;
 mod start;
 mod status;
 mod takeover;
@@ -72,6 +78,7 @@ pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
 pub use reconfig::TopologyChangeError;
 pub use replace::{Degraded, ReplacePolicy};
+pub use snapshot::{SnapshotDone, SnapshotJob};
 pub use status::{Counters, NodeRole, PeerStatus, Retained, Status};
 
 use crate::error::{
@@ -94,6 +101,7 @@ use crate::wire::Envelope;
 /// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
 /// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
 /// | Outputs (drain in this order) | [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
+/// | Snapshot jobs (optional) | [`offload_snapshots`](Self::offload_snapshots), [`poll_snapshot_job`](Self::poll_snapshot_job), [`snapshot_done`](Self::snapshot_done), [`installing_snapshot`](Self::installing_snapshot) |
 /// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`outgoing_voters`](Self::outgoing_voters), [`learners`](Self::learners) |
 ///
 /// After any input or command, drain the four output queues, each until
@@ -142,6 +150,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     drain: drain::DrainState,
     /// Topology changes proposed here.
     reconfig: reconfig::Reconfig,
+    /// Snapshots being taken or installed.
+    snaps: snapshot::Snapshots,
 
     outbox: VecDeque<Envelope>,
     events: VecDeque<Event>,
@@ -448,6 +458,45 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     pub fn poll_event(&mut self) -> Option<Event> {
         self.process();
         self.events.pop_front()
+    }
+}
+
+/// Snapshot jobs: taking and installing snapshots off the node thread
+/// (see [`SnapshotJob`] and the state machine's
+/// [`snapshot_handle`](StateMachine::snapshot_handle)).
+impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Has snapshots taken and installed off the node thread: from now on
+    /// the node hands that work out through
+    /// [`poll_snapshot_job`](Self::poll_snapshot_job) instead of doing
+    /// it, and the caller must run each job ([`SnapshotJob::run`], on
+    /// any thread) and feed the result back with
+    /// [`snapshot_done`](Self::snapshot_done). The threaded runtime and
+    /// the simulator do. Without it (the default) the node does the work
+    /// on its own thread. While a job runs the node keeps serving (ticks,
+    /// heartbeats, appends, proposals).
+    pub fn offload_snapshots(&mut self) {
+        self.set_offload();
+    }
+
+    /// The next snapshot job to run, if any (only after
+    /// [`offload_snapshots`](Self::offload_snapshots)). Drain it with the
+    /// other outputs.
+    pub fn poll_snapshot_job(&mut self) -> Option<SnapshotJob> {
+        self.next_snapshot_job()
+    }
+
+    /// Feeds a job's result: stores a taken snapshot and compacts the log
+    /// behind it, or installs a received one and applies what committed
+    /// meanwhile. A result superseded meanwhile (a newer snapshot, a new
+    /// epoch) is dropped.
+    pub fn snapshot_done(&mut self, done: SnapshotDone) {
+        self.take_snapshot_result(done);
+    }
+
+    /// Whether a received snapshot is being installed off the node thread
+    /// (the applied index stays below it until then).
+    pub fn installing_snapshot(&self) -> bool {
+        self.restoring()
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`manual::raft_rs`](crate::manual::raft_rs#persisting-a-ready)).
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
 use raft::StateRole;
 
 use super::proposals::{Applied, ProposalOutcome};
@@ -13,9 +13,7 @@ use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, LogWrite};
 use crate::topology::NodeId;
-use crate::wire::payload::{
-    encode, encode_members, EntryPayload, MemberRecord, SnapshotData, TopologyRecord,
-};
+use crate::wire::payload::{encode, EntryPayload, MemberRecord, TopologyRecord};
 use crate::wire::Envelope;
 
 /// How raft's role changed between two `Ready`s.
@@ -184,32 +182,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// Decodes a leader's snapshot and loads it into the state machine.
-    /// `None` (and the node stops) when either fails.
-    fn restore_snapshot(&mut self, snap: &Snapshot) -> Option<SnapshotData> {
-        let data = match SnapshotData::decode_bytes(&snap.data) {
-            Ok(d) => d,
-            Err(e) => {
-                self.fail(Fatal::CorruptSnapshot(e));
-                return None;
-            }
-        };
-        if let Err(e) = self.sm.restore(&data.user) {
-            self.fail(Fatal::Restore(e));
-            return None;
-        }
-        Some(data)
-    }
-
-    /// Takes on the library's state from a persisted snapshot.
-    fn adopt_snapshot(&mut self, snap: &Snapshot, data: SnapshotData) {
-        self.unpack(super::start::Unpacked::of(snap, &data));
-        self.membership.removed = !self.is_in_conf(self.id);
-        self.ep.joining = false;
-        self.sm.note_epoch(self.epoch());
-        self.resolve_from_dedup();
-    }
-
     pub(super) fn fail(&mut self, f: Fatal) {
         slog::error!(self.logger, "node stops"; "reason" => %f);
         self.fatal = Some(f);
@@ -219,8 +191,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         in_conf(&self.membership.conf, id)
     }
 
-    fn apply_entries(&mut self, entries: Vec<Entry>) {
-        for e in entries {
+    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
+        for e in self.hold_while_restoring(entries) {
             if e.index <= self.applied {
                 continue;
             }
@@ -315,7 +287,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// After a snapshot: the proposals made here that it shows applied.
-    fn resolve_from_dedup(&mut self) {
+    pub(super) fn resolve_from_dedup(&mut self) {
         let done: Vec<(u64, (u64, u64))> = self
             .proposals
             .pending
@@ -462,46 +434,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.raw.propose(Vec::new(), encode(&record)).is_ok() {
             self.proposals.keep_floor_proposed = live;
         }
-    }
-
-    /// Snapshots the state machine and compacts the log every
-    /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
-    fn maybe_snapshot(&mut self) {
-        let requested = self.storage.take_snapshot_request() | self.retention_due();
-        if !snapshot_due(
-            self.applied,
-            self.snapshot_index,
-            self.cfg.snapshot_every,
-            requested,
-        ) {
-            return;
-        }
-        let data = SnapshotData {
-            user: self.sm.snapshot(),
-            members: encode_members(&self.membership.members),
-            dedup: self.proposals.dedup.to_records(),
-            epochs: crate::wire::payload::encode_lineage(&self.ep.lineage),
-            reconciled: crate::wire::payload::encode_reconciled(&self.ep.reconciled),
-            covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
-            topology: (self.cfg.topology.version() > 0)
-                .then(|| TopologyRecord::from(&*self.cfg.topology)),
-        };
-        let (floor, old_first) = (
-            self.compaction_floor(),
-            self.raw.raft.raft_log.first_index(),
-        );
-        let keep = keep_for(self.applied, self.cfg.keep_entries, self.compaction_point());
-        let stored = self.storage.create_snapshot(
-            self.applied,
-            self.membership.conf.clone(),
-            encode(&data),
-            keep,
-        );
-        if let Err(e) = stored {
-            return self.fail(Fatal::Storage(e));
-        }
-        self.snapshot_index = self.applied;
-        self.note_compacted(old_first, floor);
     }
 }
 

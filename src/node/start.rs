@@ -185,6 +185,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reads: Default::default(),
             drain: Default::default(),
             reconfig: Default::default(),
+            snaps: Default::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: Default::default(),

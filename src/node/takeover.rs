@@ -285,6 +285,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
     /// Forks a new epoch at the applied (committed) index.
     fn activate_epoch(&mut self, rank: u32, position: usize) -> Result<(), Fatal> {
+        self.finish_install_now()?;
         let fork_index = self.applied;
         let fork_term = self
             .raw
@@ -402,6 +403,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.raw = RawNode::new(&cfg, self.storage.clone(), &self.logger)
             .map_err(|e| Fatal::Raft(e.to_string()))?;
         self.applied = applied;
+        self.forget_install();
         self.election.role = StateRole::Follower;
         self.election.leader = None;
         self.election.since_leader = 0;

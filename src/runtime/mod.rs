@@ -11,6 +11,7 @@
 
 mod handle;
 mod member;
+mod snapshots;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -150,8 +151,16 @@ where
     let thread = thread::Builder::new()
         .name(format!("sc-node-{}", node.id().0))
         .spawn(move || {
+            let mut node = node;
+            // Snapshots are taken and installed on a worker thread; without
+            // one (the OS refused a thread) the node does them itself.
+            let snapshots = snapshots::Worker::start(node.id().0).ok();
+            if snapshots.is_some() {
+                node.offload_snapshots();
+            }
             let mut r = Loop {
                 node,
+                snapshots,
                 transport,
                 events: events_tx,
                 status: shared_status,
@@ -182,6 +191,8 @@ pub(crate) type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
 
 struct Loop<M: StateMachine, S: LogStore, T> {
     node: Node<M, S>,
+    /// Runs the node's snapshot jobs.
+    snapshots: Option<snapshots::Worker>,
     transport: T,
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
@@ -218,8 +229,19 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
         let ticker = crossbeam_channel::tick(cfg.tick);
         let batch = cfg.batch.max(1);
         let mut last_tick = Instant::now();
+        let snapshots_done = match &self.snapshots {
+            Some(w) => w.results(),
+            None => crossbeam_channel::never(),
+        };
         loop {
             let (what, took, inputs) = select! {
+                recv(snapshots_done) -> done => {
+                    let start = Instant::now();
+                    if let Ok(done) = done {
+                        self.node.snapshot_done(done);
+                    }
+                    ("snapshot result", start, 1)
+                }
                 recv(inbound) -> env => {
                     let start = Instant::now();
                     let mut n = 0;
@@ -432,6 +454,11 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
     fn flush(&mut self) {
         while let Some(env) = self.node.poll_transmit() {
             self.transport.send(env);
+        }
+        if let Some(w) = &self.snapshots {
+            while let Some(job) = self.node.poll_snapshot_job() {
+                w.submit(job);
+            }
         }
         while let Some(o) = self.node.poll_outcome() {
             #[cfg(feature = "metrics")]

@@ -2,16 +2,28 @@
 //! the simulator.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::state_machine::{RestoreError, StateMachine};
+use crate::state_machine::{
+    BytesSource, Decoded, RestoreError, SnapshotDecoder, SnapshotError, SnapshotSource,
+    StateMachine,
+};
 
 /// Commands are `set key value` or `del key` (UTF-8, space separated);
 /// the response is the previous value. Anything else is applied as a no-op
 /// and answered with `?`.
+///
+/// Snapshots are taken and installed off the node thread when the driver
+/// offloads them: the map is shared copy-on-write, so
+/// [`snapshot_handle`](StateMachine::snapshot_handle) only clones the
+/// `Arc` and a worker serialises the map as it was; the first write after
+/// that copies the map once if the snapshot still holds it (a state
+/// machine with a large state shards it, so a write copies one shard).
+/// A received snapshot is parsed on the worker and swapped in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KvStore {
-    /// The data.
-    pub map: BTreeMap<String, String>,
+    /// The data (shared copy-on-write with snapshots under way).
+    pub map: Arc<BTreeMap<String, String>>,
     /// Commands applied (including no-ops).
     pub applied: u64,
 }
@@ -22,54 +34,99 @@ impl StateMachine for KvStore {
         let text = String::from_utf8_lossy(command);
         let mut parts = text.splitn(3, ' ');
         let prev = match (parts.next(), parts.next(), parts.next()) {
-            (Some("set"), Some(k), Some(v)) => self.map.insert(k.to_string(), v.to_string()),
-            (Some("del"), Some(k), None) => self.map.remove(k),
+            (Some("set"), Some(k), Some(v)) => {
+                Arc::make_mut(&mut self.map).insert(k.to_string(), v.to_string())
+            }
+            (Some("del"), Some(k), None) => Arc::make_mut(&mut self.map).remove(k),
             _ => return b"?".to_vec(),
         };
         prev.unwrap_or_default().into_bytes()
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        // One line per key, tab between key and value; a tab or newline
-        // inside either becomes a space. Built in one buffer: the
-        // simulator snapshots every member's map again and again.
-        fn push(out: &mut Vec<u8>, s: &str) {
-            out.extend(
-                s.bytes()
-                    .map(|b| if b == b'\t' || b == b'\n' { b' ' } else { b }),
-            );
-        }
-        let mut out = format!("{}\n", self.applied).into_bytes();
-        for (k, v) in &self.map {
-            push(&mut out, k);
-            out.push(b'\t');
-            push(&mut out, v);
-            out.push(b'\n');
-        }
-        out
+        serialise(self.applied, &self.map)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let text = std::str::from_utf8(snapshot).map_err(|e| RestoreError {
-            reason: e.to_string(),
-        })?;
-        let mut lines = text.lines();
-        let applied = lines
-            .next()
-            .and_then(|l| l.parse().ok())
-            .ok_or_else(|| RestoreError {
-                reason: "missing applied count".into(),
-            })?;
-        let mut map = BTreeMap::new();
-        for l in lines {
-            let (k, v) = l.split_once('\t').ok_or_else(|| RestoreError {
-                reason: format!("bad line {l:?}"),
-            })?;
-            map.insert(k.to_string(), v.to_string());
-        }
-        *self = Self { map, applied };
+        *self = parse(snapshot)?;
         Ok(())
     }
+
+    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
+        Box::new(Frozen {
+            applied: self.applied,
+            map: Some(self.map.clone()),
+        })
+    }
+
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        Some(Box::new(|bytes: &[u8]| parse(bytes).map(Decoded::new)))
+    }
+
+    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
+        *self = decoded.downcast::<Self>()?;
+        Ok(())
+    }
+}
+
+/// The map as it was when a snapshot began, serialised on the worker.
+struct Frozen {
+    applied: u64,
+    map: Option<Arc<BTreeMap<String, String>>>,
+}
+
+impl SnapshotSource for Frozen {
+    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
+        if let Some(map) = self.map.take() {
+            BytesSource::new(serialise(self.applied, &map)).read_chunk(out)?;
+        }
+        Ok(false)
+    }
+}
+
+/// One line per key, tab between key and value; a tab or newline inside
+/// either becomes a space. Built in one buffer: the simulator snapshots
+/// every member's map again and again.
+fn serialise(applied: u64, map: &BTreeMap<String, String>) -> Vec<u8> {
+    fn push(out: &mut Vec<u8>, s: &str) {
+        out.extend(
+            s.bytes()
+                .map(|b| if b == b'\t' || b == b'\n' { b' ' } else { b }),
+        );
+    }
+    let mut out = format!("{applied}\n").into_bytes();
+    for (k, v) in map {
+        push(&mut out, k);
+        out.push(b'\t');
+        push(&mut out, v);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The store [`serialise`] wrote.
+fn parse(snapshot: &[u8]) -> Result<KvStore, RestoreError> {
+    let text = std::str::from_utf8(snapshot).map_err(|e| RestoreError {
+        reason: e.to_string(),
+    })?;
+    let mut lines = text.lines();
+    let applied = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| RestoreError {
+            reason: "missing applied count".into(),
+        })?;
+    let mut map = BTreeMap::new();
+    for l in lines {
+        let (k, v) = l.split_once('\t').ok_or_else(|| RestoreError {
+            reason: format!("bad line {l:?}"),
+        })?;
+        map.insert(k.to_string(), v.to_string());
+    }
+    Ok(KvStore {
+        map: Arc::new(map),
+        applied,
+    })
 }
 
 #[cfg(test)]
@@ -91,5 +148,26 @@ mod tests {
         back.restore(&kv.snapshot()).unwrap();
         assert_eq!(back.map["k x"], "y z");
         assert!(back.restore(b"x").is_err());
+    }
+
+    /// The background path: the handle keeps the state it was taken at
+    /// while later writes go on, and the decoder and install rebuild it.
+    #[test]
+    fn background_snapshot_is_point_in_time() {
+        let mut kv = KvStore::default();
+        kv.apply(1, b"set a 1");
+        let before = kv.clone();
+        let mut handle = kv.snapshot_handle();
+        kv.apply(2, b"set a 2");
+        kv.apply(3, b"set b 3");
+        let mut bytes = Vec::new();
+        while handle.read_chunk(&mut bytes).unwrap() {}
+        assert_eq!(bytes, before.snapshot());
+        let decoded = kv.snapshot_decoder().unwrap()(&bytes).unwrap();
+        kv.install(decoded).unwrap();
+        assert_eq!(kv, before);
+        let bad = kv.snapshot_decoder().unwrap()(b"\xff");
+        assert!(bad.is_err());
+        assert!(kv.install(Decoded::new(5u8)).is_err());
     }
 }

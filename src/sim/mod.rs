@@ -37,6 +37,7 @@ mod network;
 mod observe;
 pub mod scenarios;
 mod schedule;
+mod snapshots;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -81,6 +82,7 @@ pub struct SimBuilder {
     start_unix_ms: u64,
     logger: Logger,
     tune: Option<Tune>,
+    snapshot_time: snapshots::SnapshotTime,
 }
 
 /// A caller's adjustment of every member's configuration.
@@ -196,6 +198,8 @@ impl SimBuilder {
             reads_asked: BTreeMap::new(),
             trace: Vec::new(),
             tick_us: self.topology.ticks().tick_ms * 1000,
+            snapshot_jobs: BTreeMap::new(),
+            snapshot_seq: 0,
         };
         let members: Vec<Member> = self.topology.members().values().cloned().collect();
         for m in members {
@@ -233,6 +237,11 @@ enum Scheduled {
         from: NodeId,
         to: NodeId,
         bytes: Vec<u8>,
+    },
+    SnapshotDone {
+        node: NodeId,
+        incarnation: u64,
+        job: u64,
     },
 }
 
@@ -289,6 +298,9 @@ pub struct Sim<M> {
     reads_asked: BTreeMap<crate::node::ReadId, u64>,
     trace: Vec<String>,
     tick_us: u64,
+    /// Snapshot jobs under way, by number.
+    snapshot_jobs: BTreeMap<u64, crate::node::SnapshotJob>,
+    snapshot_seq: u64,
 }
 
 impl Sim<()> {
@@ -305,6 +317,7 @@ impl Sim<()> {
             start_unix_ms: DEFAULT_START_UNIX_MS,
             logger: Logger::root(slog::Discard, o!()),
             tune: None,
+            snapshot_time: snapshots::SnapshotTime::default(),
         }
     }
 }
@@ -371,7 +384,8 @@ impl<M: StateMachine> Sim<M> {
         let sm = Observed::new((self.make)(id), id, self.obs.clone());
         let slot = self.slots.get_mut(&id).expect("slot exists");
         match Node::new(cfg, slot.storage.clone(), sm) {
-            Ok(node) => {
+            Ok(mut node) => {
+                node.offload_snapshots();
                 slot.epoch = node.epoch();
                 slot.node = Some(node);
             }
@@ -443,6 +457,11 @@ impl<M: StateMachine> Sim<M> {
                 }
                 self.deliver(to, &bytes);
             }
+            Scheduled::SnapshotDone {
+                node,
+                incarnation,
+                job,
+            } => self.snapshot_job_due(node, incarnation, job),
         }
         true
     }
@@ -556,6 +575,7 @@ impl<M: StateMachine> Sim<M> {
                 },
             );
         }
+        self.take_snapshot_jobs(id);
     }
 
     /// Runs for `d` of virtual time.

@@ -12,7 +12,10 @@ use parking_lot::Mutex;
 
 use super::invariants::{digest, Checker};
 use crate::node::{EpochId, FIRST_EPOCH};
-use crate::state_machine::{ReconcileError, Reconciliation, RestoreError, StateMachine};
+use crate::state_machine::{
+    Decoded, ReconcileError, Reconciliation, RestoreError, SnapshotDecoder, SnapshotError,
+    SnapshotSource, StateMachine,
+};
 use crate::topology::NodeId;
 
 /// The user's state machine, observed: every apply is recorded for the
@@ -117,5 +120,54 @@ impl<M: StateMachine> StateMachine for Observed<M> {
         self.inner.restore(user)?;
         self.obs.lock().counts.restored(self.node, serial);
         Ok(())
+    }
+
+    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
+        // The serial is taken here, when the state is captured.
+        let inner = self.inner.snapshot_handle();
+        let serial = self.obs.lock().counts.snapshot_taken(self.node);
+        let mut tag = SNAPSHOT_TAG.to_vec();
+        tag.extend_from_slice(&serial.to_le_bytes());
+        Box::new(Tagged {
+            tag: Some(tag),
+            inner,
+        })
+    }
+
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        let inner = self.inner.snapshot_decoder()?;
+        Some(Box::new(move |snapshot: &[u8]| {
+            let (serial, user) = match untag(snapshot) {
+                Some((serial, user)) => (Some(serial), user),
+                None => (None, snapshot),
+            };
+            Ok(Decoded::new((serial, inner(user)?)))
+        }))
+    }
+
+    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
+        let (serial, inner) = decoded.downcast::<(Option<u64>, Decoded)>()?;
+        self.inner.install(inner)?;
+        self.obs.lock().counts.restored(self.node, serial);
+        Ok(())
+    }
+}
+
+/// The state machine's snapshot source behind the simulator's tag.
+struct Tagged {
+    tag: Option<Vec<u8>>,
+    inner: Box<dyn SnapshotSource>,
+}
+
+impl SnapshotSource for Tagged {
+    fn size_hint(&self) -> usize {
+        SNAPSHOT_TAG.len() + 8 + self.inner.size_hint()
+    }
+
+    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
+        if let Some(tag) = self.tag.take() {
+            out.extend_from_slice(&tag);
+        }
+        self.inner.read_chunk(out)
     }
 }

@@ -1,0 +1,336 @@
+//! Snapshots of a large state under load, over the real runtime: a
+//! 5-member Denver/Paris/witness cluster in this process (in-memory
+//! transport, no latency), default timers and snapshot settings
+//! (a snapshot every 1024 entries). The leader (CM01a) holds a 100 MiB
+//! state in 1 MiB copy-on-write shards; proposals write 64 bytes into
+//! a random shard at about 500 per second, so a snapshot starts about
+//! every 2 s and each one copies 100 MiB on the snapshot worker while
+//! the node thread keeps serving. The other members run a digest of
+//! the same commands (a few bytes of state), so the process's peak RSS
+//! is the leader's: compared with its state size.
+//!
+//! Prints one JSON line: leadership changes during the run (target 0),
+//! the longest gap between two envelopes from the leader to any follower
+//! (heartbeats are due every 10 ms; a standby takes over after 100 ms),
+//! snapshots stored by the leader, peak RSS (`VmHWM`) and its ratio to
+//! the state size (target <= 2).
+//!
+//! `cargo bench --bench snapshot` (100 MiB, 30 s) or `-- --test`
+//! (16 MiB, 6 s, as CI runs it so the benchmark cannot rot).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use slog::{o, Logger};
+use survivable_core::runtime::{self, Handle, RuntimeConfig};
+use survivable_core::state_machine::{
+    Decoded, RestoreError, SnapshotDecoder, SnapshotError, SnapshotSource, StateMachine,
+};
+use survivable_core::storage::{LogStore, MemStorage};
+use survivable_core::topology::{denver_paris, NodeId};
+use survivable_core::wire::Envelope;
+use survivable_core::{Event, Node, NodeConfig};
+
+const SHARD: usize = 1 << 20;
+const LEADER: u64 = 1;
+
+/// The leader's state: `n` shards of 1 MiB, shared copy-on-write with
+/// snapshots under way (a write copies one shard, once, while one runs).
+/// Commands: shard (u32 LE), offset (u32 LE), the bytes to write there.
+#[derive(Clone)]
+struct Blob {
+    shards: Vec<Arc<Vec<u8>>>,
+}
+
+impl Blob {
+    fn new(mib: usize) -> Self {
+        let shards = (0..mib)
+            .map(|s| {
+                let mut x = s as u64 | 1;
+                Arc::new(
+                    (0..SHARD)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        Self { shards }
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, RestoreError> {
+        if bytes.len() % SHARD != 0 {
+            return Err(RestoreError {
+                reason: format!("{} bytes is not a whole number of shards", bytes.len()),
+            });
+        }
+        let shards = bytes.chunks(SHARD).map(|c| Arc::new(c.to_vec())).collect();
+        Ok(Self { shards })
+    }
+}
+
+/// The shards as they were when the snapshot began.
+struct Frozen(Vec<Arc<Vec<u8>>>, usize);
+
+impl SnapshotSource for Frozen {
+    fn size_hint(&self) -> usize {
+        self.0.len() * SHARD
+    }
+
+    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
+        if let Some(s) = self.0.get(self.1) {
+            out.extend_from_slice(s);
+            self.1 += 1;
+        }
+        Ok(self.1 < self.0.len())
+    }
+}
+
+impl StateMachine for Blob {
+    fn apply(&mut self, _index: u64, c: &[u8]) -> Vec<u8> {
+        if c.len() < 8 {
+            return Vec::new();
+        }
+        let s = u32::from_le_bytes(c[..4].try_into().unwrap()) as usize % self.shards.len();
+        let off = u32::from_le_bytes(c[4..8].try_into().unwrap()) as usize;
+        let data = &c[8..];
+        let off = off.min(SHARD - data.len().min(SHARD));
+        Arc::make_mut(&mut self.shards[s])[off..off + data.len()].copy_from_slice(data);
+        Vec::new()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.shards.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        *self = Self::parse(snapshot)?;
+        Ok(())
+    }
+
+    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
+        Box::new(Frozen(self.shards.clone(), 0))
+    }
+
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        Some(Box::new(|b: &[u8]| Self::parse(b).map(Decoded::new)))
+    }
+
+    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
+        *self = decoded.downcast::<Self>()?;
+        Ok(())
+    }
+}
+
+/// A follower's stand-in: a digest of the commands applied.
+#[derive(Default)]
+struct Digest(u64);
+
+impl StateMachine for Digest {
+    fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
+        for b in c.iter().chain(&index.to_le_bytes()) {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        Vec::new()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
+        let b: [u8; 8] = s.try_into().map_err(|_| RestoreError {
+            reason: "a digest is 8 bytes".into(),
+        })?;
+        self.0 = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
+/// Either state machine, so every member runs one type.
+enum Sm {
+    Blob(Blob),
+    Digest(Digest),
+}
+
+impl StateMachine for Sm {
+    fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Blob(b) => b.apply(index, c),
+            Self::Digest(d) => d.apply(index, c),
+        }
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        match self {
+            Self::Blob(b) => b.snapshot(),
+            Self::Digest(d) => d.snapshot(),
+        }
+    }
+    fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
+        match self {
+            Self::Blob(b) => b.restore(s),
+            Self::Digest(d) => d.restore(s),
+        }
+    }
+    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
+        match self {
+            Self::Blob(b) => b.snapshot_handle(),
+            Self::Digest(d) => d.snapshot_handle(),
+        }
+    }
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        match self {
+            Self::Blob(b) => b.snapshot_decoder(),
+            Self::Digest(_) => None,
+        }
+    }
+    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
+        match self {
+            Self::Blob(b) => b.install(decoded),
+            Self::Digest(d) => d.install(decoded),
+        }
+    }
+}
+
+/// What the transport saw: when the leader last sent to each member, and
+/// the longest gap between two of its sends to one member.
+#[derive(Default)]
+struct Gaps {
+    measuring: bool,
+    last: HashMap<u64, Instant>,
+    max: Duration,
+}
+
+/// An in-process transport: straight into the receiver's inbound channel.
+#[derive(Clone)]
+struct Local {
+    peers: Arc<Mutex<HashMap<u64, Sender<Envelope>>>>,
+    gaps: Arc<Mutex<Gaps>>,
+}
+
+impl survivable_core::transport::Transport for Local {
+    fn send(&self, env: Envelope) -> bool {
+        if env.from == LEADER {
+            let now = Instant::now();
+            let mut g = self.gaps.lock();
+            if let Some(prev) = g.last.insert(env.to, now) {
+                if g.measuring {
+                    g.max = g.max.max(now - prev);
+                }
+            }
+        }
+        let tx = self.peers.lock().get(&env.to).cloned();
+        tx.is_some_and(|tx| tx.try_send(env).is_ok())
+    }
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    let (mib, secs) = if quick { (16, 6) } else { (100, 30) };
+    let topology = denver_paris().build().expect("valid topology").shared();
+    let tick = topology.timers().tick;
+    let transport = Local {
+        peers: Arc::new(Mutex::new(HashMap::new())),
+        gaps: Arc::new(Mutex::new(Gaps::default())),
+    };
+    let logger = Logger::root(slog::Discard, o!());
+    let mut handles: Vec<(u64, Handle)> = Vec::new();
+    let mut leader_store = None;
+    for &id in topology.members().keys() {
+        let (tx, rx) = runtime::inbound_channel();
+        transport.peers.lock().insert(id.0, tx);
+        let sm = if id.0 == LEADER {
+            Sm::Blob(Blob::new(mib))
+        } else {
+            Sm::Digest(Digest::default())
+        };
+        let storage = MemStorage::new();
+        if id.0 == LEADER {
+            leader_store = Some(storage.clone());
+        }
+        let node = Node::new(NodeConfig::new(id, topology.clone()), storage, sm).expect("starts");
+        let rt = RuntimeConfig::new(tick);
+        let h = runtime::spawn(node, transport.clone(), rx, rt, logger.clone());
+        handles.push((id.0, h));
+    }
+    let leader = &handles.iter().find(|(id, _)| *id == LEADER).unwrap().1;
+    let started = Instant::now();
+    while leader.status().leader != Some(NodeId(LEADER)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "CM01a never led"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let store = leader_store.unwrap();
+    let first_snapshot = store.latest_snapshot().get_metadata().index;
+    let events: Vec<_> = handles.iter().map(|(_, h)| h.events()).collect();
+    for e in &events {
+        while e.try_recv().is_ok() {}
+    }
+    transport.gaps.lock().measuring = true;
+    let base_kib = vm_hwm_kib();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut pending = Vec::new();
+    let (mut proposed, mut failed, mut snapshots, mut last_snap) =
+        (0u64, 0u64, 0u64, first_snapshot);
+    let run = Instant::now();
+    while run.elapsed() < Duration::from_secs(secs) {
+        for _ in 0..5 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut c = Vec::with_capacity(72);
+            c.extend_from_slice(&((x >> 32) as u32 % mib as u32).to_le_bytes());
+            c.extend_from_slice(&(x as u32 % (SHARD as u32 - 64)).to_le_bytes());
+            c.extend_from_slice(&[x as u8; 64]);
+            match leader.propose_async(c) {
+                Ok(p) => pending.push(p),
+                Err(_) => failed += 1,
+            }
+            proposed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        pending.retain(|p| p.try_result().is_none());
+        let now = store.latest_snapshot().get_metadata().index;
+        if now != last_snap {
+            snapshots += 1;
+            last_snap = now;
+        }
+    }
+    let peak_kib = vm_hwm_kib();
+    let changes: usize = events
+        .iter()
+        .map(|e| {
+            e.try_iter()
+                .filter(|e| matches!(e, Event::BecameLeader { .. } | Event::SteppedDown { .. }))
+                .count()
+        })
+        .sum();
+    let gap = transport.gaps.lock().max;
+    let state = (mib * SHARD) as f64;
+    println!(
+        "{{\"bench\":\"snapshot\",\"state_mib\":{mib},\"run_s\":{secs},\"proposed\":{proposed},\"refused\":{failed},\"snapshots_stored\":{snapshots},\"leadership_changes\":{changes},\"leader_send_gap_max_ms\":{:.1},\"rss_before_run_mib\":{:.1},\"peak_rss_mib\":{:.1},\"peak_rss_over_state\":{:.2}}}",
+        gap.as_secs_f64() * 1000.0,
+        base_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0,
+        peak_kib as f64 * 1024.0 / state,
+    );
+    for (_, h) in &handles {
+        h.shutdown_now();
+    }
+}
