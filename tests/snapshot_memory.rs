@@ -27,7 +27,7 @@ use survivable_core::transport::{
     free_loopback_addr, Inbound, TcpConfig, TcpTransport, Transport as _, TransportSecurity,
 };
 use survivable_core::wire::{
-    encode_frame, Envelope, FrameDecoder, Fragmenter, Hello, FRAGMENT_LEN, PROTOCOL_VERSION,
+    encode_frame, Envelope, Fragmenter, FrameDecoder, Hello, FRAGMENT_LEN, PROTOCOL_VERSION,
 };
 
 const CLUSTER: u64 = 7;
@@ -142,15 +142,22 @@ fn wait_until(what: &str, ok: impl Fn() -> bool) {
 /// Member 1 sends the snapshot to a sink; its peak, in bytes.
 fn sender_peak() -> usize {
     let listener = TcpListener::bind(free_loopback_addr().unwrap()).unwrap();
-    let cfg = config(1, free_loopback_addr().unwrap(), 2, listener.local_addr().unwrap());
+    let cfg = config(
+        1,
+        free_loopback_addr().unwrap(),
+        2,
+        listener.local_addr().unwrap(),
+    );
     sink(listener);
     let (tx, _rx) = crossbeam_channel::bounded::<Envelope>(16);
     let t = TcpTransport::start(cfg, tx, logger()).unwrap();
     let base = reset_peak();
     // Storage keeps the snapshot raft sends (the application's state is
     // not counted: a state machine may keep it in any form).
-    let mut stored = Snapshot::default();
-    stored.data = state().into();
+    let mut stored = Snapshot {
+        data: state().into(),
+        ..Snapshot::default()
+    };
     stored.mut_metadata().index = 42;
     let msg = snapshot_message(1, 2, &stored);
     let env = envelope(1, 2, &msg);
@@ -172,8 +179,10 @@ fn receiver_peak() -> usize {
     let cfg = config(2, listen, 1, free_loopback_addr().unwrap());
     let (tx, rx) = crossbeam_channel::bounded::<Inbound>(16);
     let t = TcpTransport::start(cfg, tx, logger()).unwrap();
-    let mut stored = Snapshot::default();
-    stored.data = state().into();
+    let stored = Snapshot {
+        data: state().into(),
+        ..Snapshot::default()
+    };
     let env = envelope(1, 2, &snapshot_message(1, 2, &stored));
     drop(stored);
     let whole = env.raft.len();
@@ -199,7 +208,9 @@ fn receiver_peak() -> usize {
 /// What the node thread does with the snapshot: take it off the queue,
 /// decode it, restore the state from it. The peak above `base`.
 fn node_takes(rx: &Receiver<Inbound>, whole: usize, base: usize) -> usize {
-    let q = rx.recv_timeout(Duration::from_secs(120)).expect("the snapshot");
+    let q = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the snapshot");
     let env = q.into_envelope();
     assert_eq!(env.raft.len(), whole);
     let reassembled = peak_above(base);
@@ -231,7 +242,11 @@ fn a_100_mib_snapshot_is_held_at_most_twice_on_each_side() {
         copies(received),
         STATE / MIB
     );
-    assert!(sent <= 2 * STATE + SLACK, "sender: {:.2} copies", copies(sent));
+    assert!(
+        sent <= 2 * STATE + SLACK,
+        "sender: {:.2} copies",
+        copies(sent)
+    );
     assert!(
         received <= 2 * STATE + SLACK,
         "receiver: {:.2} copies",

@@ -98,7 +98,12 @@
 //! bytes arrive; at most twice that in messages under way across all
 //! connections; a fragment that does not continue its message closes the
 //! connection like any malformed frame. A connection that drops mid-message
-//! drops the part received; raft sends the snapshot again.
+//! drops the part received; raft sends the snapshot again. What the
+//! connections hand to the node thread is bounded in bytes too
+//! ([`Limits::inbound_bytes`], 256 MiB by default): a connection whose
+//! next envelope does not fit reads nothing until the node has taken
+//! enough, and a quarter of it is kept for envelopes that came in one frame,
+//! so heartbeats never wait behind queued snapshots (see [`Inbound`]).
 //!
 //! **Live connections are re-checked.** Each side records when the peer's
 //! certificate chain expires (the earliest `notAfter` it presented) and

@@ -35,7 +35,7 @@
 //! [`Limits::max_message`]: super::Limits::max_message
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -152,9 +152,9 @@ impl InboundBudget {
         }
     }
 
-    /// Takes `len` bytes in `lane`, waiting while they do not fit; every
-    /// `every` of waiting it calls `waiting`, and gives up (`None`) when
-    /// that returns `false`.
+    /// Takes `len` bytes in `lane`, waiting while they do not fit: it
+    /// calls `waiting` when the wait begins and every `every` after, and
+    /// gives up (`None`) when that returns `false`.
     pub(super) fn take(
         self: &Arc<Self>,
         len: usize,
@@ -163,14 +163,23 @@ impl InboundBudget {
         waiting: &mut dyn FnMut() -> bool,
     ) -> Option<Charge> {
         let mut h = self.held.lock();
+        let mut next: Option<Instant> = None;
         while !self.fits(&h, len, lane) {
-            if self.freed.wait_for(&mut h, every).timed_out() {
-                // Called without the lock: it may write to a socket.
-                let go_on = parking_lot::MutexGuard::unlocked(&mut h, &mut *waiting);
-                if !go_on {
-                    return None;
+            // Asked when the wait begins and every `every` after, however
+            // often the budget is woken meanwhile.
+            let now = Instant::now();
+            let due = match next {
+                Some(t) if now < t => t,
+                _ => {
+                    // Called without the lock: it may write to a socket.
+                    let go_on = parking_lot::MutexGuard::unlocked(&mut h, &mut *waiting);
+                    if !go_on {
+                        return None;
+                    }
+                    *next.insert(now + every)
                 }
-            }
+            };
+            let _ = self.freed.wait_until(&mut h, due);
         }
         match lane {
             Lane::Small => h.small += len,
@@ -292,13 +301,14 @@ mod tests {
             });
             (c, wakes)
         });
-        // Long enough for several wakes of 5 ms, so the callback is seen.
+        // Long enough for several periods of 5 ms: asked at the start and
+        // again after.
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(b.queued(), 300, "the waiter took nothing yet");
         drop(queued);
         let (taken, wakes) = waiter.join().unwrap();
         assert!(taken.is_some());
-        assert!(wakes > 0);
+        assert!(wakes > 1, "asked {wakes} times");
         assert_eq!(b.queued(), 300);
         // Giving up: `waiting` says stop.
         assert!(b
