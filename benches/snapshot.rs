@@ -251,7 +251,7 @@ fn main() {
     let mut handles: Vec<(u64, Handle)> = Vec::new();
     let mut leader_store = None;
     for &id in topology.members().keys() {
-        let (tx, rx) = runtime::inbound_channel();
+        let (tx, rx) = crossbeam_channel::bounded::<Envelope>(4096);
         transport.peers.lock().insert(id.0, tx);
         let sm = if id.0 == LEADER {
             Sm::Blob(Blob::new(mib))

@@ -127,6 +127,7 @@ backoff_min_ms = 10
 backoff_max_ms = 500
 keepalive_ms = 100
 idle_timeout_ms = 1000
+inbound_bytes = 67108864
 "#;
 
 fn parse(text: &str) -> Result<MemberConfig, ConfigError> {
@@ -279,6 +280,7 @@ fn a_full_file_is_read_into_the_expected_member_config() {
             backoff: (ms(10), ms(500)),
             keepalive: ms(100),
             idle_timeout: ms(1000),
+            inbound_bytes: 64 << 20,
         }
     );
 }

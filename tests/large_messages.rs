@@ -239,7 +239,7 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
         max_message: 64 << 20,
         ..Limits::default()
     };
-    let (inbound, _rx) = crossbeam_channel::bounded(16);
+    let (inbound, _rx) = crossbeam_channel::bounded::<Envelope>(16);
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let t = TcpTransport::start(cfg, inbound, logger).unwrap();
 

@@ -35,7 +35,7 @@ fn a_down_peer_is_logged_as_unreachable_at_a_falling_rate() {
     );
     let capture = Capture::default();
     let logger = slog::Logger::root(capture.clone(), slog::o!());
-    let (inbound, _rx) = crossbeam_channel::bounded(16);
+    let (inbound, _rx) = crossbeam_channel::bounded::<survivable_core::wire::Envelope>(16);
     let t = TcpTransport::start(cfg, inbound, logger).unwrap();
     // The back-off starts at 20 ms and doubles up to 1 s: within 2.5 s
     // the writer makes at least 20+40+...+640 ms ≈ 6 attempts.

@@ -139,6 +139,7 @@
 //! backoff_max_ms = 1000
 //! keepalive_ms = 250
 //! idle_timeout_ms = 2000
+//! inbound_bytes = 268435456
 //! "#;
 //! let cfg = MemberConfig::from_toml(text, Path::new("/etc/survivable"))?;
 //! assert_eq!(cfg.id, NodeId(1));

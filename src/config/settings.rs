@@ -61,6 +61,7 @@ const LIMIT_KEYS: &[&str] = &[
     "backoff_max_ms",
     "keepalive_ms",
     "idle_timeout_ms",
+    "inbound_bytes",
 ];
 
 /// `[timers]`, defaults for what it leaves out, checked against each
@@ -351,6 +352,7 @@ pub(super) fn limits(root: Tbl<'_>, p: &mut Problems) -> Limits {
     count("max_frame", &mut l.max_frame, p);
     count("max_message", &mut l.max_message, p);
     count("max_connections", &mut l.max_connections, p);
+    count("inbound_bytes", &mut l.inbound_bytes, p);
     let ms = |key: &str, field: &mut Duration, p: &mut Problems| {
         if let Some(d) = s.ms(key, 1, p) {
             *field = d;

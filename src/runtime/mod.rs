@@ -38,7 +38,7 @@ use crate::node::{Applied, Counters, Node, ProposalId, ReadId, Status};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{MemberSpec, NodeId};
-use crate::transport::Transport;
+use crate::transport::{Inbound, Transport};
 use crate::wire::Envelope;
 
 /// How the runtime thread runs.
@@ -76,9 +76,12 @@ impl RuntimeConfig {
     }
 }
 
-/// The channel a transport delivers inbound envelopes on. Bounded: a node
-/// that falls behind slows its senders down through TCP.
-pub fn inbound_channel() -> (Sender<Envelope>, Receiver<Envelope>) {
+/// The channel a transport delivers inbound envelopes on. Bounded in
+/// count, and in bytes by the transport
+/// ([`Limits::inbound_bytes`](crate::transport::Limits::inbound_bytes)):
+/// each [`Inbound`] holds its bytes until the node thread takes it. A
+/// node that falls behind slows its senders down through TCP.
+pub fn inbound_channel() -> (Sender<Inbound>, Receiver<Inbound>) {
     crossbeam_channel::bounded(16 << 10)
 }
 
@@ -118,10 +121,10 @@ pub(crate) enum Command {
 /// Starts the runtime thread for `node`, sending through `transport` and
 /// receiving from `inbound` (give the transport the matching sender, see
 /// [`inbound_channel`]).
-pub fn spawn<M, S, T>(
+pub fn spawn<M, S, T, I>(
     node: Node<M, S>,
     transport: T,
-    inbound: Receiver<Envelope>,
+    inbound: Receiver<I>,
     cfg: RuntimeConfig,
     logger: Logger,
 ) -> Handle
@@ -129,6 +132,7 @@ where
     M: StateMachine + Send + 'static,
     S: LogStore + Send + 'static,
     T: Transport,
+    I: Into<Envelope> + Send + 'static,
 {
     let (commands, command_rx) = crossbeam_channel::unbounded();
     let (events_tx, events) = crossbeam_channel::bounded(cfg.event_queue.max(1));
@@ -220,9 +224,9 @@ fn now_ms() -> u64 {
 }
 
 impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
-    fn run(
+    fn run<I: Into<Envelope>>(
         &mut self,
-        inbound: &Receiver<Envelope>,
+        inbound: &Receiver<I>,
         commands: &Receiver<Command>,
         cfg: &RuntimeConfig,
     ) {
@@ -324,7 +328,8 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
     /// Steps an inbound envelope. A refusal is counted by the node (see
     /// [`Handle::counters`]) and logged here, the first and then every
     /// power of two, so a flood cannot flood the log too.
-    fn step(&mut self, env: Envelope) {
+    fn step(&mut self, env: impl Into<Envelope>) {
+        let env = env.into(); // an `Inbound` gives its bytes back here
         let from = env.from;
         if let Err(e) = self.node.step(env) {
             self.refused += 1;

@@ -37,6 +37,18 @@ pub enum TransportError {
         /// The idle timeout.
         idle_timeout: std::time::Duration,
     },
+    /// [`Limits::inbound_bytes`](super::Limits::inbound_bytes) leaves small
+    /// envelopes a reserve (a quarter of it) smaller than a frame
+    /// ([`Limits::max_frame`](super::Limits::max_frame)): a heartbeat
+    /// could then wait behind queued snapshots. Raise it, or lower the
+    /// frame limit.
+    #[error("Limits::inbound_bytes is {inbound_bytes} bytes; it must be at least {min} (four frames of Limits::max_frame, so that a quarter of it holds a whole frame)")]
+    InboundBudget {
+        /// The configured budget.
+        inbound_bytes: usize,
+        /// The smallest accepted with the configured frame limit.
+        min: usize,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}; is another member or process using it?")]
     Bind {

@@ -14,17 +14,20 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::Sender;
-
 use super::hello::{agree, HelloReader, MAX_HELLO_LEN};
 use super::identity::{ExpectedPeer, PeerIdentity};
 use super::link::{Fill, Link};
 use super::liveness::{Held, KEEPALIVE};
+use super::queue::{queued_len, Inbound, Lane};
 use super::stats::bump;
 use super::tls::{self, Session, Stale, HANDSHAKE_RECORD};
 use super::{ConnectionError, Shared, TlsRefusal};
 use crate::topology::NodeId;
 use crate::wire::{encode_frame, Envelope, FrameDecoder, Hello, Reassembler, WireError};
+
+/// Hands a received envelope to the node's queue; `false` when the node
+/// is gone.
+pub(super) type Deliver = Arc<dyn Fn(Inbound) -> bool + Send + Sync>;
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -32,7 +35,7 @@ const POLL: Duration = Duration::from_millis(50);
 pub(super) fn spawn_acceptor(
     listener: TcpListener,
     shared: Arc<Shared>,
-    inbound: Sender<Envelope>,
+    inbound: Deliver,
 ) -> JoinHandle<()> {
     thread::Builder::new()
         .name(format!("sc-accept-{}", shared.cfg.me.0))
@@ -40,7 +43,7 @@ pub(super) fn spawn_acceptor(
         .expect("spawning a thread")
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Sender<Envelope>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, inbound: &Deliver) {
     if listener.set_nonblocking(true).is_err() {
         slog::error!(
             shared.logger,
@@ -250,7 +253,7 @@ fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
-    inbound: &Sender<Envelope>,
+    inbound: &Deliver,
     who: &mut Option<NodeId>,
 ) -> Result<(), ConnectionError> {
     let Some((link, auth, hello, rest)) = accept(stream, peer, shared, who)? else {
@@ -362,7 +365,7 @@ fn receive(
     rest: &[u8],
     peer: SocketAddr,
     shared: &Shared,
-    inbound: &Sender<Envelope>,
+    inbound: &Deliver,
 ) -> Result<(), ConnectionError> {
     let cfg = &shared.cfg;
     let hello = from.hello;
@@ -379,12 +382,23 @@ fn receive(
         partial_since: None,
         fragment_at: Instant::now(),
         keepalives: 0,
+        waited: false,
     };
     let mut partial_record = false;
     let mut heard = Instant::now();
     loop {
-        if !incoming.deliver(&mut dec, inbound)? {
-            return Ok(()); // the node is gone
+        // Waiting for room in the node's queue, the connection reads
+        // nothing, but tells its sender it is alive (a keepalive at every
+        // wake, one keepalive period apart), so the sender's writer slows
+        // down on a full socket rather than taking the connection for dead.
+        let mut waiting =
+            || !shared.stopping() && !from.held.replaced() && link.send(&KEEPALIVE).is_ok();
+        if !incoming.deliver(&mut dec, inbound, &mut waiting)? {
+            return Ok(()); // the node is gone, or the wait was given up
+        }
+        if std::mem::take(&mut incoming.waited) {
+            heard = Instant::now(); // not idle: this member was not reading
+            incoming.fragment_at = heard;
         }
         if std::mem::take(&mut incoming.keepalives) > 0 && link.send(&KEEPALIVE).is_err() {
             return Ok(()); // the caller went away
@@ -441,16 +455,21 @@ struct Incoming<'a> {
     fragment_at: Instant,
     /// Keepalives received since the last answer.
     keepalives: u64,
+    /// Whether it waited for room in the node's queue since last asked.
+    waited: bool,
 }
 
 impl Incoming<'_> {
     /// Checks and reassembles every whole frame `dec` holds, and passes
-    /// every whole message on to `inbound`; `Ok(false)` when the node is
-    /// gone.
+    /// every whole message on to `inbound`, each once it fits the inbound
+    /// byte budget (calling `waiting` while it does not, see
+    /// [`InboundBudget::take`](super::queue::InboundBudget::take));
+    /// `Ok(false)` when the node is gone or `waiting` gave up.
     fn deliver(
         &mut self,
         dec: &mut FrameDecoder,
-        inbound: &Sender<Envelope>,
+        inbound: &Deliver,
+        waiting: &mut dyn FnMut() -> bool,
     ) -> Result<bool, ConnectionError> {
         let (cfg, peer) = (&self.shared.cfg, self.peer);
         let counters = &self.shared.counters;
@@ -484,14 +503,35 @@ impl Incoming<'_> {
                 bump(&counters.fragments_in, 1);
             }
             let whole = self.messages.push(env).map_err(wire)?;
-            let announced = self.messages.in_progress().map_or(0, |(_, _, len)| len);
-            (self.reserved).hold(announced, cfg.limits.max_message.saturating_mul(2), peer)?;
+            // A reassembled message stays reserved until it is queued.
+            let announced = match &whole {
+                Some(w) if fragment => w.raft.len() + w.control.len(),
+                _ => self.messages.in_progress().map_or(0, |(_, _, len)| len),
+            };
+            let max = cfg.limits.max_message.saturating_mul(2);
+            self.reserved.hold(announced, max, peer)?;
             let Some(env) = whole else { continue };
+            let lane = if fragment { Lane::Large } else { Lane::Small };
+            let budget = &self.shared.inbound;
+            let len = queued_len(&env);
+            let mut waited = false;
+            let mut wait = || {
+                if !std::mem::replace(&mut waited, true) {
+                    bump(&counters.inbound_waits, 1);
+                }
+                waiting()
+            };
+            let charge = budget.take(len, lane, cfg.limits.keepalive, &mut wait);
+            self.waited |= waited;
+            let Some(charge) = charge else {
+                return Ok(false);
+            };
+            self.reserved.hold(0, max, peer)?;
             if fragment {
                 bump(&counters.messages_reassembled, 1);
             }
             bump(&counters.frames_in, 1);
-            if inbound.send(env).is_err() {
+            if !inbound(Inbound::charged(env, charge)) {
                 return Ok(false);
             }
         }

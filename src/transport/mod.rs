@@ -98,7 +98,12 @@
 //! bytes arrive; at most twice that in messages under way across all
 //! connections; a fragment that does not continue its message closes the
 //! connection like any malformed frame. A connection that drops mid-message
-//! drops the part received; raft sends the snapshot again.
+//! drops the part received; raft sends the snapshot again. What the
+//! connections hand to the node thread is bounded in bytes too
+//! ([`Limits::inbound_bytes`], 256 MiB by default): a connection whose
+//! next envelope does not fit reads nothing until the node has taken
+//! enough, and a quarter of it is kept for envelopes that came in one frame,
+//! so heartbeats never wait behind queued snapshots (see [`Inbound`]).
 //!
 //! **Live connections are re-checked.** Each side records when the peer's
 //! certificate chain expires (the earliest `notAfter` it presented) and
@@ -163,6 +168,7 @@ mod link;
 mod liveness;
 mod loopback;
 mod outbound;
+mod queue;
 mod refusals;
 mod security;
 mod stats;
@@ -182,7 +188,8 @@ pub use hello::MAX_HELLO_LEN;
 pub use identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
 pub use loopback::free_loopback_addr;
 pub use outbound::Dialer;
-pub use security::{Limits, TlsFiles, TransportSecurity};
+pub use queue::Inbound;
+pub use security::{Limits, TlsFiles, TransportSecurity, DEFAULT_INBOUND_BYTES};
 pub use stats::TransportStats;
 
 use crate::topology::{Fingerprint, NodeId};
@@ -300,6 +307,9 @@ pub(crate) struct Shared {
     /// Payload bytes announced by the messages under way on all inbound
     /// connections (at most twice [`Limits::max_message`]).
     pub(crate) reassembling: AtomicUsize,
+    /// Bytes handed to the node thread and not yet taken
+    /// ([`Limits::inbound_bytes`]).
+    pub(crate) inbound: Arc<queue::InboundBudget>,
     pub(crate) logger: Logger,
     pub(crate) tls: Option<TlsContext>,
     /// The inbound connection each member holds (one per member: a newer
@@ -316,6 +326,14 @@ pub(crate) struct Shared {
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The counters now, with the bytes queued inbound.
+    fn stats(&self) -> TransportStats {
+        TransportStats {
+            inbound_queued_bytes: self.inbound.queued() as u64,
+            ..self.counters.snapshot()
+        }
     }
 
     /// Counts, keeps and (rate-limited) logs a refusal; `outbound` when
@@ -344,16 +362,23 @@ pub struct TcpTransport {
 impl TcpTransport {
     /// Checks the configuration ([`TcpConfig::validate`]), binds the listen
     /// address and starts the acceptor and one writer per peer. Envelopes
-    /// that pass every check go to `inbound`.
+    /// that pass every check go to `inbound`: a channel of [`Inbound`]
+    /// ([`inbound_channel`](crate::runtime::inbound_channel)) keeps them in
+    /// the byte budget ([`Limits::inbound_bytes`]) until the node thread
+    /// takes them; with a channel of [`Envelope`]s each leaves the budget
+    /// as it is handed on, and the channel's count is the only bound.
     ///
     /// # Errors
     /// [`TransportError::Bind`] when the address cannot be bound, or what
     /// [`TcpConfig::validate`] refuses.
-    pub fn start(
+    pub fn start<I>(
         cfg: TcpConfig,
-        inbound: Sender<Envelope>,
+        inbound: Sender<I>,
         logger: Logger,
-    ) -> Result<Self, TransportError> {
+    ) -> Result<Self, TransportError>
+    where
+        I: From<Inbound> + Send + 'static,
+    {
         let tls = cfg.load_security()?;
         let listener = TcpListener::bind(cfg.listen).map_err(|source| TransportError::Bind {
             addr: cfg.listen,
@@ -366,6 +391,7 @@ impl TcpTransport {
                 source,
             })?;
         let peers = cfg.peers.clone();
+        let budget = cfg.limits.inbound_bytes;
         let queue_len = cfg.limits.queue_len.max(1);
         let peer_back = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
         let peer_up = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
@@ -375,13 +401,15 @@ impl TcpTransport {
             refusals: Refusals::default(),
             stop: AtomicBool::new(false),
             reassembling: AtomicUsize::new(0),
+            inbound: Arc::new(queue::InboundBudget::new(budget)),
             logger,
             tls,
             inbound_of: Registry::default(),
             peer_back,
             peer_up,
         });
-        let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), inbound)];
+        let deliver: inbound::Deliver = Arc::new(move |q| inbound.send(I::from(q)).is_ok());
+        let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), deliver)];
         let mut queues = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = outbound::peer_queue(queue_len);
@@ -403,7 +431,7 @@ impl TcpTransport {
 
     /// Its counters now.
     pub fn stats(&self) -> TransportStats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 
     /// The last refusals (up to 64), oldest first: see
@@ -447,7 +475,7 @@ impl Transport for TcpTransport {
     }
 
     fn stats(&self) -> Option<TransportStats> {
-        Some(self.shared.counters.snapshot())
+        Some(self.shared.stats())
     }
 
     fn connected(&self, peer: NodeId) -> Option<bool> {
@@ -463,7 +491,7 @@ pub struct StatsHandle(Arc<Shared>);
 impl StatsHandle {
     /// The counters now.
     pub fn stats(&self) -> TransportStats {
-        self.0.counters.snapshot()
+        self.0.stats()
     }
 
     /// The last refusals (up to 64), oldest first, each with the peer's

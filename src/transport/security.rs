@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use super::TransportError;
 use crate::topology::NodeId;
-use crate::wire::{DEFAULT_MAX_MESSAGE_LEN, FRAGMENT_LEN, MAX_FRAME_LEN};
+use crate::wire::{Envelope, DEFAULT_MAX_MESSAGE_LEN, FRAGMENT_LEN, MAX_FRAME_LEN};
+
+/// What an envelope takes in the inbound queue beside its payloads.
+const INBOUND_ENVELOPE_LEN: usize = size_of::<Envelope>();
 
 /// How a member's connections are secured. There is no default: a
 /// deployment chooses mutual TLS, and only a loopback test may choose the
@@ -172,7 +175,24 @@ pub struct Limits {
     /// (start-up refuses less: [`TransportError::Keepalive`]). Defaults to
     /// 2 s.
     pub idle_timeout: Duration,
+    /// Bytes all inbound connections together may have handed to the node
+    /// thread and not yet had taken (payloads plus the envelopes
+    /// themselves): the inbound queue's bound in memory. A connection
+    /// whose next envelope does not fit reads nothing until it does (its
+    /// sender slows down); a quarter is reserved for envelopes that came
+    /// in one frame (heartbeats, votes), which reassembled messages
+    /// (snapshots) never take, so a heartbeat is never stuck behind queued
+    /// snapshots. A reassembled message larger than three quarters of it
+    /// is still let in alone. At least four frames of `max_frame` (else
+    /// start-up fails with
+    /// [`TransportError::InboundBudget`](super::TransportError::InboundBudget)).
+    /// Defaults to [`DEFAULT_INBOUND_BYTES`] (256 MiB).
+    pub inbound_bytes: usize,
 }
+
+/// Default of [`Limits::inbound_bytes`]: 256 MiB, two 100 MiB snapshots
+/// and the small envelopes' reserve.
+pub const DEFAULT_INBOUND_BYTES: usize = 256 << 20;
 
 impl Limits {
     /// The smallest usable [`max_frame`](Self::max_frame): a fragment's
@@ -193,6 +213,16 @@ impl Limits {
             return Err(TransportError::Keepalive {
                 keepalive: self.keepalive,
                 idle_timeout: self.idle_timeout,
+            });
+        }
+        let min = self
+            .max_frame
+            .saturating_add(INBOUND_ENVELOPE_LEN)
+            .saturating_mul(4);
+        if self.inbound_bytes < min {
+            return Err(TransportError::InboundBudget {
+                inbound_bytes: self.inbound_bytes,
+                min,
             });
         }
         Ok(())
@@ -220,6 +250,7 @@ impl Default for Limits {
             backoff: (Duration::from_millis(20), Duration::from_secs(1)),
             keepalive: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(2),
+            inbound_bytes: DEFAULT_INBOUND_BYTES,
         }
     }
 }

@@ -92,6 +92,14 @@ pub struct TransportStats {
     pub dead_links: u64,
     /// Keepalives written to peers.
     pub keepalives_out: u64,
+    /// Bytes in the inbound queue now: handed on by the connections and
+    /// not yet taken by the node thread (at most
+    /// [`Limits::inbound_bytes`](super::Limits::inbound_bytes), but for
+    /// one larger message let in alone).
+    pub inbound_queued_bytes: u64,
+    /// Times a connection waited for room in the inbound queue (reading
+    /// nothing meanwhile).
+    pub inbound_waits: u64,
 }
 
 impl TransportStats {
@@ -147,6 +155,7 @@ pub(crate) struct Counters {
     pub(super) replaced: AtomicU64,
     pub(super) dead_links: AtomicU64,
     pub(super) keepalives_out: AtomicU64,
+    pub(super) inbound_waits: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64, n: u64) {
@@ -222,6 +231,8 @@ impl Counters {
             replaced: g(&self.replaced),
             dead_links: g(&self.dead_links),
             keepalives_out: g(&self.keepalives_out),
+            inbound_queued_bytes: 0,
+            inbound_waits: g(&self.inbound_waits),
         };
         TransportStats {
             refused: s.hello_timeouts

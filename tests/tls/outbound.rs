@@ -221,7 +221,7 @@ fn a_member_its_peer_refuses_backs_off_and_learns_why() {
     let base = c.stats(CM02A);
     let warnings = support::Warnings::default();
     let logger = support::logger(warnings.clone());
-    let (tx, _rx) = crossbeam_channel::bounded(16);
+    let (tx, _rx) = crossbeam_channel::bounded::<Envelope>(16);
     let start = Instant::now();
     let t = TcpTransport::start(cfg.clone(), tx, logger).unwrap();
     // Something to send all along, as raft would (a writer that thinks it
