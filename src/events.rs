@@ -451,6 +451,26 @@ impl fmt::Display for Event {
                 f,
                 "leader transfer to {target} did not land (aborted by raft): still leading"
             ),
+            Self::RetentionWarning { .. }
+            | Self::RetainedDropped { .. }
+            | Self::RedundancyLost { .. }
+            | Self::RedundancyRestored { .. }
+            | Self::ReplacementStarted { .. } => self.fmt_long_running(f),
+            Self::Activated { .. }
+            | Self::EpochFenced { .. }
+            | Self::FenceLifted { .. }
+            | Self::Reconciled { .. }
+            | Self::ReconcileFailed { .. }
+            | Self::JoinedEpoch { .. } => self.fmt_epochs(f),
+        }
+    }
+}
+
+impl Event {
+    /// [`Display`](fmt::Display) of the events of a cluster that runs for
+    /// long: retention during WAN cuts, redundancy and replacement.
+    fn fmt_long_running(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Self::RetentionWarning {
                 entries,
                 bytes,
@@ -491,17 +511,11 @@ impl fmt::Display for Event {
                 "replacing {dead} with the spare {spare} (silent past replace_after): \
                  promoted once it has connected and caught up"
             ),
-            Self::Activated { .. }
-            | Self::EpochFenced { .. }
-            | Self::FenceLifted { .. }
-            | Self::Reconciled { .. }
-            | Self::ReconcileFailed { .. }
-            | Self::JoinedEpoch { .. } => self.fmt_epochs(f),
+            // The other variants are written by `fmt`.
+            other => write!(f, "{other:?}"),
         }
     }
-}
 
-impl Event {
     /// [`Display`](fmt::Display) of the epoch events.
     fn fmt_epochs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
