@@ -8,6 +8,8 @@
 //! silently (no leader, a new leader that has not committed in its term, a
 //! term change): a request with no answer is asked again each election
 //! timeout, under a fresh context, until it is answered or the member stops.
+//! The first answer to any of its attempts is taken (a round trip to the
+//! leader may be longer than an election timeout over a long WAN).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,6 +51,9 @@ struct Pending {
     asked: Option<(u64, u64)>,
     /// The read index the leader answered.
     index: Option<u64>,
+    /// The first attempt whose answer counts: those made before raft was
+    /// restarted ([`Reads::reset`]) belong to a log that is gone.
+    first_valid: u64,
 }
 
 /// Reads made at this member and not answered yet.
@@ -73,6 +78,7 @@ impl Reads {
         for p in self.pending.values_mut() {
             p.asked = None;
             p.index = None;
+            p.first_valid = p.attempt + 1;
         }
     }
 }
@@ -134,12 +140,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }) else {
                 continue;
             };
-            if let Some(p) = self
-                .reads
-                .pending
-                .get_mut(&seq)
-                .filter(|p| p.attempt == attempt)
-            {
+            // Any attempt's answer will do, a late one too: every attempt
+            // was made after the read was, and the leader confirmed it led
+            // after receiving it. Taking only the latest attempt's answer
+            // starves a read whose round trip (the WAN to the leader, its
+            // quorum round, back) is longer than the retry interval: each
+            // answer would arrive just after the next attempt replaced it.
+            if let Some(p) = self.reads.pending.get_mut(&seq).filter(|p| {
+                p.index.is_none() && (p.first_valid.max(1)..=p.attempt).contains(&attempt)
+            }) {
                 p.index = Some(rs.index);
             }
         }

@@ -279,3 +279,42 @@ fn control_is_handed_back_to_denver_over_an_uneven_wan() {
         }
     }
 }
+
+/// A linearizable read at each follower (the standby, both Paris members,
+/// the witness) completes when its round trip to the leader is longer than
+/// the election timeout it is retried at: the default 200 ms timers, not
+/// told of a 250 ms Denver–Paris WAN. Before, each retry replaced the
+/// attempt whose answer was on its way, and a Paris read never completed.
+#[test]
+fn a_read_completes_when_its_round_trip_exceeds_the_retry_interval() {
+    use crate::support::{CM01A, CM02A, CM02B, W1};
+    let rtt = [250, 30, 120];
+    let topology = denver_paris().build().expect("default timers").shared();
+    let tick = topology.timers().tick;
+    let mut s = Sim::builder(topology);
+    s.seed(3)
+        .wan_rtt(Duration::from_millis(rtt[0]))
+        .site_rtt("denver", "paris", Duration::from_millis(rtt[0]))
+        .site_rtt("denver", "kansas", Duration::from_millis(rtt[1]))
+        .site_rtt("paris", "kansas", Duration::from_millis(rtt[2]));
+    let mut sim = s.build(|_| Counts::default());
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.leader(), Some(CM01A));
+    for (at, to_leader) in [(CM01B, 1), (CM02A, rtt[0]), (CM02B, rtt[0]), (W1, rtt[1])] {
+        let asked = sim.now_us();
+        let id = sim.read(at).expect("a live member takes reads");
+        let done = sim.run_until(Duration::from_secs(5), |s| {
+            s.reads().iter().any(|r| r.id == id)
+        });
+        assert!(done, "the read at {at:?} never completed");
+        let took = sim.reads().iter().find(|r| r.id == id).unwrap().done_us - asked;
+        // There and back to the leader, the leader's quorum round (the
+        // standby over the LAN and the witness: a Denver–Kansas round trip),
+        // a tick on each side to pass the messages on, 1 ms of jitter per hop.
+        let bound = Duration::from_millis(to_leader + rtt[1] + 4) + 2 * tick;
+        assert!(
+            Duration::from_micros(took) <= bound,
+            "read at {at:?} took {took} µs, bound {bound:?}"
+        );
+    }
+}
