@@ -463,6 +463,8 @@ struct Audits {
     by_member: BTreeMap<u64, (String, u64, Vec<String>)>,
     /// Every command applied, from one member's full list.
     commands: BTreeSet<String>,
+    /// Per member that has not answered: its last refusal, if any.
+    refused: BTreeMap<u64, String>,
 }
 
 /// Asks every member to audit until all answer with the same digest
@@ -471,6 +473,7 @@ fn audit(c: &mut Cluster) -> Audits {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut by_member = BTreeMap::new();
     let mut commands = BTreeSet::new();
+    let mut refused = BTreeMap::new();
     loop {
         by_member.clear();
         c.tap = Some(Vec::new());
@@ -481,7 +484,11 @@ fn audit(c: &mut Cluster) -> Audits {
         while by_member.len() < NAMES.len() && Instant::now() < until {
             c.wait_until(Duration::from_millis(50), |_, _, _| false);
             for (_, id, line) in c.tap.as_mut().map(std::mem::take).unwrap_or_default() {
-                if field(&line, "reply") != Some("audit") || field(&line, "ok") != Some("true") {
+                if field(&line, "reply") != Some("audit") {
+                    continue;
+                }
+                if field(&line, "ok") != Some("true") {
+                    refused.insert(id, field(&line, "error").unwrap_or("").to_string());
                     continue;
                 }
                 let digest = field(&line, "digest").unwrap_or("").to_string();
@@ -496,10 +503,12 @@ fn audit(c: &mut Cluster) -> Audits {
         let digests: BTreeSet<&String> = by_member.values().map(|v| &v.0).collect();
         let identical = by_member.len() == NAMES.len() && digests.len() == 1;
         if identical || Instant::now() >= deadline {
+            refused.retain(|id, _| !by_member.contains_key(id));
             return Audits {
                 identical,
                 by_member,
                 commands,
+                refused,
             };
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -609,8 +618,8 @@ fn verdict(c: &mut Cluster, w: &Workload, o: &Options) -> Result<(), String> {
     }
     if !audits.identical {
         broke.push(format!(
-            "members differ (digest, commands, doubles): {:?}",
-            audits.by_member
+            "members differ (digest, commands, doubles): {:?}; refusals of those that did not answer: {:?}",
+            audits.by_member, audits.refused
         ));
     }
     let report = check.as_ref().ok();
