@@ -12,7 +12,8 @@
 //! cargo run --release --example node -- bench --figures     # failovers, WAN cut, hand-back over the relay
 //! cargo run --release --example node -- jepsen [--seed N] [--secs 60]  # nemesis, then linearizability
 //! cargo run --release --example node -- run --config m.toml
-//! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365] [--operator alice]
+//! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365] [--operator alice] [--ca-key <dir>-ca/ca.key]
+//! cargo run --release --example node -- certs add <dir> --id 9 [--ca-key PATH] [--force]   # one more member, same CA
 //! cargo run --release --example node -- ctl --endpoints 127.0.0.1:8001,127.0.0.1:8002 status   # see ctl.rs
 //! ```
 //!
@@ -32,7 +33,10 @@
 //! `certs` writes a new cluster CA (`ca.pem`) and, for each node, a key
 //! (`node-<id>.key`) and a certificate (`node-<id>.pem`) naming it
 //! (`survivable://<cluster-id>/node/<id>`), for the `[tls]` table of its
-//! member file. The defaults are the Denver/Paris cluster's.
+//! member file. The defaults are the Denver/Paris cluster's. The CA's
+//! private key is written apart, to `<dir>-ca/ca.key` (or `--ca-key`), and
+//! `certs add <dir> --id N` issues one more member's certificate from it
+//! (a replacement or a spare); see [`certs`].
 //!
 //! `cluster` writes certificates and one member file per member into a
 //! temporary directory, starts the five processes (mutual TLS between
@@ -46,6 +50,7 @@
 //! open and bytes sent across a cut arrive after the heal.
 
 mod bench;
+mod certs;
 mod config;
 mod control;
 mod ctl;
@@ -55,8 +60,6 @@ mod pki;
 mod soak;
 
 use std::process::ExitCode;
-
-use survivable_core::topology::NodeId;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,10 +78,10 @@ fn main() -> ExitCode {
         }),
         Some("bench") => bench::run(&args[1..]),
         Some("jepsen") => jepsen::Options::parse(&args[1..]).and_then(|o| jepsen::run(&o)),
-        Some("certs") => certs(&args[1..]),
+        Some("certs") => certs::run(&args[1..]),
         Some("ctl") => ctl::run(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
+            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] [--ca-key PATH] | node certs add <dir> (--id N | --operator NAME) [--ca-key PATH] [--force] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
                 .to_string(),
         ),
     };
@@ -101,53 +104,4 @@ fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
             .map(Some)
             .ok_or_else(|| format!("{name} needs a value")),
     }
-}
-
-/// `node certs <dir>`: a CA and a key and certificate per member.
-fn certs(args: &[String]) -> Result<(), String> {
-    let usage = || {
-        "usage: node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME]"
-            .to_string()
-    };
-    let dir = args
-        .first()
-        .filter(|d| !d.starts_with("--"))
-        .ok_or_else(usage)?;
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .map(|i| args.get(i + 1).cloned().ok_or_else(usage))
-            .transpose()
-    };
-    let number = |v: &str| v.parse::<u64>().map_err(|_| usage());
-    let cluster_id = flag("--cluster-id")?.map_or(Ok(2026), |v| number(&v))?;
-    let days = flag("--days")?.map_or(Ok(365), |v| number(&v))?;
-    let nodes = match flag("--nodes")? {
-        None => (1..=5).map(NodeId).collect(),
-        Some(list) => list
-            .split(',')
-            .map(|n| number(n.trim()).map(NodeId))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let dir = std::path::Path::new(dir);
-    let ca = pki::write_cluster(dir, cluster_id, &nodes, days)?;
-    println!(
-        "wrote {}/ca.pem and node-<id>.pem / node-<id>.key for nodes {:?} of cluster {cluster_id}, valid {days} days",
-        dir.display(),
-        nodes.iter().map(|n| n.0).collect::<Vec<_>>()
-    );
-    println!(
-        "in node <id>'s member file: [tls] ca = \"{0}/ca.pem\", cert = \"{0}/node-<id>.pem\", key = \"{0}/node-<id>.key\"",
-        dir.display()
-    );
-    if let Some(name) = flag("--operator")? {
-        let id = survivable_core::operator::OperatorIdentity::new(cluster_id, &name)
-            .ok_or_else(|| format!("--operator {name:?}: 1-64 ASCII letters, digits, - _ ."))?;
-        ca.write_operator(dir, &id, &ca.operator(&id, days)?)?;
-        println!(
-            "wrote {}/operator-{name}.pem / .key naming {id}",
-            dir.display()
-        );
-    }
-    Ok(())
 }

@@ -31,6 +31,7 @@ pub(crate) struct Issued {
 pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    key_pem: String,
 }
 
 /// Sets the validity period (rcgen's time type is not named here).
@@ -60,9 +61,45 @@ impl Ca {
         valid(&mut p, now - DAY, now + DAY * days as u32);
         let pem = p.self_signed(&key).map_err(err)?.pem();
         Ok(Self {
+            key_pem: key.serialize_pem(),
             issuer: Issuer::new(p, key),
             pem,
         })
+    }
+
+    /// An existing CA: its certificate and its private key, both PEM.
+    /// Refuses a key that is not the certificate's (what it would sign
+    /// would be refused by every member).
+    pub(crate) fn load(pem: &str, key_pem: &str) -> Result<Self, String> {
+        use rcgen::PublicKeyData;
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|e| format!("the CA key is not a PEM private key rcgen can use: {e}"))?;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("the CA certificate is not a PEM certificate: {e}"))?;
+        // A certificate holds its subject's public key verbatim (its
+        // SubjectPublicKeyInfo): the key matches iff its SPKI is in there.
+        let spki = key.subject_public_key_info();
+        if !der.windows(spki.len()).any(|w| w == spki.as_slice()) {
+            return Err(
+                "the CA key does not belong to the CA certificate (ca.pem): pass the key written \
+                 with this ca.pem (--ca-key)"
+                    .into(),
+            );
+        }
+        let issuer = Issuer::from_ca_cert_pem(pem, key)
+            .map_err(|e| format!("the CA certificate cannot be used to issue: {e}"))?;
+        Ok(Self {
+            issuer,
+            pem: pem.to_string(),
+            key_pem: key_pem.to_string(),
+        })
+    }
+
+    /// The CA's private key, PEM (PKCS#8). Keep it apart from members'
+    /// files: whoever has it can make members.
+    pub(crate) fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// The CA certificate, PEM.
@@ -177,7 +214,7 @@ impl Ca {
     }
 }
 
-fn write(path: &Path, text: &str, secret: bool) -> Result<(), String> {
+pub(crate) fn write(path: &Path, text: &str, secret: bool) -> Result<(), String> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
