@@ -63,6 +63,10 @@ pub(crate) struct TopologyRecord {
     pub members: Vec<MemberRecord>,
     #[prost(message, repeated, tag = "23")]
     pub addresses: Vec<AddressRecord>,
+    /// The ids removed from the cluster ([`Topology::removed_ids`]);
+    /// absent in records written before it existed (none then).
+    #[prost(uint64, repeated, tag = "24")]
+    pub removed: Vec<u64>,
 }
 
 /// A site of a [`TopologyRecord`].
@@ -107,6 +111,7 @@ impl From<&Topology> for TopologyRecord {
                     address: a.clone(),
                 })
                 .collect(),
+            removed: t.removed_ids().iter().map(|id| id.0).collect(),
         }
     }
 }
@@ -128,7 +133,8 @@ impl TopologyRecord {
         let addresses = (self.addresses.iter())
             .map(|a| (NodeId(a.id), a.address.clone()))
             .collect();
-        Topology::from_parts(base, self.version, sites, members, addresses)
+        let removed = self.removed.iter().map(|&id| NodeId(id)).collect();
+        Topology::from_parts(base, self.version, sites, members, addresses, removed)
     }
 }
 
