@@ -152,7 +152,9 @@ pub enum StepError {
     /// The sender was a member, removed from the cluster (removed or
     /// replaced): its messages are dropped, whatever they say. A removed
     /// member still running should be stopped; its id is never reused.
-    #[error("node {from} was removed from the cluster: its messages are dropped; stop that member")]
+    #[error(
+        "node {from} was removed from the cluster: its messages are dropped; stop that member"
+    )]
     RemovedSender {
         /// Claimed sender.
         from: u64,

@@ -114,7 +114,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             });
         }
         let replacing = (self.membership.members.values()).any(|s| s.replaces.is_some());
-        if self.topology_under_way() || !self.membership.conf.voters_outgoing.is_empty() || replacing
+        if self.topology_under_way()
+            || !self.membership.conf.voters_outgoing.is_empty()
+            || replacing
         {
             return Err(TopologyChangeError::UnderWay);
         }
@@ -147,7 +149,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// computed from the applied one). A new leader's `pending_conf_index`
     /// is its last index, which covers entries a former leader proposed.
     pub(super) fn topology_under_way(&self) -> bool {
-        self.raw.raft.pending_conf_index > self.applied || self.reconfig.proposed_index > self.applied
+        self.raw.raft.pending_conf_index > self.applied
+            || self.reconfig.proposed_index > self.applied
     }
 
     /// The configuration change that promotes the caught-up replacement

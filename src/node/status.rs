@@ -512,4 +512,24 @@ mod tests {
         assert_eq!(json["spoofed"], 2);
         assert_eq!(json["wrong_cluster"], 0);
     }
+
+    #[test]
+    fn a_removed_senders_envelopes_are_counted_as_such() {
+        let mut c = Counters::default();
+        c.count(&StepError::RemovedSender { from: 7 });
+        c.count(&StepError::RemovedSender { from: 7 });
+        c.count(&StepError::UnknownSender { from: 9 });
+        assert_eq!(
+            (c.removed_sender, c.unknown_sender, c.rejected()),
+            (2, 1, 3)
+        );
+        let by_reason: Vec<_> = (c.rejected_by_reason().into_iter())
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(
+            by_reason,
+            vec![("unknown_sender", 1), ("removed_sender", 2)]
+        );
+        assert!(c.to_string().contains("removed sender 2"), "{c}");
+    }
 }

@@ -526,6 +526,21 @@ mod tests {
         });
         let other = TopologyRecord::decode(&encode(&member)[..]).unwrap();
         assert_eq!(other.version, 0);
+        // Removed ids travel in the record (field 24); a record written
+        // before that field existed decodes with none.
+        let replaced = next
+            .apply(&TopologyChange::RemoveMember { id: NodeId(5) })
+            .unwrap();
+        let with = TopologyRecord::from(&replaced);
+        assert_eq!(with.removed, vec![5]);
+        let t = TopologyRecord::decode(&encode(&with)[..]).unwrap();
+        assert!(t.to_topology(&base).unwrap().is_removed(NodeId(5)));
+        let old = TopologyRecord {
+            removed: Vec::new(),
+            ..with
+        };
+        let t = TopologyRecord::decode(&encode(&old)[..]).unwrap();
+        assert!(t.to_topology(&base).unwrap().removed_ids().is_empty());
         // A record the builder would refuse does not decode to a topology.
         let mut bad = rec.clone();
         bad.members.retain(|m| m.id != 2);
