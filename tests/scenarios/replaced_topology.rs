@@ -207,3 +207,81 @@ fn a_policy_replacement_moves_the_topology_with_the_configuration() {
     assert_acknowledged_applied(&sim, &load, NEW);
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_member_restored_from_a_snapshot_has_the_replacement_in_its_topology() {
+    let mut sim = Sim::builder(build(&denver_paris()))
+        .seed(21)
+        .node_config(|c| {
+            c.snapshot_every = 64;
+            c.keep_entries = 16;
+        })
+        .build(|_| KvStore::default());
+    assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    // CM02a is down through the whole replacement.
+    let had = sim.node(CM02A).unwrap().status().last_index;
+    sim.crash(CM02A);
+    sim.crash_host("esxi-1");
+    load.run(&mut sim, Duration::from_secs(1));
+    let new = spec(NEW, "esxi-4");
+    let member = sim
+        .node(CM01B)
+        .unwrap()
+        .replacement_member(CM01A, new.clone());
+    sim.node_mut(CM01B)
+        .unwrap()
+        .replace_member(CM01A, new)
+        .unwrap();
+    sim.flush(CM01B);
+    sim.add_member(member.unwrap());
+    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    load.run(&mut sim, Duration::from_secs(2));
+    sim.restart(CM02A);
+    load.run(&mut sim, Duration::from_secs(1));
+    settle(&mut sim);
+    // Its log now starts past what it had: it was sent a snapshot.
+    let first = sim.node(CM02A).unwrap().status().first_index;
+    assert!(first > had + 1, "first index {first}, had {had}");
+    assert_coherent(&sim, CM01A, NEW);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_replacement_waits_for_an_unapplied_topology_version() {
+    let mut sim = started(&denver_paris(), 26);
+    sim.crash_host("esxi-1");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01B));
+    let leader = sim.node_mut(CM01B).unwrap();
+    // A version that moves nobody: a normal entry, not a raft conf change.
+    let address = TopologyChange::SetAddress {
+        id: W1,
+        address: "10.0.9.1:7000".into(),
+    };
+    let version = leader.change_topology(&address).unwrap();
+    let err = leader.replace_member(CM01A, spec(NEW, "esxi-4"));
+    assert_eq!(err, Err(MembershipError::UnderWay));
+    assert!(err
+        .unwrap_err()
+        .to_string()
+        .contains("wait until it is applied"));
+    // Once applied, the replacement starts, and a topology change waits
+    // for it in turn.
+    sim.run_for(Duration::from_millis(500));
+    let leader = sim.node_mut(CM01B).unwrap();
+    assert_eq!(leader.topology().version(), version);
+    leader.replace_member(CM01A, spec(NEW, "esxi-4")).unwrap();
+    let again = TopologyChange::SetAddress {
+        id: W1,
+        address: "10.0.9.2:7000".into(),
+    };
+    assert_eq!(
+        leader.change_topology(&again),
+        Err(TopologyChangeError::UnderWay)
+    );
+    sim.run_for(Duration::from_secs(1));
+    assert_clean(&mut sim);
+}
