@@ -2,6 +2,10 @@
 //! a learner, catches up, then one joint configuration change promotes it
 //! and removes the member it replaces. The leader drives every step from
 //! the replicated configuration, so a leader change mid-way resumes it.
+//! The promotion carries the next topology version in its context
+//! (`reconfig`'s `promotion`), so the topology names the new member in the
+//! dead member's slot from the same log index on as raft's configuration
+//! does; until then the learner is a pending replacement only.
 
 use std::collections::BTreeMap;
 
