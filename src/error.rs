@@ -149,6 +149,16 @@ pub enum StepError {
         /// Claimed sender.
         from: u64,
     },
+    /// The sender was a member, removed from the cluster (removed or
+    /// replaced): its messages are dropped, whatever they say. A removed
+    /// member still running should be stopped; its id is never reused.
+    #[error(
+        "node {from} was removed from the cluster: its messages are dropped; stop that member"
+    )]
+    RemovedSender {
+        /// Claimed sender.
+        from: u64,
+    },
     /// The raft message inside disagrees with the envelope about sender or receiver.
     #[error(
         "envelope from {env_from} to {env_to} carries a raft message from {msg_from} to {msg_to}"
@@ -223,6 +233,18 @@ pub enum MembershipError {
     /// The member to replace is this leader.
     #[error("node {0} is the leader; transfer leadership away before replacing it")]
     IsLeader(NodeId),
+    /// The replacement's id belonged to a member removed from the
+    /// cluster (removed or replaced).
+    #[error("node id {0} belonged to a member removed from the cluster and is never reused: pick a new id")]
+    IdRemoved(NodeId),
+    /// A configuration or topology change is proposed and not yet
+    /// applied: a replacement waits for it.
+    #[error("a membership or topology change is under way: wait until it is applied, then retry")]
+    UnderWay,
+    /// The topology with the replacement in the dead member's place does
+    /// not validate (e.g. a host whose loss would break the majority).
+    #[error("the topology after this replacement is invalid: {0}")]
+    Topology(crate::topology::TopologyError),
     /// Another replacement is still running.
     #[error("replacement of node {0} is still in progress")]
     Busy(NodeId),

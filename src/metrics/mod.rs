@@ -510,12 +510,12 @@ fn count_event(m: &Metrics, e: &Event) {
 
 /// The node's counters as the metrics keep them: refusals by reason and
 /// suppressed campaigns.
-fn counter_values(c: &Counters) -> [u64; 9] {
-    let mut out = [0; 9];
+fn counter_values(c: &Counters) -> [u64; 10] {
+    let mut out = [0; 10];
     for (o, (_, v)) in out.iter_mut().zip(c.rejected_by_reason()) {
         *o = v;
     }
-    out[8] = c.campaigns_suppressed;
+    out[9] = c.campaigns_suppressed;
     out
 }
 

@@ -41,7 +41,7 @@ pub struct Recorder {
     /// The refused-envelope series, in `Counters::rejected_by_reason`
     /// order, then the suppressed campaigns.
     envelopes: Vec<IntCounter>,
-    counters_seen: [u64; 9],
+    counters_seen: [u64; 10],
     connections: Vec<(&'static str, IntCounter, u64)>,
     takeover_from: Option<Instant>,
     /// `takeover_from` dates an activation (its election counts however
@@ -95,7 +95,7 @@ impl Recorder {
             peers: Vec::new(),
             connected,
             envelopes,
-            counters_seen: [0; 9],
+            counters_seen: [0; 10],
             connections: Vec::new(),
             takeover_from: None,
             activated: false,

@@ -234,6 +234,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 me: self.id.0,
             });
         }
+        if self.cfg.topology.is_removed(NodeId(env.from)) {
+            return Err(StepError::RemovedSender { from: env.from });
+        }
         if !self.membership.members.contains_key(&NodeId(env.from)) {
             return Err(StepError::UnknownSender { from: env.from });
         }

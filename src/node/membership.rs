@@ -2,6 +2,10 @@
 //! a learner, catches up, then one joint configuration change promotes it
 //! and removes the member it replaces. The leader drives every step from
 //! the replicated configuration, so a leader change mid-way resumes it.
+//! The promotion carries the next topology version in its context
+//! (`reconfig`'s `promotion`), so the topology names the new member in the
+//! dead member's slot from the same log index on as raft's configuration
+//! does; until then the learner is a pending replacement only.
 
 use std::collections::BTreeMap;
 
@@ -160,6 +164,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         {
             return Err(MembershipError::IdInUse(new.id));
         }
+        if self.cfg.topology.is_removed(new.id) {
+            return Err(MembershipError::IdRemoved(new.id));
+        }
         if let Some(s) = self
             .membership
             .members
@@ -168,13 +175,21 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         {
             return Err(MembershipError::Busy(s.replaces.unwrap_or(s.member.id())));
         }
-        if self.raw.raft.pending_conf_index > self.applied {
-            return Err(MembershipError::Busy(dead));
+        if self.topology_under_way() {
+            return Err(MembershipError::UnderWay);
         }
         let member = self
             .replacement_member(dead, new.clone())
             .ok_or(MembershipError::NotAVoter(dead))?;
         self.membership.check_partners(dead, &member)?;
+        // The promotion puts it in `dead`'s slot of the topology: that
+        // topology must validate (host loss, ...) before anything starts.
+        let change = crate::topology::TopologyChange::ReplaceMember {
+            old: dead,
+            new: new.clone(),
+            address: None,
+        };
+        (self.cfg.topology.apply(&change)).map_err(MembershipError::Topology)?;
         let record = MemberRecord::from(&MemberState {
             member,
             replaces: Some(dead),
@@ -197,7 +212,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// caught-up replacement.
     pub(super) fn drive_membership(&mut self) {
         self.watch_redundancy();
-        let pending = self.raw.raft.pending_conf_index > self.applied;
+        let pending = self.topology_under_way();
         let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
         if pending || recently {
             return;
@@ -232,21 +247,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             let check = self.catch_up(id)?;
             check.promotable().then(|| (id, dead, s.member.clone()))
         });
-        let Some((id, dead, member)) = ready else {
+        let Some((_, dead, member)) = ready else {
             return;
         };
-        let record = MemberRecord::from(&MemberState {
-            member,
-            replaces: None,
-        });
-        let cc = ConfChangeV2 {
-            changes: vec![
-                single(ConfChangeType::AddNode, id),
-                single(ConfChangeType::RemoveNode, dead),
-            ]
-            .into(),
-            context: encode(&record).into(),
-            ..Default::default()
+        let Some(cc) = self.promotion(dead, &member) else {
+            return;
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
         self.membership.conf_proposed_at = self.tick_no;

@@ -396,12 +396,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// then start the new member with [`NodeConfig::joining`](NodeConfig::joining)
     /// set to [`Node::replacement_member`]'s result. The library adds it as
     /// a learner, waits until it has caught up, then promotes it and
-    /// removes `dead` in one joint change.
+    /// removes `dead` in one joint change, which also carries the next
+    /// topology version (the new member in `dead`'s slot): every member
+    /// applies both at the same log index. `dead`'s id is then remembered
+    /// ([`Topology::removed_ids`](crate::topology::Topology::removed_ids)).
     ///
     /// # Errors
     /// [`MembershipError`] when this node is not the leader, `dead` is not a
-    /// voter or is this leader, the new id is in use, another replacement
-    /// runs, or the new host breaks the pair's anti-affinity rules.
+    /// voter or is this leader, the new id is in use or was removed, another
+    /// replacement or an unapplied configuration or topology change runs,
+    /// the new host breaks the pair's anti-affinity rules, or the topology
+    /// with the new member does not validate.
     pub fn replace_member(&mut self, dead: NodeId, new: MemberSpec) -> Result<(), MembershipError> {
         self.start_replacement(dead, new)
     }

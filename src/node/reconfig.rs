@@ -32,8 +32,8 @@ use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::change::ConfMoves;
-use crate::topology::{NodeId, Topology, TopologyChange, TopologyError};
-use crate::wire::payload::{encode, EntryPayload, MemberState, TopologyRecord};
+use crate::topology::{Member, NodeId, Topology, TopologyChange, TopologyError};
+use crate::wire::payload::{encode, EntryPayload, MemberRecord, MemberState, TopologyRecord};
 
 /// Why [`Node::change_topology`](super::Node::change_topology) refused a
 /// change. Nothing was proposed.
@@ -114,9 +114,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             });
         }
         let replacing = (self.membership.members.values()).any(|s| s.replaces.is_some());
-        if self.raw.raft.pending_conf_index > self.applied
+        if self.topology_under_way()
             || !self.membership.conf.voters_outgoing.is_empty()
-            || self.reconfig.proposed_index > self.applied
             || replacing
         {
             return Err(TopologyChangeError::UnderWay);
@@ -142,6 +141,54 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.membership.conf_proposed_at = self.tick_no;
         self.on_ready();
         Ok(next.version())
+    }
+
+    /// A configuration change or a topology version is in the log and not
+    /// yet applied here: nothing that changes the topology or the
+    /// configuration may be proposed until it is (the next version is
+    /// computed from the applied one). A new leader's `pending_conf_index`
+    /// is its last index, which covers entries a former leader proposed.
+    pub(super) fn topology_under_way(&self) -> bool {
+        self.raw.raft.pending_conf_index > self.applied
+            || self.reconfig.proposed_index > self.applied
+    }
+
+    /// The configuration change that promotes the caught-up replacement
+    /// `member` and removes `dead`, in one joint change whose context
+    /// carries both the member's record and the next topology version
+    /// (`dead`'s slot now naming the replacement), so every member applies
+    /// both at the same log index. `None` (logged) when that topology does
+    /// not validate, which [`start_replacement`](Self::start_replacement)
+    /// checked already.
+    pub(super) fn promotion(&self, dead: NodeId, member: &Member) -> Option<ConfChangeV2> {
+        let change = TopologyChange::ReplaceMember {
+            old: dead,
+            new: member.spec.clone(),
+            address: None,
+        };
+        let next = match self.cfg.topology.apply(&change) {
+            Ok(next) => next,
+            Err(e) => {
+                slog::error!(self.logger, "replacement not promoted: invalid topology";
+                    "dead" => %dead, "new" => %member.id(), "reason" => %e);
+                return None;
+            }
+        };
+        let moves = ConfMoves {
+            add_voters: vec![member.id()],
+            add_learners: Vec::new(),
+            remove: vec![dead],
+        };
+        let mut cc = conf_change(&moves, &TopologyRecord::from(&next));
+        let record = MemberRecord::from(&MemberState {
+            member: member.clone(),
+            replaces: None,
+        });
+        // Disjoint field numbers: each record decodes from the joined bytes.
+        let mut context = encode(&record);
+        context.extend_from_slice(&cc.context);
+        cc.context = context.into();
+        Some(cc)
     }
 
     /// Applies a topology version read from the log or a snapshot: an

@@ -233,7 +233,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let tick_ms = self.ticks.tick_ms.max(1);
         let after_ticks = (policy.after.as_millis() as u64).div_ceil(tick_ms);
-        let busy = self.raw.raft.pending_conf_index > self.applied
+        let busy = self.topology_under_way()
             || self
                 .membership
                 .members
@@ -241,7 +241,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 .any(|s| s.replaces.is_some());
         let fits = |dead: NodeId, spare: &MemberSpec| {
             let free = !self.membership.members.contains_key(&spare.id)
-                && self.cfg.topology.member(spare.id).is_none();
+                && self.cfg.topology.member(spare.id).is_none()
+                && !self.cfg.topology.is_removed(spare.id);
             free && self
                 .membership
                 .replacement(dead, spare.clone())

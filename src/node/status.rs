@@ -135,6 +135,9 @@ pub struct Counters {
     pub wrong_recipient: u64,
     /// Envelopes from non-members.
     pub unknown_sender: u64,
+    /// Envelopes from members removed from the cluster (removed or
+    /// replaced; [`StepError::RemovedSender`]).
+    pub removed_sender: u64,
     /// Envelopes whose raft message names other endpoints.
     pub spoofed: u64,
     /// Envelopes of another epoch.
@@ -180,6 +183,7 @@ impl Counters {
             StepError::WrongCluster { .. } => &mut self.wrong_cluster,
             StepError::WrongRecipient { .. } => &mut self.wrong_recipient,
             StepError::UnknownSender { .. } => &mut self.unknown_sender,
+            StepError::RemovedSender { .. } => &mut self.removed_sender,
             StepError::Spoofed { .. } => &mut self.spoofed,
             StepError::OtherEpoch { .. } | StepError::EpochInWitnessMode { .. } => {
                 &mut self.other_epoch
@@ -191,13 +195,14 @@ impl Counters {
 
     /// The refused envelopes by reason, as the metrics label them: one
     /// pair per counter that [`rejected`](Self::rejected) sums.
-    pub fn rejected_by_reason(&self) -> [(&'static str, u64); 8] {
+    pub fn rejected_by_reason(&self) -> [(&'static str, u64); 9] {
         [
             ("malformed", self.malformed),
             ("unsupported_version", self.unsupported_version),
             ("wrong_cluster", self.wrong_cluster),
             ("wrong_recipient", self.wrong_recipient),
             ("unknown_sender", self.unknown_sender),
+            ("removed_sender", self.removed_sender),
             ("spoofed", self.spoofed),
             ("other_epoch", self.other_epoch),
             ("refused_by_raft", self.refused),
@@ -211,6 +216,7 @@ impl Counters {
             + self.wrong_cluster
             + self.wrong_recipient
             + self.unknown_sender
+            + self.removed_sender
             + self.spoofed
             + self.other_epoch
             + self.refused
@@ -313,6 +319,7 @@ impl fmt::Display for Counters {
             ("wrong cluster", self.wrong_cluster),
             ("wrong recipient", self.wrong_recipient),
             ("unknown sender", self.unknown_sender),
+            ("removed sender", self.removed_sender),
             ("spoofed", self.spoofed),
             ("other epoch", self.other_epoch),
             ("refused by raft", self.refused),
@@ -504,5 +511,25 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
         assert_eq!(json["spoofed"], 2);
         assert_eq!(json["wrong_cluster"], 0);
+    }
+
+    #[test]
+    fn a_removed_senders_envelopes_are_counted_as_such() {
+        let mut c = Counters::default();
+        c.count(&StepError::RemovedSender { from: 7 });
+        c.count(&StepError::RemovedSender { from: 7 });
+        c.count(&StepError::UnknownSender { from: 9 });
+        assert_eq!(
+            (c.removed_sender, c.unknown_sender, c.rejected()),
+            (2, 1, 3)
+        );
+        let by_reason: Vec<_> = (c.rejected_by_reason().into_iter())
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(
+            by_reason,
+            vec![("unknown_sender", 1), ("removed_sender", 2)]
+        );
+        assert!(c.to_string().contains("removed sender 2"), "{c}");
     }
 }

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ pub struct TopologyBuilder {
     wan: Option<Latency>,
     addresses: BTreeMap<NodeId, String>,
     version: u64,
+    removed: BTreeSet<NodeId>,
 }
 
 impl TopologyBuilder {
@@ -41,6 +42,7 @@ impl TopologyBuilder {
             wan: None,
             addresses: BTreeMap::new(),
             version: 0,
+            removed: BTreeSet::new(),
         }
     }
 
@@ -143,6 +145,9 @@ impl TopologyBuilder {
             check_host_loss(&voters)?;
         }
         self.check_addresses(&members)?;
+        if let Some(&id) = members.keys().find(|id| self.removed.contains(id)) {
+            return Err(TopologyError::IdRemoved { id });
+        }
 
         Ok(Topology {
             cluster_id: self.cluster_id,
@@ -155,6 +160,7 @@ impl TopologyBuilder {
             allow_single_host_outage: self.allow_single_host_outage,
             version: self.version,
             addresses: self.addresses.clone(),
+            removed: self.removed.clone(),
         })
     }
 
@@ -220,6 +226,7 @@ impl TopologyBuilder {
         b.allow_single_host_outage = topology.allow_single_host_outage;
         b.addresses = topology.addresses.clone();
         b.version = topology.version;
+        b.removed = topology.removed.clone();
         let mut cores: BTreeMap<(u32, &str), Core> = BTreeMap::new();
         let mut pairs: Vec<(&Member, usize)> = Vec::new();
         for m in topology.members.values() {
@@ -277,6 +284,11 @@ impl TopologyBuilder {
     /// The builder's sites, for a change to edit.
     pub(super) fn sites_mut(&mut self) -> &mut Vec<Site> {
         &mut self.sites
+    }
+
+    /// The ids removed from the cluster, for a change to extend.
+    pub(super) fn removed_mut(&mut self) -> &mut BTreeSet<NodeId> {
+        &mut self.removed
     }
 
     /// Sets the version the built topology carries.

@@ -18,7 +18,7 @@
 //! assert!(matches!(t.apply(&gap), Err(TopologyError::RankGap { max: 1, .. })));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Core, MemberSpec, NodeId, Role, Site, SurvivabilityReport, SurvivableCore, Topology,
@@ -172,11 +172,13 @@ impl Topology {
         sites: Vec<Site>,
         members: BTreeMap<NodeId, super::Member>,
         addresses: BTreeMap<NodeId, String>,
+        removed: BTreeSet<NodeId>,
     ) -> Result<Self, TopologyError> {
         let parts = Self {
             sites,
             members,
             addresses,
+            removed,
             version,
             ..base.clone()
         };
@@ -219,6 +221,7 @@ fn edit(
             renumber(list);
             for m in gone.core.members {
                 b.addresses_mut().remove(&m.id);
+                b.removed_mut().insert(m.id);
             }
         }
         TopologyChange::SetRank { core, rank } => {
@@ -244,11 +247,13 @@ fn edit(
             t.member(*id).ok_or_else(|| unknown(*id))?;
             swap_member(b, *id, None);
             b.addresses_mut().remove(id);
+            b.removed_mut().insert(*id);
         }
         TopologyChange::ReplaceMember { old, new, address } => {
             t.member(*old).ok_or_else(|| unknown(*old))?;
             swap_member(b, *old, Some(new));
             b.addresses_mut().remove(old);
+            b.removed_mut().insert(*old);
             if let Some(a) = address {
                 b.addresses_mut().insert(new.id, a.clone());
             }

@@ -248,3 +248,67 @@ fn main_site_mode_adds_survivable_members_as_learners() {
     assert_eq!(moves.add_learners, vec![NodeId(6), NodeId(7)]);
     assert!(moves.add_voters.is_empty());
 }
+
+#[test]
+fn removed_ids_are_remembered_and_never_reused() {
+    let t = denver_paris().build().unwrap();
+    assert!(t.removed_ids().is_empty());
+    let spare = |id: u64| MemberSpec {
+        id: NodeId(id),
+        name: format!("n{id}"),
+        host: format!("h{id}"),
+        appliance: Virtual,
+    };
+    let replaced = t
+        .apply(&TopologyChange::ReplaceMember {
+            old: NodeId(1),
+            new: spare(8),
+            address: None,
+        })
+        .unwrap();
+    // The new member holds the old one's slot; the old id is remembered.
+    assert_eq!(
+        replaced.member(NodeId(8)).unwrap().role,
+        t.member(NodeId(1)).unwrap().role
+    );
+    assert!(replaced.is_removed(NodeId(1)) && !replaced.is_removed(NodeId(8)));
+    // Given back to a new member, in any way: refused, naming the id.
+    let back = TopologyChange::ReplaceMember {
+        old: NodeId(8),
+        new: spare(1),
+        address: None,
+    };
+    let err = replaced.apply(&back).unwrap_err();
+    assert_eq!(err, TopologyError::IdRemoved { id: NodeId(1) });
+    assert!(err.to_string().contains("pick a new id"));
+    let witness = TopologyChange::AddWitness {
+        witness: Witness::new(1, "W9", "paris", "h9"),
+        address: None,
+    };
+    assert_eq!(
+        replaced.apply(&witness).err(),
+        Some(TopologyError::IdRemoved { id: NodeId(1) })
+    );
+    // A removed witness and a removed core's members are remembered too,
+    // and carried from version to version.
+    let no_witness = replaced
+        .apply(&TopologyChange::RemoveMember { id: NodeId(5) })
+        .unwrap();
+    let removed: Vec<NodeId> = no_witness.removed_ids().iter().copied().collect();
+    assert_eq!(removed, vec![NodeId(1), NodeId(5)]);
+    let no_paris = replaced
+        .apply(&TopologyChange::RemoveSurvivableCore {
+            core: "cm02".into(),
+        })
+        .unwrap();
+    let removed: Vec<NodeId> = no_paris.removed_ids().iter().copied().collect();
+    assert_eq!(removed, vec![NodeId(1), NodeId(3), NodeId(4)]);
+    // The fingerprint does not cover them: files never list them.
+    assert_eq!(
+        TopologyBuilder::of(&no_paris)
+            .build()
+            .unwrap()
+            .fingerprint(),
+        no_paris.fingerprint()
+    );
+}

@@ -240,6 +240,14 @@ pub enum TopologyError {
         /// What is already so.
         what: String,
     },
+    /// The id belonged to a member removed from the cluster (removed or
+    /// replaced); ids are never reused, so that the new member cannot be
+    /// taken for the old one.
+    #[error("node id {id} belonged to a member removed from the cluster and is never reused: pick a new id")]
+    IdRemoved {
+        /// The id.
+        id: NodeId,
+    },
     /// The timers or hand-back policy are inconsistent.
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),

@@ -26,7 +26,7 @@ mod error;
 mod reference;
 mod survivability;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -288,6 +288,14 @@ pub struct Topology {
     /// Each member's network address, where known
     /// ([`TopologyBuilder::address`], [`TopologyChange::SetAddress`]).
     pub(crate) addresses: BTreeMap<NodeId, String>,
+    /// Ids removed from the cluster ([`TopologyChange::RemoveMember`],
+    /// [`TopologyChange::ReplaceMember`], a removed core's members, a
+    /// replaced member): never used again, so a new member can never be
+    /// mistaken for the old one (its log, its votes, its messages still in
+    /// flight). Not part of the [`fingerprint`](Self::fingerprint): a
+    /// member started from its file knows none of them until it has
+    /// applied the log.
+    pub(crate) removed: BTreeSet<NodeId>,
 }
 
 impl Topology {
@@ -398,6 +406,18 @@ impl Topology {
     /// Every address the topology names, by member.
     pub fn addresses(&self) -> &BTreeMap<NodeId, String> {
         &self.addresses
+    }
+
+    /// The ids of members removed from the cluster (removed, replaced, or
+    /// in a removed core): a new member may never take one
+    /// ([`TopologyError::IdRemoved`]).
+    pub fn removed_ids(&self) -> &BTreeSet<NodeId> {
+        &self.removed
+    }
+
+    /// Whether `id` belonged to a member removed from the cluster.
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.removed.contains(&id)
     }
 
     /// The highest (worst) survivable rank, 0 when there is none.

@@ -176,7 +176,7 @@ static SITE_OR_ADDRESS_RECORD: Schema = Schema {
 };
 
 /// `TopologyRecord`: version 20, sites 21, members 22 (each a
-/// `MemberRecord`), addresses 23.
+/// `MemberRecord`), addresses 23, removed ids 24 (packed uint64).
 static TOPOLOGY_RECORD: Schema = Schema {
     fields: &[
         (20, Field::One(Body::Opaque)),
@@ -198,6 +198,7 @@ static TOPOLOGY_RECORD: Schema = Schema {
                 Body::Message(&SITE_OR_ADDRESS_RECORD),
             ),
         ),
+        (24, Field::Packed(size_of::<u64>())),
     ],
 };
 

@@ -63,6 +63,10 @@ pub(crate) struct TopologyRecord {
     pub members: Vec<MemberRecord>,
     #[prost(message, repeated, tag = "23")]
     pub addresses: Vec<AddressRecord>,
+    /// The ids removed from the cluster ([`Topology::removed_ids`]);
+    /// absent in records written before it existed (none then).
+    #[prost(uint64, repeated, tag = "24")]
+    pub removed: Vec<u64>,
 }
 
 /// A site of a [`TopologyRecord`].
@@ -107,6 +111,7 @@ impl From<&Topology> for TopologyRecord {
                     address: a.clone(),
                 })
                 .collect(),
+            removed: t.removed_ids().iter().map(|id| id.0).collect(),
         }
     }
 }
@@ -128,7 +133,8 @@ impl TopologyRecord {
         let addresses = (self.addresses.iter())
             .map(|a| (NodeId(a.id), a.address.clone()))
             .collect();
-        Topology::from_parts(base, self.version, sites, members, addresses)
+        let removed = self.removed.iter().map(|&id| NodeId(id)).collect();
+        Topology::from_parts(base, self.version, sites, members, addresses, removed)
     }
 }
 
@@ -520,6 +526,21 @@ mod tests {
         });
         let other = TopologyRecord::decode(&encode(&member)[..]).unwrap();
         assert_eq!(other.version, 0);
+        // Removed ids travel in the record (field 24); a record written
+        // before that field existed decodes with none.
+        let replaced = next
+            .apply(&TopologyChange::RemoveMember { id: NodeId(5) })
+            .unwrap();
+        let with = TopologyRecord::from(&replaced);
+        assert_eq!(with.removed, vec![5]);
+        let t = TopologyRecord::decode(&encode(&with)[..]).unwrap();
+        assert!(t.to_topology(&base).unwrap().is_removed(NodeId(5)));
+        let old = TopologyRecord {
+            removed: Vec::new(),
+            ..with
+        };
+        let t = TopologyRecord::decode(&encode(&old)[..]).unwrap();
+        assert!(t.to_topology(&base).unwrap().removed_ids().is_empty());
         // A record the builder would refuse does not decode to a topology.
         let mut bad = rec.clone();
         bad.members.retain(|m| m.id != 2);

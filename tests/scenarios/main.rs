@@ -21,6 +21,7 @@ mod pauses;
 mod proposals;
 mod ranked;
 mod redundancy_restored;
+mod replaced_topology;
 mod site_loss;
 mod split_brain;
 mod survivability;

@@ -229,6 +229,7 @@ fn full_snapshot_data() -> SnapshotData {
             };
             2
         ],
+        removed: vec![4, 5],
     };
     SnapshotData {
         user: b"u".to_vec(),
