@@ -5,19 +5,23 @@
 //! timers.
 //!
 //! The load phase proposes `--log-mib` MiB of 64 KiB commands (16
-//! proposer threads at the leader) into a state machine holding
+//! proposer threads, each at whoever leads) into a state machine holding
 //! `--state-mib` MiB (1 MiB copy-on-write shards; each command overwrites
-//! 64 KiB of one shard). Every member snapshots once, half-way through
-//! the load (`snapshot_every` is half the load's entries plus one), and
-//! keeps the default 256 entries behind it: the log after that snapshot,
-//! about half of `--log-mib`, stays on every member's disk. An empty
-//! replacement therefore catches up from the snapshot (the whole state)
-//! plus that log.
+//! 64 KiB of one shard). `snapshot_every` is set above the load's entry
+//! count, so no member snapshots during the load: the whole log stays on
+//! every member's disk (the JSON reports what the leader retains).
+//!
+//! A new learner is sent a snapshot taken after it was added (raft refuses
+//! one whose configuration does not name it, see
+//! `storage::serves_snapshot`), so the replacement catches up from a fresh
+//! snapshot of the whole state plus the log written since it, never from
+//! the retained log: one proposer keeps writing during the replacement so
+//! that tail is real, and the JSON reports the snapshot's index and the
+//! entries the replacement received as log.
 //!
 //! Then the Denver standby (whichever of CM01a/CM01b does not lead) is
 //! killed, an empty replacement (id 9, its own data directory) starts as a
-//! joining member, and the replacement is requested at the leader. The
-//! load stops before the kill, so what is measured is the catch-up alone.
+//! joining member, and the replacement is requested at the leader.
 //! Every member reaches the replacement through its own counting TCP relay,
 //! so the bytes each one sent it are known.
 //!
@@ -208,7 +212,9 @@ fn args() -> Result<(usize, usize), String> {
             other => return Err(format!("unknown argument {other:?}")),
         };
         let v = it.next().ok_or(format!("{a} needs a number"))?;
-        *slot = v.parse().map_err(|_| format!("{a}: {v:?} is not a number"))?;
+        *slot = v
+            .parse()
+            .map_err(|_| format!("{a}: {v:?} is not a number"))?;
     }
     if log == 0 || state == 0 {
         return Err("--log-mib and --state-mib must be at least 1".into());
@@ -377,7 +383,9 @@ fn main() {
         .iter()
         .map(|&id| (id, relay(addrs[&NEW], sent[&id].clone())))
         .collect();
-    let dir = tempfile::Builder::new().prefix("sc-replace-bench-").tempdir();
+    let dir = tempfile::Builder::new()
+        .prefix("sc-replace-bench-")
+        .tempdir();
     let mut c = Cluster {
         topology,
         addrs,
@@ -467,22 +475,33 @@ fn run(c: &mut Cluster, log_mib: usize, entries: u64) {
     let st = handle.status();
     let (retained_entries, retained_bytes) = (st.retained.entries, st.retained.bytes);
     let dead = if leader == CM01A { CM01B } else { CM01A };
-    c.members.remove(&dead).expect("running").handle.shutdown_now();
+    c.members
+        .remove(&dead)
+        .expect("running")
+        .handle
+        .shutdown_now();
     let r = replace(c, &handle, dead, leader);
+    // The entries written while it caught up reach it as log after the
+    // snapshot: wait for them before reading its log's bounds.
+    let commit = handle.status().commit;
+    let t = Instant::now();
+    while c.members[&NEW].handle.status().applied < commit && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let new = c.members[&NEW].handle.status();
     let data = dir_bytes(&c.dir.path().join(format!("n{}", NEW.0)));
     let by_leader = c.sent[&leader].load(Ordering::Relaxed);
     let by_all: u64 = c.sent.values().map(|s| s.load(Ordering::Relaxed)).sum();
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     println!(
-        "{{\"bench\":\"replace\",\"members\":5,\"transport\":\"tcp-loopback-plaintext\",\"storage\":\"raft-engine\",\"log_mib\":{log_mib},\"state_mib\":{},\"command_kib\":{},\"entries\":{entries},\"snapshot_every\":{},\"leader_retained_entries\":{retained_entries},\"leader_retained_mib\":{:.1},\"load_s\":{load_s:.1},\"load_leadership_changes\":{load_changes},\"killed\":\"{}\",\"catch_up\":\"fresh snapshot + log written since\",\"replacement_first_index\":{},\"replacement_last_index\":{},\"entries_during_replacement\":{},\"request_to_learner_ms\":{},\"request_to_voter_ms\":{},\"leader_sent_mib\":{:.1},\"all_sent_mib\":{:.1},\"replacement_data_dir_mib\":{:.1},\"replace_leadership_changes\":{},\"peak_rss_mib\":{:.1}}}",
+        "{{\"bench\":\"replace\",\"members\":5,\"transport\":\"tcp-loopback-plaintext\",\"storage\":\"raft-engine\",\"log_mib\":{log_mib},\"state_mib\":{},\"command_kib\":{},\"entries\":{entries},\"snapshot_every\":{},\"leader_retained_entries\":{retained_entries},\"leader_retained_mib\":{:.1},\"load_s\":{load_s:.1},\"load_leadership_changes\":{load_changes},\"killed\":\"{}\",\"catch_up\":\"fresh snapshot + log written since\",\"replacement_snapshot_index\":{},\"replacement_log_entries\":{},\"entries_during_replacement\":{},\"request_to_learner_ms\":{},\"request_to_voter_ms\":{},\"leader_sent_mib\":{:.1},\"all_sent_mib\":{:.1},\"replacement_data_dir_mib\":{:.1},\"replace_leadership_changes\":{},\"peak_rss_mib\":{:.1}}}",
         c.state_mib,
         COMMAND >> 10,
         c.snapshot_every,
         mib(retained_bytes),
         c.topology.member(dead).expect("in the topology").spec.name,
-        new.first_index,
-        new.last_index,
+        new.first_index.saturating_sub(1),
+        (new.last_index + 1).saturating_sub(new.first_index),
         r.during,
         json_ms(r.learner),
         json_ms(r.voter),
