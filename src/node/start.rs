@@ -112,9 +112,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let ticks = *topology.ticks();
         let logger = node_logger(&cfg.logger, id);
         let mut members = topology_members(&topology);
-        let me: Member = match (&cfg.joining, topology.member(id)) {
-            (Some(m), _) => m.clone(),
-            (None, Some(m)) => m.clone(),
+        // A member added at runtime restarts without `joining`: its data
+        // holds the topology that added it (restored below, or applied
+        // again from the log), which sets its priority too.
+        let me: Option<Member> = match (&cfg.joining, topology.member(id)) {
+            (Some(m), _) => Some(m.clone()),
+            (None, Some(m)) => Some(m.clone()),
+            (None, None) if storage.is_initialized() => None,
             (None, None) => return Err(Fatal::UnknownNode(id)),
         };
 
@@ -137,19 +141,20 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             sm.restore(&data.user)?;
             Some(Unpacked::of(&snap, &data))
         } else {
-            members.insert(
-                me.id(),
-                MemberState {
-                    member: me.clone(),
+            if let Some(me) = &me {
+                let member = me.clone();
+                let state = MemberState {
+                    member,
                     replaces: None,
-                },
-            );
+                };
+                members.insert(me.id(), state);
+            }
             None
         };
         let applied = stored.as_ref().map_or(0, |u| u.index);
 
         let raw = RawNode::new(
-            &raft_config(id, &ticks, applied, me.priority()),
+            &raft_config(id, &ticks, applied, me.as_ref().map_or(0, Member::priority)),
             storage.clone(),
             &logger,
         )

@@ -11,6 +11,7 @@
 
 mod handle;
 mod member;
+mod peers;
 mod snapshots;
 
 use std::any::Any;
@@ -162,9 +163,14 @@ where
             if snapshots.is_some() {
                 node.offload_snapshots();
             }
+            let peers = peers::Following {
+                configured: transport.configured_peers(),
+                given: transport.configured_peers().unwrap_or_default(),
+            };
             let mut r = Loop {
                 node,
                 snapshots,
+                peers,
                 transport,
                 events: events_tx,
                 status: shared_status,
@@ -197,6 +203,8 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     node: Node<M, S>,
     /// Runs the node's snapshot jobs.
     snapshots: Option<snapshots::Worker>,
+    /// The transport's peers as the topology has them.
+    peers: peers::Following,
     transport: T,
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
@@ -457,6 +465,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
 
     /// Hands the node's outputs on.
     fn flush(&mut self) {
+        self.follow_peers();
         while let Some(env) = self.node.poll_transmit() {
             self.transport.send(env);
         }
