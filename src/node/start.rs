@@ -104,6 +104,26 @@ fn bootstrap<S: LogStore>(
     Ok(())
 }
 
+/// This member's description: the one it joins with, or the topology's.
+/// A member added at runtime restarts without `joining`: its data
+/// (`initialized`) holds the topology that added it (restored from the
+/// snapshot, or applied again from the log), which sets its priority, so
+/// it has none here (`None`).
+///
+/// # Errors
+/// [`Fatal::UnknownNode`] for a member in neither, without data.
+fn own_member(
+    cfg: &NodeConfig,
+    topology: &Topology,
+    initialized: bool,
+) -> Result<Option<Member>, Fatal> {
+    match (&cfg.joining, topology.member(cfg.id)) {
+        (Some(m), _) | (None, Some(m)) => Ok(Some(m.clone())),
+        (None, None) if initialized => Ok(None),
+        (None, None) => Err(Fatal::UnknownNode(cfg.id)),
+    }
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`Node::new`].
     pub(super) fn start(cfg: NodeConfig, storage: S, mut sm: M) -> Result<Self, Fatal> {
@@ -112,15 +132,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let ticks = *topology.ticks();
         let logger = node_logger(&cfg.logger, id);
         let mut members = topology_members(&topology);
-        // A member added at runtime restarts without `joining`: its data
-        // holds the topology that added it (restored below, or applied
-        // again from the log), which sets its priority too.
-        let me: Option<Member> = match (&cfg.joining, topology.member(id)) {
-            (Some(m), _) => Some(m.clone()),
-            (None, Some(m)) => Some(m.clone()),
-            (None, None) if storage.is_initialized() => None,
-            (None, None) => return Err(Fatal::UnknownNode(id)),
-        };
+        let me = own_member(&cfg, &topology, storage.is_initialized())?;
 
         // A member that left its epoch for a newer one keeps a marker: an
         // empty configuration naming the epoch it waits to join.
