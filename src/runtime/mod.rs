@@ -116,6 +116,7 @@ pub(crate) enum Command {
         crate::topology::TopologyChange,
         Reply<Result<u64, crate::node::TopologyChangeError>>,
     ),
+    Topology(Reply<Option<Arc<crate::topology::Topology>>>),
     Shutdown(Shutdown),
 }
 
@@ -424,6 +425,9 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             }
             Command::ChangeTopology(change, reply) => {
                 let _ = reply.send(self.node.change_topology(&change));
+            }
+            Command::Topology(reply) => {
+                let _ = reply.send(Some(Arc::new(self.node.topology().clone())));
             }
             Command::Shutdown(Shutdown::Now) => return false,
             Command::Shutdown(Shutdown::Graceful) => self.begin_stop(),
