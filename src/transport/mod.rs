@@ -25,6 +25,12 @@
 //! ([`TcpConfig::fingerprint`]), and members whose topologies differ refuse
 //! each other ([`ConnectionError::TopologyDiffers`]).
 //!
+//! The peers follow the replicated topology at runtime
+//! ([`Transport::set_peers`]: members added, moved and removed; see the
+//! `peers` module, private). The fingerprint is of the topology each member
+//! was configured with, the same file at every member, so members that
+//! have applied different versions of the topology still connect.
+//!
 //! Every connection opens with the caller's [`Hello`](crate::wire::Hello);
 //! the member called checks it and answers with its own (`from` itself,
 //! `to` the caller). The caller counts the connection as established, and
@@ -137,8 +143,9 @@
 //! re-issuing the cluster's certificates under a new CA and replacing the
 //! CA file at every member (within a second each member closes its live
 //! connections and re-handshakes, so the revoked member is cut off at
-//! once), or by removing the member from the topology and the `peers`
-//! (a restart); short-lived certificates limit the damage on their own,
+//! once), or by removing the member from the topology
+//! (`TopologyChange::RemoveMember`: every member's transport drops it from
+//! its peers and closes its connections, no restart); short-lived certificates limit the damage on their own,
 //! since a connection closes when its peer's certificate expires. There is
 //! no CRL or OCSP checking.
 //!
