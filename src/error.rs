@@ -317,7 +317,9 @@ pub enum HandBackError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Fatal {
-    /// The node id is not in the topology and no member record was given.
+    /// The node id is not in the topology, no member record was given,
+    /// and it has no data (a member added at runtime restarts from its
+    /// data without one).
     #[error("node {0} is not in the topology; start a new member with NodeConfig::joining")]
     UnknownNode(NodeId),
     /// The snapshot in storage does not decode.

@@ -104,6 +104,26 @@ fn bootstrap<S: LogStore>(
     Ok(())
 }
 
+/// This member's description: the one it joins with, or the topology's.
+/// A member added at runtime restarts without `joining`: its data
+/// (`initialized`) holds the topology that added it (restored from the
+/// snapshot, or applied again from the log), which sets its priority, so
+/// it has none here (`None`).
+///
+/// # Errors
+/// [`Fatal::UnknownNode`] for a member in neither, without data.
+fn own_member(
+    cfg: &NodeConfig,
+    topology: &Topology,
+    initialized: bool,
+) -> Result<Option<Member>, Fatal> {
+    match (&cfg.joining, topology.member(cfg.id)) {
+        (Some(m), _) | (None, Some(m)) => Ok(Some(m.clone())),
+        (None, None) if initialized => Ok(None),
+        (None, None) => Err(Fatal::UnknownNode(cfg.id)),
+    }
+}
+
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`Node::new`].
     pub(super) fn start(cfg: NodeConfig, storage: S, mut sm: M) -> Result<Self, Fatal> {
@@ -112,11 +132,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let ticks = *topology.ticks();
         let logger = node_logger(&cfg.logger, id);
         let mut members = topology_members(&topology);
-        let me: Member = match (&cfg.joining, topology.member(id)) {
-            (Some(m), _) => m.clone(),
-            (None, Some(m)) => m.clone(),
-            (None, None) => return Err(Fatal::UnknownNode(id)),
-        };
+        let me = own_member(&cfg, &topology, storage.is_initialized())?;
 
         // A member that left its epoch for a newer one keeps a marker: an
         // empty configuration naming the epoch it waits to join.
@@ -137,19 +153,20 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             sm.restore(&data.user)?;
             Some(Unpacked::of(&snap, &data))
         } else {
-            members.insert(
-                me.id(),
-                MemberState {
-                    member: me.clone(),
+            if let Some(me) = &me {
+                let member = me.clone();
+                let state = MemberState {
+                    member,
                     replaces: None,
-                },
-            );
+                };
+                members.insert(me.id(), state);
+            }
             None
         };
         let applied = stored.as_ref().map_or(0, |u| u.index);
 
         let raw = RawNode::new(
-            &raft_config(id, &ticks, applied, me.priority()),
+            &raft_config(id, &ticks, applied, me.as_ref().map_or(0, Member::priority)),
             storage.clone(),
             &logger,
         )

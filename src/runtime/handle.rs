@@ -535,6 +535,12 @@ impl Handle {
         self.ask(|r| Command::ChangeTopology(change, r), Err(stopped))
     }
 
+    /// The replicated topology as this member has applied it (what its
+    /// transport's peers follow): `None` if the node stopped.
+    pub fn topology(&self) -> Option<Arc<crate::topology::Topology>> {
+        self.ask(Command::Topology, None)
+    }
+
     /// Whether the node thread is still running.
     pub fn is_running(&self) -> bool {
         self.inner

@@ -31,7 +31,10 @@ pub struct MemberConfig {
     pub listen: SocketAddr,
     /// Where every other member listens: every other member of the
     /// topology, and no one else unless listed in `replacements`. These
-    /// are exactly the members whose certificates the transport accepts.
+    /// are exactly the members whose certificates the transport accepts at
+    /// start; then the peers follow the replicated topology (members added,
+    /// removed, or moved to a new `ip:port`: see the README, "Changing the
+    /// topology at runtime").
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Its data directory (created if missing; must be its own), where
     /// [`start_member`] keeps its raft log ([`DurableStorage`]). Not used

@@ -11,6 +11,7 @@
 
 mod handle;
 mod member;
+mod peers;
 mod snapshots;
 
 use std::any::Any;
@@ -115,6 +116,7 @@ pub(crate) enum Command {
         crate::topology::TopologyChange,
         Reply<Result<u64, crate::node::TopologyChangeError>>,
     ),
+    Topology(Reply<Option<Arc<crate::topology::Topology>>>),
     Shutdown(Shutdown),
 }
 
@@ -162,9 +164,14 @@ where
             if snapshots.is_some() {
                 node.offload_snapshots();
             }
+            let peers = peers::Following {
+                configured: transport.configured_peers(),
+                given: transport.configured_peers().unwrap_or_default(),
+            };
             let mut r = Loop {
                 node,
                 snapshots,
+                peers,
                 transport,
                 events: events_tx,
                 status: shared_status,
@@ -197,6 +204,8 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     node: Node<M, S>,
     /// Runs the node's snapshot jobs.
     snapshots: Option<snapshots::Worker>,
+    /// The transport's peers as the topology has them.
+    peers: peers::Following,
     transport: T,
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
@@ -417,6 +426,9 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             Command::ChangeTopology(change, reply) => {
                 let _ = reply.send(self.node.change_topology(&change));
             }
+            Command::Topology(reply) => {
+                let _ = reply.send(Some(Arc::new(self.node.topology().clone())));
+            }
             Command::Shutdown(Shutdown::Now) => return false,
             Command::Shutdown(Shutdown::Graceful) => self.begin_stop(),
         }
@@ -457,6 +469,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
 
     /// Hands the node's outputs on.
     fn flush(&mut self) {
+        self.follow_peers();
         while let Some(env) = self.node.poll_transmit() {
             self.transport.send(env);
         }

@@ -268,8 +268,8 @@ fn serve(
         Auth::Tls(_) => shared.inbound_of.hold(member),
         Auth::Plain => shared.inbound_of.unregistered(),
     };
-    if let Some(back) = shared.peer_back.get(&member) {
-        back.store(true, Ordering::Release);
+    if let Some(flags) = shared.peers.flags(member) {
+        flags.back.store(true, Ordering::Release);
     }
     let from = Caller {
         auth: &auth,
@@ -569,6 +569,11 @@ fn still_trusted(
     peer: SocketAddr,
     from: u64,
 ) -> Result<bool, ConnectionError> {
+    if !shared.peers.contains(NodeId(from)) {
+        slog::info!(shared.logger, "closing a connection: the member left the topology";
+            "peer" => %peer, "from" => from);
+        return Ok(false);
+    }
     let (Auth::Tls(session), Some(ctx)) = (auth, &shared.tls) else {
         return Ok(true);
     };
@@ -658,7 +663,7 @@ fn check_hello(h: &Hello, peer: SocketAddr, shared: &Shared) -> Result<(), Conne
             expected: cfg.cluster_id,
         });
     }
-    if !cfg.peers.contains_key(&NodeId(h.from)) {
+    if !shared.peers.contains(NodeId(h.from)) {
         return Err(ConnectionError::UnknownSender { peer, from: h.from });
     }
     if h.to != cfg.me.0 {

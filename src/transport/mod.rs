@@ -25,6 +25,12 @@
 //! ([`TcpConfig::fingerprint`]), and members whose topologies differ refuse
 //! each other ([`ConnectionError::TopologyDiffers`]).
 //!
+//! The peers follow the replicated topology at runtime
+//! ([`Transport::set_peers`]: members added, moved and removed; see the
+//! `peers` module, private). The fingerprint is of the topology each member
+//! was configured with, the same file at every member, so members that
+//! have applied different versions of the topology still connect.
+//!
 //! Every connection opens with the caller's [`Hello`](crate::wire::Hello);
 //! the member called checks it and answers with its own (`from` itself,
 //! `to` the caller). The caller counts the connection as established, and
@@ -137,8 +143,9 @@
 //! re-issuing the cluster's certificates under a new CA and replacing the
 //! CA file at every member (within a second each member closes its live
 //! connections and re-handshakes, so the revoked member is cut off at
-//! once), or by removing the member from the topology and the `peers`
-//! (a restart); short-lived certificates limit the damage on their own,
+//! once), or by removing the member from the topology
+//! (`TopologyChange::RemoveMember`: every member's transport drops it from
+//! its peers and closes its connections, no restart); short-lived certificates limit the damage on their own,
 //! since a connection closes when its peer's certificate expires. There is
 //! no CRL or OCSP checking.
 //!
@@ -168,6 +175,7 @@ mod link;
 mod liveness;
 mod loopback;
 mod outbound;
+mod peers;
 mod queue;
 mod refusals;
 mod security;
@@ -188,6 +196,7 @@ pub use hello::MAX_HELLO_LEN;
 pub use identity::{CertifiedAs, ExpectedPeer, PeerIdentity};
 pub use loopback::free_loopback_addr;
 pub use outbound::Dialer;
+pub use peers::PeerRefused;
 pub use queue::Inbound;
 pub use security::{Limits, TlsFiles, TransportSecurity, DEFAULT_INBOUND_BYTES};
 pub use stats::TransportStats;
@@ -195,6 +204,7 @@ pub use stats::TransportStats;
 use crate::topology::{Fingerprint, NodeId};
 use crate::wire::{Envelope, ProtocolRange};
 use liveness::Registry;
+use peers::PeerTable;
 use refusals::Refusals;
 use stats::{bump, Counters};
 use tls::TlsContext;
@@ -217,6 +227,23 @@ pub trait Transport: Send + 'static {
         let _ = peer;
         None
     }
+
+    /// The peers it was started with (`None`: it has no addresses to
+    /// update, like the in-process transports; the default). The runtime
+    /// starts from these when it computes the peers from the replicated
+    /// topology (see [`Transport::set_peers`]).
+    fn configured_peers(&self) -> Option<BTreeMap<NodeId, SocketAddr>> {
+        None
+    }
+
+    /// Makes `peers` the members it talks to and accepts, and where: the
+    /// runtime calls it when the topology or the raft configuration moved
+    /// a member. Returns the addresses it refused (each peer refused keeps
+    /// what it had). The default does nothing.
+    fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) -> Vec<PeerRefused> {
+        let _ = peers;
+        Vec::new()
+    }
 }
 
 /// How a [`TcpTransport`] runs.
@@ -229,7 +256,8 @@ pub struct TcpConfig {
     /// Address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
     /// Every other member's address: exactly the members whose
-    /// certificates are accepted.
+    /// certificates are accepted, at start
+    /// ([`Transport::set_peers`] changes them at runtime).
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Mutual TLS, or plaintext on loopback for tests.
     pub security: TransportSecurity,
@@ -315,12 +343,9 @@ pub(crate) struct Shared {
     /// The inbound connection each member holds (one per member: a newer
     /// one replaces it).
     pub(crate) inbound_of: Registry,
-    /// Set when a peer's connection to this member was accepted: a sign it
-    /// is (back) up, so the writer to it retries at once rather than
-    /// waiting out its back-off, and checks its own connection.
-    pub(crate) peer_back: BTreeMap<NodeId, AtomicBool>,
-    /// Whether the writer to each member holds a connection it confirmed.
-    pub(crate) peer_up: BTreeMap<NodeId, AtomicBool>,
+    /// The members now, where they listen, and each one's writer's flags
+    /// (`cfg.peers` is what it started with).
+    pub(crate) peers: PeerTable,
 }
 
 impl Shared {
@@ -393,8 +418,7 @@ impl TcpTransport {
         let peers = cfg.peers.clone();
         let budget = cfg.limits.inbound_bytes;
         let queue_len = cfg.limits.queue_len.max(1);
-        let peer_back = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
-        let peer_up = peers.keys().map(|&p| (p, AtomicBool::new(false))).collect();
+        let table = PeerTable::new(&peers);
         let shared = Arc::new(Shared {
             cfg,
             counters: Counters::default(),
@@ -405,8 +429,7 @@ impl TcpTransport {
             logger,
             tls,
             inbound_of: Registry::default(),
-            peer_back,
-            peer_up,
+            peers: table,
         });
         let deliver: inbound::Deliver = Arc::new(move |q| inbound.send(I::from(q)).is_ok());
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), deliver)];
@@ -414,7 +437,8 @@ impl TcpTransport {
         for (id, addr) in peers {
             let (tx, rx) = outbound::peer_queue(queue_len);
             queues.insert(id, tx);
-            threads.push(outbound::spawn_writer(id, addr, rx, shared.clone()));
+            let flags = shared.peers.flags(id).unwrap_or_default();
+            threads.push(outbound::spawn_writer(id, addr, flags, rx, shared.clone()));
         }
         Ok(Self {
             shared,
@@ -479,8 +503,16 @@ impl Transport for TcpTransport {
     }
 
     fn connected(&self, peer: NodeId) -> Option<bool> {
-        let up = self.shared.peer_up.get(&peer)?;
-        Some(up.load(Ordering::Relaxed))
+        let flags = self.shared.peers.flags(peer)?;
+        Some(flags.up.load(Ordering::Relaxed))
+    }
+
+    fn configured_peers(&self) -> Option<BTreeMap<NodeId, SocketAddr>> {
+        Some(self.shared.cfg.peers.clone())
+    }
+
+    fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) -> Vec<PeerRefused> {
+        self.update_peers(peers)
     }
 }
 

@@ -35,6 +35,7 @@ use super::hello::{agree, HelloReader, MAX_HELLO_LEN};
 use super::identity::PeerIdentity;
 use super::link::{Fill, Link};
 use super::liveness::{Dead, Liveness, KEEPALIVE};
+use super::peers::PeerFlags;
 use super::stats::bump;
 use super::tls::{self, Session, Stale, TlsContext};
 use super::{ConnectionError, Shared, TcpConfig, TlsRefusal, TransportError};
@@ -143,15 +144,18 @@ pub(super) fn peer_queue(len: usize) -> (PeerQueue, Receiver<Outgoing>) {
     (queue, rx)
 }
 
+/// Starts the writer to `peer` at `addr`; it stops when the transport
+/// stops or `flags.retired` is set (the peer moved or left).
 pub(super) fn spawn_writer(
     peer: NodeId,
     addr: SocketAddr,
+    flags: Arc<PeerFlags>,
     queue: Receiver<Outgoing>,
     shared: Arc<Shared>,
 ) -> JoinHandle<()> {
     thread::Builder::new()
         .name(format!("sc-write-{}-{}", shared.cfg.me.0, peer.0))
-        .spawn(move || write_loop(peer, addr, &queue, &shared))
+        .spawn(move || write_loop((peer, addr, &flags), &queue, &shared))
         .expect("spawning a thread")
 }
 
@@ -164,19 +168,21 @@ pub(super) fn spawn_writer(
 /// Refusals are counted, kept and logged (rate-limited) with the peer's
 /// address and the reason. What a dead connection was about to be given
 /// goes on the next one ([`Carry`]).
-fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared: &Shared) {
+fn write_loop(
+    (peer, addr, flags): (NodeId, SocketAddr, &PeerFlags),
+    queue: &Receiver<Outgoing>,
+    shared: &Shared,
+) {
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
     let mut carry = Carry::default();
     // Failed attempts since the peer last answered (for the log).
     let mut unreachable = 0u64;
-    while !shared.stopping() {
+    while !shared.stopping() && !flags.retired.load(Ordering::Acquire) {
         match connect(peer, addr, shared) {
             Ok(Dial::Up(mut conn)) => {
                 wait = min;
-                if let Some(back) = shared.peer_back.get(&peer) {
-                    back.store(false, Ordering::Release);
-                }
+                flags.back.store(false, Ordering::Release);
                 if unreachable > 0 {
                     slog::info!(shared.logger, "peer reachable again";
                         "peer" => peer.0, "addr" => %addr, "failed_attempts" => unreachable);
@@ -184,10 +190,9 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
                 }
                 slog::debug!(shared.logger, "connected"; "peer" => peer.0, "addr" => %addr);
                 let up = Instant::now();
-                let connected = shared.peer_up.get(&peer);
-                connected.inspect(|c| c.store(true, Ordering::Relaxed));
+                flags.up.store(true, Ordering::Relaxed);
                 let pumped = pump(&mut conn, queue, shared, &mut carry);
-                connected.inspect(|c| c.store(false, Ordering::Relaxed));
+                flags.up.store(false, Ordering::Relaxed);
                 if let Err(why) = pumped {
                     if let Lost::Dead(_) = why {
                         bump(&shared.counters.dead_links, 1);
@@ -215,7 +220,7 @@ fn write_loop(peer: NodeId, addr: SocketAddr, queue: &Receiver<Outgoing>, shared
                 bump(&shared.counters.dropped, dropped);
             }
         }
-        if sleep_unless_back(wait, peer, shared) {
+        if sleep_unless_back(wait, flags, shared) {
             wait = min;
         } else {
             wait = (wait * 2).min(max);
@@ -628,8 +633,8 @@ fn still_good(conn: &mut Connected, shared: &Shared) -> Result<(), Lost> {
             return Err(Lost::Stale(stale));
         }
     }
-    let back = shared.peer_back.get(&conn.peer);
-    if back.is_some_and(|b| b.swap(false, Ordering::AcqRel)) {
+    let back = shared.peers.flags(conn.peer);
+    if back.is_some_and(|f| f.back.swap(false, Ordering::AcqRel)) {
         conn.link.send(&KEEPALIVE).map_err(Lost::Io)?;
         bump(&shared.counters.keepalives_out, 1);
     }
@@ -710,12 +715,11 @@ fn take_batch(
 
 /// Sleeps `d`, unless the member stops or `peer` connects to this member
 /// meanwhile (`true`: it is back, try it now).
-fn sleep_unless_back(d: Duration, peer: NodeId, shared: &Shared) -> bool {
+fn sleep_unless_back(d: Duration, flags: &PeerFlags, shared: &Shared) -> bool {
     let step = Duration::from_millis(10);
     let mut left = d;
-    let back = shared.peer_back.get(&peer);
-    while !left.is_zero() && !shared.stopping() {
-        if back.is_some_and(|b| b.swap(false, Ordering::AcqRel)) {
+    while !left.is_zero() && !shared.stopping() && !flags.retired.load(Ordering::Acquire) {
+        if flags.back.swap(false, Ordering::AcqRel) {
             return true;
         }
         let s = step.min(left);

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -50,11 +50,15 @@ pub(super) const HANDSHAKE_RECORD: u8 = 0x16;
 /// How often, at most, the TLS files are checked for changes.
 pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
+/// The members whose certificates are accepted now (the transport's
+/// peers: changed at runtime when the topology moves a member).
+type Members = Arc<RwLock<BTreeSet<NodeId>>>;
+
 /// What a member uses for TLS, re-read from its files when they change.
 pub(crate) struct TlsContext {
     files: TlsFiles,
     me: PeerIdentity,
-    members: Arc<BTreeSet<NodeId>>,
+    members: Members,
     provider: Arc<CryptoProvider>,
     current: Mutex<Arc<Material>>,
     /// When the files were last looked at, and what they looked like.
@@ -121,7 +125,7 @@ impl TlsContext {
         members: BTreeSet<NodeId>,
     ) -> Result<Self, TransportError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let members = Arc::new(members);
+        let members = Arc::new(RwLock::new(members));
         let stamps = stamp_all(files);
         let raw = read_all(files)?;
         let material = Material::build(raw, files, me, &members, &provider, 0)?;
@@ -135,6 +139,13 @@ impl TlsContext {
             generation: AtomicU64::new(0),
             rejected: Mutex::new(None),
         })
+    }
+
+    /// Makes `members` the only members whose certificates are accepted,
+    /// by new connections from now on (the transport closes the
+    /// connections of members that left).
+    pub(super) fn set_members(&self, members: BTreeSet<NodeId>) {
+        *self.members.write() = members;
     }
 
     /// The CA generation in use: bumped whenever new files with another
@@ -275,7 +286,7 @@ impl Material {
         raw: [Vec<u8>; 3],
         files: &TlsFiles,
         me: PeerIdentity,
-        members: &Arc<BTreeSet<NodeId>>,
+        members: &Members,
         provider: &Arc<CryptoProvider>,
         generation: u64,
     ) -> Result<Self, TransportError> {
@@ -559,7 +570,7 @@ pub(super) fn session(conn: &Connection, generation: u64) -> Session {
 struct MemberClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     cluster_id: u64,
-    members: Arc<BTreeSet<NodeId>>,
+    members: Members,
 }
 
 impl ClientCertVerifier for MemberClientVerifier {
@@ -575,7 +586,7 @@ impl ClientCertVerifier for MemberClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        check_identity(end_entity, self.cluster_id, &self.members, None)?;
+        check_identity(end_entity, self.cluster_id, &self.members.read(), None)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -608,7 +619,7 @@ impl ClientCertVerifier for MemberClientVerifier {
 struct MemberServerVerifier {
     roots: Arc<RootCertStore>,
     algs: WebPkiSupportedAlgorithms,
-    members: Arc<BTreeSet<NodeId>>,
+    members: Members,
     expected: PeerIdentity,
 }
 
@@ -630,7 +641,8 @@ impl ServerCertVerifier for MemberServerVerifier {
             self.algs.all,
         )?;
         let cluster = self.expected.cluster_id;
-        check_identity(end_entity, cluster, &self.members, Some(self.expected))?;
+        let members = self.members.read();
+        check_identity(end_entity, cluster, &members, Some(self.expected))?;
         Ok(ServerCertVerified::assertion())
     }
 
