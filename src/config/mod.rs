@@ -172,7 +172,7 @@ use self::layout::Layout;
 use self::read::{Problems, Required, Tbl};
 use crate::policy::QuorumMode;
 use crate::runtime::MemberConfig;
-use crate::topology::{NodeId, SurvivableCore, Topology, TopologyError};
+use crate::topology::{Member, MemberSpec, NodeId, Role, SurvivableCore, Topology, TopologyError};
 use crate::transport::TransportSecurity;
 
 const ROOT_KEYS: &[&str] = &[
@@ -227,6 +227,27 @@ impl MemberConfig {
     }
 }
 
+/// How a spare started from its own member file describes itself until
+/// the leader adds it: as the main core's standby slot (the slot it is
+/// most often called to), with its own id, name, host and appliance. The
+/// description is provisional: the leader's record of the slot it really
+/// takes (sent with the learner's configuration change and in the
+/// snapshot it catches up from) replaces it, and the promotion's topology
+/// names it there. As a learner it neither votes nor campaigns, so the
+/// provisional slot decides nothing. On a restart with data, the member's
+/// own applied records win over it.
+fn spare_member(topology: &Topology, spec: MemberSpec) -> Member {
+    let standby = |m: &&Member| matches!(m.role, Role::MainCore { position: 1, .. });
+    let slot = (topology.members().values().find(standby))
+        .or_else(|| topology.members().values().next())
+        .expect("a built topology has members");
+    Member {
+        spec,
+        site: slot.site.clone(),
+        role: slot.role.clone(),
+    }
+}
+
 /// A syntax error's line and column, from its byte offset.
 fn syntax(text: &str, e: &toml::de::Error) -> Problem {
     let at = e.span().map_or(0, |s| s.start).min(text.len());
@@ -274,8 +295,11 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
             p.add("operator.tls", ProblemKind::TlsMissing);
         }
     }
+    let spare_ids: Vec<u64> = (layout.replace.iter())
+        .flat_map(|r| r.spares.iter().map(|s| s.id.0))
+        .collect();
     if let Some(id) = me.id {
-        if !layout.ids.contains(&id) {
+        if !layout.ids.contains(&id) && !spare_ids.contains(&id) {
             p.add("member.id", ProblemKind::NotInTopology { id });
         }
     }
@@ -337,6 +361,9 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     if let Some(r) = &replace {
         // The spares are peers that are not in the topology.
         cfg.replacements.extend(r.spares.iter().map(|s| s.id));
+        if let Some(spec) = r.spares.iter().find(|s| s.id == id) {
+            cfg.joining = Some(spare_member(&cfg.topology, spec.clone()));
+        }
     }
     cfg.node.replace = replace;
     cfg.runtime = runtime;

@@ -328,3 +328,31 @@ fn a_bad_replace_table_is_named_at_its_key() {
     assert!(keys.contains(&"replace.spare"), "{got:?}");
     assert!(keys.contains(&"replace.after_ms"), "{got:?}");
 }
+
+#[test]
+fn a_spare_started_from_its_own_file_joins() {
+    let table = r#"
+[replace]
+after_ms = 60000
+spares = [{ id = 9, name = "CM01c", host = "h4", addr = "127.0.0.1:7009" }]
+"#;
+    let text = format!("{REPLACE_BASE}{table}").replace("id = 1\ndata_dir", "id = 9\ndata_dir");
+    let cfg = MemberConfig::from_toml(&text, Path::new(".")).unwrap();
+    assert_eq!(cfg.id, NodeId(9));
+    let joining = cfg.joining.clone().expect("a spare starts joining");
+    assert_eq!(joining.id(), NodeId(9));
+    assert_eq!(joining.spec.name, "CM01c");
+    assert!(matches!(joining.role, Role::MainCore { position: 1, .. }));
+    assert_eq!(cfg.listen, "127.0.0.1:7009".parse().unwrap());
+    assert!(!cfg.peers.contains_key(&NodeId(9)), "not its own peer");
+    for id in cfg.topology.members().keys() {
+        assert!(cfg.peers.contains_key(id), "{id} missing from the peers");
+    }
+    // An id that is neither a member nor a spare is still refused.
+    let text = format!("{REPLACE_BASE}{table}").replace("id = 1\ndata_dir", "id = 11\ndata_dir");
+    let got = MemberConfig::from_toml(&text, Path::new(".")).unwrap_err();
+    assert!(
+        (got.problems().iter()).any(|p| p.kind == ProblemKind::NotInTopology { id: 11 }),
+        "{got:?}"
+    );
+}

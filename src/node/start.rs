@@ -104,11 +104,13 @@ fn bootstrap<S: LogStore>(
     Ok(())
 }
 
-/// This member's description: the one it joins with, or the topology's.
-/// A member added at runtime restarts without `joining`: its data
-/// (`initialized`) holds the topology that added it (restored from the
-/// snapshot, or applied again from the log), which sets its priority, so
-/// it has none here (`None`).
+/// This member's description: the one it joins with (only without data:
+/// once it has data, `joining` is what it started as, not what it is), or
+/// the topology's. A member added at runtime restarts without `joining`,
+/// or with a stale one (a spare's file names it as joining for good): its
+/// data (`initialized`) holds the topology and records that added it
+/// (restored from the snapshot, or applied again from the log), which set
+/// its priority, so it has none here (`None`).
 ///
 /// # Errors
 /// [`Fatal::UnknownNode`] for a member in neither, without data.
@@ -117,10 +119,13 @@ fn own_member(
     topology: &Topology,
     initialized: bool,
 ) -> Result<Option<Member>, Fatal> {
-    match (&cfg.joining, topology.member(cfg.id)) {
-        (Some(m), _) | (None, Some(m)) => Ok(Some(m.clone())),
-        (None, None) if initialized => Ok(None),
-        (None, None) => Err(Fatal::UnknownNode(cfg.id)),
+    if let Some(m) = cfg.joining.as_ref().filter(|_| !initialized) {
+        return Ok(Some(m.clone()));
+    }
+    match topology.member(cfg.id) {
+        Some(m) => Ok(Some(m.clone())),
+        None if initialized => Ok(None),
+        None => Err(Fatal::UnknownNode(cfg.id)),
     }
 }
 

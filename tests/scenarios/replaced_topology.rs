@@ -11,7 +11,7 @@ use std::time::Duration;
 use survivable_core::node::{ReplacePolicy, TopologyChangeError};
 use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::{
-    Appliance, MemberSpec, NodeId, TopologyChange, TopologyError, Witness,
+    Appliance, Member, MemberSpec, NodeId, TopologyChange, TopologyError, Witness,
 };
 use survivable_core::MembershipError;
 
@@ -283,5 +283,38 @@ fn a_replacement_waits_for_an_unapplied_topology_version() {
         Err(TopologyChangeError::UnderWay)
     );
     sim.run_for(Duration::from_secs(1));
+    assert_clean(&mut sim);
+}
+
+/// A spare started from its own member file does not know which slot it
+/// will take: it starts joining with a provisional description (the main
+/// core's standby slot). Taking the primary's slot, it ends up described
+/// as the primary everywhere, itself included.
+#[test]
+fn a_spare_started_with_a_provisional_slot_takes_the_one_it_replaces() {
+    let mut sim = started(&denver_paris(), 21);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.crash_host("esxi-1");
+    load.run(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01B));
+    let new = spec(NEW, "esxi-4");
+    let standby = sim.topology().member(CM01B).unwrap().clone();
+    let provisional = Member {
+        spec: new.clone(),
+        site: standby.site.clone(),
+        role: standby.role.clone(),
+    };
+    sim.node_mut(CM01B)
+        .unwrap()
+        .replace_member(CM01A, new)
+        .unwrap();
+    sim.flush(CM01B);
+    sim.add_member(provisional);
+    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    load.run(&mut sim, Duration::from_secs(1));
+    settle(&mut sim);
+    assert_coherent(&sim, CM01A, NEW);
+    assert_acknowledged_applied(&sim, &load, NEW);
     assert_clean(&mut sim);
 }
