@@ -415,6 +415,9 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
                 } else {
                     self.node.undrain()
                 };
+                // Read-your-writes: the status the handle serves shows the
+                // new drained flag before the caller hears the answer.
+                self.publish();
                 let _ = reply.send(r);
             }
             Command::Activate(reply) => {
