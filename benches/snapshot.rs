@@ -16,7 +16,12 @@
 //! the state size (target <= 2).
 //!
 //! `cargo bench --bench snapshot` (100 MiB, 30 s) or `-- --test`
-//! (16 MiB, 6 s, as CI runs it so the benchmark cannot rot).
+//! (16 MiB, 6 s, as CI runs it so the benchmark cannot rot). Options:
+//! `--mib N`, `--secs N` (state size and run length), `--log` (the
+//! runtimes' warnings, e.g. slow passes of a node thread with what they
+//! handled, and every leadership change, to stderr with the time since
+//! the start: what explains a leadership change), `--warn-ms N` (log
+//! passes and tick gaps from N ms rather than 50).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -229,6 +234,43 @@ impl survivable_core::transport::Transport for Local {
     }
 }
 
+/// Prints warnings (with their key-values) to stderr, timed from `start`.
+struct Stderr {
+    start: Instant,
+}
+
+struct Kv(String);
+
+impl slog::Serializer for Kv {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        self.0.push_str(&format!(" {key}={val}"));
+        Ok(())
+    }
+}
+
+impl slog::Drain for Stderr {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, r: &slog::Record<'_>, kv: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV as _;
+        if r.level().is_at_least(slog::Level::Warning) {
+            let mut s = Kv(String::new());
+            let _ = r.kv().serialize(r, &mut s);
+            let _ = kv.serialize(r, &mut s);
+            let t = self.start.elapsed().as_secs_f64();
+            eprintln!("{t:8.3} {}{}", r.msg(), s.0);
+        }
+        Ok(())
+    }
+}
+
+/// The value after `flag` on the command line, if any.
+fn arg(flag: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -238,16 +280,44 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Leadership changes the members reported since the last call, printed
+/// with the time since `start` when given.
+fn leadership_changes(
+    events: &[crossbeam_channel::Receiver<Event>],
+    start: Option<Instant>,
+) -> usize {
+    let mut n = 0;
+    for e in events.iter().flat_map(|e| e.try_iter()) {
+        if matches!(e, Event::BecameLeader { .. } | Event::SteppedDown { .. }) {
+            if let Some(t) = start {
+                eprintln!("{:8.3} {e:?}", t.elapsed().as_secs_f64());
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let (mib, secs) = if quick { (16, 6) } else { (100, 30) };
+    let (mib, secs) = (
+        arg("--mib").unwrap_or(mib),
+        arg("--secs").unwrap_or(secs) as u64,
+    );
+    let log = std::env::args().any(|a| a == "--log");
+    let t0 = Instant::now();
     let topology = denver_paris().build().expect("valid topology").shared();
     let tick = topology.timers().tick;
     let transport = Local {
         peers: Arc::new(Mutex::new(HashMap::new())),
         gaps: Arc::new(Mutex::new(Gaps::default())),
     };
-    let logger = Logger::root(slog::Discard, o!());
+    let logger = if log {
+        Logger::root(slog::Fuse(Stderr { start: t0 }), o!())
+    } else {
+        Logger::root(slog::Discard, o!())
+    };
     let mut handles: Vec<(u64, Handle)> = Vec::new();
     let mut leader_store = None;
     for &id in topology.members().keys() {
@@ -263,7 +333,10 @@ fn main() {
             leader_store = Some(storage.clone());
         }
         let node = Node::new(NodeConfig::new(id, topology.clone()), storage, sm).expect("starts");
-        let rt = RuntimeConfig::new(tick);
+        let mut rt = RuntimeConfig::new(tick);
+        if let Some(ms) = arg("--warn-ms") {
+            rt.warn_stall = Duration::from_millis(ms as u64);
+        }
         let h = runtime::spawn(node, transport.clone(), rx, rt, logger.clone());
         handles.push((id.0, h));
     }
@@ -288,6 +361,7 @@ fn main() {
     let mut pending = Vec::new();
     let (mut proposed, mut failed, mut snapshots, mut last_snap) =
         (0u64, 0u64, 0u64, first_snapshot);
+    let mut changes = 0;
     let run = Instant::now();
     while run.elapsed() < Duration::from_secs(secs) {
         for _ in 0..5 {
@@ -306,6 +380,7 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(10));
         pending.retain(|p| p.try_result().is_none());
+        changes += leadership_changes(&events, log.then_some(t0));
         let now = store.latest_snapshot().get_metadata().index;
         if now != last_snap {
             snapshots += 1;
@@ -313,14 +388,7 @@ fn main() {
         }
     }
     let peak_kib = vm_hwm_kib();
-    let changes: usize = events
-        .iter()
-        .map(|e| {
-            e.try_iter()
-                .filter(|e| matches!(e, Event::BecameLeader { .. } | Event::SteppedDown { .. }))
-                .count()
-        })
-        .sum();
+    changes += leadership_changes(&events, log.then_some(t0));
     let gap = transport.gaps.lock().max;
     let state = (mib * SHARD) as f64;
     println!(
