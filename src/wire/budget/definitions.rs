@@ -231,7 +231,7 @@ fn full_snapshot_data() -> SnapshotData {
         ],
     };
     SnapshotData {
-        user: b"u".to_vec(),
+        user: b"u".to_vec().into(),
         topology: Some(topology),
         members: vec![member.clone(), member],
         dedup: vec![dedup.clone(), dedup],
