@@ -87,8 +87,9 @@ impl Blob {
     }
 }
 
-/// The shards as they were when the snapshot began.
-struct Frozen(Vec<Arc<Vec<u8>>>, usize);
+/// The shards as they were when the snapshot began, each let go once
+/// read: a write to a shard already read no longer copies it.
+struct Frozen(std::vec::IntoIter<Arc<Vec<u8>>>);
 
 impl SnapshotSource for Frozen {
     fn size_hint(&self) -> usize {
@@ -96,11 +97,10 @@ impl SnapshotSource for Frozen {
     }
 
     fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
-        if let Some(s) = self.0.get(self.1) {
-            out.extend_from_slice(s);
-            self.1 += 1;
+        if let Some(s) = self.0.next() {
+            out.extend_from_slice(&s);
         }
-        Ok(self.1 < self.0.len())
+        Ok(self.0.len() > 0)
     }
 }
 
@@ -127,7 +127,7 @@ impl StateMachine for Blob {
     }
 
     fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
-        Box::new(Frozen(self.shards.clone(), 0))
+        Box::new(Frozen(self.shards.clone().into_iter()))
     }
 
     fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {

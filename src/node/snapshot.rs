@@ -26,8 +26,9 @@
 //! view and the library's agree from then on. Only the state machine's
 //! part is left to a job, when the state machine has a
 //! [decoder](StateMachine::snapshot_decoder): the worker builds the new
-//! state from the bytes and the node thread swaps it in
-//! ([`StateMachine::install`]). Until then the state machine still holds
+//! state from the bytes (a slice of the persisted snapshot's buffer, not
+//! a copy: the node thread never copies a whole state to read it) and the
+//! node thread swaps it in ([`StateMachine::install`]). Until then the state machine still holds
 //! the state at the node's *applied* index, which stays where it was:
 //!
 //! - entries that commit meanwhile (all above the snapshot's index) are

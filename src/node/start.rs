@@ -130,7 +130,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if fresh {
             bootstrap(&storage, &topology, &members, &sm)?;
         }
-
         let mut lineage = vec![EpochRecord::FIRST];
         if marked {
             let data = SnapshotData::decode_shared(&marker.data).map_err(Fatal::CorruptSnapshot)?;

@@ -331,6 +331,10 @@ pub(crate) struct SnapshotData {
 }
 
 impl SnapshotData {
+    /// Decodes from a plain slice (the state machine's bytes copied):
+    /// the fuzz targets' entry; the node reads with
+    /// [`decode_shared`](Self::decode_shared).
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
         Self::decode(bytes).map_err(|e| e.to_string())
     }
