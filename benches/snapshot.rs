@@ -12,11 +12,22 @@
 //! Prints one JSON line: leadership changes during the run (target 0),
 //! the longest gap between two envelopes from the leader to any follower
 //! (heartbeats are due every 10 ms; a standby takes over after 100 ms),
-//! snapshots stored by the leader, peak RSS (`VmHWM`) and its ratio to
-//! the state size (target <= 2).
+//! snapshots stored by the leader, the peak RSS (`VmHWM`) of the start
+//! (state built, first snapshot stored) and of the run alone (the peak
+//! is reset through `/proc/self/clear_refs` when the run begins), and
+//! their ratio to the state size (target <= 2). The in-memory log store
+//! keeps the latest snapshot in memory (a durable store keeps it on
+//! disk), so state plus stored snapshot, 2x, is this process's floor; a
+//! snapshot being taken adds its own buffer until it replaces the stored
+//! one.
 //!
 //! `cargo bench --bench snapshot` (100 MiB, 30 s) or `-- --test`
-//! (16 MiB, 6 s, as CI runs it so the benchmark cannot rot).
+//! (16 MiB, 6 s, as CI runs it so the benchmark cannot rot). Options:
+//! `--mib N`, `--secs N` (state size and run length), `--log` (the
+//! runtimes' warnings, e.g. slow passes of a node thread with what they
+//! handled, and every leadership change, to stderr with the time since
+//! the start: what explains a leadership change), `--warn-ms N` (log
+//! passes and tick gaps from N ms rather than 50).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,8 +87,9 @@ impl Blob {
     }
 }
 
-/// The shards as they were when the snapshot began.
-struct Frozen(Vec<Arc<Vec<u8>>>, usize);
+/// The shards as they were when the snapshot began, each let go once
+/// read: a write to a shard already read no longer copies it.
+struct Frozen(std::vec::IntoIter<Arc<Vec<u8>>>);
 
 impl SnapshotSource for Frozen {
     fn size_hint(&self) -> usize {
@@ -85,11 +97,10 @@ impl SnapshotSource for Frozen {
     }
 
     fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
-        if let Some(s) = self.0.get(self.1) {
-            out.extend_from_slice(s);
-            self.1 += 1;
+        if let Some(s) = self.0.next() {
+            out.extend_from_slice(&s);
         }
-        Ok(self.1 < self.0.len())
+        Ok(self.0.len() > 0)
     }
 }
 
@@ -116,7 +127,7 @@ impl StateMachine for Blob {
     }
 
     fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
-        Box::new(Frozen(self.shards.clone(), 0))
+        Box::new(Frozen(self.shards.clone().into_iter()))
     }
 
     fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
@@ -229,25 +240,99 @@ impl survivable_core::transport::Transport for Local {
     }
 }
 
+/// Prints warnings (with their key-values) to stderr, timed from `start`.
+struct Stderr {
+    start: Instant,
+}
+
+struct Kv(String);
+
+impl slog::Serializer for Kv {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        self.0.push_str(&format!(" {key}={val}"));
+        Ok(())
+    }
+}
+
+impl slog::Drain for Stderr {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, r: &slog::Record<'_>, kv: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV as _;
+        if r.level().is_at_least(slog::Level::Warning) {
+            let mut s = Kv(String::new());
+            let _ = r.kv().serialize(r, &mut s);
+            let _ = kv.serialize(r, &mut s);
+            let t = self.start.elapsed().as_secs_f64();
+            eprintln!("{t:8.3} {}{}", r.msg(), s.0);
+        }
+        Ok(())
+    }
+}
+
+/// The value after `flag` on the command line, if any.
+fn arg(flag: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Resets `VmHWM` to the resident size now (Linux; ignored elsewhere).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn vm_hwm_kib() -> u64 {
+    vm_kib("VmHWM:")
+}
+
+fn vm_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Leadership changes the members reported since the last call, printed
+/// with the time since `start` when given.
+fn leadership_changes(
+    events: &[crossbeam_channel::Receiver<Event>],
+    start: Option<Instant>,
+) -> usize {
+    let mut n = 0;
+    for e in events.iter().flat_map(|e| e.try_iter()) {
+        if matches!(e, Event::BecameLeader { .. } | Event::SteppedDown { .. }) {
+            if let Some(t) = start {
+                eprintln!("{:8.3} {e:?}", t.elapsed().as_secs_f64());
+            }
+            n += 1;
+        }
+    }
+    n
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let (mib, secs) = if quick { (16, 6) } else { (100, 30) };
+    let (mib, secs) = (
+        arg("--mib").unwrap_or(mib),
+        arg("--secs").unwrap_or(secs) as u64,
+    );
+    let log = std::env::args().any(|a| a == "--log");
+    let t0 = Instant::now();
     let topology = denver_paris().build().expect("valid topology").shared();
     let tick = topology.timers().tick;
     let transport = Local {
         peers: Arc::new(Mutex::new(HashMap::new())),
         gaps: Arc::new(Mutex::new(Gaps::default())),
     };
-    let logger = Logger::root(slog::Discard, o!());
+    let logger = if log {
+        Logger::root(slog::Fuse(Stderr { start: t0 }), o!())
+    } else {
+        Logger::root(slog::Discard, o!())
+    };
     let mut handles: Vec<(u64, Handle)> = Vec::new();
     let mut leader_store = None;
     for &id in topology.members().keys() {
@@ -263,7 +348,10 @@ fn main() {
             leader_store = Some(storage.clone());
         }
         let node = Node::new(NodeConfig::new(id, topology.clone()), storage, sm).expect("starts");
-        let rt = RuntimeConfig::new(tick);
+        let mut rt = RuntimeConfig::new(tick);
+        if let Some(ms) = arg("--warn-ms") {
+            rt.warn_stall = Duration::from_millis(ms as u64);
+        }
         let h = runtime::spawn(node, transport.clone(), rx, rt, logger.clone());
         handles.push((id.0, h));
     }
@@ -283,11 +371,14 @@ fn main() {
         while e.try_recv().is_ok() {}
     }
     transport.gaps.lock().measuring = true;
-    let base_kib = vm_hwm_kib();
+    let start_kib = vm_hwm_kib();
+    let base_kib = vm_kib("VmRSS:");
+    reset_peak();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut pending = Vec::new();
     let (mut proposed, mut failed, mut snapshots, mut last_snap) =
         (0u64, 0u64, 0u64, first_snapshot);
+    let mut changes = 0;
     let run = Instant::now();
     while run.elapsed() < Duration::from_secs(secs) {
         for _ in 0..5 {
@@ -306,6 +397,7 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(10));
         pending.retain(|p| p.try_result().is_none());
+        changes += leadership_changes(&events, log.then_some(t0));
         let now = store.latest_snapshot().get_metadata().index;
         if now != last_snap {
             snapshots += 1;
@@ -313,21 +405,17 @@ fn main() {
         }
     }
     let peak_kib = vm_hwm_kib();
-    let changes: usize = events
-        .iter()
-        .map(|e| {
-            e.try_iter()
-                .filter(|e| matches!(e, Event::BecameLeader { .. } | Event::SteppedDown { .. }))
-                .count()
-        })
-        .sum();
+    changes += leadership_changes(&events, log.then_some(t0));
     let gap = transport.gaps.lock().max;
     let state = (mib * SHARD) as f64;
+    let mib_of = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "{{\"bench\":\"snapshot\",\"state_mib\":{mib},\"run_s\":{secs},\"proposed\":{proposed},\"refused\":{failed},\"snapshots_stored\":{snapshots},\"leadership_changes\":{changes},\"leader_send_gap_max_ms\":{:.1},\"rss_before_run_mib\":{:.1},\"peak_rss_mib\":{:.1},\"peak_rss_over_state\":{:.2}}}",
+        "{{\"bench\":\"snapshot\",\"state_mib\":{mib},\"run_s\":{secs},\"proposed\":{proposed},\"refused\":{failed},\"snapshots_stored\":{snapshots},\"leadership_changes\":{changes},\"leader_send_gap_max_ms\":{:.1},\"start_peak_rss_mib\":{:.1},\"rss_before_run_mib\":{:.1},\"run_peak_rss_mib\":{:.1},\"start_peak_over_state\":{:.2},\"run_peak_over_state\":{:.2}}}",
         gap.as_secs_f64() * 1000.0,
-        base_kib as f64 / 1024.0,
-        peak_kib as f64 / 1024.0,
+        mib_of(start_kib),
+        mib_of(base_kib),
+        mib_of(peak_kib),
+        start_kib as f64 * 1024.0 / state,
         peak_kib as f64 * 1024.0 / state,
     );
     for (_, h) in &handles {

@@ -334,6 +334,10 @@ pub enum Fatal {
     /// The log storage failed; the node stopped rather than run on it.
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// The state machine could not produce the first snapshot, which a
+    /// member starting on empty storage writes; nothing was written.
+    #[error("{0}; nothing was written: fix the cause and start the member again")]
+    Snapshot(#[from] crate::state_machine::SnapshotError),
 }
 
 /// Says who to ask instead: `the leader n2`, or that none is known.

@@ -240,7 +240,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // What the compacted entries had reconciled: the latest
             // snapshot's view (compaction follows a snapshot).
             compacted_covered: if from > lo {
-                SnapshotData::decode_bytes(&self.storage.latest_snapshot().data)
+                SnapshotData::decode_shared(&self.storage.latest_snapshot().data)
                     .map(|d| d.covered)
                     .unwrap_or_default()
             } else {

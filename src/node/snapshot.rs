@@ -26,8 +26,9 @@
 //! view and the library's agree from then on. Only the state machine's
 //! part is left to a job, when the state machine has a
 //! [decoder](StateMachine::snapshot_decoder): the worker builds the new
-//! state from the bytes and the node thread swaps it in
-//! ([`StateMachine::install`]). Until then the state machine still holds
+//! state from the bytes (a slice of the persisted snapshot's buffer, not
+//! a copy: the node thread never copies a whole state to read it) and the
+//! node thread swaps it in ([`StateMachine::install`]). Until then the state machine still holds
 //! the state at the node's *applied* index, which stays where it was:
 //!
 //! - entries that commit meanwhile (all above the snapshot's index) are
@@ -49,7 +50,8 @@
 //! persisted).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+
+use prost::bytes::Bytes;
 
 use raft::eraftpb::{ConfState, Entry, Snapshot};
 
@@ -84,9 +86,10 @@ enum Work {
         source: Box<dyn SnapshotSource>,
         header: Vec<u8>,
     },
-    /// Build the state machine's new state from `user`.
+    /// Build the state machine's new state from `user` (a slice of the
+    /// persisted snapshot's buffer: not a copy).
     Restore {
-        user: Arc<Vec<u8>>,
+        user: Bytes,
         decoder: SnapshotDecoder,
     },
 }
@@ -158,7 +161,10 @@ impl std::fmt::Debug for SnapshotDone {
 /// varint reserved before them), then the library's fields. Protobuf
 /// takes fields in any order and varints padded to ten bytes, so this
 /// decodes as the [`SnapshotData`] it is.
-fn read_all(source: &mut dyn SnapshotSource, header: &[u8]) -> Result<Vec<u8>, SnapshotError> {
+pub(super) fn read_all(
+    source: &mut dyn SnapshotSource,
+    header: &[u8],
+) -> Result<Vec<u8>, SnapshotError> {
     let mut out = Vec::with_capacity(1 + VARINT_MAX + source.size_hint() + header.len());
     out.push(USER_KEY);
     out.extend_from_slice(&[0; VARINT_MAX]);
@@ -276,7 +282,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         let header = SnapshotData {
-            user: Vec::new(),
+            user: Bytes::new(),
             members: encode_members(&self.membership.members),
             dedup: self.proposals.dedup.to_records(),
             epochs: crate::wire::payload::encode_lineage(&self.ep.lineage),
@@ -334,7 +340,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// node thread, loads it into the state machine. `None` (and the node
     /// stops) when either fails.
     pub(super) fn restore_snapshot(&mut self, snap: &Snapshot) -> Option<Received> {
-        let data = match SnapshotData::decode_bytes(&snap.data) {
+        let data = match SnapshotData::decode_shared(&snap.data) {
             Ok(d) => d,
             Err(e) => {
                 self.fail(Fatal::CorruptSnapshot(e));
@@ -358,7 +364,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// decoder.
     pub(super) fn adopt_snapshot(&mut self, snap: &Snapshot, received: Received) {
         let (mut data, decoder) = received;
-        let user = std::mem::take(&mut data.user);
+        let user = std::mem::take(&mut data.user); // shares `snap.data`
         let applied = self.applied;
         self.unpack(super::start::Unpacked::of(snap, &data));
         self.membership.removed = !self.is_in_conf(self.id);
@@ -379,10 +385,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             index,
             held: Vec::new(),
         });
-        let work = Work::Restore {
-            user: Arc::new(user),
-            decoder,
-        };
+        let work = Work::Restore { user, decoder };
         self.dispatch(SnapshotJob { id, work });
     }
 
@@ -420,7 +423,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Ok(());
         };
         let snap = self.storage.latest_snapshot();
-        let data = SnapshotData::decode_bytes(&snap.data).map_err(Fatal::CorruptSnapshot)?;
+        let data = SnapshotData::decode_shared(&snap.data).map_err(Fatal::CorruptSnapshot)?;
         self.sm.restore(&data.user)?;
         self.applied = r.index;
         self.sm.note_epoch(self.epoch());
@@ -462,12 +465,35 @@ mod tests {
             let user: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut want = header();
             let bytes = read_all(&mut Chunks(user.clone(), 7_000), &encode(&want)).unwrap();
-            want.user = user;
+            want.user = user.into();
             assert_eq!(SnapshotData::decode_bytes(&bytes).unwrap(), want, "{len}");
         }
         let mut one = BytesSource::new(b"abc".to_vec());
         let bytes = read_all(&mut one, &[]).unwrap();
-        assert_eq!(SnapshotData::decode_bytes(&bytes).unwrap().user, b"abc");
+        assert_eq!(
+            SnapshotData::decode_bytes(&bytes).unwrap().user,
+            &b"abc"[..]
+        );
+    }
+
+    /// A stored or received snapshot's state machine bytes are read in
+    /// place: a slice of the snapshot's buffer, not a copy of it.
+    #[test]
+    fn stored_payload_decodes_without_a_copy() {
+        let user: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let stored =
+            Bytes::from(read_all(&mut Chunks(user.clone(), 1 << 16), &encode(&header())).unwrap());
+        let data = SnapshotData::decode_shared(&stored).unwrap();
+        assert_eq!(data.user, user);
+        let range = stored.as_ptr_range();
+        assert!(
+            range.contains(&data.user.as_ptr()),
+            "the user bytes were copied"
+        );
+        assert_eq!(data.dedup, header().dedup);
+        // A slice of a plain buffer is copied (as before): `decode_bytes`.
+        let copied = SnapshotData::decode_bytes(&stored).unwrap();
+        assert!(!range.contains(&copied.user.as_ptr()));
     }
 
     /// A source's error abandons the snapshot.

@@ -75,20 +75,22 @@ fn topology_members(topology: &Topology) -> BTreeMap<NodeId, MemberState> {
 }
 
 /// Writes the initial configuration to empty storage (identically at
-/// every member of the topology).
-fn bootstrap<S: LogStore>(
+/// every member of the topology), with the state machine's state read
+/// from its [`snapshot_handle`](StateMachine::snapshot_handle) straight
+/// into the one buffer stored (a large state built in place is not
+/// copied twice more to be encoded).
+fn bootstrap<S: LogStore, M: StateMachine>(
     storage: &S,
     topology: &Topology,
     members: &BTreeMap<NodeId, MemberState>,
-    user: Vec<u8>,
+    sm: &M,
 ) -> Result<(), Fatal> {
     let mut snap = Snapshot::default();
-    let data = SnapshotData {
-        user,
+    let header = SnapshotData {
         members: encode_members(members),
         ..SnapshotData::default()
     };
-    snap.data = encode(&data).into();
+    snap.data = super::snapshot::read_all(&mut *sm.snapshot_handle(), &encode(&header))?.into();
     let meta = snap.mut_metadata();
     meta.index = 1;
     meta.term = 1;
@@ -143,19 +145,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         // empty configuration naming the epoch it waits to join.
         let marker = storage.latest_snapshot();
         let marked = !storage.is_initialized() && !marker.data.is_empty();
-        if !storage.is_initialized() && cfg.joining.is_none() && !marked {
-            bootstrap(&storage, &topology, &members, sm.snapshot())?;
+        // Written from the state machine's state: it holds that state
+        // already, so it is not restored from what was just written.
+        let fresh = !storage.is_initialized() && cfg.joining.is_none() && !marked;
+        if fresh {
+            bootstrap(&storage, &topology, &members, &sm)?;
         }
-
         let mut lineage = vec![EpochRecord::FIRST];
         if marked {
-            let data = SnapshotData::decode_bytes(&marker.data).map_err(Fatal::CorruptSnapshot)?;
+            let data = SnapshotData::decode_shared(&marker.data).map_err(Fatal::CorruptSnapshot)?;
             lineage = decode_lineage(&data.epochs);
         }
         let stored = if storage.is_initialized() {
             let snap = storage.latest_snapshot();
-            let data = SnapshotData::decode_bytes(&snap.data).map_err(Fatal::CorruptSnapshot)?;
-            sm.restore(&data.user)?;
+            let data = SnapshotData::decode_shared(&snap.data).map_err(Fatal::CorruptSnapshot)?;
+            if !fresh {
+                sm.restore(&data.user)?;
+            }
             Some(Unpacked::of(&snap, &data))
         } else {
             if let Some(me) = &me {

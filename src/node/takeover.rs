@@ -305,7 +305,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             ..Default::default()
         };
         let data = SnapshotData {
-            user: self.sm.snapshot(),
+            user: self.sm.snapshot().into(),
             members: encode_members(&self.membership.members),
             dedup: self.proposals.dedup.to_records(),
             epochs: encode_lineage(&lineage),

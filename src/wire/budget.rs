@@ -499,7 +499,7 @@ mod tests {
         m.entries = vec![entry(1, b"a"), entry(2, b"b")].into();
         let mut snap = Snapshot::default();
         let data = crate::wire::payload::SnapshotData {
-            user: b"state".to_vec(),
+            user: b"state".to_vec().into(),
             epochs: vec![EpochRecordPb::default(); 3],
             ..Default::default()
         };

@@ -313,8 +313,11 @@ pub(crate) struct DedupRecord {
 /// The data of a raft snapshot.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct SnapshotData {
-    #[prost(bytes = "vec", tag = "1")]
-    pub user: Vec<u8>,
+    /// The state machine's bytes: decoded from a shared buffer
+    /// ([`decode_shared`](Self::decode_shared)) they are a slice of it,
+    /// not a copy.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub user: prost::bytes::Bytes,
     #[prost(message, repeated, tag = "2")]
     pub members: Vec<MemberRecord>,
     #[prost(message, repeated, tag = "3")]
@@ -334,8 +337,19 @@ pub(crate) struct SnapshotData {
 }
 
 impl SnapshotData {
+    /// Decodes from a plain slice (the state machine's bytes copied):
+    /// the fuzz targets' entry; the node reads with
+    /// [`decode_shared`](Self::decode_shared).
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
         Self::decode(bytes).map_err(|e| e.to_string())
+    }
+
+    /// Decodes a stored or received snapshot's data without copying the
+    /// state machine's bytes: `user` shares `bytes`'s buffer (a snapshot
+    /// of a large state is never held twice to be read).
+    pub(crate) fn decode_shared(bytes: &prost::bytes::Bytes) -> Result<Self, String> {
+        Self::decode(bytes.clone()).map_err(|e| e.to_string())
     }
 }
 

@@ -232,7 +232,7 @@ fn full_snapshot_data() -> SnapshotData {
         removed: vec![4, 5],
     };
     SnapshotData {
-        user: b"u".to_vec(),
+        user: b"u".to_vec().into(),
         topology: Some(topology),
         members: vec![member.clone(), member],
         dedup: vec![dedup.clone(), dedup],
