@@ -255,7 +255,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
         let spare = spare.clone();
-        match self.start_replacement(dead, spare.clone()) {
+        match self.start_replacement(dead, spare.clone(), None) {
             Ok(()) => {
                 self.membership.watch.tried.insert(dead);
                 self.emit(Event::ReplacementStarted {
