@@ -199,6 +199,8 @@ fn replace(
     Some(ReplacePolicy {
         after: after?,
         spares,
+        // Filled from the spares' `addr` once every address is known.
+        addresses: BTreeMap::new(),
     })
 }
 

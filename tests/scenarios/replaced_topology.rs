@@ -233,6 +233,7 @@ fn a_policy_replacement_moves_the_topology_with_the_configuration() {
             c.replace = Some(ReplacePolicy {
                 after: Duration::from_secs(2),
                 spares: vec![spec(CM01A, "esxi-5"), spec(NEW, "esxi-4")],
+                addresses: [(NEW, "10.0.0.8:7008".to_string())].into(),
             });
         })
         .build(|_| KvStore::default());
@@ -251,6 +252,11 @@ fn a_policy_replacement_moves_the_topology_with_the_configuration() {
     load.run(&mut sim, Duration::from_secs(1));
     settle(&mut sim);
     assert_coherent(&sim, CM01B, NEW);
+    // The spare's address, from the policy, is in every topology.
+    for id in sim.members().into_iter().filter(|&id| sim.is_up(id)) {
+        let t = sim.node(id).unwrap().topology().clone();
+        assert_eq!(t.address(NEW), Some("10.0.0.8:7008"), "at {id}");
+    }
     assert_acknowledged_applied(&sim, &load, NEW);
     assert_clean(&mut sim);
 }
