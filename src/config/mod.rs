@@ -299,7 +299,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
         witnesses,
         mut addrs,
         keys,
-        mut replace,
+        replace,
         ..
     } = layout;
     for site in sites {
@@ -330,11 +330,6 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
             kind: ProblemKind::NotInTopology { id: id.0 },
         }]);
     };
-    if let Some(r) = &mut replace {
-        // Each spare's address rides in its replacement's record.
-        let at = |id: &NodeId| Some((*id, addrs.get(id)?.0.to_string()));
-        r.addresses = r.spares.iter().filter_map(|s| at(&s.id)).collect();
-    }
     let peers = addrs.into_iter().map(|(n, (a, _))| (n, a)).collect();
     let listen = me.listen.unwrap_or(own);
     let mut cfg = MemberConfig::new(topology, id, listen, peers, data_dir, security);
