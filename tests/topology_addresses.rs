@@ -3,17 +3,20 @@
 //! runtime (mutual TLS) is dialled and accepted, restarts from its data
 //! without `joining`, and is refused once removed; a member moved with
 //! `SetAddress` is reached at its new port; a new address plaintext may
-//! not use is refused, and the member keeps its link. Every command is
-//! applied exactly once at every member that applies it.
+//! not use is refused, and the member keeps its link; a replacement that
+//! no running member has in its peers, given its address at the leader
+//! (`replace_member_at`), is dialled, promoted and named at that address
+//! in every member's topology. Every command is applied exactly once at
+//! every member that applies it.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use support::pki::Ca;
-use support::{free_addr, Cluster, Options, CLUSTER, CM01B, CM02B, W1};
+use support::{free_addr, Cluster, Options, CLUSTER, CM01B, CM02A, CM02B, W1};
 use survivable_core::runtime::MemberConfig;
-use survivable_core::topology::{NodeId, TopologyChange, Witness};
+use survivable_core::topology::{Member, MemberSpec, NodeId, TopologyChange, Witness};
 use survivable_core::transport::{
     CertifiedAs, ConnectionError, PeerIdentity, TlsFiles, TransportSecurity,
 };
@@ -187,4 +190,79 @@ fn a_member_moved_with_set_address_is_reached_at_its_new_port() {
     let all: Vec<NodeId> = c.members.keys().copied().collect();
     commits_at(&c, "after the refused move", &all);
     applied_once(&c);
+}
+
+/// The member replacing CM02B at runtime.
+const CM02C: NodeId = NodeId(10);
+
+#[test]
+fn a_replacement_given_its_address_needs_no_restart_of_the_others() {
+    let mut c = Cluster::with(Options {
+        tls: false,
+        ..Options::default()
+    });
+    c.settled(CM02A);
+    commits_at(&c, "before", &[CM02B]);
+    // Each running member's recorder: a restarted member gets a new one.
+    let recorders: Vec<_> = (c.logs.iter())
+        .filter(|(&id, _)| id != CM02B)
+        .map(|(&id, r)| (id, r.applied.clone()))
+        .collect();
+    c.kill(CM02B);
+    let old = c.topology.member(CM02B).unwrap().clone();
+    let partner = c.topology.member(CM02A).unwrap();
+    let spec = MemberSpec {
+        id: CM02C,
+        name: "CM02c".into(),
+        host: "paris-new".into(),
+        appliance: partner.spec.appliance,
+    };
+    // A fresh port no running member has in its peers.
+    let listen = free_addr();
+    assert!(!c.addrs.values().any(|&a| a == listen));
+    let mut cfg = MemberConfig::new(
+        c.topology.clone(),
+        CM02C,
+        listen,
+        c.addrs.clone(),
+        c.dir.path().join("n10"),
+        c.security(CM02C),
+    );
+    cfg.joining = Some(Member {
+        spec: spec.clone(),
+        site: old.site.clone(),
+        role: old.role.clone(),
+    });
+    c.try_start(cfg).expect("the replacement starts joining");
+
+    let leader = c.leader().expect("a leader");
+    let handle = &c.members[&leader].handle;
+    let blank = handle.replace_member_at(CM02B, spec.clone(), Some(" ".into()));
+    assert!(blank.is_err(), "a blank address is refused: {blank:?}");
+    handle
+        .replace_member_at(CM02B, spec, Some(listen.to_string()))
+        .expect("the replacement is accepted");
+    c.wait_for(
+        Duration::from_secs(30),
+        "CM02c promoted, named at its address everywhere",
+        |c| {
+            c.members.values().all(|m| {
+                m.handle.topology().is_some_and(|t| {
+                    t.member(CM02C).is_some()
+                        && t.member(CM02B).is_none()
+                        && t.address(CM02C) == Some(listen.to_string().as_str())
+                })
+            })
+        },
+    );
+    let all: Vec<NodeId> = c.members.keys().copied().collect();
+    for i in 0..5 {
+        commits_at(&c, &format!("after the replacement {i}"), &all);
+    }
+    assert!(c.applied(CM02C).contains(&b"before".to_vec()));
+    applied_once(&c);
+    for (id, applied) in recorders {
+        let now = &c.logs[&id].applied;
+        assert!(std::sync::Arc::ptr_eq(&applied, now), "{id:?} restarted");
+    }
 }

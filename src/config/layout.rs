@@ -163,7 +163,8 @@ pub(super) fn read(root: Tbl<'_>, p: &mut Problems) -> Layout {
 /// replaces it, and the spares (each like a core member: id, name, host,
 /// addr, dedicated; their ids and addresses unique among all members'). A
 /// spare's address joins the peers, so members can reach it once the
-/// leader adds it.
+/// leader adds it, and fills [`ReplacePolicy::addresses`] (its
+/// replacement carries it into the topology).
 fn replace(
     root: Tbl<'_>,
     seen: &mut Seen,
@@ -179,6 +180,7 @@ fn replace(
     let after = t.ms("after_ms", 1, p);
     let hint = "the spare members: [{ id, name, host, addr }, ...], in order of preference";
     let mut spares = Vec::new();
+    let mut addresses = BTreeMap::new();
     for m in t.tables("spares", Required(hint), MEMBER_KEYS, p) {
         let t = m.tbl();
         let kind = if t.bool("dedicated", p).unwrap_or(false) {
@@ -193,12 +195,17 @@ fn replace(
             if seen.ids.get(&spec.id.0) == Some(&t.key("id")) {
                 out.ids.remove(&spec.id.0);
             }
+            // Its address rides in its replacement's record.
+            if let Some((addr, _)) = out.addrs.get(&spec.id) {
+                addresses.insert(spec.id, addr.to_string());
+            }
             spares.push(spec);
         }
     }
     Some(ReplacePolicy {
         after: after?,
         spares,
+        addresses,
     })
 }
 

@@ -303,6 +303,11 @@ spares = [
         cfg.peers.get(&NodeId(9)),
         Some(&"127.0.0.1:7009".parse().unwrap())
     );
+    // Each spare's address rides in its replacement.
+    let at: Vec<(u64, &str)> = (policy.addresses.iter())
+        .map(|(id, a)| (id.0, a.as_str()))
+        .collect();
+    assert_eq!(at, vec![(9, "127.0.0.1:7009"), (10, "127.0.0.1:7010")]);
     assert!(cfg.replacements.contains(&NodeId(10)));
 }
 

@@ -142,11 +142,12 @@ impl Membership {
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
-    /// Starts replacing `dead` ([`Node::replace_member`]).
+    /// Starts replacing `dead` ([`Node::replace_member_at`]).
     pub(super) fn start_replacement(
         &mut self,
         dead: NodeId,
         new: MemberSpec,
+        address: Option<String>,
     ) -> Result<(), MembershipError> {
         if self.election.role != StateRole::Leader {
             return Err(MembershipError::NotLeader {
@@ -182,17 +183,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .replacement_member(dead, new.clone())
             .ok_or(MembershipError::NotAVoter(dead))?;
         self.membership.check_partners(dead, &member)?;
-        // The promotion puts it in `dead`'s slot of the topology: that
-        // topology must validate (host loss, ...) before anything starts.
+        // The promotion puts it in `dead`'s slot of the topology, at its
+        // address: that topology must validate (host loss, an empty
+        // address, ...) before anything starts.
         let change = crate::topology::TopologyChange::ReplaceMember {
             old: dead,
             new: new.clone(),
-            address: None,
+            address: address.clone(),
         };
         (self.cfg.topology.apply(&change)).map_err(MembershipError::Topology)?;
         let record = MemberRecord::from(&MemberState {
             member,
             replaces: Some(dead),
+            address,
         });
         let cc = ConfChangeV2 {
             changes: vec![single(ConfChangeType::AddLearnerNode, new.id)].into(),
@@ -245,12 +248,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             let dead = s.replaces?;
             let id = s.member.id();
             let check = self.catch_up(id)?;
-            check.promotable().then(|| (id, dead, s.member.clone()))
+            check.promotable().then(|| (dead, s.clone()))
         });
-        let Some((_, dead, member)) = ready else {
+        let Some((dead, state)) = ready else {
             return;
         };
-        let Some(cc) = self.promotion(dead, &member) else {
+        let Some(cc) = self.promotion(dead, &state) else {
             return;
         };
         let _ = self.raw.propose_conf_change(Vec::new(), cc);
@@ -318,6 +321,7 @@ mod tests {
                         MemberState {
                             member: m.clone(),
                             replaces: None,
+                            address: None,
                         },
                     )
                 })

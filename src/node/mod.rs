@@ -99,7 +99,7 @@ use crate::wire::Envelope;
 /// |---|---|
 /// | Start | [`new`](Self::new) |
 /// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
-/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
+/// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replace_member_at`](Self::replace_member_at), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
 /// | Outputs (drain in this order) | [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
 /// | Snapshot jobs (optional) | [`offload_snapshots`](Self::offload_snapshots), [`poll_snapshot_job`](Self::poll_snapshot_job), [`snapshot_done`](Self::snapshot_done), [`installing_snapshot`](Self::installing_snapshot) |
 /// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`outgoing_voters`](Self::outgoing_voters), [`learners`](Self::learners) |
@@ -408,7 +408,38 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// the new host breaks the pair's anti-affinity rules, or the topology
     /// with the new member does not validate.
     pub fn replace_member(&mut self, dead: NodeId, new: MemberSpec) -> Result<(), MembershipError> {
-        self.start_replacement(dead, new)
+        self.start_replacement(dead, new, None)
+    }
+
+    /// [`replace_member`](Self::replace_member) for a new member reached at
+    /// `address` (`ip:port`; `None`: as `replace_member`). The learner's
+    /// record carries the address, so the leader (and a leader taking over
+    /// mid-way) reaches the new member as soon as it is added, without any
+    /// running member listing it in its configured peers; the promotion
+    /// writes it into the topology, where every member reads it
+    /// ([`member_address`](Self::member_address)).
+    ///
+    /// # Errors
+    /// As [`replace_member`](Self::replace_member);
+    /// [`MembershipError::Topology`] with
+    /// [`TopologyError::EmptyAddress`](crate::topology::TopologyError::EmptyAddress)
+    /// for an empty or blank address.
+    pub fn replace_member_at(
+        &mut self,
+        dead: NodeId,
+        new: MemberSpec,
+        address: Option<String>,
+    ) -> Result<(), MembershipError> {
+        self.start_replacement(dead, new, address)
+    }
+
+    /// The address member `id` is reached at as this member knows it: the
+    /// topology's, else the one a pending replacement was given
+    /// ([`replace_member_at`](Self::replace_member_at)); `None` when
+    /// neither has one (the configured peers may still).
+    pub fn member_address(&self, id: NodeId) -> Option<&str> {
+        let carried = || self.membership.members.get(&id)?.address.as_deref();
+        self.cfg.topology.address(id).or_else(carried)
     }
 
     /// The member description a replacement for `dead` gets: `dead`'s site

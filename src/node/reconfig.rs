@@ -32,7 +32,7 @@ use crate::events::Event;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::change::ConfMoves;
-use crate::topology::{Member, NodeId, Topology, TopologyChange, TopologyError};
+use crate::topology::{NodeId, Topology, TopologyChange, TopologyError};
 use crate::wire::payload::{encode, EntryPayload, MemberRecord, MemberState, TopologyRecord};
 
 /// Why [`Node::change_topology`](super::Node::change_topology) refused a
@@ -154,17 +154,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// The configuration change that promotes the caught-up replacement
-    /// `member` and removes `dead`, in one joint change whose context
+    /// `state` and removes `dead`, in one joint change whose context
     /// carries both the member's record and the next topology version
-    /// (`dead`'s slot now naming the replacement), so every member applies
-    /// both at the same log index. `None` (logged) when that topology does
-    /// not validate, which [`start_replacement`](Self::start_replacement)
-    /// checked already.
-    pub(super) fn promotion(&self, dead: NodeId, member: &Member) -> Option<ConfChangeV2> {
+    /// (`dead`'s slot now naming the replacement, at the address it was
+    /// given if any), so every member applies both at the same log index.
+    /// `None` (logged) when that topology does not validate, which
+    /// [`start_replacement`](Self::start_replacement) checked already.
+    pub(super) fn promotion(&self, dead: NodeId, state: &MemberState) -> Option<ConfChangeV2> {
+        let member = &state.member;
         let change = TopologyChange::ReplaceMember {
             old: dead,
             new: member.spec.clone(),
-            address: None,
+            address: state.address.clone(),
         };
         let next = match self.cfg.topology.apply(&change) {
             Ok(next) => next,
@@ -183,6 +184,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let record = MemberRecord::from(&MemberState {
             member: member.clone(),
             replaces: None,
+            address: state.address.clone(),
         });
         // Disjoint field numbers: each record decodes from the joined bytes.
         let mut context = encode(&record);
@@ -215,6 +217,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             let state = self.membership.members.entry(*id).or_insert(MemberState {
                 member: m.clone(),
                 replaces: None,
+                address: None,
             });
             state.member = m.clone();
         }

@@ -49,6 +49,13 @@ pub struct ReplacePolicy {
     /// host and appliance. A spare takes the replaced member's site and
     /// role.
     pub spares: Vec<MemberSpec>,
+    /// Each spare's address (`ip:port`), by id: the replacement carries it
+    /// ([`Node::replace_member_at`](super::Node::replace_member_at)), so
+    /// members that do not list the spare in their peers reach it too,
+    /// and the promotion writes it into the topology. A spare without one
+    /// is reached only where the peers list it. The `[replace]` table of
+    /// the configuration file fills it from each spare's `addr`.
+    pub addresses: BTreeMap<NodeId, String>,
 }
 
 /// A duplicated core running without one of its members, as the leader
@@ -255,7 +262,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         };
         let spare = spare.clone();
-        match self.start_replacement(dead, spare.clone()) {
+        let address = policy.addresses.get(&spare.id).cloned();
+        match self.start_replacement(dead, spare.clone(), address) {
             Ok(()) => {
                 self.membership.watch.tried.insert(dead);
                 self.emit(Event::ReplacementStarted {

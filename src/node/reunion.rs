@@ -362,6 +362,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let record = MemberRecord::from(&MemberState {
             member: state.member,
             replaces: None,
+            address: state.address,
         });
         let mut add = ConfChangeSingle::default();
         add.set_change_type(ConfChangeType::AddLearnerNode);

@@ -68,6 +68,7 @@ fn topology_members(topology: &Topology) -> BTreeMap<NodeId, MemberState> {
                 MemberState {
                     member: m.clone(),
                     replaces: None,
+                    address: None,
                 },
             )
         })
@@ -169,6 +170,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 let state = MemberState {
                     member,
                     replaces: None,
+                    address: None,
                 };
                 members.insert(me.id(), state);
             }

@@ -33,7 +33,7 @@ use crate::topology::{MemberSpec, NodeId};
 /// | Write | [`propose`](Self::propose), [`propose_timeout`](Self::propose_timeout), [`propose_async`](Self::propose_async) |
 /// | Read | [`read`](Self::read), [`read_async`](Self::read_async), [`read_query`](Self::read_query), [`query`](Self::query) |
 /// | Watch | [`events`](Self::events), [`status`](Self::status), [`counters`](Self::counters), [`is_running`](Self::is_running) |
-/// | Steer | [`transfer_leader`](Self::transfer_leader), [`hand_back`](Self::hand_back), [`drain`](Self::drain), [`undrain`](Self::undrain), [`activate`](Self::activate), [`replace_member`](Self::replace_member) |
+/// | Steer | [`transfer_leader`](Self::transfer_leader), [`hand_back`](Self::hand_back), [`drain`](Self::drain), [`undrain`](Self::undrain), [`activate`](Self::activate), [`replace_member`](Self::replace_member), [`replace_member_at`](Self::replace_member_at) |
 /// | Stop | [`shutdown`](Self::shutdown), [`shutdown_now`](Self::shutdown_now) |
 #[derive(Clone)]
 pub struct Handle {
@@ -516,8 +516,25 @@ impl Handle {
     /// # Errors
     /// [`MembershipError`]; `NotLeader { leader: None }` if the node stopped.
     pub fn replace_member(&self, dead: NodeId, new: MemberSpec) -> Result<(), MembershipError> {
+        self.replace_member_at(dead, new, None)
+    }
+
+    /// Replaces a dead voter by a new member reached at `address`, which
+    /// no running member needs in its configured peers. See
+    /// [`Node::replace_member_at`](crate::Node::replace_member_at).
+    ///
+    /// # Errors
+    /// [`MembershipError`] (an empty address:
+    /// [`MembershipError::Topology`]); `NotLeader { leader: None }` if the
+    /// node stopped.
+    pub fn replace_member_at(
+        &self,
+        dead: NodeId,
+        new: MemberSpec,
+        address: Option<String>,
+    ) -> Result<(), MembershipError> {
         let stopped = MembershipError::NotLeader { leader: None };
-        self.ask(|r| Command::Replace(dead, new, r), Err(stopped))
+        self.ask(|r| Command::Replace(dead, new, address, r), Err(stopped))
     }
 
     /// Proposes a change of the replicated topology and returns the

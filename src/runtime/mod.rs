@@ -111,7 +111,12 @@ pub(crate) enum Command {
     Transfer(NodeId, Reply<Result<(), TransferError>>),
     Drain(bool, Reply<Result<(), DrainError>>),
     Activate(Reply<Result<(), ActivateError>>),
-    Replace(NodeId, MemberSpec, Reply<Result<(), MembershipError>>),
+    Replace(
+        NodeId,
+        MemberSpec,
+        Option<String>,
+        Reply<Result<(), MembershipError>>,
+    ),
     ChangeTopology(
         crate::topology::TopologyChange,
         Reply<Result<u64, crate::node::TopologyChangeError>>,
@@ -423,8 +428,8 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             Command::Activate(reply) => {
                 let _ = reply.send(self.node.activate());
             }
-            Command::Replace(dead, new, reply) => {
-                let _ = reply.send(self.node.replace_member(dead, new));
+            Command::Replace(dead, new, address, reply) => {
+                let _ = reply.send(self.node.replace_member_at(dead, new, address));
             }
             Command::ChangeTopology(change, reply) => {
                 let _ = reply.send(self.node.change_topology(&change));

@@ -13,6 +13,11 @@
 //!   or the address a member added at runtime was given). Addresses are
 //!   not resolved: a host name in the topology is not used, and the
 //!   configured address (if any) stays;
+//! - a member of the raft configuration that neither the topology nor
+//!   `peers` gives an `ip:port` is reached at the address it was given
+//!   when it was added ([`Node::replace_member_at`](crate::Node::replace_member_at)):
+//!   a replacement learner is dialled as soon as its change applies, and
+//!   its promotion then writes that address into the topology;
 //! - a configured peer that is neither in the topology nor in the raft
 //!   configuration is dropped once the topology has changed (version
 //!   above 0): it was removed. At version 0 the configured peers stand
@@ -52,7 +57,10 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             .chain(node.outgoing_voters())
             .chain(node.learners())
             .collect();
-        let (peers, missing) = peer_map(node.id(), configured, node.topology(), &conf);
+        let carried: BTreeMap<NodeId, String> = (conf.iter())
+            .filter_map(|&id| Some((id, node.member_address(id)?.to_string())))
+            .collect();
+        let (peers, missing) = peer_map(node.id(), configured, node.topology(), &conf, &carried);
         if peers == self.peers.given {
             return;
         }
@@ -71,13 +79,15 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
 
 /// The peers a member `me` talks to: see the [module docs](self).
 /// `conf` is the raft configuration's members (voters, outgoing voters
-/// and learners). The second value lists the members left out for want
-/// of an address.
+/// and learners), `carried` the addresses its members were given when
+/// added (used only where neither the topology nor `peers` has one). The
+/// second value lists the members left out for want of an address.
 pub(crate) fn peer_map(
     me: NodeId,
     configured: &BTreeMap<NodeId, SocketAddr>,
     topology: &Topology,
     conf: &BTreeSet<NodeId>,
+    carried: &BTreeMap<NodeId, String>,
 ) -> (BTreeMap<NodeId, SocketAddr>, Vec<NodeId>) {
     let member = |id: &NodeId| topology.member(*id).is_some() || conf.contains(id);
     let mut peers: BTreeMap<NodeId, SocketAddr> = configured
@@ -91,12 +101,18 @@ pub(crate) fn peer_map(
         if id == me {
             continue;
         }
+        let parse = |a: Option<&String>| a.and_then(|a| a.parse::<SocketAddr>().ok());
         match topology.address(id).and_then(|a| a.parse().ok()) {
             Some(addr) => {
                 peers.insert(id, addr);
             }
-            None if !peers.contains_key(&id) => missing.push(id),
-            None => {}
+            None if peers.contains_key(&id) => {}
+            None => match parse(carried.get(&id)) {
+                Some(addr) => {
+                    peers.insert(id, addr);
+                }
+                None => missing.push(id),
+            },
         }
     }
     peers.remove(&me);
@@ -118,6 +134,10 @@ mod tests {
         ids.map(|&id| (id, addr(7000 + id.0 as u16))).collect()
     }
 
+    fn none() -> BTreeMap<NodeId, String> {
+        BTreeMap::new()
+    }
+
     fn conf(t: &Topology) -> BTreeSet<NodeId> {
         t.members().keys().copied().collect()
     }
@@ -128,7 +148,7 @@ mod tests {
         let me = NodeId(1);
         let mut cfg = configured(&t, me);
         cfg.insert(NodeId(42), addr(42)); // a replacement, not yet known
-        let (peers, missing) = peer_map(me, &cfg, &t, &conf(&t));
+        let (peers, missing) = peer_map(me, &cfg, &t, &conf(&t), &none());
         assert_eq!(peers, cfg);
         assert!(missing.is_empty());
     }
@@ -143,7 +163,7 @@ mod tests {
             address: "127.0.0.1:9003".into(),
         };
         let next = t.apply(&moved).unwrap();
-        let (peers, _) = peer_map(me, &cfg, &next, &conf(&next));
+        let (peers, _) = peer_map(me, &cfg, &next, &conf(&next), &none());
         let mut want = cfg.clone();
         want.insert(NodeId(3), addr(9003));
         assert_eq!(peers, want);
@@ -153,14 +173,14 @@ mod tests {
             address: "paris-3.example:7003".into(),
         };
         let next = t.apply(&named).unwrap();
-        assert_eq!(peer_map(me, &cfg, &next, &conf(&next)).0, cfg);
+        assert_eq!(peer_map(me, &cfg, &next, &conf(&next), &none()).0, cfg);
         // My own address is never a peer.
         let mine = TopologyChange::SetAddress {
             id: me,
             address: "127.0.0.1:9001".into(),
         };
         let next = t.apply(&mine).unwrap();
-        assert_eq!(peer_map(me, &cfg, &next, &conf(&next)).0, cfg);
+        assert_eq!(peer_map(me, &cfg, &next, &conf(&next), &none()).0, cfg);
     }
 
     #[test]
@@ -174,13 +194,16 @@ mod tests {
             .unwrap();
         let mut want = cfg.clone();
         want.remove(&NodeId(5));
-        assert_eq!(peer_map(me, &cfg, &without, &conf(&without)).0, want);
+        assert_eq!(
+            peer_map(me, &cfg, &without, &conf(&without), &none()).0,
+            want
+        );
         let add = TopologyChange::AddWitness {
             witness: Witness::new(77, "W77", "kansas", "host-77"),
             address: Some("127.0.0.1:7777".into()),
         };
         let added = without.apply(&add).unwrap();
-        let (peers, missing) = peer_map(me, &cfg, &added, &conf(&added));
+        let (peers, missing) = peer_map(me, &cfg, &added, &conf(&added), &none());
         let mut with = want.clone();
         with.insert(NodeId(77), addr(7777));
         assert_eq!((peers, missing), (with, vec![]));
@@ -188,12 +211,15 @@ mod tests {
         let removed = added
             .apply(&TopologyChange::RemoveMember { id: NodeId(77) })
             .unwrap();
-        assert_eq!(peer_map(me, &cfg, &removed, &conf(&removed)).0, want);
+        assert_eq!(
+            peer_map(me, &cfg, &removed, &conf(&removed), &none()).0,
+            want
+        );
         // Still in the raft configuration (a joint one) but without an
         // address anywhere: reported missing.
         let mut joint = conf(&removed);
         joint.insert(NodeId(77));
-        let (peers, missing) = peer_map(me, &cfg, &removed, &joint);
+        let (peers, missing) = peer_map(me, &cfg, &removed, &joint, &none());
         assert_eq!((peers, missing), (want.clone(), vec![NodeId(77)]));
         // Added without an address nor a configured one: missing too.
         let add = TopologyChange::AddWitness {
@@ -201,7 +227,33 @@ mod tests {
             address: None,
         };
         let bare = without.apply(&add).unwrap();
-        let (peers, missing) = peer_map(me, &cfg, &bare, &conf(&bare));
+        let (peers, missing) = peer_map(me, &cfg, &bare, &conf(&bare), &none());
         assert_eq!((peers, missing), (want, vec![NodeId(78)]));
+    }
+
+    #[test]
+    fn a_replacement_is_reached_at_the_address_it_was_given() {
+        let t = denver_paris().build().unwrap();
+        let me = NodeId(1);
+        let cfg = configured(&t, me);
+        let mut joint = conf(&t);
+        joint.insert(NodeId(42)); // the learner, not yet in the topology
+        let mut carried = BTreeMap::new();
+        carried.insert(NodeId(42), "127.0.0.1:7042".to_string());
+        let (peers, missing) = peer_map(me, &cfg, &t, &joint, &carried);
+        let mut want = cfg.clone();
+        want.insert(NodeId(42), addr(7042));
+        assert_eq!((peers, missing), (want, vec![]));
+        // A configured address stands over the carried one.
+        let mut with = cfg.clone();
+        with.insert(NodeId(42), addr(9042));
+        assert_eq!(peer_map(me, &with, &t, &joint, &carried).0, with);
+        // A carried host name is not resolved: missing.
+        carried.insert(NodeId(42), "spare.example:7042".to_string());
+        let (peers, missing) = peer_map(me, &cfg, &t, &joint, &carried);
+        assert_eq!((peers, missing), (cfg.clone(), vec![NodeId(42)]));
+        // Out of the configuration, a carried address is not used.
+        carried.insert(NodeId(42), "127.0.0.1:7042".to_string());
+        assert_eq!(peer_map(me, &cfg, &t, &conf(&t), &carried).0, cfg);
     }
 }

@@ -165,9 +165,10 @@ static RECONCILED: Schema = Schema {
     fields: &scalars([1, 2, 3]),
 };
 
-/// `MemberRecord`: ten scalars and strings.
+/// `MemberRecord`: eleven scalars and strings (11: a replacement's
+/// address).
 static MEMBER_RECORD: Schema = Schema {
-    fields: &scalars([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    fields: &scalars([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
 };
 
 /// `SiteRecord`: name 1, main 2; `AddressRecord`: id 1, address 2.

@@ -47,7 +47,7 @@ pub(crate) struct EntryPayload {
 /// member's own topology when decoding.
 ///
 /// Its field numbers start at 20 so that it can share a configuration
-/// change's context with a [`MemberRecord`] (fields 1 to 10, a
+/// change's context with a [`MemberRecord`] (fields 1 to 11, a
 /// replacement's record) without either decoding as the other: a
 /// `MemberRecord` decoded from these bytes has id 0 (no member) and a
 /// `TopologyRecord` decoded from a `MemberRecord`'s has version 0 (no
@@ -102,6 +102,7 @@ impl From<&Topology> for TopologyRecord {
                     MemberRecord::from(&MemberState {
                         member: m.clone(),
                         replaces: None,
+                        address: None,
                     })
                 })
                 .collect(),
@@ -289,6 +290,11 @@ pub(crate) struct MemberRecord {
     /// Learner that replaces this voter once caught up (0: none).
     #[prost(uint64, tag = "10")]
     pub replaces: u64,
+    /// The address a replacement was given (`ip:port` or `host:port`),
+    /// carried until its promotion puts it in the topology; absent in
+    /// records written before it existed and for members without one.
+    #[prost(string, optional, tag = "11")]
+    pub address: Option<String>,
 }
 
 /// Deduplication window of one proposer incarnation.
@@ -359,6 +365,10 @@ pub(crate) struct MemberState {
     pub member: Member,
     /// The voter this member replaces once caught up.
     pub replaces: Option<NodeId>,
+    /// The address a replacement was given
+    /// ([`Node::replace_member_at`](crate::Node::replace_member_at)), so
+    /// the leader can reach it before the topology names it.
+    pub address: Option<String>,
 }
 
 impl From<&MemberState> for MemberRecord {
@@ -384,6 +394,7 @@ impl From<&MemberState> for MemberRecord {
             rank,
             position,
             replaces: s.replaces.map_or(0, |n| n.0),
+            address: s.address.clone(),
         }
     }
 }
@@ -418,6 +429,7 @@ impl MemberRecord {
                 role,
             },
             replaces: (self.replaces != 0).then_some(NodeId(self.replaces)),
+            address: self.address.clone(),
         }
     }
 }
@@ -511,8 +523,47 @@ mod tests {
                 },
             },
             replaces: Some(NodeId(1)),
+            address: None,
         };
         assert_eq!(MemberRecord::from(&s).to_state(), s);
+        let bytes = encode(&MemberRecord::from(&s));
+        assert_eq!(MemberRecord::decode(&bytes[..]).unwrap().to_state(), s);
+        let at = MemberState {
+            address: Some("127.0.0.1:7006".into()),
+            ..s.clone()
+        };
+        let bytes = encode(&MemberRecord::from(&at));
+        assert_eq!(MemberRecord::decode(&bytes[..]).unwrap().to_state(), at);
+    }
+
+    /// A `MemberRecord` as written before field 11 (the address) existed.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldMemberRecord {
+        #[prost(uint64, tag = "1")]
+        id: u64,
+        #[prost(string, tag = "2")]
+        name: String,
+        #[prost(uint64, tag = "10")]
+        replaces: u64,
+    }
+
+    #[test]
+    fn member_records_written_before_the_address_decode_without_one() {
+        let old = OldMemberRecord {
+            id: 6,
+            name: "CM01c".into(),
+            replaces: 1,
+        };
+        let rec = MemberRecord::decode(&encode(&old)[..]).unwrap();
+        assert_eq!((rec.id, rec.replaces, rec.address.as_deref()), (6, 1, None));
+        assert_eq!(rec.to_state().address, None);
+        // And a new record read by an old reader keeps what it knows.
+        let new = MemberRecord {
+            address: Some("127.0.0.1:7006".into()),
+            ..MemberRecord::decode(&encode(&old)[..]).unwrap()
+        };
+        let back = OldMemberRecord::decode(&encode(&new)[..]).unwrap();
+        assert_eq!(back, old);
     }
 
     #[test]
@@ -537,6 +588,7 @@ mod tests {
         let member = MemberRecord::from(&MemberState {
             member: base.member(NodeId(1)).unwrap().clone(),
             replaces: None,
+            address: Some("127.0.0.1:7001".into()),
         });
         let other = TopologyRecord::decode(&encode(&member)[..]).unwrap();
         assert_eq!(other.version, 0);

@@ -43,6 +43,7 @@ fn a_silent_member_is_replaced_by_the_first_spare_that_fits() {
                 // The first spare is on the surviving partner's host: the
                 // anti-affinity rules rule it out.
                 spares: vec![spare(NodeId(10), "esxi-3"), spare(SPARE, "esxi-4")],
+                addresses: Default::default(),
             });
         })
         .build(|_| KvStore::default());

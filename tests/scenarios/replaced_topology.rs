@@ -121,6 +121,53 @@ fn an_operator_replacement_moves_the_topology_with_the_configuration() {
 }
 
 #[test]
+fn a_replacement_given_an_address_carries_it_into_the_topology() {
+    const AT: &str = "10.0.0.8:7008";
+    let mut sim = started(&denver_paris(), 7);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.crash_host("esxi-1");
+    load.run(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(CM01B));
+    let new = spec(NEW, "esxi-4");
+    let leader = sim.node_mut(CM01B).unwrap();
+    for blank in ["", "  "] {
+        let err = leader.replace_member_at(CM01A, new.clone(), Some(blank.into()));
+        let want = MembershipError::Topology(TopologyError::EmptyAddress { id: NEW });
+        assert_eq!(err, Err(want), "{blank:?}");
+    }
+    let member = leader.replacement_member(CM01A, new.clone());
+    leader
+        .replace_member_at(CM01A, new, Some(AT.into()))
+        .unwrap();
+    sim.flush(CM01B);
+    sim.add_member(member.unwrap());
+    // Once the learner is added, every member knows its address before
+    // the topology names it.
+    for _ in 0..100 {
+        if sim.node(CM02A).unwrap().learners().contains(&NEW) {
+            break;
+        }
+        load.run(&mut sim, Duration::from_millis(5));
+    }
+    let follower = sim.node(CM02A).unwrap();
+    assert!(follower.learners().contains(&NEW), "learner never added");
+    assert!(follower.topology().member(NEW).is_none());
+    assert_eq!(follower.member_address(NEW), Some(AT));
+    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    load.run(&mut sim, Duration::from_secs(1));
+    settle(&mut sim);
+    assert_coherent(&sim, CM01A, NEW);
+    for id in sim.members().into_iter().filter(|&id| sim.is_up(id)) {
+        let n = sim.node(id).unwrap();
+        assert_eq!(n.topology().address(NEW), Some(AT), "at {id}");
+        assert_eq!(n.member_address(CM01A), None, "at {id}");
+    }
+    assert_acknowledged_applied(&sim, &load, NEW);
+    assert_clean(&mut sim);
+}
+
+#[test]
 fn a_removed_id_is_never_reused_and_a_removed_member_is_not_heard() {
     let mut sim = started(&denver_paris(), 16);
     let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
@@ -186,6 +233,7 @@ fn a_policy_replacement_moves_the_topology_with_the_configuration() {
             c.replace = Some(ReplacePolicy {
                 after: Duration::from_secs(2),
                 spares: vec![spec(CM01A, "esxi-5"), spec(NEW, "esxi-4")],
+                addresses: [(NEW, "10.0.0.8:7008".to_string())].into(),
             });
         })
         .build(|_| KvStore::default());
@@ -204,6 +252,11 @@ fn a_policy_replacement_moves_the_topology_with_the_configuration() {
     load.run(&mut sim, Duration::from_secs(1));
     settle(&mut sim);
     assert_coherent(&sim, CM01B, NEW);
+    // The spare's address, from the policy, is in every topology.
+    for id in sim.members().into_iter().filter(|&id| sim.is_up(id)) {
+        let t = sim.node(id).unwrap().topology().clone();
+        assert_eq!(t.address(NEW), Some("10.0.0.8:7008"), "at {id}");
+    }
     assert_acknowledged_applied(&sim, &load, NEW);
     assert_clean(&mut sim);
 }

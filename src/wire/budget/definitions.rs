@@ -203,6 +203,7 @@ fn full_snapshot_data() -> SnapshotData {
         rank: 1,
         position: 1,
         replaces: 2,
+        address: Some("a:1".into()),
     };
     let dedup = DedupRecord {
         proposer: 1,
