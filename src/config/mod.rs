@@ -227,6 +227,27 @@ impl MemberConfig {
     }
 }
 
+/// `member.id` names a member or witness of the topology, or one of the
+/// `[replace]` spares (which start joining).
+fn member_known(layout: &Layout, id: u64, p: &mut Problems) {
+    let spare = (layout.replace.iter()).any(|r| r.spares.iter().any(|s| s.id.0 == id));
+    if !layout.ids.contains(&id) && !spare {
+        p.add("member.id", ProblemKind::NotInTopology { id });
+    }
+}
+
+/// The replacement policy: the spares are peers that are not in the
+/// topology, and a spare's own file starts it joining.
+fn with_spares(cfg: &mut MemberConfig, replace: Option<crate::node::ReplacePolicy>) {
+    if let Some(r) = &replace {
+        cfg.replacements.extend(r.spares.iter().map(|s| s.id));
+        if let Some(spec) = r.spares.iter().find(|s| s.id == cfg.id) {
+            cfg.joining = Some(spare_member(&cfg.topology, spec.clone()));
+        }
+    }
+    cfg.node.replace = replace;
+}
+
 /// How a spare started from its own member file describes itself until
 /// the leader adds it: as the main core's standby slot (the slot it is
 /// most often called to), with its own id, name, host and appliance. The
@@ -295,13 +316,8 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
             p.add("operator.tls", ProblemKind::TlsMissing);
         }
     }
-    let spare_ids: Vec<u64> = (layout.replace.iter())
-        .flat_map(|r| r.spares.iter().map(|s| s.id.0))
-        .collect();
     if let Some(id) = me.id {
-        if !layout.ids.contains(&id) && !spare_ids.contains(&id) {
-            p.add("member.id", ProblemKind::NotInTopology { id });
-        }
+        member_known(&layout, id, &mut p);
     }
     if me.security == Some(TransportSecurity::InsecurePlaintextLoopbackOnly) {
         plaintext_on_loopback(&layout, me.listen, &mut p);
@@ -358,14 +374,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     let listen = me.listen.unwrap_or(own);
     let mut cfg = MemberConfig::new(topology, id, listen, peers, data_dir, security);
     cfg.node = node;
-    if let Some(r) = &replace {
-        // The spares are peers that are not in the topology.
-        cfg.replacements.extend(r.spares.iter().map(|s| s.id));
-        if let Some(spec) = r.spares.iter().find(|s| s.id == id) {
-            cfg.joining = Some(spare_member(&cfg.topology, spec.clone()));
-        }
-    }
-    cfg.node.replace = replace;
+    with_spares(&mut cfg, replace);
     cfg.runtime = runtime;
     cfg.limits = limits;
     cfg.operator = operator;
