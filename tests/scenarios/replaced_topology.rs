@@ -43,6 +43,23 @@ fn until_promoted(sim: &mut Sim<KvStore>, load: &mut Load, dead: NodeId, new: No
     );
 }
 
+/// The operator replaces the dead CM01a by `NEW` (on esxi-4) at the
+/// leader CM01b, starts `NEW` empty and runs load until it is promoted.
+fn replace_primary(sim: &mut Sim<KvStore>, load: &mut Load) {
+    let new = spec(NEW, "esxi-4");
+    let member = sim
+        .node(CM01B)
+        .unwrap()
+        .replacement_member(CM01A, new.clone());
+    sim.node_mut(CM01B)
+        .unwrap()
+        .replace_member(CM01A, new)
+        .unwrap();
+    sim.flush(CM01B);
+    sim.add_member(member.unwrap());
+    until_promoted(sim, load, CM01A, NEW);
+}
+
 /// On every live member: its topology's voters and learners are raft's
 /// configuration, `new` holds `dead`'s slot (site and role as the initial
 /// topology gave `dead`), `dead` is gone and remembered, every member is
@@ -91,18 +108,7 @@ fn an_operator_replacement_moves_the_topology_with_the_configuration() {
     load.run(&mut sim, Duration::from_secs(1));
     assert_eq!(sim.leader(), Some(CM01B));
     let before = sim.node(CM02A).unwrap().topology().version();
-    let new = spec(NEW, "esxi-4");
-    let member = sim
-        .node(CM01B)
-        .unwrap()
-        .replacement_member(CM01A, new.clone());
-    sim.node_mut(CM01B)
-        .unwrap()
-        .replace_member(CM01A, new)
-        .unwrap();
-    sim.flush(CM01B);
-    sim.add_member(member.unwrap());
-    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    replace_primary(&mut sim, &mut load);
     load.run(&mut sim, Duration::from_secs(1));
     settle(&mut sim);
     assert_coherent(&sim, CM01A, NEW);
@@ -173,18 +179,7 @@ fn a_removed_id_is_never_reused_and_a_removed_member_is_not_heard() {
     let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
     sim.crash_host("esxi-1");
     load.run(&mut sim, Duration::from_secs(1));
-    let new = spec(NEW, "esxi-4");
-    let member = sim
-        .node(CM01B)
-        .unwrap()
-        .replacement_member(CM01A, new.clone());
-    sim.node_mut(CM01B)
-        .unwrap()
-        .replace_member(CM01A, new)
-        .unwrap();
-    sim.flush(CM01B);
-    sim.add_member(member.unwrap());
-    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    replace_primary(&mut sim, &mut load);
     settle(&mut sim);
 
     // The dead member's id, for a replacement or through a topology change.
@@ -278,18 +273,7 @@ fn a_member_restored_from_a_snapshot_has_the_replacement_in_its_topology() {
     sim.crash(CM02A);
     sim.crash_host("esxi-1");
     load.run(&mut sim, Duration::from_secs(1));
-    let new = spec(NEW, "esxi-4");
-    let member = sim
-        .node(CM01B)
-        .unwrap()
-        .replacement_member(CM01A, new.clone());
-    sim.node_mut(CM01B)
-        .unwrap()
-        .replace_member(CM01A, new)
-        .unwrap();
-    sim.flush(CM01B);
-    sim.add_member(member.unwrap());
-    until_promoted(&mut sim, &mut load, CM01A, NEW);
+    replace_primary(&mut sim, &mut load);
     load.run(&mut sim, Duration::from_secs(2));
     sim.restart(CM02A);
     load.run(&mut sim, Duration::from_secs(1));
