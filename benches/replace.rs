@@ -36,6 +36,9 @@
 //! `cargo bench --bench replace -- --log-mib 64 --state-mib 16` (smoke,
 //! under a minute).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -46,99 +49,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use slog::{o, Logger};
+use support::{vm_hwm_kib, Blob, SHARD};
 use survivable_core::node::NodeRole;
 use survivable_core::runtime::{start_member, Handle, Member, MemberConfig};
-use survivable_core::state_machine::{
-    Decoded, RestoreError, SnapshotDecoder, SnapshotError, SnapshotSource, StateMachine,
-};
 use survivable_core::topology::{self, denver_paris, MemberSpec, NodeId, Topology};
 use survivable_core::transport::{free_loopback_addr, TransportSecurity};
 use survivable_core::Event;
 
-const SHARD: usize = 1 << 20;
 const COMMAND: usize = 64 << 10;
 const PROPOSERS: usize = 16;
 const CM01A: NodeId = NodeId(1);
 const CM01B: NodeId = NodeId(2);
 const NEW: NodeId = NodeId(9);
-
-/// The state: `n` shards of 1 MiB, shared copy-on-write with snapshots
-/// under way. Commands: shard (u32 LE), offset (u32 LE), the bytes to
-/// write there.
-#[derive(Clone)]
-struct Blob {
-    shards: Vec<Arc<Vec<u8>>>,
-}
-
-impl Blob {
-    fn new(mib: usize) -> Self {
-        let shards = (0..mib).map(|_| Arc::new(vec![0u8; SHARD])).collect();
-        Self { shards }
-    }
-
-    fn parse(bytes: &[u8]) -> Result<Self, RestoreError> {
-        if bytes.is_empty() || bytes.len() % SHARD != 0 {
-            return Err(RestoreError {
-                reason: format!("{} bytes is not a whole number of shards", bytes.len()),
-            });
-        }
-        let shards = bytes.chunks(SHARD).map(|c| Arc::new(c.to_vec())).collect();
-        Ok(Self { shards })
-    }
-}
-
-/// The shards as they were when the snapshot began.
-struct Frozen(Vec<Arc<Vec<u8>>>, usize);
-
-impl SnapshotSource for Frozen {
-    fn size_hint(&self) -> usize {
-        self.0.len() * SHARD
-    }
-
-    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
-        if let Some(s) = self.0.get(self.1) {
-            out.extend_from_slice(s);
-            self.1 += 1;
-        }
-        Ok(self.1 < self.0.len())
-    }
-}
-
-impl StateMachine for Blob {
-    fn apply(&mut self, _index: u64, c: &[u8]) -> Vec<u8> {
-        if c.len() < 8 {
-            return Vec::new();
-        }
-        let s = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize % self.shards.len();
-        let off = u32::from_le_bytes([c[4], c[5], c[6], c[7]]) as usize;
-        let data = &c[8..c.len().min(8 + SHARD)];
-        let off = off.min(SHARD - data.len());
-        Arc::make_mut(&mut self.shards[s])[off..off + data.len()].copy_from_slice(data);
-        Vec::new()
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.shards.iter().flat_map(|s| s.iter().copied()).collect()
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        *self = Self::parse(snapshot)?;
-        Ok(())
-    }
-
-    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
-        Box::new(Frozen(self.shards.clone(), 0))
-    }
-
-    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
-        Some(Box::new(|b: &[u8]| Self::parse(b).map(Decoded::new)))
-    }
-
-    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
-        *self = decoded.downcast::<Self>()?;
-        Ok(())
-    }
-}
 
 /// A TCP relay in front of the replacement's listener, for one member:
 /// counts the bytes that member sent to the replacement.
@@ -175,15 +97,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, count: Option<&AtomicU64>) {
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
     let _ = from.shutdown(std::net::Shutdown::Both);
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

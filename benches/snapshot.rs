@@ -29,6 +29,9 @@
 //! the start: what explains a leadership change), `--warn-ms N` (log
 //! passes and tick gaps from N ms rather than 50).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,109 +39,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use slog::{o, Logger};
+use support::{reset_peak, vm_hwm_kib, vm_kib, Blob, SHARD};
 use survivable_core::runtime::{self, Handle, RuntimeConfig};
 use survivable_core::state_machine::{
-    Decoded, RestoreError, SnapshotDecoder, SnapshotError, SnapshotSource, StateMachine,
+    Decoded, RestoreError, SnapshotDecoder, SnapshotSource, StateMachine,
 };
 use survivable_core::storage::{LogStore, MemStorage};
 use survivable_core::topology::{denver_paris, NodeId};
 use survivable_core::wire::Envelope;
 use survivable_core::{Event, Node, NodeConfig};
 
-const SHARD: usize = 1 << 20;
 const LEADER: u64 = 1;
-
-/// The leader's state: `n` shards of 1 MiB, shared copy-on-write with
-/// snapshots under way (a write copies one shard, once, while one runs).
-/// Commands: shard (u32 LE), offset (u32 LE), the bytes to write there.
-#[derive(Clone)]
-struct Blob {
-    shards: Vec<Arc<Vec<u8>>>,
-}
-
-impl Blob {
-    fn new(mib: usize) -> Self {
-        let shards = (0..mib)
-            .map(|s| {
-                let mut x = s as u64 | 1;
-                Arc::new(
-                    (0..SHARD)
-                        .map(|_| {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                            x as u8
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        Self { shards }
-    }
-
-    fn parse(bytes: &[u8]) -> Result<Self, RestoreError> {
-        if bytes.len() % SHARD != 0 {
-            return Err(RestoreError {
-                reason: format!("{} bytes is not a whole number of shards", bytes.len()),
-            });
-        }
-        let shards = bytes.chunks(SHARD).map(|c| Arc::new(c.to_vec())).collect();
-        Ok(Self { shards })
-    }
-}
-
-/// The shards as they were when the snapshot began, each let go once
-/// read: a write to a shard already read no longer copies it.
-struct Frozen(std::vec::IntoIter<Arc<Vec<u8>>>);
-
-impl SnapshotSource for Frozen {
-    fn size_hint(&self) -> usize {
-        self.0.len() * SHARD
-    }
-
-    fn read_chunk(&mut self, out: &mut Vec<u8>) -> Result<bool, SnapshotError> {
-        if let Some(s) = self.0.next() {
-            out.extend_from_slice(&s);
-        }
-        Ok(self.0.len() > 0)
-    }
-}
-
-impl StateMachine for Blob {
-    fn apply(&mut self, _index: u64, c: &[u8]) -> Vec<u8> {
-        if c.len() < 8 {
-            return Vec::new();
-        }
-        let s = u32::from_le_bytes(c[..4].try_into().unwrap()) as usize % self.shards.len();
-        let off = u32::from_le_bytes(c[4..8].try_into().unwrap()) as usize;
-        let data = &c[8..];
-        let off = off.min(SHARD - data.len().min(SHARD));
-        Arc::make_mut(&mut self.shards[s])[off..off + data.len()].copy_from_slice(data);
-        Vec::new()
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.shards.iter().flat_map(|s| s.iter().copied()).collect()
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        *self = Self::parse(snapshot)?;
-        Ok(())
-    }
-
-    fn snapshot_handle(&self) -> Box<dyn SnapshotSource> {
-        Box::new(Frozen(self.shards.clone().into_iter()))
-    }
-
-    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
-        Some(Box::new(|b: &[u8]| Self::parse(b).map(Decoded::new)))
-    }
-
-    fn install(&mut self, decoded: Decoded) -> Result<(), RestoreError> {
-        *self = decoded.downcast::<Self>()?;
-        Ok(())
-    }
-}
 
 /// A follower's stand-in: a digest of the commands applied.
 #[derive(Default)]
@@ -275,24 +186,6 @@ fn arg(flag: &str) -> Option<usize> {
     let args: Vec<String> = std::env::args().collect();
     let i = args.iter().position(|a| a == flag)?;
     args.get(i + 1)?.parse().ok()
-}
-
-/// Resets `VmHWM` to the resident size now (Linux; ignored elsewhere).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn vm_hwm_kib() -> u64 {
-    vm_kib("VmHWM:")
-}
-
-fn vm_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Leadership changes the members reported since the last call, printed
