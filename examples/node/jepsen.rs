@@ -545,7 +545,7 @@ pub(crate) fn run(o: &Options) -> Result<(), String> {
             p.hold_ms
         );
     }
-    let mut c = Cluster::start(true, "", &wan)?;
+    let mut c = Cluster::start(true, &crate::launcher::wan_timers(&wan, ""), &wan)?;
     c.keep = o.keep;
     c.tap = Some(Vec::new());
     let mut w = Workload::new(o.seed);

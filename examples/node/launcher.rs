@@ -78,6 +78,27 @@ pub(crate) fn parse_wan(spec: &str) -> Result<Vec<(String, String, Duration)>, S
     Ok(out)
 }
 
+/// The `[timers]` lines for a run over `wan`: `extra`, and an election
+/// timeout of 2.5 times the worst round trip between two sites (at least
+/// the default 200 ms). A pair failover or a hand-back may need a vote, or
+/// a transfer, from across the WAN: pre-vote and vote are two round trips,
+/// which must fit in one election timeout (the library's
+/// `min_election_for_rtt` asks for 2 × (round trip + heartbeat); 2.5 round
+/// trips cover it from a 40 ms round trip up).
+pub(crate) fn wan_timers(wan: &[(String, String, Duration)], extra: &str) -> String {
+    let one_way = |a: &str, b: &str| {
+        (wan.iter())
+            .find(|(x, y, _)| x == a && y == b)
+            .map_or(Duration::ZERO, |(_, _, d)| *d)
+    };
+    let worst = (wan.iter())
+        .map(|(a, b, d)| *d + one_way(b, a))
+        .max()
+        .unwrap_or_default();
+    let election = (worst * 5 / 2).max(Duration::from_millis(200));
+    format!("{extra}\nelection_ms = {}", election.as_millis())
+}
+
 /// The uneven layout: the witness nearer Denver than Paris.
 pub(crate) const DEFAULT_WAN: &str = "denver-paris=80,denver-kansas=40,paris-kansas=60";
 
@@ -679,7 +700,7 @@ pub(crate) fn run(json: bool, keep: bool, wan: &str, svg: Option<&str>) -> Resul
     // default a stalled primary loses its lead to its standby before the
     // story starts. The story runs with a 100 ms failover detection; `node
     // bench` measures the default timers.
-    let mut c = Cluster::start(json, "failover_ms = 100", &wan)?;
+    let mut c = Cluster::start(json, &wan_timers(&wan, "failover_ms = 100"), &wan)?;
     c.keep = keep;
     if svg.is_some() {
         c.timeline = Some(timeline::Picture::new()?);

@@ -134,7 +134,8 @@ impl Load {
 }
 
 fn start(wan: &str) -> Result<Cluster, String> {
-    let mut c = Cluster::start(true, "", &parse_wan(wan)?)?;
+    let wan = parse_wan(wan)?;
+    let mut c = Cluster::start(true, &crate::launcher::wan_timers(&wan, ""), &wan)?;
     c.tap = Some(Vec::new());
     Ok(c)
 }
