@@ -38,6 +38,7 @@ fn leader_status(last_index: u64) -> Status {
         drained: false,
         retained: Default::default(),
         redundancy: Vec::new(),
+        replication: None,
     }
 }
 

@@ -185,6 +185,12 @@ pub enum Event {
         rpo_ms: u64,
         /// How long the old epoch's leader had been silent, in ms.
         silent_ms: u64,
+        /// DR auto-sync: `rpo_entries` is 0 and proven (the last state was
+        /// `Sync` or `AsyncWait`, this member's lease ran, its core partner
+        /// stopped acknowledging with no longer a log; see
+        /// [`crate::replication`]). Always false in main-site mode, whose
+        /// figures are what this member saw.
+        rpo_proven: bool,
     },
     /// This member met a newer epoch: it takes no more proposals in its own.
     EpochFenced {
@@ -335,6 +341,21 @@ pub enum Event {
         /// The spare taking its place.
         spare: NodeId,
     },
+    /// DR auto-sync: this member's log moved to a new replication state
+    /// (every member reports each state id once, when the record reaches
+    /// its log; the leader when it appends it). See
+    /// [`ReplicationState`](crate::replication::ReplicationState).
+    ReplicationChanged {
+        /// The new state.
+        state: crate::replication::ReplicationState,
+        /// Its id (larger than every earlier one).
+        state_id: u64,
+        /// The state it follows.
+        previous: crate::replication::ReplicationState,
+        /// The log index of its record (the fork point for the state an
+        /// activation starts its epoch in).
+        index: u64,
+    },
 }
 
 #[cfg(test)]
@@ -455,7 +476,8 @@ impl fmt::Display for Event {
             | Self::RetainedDropped { .. }
             | Self::RedundancyLost { .. }
             | Self::RedundancyRestored { .. }
-            | Self::ReplacementStarted { .. } => self.fmt_long_running(f),
+            | Self::ReplacementStarted { .. }
+            | Self::ReplicationChanged { .. } => self.fmt_long_running(f),
             Self::Activated { .. }
             | Self::EpochFenced { .. }
             | Self::FenceLifted { .. }
@@ -511,6 +533,30 @@ impl Event {
                 "replacing {dead} with the spare {spare} (silent past replace_after): \
                  promoted once it has connected and caught up"
             ),
+            Self::ReplicationChanged {
+                state,
+                state_id,
+                previous,
+                index,
+            } => {
+                use crate::replication::ReplicationState::*;
+                let means = match state {
+                    Sync => "commits need both sites; losing the main site costs nothing",
+                    AsyncWait => {
+                        "the survivable site is silent; commits still need it while \
+                                  every main-site member learns they soon will not"
+                    }
+                    Async => {
+                        "commits need the main site only; losing it costs what the \
+                              survivable site has not received"
+                    }
+                    SyncRecover => "the survivable site is back and catching up",
+                };
+                write!(
+                    f,
+                    "replication {previous} -> {state} (state id {state_id}, index {index}): {means}"
+                )
+            }
             // The other variants are written by `fmt`.
             other => write!(f, "{other:?}"),
         }
@@ -526,6 +572,21 @@ impl Event {
                 rpo_entries,
                 rpo_ms,
                 silent_ms,
+                rpo_proven: true,
+            } => write!(
+                f,
+                "activated epoch {epoch} from index {fork_index} (term {fork_term}) after the \
+                 main site was silent {silent_ms} ms; nothing lost (RPO {rpo_entries} entries, \
+                 {rpo_ms} ms, proven: both sites held every commit)"
+            ),
+            Self::Activated {
+                epoch,
+                fork_index,
+                fork_term,
+                rpo_entries,
+                rpo_ms,
+                silent_ms,
+                rpo_proven: false,
             } => write!(
                 f,
                 "activated epoch {epoch} from index {fork_index} (term {fork_term}) after the \

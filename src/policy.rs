@@ -22,6 +22,45 @@ pub enum QuorumMode {
     /// what the main site committed but never shipped is the RPO, counted,
     /// reported and reconciled when the sites meet again.
     MainSite,
+    /// Two sites, RPO 0 while they can talk: every member of the main
+    /// site's duplicated core and tie-breaker and of the survivable core is
+    /// a voter (the main site alone is a majority), and while the sites
+    /// talk an entry commits only once it is on a majority of the voters
+    /// *and* on at least one member of each site (raft's group commit). A
+    /// survivable site silent for [`Timers::sync_wait`] moves the cluster,
+    /// through announced and replicated states, to committing on the main
+    /// site alone; when it is back it is caught up and the cluster commits
+    /// on both again. Losing the main site while both sites held every
+    /// commit costs nothing: the survivable core activates a fenced epoch
+    /// from the log it has, with RPO 0 proven. See
+    /// [`ReplicationState`](crate::replication::ReplicationState) for the
+    /// states and what each proves.
+    DrAutoSync,
+}
+
+impl QuorumMode {
+    /// Whether a survivable core forks a new, fenced epoch when the main
+    /// site is lost (main-site and DR auto-sync modes), rather than being
+    /// elected within the one epoch (witness mode).
+    pub fn forks_epochs(self) -> bool {
+        matches!(self, Self::MainSite | Self::DrAutoSync)
+    }
+
+    /// Whether survivable cores' members vote in the first epoch (witness
+    /// and DR auto-sync modes); in main-site mode they are learners.
+    pub fn survivors_vote(self) -> bool {
+        matches!(self, Self::Witness | Self::DrAutoSync)
+    }
+
+    /// The name used in member files and reports: `witness`, `main-site`
+    /// or `dr-auto-sync`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Witness => "witness",
+            Self::MainSite => "main-site",
+            Self::DrAutoSync => "dr-auto-sync",
+        }
+    }
 }
 
 /// The clock of the cluster, in ticks of the node driver.
@@ -100,6 +139,22 @@ pub struct Timers {
     /// Extra wait per rank below 1: a rank-`r` survivable core campaigns after
     /// `survivable_after + (r - 1) * rank_step`. Defaults to 1 s.
     pub rank_step: Duration,
+    /// DR auto-sync mode: how long the leader goes on without any message
+    /// from a survivable-site member before it stops waiting for that site
+    /// (through [`AsyncWait`](crate::replication::ReplicationState::AsyncWait)
+    /// to [`Async`](crate::replication::ReplicationState::Async)). Commits
+    /// stall for this long when the WAN is cut. Defaults to 4 s.
+    ///
+    /// It is also the lease on which a survivable member's claim of RPO 0
+    /// rests: the leader never commits without that site sooner than
+    /// `sync_wait` after the last message it had from it, so a survivable
+    /// member that activates within `sync_wait` (less a 1% clock-rate
+    /// allowance and two ticks) of sending a message the leader confirmed
+    /// knows nothing was committed without it. Keep it above
+    /// `survivable_after` plus an election timeout (the survivable
+    /// standby's stagger) plus two WAN round trips, or a takeover after the
+    /// main site's loss is reported with an unproven RPO.
+    pub sync_wait: Duration,
 }
 
 impl Default for Timers {
@@ -111,6 +166,7 @@ impl Default for Timers {
             failover: Duration::from_millis(100),
             survivable_after: Duration::from_secs(2),
             rank_step: Duration::from_secs(1),
+            sync_wait: Duration::from_secs(4),
         }
     }
 }
@@ -130,6 +186,8 @@ pub struct TickTimers {
     pub survivable_after: usize,
     /// `rank_step` in ticks.
     pub rank_step: usize,
+    /// `sync_wait` in ticks.
+    pub sync_wait: usize,
 }
 
 impl TickTimers {
@@ -260,6 +318,7 @@ impl Timers {
             failover: whole_ticks(self.failover, tick_ms),
             survivable_after: whole_ticks(self.survivable_after, tick_ms),
             rank_step: whole_ticks(self.rank_step, tick_ms),
+            sync_wait: whole_ticks(self.sync_wait, tick_ms),
         };
         if t.election <= t.heartbeat {
             return Err(PolicyError::HeartbeatNotBelowElection {
@@ -455,8 +514,9 @@ impl Timers {
             failover,
             survivable_after,
             rank_step,
+            sync_wait,
         } = self;
-        [
+        let d = [
             tick,
             heartbeat,
             election,
@@ -465,8 +525,15 @@ impl Timers {
             rank_step,
         ]
         .into_iter()
-        .fold(Digest::new("timers"), |d, t| d.duration(*t))
-        .finish()
+        .fold(Digest::new("timers"), |d, t| d.duration(*t));
+        // Folded in only when set: the digest of every topology written
+        // before `sync_wait` existed stays what it was, so members of an
+        // older build still accept this one's hello.
+        if *sync_wait == Self::default().sync_wait {
+            d.finish()
+        } else {
+            d.duration(*sync_wait).finish()
+        }
     }
 }
 

@@ -197,6 +197,7 @@ fn a_full_file_is_read_into_the_expected_member_config() {
             failover: ms(200),
             survivable_after: ms(3000),
             rank_step: ms(500),
+            ..Timers::default()
         })
         .hand_back(HandBack {
             policy: HandBackPolicy::Window {

@@ -292,8 +292,9 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     let mut p = Problems::default();
     let root = Tbl::new(&table, "", ROOT_KEYS, &mut p);
     let cluster_id = root.u64("cluster_id", Required("the cluster's id, a number"), &mut p);
-    let mode = match root.choice("mode", &["witness", "main-site"], &mut p) {
+    let mode = match root.choice("mode", &["witness", "main-site", "dr-auto-sync"], &mut p) {
         Some("main-site") => QuorumMode::MainSite,
+        Some("dr-auto-sync") => QuorumMode::DrAutoSync,
         _ => QuorumMode::Witness,
     };
     let single_host = root.bool("allow_single_host_outage", &mut p);

@@ -279,9 +279,10 @@ fn epoch_cases() -> Vec<(Event, String, &'static str)> {
                 rpo_entries: 3,
                 rpo_ms: 20,
                 silent_ms: 5000,
+                rpo_proven: false,
             },
             format!(
-                r#"{{"type":"activated","epoch":{E2_JSON},"fork_index":100,"fork_term":4,"rpo_entries":3,"rpo_ms":20,"silent_ms":5000}}"#
+                r#"{{"type":"activated","epoch":{E2_JSON},"fork_index":100,"fork_term":4,"rpo_entries":3,"rpo_ms":20,"silent_ms":5000,"rpo_proven":false}}"#
             ),
             "activated epoch e2/n3 from index 100 (term 4) after the main site was silent \
              5000 ms; loss known now: 3 entries, at least 20 ms",

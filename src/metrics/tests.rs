@@ -49,6 +49,7 @@ fn status() -> Status {
             held_back: 10,
         },
         redundancy: Vec::new(),
+        replication: None,
     }
 }
 

@@ -119,9 +119,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         match kind {
             Kind::Probe(_) => {
                 let leader = self.election.leader.map_or(0, |l| l.0);
-                self.send_control(from, Kind::ProbeReply(Probe { leader }));
+                let (last_term, last_index, prepared) = self.probe_facts();
+                let reply = Probe {
+                    leader,
+                    last_term,
+                    last_index,
+                    prepared,
+                };
+                self.send_control(from, Kind::ProbeReply(reply));
             }
-            Kind::ProbeReply(_) => {}
+            Kind::ProbeReply(p) => self.note_partner(from, p.prepared, (p.last_term, p.last_index)),
+            Kind::DrPing(p) => self.on_dr_ping(from, &p),
+            Kind::DrPong(p) => self.on_dr_pong(from, &p),
             Kind::Notice(n) => {
                 let lineage: Vec<EpochRecord> = decode_lineage(&n.lineage);
                 let reconciled = crate::wire::payload::decode_reconciled(&n.reconciled);

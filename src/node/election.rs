@@ -182,7 +182,7 @@ pub(super) fn campaign_wait(
         Role::Survivable { rank, position, .. } => {
             (t.survivable_campaign_after(rank, position), false)
         }
-        Role::Witness if mode == QuorumMode::MainSite => (t.tie_breaker_after(), false),
+        Role::Witness if mode.forks_epochs() => (t.tie_breaker_after(), false),
         Role::Witness => (t.witness_after(max_rank), false),
     }
 }

@@ -116,6 +116,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn step_raft(&mut self, msg: Message) -> Result<(), StepError> {
         let from = NodeId(msg.from);
         let kind = msg.get_msg_type();
+        if self.dr.prepared {
+            // DR auto-sync: prepared to activate, this member acknowledges
+            // nothing more in its epoch (its core partner relies on it).
+            self.note_heard(from);
+            return Ok(());
+        }
         if self.fenced() && matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) {
             // A fenced epoch takes nothing new, from anyone.
             self.note_heard(from);
@@ -182,6 +188,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.relay_tail(v);
         }
         self.note_contact(from, kind);
+        self.note_serving(from, kind);
         if from.0 == self.raw.raft.leader_id
             && matches!(kind, MessageType::MsgAppend | MessageType::MsgHeartbeat)
         {

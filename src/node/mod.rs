@@ -47,6 +47,7 @@
 mod config;
 mod control;
 mod divergent;
+mod dr;
 mod drain;
 mod election;
 mod handback;
@@ -158,6 +159,8 @@ pub struct Node<M, S: LogStore = MemStorage> {
     counters: Counters,
     /// The log held, by size (see the `retention` module).
     retained: retention::RetainedLog,
+    /// DR auto-sync: state records, group commit, lease, activation.
+    dr: dr::DrState,
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
@@ -229,6 +232,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.drive_election();
             self.drive_takeover();
         }
+        self.drive_replication();
         self.expire_unconfirmed_fence();
         self.advance_reunion();
         self.drive_drain();

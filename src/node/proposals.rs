@@ -378,6 +378,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                     reconcile: None,
                     keep_from: None,
                     topology: None,
+                    replication: None,
                 };
                 if self.raw.propose(Vec::new(), encode(&payload)).is_err() {
                     break;
@@ -407,6 +408,7 @@ mod tests {
             reconcile: None,
             keep_from: None,
             topology: None,
+            replication: None,
         }
     }
 

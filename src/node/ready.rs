@@ -105,6 +105,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 return self.fail(Fatal::Storage(e));
             }
             self.retained.appended(rd.entries());
+            self.note_appended(rd.entries());
             if let (Some(snap), Some(data)) = (&snapshot, restored) {
                 self.adopt_snapshot(snap, data);
             }
@@ -161,6 +162,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             Transition::Gained => {
                 let cause = self.election.gained();
                 self.hand_back_gained_leadership();
+                self.dr_gained_leadership();
                 self.emit(Event::BecameLeader { term, cause });
             }
             Transition::Lost => {
@@ -241,6 +243,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         if let Some(t) = &p.topology {
             return self.apply_topology(t);
+        }
+        if let Some(r) = &p.replication {
+            return self.apply_replication(r, e.index);
         }
         if let Some(r) = &p.reconcile {
             return self.apply_reconcile(e, r);
@@ -387,7 +392,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// until it joins. `None` in witness mode or when every survivable
     /// member is a voter.
     fn survivable_commits(&self) -> Option<Vec<u64>> {
-        if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite {
+        if !self.cfg.topology.mode().forks_epochs() {
             return None;
         }
         let conf = &self.membership.conf;

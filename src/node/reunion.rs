@@ -167,7 +167,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.ep.asked_at = self.tick_no;
                 let to = self.ep.join_leader.unwrap_or_else(|| self.epoch().founder);
                 if to != self.id && to.0 != 0 {
-                    self.send_control(to, Kind::Join(Probe { leader: 0 }));
+                    self.send_control(to, Kind::Join(Probe::default()));
                 }
             }
             return;
@@ -256,7 +256,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// founded, a survivable core that founded an epoch of its own) would
     /// otherwise never meet it.
     pub(super) fn announce_epoch(&mut self) {
-        if self.cfg.topology.mode() != crate::policy::QuorumMode::MainSite
+        if !self.cfg.topology.mode().forks_epochs()
             || self.election.role != StateRole::Leader
             || self.fenced()
         {

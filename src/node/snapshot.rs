@@ -290,6 +290,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             covered: crate::wire::payload::encode_reconciled(&self.ep.covered),
             topology: (self.cfg.topology.version() > 0)
                 .then(|| TopologyRecord::from(&*self.cfg.topology)),
+            replication: self.replication_record(),
         };
         let id = self.next_job_id();
         self.snaps.taking = Some(Taking {

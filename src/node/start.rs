@@ -34,6 +34,8 @@ pub(super) struct Unpacked {
     pub(super) covered: BTreeMap<EpochId, u64>,
     /// The topology as applied (None: the member's own, version 0).
     pub(super) topology: Option<TopologyRecord>,
+    /// The last replication state committed (DR auto-sync).
+    pub(super) replication: Option<crate::wire::payload::ReplicationRecord>,
 }
 
 impl Unpacked {
@@ -53,6 +55,7 @@ impl Unpacked {
             reconciled: decode_reconciled(&data.reconciled),
             covered: decode_reconciled(&data.covered),
             topology: data.topology.clone(),
+            replication: data.replication,
         }
     }
 }
@@ -220,6 +223,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             events: VecDeque::new(),
             counters: Default::default(),
             retained: Default::default(),
+            dr: Default::default(),
             logger,
             cfg,
         };
@@ -247,5 +251,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if let Some(t) = &u.topology {
             self.apply_topology(t);
         }
+        self.adopt_replication(u.replication.as_ref(), u.index);
     }
 }

@@ -102,6 +102,9 @@ pub struct Status {
     /// The log this member holds above its compaction point (see
     /// [`Retained`]).
     pub retained: Retained,
+    /// DR auto-sync mode: the replication state, its id, and what losing
+    /// each site would cost now (`None` in the other modes).
+    pub replication: Option<crate::replication::Replication>,
 }
 
 /// The log a member holds above its compaction point: what it costs on
@@ -298,6 +301,21 @@ impl fmt::Display for Status {
             let lost: Vec<String> = self.redundancy.iter().map(ToString::to_string).collect();
             write!(f, " degraded [{}]", lost.join(", "))?;
         }
+        if let Some(r) = &self.replication {
+            let cost = |c: &crate::replication::SiteLossCost| match (c.entries, c.ms) {
+                (Some(0), _) if c.proven => "0 (proven)".to_string(),
+                (Some(n), Some(ms)) => format!("{n} entries, {ms} ms"),
+                _ => "unknown here".to_string(),
+            };
+            write!(
+                f,
+                " replication {} (state id {}) main-site loss {} survivable-site loss {}",
+                r.state,
+                r.state_id,
+                cost(&r.main_site_loss),
+                cost(&r.survivable_site_loss)
+            )?;
+        }
         Ok(())
     }
 }
@@ -421,6 +439,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 }
             },
             redundancy: self.redundancy(),
+            replication: self.replication_status(),
         }
     }
 }
@@ -452,6 +471,7 @@ mod tests {
             rpo_ms: 0,
             drained: false,
             retained: Retained::default(),
+            replication: None,
             redundancy: Vec::new(),
         }
     }

@@ -140,7 +140,13 @@ pub(super) fn activation_slot(
     learner: bool,
     role: &Role,
 ) -> Option<(u32, usize)> {
-    if mode != QuorumMode::MainSite || busy || !learner {
+    // Main-site mode: a learner of its epoch; DR auto-sync: a voter too.
+    let eligible = match mode {
+        QuorumMode::MainSite => learner,
+        QuorumMode::DrAutoSync => true,
+        _ => false,
+    };
+    if !eligible || busy {
         return None;
     }
     match *role {
@@ -247,7 +253,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.ep.probed_at = self.tick_no;
             let leader = self.election.leader.map_or(0, |l| l.0);
             for &to in voters.iter().chain(&better) {
-                self.send_control(to, Kind::Probe(Probe { leader }));
+                self.send_control(
+                    to,
+                    Kind::Probe(Probe {
+                        leader,
+                        ..Probe::default()
+                    }),
+                );
             }
         }
         let after = self.ticks.survivable_campaign_after(rank, position);
@@ -255,10 +267,34 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return;
         }
         let reachable = self.reachable(voters.iter().copied());
+        if self.dr_mode() {
+            // Better-ranked members of this core are weighed by log length
+            // once prepared; other cores' by rank, as in main-site mode.
+            let better_cores: Vec<NodeId> = better
+                .into_iter()
+                .filter(|b| {
+                    let core = |id: &NodeId| {
+                        self.membership
+                            .members
+                            .get(id)
+                            .and_then(|s| s.member.core())
+                    };
+                    core(b) != core(&self.id)
+                })
+                .collect();
+            let may = self.dr.prepared
+                || unattended_activation(
+                    reachable,
+                    voters.len(),
+                    self.reachable(better_cores.into_iter()),
+                );
+            self.drive_dr_takeover(may, position);
+            return;
+        }
         if !unattended_activation(reachable, voters.len(), self.reachable(better.into_iter())) {
             return;
         }
-        if let Err(f) = self.activate_epoch(rank, position) {
+        if let Err(f) = self.activate_epoch(rank, position, false) {
             self.fail(f);
         }
     }
@@ -279,12 +315,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .leader()
             .filter(|_| self.election.since_leader < self.ticks.election);
         manual_activation(leader, reachable, voters.len())?;
-        self.activate_epoch(rank, position)
+        self.activate_epoch(rank, position, false)
             .map_err(ActivateError::Fatal)
     }
 
-    /// Forks a new epoch at the applied (committed) index.
-    fn activate_epoch(&mut self, rank: u32, position: usize) -> Result<(), Fatal> {
+    /// Forks a new epoch at the applied (committed) index. `proven`: DR
+    /// auto-sync proved that nothing committed is missing (see
+    /// [`crate::replication`]).
+    pub(super) fn activate_epoch(
+        &mut self,
+        rank: u32,
+        position: usize,
+        proven: bool,
+    ) -> Result<(), Fatal> {
         self.finish_install_now()?;
         let fork_index = self.applied;
         let fork_term = self
@@ -313,6 +356,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             covered: encode_reconciled(&self.ep.covered),
             topology: (self.cfg.topology.version() > 0)
                 .then(|| crate::wire::payload::TopologyRecord::from(&*self.cfg.topology)),
+            replication: self.fork_replication(fork_index),
         };
         let mut snap = Snapshot {
             data: encode(&data).into(),
@@ -331,6 +375,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let silent_ms = self.ticks.ms(self.election.since_leader);
         let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
         let rpo_ms = self.ep.rpo_ms(fork_index);
+        let proven = proven && rpo_entries == 0;
         self.ep.lineage = lineage;
         self.membership.conf = conf;
         self.snapshot_index = fork_index;
@@ -343,7 +388,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             rpo_entries,
             rpo_ms,
             silent_ms,
+            rpo_proven: proven,
         });
+        if let Some(r) = data.replication {
+            self.adopt_replication(Some(&r), fork_index);
+        }
         // Partners and everyone else learn of the new epoch now.
         let others: Vec<NodeId> = self
             .membership
@@ -420,6 +469,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             p.submitted = None;
         }
         self.reads.reset();
+        self.dr.reset();
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ pub(super) fn timers() -> TickTimers {
         failover: 5,
         survivable_after: 200,
         rank_step: 50,
+        sync_wait: 400,
     }
 }
 

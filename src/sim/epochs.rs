@@ -66,6 +66,7 @@ mod tests {
             rpo_entries: 0,
             rpo_ms: 0,
             silent_ms: 1000,
+            rpo_proven: false,
         }
     }
 

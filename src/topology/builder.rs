@@ -139,7 +139,7 @@ impl TopologyBuilder {
         if !self.allow_single_host_outage {
             let voters = members
                 .iter()
-                .filter(|(_, m)| self.mode == QuorumMode::Witness || m.site == main)
+                .filter(|(_, m)| self.mode.survivors_vote() || m.site == main)
                 .map(|(&id, m)| (id, m.clone()))
                 .collect();
             check_host_loss(&voters)?;
@@ -395,7 +395,7 @@ impl TopologyBuilder {
                     site: w.site.clone(),
                 });
             }
-            if self.mode == QuorumMode::MainSite && w.site != main {
+            if self.mode.forks_epochs() && w.site != main {
                 return Err(TopologyError::WitnessOutsideMainSite {
                     witness: w.member.name.clone(),
                     site: w.site.clone(),

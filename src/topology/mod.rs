@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub use builder::{min_election_for_rtt, TopologyBuilder};
 pub use change::TopologyChange;
 pub use error::TopologyError;
-pub use reference::{denver_paris, denver_paris_london, denver_paris_two_site};
+pub use reference::{denver_paris, denver_paris_dr, denver_paris_london, denver_paris_two_site};
 pub use survivability::{Committed, Failure, Latency, Scenario, SurvivabilityReport, Takeover};
 
 use crate::policy::{Digest, HandBack, QuorumMode, TickTimers, Timers};
@@ -351,7 +351,7 @@ impl Topology {
         let main = self.main_site();
         self.members
             .values()
-            .filter(|m| self.mode == QuorumMode::Witness || m.site == main)
+            .filter(|m| self.mode.survivors_vote() || m.site == main)
             .map(Member::id)
             .collect()
     }
@@ -483,6 +483,7 @@ impl Topology {
         let mode = match self.mode {
             QuorumMode::Witness => 0,
             QuorumMode::MainSite => 1,
+            QuorumMode::DrAutoSync => 2,
         };
         Fingerprint {
             quorum_mode: Digest::new("quorum mode").u64(mode).finish(),

@@ -75,3 +75,22 @@ pub fn denver_paris_two_site() -> TopologyBuilder {
         .witness(Witness::new(5, "TB", "denver", "esxi-9"));
     b
 }
+
+/// The two-site layout of [`denver_paris_two_site`] in DR auto-sync mode
+/// ([`QuorumMode::DrAutoSync`]): the same members, all five voters; while
+/// the sites talk every commit is on Denver and Paris (RPO 0), and a Paris
+/// silent for `sync_wait` lets Denver commit alone. Cluster id 2026.
+///
+/// ```
+/// use survivable_core::topology::NodeId;
+/// let t = survivable_core::topology::denver_paris_dr().build()?;
+/// assert_eq!(t.voters().len(), 5);
+/// assert!(t.learners().is_empty());
+/// # Ok::<(), survivable_core::topology::TopologyError>(())
+/// ```
+pub fn denver_paris_dr() -> TopologyBuilder {
+    let mut b = denver_and_paris();
+    b.mode(QuorumMode::DrAutoSync)
+        .witness(Witness::new(5, "TB", "denver", "esxi-9"));
+    b
+}

@@ -217,7 +217,8 @@ static DEDUP_RECORD: Schema = Schema {
 };
 
 /// `SnapshotData`, the data of every snapshot the library takes: user 1,
-/// members 2, dedup 3, epochs 4, reconciled 5, covered 6, topology 7.
+/// members 2, dedup 3, epochs 4, reconciled 5, covered 6, topology 7,
+/// replication state 8.
 pub(crate) static SNAPSHOT_DATA: Schema = Schema {
     fields: &[
         (1, Field::One(Body::Opaque)),
@@ -242,12 +243,24 @@ pub(crate) static SNAPSHOT_DATA: Schema = Schema {
             Field::Many(size_of::<ReconciledPb>(), Body::Message(&RECONCILED)),
         ),
         (7, Field::One(Body::Message(&TOPOLOGY_RECORD))),
+        (8, Field::One(Body::Message(&SCALAR_PAIR))),
     ],
 };
 
-/// Control `Probe` (also the reply and the join request): leader 1.
+/// `ReplicationRecord` (state 1, id 2) and the DR lease ping (sent_ms 1).
+static SCALAR_PAIR: Schema = Schema {
+    fields: &scalars([1, 2]),
+};
+
+/// Control `DrPong`: echo_ms 1, state 2, state_id 3, grants 4.
+static DR_PONG: Schema = Schema {
+    fields: &scalars([1, 2, 3, 4]),
+};
+
+/// Control `Probe` (also the reply and the join request): leader 1, and
+/// in a reply the sender's last term 2, last index 3, prepared 4.
 static PROBE: Schema = Schema {
-    fields: &scalars([1]),
+    fields: &scalars([1, 2, 3, 4]),
 };
 
 /// Control `Notice`: lineage 1, reconciled 2, leader 3.
@@ -292,7 +305,8 @@ static DIVERGENT: Schema = Schema {
 };
 
 /// `Control`, the library's messages outside raft: a oneof of probe 1,
-/// probe reply 2, notice 3, divergent 4, join 5.
+/// probe reply 2, notice 3, divergent 4, join 5, DR ping 7, DR pong 8
+/// (drain 6 is all scalars).
 pub(crate) static CONTROL: Schema = Schema {
     fields: &[
         (1, Field::One(Body::Message(&PROBE))),
@@ -300,6 +314,8 @@ pub(crate) static CONTROL: Schema = Schema {
         (3, Field::One(Body::Message(&NOTICE))),
         (4, Field::One(Body::Message(&DIVERGENT))),
         (5, Field::One(Body::Message(&PROBE))),
+        (7, Field::One(Body::Message(&SCALAR_PAIR))),
+        (8, Field::One(Body::Message(&DR_PONG))),
     ],
 };
 

@@ -13,7 +13,7 @@ use crate::wire::payload::{EpochRecordPb, ReconciledPb};
 /// One control message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Control {
-    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<Kind>,
 }
 
@@ -37,6 +37,39 @@ pub(crate) enum Kind {
     /// I am drained (or not): never hand me leadership.
     #[prost(message, tag = "6")]
     Drain(DrainNotice),
+    /// DR auto-sync: a survivable member asks the leader for its lease
+    /// (see `crate::replication`).
+    #[prost(message, tag = "7")]
+    DrPing(DrPing),
+    /// DR auto-sync: the leader's answer.
+    #[prost(message, tag = "8")]
+    DrPong(DrPong),
+}
+
+/// A survivable member's lease request (DR auto-sync).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct DrPing {
+    /// When the sender sent it, in its own ms.
+    #[prost(uint64, tag = "1")]
+    pub sent_ms: u64,
+}
+
+/// The leader's answer to a [`DrPing`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct DrPong {
+    /// The ping's `sent_ms`.
+    #[prost(uint64, tag = "1")]
+    pub echo_ms: u64,
+    /// The leader's replication state (`ReplicationState::code`).
+    #[prost(uint32, tag = "2")]
+    pub state: u32,
+    /// Its id.
+    #[prost(uint64, tag = "3")]
+    pub state_id: u64,
+    /// The leader commits with group commit on, and will not stop before
+    /// `sync_wait` after it received the ping: a lease.
+    #[prost(bool, tag = "4")]
+    pub grants: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -51,6 +84,17 @@ pub(crate) struct Probe {
     /// The leader the sender knows (0: none).
     #[prost(uint64, tag = "1")]
     pub leader: u64,
+    /// A reply's sender's last log entry: term (DR auto-sync activation
+    /// picks the longest log of a survivable core).
+    #[prost(uint64, tag = "2")]
+    pub last_term: u64,
+    /// And index.
+    #[prost(uint64, tag = "3")]
+    pub last_index: u64,
+    /// The sender stopped acknowledging its epoch to activate (DR
+    /// auto-sync): its log will not grow.
+    #[prost(bool, tag = "4")]
+    pub prepared: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

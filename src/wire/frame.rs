@@ -418,6 +418,7 @@ mod tests {
         );
         let ms = std::time::Duration::from_millis;
         let timers = Timers {
+            sync_wait: ms(4000),
             tick: ms(5),
             heartbeat: ms(10),
             election: ms(200),

@@ -38,6 +38,24 @@ pub(crate) struct EntryPayload {
     /// does rides in its configuration change's context instead.
     #[prost(message, optional, tag = "8")]
     pub topology: Option<TopologyRecord>,
+    /// A DR auto-sync replication state (proposed by the leader, with
+    /// [`REPLICATION_CONTEXT`] as the entry's context so members spot it
+    /// when they append it).
+    #[prost(message, optional, tag = "9")]
+    pub replication: Option<ReplicationRecord>,
+}
+
+/// The entry context that marks a [`ReplicationRecord`].
+pub(crate) const REPLICATION_CONTEXT: &[u8] = b"replication-state";
+
+/// A DR auto-sync replication state and its id.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub(crate) struct ReplicationRecord {
+    /// `ReplicationState::code`.
+    #[prost(uint32, tag = "1")]
+    pub state: u32,
+    #[prost(uint64, tag = "2")]
+    pub id: u64,
 }
 
 /// A version of the topology, as carried in the log and in snapshots:
@@ -340,6 +358,9 @@ pub(crate) struct SnapshotData {
     /// The topology as applied (absent: the member's own, version 0).
     #[prost(message, optional, tag = "7")]
     pub topology: Option<TopologyRecord>,
+    /// The last replication state committed (DR auto-sync; absent: none).
+    #[prost(message, optional, tag = "8")]
+    pub replication: Option<ReplicationRecord>,
 }
 
 impl SnapshotData {

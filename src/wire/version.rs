@@ -368,7 +368,10 @@ mod tests {
             panic!("a drain notice goes at version 3");
         };
         assert_eq!(same, drain);
-        let probe = control(Kind::Probe(Probe { leader: 4 }));
+        let probe = control(Kind::Probe(Probe {
+            leader: 4,
+            ..Probe::default()
+        }));
         let Downgraded::Unchanged(sent) = probe.clone().for_version(2) else {
             panic!("a probe goes at version 2");
         };

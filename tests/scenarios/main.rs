@@ -10,6 +10,7 @@ mod bad_input;
 mod compaction;
 mod determinism;
 mod double_apply;
+mod dr_auto_sync;
 mod duplication_failover;
 mod forged_epoch;
 mod hand_back;

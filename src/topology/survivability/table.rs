@@ -10,6 +10,7 @@ impl fmt::Display for SurvivabilityReport {
         let mode = match self.mode {
             QuorumMode::Witness => "witness mode",
             QuorumMode::MainSite => "main-site mode",
+            QuorumMode::DrAutoSync => "DR auto-sync mode",
         };
         writeln!(
             f,

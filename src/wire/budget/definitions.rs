@@ -240,6 +240,7 @@ fn full_snapshot_data() -> SnapshotData {
         epochs: vec![full_epoch(), full_epoch()],
         reconciled: vec![full_reconciled(), full_reconciled()],
         covered: vec![full_reconciled(), full_reconciled()],
+        replication: Some(crate::wire::payload::ReplicationRecord { state: 1, id: 2 }),
     }
 }
 
@@ -251,7 +252,12 @@ fn snapshot_data_schema_matches_its_definition() {
 
 #[test]
 fn control_schema_matches_its_definition() {
-    let probe = Probe { leader: 1 };
+    let probe = Probe {
+        leader: 1,
+        last_term: 2,
+        last_index: 3,
+        prepared: true,
+    };
     let notice = Notice {
         lineage: vec![full_epoch(), full_epoch()],
         reconciled: vec![full_reconciled(), full_reconciled()],
@@ -271,6 +277,13 @@ fn control_schema_matches_its_definition() {
         Kind::Notice(notice),
         Kind::Divergent(divergent),
         Kind::Join(probe),
+        Kind::DrPing(crate::wire::control::DrPing { sent_ms: 1 }),
+        Kind::DrPong(crate::wire::control::DrPong {
+            echo_ms: 1,
+            state: 2,
+            state_id: 3,
+            grants: true,
+        }),
     ];
     let mut seen = BTreeSet::new();
     for kind in kinds {
