@@ -186,7 +186,8 @@ pub struct Replication {
     /// or not: an appended `AsyncWait` already means commits may soon stop
     /// waiting).
     pub state: ReplicationState,
-    /// The id of that state (0: the first `Sync`, before any record).
+    /// The id of that state (0: the first `Sync`, before any record; an
+    /// epoch forked by a takeover starts at [`first_state_id`]).
     pub state_id: u64,
     /// What losing the main site would cost now.
     pub main_site_loss: SiteLossCost,
@@ -196,6 +197,22 @@ pub struct Replication {
     /// A survivable member: for how much longer, in ms, its lease proves
     /// that the leader commits nothing without its site (0: no lease).
     pub lease_ms: u64,
+}
+
+/// State ids an epoch may give before the next epoch's start: a fork
+/// cannot know the ids its older epoch gave after the sites parted, so an
+/// epoch of generation `n > 1` (see
+/// [`EpochId::generation`](crate::node::EpochId::generation)) starts at
+/// `n` × 10⁹ + 1 (the first epoch at 0), above any the older one reached.
+pub const STATE_IDS_PER_EPOCH: u64 = 1_000_000_000;
+
+/// The first state id of an epoch of generation `epoch` (see [`STATE_IDS_PER_EPOCH`]).
+pub fn first_state_id(epoch: u64) -> u64 {
+    if epoch <= 1 {
+        0
+    } else {
+        epoch.saturating_mul(STATE_IDS_PER_EPOCH) + 1
+    }
 }
 
 /// A leader's next move, from what it sees (see [`next_move`]).

@@ -128,7 +128,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 };
                 self.send_control(from, Kind::ProbeReply(reply));
             }
-            Kind::ProbeReply(p) => self.note_partner(from, p.prepared, (p.last_term, p.last_index)),
+            Kind::ProbeReply(p) => self.note_partner(from, &p),
             Kind::DrPing(p) => self.on_dr_ping(from, &p),
             Kind::DrPong(p) => self.on_dr_pong(from, &p),
             Kind::Notice(n) => {

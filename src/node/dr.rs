@@ -56,6 +56,8 @@ pub(super) struct Partner {
     /// Tick the reply came.
     at: u64,
     prepared: bool,
+    /// It follows a leader of the epoch.
+    led: bool,
     /// Its last log entry (term, index).
     last: (u64, u64),
 }
@@ -167,12 +169,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.dr_mode().then(|| self.dr.committed.to_pb())
     }
 
-    /// The state a forked epoch starts in: `Async` (it has one site), with
-    /// the next id.
-    pub(super) fn fork_replication(&self, _fork_index: u64) -> Option<ReplicationRecord> {
+    /// The state a forked epoch (of generation `epoch`) starts in: `Async` (it
+    /// has one site), with the first id of that epoch
+    /// ([`crate::replication::first_state_id`]): above every id the older
+    /// epoch gave, including those this member never received.
+    pub(super) fn fork_replication(&self, epoch: u64) -> Option<ReplicationRecord> {
         self.dr_mode().then(|| ReplicationRecord {
             state: ReplicationState::Async.code(),
-            id: self.dr.last.id + 1,
+            id: crate::replication::first_state_id(epoch).max(self.dr.last.id + 1),
         })
     }
 
@@ -379,8 +383,19 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let caught_up = survivable
             .iter()
             .any(|v| heard_within(v, gap) && prs.get(v.0).is_some_and(|p| p.matched >= last.index));
+        // A leader that inherited group commit from a committed `Sync` or
+        // `AsyncWait` while its log ends in a later record of an older
+        // leader's (that turned it off and was deposed before the record
+        // committed) goes through `AsyncWait` again: it is bound by the
+        // leases the older leader granted, and its record cannot commit
+        // without the survivable site while group commit is on.
+        let state = if self.dr.group_commit && !last.state.needs_both_sites() {
+            ReplicationState::AsyncWait
+        } else {
+            last.state
+        };
         let seen = Seen {
-            state: last.state,
+            state,
             committed: self.dr.committed.id >= last.id,
             silent: self.survivable_silence(),
             announced,
@@ -394,6 +409,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leader: appends the record of `state` with the next id, group commit
     /// set first as the state needs (turned off, it commits what waited).
     fn enter(&mut self, state: ReplicationState) {
+        let before = self.dr.group_commit;
         self.dr.group_commit = state.needs_both_sites();
         if self.raw.raft.group_commit() != self.dr.group_commit {
             self.raw.raft.enable_group_commit(self.dr.group_commit);
@@ -409,8 +425,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         };
         let data = crate::wire::payload::encode(&payload);
         if let Err(e) = self.raw.propose(REPLICATION_CONTEXT.to_vec(), data) {
+            // A transfer under way: tried again next tick. Group commit as
+            // it was (what it committed meanwhile was allowed either way).
             slog::warn!(self.logger, "replication state not proposed"; "state" => %state,
                 "reason" => %e);
+            self.dr.group_commit = before;
+            self.raw.raft.enable_group_commit(before);
             return;
         }
         let index = self.raw.raft.raft_log.last_index();
@@ -450,7 +470,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             echo_ms: ping.sent_ms,
             state: self.dr.last.state.code(),
             state_id: self.dr.last.id,
-            grants: self.dr.group_commit && self.raw.raft.group_commit(),
+            // Only from a committed `Sync` or `AsyncWait`: a successor
+            // holds that record, so it starts with group commit on and
+            // waits out `sync_wait` before it turns it off.
+            grants: self.dr.group_commit
+                && self.raw.raft.group_commit()
+                && self.dr.committed.state.needs_both_sites(),
         };
         self.send_control(from, Kind::DrPong(pong));
     }
@@ -522,14 +547,30 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A probe reply: what a member of this core said of its log.
-    pub(super) fn note_partner(&mut self, from: NodeId, prepared: bool, last: (u64, u64)) {
+    pub(super) fn note_partner(&mut self, from: NodeId, p: &crate::wire::control::Probe) {
         if !self.dr_mode() {
             return;
         }
-        let at = self.tick_no;
-        self.dr
-            .partners
-            .insert(from, Partner { at, prepared, last });
+        let partner = Partner {
+            at: self.tick_no,
+            prepared: p.prepared,
+            led: p.leader != 0,
+            last: (p.last_term, p.last_index),
+        };
+        self.dr.partners.insert(from, partner);
+    }
+
+    /// A member of this core answered within an election timeout that it
+    /// follows a leader (and has not prepared): the epoch is alive and this
+    /// member is the one cut off, so it must not prepare.
+    pub(super) fn partner_led(&self) -> bool {
+        let e = self.ticks.election as u64;
+        self.core_partners().iter().any(|(id, _)| {
+            self.dr
+                .partners
+                .get(id)
+                .is_some_and(|p| p.led && !p.prepared && self.tick_no - p.at <= e)
+        })
     }
 
     /// This member's log end and prepared flag, for a probe reply.

@@ -522,11 +522,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// to learners and promotes any main-site member that rejoined only
     /// after control came home (e.g. under `Immediate`, once a majority of
     /// the main site was back). One configuration change at a time.
+    ///
+    /// DR auto-sync mode: the same, except that at home the survivable
+    /// members are voters again (promoted once fresh, never demoted), so
+    /// the leader can take the cluster back to `Sync`.
     pub(super) fn drive_main_site_return(&mut self) {
         let topology = self.cfg.topology.clone();
-        if topology.mode() != QuorumMode::MainSite || self.election.role != StateRole::Leader {
+        if !topology.mode().forks_epochs() || self.election.role != StateRole::Leader {
             return;
         }
+        let dr = topology.mode() == QuorumMode::DrAutoSync;
         let pending = self.raw.raft.pending_conf_index > self.applied;
         let recently = self.tick_no < self.membership.conf_proposed_at + self.ticks.election as u64;
         if pending || recently || !self.membership.conf.voters_outgoing.is_empty() {
@@ -534,7 +539,13 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
         let main = topology.main_site();
         let home = self.my_member().is_some_and(|m| m.site == main);
-        let wanted = topology.voters();
+        // Away, the main site's members come back first (in DR mode the
+        // topology's voters include the survivable site's).
+        let wanted: Vec<NodeId> = topology
+            .voters()
+            .into_iter()
+            .filter(|v| home || topology.member(*v).is_some_and(|m| m.site == main))
+            .collect();
         let ready = self.ready_to_vote(&wanted);
         let changes: Vec<ConfChangeSingle> = if home {
             // Survivable members back to learners; main-site members that
@@ -542,6 +553,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             // still) voters again, so the main site's layout is whole.
             self.membership
                 .voter_ids()
+                .filter(|_| !dr)
                 .filter(|v| {
                     self.membership
                         .members

@@ -283,11 +283,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 })
                 .collect();
             let may = self.dr.prepared
-                || unattended_activation(
-                    reachable,
-                    voters.len(),
-                    self.reachable(better_cores.into_iter()),
-                );
+                || !self.partner_led()
+                    && unattended_activation(
+                        reachable,
+                        voters.len(),
+                        self.reachable(better_cores.into_iter()),
+                    );
             self.drive_dr_takeover(may, position);
             return;
         }
@@ -356,7 +357,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             covered: encode_reconciled(&self.ep.covered),
             topology: (self.cfg.topology.version() > 0)
                 .then(|| crate::wire::payload::TopologyRecord::from(&*self.cfg.topology)),
-            replication: self.fork_replication(fork_index),
+            replication: self.fork_replication(id.generation()),
         };
         let mut snap = Snapshot {
             data: encode(&data).into(),

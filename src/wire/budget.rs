@@ -247,9 +247,14 @@ pub(crate) static SNAPSHOT_DATA: Schema = Schema {
     ],
 };
 
-/// `ReplicationRecord` (state 1, id 2) and the DR lease ping (sent_ms 1).
+/// `ReplicationRecord`: state 1, id 2.
 static SCALAR_PAIR: Schema = Schema {
     fields: &scalars([1, 2]),
+};
+
+/// Control `DrPing`: sent_ms 1.
+static DR_PING: Schema = Schema {
+    fields: &scalars([1]),
 };
 
 /// Control `DrPong`: echo_ms 1, state 2, state_id 3, grants 4.
@@ -314,7 +319,7 @@ pub(crate) static CONTROL: Schema = Schema {
         (3, Field::One(Body::Message(&NOTICE))),
         (4, Field::One(Body::Message(&DIVERGENT))),
         (5, Field::One(Body::Message(&PROBE))),
-        (7, Field::One(Body::Message(&SCALAR_PAIR))),
+        (7, Field::One(Body::Message(&DR_PING))),
         (8, Field::One(Body::Message(&DR_PONG))),
     ],
 };

@@ -12,8 +12,6 @@ use survivable_core::Event;
 
 use crate::support::*;
 
-const TB: NodeId = NodeId(5);
-
 fn dr(seed: u64) -> Sim<KvStore> {
     let mut sim = Sim::builder(build(&denver_paris_dr()))
         .seed(seed)
@@ -27,38 +25,68 @@ fn state(sim: &Sim<KvStore>, id: NodeId) -> (ReplicationState, u64) {
     (r.state, r.state_id)
 }
 
-#[test]
-fn scratch_sync_async_and_back() {
-    let mut sim = dr(1);
-    let mut load = Load::new(&["denver"], Duration::from_millis(20));
-    load.run(&mut sim, Duration::from_secs(2));
-    println!("{:?}", sim.node(CM01A).unwrap().status());
-    assert_eq!(state(&sim, CM01A).0, ReplicationState::Sync);
-    println!("{}", sim.node(CM02A).unwrap().status());
-    println!("{:?}", sim.node(CM02A).unwrap().status().replication);
-    sim.partition_sites(&["denver"], &["paris"]);
-    load.run(&mut sim, Duration::from_secs(6));
-    println!("{}", sim.node(CM01A).unwrap().status());
-    for (at, id, e) in sim.events() {
-        if matches!(
-            e,
-            Event::ReplicationChanged { .. } | Event::Activated { .. }
-        ) {
-            println!("{at} {id} {e}");
-        }
-    }
-    sim.heal();
-    load.run(&mut sim, Duration::from_secs(8));
-    println!("{}", sim.node(CM01A).unwrap().status());
+fn show(sim: &Sim<KvStore>) {
     for (at, id, e) in sim.events() {
         if matches!(
             e,
             Event::ReplicationChanged { .. }
                 | Event::Activated { .. }
                 | Event::LeaderChanged { .. }
+                | Event::HandBackCompleted { .. }
+                | Event::JoinedEpoch { .. }
         ) {
             println!("{at} {id} {e}");
         }
     }
-    let _ = TB;
+}
+
+#[test]
+fn scratch_cut_heal_home() {
+    let mut sim = dr(1);
+    let mut load = Load::new(&["denver"], Duration::from_millis(20));
+    load.run(&mut sim, Duration::from_secs(2));
+    assert_eq!(state(&sim, CM01A).0, ReplicationState::Sync);
+    sim.partition_sites(&["denver"], &["paris"]);
+    load.run(&mut sim, Duration::from_secs(6));
+    sim.heal();
+    load.run(&mut sim, Duration::from_secs(30));
+    show(&sim);
+    for id in sim.members() {
+        println!("{}", sim.node(id).unwrap().status());
+    }
+}
+
+#[test]
+fn scratch_denver_lost_in_sync() {
+    let mut sim = dr(2);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+    load.run(&mut sim, Duration::from_secs(2));
+    sim.crash_site("denver");
+    let mut paris = Load::new(&["paris"], Duration::from_millis(5));
+    paris.run(&mut sim, Duration::from_secs(4));
+    show(&sim);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    for id in [CM01A, CM01B, NodeId(5)] {
+        sim.restart(id);
+    }
+    paris.run(&mut sim, Duration::from_secs(30));
+    show(&sim);
+    for id in sim.members() {
+        println!("{}", sim.node(id).unwrap().status());
+    }
+}
+
+#[test]
+fn scratch_standby_cut_alone() {
+    let mut sim = dr(3);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+    load.run(&mut sim, Duration::from_secs(1));
+    sim.partition(&[CM02B], &[CM01A, CM01B, NodeId(5)]);
+    load.run(&mut sim, Duration::from_secs(8));
+    show(&sim);
+    assert!(!sim
+        .events()
+        .iter()
+        .any(|(_, _, e)| matches!(e, Event::Activated { .. })));
+    assert_eq!(state(&sim, CM01A).0, ReplicationState::Sync);
 }
