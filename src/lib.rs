@@ -86,6 +86,26 @@
 //! another reason are counted ([`Reconciliation::compacted`]) without
 //! their commands.
 //!
+//! # DR auto-sync mode: two data centres, RPO 0 while they talk
+//!
+//! [`policy::QuorumMode::DrAutoSync`] ([`topology::denver_paris_dr`]) keeps
+//! main-site mode's layout but makes the survivable core's members voters,
+//! so the main site alone is still a majority. While the sites talk, raft's
+//! group commit holds every commit until a survivable member has it too
+//! (one WAN round trip per commit): losing the main site then costs
+//! nothing, and the survivable core takes over by itself with RPO 0
+//! *proven* ([`Event::Activated`]'s `rpo_proven`). When the survivable site
+//! is silent for [`policy::Timers::sync_wait`] the leader announces
+//! `AsyncWait` to the main site's members, then commits at LAN cost
+//! (`Async`) and counts what the survivable site lacks; when it is back it
+//! is caught up (`SyncRecover`) and commits need both sites again (`Sync`).
+//! Each move is a log record with a larger state id
+//! ([`Event::ReplicationChanged`]), and every member reports the state and
+//! what losing each site would cost now ([`node::Status::replication`]).
+//! Activation, fencing, reconciliation and hand-back are main-site mode's.
+//! [`replication`] explains the states, why group commit is the rule, and
+//! the lease on which a survivable member's claim of RPO 0 rests.
+//!
 #![cfg_attr(
     feature = "sim",
     doc = r##"

@@ -13,10 +13,18 @@ use survivable_core::Event;
 use crate::support::*;
 
 fn dr(seed: u64) -> Sim<KvStore> {
-    let mut sim = Sim::builder(build(&denver_paris_dr()))
+    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
+    let rtt: u64 = std::env::var("WAN").ok().and_then(|s| s.parse().ok()).unwrap_or(80);
+    let mut b = denver_paris_dr();
+    b.timers(survivable_core::policy::Timers {
+        election: Duration::from_millis((rtt * 5 / 2).max(200)),
+        ..Default::default()
+    });
+    let mut sim = Sim::builder(build(&b))
         .seed(seed)
+        .wan_rtt(Duration::from_millis(rtt))
         .build(|_| KvStore::default());
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+    assert!(sim.run_until(Duration::from_secs(6), |s| s.leader() == Some(CM01A)));
     sim
 }
 
@@ -54,6 +62,8 @@ fn scratch_cut_heal_home() {
     for id in sim.members() {
         println!("{}", sim.node(id).unwrap().status());
     }
+    settle(&mut sim);
+    assert_clean(&mut sim);
 }
 
 #[test]
@@ -74,6 +84,8 @@ fn scratch_denver_lost_in_sync() {
     for id in sim.members() {
         println!("{}", sim.node(id).unwrap().status());
     }
+    settle(&mut sim);
+    assert_clean(&mut sim);
 }
 
 #[test]
@@ -89,4 +101,7 @@ fn scratch_standby_cut_alone() {
         .iter()
         .any(|(_, _, e)| matches!(e, Event::Activated { .. })));
     assert_eq!(state(&sim, CM01A).0, ReplicationState::Sync);
+    sim.heal();
+    settle(&mut sim);
+    assert_clean(&mut sim);
 }
