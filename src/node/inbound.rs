@@ -60,6 +60,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if super::relay::is_relayed(&msg) {
             return self.take_relay(NodeId(env.from), msg);
         }
+        if self.dr.prepared {
+            // DR auto-sync: prepared to activate, this member acknowledges
+            // nothing more in its epoch (its core partner relies on it).
+            self.note_heard(NodeId(msg.from));
+            return Ok(());
+        }
         self.step_raft(msg)
     }
 
@@ -116,12 +122,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     fn step_raft(&mut self, msg: Message) -> Result<(), StepError> {
         let from = NodeId(msg.from);
         let kind = msg.get_msg_type();
-        if self.dr.prepared {
-            // DR auto-sync: prepared to activate, this member acknowledges
-            // nothing more in its epoch (its core partner relies on it).
-            self.note_heard(from);
-            return Ok(());
-        }
         if self.fenced() && matches!(kind, MessageType::MsgPropose | MessageType::MsgReadIndex) {
             // A fenced epoch takes nothing new, from anyone.
             self.note_heard(from);

@@ -31,6 +31,16 @@
 //!   no fingerprint, so the topologies are not compared on its
 //!   connections (they are between version 3 members).
 //!
+//! DR auto-sync mode added, within version 3, control messages 7 and 8
+//! (the survivable members' lease ping and the leader's answer), three
+//! fields of a probe reply (the sender's last log term and index, and
+//! whether it prepared to activate) and the replication state record (an
+//! entry holding only `replication`, and field 8 of the snapshot data).
+//! No version bump: an older build cannot run in that mode (the quorum
+//! mode is in the topology fingerprint, so the hello refuses it), and in
+//! the other modes none of them is sent; an older member ignores the new
+//! probe fields.
+//!
 //! # Negotiation
 //!
 //! Each side of a connection announces its range in its hello (the

@@ -13,8 +13,14 @@ use survivable_core::Event;
 use crate::support::*;
 
 fn dr(seed: u64) -> Sim<KvStore> {
-    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
-    let rtt: u64 = std::env::var("WAN").ok().and_then(|s| s.parse().ok()).unwrap_or(80);
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seed);
+    let rtt: u64 = std::env::var("WAN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(80);
     let mut b = denver_paris_dr();
     b.timers(survivable_core::policy::Timers {
         election: Duration::from_millis((rtt * 5 / 2).max(200)),
