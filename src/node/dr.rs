@@ -650,13 +650,23 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !go {
             return false;
         }
-        let proven = all_prepared && !longer_partner;
-        let target = self.raw.raft.raft_log.last_index();
-        let persisted = self.raw.raft.raft_log.persisted;
-        self.raw.raft.raft_log.commit_to(target.min(persisted));
-        self.dr.activating = Some((target.min(persisted), proven));
-        self.dirty = true;
+        self.activate_whole_log(all_prepared && !longer_partner);
         false
+    }
+
+    /// Prepares (if not yet), commits this member's whole log and forks
+    /// from its end once it is applied (next tick). `candidate`: every
+    /// core partner prepared with no longer a log.
+    pub(super) fn activate_whole_log(&mut self, candidate: bool) {
+        if !self.dr.prepared {
+            self.dr.prepared = true;
+            self.dr.prepared_at = self.tick_no;
+        }
+        let log = &self.raw.raft.raft_log;
+        let target = log.last_index().min(log.persisted);
+        self.raw.raft.raft_log.commit_to(target);
+        self.dr.activating = Some((target, candidate));
+        self.dirty = true;
     }
 
     /// An activation whose log tail is applied: fork now.

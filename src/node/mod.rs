@@ -339,6 +339,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     ///   then reconciled into the partner's epoch like any older epoch's
     ///   divergent entries (see [`StateMachine::reconcile`]).
     ///
+    /// DR auto-sync mode: the member prepares (acknowledges nothing more in
+    /// its epoch), commits its whole log and forks from its end on the
+    /// next tick, so nothing it holds is left out; the activation reports
+    /// its RPO unproven (the lease and the core partner's log are weighed
+    /// only by the unforced activation).
+    ///
     /// # Errors
     /// [`ActivateError`] saying why not.
     pub fn activate(&mut self) -> Result<(), ActivateError> {

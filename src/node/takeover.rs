@@ -316,6 +316,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .leader()
             .filter(|_| self.election.since_leader < self.ticks.election);
         manual_activation(leader, reachable, voters.len())?;
+        if self.dr_mode() {
+            self.activate_whole_log(false);
+            return Ok(());
+        }
         self.activate_epoch(rank, position, false)
             .map_err(ActivateError::Fatal)
     }

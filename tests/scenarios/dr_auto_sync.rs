@@ -111,3 +111,18 @@ fn scratch_standby_cut_alone() {
     settle(&mut sim);
     assert_clean(&mut sim);
 }
+
+#[test]
+fn scratch_manual_activation_takes_the_whole_log() {
+    let mut sim = dr(4);
+    let mut load = Load::new(&["denver", "paris"], Duration::from_millis(2));
+    load.run(&mut sim, Duration::from_secs(2));
+    sim.crash_site("denver");
+    sim.run_for(Duration::from_millis(500));
+    sim.node_mut(CM02A).unwrap().activate().expect("Denver is gone");
+    let mut paris = Load::new(&["paris"], Duration::from_millis(5));
+    paris.run(&mut sim, Duration::from_secs(1));
+    show(&sim);
+    assert_acknowledged_applied(&sim, &load, CM02A);
+    assert_acknowledged_applied(&sim, &paris, CM02A);
+}
