@@ -454,6 +454,10 @@ impl Run<'_> {
         r.extra.push(("epoch", epoch_of_leader(sim)));
         replication_fields(leader_view(sim), &mut r);
         hand_back_figures(sim, &mut r, handed_at, back, w.failed - failed_before);
+        let voters: Vec<String> = (sim.leader().and_then(|l| sim.node(l)))
+            .map(|n| n.voters().iter().map(|&v| json_str(&name(sim, v))).collect())
+            .unwrap_or_default();
+        r.extra.push(("voters", format!("[{}]", voters.join(","))));
         c.leads(&r, sim, "denver");
         let state = leader_view(sim).map(|v| v.state);
         c.check(
