@@ -455,7 +455,12 @@ impl Run<'_> {
         replication_fields(leader_view(sim), &mut r);
         hand_back_figures(sim, &mut r, handed_at, back, w.failed - failed_before);
         let voters: Vec<String> = (sim.leader().and_then(|l| sim.node(l)))
-            .map(|n| n.voters().iter().map(|&v| json_str(&name(sim, v))).collect())
+            .map(|n| {
+                n.voters()
+                    .iter()
+                    .map(|&v| json_str(&name(sim, v)))
+                    .collect()
+            })
             .unwrap_or_default();
         r.extra.push(("voters", format!("[{}]", voters.join(","))));
         c.leads(&r, sim, "denver");
