@@ -6,10 +6,11 @@
 //! leader keeps the cluster in `Sync`: raft's group commit makes every
 //! commit wait for a member of each site, so a commit costs about one WAN
 //! round trip and losing Denver loses nothing. Two runs, each from a fresh
-//! cluster in `Sync`: the rainy day (four steps) and a WAN cut (two).
+//! cluster in `Sync`: the rainy day (four steps) and a WAN cut (three).
 //!
-//! - `sync`: steady state; commit latency at the leader ≤ 1 WAN RTT + 2
-//!   LAN RTT (p99), the leader's RPO 0, proven.
+//! - `sync` (`sync_before_cut` in the second run): steady state; commit
+//!   latency at the leader ≤ 1 WAN RTT + 2 LAN RTT (p99), the leader's
+//!   RPO 0, proven.
 //! - `main_site_lost`: Denver's whole site fails in `Sync`. Paris
 //!   activates from its whole log with RPO 0 proven (its lease ran), and
 //!   the example counts it: every proposal acknowledged before the loss is
@@ -221,7 +222,7 @@ pub(crate) fn run(args: &Args) -> bool {
     let Some(mut day) = Run::new(title, args) else {
         return false;
     };
-    day.sync();
+    day.sync("sync");
     let lost_at = day.main_site_lost();
     let back = day.main_site_returns(lost_at);
     day.hand_back(back);
@@ -233,7 +234,7 @@ pub(crate) fn run(args: &Args) -> bool {
     let Some(mut cut) = Run::new("DR auto-sync mode: a WAN cut", args) else {
         return false;
     };
-    cut.sync();
+    cut.sync("sync_before_cut");
     cut.wan_cut();
     cut.wan_heal();
     let cut_ok = cut.c.finish(&cut.sim.violations());
@@ -260,7 +261,7 @@ impl Run<'_> {
     /// sync: commits wait for Paris; about one WAN round trip each.
     /// Latency is measured from a second after the first commit: the first
     /// leader's first commits wait for Paris to accept it, over the WAN.
-    fn sync(&mut self) {
+    fn sync(&mut self, step: &'static str) {
         let Self { sim, w, c, args } = self;
         let start = sim.now_us();
         w.run(sim, Duration::from_secs(1));
@@ -277,15 +278,7 @@ impl Run<'_> {
         let at_leader: Vec<NodeId> = sim.leader().into_iter().collect();
         let mut lat = latencies(sim, &at_leader, since);
         let (p50, p99) = (percentile_us(&mut lat, 50), percentile_us(&mut lat, 99));
-        let mut r = finish(
-            sim,
-            w,
-            "sync",
-            "rainy day: before",
-            &w.up.clone(),
-            None,
-            start,
-        );
+        let mut r = finish(sim, w, step, "steady Sync", &w.up.clone(), None, start);
         r.extra.push(("epoch", epoch_of_leader(sim)));
         let loss = replication_fields(leader_view(sim), &mut r);
         r.extra.push(("commit_p50_ms", ms3(p50)));

@@ -875,6 +875,36 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
                 name(sim, *target)
             )
         }
+        Event::MemberAdded { id: m } if led_at(sim, id, t_us) => {
+            format!(
+                "{} is a learner: it replicates and catches up",
+                name(sim, *m)
+            )
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) && main_site => {
+            format!("{} becomes a voter again", name(sim, *m))
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) => {
+            format!("{} becomes a voter: the new standby", name(sim, *m))
+        }
+        Event::MemberRemoved { id: m } if led_at(sim, id, t_us) => {
+            format!("{} is removed from the configuration", name(sim, *m))
+        }
+        _ => narrate_epochs(sim, t_us, id, &who, e)?,
+    };
+    Some(line(t_us, &what))
+}
+
+/// [`narrate`]'s epochs and replication states: activations, fences,
+/// reconciliations, joins and DR auto-sync's state moves.
+fn narrate_epochs(
+    sim: &Sim<CallTable>,
+    t_us: u64,
+    id: NodeId,
+    who: &str,
+    e: &Event,
+) -> Option<String> {
+    Some(match e {
         Event::Activated {
             epoch,
             fork_index,
@@ -937,24 +967,8 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
         Event::JoinedEpoch { epoch } => {
             format!("{who} leaves its old epoch and joins epoch {epoch} from a snapshot")
         }
-        Event::MemberAdded { id: m } if led_at(sim, id, t_us) => {
-            format!(
-                "{} is a learner: it replicates and catches up",
-                name(sim, *m)
-            )
-        }
-        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) && main_site => {
-            format!("{} becomes a voter again", name(sim, *m))
-        }
-        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) => {
-            format!("{} becomes a voter: the new standby", name(sim, *m))
-        }
-        Event::MemberRemoved { id: m } if led_at(sim, id, t_us) => {
-            format!("{} is removed from the configuration", name(sim, *m))
-        }
         _ => return None,
-    };
-    Some(line(t_us, &what))
+    })
 }
 
 /// The narration of the events since `since_us`, with `faults` (what the
