@@ -498,6 +498,10 @@ impl Run<'_> {
         r.story = story_with(sim, cut, &faults);
         r.extra.push(("epoch", epoch_of_leader(sim)));
         let loss = replication_fields(view(sim), &mut r);
+        // Paris leads its own epoch by now: the replication fields are those
+        // of Denver's leader, which still leads the old one.
+        let of = denver.map_or("null".into(), |d| json_str(&name(sim, d)));
+        r.extra.push(("replication_of", of));
         let to_async = async_at.map(|t| (t - cut) / 1000);
         r.extra.push(("wan_loss_to_async_ms", json_num(to_async)));
         r.extra.push(("async_commit_p50_ms", ms3(p50)));
