@@ -396,6 +396,8 @@ impl Run<'_> {
             sim.restart(id);
         }
         run_until_one_epoch(sim, w, Duration::from_secs(20));
+        // In one epoch (checked every 200 ms of the run).
+        let joined_ms = (sim.now_us() - back) / 1000;
         w.run(sim, Duration::from_secs(1));
         let (divergent, applied) = reconciled(sim, lost_at);
         let mut r = finish(
@@ -409,8 +411,7 @@ impl Run<'_> {
         );
         r.extra.push(("epoch", epoch_of_leader(sim)));
         replication_fields(leader_view(sim), &mut r);
-        r.extra
-            .push(("reunion_ms", ((sim.now_us() - back) / 1000).to_string()));
+        r.extra.push(("reunion_ms", joined_ms.to_string()));
         r.extra.push(("divergent_entries", divergent.to_string()));
         r.extra.push(("reconciled_entries", applied.to_string()));
         c.check(
