@@ -6,8 +6,8 @@
 //! calls; each call is a proposal. Each section prints its survivability
 //! report, then its steps, each with its virtual time, leader, takeover
 //! time and what happened to the calls. `--mode` picks the sections:
-//! `witness`, `main-site`, `ranked`, `both` (witness and main-site) or
-//! `all` (the default).
+//! `witness`, `main-site`, `dr-auto-sync`, `ranked`, `both` (witness and
+//! main-site) or `all` (the default: witness, main-site and ranked).
 //!
 //! - **Witness mode** (Figures 3–8, `witness.rs`): a witness in a third
 //!   site breaks ties; every commit is on a majority that spans two sites,
@@ -21,6 +21,13 @@
 //!   own and both sides serve their users; when they meet, Denver's
 //!   divergent calls are reconciled into Paris's epoch, and control goes
 //!   home.
+//! - **DR auto-sync mode** (`dr.rs`): the same two sites, all five
+//!   members voters (`topology::denver_paris_dr`). While Paris answers,
+//!   every commit needs both sites (RPO 0, about one WAN round trip);
+//!   Denver lost then costs nothing, proven. A WAN cut moves Denver to
+//!   `Async` after `sync_wait` (commits at LAN cost, the RPO grows); Paris
+//!   activates meanwhile, so the heal reconciles Denver's `Async` commits,
+//!   and once control is home the leader goes `SyncRecover`, then `Sync`.
 //! - **Ranked survivable cores** (`ranked.rs`): witness mode with London
 //!   as the rank-2 core (`topology::denver_paris_london`). Denver lost:
 //!   Paris takes over, London never campaigns; Paris stale and Denver
@@ -48,6 +55,13 @@
 //!   within the report's figure (+ 1 tick); RPO (entries) ≤ the
 //!   replication lag at the fault; hand-back write outage as in witness
 //!   mode;
+//! - DR auto-sync mode: commit p99 at the leader ≤ 1 WAN RTT + 2 LAN RTT
+//!   in `Sync`, ≤ 2 LAN RTT in `Async`; Denver lost in `Sync`: Paris
+//!   activates within its path's time with RPO 0 proven, every proposal
+//!   acknowledged before the loss applied exactly once at Paris's leader;
+//!   Denver's return reconciles nothing; control comes home in `Sync`; WAN
+//!   cut to `Async` ≤ `sync_wait` + 1 WAN RTT, the RPO growing; after the
+//!   heal `SyncRecover`, then `Sync` with RPO 0 under Denver;
 //! - ranked cores: Denver lost, Paris takes over as rank 1 within the
 //!   survivability report's figure and London never campaigns; Paris
 //!   stale and Denver lost, London takes over (`Takeover { rank: 2 }`)
@@ -88,6 +102,7 @@ use survivable_core::topology::{NodeId, TopologyBuilder};
 use survivable_core::{Event, ReconcileError, Reconciliation, RestoreError, StateMachine};
 
 mod bounds;
+mod dr;
 mod main_site;
 mod no_flapping;
 mod ranked;
@@ -101,11 +116,16 @@ struct CallTable {
     /// What the reconcile hook saw and did, for the narration (shared by
     /// every member's table; only a leader runs the hook).
     hook_log: Arc<Mutex<Vec<String>>>,
+    /// How many times this member applied each command (DR auto-sync mode
+    /// checks every acknowledged command was applied exactly once: a set
+    /// of calls would hide a double apply). Not in the snapshot.
+    applies: BTreeMap<String, u32>,
 }
 
 impl StateMachine for CallTable {
     fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
         let text = String::from_utf8_lossy(command);
+        *self.applies.entry(text.to_string()).or_default() += 1;
         match text.split_once(' ') {
             Some(("setup", id)) => {
                 if let Ok(id) = id.parse() {
@@ -199,10 +219,19 @@ impl StateMachine for CallTable {
     }
 }
 
+/// The sections, in the order they run.
+const SECTIONS: [Mode; 4] = [
+    Mode::Witness,
+    Mode::MainSite,
+    Mode::DrAutoSync,
+    Mode::Ranked,
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Witness,
     MainSite,
+    DrAutoSync,
     Ranked,
     /// Witness and main-site modes.
     Both,
@@ -211,11 +240,13 @@ enum Mode {
 }
 
 impl Mode {
-    /// Whether `--mode self` runs `section` (witness, main-site or ranked).
+    /// Whether `--mode self` runs `section` (one of [`SECTIONS`]).
     fn runs(self, section: Self) -> bool {
         match self {
-            Self::All => true,
-            Self::Both => section != Self::Ranked,
+            // DR auto-sync runs on its own while control does not come home
+            // after a Paris takeover in that mode (its `hand_back` step).
+            Self::All => section != Self::DrAutoSync,
+            Self::Both => section == Self::Witness || section == Self::MainSite,
             _ => self == section,
         }
     }
@@ -275,12 +306,13 @@ fn parse_args() -> Result<Args, String> {
                 a.mode = match it.next().as_deref() {
                     Some("witness") => Mode::Witness,
                     Some("main-site") => Mode::MainSite,
+                    Some("dr-auto-sync") => Mode::DrAutoSync,
                     Some("ranked") => Mode::Ranked,
                     Some("both") => Mode::Both,
                     Some("all") => Mode::All,
                     other => {
                         return Err(format!(
-                            "--mode needs witness, main-site, ranked, both or all, not {other:?}"
+                            "--mode needs witness, main-site, dr-auto-sync, ranked, both or all, not {other:?}"
                         ))
                     }
                 }
@@ -294,7 +326,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: denver_paris [--mode witness|main-site|ranked|both|all] [--json] [--seed N] \
+                    "usage: denver_paris [--mode witness|main-site|dr-auto-sync|ranked|both|all] [--json] [--seed N] \
                             [--wan-rtt-ms N] [--site-rtt a-b=N,...] [--survivable-after-ms N] [--stable-ms N] [--svg FILE]"
                         .into(),
                 )
@@ -381,6 +413,9 @@ struct Workload {
     up: BTreeSet<u64>,
     /// Proposals refused or failed.
     failed: u64,
+    /// The command of every proposal taken (calls and probes), to check
+    /// what was acknowledged against what members applied.
+    commands: BTreeMap<ProposalId, String>,
     seen_commits: usize,
     /// While set, a probe is also proposed at every tick (5 ms) at a member
     /// of each of `sites`, so the longest gap between acknowledgements
@@ -405,6 +440,7 @@ impl Workload {
             ending: BTreeMap::new(),
             up: BTreeSet::new(),
             failed: 0,
+            commands: BTreeMap::new(),
             seen_commits: 0,
             probe: false,
             probes: BTreeSet::new(),
@@ -465,9 +501,10 @@ impl Workload {
             self.failed += 1;
             return;
         };
-        let cmd = if setup { "setup" } else { "teardown" };
-        match sim.propose(at, format!("{cmd} {call}").into_bytes()) {
+        let cmd = format!("{} {call}", if setup { "setup" } else { "teardown" });
+        match sim.propose(at, cmd.clone().into_bytes()) {
             Ok(id) => {
+                self.commands.insert(id, cmd);
                 self.proposed.insert(id, (call, setup));
             }
             Err(_) => self.failed += 1,
@@ -528,8 +565,10 @@ impl Workload {
                 continue;
             };
             self.probes_sent += 1;
-            match sim.propose(at, format!("probe {}", self.probes_sent).into_bytes()) {
+            let cmd = format!("probe {}", self.probes_sent);
+            match sim.propose(at, cmd.clone().into_bytes()) {
                 Ok(id) => {
+                    self.commands.insert(id, cmd);
                     self.probes.insert(id);
                 }
                 Err(_) => self.failed += 1,
@@ -836,6 +875,49 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
                 name(sim, *target)
             )
         }
+        Event::MemberAdded { id: m } if led_at(sim, id, t_us) => {
+            format!(
+                "{} is a learner: it replicates and catches up",
+                name(sim, *m)
+            )
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) && main_site => {
+            format!("{} becomes a voter again", name(sim, *m))
+        }
+        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) => {
+            format!("{} becomes a voter: the new standby", name(sim, *m))
+        }
+        Event::MemberRemoved { id: m } if led_at(sim, id, t_us) => {
+            format!("{} is removed from the configuration", name(sim, *m))
+        }
+        _ => narrate_epochs(sim, t_us, id, &who, e)?,
+    };
+    Some(line(t_us, &what))
+}
+
+/// [`narrate`]'s epochs and replication states: activations, fences,
+/// reconciliations, joins and DR auto-sync's state moves.
+fn narrate_epochs(
+    sim: &Sim<CallTable>,
+    t_us: u64,
+    id: NodeId,
+    who: &str,
+    e: &Event,
+) -> Option<String> {
+    Some(match e {
+        Event::Activated {
+            epoch,
+            fork_index,
+            rpo_entries,
+            rpo_ms,
+            silent_ms,
+            rpo_proven: true,
+            ..
+        } => format!(
+            "{who} heard nothing from the main site for {silent_ms} ms: activates epoch {epoch} \
+             from its whole log (index {fork_index}) with RPO 0 proven: its lease ran and every \
+             commit needed Paris ({rpo_entries} entries reported past the fork, {rpo_ms} ms)"
+        ),
         Event::Activated {
             epoch,
             fork_index,
@@ -847,6 +929,14 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
             "{who} heard nothing from the main site for {silent_ms} ms: activates epoch {epoch} \
              from index {fork_index} ({rpo_entries} entries the old leader had committed are not \
              here yet; it had been committing past the fork for {rpo_ms} ms)"
+        ),
+        Event::ReplicationChanged {
+            state,
+            state_id,
+            previous,
+            index,
+        } if led_at(sim, id, t_us) => format!(
+            "{who}: replication {previous} -> {state} (state id {state_id}, record at index {index})"
         ),
         Event::EpochFenced { ours, newer } => {
             format!("{who} (epoch {ours}) meets epoch {newer}: takes no more proposals")
@@ -877,24 +967,8 @@ fn narrate(sim: &Sim<CallTable>, t_us: u64, id: NodeId, e: &Event) -> Option<Str
         Event::JoinedEpoch { epoch } => {
             format!("{who} leaves its old epoch and joins epoch {epoch} from a snapshot")
         }
-        Event::MemberAdded { id: m } if led_at(sim, id, t_us) => {
-            format!(
-                "{} is a learner: it replicates and catches up",
-                name(sim, *m)
-            )
-        }
-        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) && main_site => {
-            format!("{} becomes a voter again", name(sim, *m))
-        }
-        Event::MemberPromoted { id: m } if led_at(sim, id, t_us) => {
-            format!("{} becomes a voter: the new standby", name(sim, *m))
-        }
-        Event::MemberRemoved { id: m } if led_at(sim, id, t_us) => {
-            format!("{} is removed from the configuration", name(sim, *m))
-        }
         _ => return None,
-    };
-    Some(line(t_us, &what))
+    })
 }
 
 /// The narration of the events since `since_us`, with `faults` (what the
@@ -1006,13 +1080,10 @@ fn write_svg(args: &Args, mode: Mode, sim: &Sim<CallTable>, w: &Workload) -> boo
     let name = match mode {
         Mode::Witness => "witness",
         Mode::MainSite => "main-site",
+        Mode::DrAutoSync => "dr-auto-sync",
         _ => "ranked",
     };
-    let several = [Mode::Witness, Mode::MainSite, Mode::Ranked]
-        .iter()
-        .filter(|&&m| args.mode.runs(m))
-        .count()
-        > 1;
+    let several = SECTIONS.iter().filter(|&&m| args.mode.runs(m)).count() > 1;
     let path = if several {
         let p = std::path::Path::new(file);
         let stem = p
@@ -1053,7 +1124,7 @@ fn main() -> ExitCode {
     };
     let mut ok = true;
     let mut first = true;
-    for section in [Mode::Witness, Mode::MainSite, Mode::Ranked] {
+    for section in SECTIONS {
         if !args.mode.runs(section) {
             continue;
         }
@@ -1064,6 +1135,7 @@ fn main() -> ExitCode {
         ok &= match section {
             Mode::Witness => witness::run(&args),
             Mode::MainSite => main_site::run(&args),
+            Mode::DrAutoSync => dr::run(&args),
             _ => ranked::run(&args),
         };
     }
