@@ -235,7 +235,7 @@ enum Mode {
     Ranked,
     /// Witness and main-site modes.
     Both,
-    /// Witness mode, main-site mode and the ranked cores.
+    /// Every mode and the ranked cores.
     All,
 }
 
@@ -243,9 +243,7 @@ impl Mode {
     /// Whether `--mode self` runs `section` (one of [`SECTIONS`]).
     fn runs(self, section: Self) -> bool {
         match self {
-            // DR auto-sync runs on its own while control does not come home
-            // after a Paris takeover in that mode (its `hand_back` step).
-            Self::All => section != Self::DrAutoSync,
+            Self::All => true,
             Self::Both => section == Self::Witness || section == Self::MainSite,
             _ => self == section,
         }
