@@ -335,21 +335,27 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         }
     }
 
-    /// The survivable site's highest acknowledged index (0: none).
-    fn survivable_matched(&self) -> u64 {
-        let prs = self.raw.raft.prs();
-        self.survivable_voters()
+    /// Leader: the highest index acknowledged by a member of the other
+    /// site than its own (voter or learner; 0: none): at home the
+    /// survivable site, away (a survivable core leading a forked epoch)
+    /// the main site.
+    fn other_site_matched(&self) -> u64 {
+        let home = self.in_main_site(self.id);
+        self.raw
+            .raft
+            .prs()
             .iter()
-            .filter_map(|v| prs.get(v.0).map(|p| p.matched))
+            .filter(|(&id, _)| self.in_main_site(NodeId(id)) != home)
+            .map(|(_, p)| p.matched)
             .max()
             .unwrap_or(0)
     }
 
-    /// Leader: commits the survivable site does not hold yet, with when
-    /// each was first seen (for the RPO in time).
+    /// Leader: commits the other site does not hold yet, with when each
+    /// was first seen (for the RPO in time).
     fn track_commits(&mut self) {
         let commit = self.raw.raft.raft_log.committed;
-        let held = self.survivable_matched();
+        let held = self.other_site_matched();
         while self.dr.commits.front().is_some_and(|&(i, _)| i <= held) {
             self.dr.commits.pop_front();
         }
@@ -500,17 +506,26 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !self.dr_mode() {
             return None;
         }
+        let home = self.in_main_site(self.id);
         let (main_site_loss, survivable_site_loss) =
-            if self.election.role == StateRole::Leader && self.in_main_site(self.id) {
+            if self.election.role == StateRole::Leader {
+                // The leader holds every commit: its own site's loss costs
+                // what the other site has not acknowledged, the other's
+                // nothing.
                 let commit = self.raw.raft.raft_log.committed;
-                let beyond = commit.saturating_sub(self.survivable_matched());
+                let beyond = commit.saturating_sub(self.other_site_matched());
                 let ms = self
                     .dr
                     .commits
                     .front()
                     .map_or(0, |&(_, at)| self.now_ms.saturating_sub(at));
-                (SiteLossCost::measured(beyond, ms), SiteLossCost::ZERO)
-            } else if !self.in_main_site(self.id) {
+                let own = SiteLossCost::measured(beyond, ms);
+                if home {
+                    (own, SiteLossCost::ZERO)
+                } else {
+                    (SiteLossCost::ZERO, own)
+                }
+            } else if !home {
                 (self.survivable_view(), SiteLossCost::UNKNOWN)
             } else {
                 (SiteLossCost::UNKNOWN, SiteLossCost::UNKNOWN)
