@@ -164,7 +164,9 @@ pub enum Event {
         /// Its term.
         fork_term: u64,
         /// Entries the old leader had reported committed beyond the fork:
-        /// the loss known now (the full figure comes at reunion).
+        /// the loss known now (the full figure comes at reunion). 0 with
+        /// `rpo_proven` false means none *known*: commits the old leader
+        /// never reported to this member are not counted.
         rpo_entries: u64,
         /// The RPO in time, as this member could observe it: milliseconds
         /// from the first message in which the old leader reported a
