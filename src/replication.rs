@@ -61,6 +61,16 @@
 //! * Otherwise it activates exactly as main-site mode does and reports the
 //!   known RPO, unproven.
 //!
+//! What rests on clocks and what does not: every entry committed in `Sync`
+//! or `AsyncWait` is on a survivable member (group commit), and the fork
+//! takes the longest log of the prepared core, so it holds every such
+//! entry whatever the clocks do. Only the claim that the main site had
+//! committed nothing *else* by the time of the fork (no `Async` commit yet)
+//! rests on the lease, and so on the two hosts' clocks running at rates
+//! within 1% of each other (quartz and NTP slewing stay far below; a host
+//! whose monotonic clock runs off by more, as the simulator's clock-skew
+//! faults make it, may claim a proof it does not have).
+//!
 //! `AsyncWait` is announced through the log before the leader turns group
 //! commit off: the leader appends the record (it cannot commit without the
 //! survivable site) and waits until every main-site voter it heard from in
