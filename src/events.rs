@@ -574,27 +574,22 @@ impl Event {
                 rpo_entries,
                 rpo_ms,
                 silent_ms,
-                rpo_proven: true,
-            } => write!(
-                f,
-                "activated epoch {epoch} from index {fork_index} (term {fork_term}) after the \
-                 main site was silent {silent_ms} ms; nothing lost (RPO {rpo_entries} entries, \
-                 {rpo_ms} ms, proven: both sites held every commit)"
-            ),
-            Self::Activated {
-                epoch,
-                fork_index,
-                fork_term,
-                rpo_entries,
-                rpo_ms,
-                silent_ms,
-                rpo_proven: false,
-            } => write!(
-                f,
-                "activated epoch {epoch} from index {fork_index} (term {fork_term}) after the \
-                 main site was silent {silent_ms} ms; loss known now: {rpo_entries} entries, \
-                 at least {rpo_ms} ms"
-            ),
+                rpo_proven,
+            } => {
+                write!(
+                    f,
+                    "activated epoch {epoch} from index {fork_index} (term {fork_term}) after \
+                     the main site was silent {silent_ms} ms; "
+                )?;
+                if *rpo_proven {
+                    write!(f, "nothing lost (RPO {rpo_entries} entries, {rpo_ms} ms, proven: both sites held every commit)")
+                } else {
+                    write!(
+                        f,
+                        "loss known now: {rpo_entries} entries, at least {rpo_ms} ms"
+                    )
+                }
+            }
             Self::EpochFenced { ours, newer } => write!(
                 f,
                 "epoch {ours} met the newer epoch {newer}: fenced, no more proposals here"

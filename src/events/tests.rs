@@ -82,6 +82,18 @@ fn redundancy_cases() -> Vec<(Event, String, &'static str)> {
             "replacing n1 with the spare n9 (silent past replace_after): promoted once it has \
              connected and caught up",
         ),
+        (
+            Event::ReplicationChanged {
+                state: crate::replication::ReplicationState::AsyncWait,
+                state_id: 7,
+                previous: crate::replication::ReplicationState::Sync,
+                index: 420,
+            },
+            r#"{"type":"replication_changed","state":"async_wait","state_id":7,"previous":"sync","index":420}"#.into(),
+            "replication sync -> async_wait (state id 7, index 420): the survivable site is \
+             silent; commits still need it while every main-site member learns they soon will \
+             not",
+        ),
     ]
 }
 
@@ -288,6 +300,22 @@ fn epoch_cases() -> Vec<(Event, String, &'static str)> {
              5000 ms; loss known now: 3 entries, at least 20 ms",
         ),
         (
+            Event::Activated {
+                epoch: E2,
+                fork_index: 100,
+                fork_term: 4,
+                rpo_entries: 0,
+                rpo_ms: 0,
+                silent_ms: 2210,
+                rpo_proven: true,
+            },
+            format!(
+                r#"{{"type":"activated","epoch":{E2_JSON},"fork_index":100,"fork_term":4,"rpo_entries":0,"rpo_ms":0,"silent_ms":2210,"rpo_proven":true}}"#
+            ),
+            "activated epoch e2/n3 from index 100 (term 4) after the main site was silent \
+             2210 ms; nothing lost (RPO 0 entries, 0 ms, proven: both sites held every commit)",
+        ),
+        (
             Event::EpochFenced { ours: FIRST_EPOCH, newer: E2 },
             format!(r#"{{"type":"epoch_fenced","ours":{E1_JSON},"newer":{E2_JSON}}}"#),
             "epoch e1 met the newer epoch e2/n3: fenced, no more proposals here",
@@ -362,5 +390,5 @@ fn the_golden_cases_cover_every_variant() {
         })
         .collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 30, "{kinds:?}");
+    assert_eq!(kinds.len(), 31, "{kinds:?}");
 }

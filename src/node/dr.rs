@@ -507,29 +507,28 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return None;
         }
         let home = self.in_main_site(self.id);
-        let (main_site_loss, survivable_site_loss) =
-            if self.election.role == StateRole::Leader {
-                // The leader holds every commit: its own site's loss costs
-                // what the other site has not acknowledged, the other's
-                // nothing.
-                let commit = self.raw.raft.raft_log.committed;
-                let beyond = commit.saturating_sub(self.other_site_matched());
-                let ms = self
-                    .dr
-                    .commits
-                    .front()
-                    .map_or(0, |&(_, at)| self.now_ms.saturating_sub(at));
-                let own = SiteLossCost::measured(beyond, ms);
-                if home {
-                    (own, SiteLossCost::ZERO)
-                } else {
-                    (SiteLossCost::ZERO, own)
-                }
-            } else if !home {
-                (self.survivable_view(), SiteLossCost::UNKNOWN)
+        let (main_site_loss, survivable_site_loss) = if self.election.role == StateRole::Leader {
+            // The leader holds every commit: its own site's loss costs
+            // what the other site has not acknowledged, the other's
+            // nothing.
+            let commit = self.raw.raft.raft_log.committed;
+            let beyond = commit.saturating_sub(self.other_site_matched());
+            let ms = self
+                .dr
+                .commits
+                .front()
+                .map_or(0, |&(_, at)| self.now_ms.saturating_sub(at));
+            let own = SiteLossCost::measured(beyond, ms);
+            if home {
+                (own, SiteLossCost::ZERO)
             } else {
-                (SiteLossCost::UNKNOWN, SiteLossCost::UNKNOWN)
-            };
+                (SiteLossCost::ZERO, own)
+            }
+        } else if !home {
+            (self.survivable_view(), SiteLossCost::UNKNOWN)
+        } else {
+            (SiteLossCost::UNKNOWN, SiteLossCost::UNKNOWN)
+        };
         Some(Replication {
             state: self.dr.last.state,
             state_id: self.dr.last.id,

@@ -119,7 +119,10 @@ fn scratch_manual_activation_takes_the_whole_log() {
     load.run(&mut sim, Duration::from_secs(2));
     sim.crash_site("denver");
     sim.run_for(Duration::from_millis(500));
-    sim.node_mut(CM02A).unwrap().activate().expect("Denver is gone");
+    sim.node_mut(CM02A)
+        .unwrap()
+        .activate()
+        .expect("Denver is gone");
     let mut paris = Load::new(&["paris"], Duration::from_millis(5));
     paris.run(&mut sim, Duration::from_secs(1));
     show(&sim);
