@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("manual", 0),
     ("policy", 0),
     ("rng", 0),
+    ("replication", 0),
     ("topology", 1),
     ("ids", 2),
     ("state_machine", 3),

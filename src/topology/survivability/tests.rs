@@ -419,8 +419,12 @@ fn the_dr_auto_sync_report_says_what_each_loss_costs() {
         },
     );
     assert_eq!(paris_host.how, Takeover::Unaffected);
+}
 
-    let text = r.to_string();
+#[test]
+fn the_dr_auto_sync_table_says_it_in_words() {
+    let t = crate::topology::denver_paris_dr().build().unwrap();
+    let text = t.survivability().to_string();
     assert!(text.contains("DR auto-sync mode: 5 voters"), "{text}");
     for cell in [
         "RPO 0 if in sync (lease), else async lag",
