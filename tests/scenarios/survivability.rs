@@ -105,7 +105,7 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
         layout.name, row.failure
     );
 
-    if let Takeover::Split { .. } = row.how {
+    if let Takeover::Split { .. } | Takeover::SplitAfterStall { .. } = row.how {
         // Both sides serve: the main site's leader goes on in its epoch,
         // and a survivable member leads a newer one on the other side.
         let main = row.leader.expect("the main site's leader");
@@ -153,6 +153,24 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
                 leaders_since(&sim, t0)
             );
         }
+        Takeover::StallThenAsync { .. } => {
+            // The leader stays; commits wait for the silent site. What
+            // lands in the first 100 ms was acknowledged by that site
+            // before the failure (its report takes a LAN round and a tick):
+            // the first commit after that ends the stall.
+            assert!(
+                leaders_since(&sim, t0).is_empty(),
+                "{what}: leadership moved"
+            );
+            let expected = row.takeover.expect("the stall").as_millis() as u64;
+            let took = first_commit_after(&sim, t0 + 100_000, old_term - 1)
+                .map(|ms| ms + 100)
+                .expect("commits after the stall");
+            assert!(
+                took + EARLY_MS >= expected && took <= expected + LATE_MS,
+                "{what}: commits resumed after {took} ms, report says {expected} ms"
+            );
+        }
         _ => {
             let expected = row.takeover.expect("a takeover time").as_millis() as u64;
             let took =
@@ -166,6 +184,24 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
     if row.committed == Committed::Preserved {
         sim.run_for(Duration::from_secs(1));
         assert_acknowledged_applied(&sim, &load, row.leader.expect("a leader"));
+    }
+    if row.committed == Committed::ZeroIfSync {
+        // DR auto-sync, lost in Sync: the new epoch holds every
+        // acknowledged write, and says so (proven).
+        sim.run_for(Duration::from_secs(1));
+        let leader = row.leader.expect("a leader");
+        let proven = events_since(&sim, t0, |e| {
+            matches!(
+                e,
+                survivable_core::Event::Activated {
+                    rpo_proven: true,
+                    ..
+                }
+            )
+        })
+        .any(|(_, id, _)| *id == leader);
+        assert!(proven, "{what}: {leader} activated without proven RPO 0");
+        assert_acknowledged_applied(&sim, &load, leader);
     }
     let violations = sim.violations();
     assert!(violations.is_empty(), "{what}: {violations:?}");
@@ -312,6 +348,15 @@ fn a_lone_pair_report_admits_no_quorum() {
     let report = build(&b).survivability();
     assert!(report.scenarios.iter().any(|s| s.how == Takeover::NoQuorum));
     check_report(&b);
+}
+
+#[test]
+fn every_row_of_the_dr_auto_sync_report_holds() {
+    check_report_on(
+        &survivable_core::topology::denver_paris_dr(),
+        &even(),
+        &[800, 900, 1000],
+    );
 }
 
 #[test]

@@ -264,11 +264,23 @@ fn dr_auto_sync(
                 return;
             }
             row.how = Takeover::StallThenAsync { stall };
-            // After the stall the leader announces AsyncWait to the main
-            // site's voters (a round) and then commits there (a round).
-            let leader = row.leader.and_then(|l| t.member(l));
-            let round = leader.map_or(Duration::ZERO, |l| quorum_rtt(latency, l, side, majority));
-            row.takeover = Some(stall + round * 2);
+            let Some(leader) = row.leader.and_then(|l| t.member(l)) else {
+                return;
+            };
+            // The silence starts when the site's last messages land (a
+            // crash: still in flight; a cut drops them). After the stall
+            // the leader announces AsyncWait to the main site's voters (a
+            // round) and then commits there (a round).
+            let in_flight = match row.failure {
+                Failure::Partition { .. } | Failure::AllApart => Duration::ZERO,
+                _ => (t.members.values())
+                    .filter(|m| m.site != main && down.contains(&m.id()))
+                    .map(|m| latency.one_way(&m.site, &leader.site))
+                    .max()
+                    .unwrap_or_default(),
+            };
+            let round = quorum_rtt(latency, leader, side, majority);
+            row.takeover = Some(in_flight + stall + round * 2);
         }
         _ => {}
     }

@@ -351,8 +351,9 @@ fn the_dr_auto_sync_report_says_what_each_loss_costs() {
         (Some(NodeId(3)), Committed::ZeroIfSync)
     );
     assert_eq!(denver.takeover, Some(ms(40 + 2000 + 200 + 1 + 3)));
-    // Paris lost: Denver's commits stall sync_wait (4 s), then an
-    // announcement round and a commit round on the LAN.
+    // Paris lost: Denver hears Paris's last messages (40 ms one way),
+    // its commits stall sync_wait (4 s), then an announcement round and a
+    // commit round on the LAN.
     for f in [
         Failure::Site {
             site: "paris".into(),
@@ -367,7 +368,7 @@ fn the_dr_auto_sync_report_says_what_each_loss_costs() {
             (s.leader, s.committed),
             (Some(NodeId(1)), Committed::Preserved)
         );
-        assert_eq!(s.takeover, Some(ms(4000 + 2)));
+        assert_eq!(s.takeover, Some(ms(40 + 4000 + 2)));
     }
     // A WAN cut: Denver stalls, then commits alone; Paris, cut off from
     // the majority, activates as when Denver is lost (no heartbeat in
