@@ -363,3 +363,56 @@ fn every_row_of_the_dr_auto_sync_report_holds() {
 fn every_row_of_the_two_site_report_holds() {
     check_report(&denver_paris_two_site());
 }
+
+/// The shortest `sync_wait` the builder accepts in DR auto-sync mode
+/// (`min_sync_wait`, here for the report's 80 ms WAN: 2,445 ms) still
+/// lets Paris prove RPO 0 when Denver is lost under load: its lease
+/// outlasts the activation.
+#[test]
+fn a_takeover_at_the_shortest_sync_wait_still_proves_rpo_0() {
+    use survivable_core::policy::Timers;
+    use survivable_core::topology::{denver_paris_dr, min_sync_wait, Failure};
+    let latency = Latency::default();
+    let ticks = Timers::default().to_ticks().unwrap();
+    let shortest = min_sync_wait(&ticks, latency.wan_rtt);
+    assert_eq!(shortest, Duration::from_millis(2_445));
+    let mut b = denver_paris_dr();
+    b.wan(latency.clone()).timers(Timers {
+        sync_wait: shortest,
+        ..Timers::default()
+    });
+    let lost = Failure::Site {
+        site: "denver".into(),
+    };
+    for seed in 1..=6 {
+        let mut sim = Sim::builder(build(&b))
+            .seed(seed)
+            .latency(&latency)
+            .build(|_| KvStore::default());
+        assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+        load.run(&mut sim, Duration::from_secs(1));
+        let t0 = sim.now_us();
+        sim.inject(&lost);
+        load.run(&mut sim, Duration::from_secs(4));
+        let what = format!("replay: seed {seed}, sync_wait {shortest:?}, failure \"{lost}\"");
+        let activated: Vec<_> = events_since(&sim, t0, |e| {
+            matches!(e, survivable_core::Event::Activated { .. })
+        })
+        .map(|(_, _, e)| e.clone())
+        .collect();
+        assert!(
+            matches!(
+                activated.as_slice(),
+                [survivable_core::Event::Activated {
+                    rpo_proven: true,
+                    ..
+                }]
+            ),
+            "{what}: {activated:?}"
+        );
+        let leader = sim.leader().expect("Paris leads");
+        assert_acknowledged_applied(&sim, &load, leader);
+        assert!(sim.violations().is_empty(), "{what}");
+    }
+}
