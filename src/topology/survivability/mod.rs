@@ -229,8 +229,10 @@ pub enum Takeover {
     },
     /// Only a witness is left to lead; it does, as the last resort.
     LastResort,
-    /// Main-site mode: the main site cannot serve; the survivable core of
-    /// this rank activates a new epoch after `survivable_after`.
+    /// Main-site and DR auto-sync modes: the main site cannot serve; the
+    /// survivable core of this rank activates a new epoch after
+    /// `survivable_after` (DR auto-sync: once its standby, an election
+    /// timeout later, stopped acknowledging too).
     Activation {
         /// Its rank.
         rank: u32,
@@ -303,8 +305,9 @@ pub enum Committed {
     /// counted and reported at activation, and reconciled if the main site
     /// comes back.
     UpToLag,
-    /// Main-site mode: both sides commit their own writes; nothing is
-    /// lost, and the older epoch's writes are reconciled at reunion.
+    /// Main-site and DR auto-sync modes: both sides commit their own
+    /// writes; nothing is lost, and the older epoch's writes are
+    /// reconciled at reunion.
     Reconciled,
     /// DR auto-sync mode, the main site lost: nothing, proven (by the
     /// survivable member's lease), if the cluster was in `Sync` or
