@@ -771,3 +771,100 @@ fn file_settings_reach_members_started_on_mem_storage() {
         m.handle.shutdown();
     }
 }
+
+/// A DR auto-sync file: Denver's pair and tie-breaker, Paris's pair.
+fn dr_file(timers: &str) -> String {
+    format!(
+        r#"cluster_id = 2026
+mode = "dr-auto-sync"
+[[sites]]
+name = "denver"
+main = true
+[[sites]]
+name = "paris"
+[[cores]]
+name = "cm01"
+site = "denver"
+members = [
+  {{ id = 1, name = "CM01a", host = "h1", addr = "127.0.0.1:7101" }},
+  {{ id = 2, name = "CM01b", host = "h2", addr = "127.0.0.1:7102" }},
+]
+[[cores]]
+name = "cm02"
+site = "paris"
+rank = 1
+members = [
+  {{ id = 3, name = "CM02a", host = "h3", addr = "127.0.0.1:7103" }},
+  {{ id = 4, name = "CM02b", host = "h4", addr = "127.0.0.1:7104" }},
+]
+[[witnesses]]
+id = 5
+name = "TB"
+site = "denver"
+host = "h5"
+addr = "127.0.0.1:7105"
+[timers]
+{timers}
+[member]
+id = 3
+data_dir = "d3"
+insecure_plaintext_loopback_only = true
+"#
+    )
+}
+
+#[test]
+fn a_dr_auto_sync_file_reads_its_sync_wait_and_is_checked_at_the_key() {
+    let cfg = parse(&dr_file("sync_wait_ms = 6000")).unwrap();
+    assert_eq!(cfg.topology.mode(), QuorumMode::DrAutoSync);
+    assert_eq!(cfg.topology.timers().sync_wait, ms(6000));
+    assert_eq!(cfg.topology.voters().len(), 5);
+    // Left out: the default 4 s.
+    let cfg = parse(&dr_file("")).unwrap();
+    assert_eq!(cfg.topology.timers().sync_wait, Timers::default().sync_wait);
+    // Too short for the takeover's lease (2000 + 200 + 50 ms to outlast).
+    let (key, kind) = problem(&dr_file("sync_wait_ms = 2000"));
+    assert_eq!(key, "timers.sync_wait_ms");
+    match kind {
+        ProblemKind::Topology(TopologyError::DrSyncWaitTooShort {
+            sync_wait, need, ..
+        }) => {
+            assert_eq!((sync_wait, need), (ms(2000), ms(2285)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A third site.
+    let third = dr_file("").replace(
+        "[[cores]]\nname = \"cm01\"",
+        "[[sites]]\nname = \"kansas\"\n[[cores]]\nname = \"cm01\"",
+    );
+    let (key, kind) = problem(&third);
+    assert_eq!(key, "sites");
+    assert!(
+        matches!(
+            kind,
+            ProblemKind::Topology(TopologyError::DrNeedsTwoSites { count: 3, .. })
+        ),
+        "{kind:?}"
+    );
+    // The tie-breaker in Paris.
+    let away = dr_file("").replace(
+        "site = \"denver\"\nhost = \"h5\"",
+        "site = \"paris\"\nhost = \"h5\"",
+    );
+    let (key, kind) = problem(&away);
+    assert_eq!(key, "witnesses[0].site");
+    assert!(
+        matches!(
+            kind,
+            ProblemKind::Topology(TopologyError::WitnessOutsideMainSite { .. })
+        ),
+        "{kind:?}"
+    );
+    // In another mode the key is refused as unused.
+    let witness =
+        dr_file("sync_wait_ms = 6000").replace("mode = \"dr-auto-sync\"", "mode = \"main-site\"");
+    let (key, kind) = problem(&witness);
+    assert_eq!(key, "timers.sync_wait_ms");
+    assert!(matches!(kind, ProblemKind::Unused { .. }), "{kind:?}");
+}

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 0),
     ("replication", 0),
     ("rng", 0),
+    ("replication", 0),
     ("topology", 1),
     ("ids", 2),
     ("state_machine", 3),

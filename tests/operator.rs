@@ -546,3 +546,108 @@ fn ctl_tabulates_the_cluster_and_finds_the_leader() {
         "{e}"
     );
 }
+
+/// A member double answering `/status` as the runtime's handle does
+/// (`Status::to_json`), refusing every command.
+struct Serialized(Status);
+
+impl Operable for Serialized {
+    fn status(&self) -> Status {
+        self.0.clone()
+    }
+    fn status_json(&self) -> String {
+        self.0.to_json()
+    }
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
+    fn hand_back(&self) -> Result<(), String> {
+        Err("a double".into())
+    }
+    fn transfer(&self, _: NodeId) -> Result<(), String> {
+        Err("a double".into())
+    }
+    fn activate(&self) -> Result<(), String> {
+        Err("a double".into())
+    }
+    fn drain(&self) -> Result<(), String> {
+        Err("a double".into())
+    }
+    fn undrain(&self) -> Result<(), String> {
+        Err("a double".into())
+    }
+}
+
+/// A fresh node's status in a topology.
+fn status_in(topology: Topology, id: u64) -> Status {
+    let node = Node::new(
+        NodeConfig::new(NodeId(id), topology.shared()),
+        MemStorage::new(),
+        NoState,
+    )
+    .unwrap();
+    node.status()
+}
+
+#[test]
+fn status_carries_the_dr_replication_state_and_null_outside_dr_mode() {
+    use survivable_core::replication::{ReplicationState, SiteLossCost};
+    use survivable_core::topology::{denver_paris, denver_paris_dr};
+    // Witness mode: `replication` is there, and null.
+    let plain = serve(
+        OperatorConfig::new(loopback()),
+        Arc::new(Serialized(status_in(denver_paris().build().unwrap(), 1))),
+    )
+    .unwrap();
+    let (code, _, body) = get(plain.local_addr(), "GET", "/status");
+    assert_eq!(code, 200);
+    assert!(body["replication"].is_null(), "{body}");
+    assert!(body.as_object().unwrap().contains_key("replication"));
+
+    // DR mode: a fresh Paris member starts in Sync (id 0) and, without a
+    // lease, cannot tell what Denver's loss would cost: null, not 0.
+    let mut paris = status_in(denver_paris_dr().build().unwrap(), 3);
+    let r = paris.replication.expect("DR mode");
+    assert_eq!((r.state, r.state_id), (ReplicationState::Sync, 0));
+    // As a leader in Async would report it.
+    paris.replication = Some(survivable_core::replication::Replication {
+        state: ReplicationState::Async,
+        state_id: 5,
+        main_site_loss: SiteLossCost::measured(12, 1_500),
+        survivable_site_loss: SiteLossCost::ZERO,
+        lease_ms: 0,
+    });
+    let fresh = status_in(denver_paris_dr().build().unwrap(), 3);
+    let servers = [
+        serve(OperatorConfig::new(loopback()), Arc::new(Serialized(fresh))).unwrap(),
+        serve(OperatorConfig::new(loopback()), Arc::new(Serialized(paris))).unwrap(),
+    ];
+    let (_, _, body) = get(servers[0].local_addr(), "GET", "/status");
+    let r = &body["replication"];
+    assert_eq!(r["state"], "sync", "{body}");
+    assert_eq!(r["state_id"], 0, "{body}");
+    assert!(r["main_site_loss"]["entries"].is_null(), "{body}");
+    assert!(r["main_site_loss"]["ms"].is_null(), "{body}");
+    assert_eq!(r["main_site_loss"]["proven"], false, "{body}");
+    assert_eq!(r["lease_ms"], 0, "{body}");
+    let (_, _, body) = get(servers[1].local_addr(), "GET", "/status");
+    let r = &body["replication"];
+    assert_eq!(r["state"], "async", "{body}");
+    assert_eq!(r["state_id"], 5, "{body}");
+    assert_eq!(r["main_site_loss"]["entries"], 12, "{body}");
+    assert_eq!(r["main_site_loss"]["ms"], 1500, "{body}");
+    assert_eq!(r["main_site_loss"]["proven"], true, "{body}");
+    assert_eq!(r["survivable_site_loss"]["entries"], 0, "{body}");
+
+    // `node ctl status` adds the state and the main site's loss.
+    let eps: Vec<String> = servers.iter().map(|s| s.local_addr().to_string()).collect();
+    let (table, answered) = ctl::status_table(&ctl::Client::plain(TIMEOUT), &eps);
+    assert_eq!(answered, 2, "{table}");
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(&lines[0][11..], ["REPL", "RPO-MAIN"], "{table}");
+    assert_eq!(&lines[1][11..], ["sync#0", "unknown"], "{table}");
+    assert_eq!(&lines[2][11..], ["async#5", "12/1500ms"], "{table}");
+}

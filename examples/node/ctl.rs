@@ -454,7 +454,9 @@ pub(crate) fn find_leader(client: &Client, endpoints: &[String]) -> Result<(Stri
 }
 
 /// One row per endpoint: id, site, role, leader, term, epoch, commit,
-/// applied, drained, lag (entries behind the leader's commit); and how
+/// applied, drained, lag (entries behind the leader's commit) and, when a
+/// member answers in DR auto-sync mode, its replication state (`REPL`)
+/// and what losing the main site would cost now (`RPO-MAIN`); and how
 /// many endpoints answered.
 pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> (String, usize) {
     let answers: Vec<(String, Result<Value, String>)> = endpoints
@@ -475,12 +477,18 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> (String, us
         .filter(|s| s["role"] == "leader")
         .filter_map(|s| s["commit"].as_u64())
         .max();
-    let mut rows = vec![[
+    let dr = answers
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .any(|s| !s["replication"].is_null());
+    let mut header = vec![
         "ENDPOINT", "ID", "SITE", "ROLE", "LEADER", "TERM", "EPOCH", "COMMIT", "APPLIED",
         "DRAINED", "LAG",
-    ]
-    .map(String::from)
-    .to_vec()];
+    ];
+    if dr {
+        header.extend(["REPL", "RPO-MAIN"]);
+    }
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     let mut answered = 0;
     for (ep, s) in answers {
         let s = match s {
@@ -504,7 +512,7 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> (String, us
             (Some(c), Some(a)) => c.saturating_sub(a).to_string(),
             _ => "-".to_string(),
         };
-        rows.push(vec![
+        let mut row = vec![
             ep,
             node("id"),
             text(&s["site"]),
@@ -516,9 +524,31 @@ pub(crate) fn status_table(client: &Client, endpoints: &[String]) -> (String, us
             num("applied"),
             text(&s["drained"]),
             lag,
-        ]);
+        ];
+        if dr {
+            row.extend(replication_cells(&s["replication"]));
+        }
+        rows.push(row);
     }
     (render(&rows), answered)
+}
+
+/// The `REPL` and `RPO-MAIN` cells of a status's `replication` (null
+/// outside DR auto-sync mode): `async#5`, and `0(proven)`, `12/1500ms`
+/// or `unknown` (this member cannot tell: never shown as 0).
+fn replication_cells(r: &Value) -> [String; 2] {
+    if r.is_null() {
+        return ["-".to_string(), "-".to_string()];
+    }
+    let state = r["state"].as_str().unwrap_or("?");
+    let id = r["state_id"].as_u64().unwrap_or(0);
+    let loss = &r["main_site_loss"];
+    let cost = match (loss["entries"].as_u64(), loss["ms"].as_u64()) {
+        (Some(0), _) if loss["proven"] == true => "0(proven)".to_string(),
+        (Some(n), Some(ms)) => format!("{n}/{ms}ms"),
+        _ => "unknown".to_string(),
+    };
+    [format!("{state}#{id}"), cost]
 }
 
 fn text_of(v: &Value) -> String {

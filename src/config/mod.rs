@@ -37,7 +37,7 @@
 //! # use survivable_core::topology::NodeId;
 //! let text = r#"
 //! cluster_id = 2026                # in every message: other clusters are refused
-//! ## mode = "witness"               # or "main-site" (two data centres)
+//! ## mode = "witness"               # or "main-site", "dr-auto-sync" (two data centres)
 //! ## allow_single_host_outage = false
 //!
 //! [[sites]]
@@ -78,6 +78,8 @@
 //! failover_ms = 100                # pair standby takes over; 2 heartbeats .. election
 //! survivable_after_ms = 2000       # at least 2 elections
 //! rank_step_ms = 1000
+//! ## sync_wait_ms = 4000            # mode = "dr-auto-sync" only: commits stall this long
+//! ##                                # on a WAN cut; above survivable_after + election + 2 RTTs
 //!
 //! [hand_back]
 //! policy = "after-stable"          # immediate | after-stable | window | manual
@@ -299,7 +301,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     };
     let single_host = root.bool("allow_single_host_outage", &mut p);
     let layout = layout::read(root, &mut p);
-    let timers = settings::timers(root, &mut p);
+    let timers = settings::timers(root, mode, &mut p);
     let hand_back = settings::hand_back(root, &mut p);
     let me = settings::member(root, base, &mut p);
     let node = settings::node(root, &mut p);
@@ -419,6 +421,10 @@ fn topology_key(e: &TopologyError, keys: &std::collections::BTreeMap<String, Str
         E::ZeroRank { core } => at(core, ".rank"),
         E::WitnessOutsideMainSite { witness, .. } => at(witness, ".site"),
         E::Policy(_) | E::ElectionTooShortForWan { .. } => "timers".into(),
+        E::DrSyncWaitTooShort { .. } => "timers.sync_wait_ms".into(),
+        E::DrNeedsTwoSites { .. } => "sites".into(),
+        E::DrSiteWithoutVoter { .. } => "cores".into(),
+        E::DrMainSiteNotMajority { .. } => "witnesses".into(),
         // Only a runtime TopologyChange gives these; never a file.
         _ => "cores".into(),
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::ProblemKind;
 use super::read::{Optional, Problems, Required, Tbl};
-use crate::policy::{HandBack, HandBackPolicy, PolicyError, TimeOfDay, Timers};
+use crate::policy::{HandBack, HandBackPolicy, PolicyError, QuorumMode, TimeOfDay, Timers};
 use crate::runtime::{NodeSettings, OperatorSettings, RuntimeSettings};
 use crate::transport::{Limits, TransportSecurity};
 use crate::wire::MAX_FRAME_LEN;
@@ -19,6 +19,7 @@ const TIMER_KEYS: &[&str] = &[
     "failover_ms",
     "survivable_after_ms",
     "rank_step_ms",
+    "sync_wait_ms",
 ];
 const HAND_BACK_KEYS: &[&str] = &[
     "policy",
@@ -65,8 +66,9 @@ const LIMIT_KEYS: &[&str] = &[
 ];
 
 /// `[timers]`, defaults for what it leaves out, checked against each
-/// other (the problem at the key to change).
-pub(super) fn timers(root: Tbl<'_>, p: &mut Problems) -> Timers {
+/// other (the problem at the key to change). `sync_wait_ms` is read only
+/// in DR auto-sync mode (`mode`), the one mode that waits for a site.
+pub(super) fn timers(root: Tbl<'_>, mode: QuorumMode, p: &mut Problems) -> Timers {
     let mut t = Timers::default();
     let Some(owned) = root.table("timers", Optional, TIMER_KEYS, p) else {
         return t;
@@ -83,6 +85,12 @@ pub(super) fn timers(root: Tbl<'_>, p: &mut Problems) -> Timers {
     set("failover_ms", 1, &mut t.failover, p);
     set("survivable_after_ms", 1, &mut t.survivable_after, p);
     set("rank_step_ms", 0, &mut t.rank_step, p);
+    if mode == QuorumMode::DrAutoSync {
+        set("sync_wait_ms", 1, &mut t.sync_wait, p);
+    } else if s.has("sync_wait_ms") {
+        let unless = "unless mode = \"dr-auto-sync\"";
+        p.add(s.key("sync_wait_ms"), ProblemKind::Unused { unless });
+    }
     if let Err(e) = t.to_ticks() {
         let key = match e {
             PolicyError::BadTick { .. } => "tick_ms",

@@ -361,3 +361,74 @@ spares = [{ id = 9, name = "CM01c", host = "h4", addr = "127.0.0.1:7009" }]
         "{got:?}"
     );
 }
+
+#[test]
+fn sync_wait_is_read_in_dr_auto_sync_mode_only() {
+    let t = table("[timers]\nsync_wait_ms = 6000\n");
+    let read = |mode| {
+        let mut p = Problems::default();
+        let root = Tbl::new(&t, "", &["timers"], &mut p);
+        let timers = settings::timers(root, mode, &mut p);
+        let problems: Vec<(String, ProblemKind)> =
+            p.0.iter()
+                .map(|x| (x.key.clone(), x.kind.clone()))
+                .collect();
+        (timers.sync_wait, problems)
+    };
+    let (wait, problems) = read(QuorumMode::DrAutoSync);
+    assert_eq!(wait, Duration::from_secs(6));
+    assert!(problems.is_empty(), "{problems:?}");
+    for mode in [QuorumMode::Witness, QuorumMode::MainSite] {
+        let (wait, problems) = read(mode);
+        // Left at its default, and the key named as unused.
+        assert_eq!(wait, crate::policy::Timers::default().sync_wait);
+        assert_eq!(
+            problems,
+            [(
+                "timers.sync_wait_ms".to_string(),
+                ProblemKind::Unused {
+                    unless: "unless mode = \"dr-auto-sync\""
+                }
+            )]
+        );
+    }
+}
+
+#[test]
+fn dr_layout_errors_point_at_the_table_to_change() {
+    use crate::topology::TopologyError as E;
+    let keys = std::collections::BTreeMap::new();
+    let d = Duration::ZERO;
+    let cases = [
+        (
+            E::DrNeedsTwoSites {
+                count: 3,
+                sites: vec![],
+            },
+            "sites",
+        ),
+        (E::DrSiteWithoutVoter { site: "p".into() }, "cores"),
+        (
+            E::DrMainSiteNotMajority {
+                main: "d".into(),
+                main_voters: 2,
+                voters: 4,
+                more: 1,
+            },
+            "witnesses",
+        ),
+        (
+            E::DrSyncWaitTooShort {
+                sync_wait: d,
+                need: d,
+                survivable_after: d,
+                election: d,
+                rtt: d,
+            },
+            "timers.sync_wait_ms",
+        ),
+    ];
+    for (e, key) in cases {
+        assert_eq!(topology_key(&e, &keys), key, "{e}");
+    }
+}

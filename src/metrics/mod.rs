@@ -16,7 +16,10 @@
 //! `_entries`) and, for counters, ends in `_total`. Per-peer series are
 //! labelled `member` (the peer, `n2`) and `site` (its site). Counters
 //! count at this member (a pair failover is counted by the standby that
-//! took over): sum them over the members for the cluster.
+//! took over): sum them over the members for the cluster. The
+//! `survivable_replication_*` series exist only in a DR auto-sync
+//! topology (see `replication.rs` here for why a cost this member cannot
+//! tell is an absent series rather than 0).
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
@@ -50,6 +53,14 @@
 //! | `survivable_campaigns_suppressed_total` | counter | | spurious campaigns suppressed ([`Counters::campaigns_suppressed`]) |
 //! | `survivable_refused_envelopes_total` | counter | `reason` | envelopes the node refused ([`Counters`]) |
 //! | `survivable_refused_connections_total` | counter | `reason` | connections the transport refused |
+//! | `survivable_replication_state` | gauge | `state` | DR auto-sync: 1 for the replication state (`sync`, `async_wait`, `async`, `sync_recover`), 0 for the others |
+//! | `survivable_replication_state_code` | gauge | | DR auto-sync: that state's code, 0 to 3 in the same order |
+//! | `survivable_replication_state_id` | gauge | | DR auto-sync: that state's id |
+//! | `survivable_replication_rpo_entries` | gauge | `site` (`main`, `survivable`) | DR auto-sync: entries a loss of that site would cost now; absent when unknown here |
+//! | `survivable_replication_rpo_seconds` | gauge | `site` | DR auto-sync: the age of the oldest of them; absent when unknown |
+//! | `survivable_replication_rpo_proven` | gauge | `site` | DR auto-sync: 1 if that figure is proven, 0 if unknown |
+//! | `survivable_replication_lease_seconds` | gauge | | DR auto-sync, survivable member: its lease left (0: none) |
+//! | `survivable_replication_changes_total` | counter | | DR auto-sync: state changes reported ([`Event::ReplicationChanged`]) |
 //! | `survivable_takeover_seconds` | histogram | | leaderless time until this member led |
 //! | `survivable_hand_back_outage_seconds` | histogram | | hand-back start until the target led |
 //! | `survivable_proposal_seconds` | histogram | | proposal submitted until applied |
@@ -57,6 +68,7 @@
 
 mod lag;
 mod recorder;
+mod replication;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +82,7 @@ pub use recorder::{Recorder, SLOW_EVERY};
 
 use crate::events::Event;
 use crate::node::{Counters, NodeRole, Status};
+use crate::policy::QuorumMode;
 use crate::storage::SyncObserver;
 use crate::topology::{NodeId, Topology};
 
@@ -106,6 +119,8 @@ pub struct Metrics {
     pub(crate) peers: PeerMetrics,
     pub(crate) counts: CountMetrics,
     pub(crate) timings: TimingMetrics,
+    /// DR auto-sync mode only.
+    pub(crate) replication: Option<replication::ReplicationMetrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -437,6 +452,8 @@ impl Metrics {
             peers: PeerMetrics::new(&registry),
             counts: CountMetrics::new(&registry),
             timings: TimingMetrics::new(&registry),
+            replication: (topology.mode() == QuorumMode::DrAutoSync)
+                .then(|| replication::ReplicationMetrics::new(&registry)),
             registry,
         };
         let info = int_gauges(
@@ -504,6 +521,11 @@ fn count_event(m: &Metrics, e: &Event) {
         Event::HandBackAbandoned { .. } => m.counts.hand_backs_abandoned.inc(),
         Event::RetentionWarning { .. } => m.counts.retention_warnings.inc(),
         Event::RetainedDropped { entries, .. } => m.counts.retained_dropped.inc_by(*entries),
+        Event::ReplicationChanged { .. } => {
+            if let Some(r) = &m.replication {
+                r.changes.inc();
+            }
+        }
         _ => {}
     }
 }
@@ -535,4 +557,7 @@ fn set_gauges(m: &Metrics, s: &Status) {
     m.state
         .leader_member
         .set(as_i64(s.leader.map_or(0, |l| l.0)));
+    if let Some(r) = &m.replication {
+        r.record(s.replication.as_ref());
+    }
 }

@@ -295,3 +295,99 @@ fn fsync_and_proposal_timings_are_observed() {
     );
     assert_eq!(value(&text, "survivable_proposal_seconds_count"), Some(1.0));
 }
+
+#[test]
+fn dr_replication_is_encoded_and_an_unknown_cost_is_absent_not_zero() {
+    use crate::replication::{Replication, ReplicationState, SiteLossCost};
+    let topology = crate::topology::denver_paris_dr().build().unwrap();
+    let mut r = Recorder::new(Metrics::new(NodeId(1), &topology));
+    let mut s = status();
+    s.replication = Some(Replication {
+        state: ReplicationState::Async,
+        state_id: 5,
+        main_site_loss: SiteLossCost::measured(12, 1_500),
+        survivable_site_loss: SiteLossCost::ZERO,
+        lease_ms: 0,
+    });
+    r.status(&s);
+    for state in [ReplicationState::AsyncWait, ReplicationState::Async] {
+        r.event(&Event::ReplicationChanged {
+            state,
+            state_id: 5,
+            previous: ReplicationState::Sync,
+            index: 30,
+        });
+    }
+    let text = r.metrics().encode();
+    let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing in\n{text}"));
+    assert_eq!(v(r#"survivable_replication_state{state="async"}"#), 1.0);
+    assert_eq!(v(r#"survivable_replication_state{state="sync"}"#), 0.0);
+    assert_eq!(
+        v(r#"survivable_replication_state{state="async_wait"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"survivable_replication_state{state="sync_recover"}"#),
+        0.0
+    );
+    assert_eq!(v("survivable_replication_state_code"), 2.0);
+    assert_eq!(v("survivable_replication_state_id"), 5.0);
+    assert_eq!(
+        v(r#"survivable_replication_rpo_entries{site="main"}"#),
+        12.0
+    );
+    assert_eq!(v(r#"survivable_replication_rpo_seconds{site="main"}"#), 1.5);
+    assert_eq!(v(r#"survivable_replication_rpo_proven{site="main"}"#), 1.0);
+    assert_eq!(
+        v(r#"survivable_replication_rpo_entries{site="survivable"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"survivable_replication_rpo_proven{site="survivable"}"#),
+        1.0
+    );
+    assert_eq!(v("survivable_replication_lease_seconds"), 0.0);
+    assert_eq!(v("survivable_replication_changes_total"), 2.0);
+
+    // A survivable member's view without a lease: the main site's cost is
+    // unknown, so its figures go (a 0 would claim nothing is lost).
+    s.replication = Some(Replication {
+        state: ReplicationState::Sync,
+        state_id: 9,
+        main_site_loss: SiteLossCost::UNKNOWN,
+        survivable_site_loss: SiteLossCost::UNKNOWN,
+        lease_ms: 0,
+    });
+    r.status(&s);
+    let text = r.metrics().encode();
+    let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing in\n{text}"));
+    assert_eq!(v(r#"survivable_replication_state{state="sync"}"#), 1.0);
+    assert_eq!(v(r#"survivable_replication_state{state="async"}"#), 0.0);
+    assert_eq!(v("survivable_replication_state_code"), 0.0);
+    assert_eq!(v(r#"survivable_replication_rpo_proven{site="main"}"#), 0.0);
+    assert!(
+        !text.contains("survivable_replication_rpo_entries{"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("survivable_replication_rpo_seconds{"),
+        "{text}"
+    );
+
+    // With a lease (a running one proves RPO 0): 2.5 s of it left.
+    s.replication = Some(Replication {
+        main_site_loss: SiteLossCost::ZERO,
+        lease_ms: 2_500,
+        ..s.replication.unwrap()
+    });
+    r.status(&s);
+    let text = r.metrics().encode();
+    let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing in\n{text}"));
+    assert_eq!(v(r#"survivable_replication_rpo_entries{site="main"}"#), 0.0);
+    assert_eq!(v(r#"survivable_replication_rpo_seconds{site="main"}"#), 0.0);
+    assert_eq!(v("survivable_replication_lease_seconds"), 2.5);
+
+    // Other modes have no replication state at all.
+    let plain = recorder();
+    assert!(!plain.metrics().encode().contains("survivable_replication"));
+}

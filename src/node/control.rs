@@ -117,7 +117,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.meet_epoch(from, env.epoch_id());
         }
         match kind {
-            Kind::Probe(_) => {
+            Kind::Probe(p) => {
+                if p.prepared {
+                    // A DR partner that just prepared says so (and its
+                    // log end, final) in its probe.
+                    self.note_partner(from, true, (p.last_term, p.last_index));
+                }
                 let leader = self.election.leader.map_or(0, |l| l.0);
                 let (last_term, last_index, prepared) = self.probe_facts();
                 let reply = Probe {

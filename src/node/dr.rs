@@ -624,15 +624,18 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.dr.prepared = true;
                 self.dr.prepared_at = self.tick_no;
                 slog::warn!(self.logger, "main site silent: prepared to activate (no more acknowledgements in this epoch)");
+                // The probe carries this member's final log end: a partner
+                // waiting on it forks now, not at its next probe round.
                 let leader = self.election.leader.map_or(0, |l| l.0);
+                let (last_term, last_index, prepared) = self.probe_facts();
                 for (to, _) in self.core_partners() {
-                    self.send_control(
-                        to,
-                        Kind::Probe(crate::wire::control::Probe {
-                            leader,
-                            ..Default::default()
-                        }),
-                    );
+                    let probe = crate::wire::control::Probe {
+                        leader,
+                        last_term,
+                        last_index,
+                        prepared,
+                    };
+                    self.send_control(to, Kind::Probe(probe));
                 }
             }
             return false;

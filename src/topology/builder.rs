@@ -49,7 +49,10 @@ impl TopologyBuilder {
     /// Quorum mode. Defaults to [`QuorumMode::Witness`]. In
     /// [`QuorumMode::MainSite`] the main site's members (its core and
     /// tie-breakers) are the voters and every survivable core a learner;
-    /// witnesses must then be in the main site.
+    /// witnesses must then be in the main site. [`QuorumMode::DrAutoSync`]
+    /// also keeps witnesses in the main site and needs exactly two sites,
+    /// a voter in each and the main site alone a majority, and a
+    /// [`Timers::sync_wait`] of at least [`min_sync_wait`].
     pub fn mode(&mut self, mode: QuorumMode) -> &mut Self {
         self.mode = mode;
         self
@@ -102,7 +105,10 @@ impl TopologyBuilder {
     /// of declared sites (overrides per pair, as for the survivability
     /// report). [`build`](Self::build) then refuses an election timeout too
     /// short for the worst round trip between two declared sites
-    /// ([`TopologyError::ElectionTooShortForWan`], which says what to set).
+    /// ([`TopologyError::ElectionTooShortForWan`], which says what to set)
+    /// and, in DR auto-sync mode, a `sync_wait` that round trip leaves
+    /// too short ([`TopologyError::DrSyncWaitTooShort`]). It changes no
+    /// timer.
     /// Not declared, nothing is checked: [`Timers::election`] must still
     /// exceed [`min_election_for_rtt`] of the worst round trip.
     pub fn wan(&mut self, latency: Latency) -> &mut Self {
@@ -135,6 +141,9 @@ impl TopologyBuilder {
         self.add_main_core(main, &mut members, &mut core_names)?;
         self.add_survivable_cores(main, &mut members, &mut core_names)?;
         self.add_witnesses(main, &mut members)?;
+        if self.mode == QuorumMode::DrAutoSync {
+            self.check_dr(main, &members, &ticks)?;
+        }
 
         if !self.allow_single_host_outage {
             let voters = members
@@ -168,19 +177,7 @@ impl TopologyBuilder {
     /// ticks, as the nodes run it) against the worst round trip between
     /// two declared sites.
     fn check_wan(&self, ticks: &TickTimers) -> Result<(), TopologyError> {
-        let Some(latency) = &self.wan else {
-            return Ok(());
-        };
-        let mut worst: Option<(&str, &str, Duration)> = None;
-        for (i, a) in self.sites.iter().enumerate() {
-            for b in &self.sites[i + 1..] {
-                let rtt = latency.rtt(&a.name, &b.name);
-                if worst.is_none_or(|(_, _, w)| rtt > w) {
-                    worst = Some((&a.name, &b.name, rtt));
-                }
-            }
-        }
-        let Some((a, b, rtt)) = worst else {
+        let Some((a, b, rtt)) = self.worst_rtt() else {
             return Ok(());
         };
         let heartbeat = Duration::from_millis(ticks.heartbeat as u64 * ticks.tick_ms);
@@ -193,6 +190,73 @@ impl TopologyBuilder {
                 rtt,
                 election,
                 need,
+            });
+        }
+        Ok(())
+    }
+
+    /// The worst round trip between two declared sites of the declared
+    /// [`wan`](Self::wan), if any.
+    fn worst_rtt(&self) -> Option<(&str, &str, Duration)> {
+        let latency = self.wan.as_ref()?;
+        let mut worst: Option<(&str, &str, Duration)> = None;
+        for (i, a) in self.sites.iter().enumerate() {
+            for b in &self.sites[i + 1..] {
+                let rtt = latency.rtt(&a.name, &b.name);
+                if worst.is_none_or(|(_, _, w)| rtt > w) {
+                    worst = Some((&a.name, &b.name, rtt));
+                }
+            }
+        }
+        worst
+    }
+
+    /// DR auto-sync mode's layout: two sites, each with a voter, the main
+    /// site alone a majority (it commits alone when the other is silent);
+    /// and a `sync_wait` long enough for a takeover to prove RPO 0 (see
+    /// [`min_sync_wait`]; with a [`wan`](Self::wan) declared, its worst
+    /// round trip counts). Tie-breakers outside the main site are refused
+    /// before, as in main-site mode.
+    fn check_dr(
+        &self,
+        main: &str,
+        members: &BTreeMap<NodeId, Member>,
+        ticks: &TickTimers,
+    ) -> Result<(), TopologyError> {
+        if self.sites.len() != 2 {
+            return Err(TopologyError::DrNeedsTwoSites {
+                count: self.sites.len(),
+                sites: self.sites.iter().map(|s| s.name.clone()).collect(),
+            });
+        }
+        let voters = members.len();
+        let main_voters = members.values().filter(|m| m.site == main).count();
+        if let Some(other) = self.sites.iter().find(|s| s.name != main) {
+            if main_voters == voters {
+                return Err(TopologyError::DrSiteWithoutVoter {
+                    site: other.name.clone(),
+                });
+            }
+        }
+        if main_voters * 2 <= voters {
+            return Err(TopologyError::DrMainSiteNotMajority {
+                main: main.to_string(),
+                main_voters,
+                voters,
+                // m + k > (v + k) / 2  <=>  k > v - 2m.
+                more: voters - 2 * main_voters + 1,
+            });
+        }
+        let rtt = self.worst_rtt().map_or(Duration::ZERO, |(_, _, r)| r);
+        let need = min_sync_wait(ticks, rtt);
+        let sync_wait = Duration::from_millis(ticks.ms(ticks.sync_wait));
+        if sync_wait < need {
+            return Err(TopologyError::DrSyncWaitTooShort {
+                sync_wait,
+                need,
+                survivable_after: Duration::from_millis(ticks.ms(ticks.survivable_after)),
+                election: Duration::from_millis(ticks.ms(ticks.election)),
+                rtt,
             });
         }
         Ok(())
@@ -562,6 +626,39 @@ fn check_host_loss(members: &BTreeMap<NodeId, Member>) -> Result<(), TopologyErr
 ///   later. Covered by either of the two above.
 pub fn min_election_for_rtt(rtt: Duration, heartbeat: Duration) -> Duration {
     2 * (rtt + heartbeat)
+}
+
+/// The shortest [`Timers::sync_wait`] (in whole ticks) with which a DR
+/// auto-sync takeover proves RPO 0, for timers `ticks` and a worst WAN
+/// round trip of `rtt` (zero when unknown).
+///
+/// Why: a survivable member claims RPO 0 only while its lease runs, and
+/// the lease ends `sync_wait` (less 1% for clock rates and two ticks)
+/// after it sent the last ping the leader answered. Counted from that
+/// send, the member activates no sooner than after:
+/// - a round trip for that ping's answer, and the main site's last
+///   message on its way (together at most another round trip, so two);
+/// - up to a quarter of an election timeout between two pings (the last
+///   one the leader answered may be that much older than its last
+///   heartbeat);
+/// - `survivable_after` without a leader, and one election timeout more
+///   for the core's standby (its stagger behind the primary).
+///
+/// The lease must still run then, so this is the smallest whole number of
+/// ticks whose lease exceeds that sum.
+pub fn min_sync_wait(ticks: &TickTimers, rtt: Duration) -> Duration {
+    let tick = ticks.tick_ms.max(1);
+    let ping_every = (ticks.election / 4).max(1);
+    let need =
+        ticks.ms(ticks.survivable_after + ticks.election + ping_every) + 2 * rtt.as_millis() as u64;
+    let lease = |s: u64| s.saturating_sub(s / 100 + 2 * tick);
+    // The lease loses 1% of `s`: start where it would lose nothing, then
+    // step up by ticks (about need / 100 / tick steps).
+    let mut s = (need + 2 * tick + 1).div_ceil(tick) * tick;
+    while lease(s) <= need {
+        s += tick;
+    }
+    Duration::from_millis(s)
 }
 
 #[cfg(test)]

@@ -298,3 +298,122 @@ fn policy_errors_surface() {
         Err(TopologyError::Policy(PolicyError::EmptyWindow { .. }))
     ));
 }
+
+#[test]
+fn dr_auto_sync_needs_two_sites_a_voter_in_each_and_a_main_site_majority() {
+    use crate::topology::denver_paris_dr;
+    assert!(denver_paris_dr().build().is_ok());
+    // A third site: refused, naming all three.
+    let mut three = denver_paris_dr();
+    three.site(Site::backup("kansas"));
+    assert_eq!(
+        three.build().unwrap_err(),
+        TopologyError::DrNeedsTwoSites {
+            count: 3,
+            sites: vec!["denver".into(), "paris".into(), "kansas".into()],
+        }
+    );
+    // Paris without its core: no commit could ever reach it.
+    let mut empty = denver_paris_dr();
+    empty.survivable.clear();
+    assert_eq!(
+        empty.build().unwrap_err(),
+        TopologyError::DrSiteWithoutVoter {
+            site: "paris".into()
+        }
+    );
+    // Without the tie-breaker Denver holds 2 of 4: one more is needed.
+    let mut no_tb = denver_paris_dr();
+    no_tb.witnesses.clear();
+    no_tb.allow_single_host_outage(true);
+    let err = no_tb.build().unwrap_err();
+    assert_eq!(
+        err,
+        TopologyError::DrMainSiteNotMajority {
+            main: "denver".into(),
+            main_voters: 2,
+            voters: 4,
+            more: 1,
+        }
+    );
+    assert!(err.to_string().contains("add 1 tie-breaker(s)"), "{err}");
+    // A second Paris core (4 of 7 is not Denver's 3): two more needed.
+    let mut two = denver_paris_dr();
+    two.survivable_core(SurvivableCore::new(
+        2,
+        Core::new("cm03", "paris")
+            .member(6, "CM03a", "esxi-11", Virtual)
+            .member(7, "CM03b", "esxi-12", Virtual),
+    ));
+    let err = two.build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TopologyError::DrMainSiteNotMajority {
+                main_voters: 3,
+                voters: 7,
+                more: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The tie-breaker in Paris: refused as in main-site mode.
+    let mut away = denver_paris_dr();
+    away.witnesses[0].site = "paris".into();
+    let err = away.build().unwrap_err();
+    assert!(
+        matches!(err, TopologyError::WitnessOutsideMainSite { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("DR auto-sync"), "{err}");
+}
+
+#[test]
+fn dr_auto_sync_refuses_a_sync_wait_its_takeover_could_not_prove_rpo_0_with() {
+    use crate::topology::denver_paris_dr;
+    let ms = Duration::from_millis;
+    let ticks = Timers::default().to_ticks().unwrap();
+    // 2000 + 200 + 50 = 2250 ms to outlast: the lease of s ms is
+    // s - s/100 - 10, so s - s/100 > 2260: 2285 (lease 2253), not 2280
+    // (lease 2248).
+    assert_eq!(min_sync_wait(&ticks, Duration::ZERO), ms(2285));
+    // Two 80 ms round trips more: 2410 to outlast, 2445 (lease 2411),
+    // not 2440 (lease 2406).
+    assert_eq!(min_sync_wait(&ticks, ms(80)), ms(2445));
+    let mut b = denver_paris_dr();
+    let short = |wait: u64| Timers {
+        sync_wait: ms(wait),
+        ..Timers::default()
+    };
+    b.timers(short(2285));
+    assert!(b.build().is_ok());
+    b.timers(short(2280));
+    let err = b.build().unwrap_err();
+    assert_eq!(
+        err,
+        TopologyError::DrSyncWaitTooShort {
+            sync_wait: ms(2280),
+            need: ms(2285),
+            survivable_after: ms(2000),
+            election: ms(200),
+            rtt: Duration::ZERO,
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("set Timers::sync_wait to at least 2.285s"),
+        "{err}"
+    );
+    // A declared WAN counts its worst round trip.
+    b.timers(short(2285)).wan(Latency::new(ms(1), ms(80)));
+    let err = b.build().unwrap_err();
+    assert!(
+        matches!(err, TopologyError::DrSyncWaitTooShort { need, rtt, .. } if need == ms(2445) && rtt == ms(80)),
+        "{err:?}"
+    );
+    // Other modes do not wait for a site: the same timers pass.
+    let mut witness = denver_paris();
+    witness.timers(short(10));
+    assert!(witness.build().is_ok());
+}

@@ -165,8 +165,8 @@ pub enum TopologyError {
         /// Voters in all.
         voters: usize,
     },
-    /// In main-site mode, a witness outside the main site.
-    #[error("witness {witness:?} is in site {site:?}, but in main-site mode the tie-breaker must be in the main site {main:?} (the main site holds the voting majority); move it, or use QuorumMode::Witness for a third-site witness")]
+    /// In main-site or DR auto-sync mode, a witness outside the main site.
+    #[error("witness {witness:?} is in site {site:?}, but in main-site and DR auto-sync modes the tie-breaker must be in the main site {main:?} (the main site holds the voting majority); move it, or use QuorumMode::Witness for a third-site witness")]
     WitnessOutsideMainSite {
         /// The witness.
         witness: String,
@@ -195,6 +195,56 @@ pub enum TopologyError {
         /// The shortest that pair allows (see
         /// [`min_election_for_rtt`](super::min_election_for_rtt)).
         need: std::time::Duration,
+    },
+    /// DR auto-sync mode with other than two sites.
+    #[error("DR auto-sync mode replicates between two sites, the main site and one survivable site, but {count} are declared ({sites:?}): declare exactly two, or use QuorumMode::Witness for a third-site witness")]
+    DrNeedsTwoSites {
+        /// How many sites are declared.
+        count: usize,
+        /// Their names.
+        sites: Vec<String>,
+    },
+    /// DR auto-sync mode with no voter in the survivable site.
+    #[error("DR auto-sync mode: site {site:?} has no voter, so no commit could ever reach it: declare a survivable core there with .survivable_core(SurvivableCore::new(1, ..))")]
+    DrSiteWithoutVoter {
+        /// The site without a voter.
+        site: String,
+    },
+    /// DR auto-sync mode where the main site alone is no majority.
+    #[error("DR auto-sync mode: main site {main:?} has {main_voters} of the {voters} voters, no majority, so it could not commit alone when the survivable site is silent: add {more} tie-breaker(s) in {main:?} (.witness(Witness::new(.., {main:?}, ..))) or declare fewer survivable members")]
+    DrMainSiteNotMajority {
+        /// The main site.
+        main: String,
+        /// Its voters (core and tie-breakers).
+        main_voters: usize,
+        /// Voters in all.
+        voters: usize,
+        /// The fewest tie-breakers to add.
+        more: usize,
+    },
+    /// DR auto-sync mode with a `sync_wait` too short for a survivable
+    /// member's lease to outlast its takeover (see
+    /// [`min_sync_wait`](super::min_sync_wait)): a takeover could not
+    /// prove RPO 0.
+    #[error(
+        "Timers::sync_wait ({sync_wait:?}) is too short for a takeover to prove RPO 0: a survivable \
+         member's lease (sync_wait less 1% and two ticks) must outlast survivable_after \
+         ({survivable_after:?}), the standby's stagger of one election timeout ({election:?}), a \
+         quarter election timeout between its lease pings and two WAN round trips ({rtt:?}, 0 when \
+         no WAN is declared): set Timers::sync_wait to at least {need:?}, or lower \
+         survivable_after"
+    )]
+    DrSyncWaitTooShort {
+        /// The `sync_wait` given (in whole ticks).
+        sync_wait: std::time::Duration,
+        /// The shortest that proves RPO 0.
+        need: std::time::Duration,
+        /// `survivable_after` (in whole ticks).
+        survivable_after: std::time::Duration,
+        /// The election timeout (in whole ticks).
+        election: std::time::Duration,
+        /// The worst declared WAN round trip (0: none declared).
+        rtt: std::time::Duration,
     },
     /// A change or an address names a member the topology does not have.
     #[error("{what} names member {id}, which is not in the topology: use the id of a current member (Topology::members)")]

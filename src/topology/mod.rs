@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-pub use builder::{min_election_for_rtt, TopologyBuilder};
+pub use builder::{min_election_for_rtt, min_sync_wait, TopologyBuilder};
 pub use change::TopologyChange;
 pub use error::TopologyError;
 pub use reference::{denver_paris, denver_paris_dr, denver_paris_london, denver_paris_two_site};

@@ -105,7 +105,7 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
         layout.name, row.failure
     );
 
-    if let Takeover::Split { .. } = row.how {
+    if let Takeover::Split { .. } | Takeover::SplitAfterStall { .. } = row.how {
         // Both sides serve: the main site's leader goes on in its epoch,
         // and a survivable member leads a newer one on the other side.
         let main = row.leader.expect("the main site's leader");
@@ -153,6 +153,24 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
                 leaders_since(&sim, t0)
             );
         }
+        Takeover::StallThenAsync { .. } => {
+            // The leader stays; commits wait for the silent site. What
+            // lands in the first 100 ms was acknowledged by that site
+            // before the failure (its report takes a LAN round and a tick):
+            // the first commit after that ends the stall.
+            assert!(
+                leaders_since(&sim, t0).is_empty(),
+                "{what}: leadership moved"
+            );
+            let expected = row.takeover.expect("the stall").as_millis() as u64;
+            let took = first_commit_after(&sim, t0 + 100_000, old_term - 1)
+                .map(|ms| ms + 100)
+                .expect("commits after the stall");
+            assert!(
+                took + EARLY_MS >= expected && took <= expected + LATE_MS,
+                "{what}: commits resumed after {took} ms, report says {expected} ms"
+            );
+        }
         _ => {
             let expected = row.takeover.expect("a takeover time").as_millis() as u64;
             let took =
@@ -166,6 +184,24 @@ fn check_row(b: &TopologyBuilder, layout: &Layout, row: &Scenario, seed: u64, se
     if row.committed == Committed::Preserved {
         sim.run_for(Duration::from_secs(1));
         assert_acknowledged_applied(&sim, &load, row.leader.expect("a leader"));
+    }
+    if row.committed == Committed::ZeroIfSync {
+        // DR auto-sync, lost in Sync: the new epoch holds every
+        // acknowledged write, and says so (proven).
+        sim.run_for(Duration::from_secs(1));
+        let leader = row.leader.expect("a leader");
+        let proven = events_since(&sim, t0, |e| {
+            matches!(
+                e,
+                survivable_core::Event::Activated {
+                    rpo_proven: true,
+                    ..
+                }
+            )
+        })
+        .any(|(_, id, _)| *id == leader);
+        assert!(proven, "{what}: {leader} activated without proven RPO 0");
+        assert_acknowledged_applied(&sim, &load, leader);
     }
     let violations = sim.violations();
     assert!(violations.is_empty(), "{what}: {violations:?}");
@@ -315,6 +351,68 @@ fn a_lone_pair_report_admits_no_quorum() {
 }
 
 #[test]
+fn every_row_of_the_dr_auto_sync_report_holds() {
+    check_report_on(
+        &survivable_core::topology::denver_paris_dr(),
+        &even(),
+        &[800, 900, 1000],
+    );
+}
+
+#[test]
 fn every_row_of_the_two_site_report_holds() {
     check_report(&denver_paris_two_site());
+}
+
+/// The shortest `sync_wait` the builder accepts in DR auto-sync mode
+/// (`min_sync_wait`, here for the report's 80 ms WAN: 2,445 ms) still
+/// lets Paris prove RPO 0 when Denver is lost under load: its lease
+/// outlasts the activation.
+#[test]
+fn a_takeover_at_the_shortest_sync_wait_still_proves_rpo_0() {
+    use survivable_core::policy::Timers;
+    use survivable_core::topology::{denver_paris_dr, min_sync_wait, Failure};
+    let latency = Latency::default();
+    let ticks = Timers::default().to_ticks().unwrap();
+    let shortest = min_sync_wait(&ticks, latency.wan_rtt);
+    assert_eq!(shortest, Duration::from_millis(2_445));
+    let mut b = denver_paris_dr();
+    b.wan(latency.clone()).timers(Timers {
+        sync_wait: shortest,
+        ..Timers::default()
+    });
+    let lost = Failure::Site {
+        site: "denver".into(),
+    };
+    for seed in 1..=6 {
+        let mut sim = Sim::builder(build(&b))
+            .seed(seed)
+            .latency(&latency)
+            .build(|_| KvStore::default());
+        assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+        let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
+        load.run(&mut sim, Duration::from_secs(1));
+        let t0 = sim.now_us();
+        sim.inject(&lost);
+        load.run(&mut sim, Duration::from_secs(4));
+        let what = format!("replay: seed {seed}, sync_wait {shortest:?}, failure \"{lost}\"");
+        let activated: Vec<_> = events_since(&sim, t0, |e| {
+            matches!(e, survivable_core::Event::Activated { .. })
+        })
+        .map(|(_, _, e)| e.clone())
+        .collect();
+        assert!(
+            matches!(
+                activated.as_slice(),
+                [survivable_core::Event::Activated {
+                    rpo_proven: true,
+                    ..
+                }]
+            ),
+            "{what}: {activated:?}"
+        );
+        let leader = sim.leader().expect("Paris leads");
+        assert_acknowledged_applied(&sim, &load, leader);
+        assert!(sim.violations().is_empty(), "{what}");
+    }
 }

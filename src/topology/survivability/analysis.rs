@@ -118,7 +118,12 @@ fn with_hosts_during_partitions(
     for row in rows {
         let extra = match (&row.failure, row.leader, row.how) {
             (Failure::Partition { side_a, side_b }, Some(leader), how)
-                if !matches!(how, Takeover::Split { .. } | Takeover::Activation { .. }) =>
+                if !matches!(
+                    how,
+                    Takeover::Split { .. }
+                        | Takeover::SplitAfterStall { .. }
+                        | Takeover::Activation { .. }
+                ) =>
             {
                 hosts_during(t, latency, side_a, side_b, leader)
             }
@@ -205,7 +210,7 @@ fn evaluate(
     if !side.is_empty() {
         settle_leader(&mut row, t, latency, steady_leader, &down, &side, majority);
     }
-    if t.mode == QuorumMode::MainSite {
+    if t.mode.forks_epochs() {
         activate(
             &mut row,
             t,
@@ -217,11 +222,72 @@ fn evaluate(
             &group,
         );
     }
+    if t.mode == QuorumMode::DrAutoSync {
+        dr_auto_sync(&mut row, t, latency, &down, &side, majority, &group);
+    }
     row
 }
 
-/// Main-site mode: the best-ranked survivable core that cannot reach a
-/// majority of the main site's voters activates a new epoch.
+/// DR auto-sync mode: what the replication state makes of a row.
+///
+/// * The main site lost (an activation): the survivable core's epoch
+///   starts with every entry the main site committed while the cluster was
+///   in `Sync` or `AsyncWait` (each commit needed one of its members, and
+///   its lease proves the leader had not stopped waiting); in `Async` or
+///   `SyncRecover` it lacks what it had not received, the lag.
+/// * The survivable site silent (lost, or a WAN cut) while the main site
+///   leads: commits wait `sync_wait` for it, then go on in the main site
+///   alone; in a WAN cut the survivable core also activates its own epoch
+///   (it reaches no majority), as in main-site mode, and the two are
+///   reconciled when the sites meet.
+fn dr_auto_sync(
+    row: &mut Scenario,
+    t: &Topology,
+    latency: &Latency,
+    down: &BTreeSet<NodeId>,
+    side: &[&Member],
+    majority: usize,
+    group: &impl Fn(&Member) -> usize,
+) {
+    let stall = Duration::from_millis(t.ticks.ms(t.ticks.sync_wait));
+    match row.how {
+        Takeover::Activation { .. } => row.committed = Committed::ZeroIfSync,
+        Takeover::Split { rank } => row.how = Takeover::SplitAfterStall { rank, stall },
+        Takeover::Unaffected => {
+            let main = t.main_site();
+            let leading = side.first().map(|m| group(m));
+            let heard = t
+                .members
+                .values()
+                .any(|m| m.site != main && !down.contains(&m.id()) && Some(group(m)) == leading);
+            if heard {
+                return;
+            }
+            row.how = Takeover::StallThenAsync { stall };
+            let Some(leader) = row.leader.and_then(|l| t.member(l)) else {
+                return;
+            };
+            // The silence starts when the site's last messages land (a
+            // crash: still in flight; a cut drops them). After the stall
+            // the leader announces AsyncWait to the main site's voters (a
+            // round) and then commits there (a round).
+            let in_flight = match row.failure {
+                Failure::Partition { .. } | Failure::AllApart => Duration::ZERO,
+                _ => (t.members.values())
+                    .filter(|m| m.site != main && down.contains(&m.id()))
+                    .map(|m| latency.one_way(&m.site, &leader.site))
+                    .max()
+                    .unwrap_or_default(),
+            };
+            let round = quorum_rtt(latency, leader, side, majority);
+            row.takeover = Some(in_flight + stall + round * 2);
+        }
+        _ => {}
+    }
+}
+
+/// Main-site and DR auto-sync modes: the best-ranked survivable core that
+/// cannot reach a majority of its epoch's voters activates a new epoch.
 #[allow(clippy::too_many_arguments)]
 fn activate(
     row: &mut Scenario,
@@ -245,7 +311,6 @@ fn activate(
     };
     let rank = c.preference();
     let ms = |ticks_: usize| Duration::from_millis(t.ticks.ms(ticks_));
-    let detect = ms(t.ticks.survivable_campaign_after(rank, c.position()));
     // The new epoch's voters are the activating core's members it reaches.
     let partners: Vec<&Member> = t
         .members
@@ -253,6 +318,20 @@ fn activate(
         .filter(|m| m.core() == c.core() && !down.contains(&m.id()) && group(m) == group(c))
         .collect();
     let round = quorum_rtt(latency, c, &partners, partners.len() / 2 + 1);
+    let mut detect = ms(t.ticks.survivable_campaign_after(rank, c.position()));
+    if t.mode == QuorumMode::DrAutoSync {
+        // DR auto-sync: the core's members each stop acknowledging
+        // (prepare) after their own wait, and the longest log forks once
+        // all have answered prepared: after the standby's stagger and its
+        // answer (a round); without a partner, two election timeouts after
+        // this member prepared.
+        let ticks = &t.ticks;
+        detect = if partners.len() > 1 {
+            ms(ticks.survivable_campaign_after(rank, 1)) + round
+        } else {
+            detect + ms(2 * ticks.election)
+        };
+    }
     let in_flight = match (&row.failure, steady_leader.and_then(|l| t.member(l))) {
         (Failure::Partition { .. } | Failure::AllApart, _) | (_, None) => Duration::ZERO,
         (_, Some(old)) => latency.one_way(&old.site, &c.site),

@@ -15,6 +15,14 @@
 //! needs for a majority; the first commit under the new leader one more.
 //! The scenario tests check every row against the simulator.
 //!
+//! DR auto-sync mode adds what its replication state makes of a row: the
+//! main site lost, the survivable core activates (after the standby's
+//! stagger, once both members stopped acknowledging) with RPO 0 if the
+//! cluster was in `Sync`, else the `Async` lag; the survivable site lost,
+//! the main site's commits stall `sync_wait` and go on alone; a WAN cut,
+//! both (the main site stalls, the survivable core activates its own
+//! epoch).
+//!
 //! The report's types live here; `analysis` computes the rows from a
 //! topology, `table` renders them as an aligned table.
 
@@ -221,8 +229,10 @@ pub enum Takeover {
     },
     /// Only a witness is left to lead; it does, as the last resort.
     LastResort,
-    /// Main-site mode: the main site cannot serve; the survivable core of
-    /// this rank activates a new epoch after `survivable_after`.
+    /// Main-site and DR auto-sync modes: the main site cannot serve; the
+    /// survivable core of this rank activates a new epoch after
+    /// `survivable_after` (DR auto-sync: once its standby, an election
+    /// timeout later, stopped acknowledging too).
     Activation {
         /// Its rank.
         rank: u32,
@@ -237,6 +247,24 @@ pub enum Takeover {
     /// No group of reachable members holds a majority of the voters: no
     /// one leads and writes stop until members return.
     NoQuorum,
+    /// DR auto-sync mode, the survivable site silent (lost): the leader
+    /// stays, its commits wait `stall` (`sync_wait`) for that site, then
+    /// go on in the main site alone (`Async`).
+    StallThenAsync {
+        /// How long commits wait (`sync_wait`).
+        stall: Duration,
+    },
+    /// DR auto-sync mode, a WAN cut: the main site's commits wait `stall`
+    /// (`sync_wait`) and then go on alone (`Async`), while the survivable
+    /// core of this rank, cut off, activates a new epoch for its side
+    /// (from every entry committed while the cluster was in `Sync`); the
+    /// two are reconciled when they meet again.
+    SplitAfterStall {
+        /// Its rank.
+        rank: u32,
+        /// How long the main site's commits wait (`sync_wait`).
+        stall: Duration,
+    },
 }
 
 impl fmt::Display for Takeover {
@@ -250,6 +278,14 @@ impl fmt::Display for Takeover {
             Self::Activation { rank } => write!(f, "new epoch, rank {rank}"),
             Self::Split { rank } => write!(f, "both serve, rank {rank}"),
             Self::NoQuorum => f.write_str("no quorum"),
+            Self::StallThenAsync { stall } => {
+                write!(f, "commits stall {} ms, then async", stall.as_millis())
+            }
+            Self::SplitAfterStall { rank, stall } => write!(
+                f,
+                "both serve, rank {rank}; main stalls {} ms, then async",
+                stall.as_millis()
+            ),
         }
     }
 }
@@ -269,9 +305,15 @@ pub enum Committed {
     /// counted and reported at activation, and reconciled if the main site
     /// comes back.
     UpToLag,
-    /// Main-site mode: both sides commit their own writes; nothing is
-    /// lost, and the older epoch's writes are reconciled at reunion.
+    /// Main-site and DR auto-sync modes: both sides commit their own
+    /// writes; nothing is lost, and the older epoch's writes are
+    /// reconciled at reunion.
     Reconciled,
+    /// DR auto-sync mode, the main site lost: nothing, proven (by the
+    /// survivable member's lease), if the cluster was in `Sync` or
+    /// `AsyncWait`; otherwise what the survivable site had not received
+    /// (the `Async` lag), counted and reported at activation.
+    ZeroIfSync,
 }
 
 impl fmt::Display for Committed {
@@ -281,6 +323,7 @@ impl fmt::Display for Committed {
             Self::Unavailable => f.write_str("kept, unavailable"),
             Self::UpToLag => f.write_str("lag reported"),
             Self::Reconciled => f.write_str("reconciled later"),
+            Self::ZeroIfSync => f.write_str("RPO 0 if in sync (lease), else async lag"),
         }
     }
 }
@@ -306,7 +349,9 @@ pub struct Scenario {
     /// What happens to committed data.
     pub committed: Committed,
     /// Expected time from the failure to the first commit under the new
-    /// leader (`None` when the leader is unaffected or no one can lead).
+    /// leader (`None` when the leader is unaffected or no one can lead);
+    /// after a stall ([`Takeover::StallThenAsync`]), to the leader's first
+    /// commit without the silent site.
     pub takeover: Option<Duration>,
 }
 

@@ -327,3 +327,112 @@ fn a_host_failure_during_a_partition_is_settled_from_the_partitions_leader() {
         })
     );
 }
+
+#[test]
+fn the_dr_auto_sync_report_says_what_each_loss_costs() {
+    let t = crate::topology::denver_paris_dr().build().unwrap();
+    let r = t.survivability();
+    assert_eq!(r.voters, 5);
+    let ms = Duration::from_millis;
+    // Denver lost: Paris activates once both its members stopped
+    // acknowledging: Denver's last heartbeat (40 ms one way), the
+    // standby's wait (2000 + 200 ms) and its answer (a 1 ms LAN round),
+    // then the new epoch's vote and commit rounds (3 LAN rounds). RPO 0
+    // if the cluster was in sync.
+    let denver = row(
+        &r,
+        Failure::Site {
+            site: "denver".into(),
+        },
+    );
+    assert_eq!(denver.how, Takeover::Activation { rank: 1 });
+    assert_eq!(
+        (denver.leader, denver.committed),
+        (Some(NodeId(3)), Committed::ZeroIfSync)
+    );
+    assert_eq!(denver.takeover, Some(ms(40 + 2000 + 200 + 1 + 3)));
+    // Paris lost: Denver hears Paris's last messages (40 ms one way),
+    // its commits stall sync_wait (4 s), then an announcement round and a
+    // commit round on the LAN.
+    for f in [
+        Failure::Site {
+            site: "paris".into(),
+        },
+        Failure::Core {
+            core: "cm02".into(),
+        },
+    ] {
+        let s = row(&r, f);
+        assert_eq!(s.how, Takeover::StallThenAsync { stall: ms(4000) });
+        assert_eq!(
+            (s.leader, s.committed),
+            (Some(NodeId(1)), Committed::Preserved)
+        );
+        assert_eq!(s.takeover, Some(ms(40 + 4000 + 2)));
+    }
+    // A WAN cut: Denver stalls, then commits alone; Paris, cut off from
+    // the majority, activates as when Denver is lost (no heartbeat in
+    // flight: the cut drops it).
+    let cut = row(
+        &r,
+        Failure::Partition {
+            side_a: vec!["denver".into()],
+            side_b: vec!["paris".into()],
+        },
+    );
+    assert_eq!(
+        cut.how,
+        Takeover::SplitAfterStall {
+            rank: 1,
+            stall: ms(4000)
+        }
+    );
+    assert_eq!(
+        (cut.leader, cut.epoch_leader, cut.committed),
+        (Some(NodeId(1)), Some(NodeId(3)), Committed::Reconciled)
+    );
+    assert_eq!(cut.takeover, Some(ms(2000 + 200 + 1 + 3)));
+    // Pair failovers as in the other modes: Denver's standby, and the
+    // vote and commit need Paris (group commit), a WAN round each.
+    let primary = row(
+        &r,
+        Failure::Host {
+            host: "esxi-1".into(),
+        },
+    );
+    assert_eq!(primary.how, Takeover::PairFailover);
+    assert_eq!(primary.committed, Committed::Preserved);
+    // Both Denver core members lost: the tie-breaker and Paris are a
+    // majority: Paris is elected in the same epoch, nothing lost.
+    let core = row(
+        &r,
+        Failure::Core {
+            core: "cm01".into(),
+        },
+    );
+    assert_eq!(core.how, Takeover::Survivable { rank: 1 });
+    assert_eq!(core.committed, Committed::Preserved);
+    // A Paris host: its partner still acknowledges, nothing changes.
+    let paris_host = row(
+        &r,
+        Failure::Host {
+            host: "esxi-5".into(),
+        },
+    );
+    assert_eq!(paris_host.how, Takeover::Unaffected);
+}
+
+#[test]
+fn the_dr_auto_sync_table_says_it_in_words() {
+    let t = crate::topology::denver_paris_dr().build().unwrap();
+    let text = t.survivability().to_string();
+    assert!(text.contains("DR auto-sync mode: 5 voters"), "{text}");
+    for cell in [
+        "RPO 0 if in sync (lease), else async lag",
+        "commits stall 4000 ms, then async",
+        "both serve, rank 1; main stalls 4000 ms, then async",
+        "CM01a (denver) + CM02a (new epoch)",
+    ] {
+        assert!(text.contains(cell), "{cell} missing in\n{text}");
+    }
+}
