@@ -121,7 +121,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 if p.prepared {
                     // A DR partner that just prepared says so (and its
                     // log end, final) in its probe.
-                    self.note_partner(from, true, (p.last_term, p.last_index));
+                    self.note_partner(from, &p);
                 }
                 let leader = self.election.leader.map_or(0, |l| l.0);
                 let (last_term, last_index, prepared) = self.probe_facts();
