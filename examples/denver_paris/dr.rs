@@ -99,6 +99,17 @@ fn replication_fields(view: Option<Replication>, r: &mut Report) -> SiteLossCost
     loss
 }
 
+/// Checks that the leader reports `Sync`.
+fn leader_in_sync(sim: &Sim<CallTable>, c: &mut Checks, step: &str) {
+    let state = leader_view(sim).map(|v| v.state);
+    c.check(
+        step,
+        "the leader is in Sync",
+        state == Some(ReplicationState::Sync),
+        format!("{state:?}"),
+    );
+}
+
 fn epoch_of_leader(sim: &Sim<CallTable>) -> String {
     sim.leader()
         .and_then(|l| sim.node(l))
@@ -284,13 +295,7 @@ impl Run<'_> {
         r.extra.push(("commit_p50_ms", ms3(p50)));
         r.extra.push(("commit_p99_ms", ms3(p99)));
         c.leads(&r, sim, "denver");
-        let state = leader_view(sim).map(|v| v.state);
-        c.check(
-            r.step,
-            "the leader is in Sync",
-            state == Some(ReplicationState::Sync),
-            format!("{state:?}"),
-        );
+        leader_in_sync(sim, c, r.step);
         c.check(
             r.step,
             "rpo_entries == 0, proven",
@@ -458,13 +463,7 @@ impl Run<'_> {
             .unwrap_or_default();
         r.extra.push(("voters", format!("[{}]", voters.join(","))));
         c.leads(&r, sim, "denver");
-        let state = leader_view(sim).map(|v| v.state);
-        c.check(
-            r.step,
-            "the leader is in Sync",
-            state == Some(ReplicationState::Sync),
-            format!("{state:?}"),
-        );
+        leader_in_sync(sim, c, r.step);
         c.no_call_dropped(&r);
         c.nothing_lost(&r);
         print(sim, MODE, &r, args.json);
