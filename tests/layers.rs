@@ -15,6 +15,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     ("manual", 0),
     ("policy", 0),
+    ("replication", 0),
     ("rng", 0),
     ("topology", 1),
     ("ids", 2),
