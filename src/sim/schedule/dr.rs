@@ -35,7 +35,8 @@ const MAX_STEPS: usize = 8;
 const MAX_WAIT_MS: u64 = 3_000;
 
 /// A DR schedule: the WAN's one-way latency each way between the main
-/// site and the other site, and the faults (see the [module docs](self)).
+/// site and the other site, and the faults: WAN cuts and heals, a site
+/// lost and back, member crashes, restarts and isolations.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct DrSchedule {
     /// One-way latency from the main site to the other site, in ms.
