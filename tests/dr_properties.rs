@@ -110,6 +110,11 @@ const KNOWN: &[&str] = &[
     "wan=10ms/140ms; seed=22; +2000ms crash-site denver; +4000ms heal",
     // A WAN cut, then Denver lost in Async.
     "wan=40ms/40ms; seed=23; +1500ms partition denver|paris; +4000ms crash-site denver; +4000ms heal",
+    // CM02a hears Denver 200 ms late, then Denver and CM02b are lost
+    // together: CM02a lacks what CM02b acknowledged and must say its
+    // takeover is unproven. (A takeover that claimed RPO 0 here, forking
+    // without waiting for CM02b, fails with SyncAckedLost at 90..=92.)
+    "wan=40ms/40ms; seed=5; +0ms delay n1 n3 400ms; +2000ms crash-site denver; +0ms partition denver|paris; +0ms crash n4; +4000ms heal",
     // CM02a crashed, then Denver lost: CM02b takes over.
     "wan=40ms/40ms; seed=24; +1500ms crash n3; +500ms crash-site denver; +4000ms heal",
 ];
