@@ -71,7 +71,10 @@ fn random_dr_schedules_keep_every_invariant_and_rpo_zero() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    // Bytes over their whole range (the default size keeps them below
+    // 100: WAN round trips would stop near 200 ms).
     QuickCheck::new()
+        .gen(Gen::new(256))
         .tests(cases)
         .max_tests(cases * 2)
         .quickcheck(check as fn(Dr) -> TestResult);
