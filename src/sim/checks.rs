@@ -81,8 +81,11 @@ impl<M: StateMachine> Sim<M> {
     /// it with the acknowledged command (no committed entry lost), every
     /// one of an older epoch is in it or reconciled exactly once, never
     /// both, and shown, not only counted as compacted (nothing silently
-    /// lost, nothing applied twice), the logs match, and no member's state
-    /// holds a proposal applied twice or a command nobody proposed.
+    /// lost, nothing applied twice), the logs match, nothing acknowledged
+    /// at RPO 0 (DR auto-sync) is missing from an epoch activated with RPO
+    /// 0 proven ([`check_rpo_zero_kept`](Self::check_rpo_zero_kept)), and
+    /// no member's state holds a proposal applied twice or a command
+    /// nobody proposed.
     /// Returns the violations (kept, but for the last two kinds, which
     /// [`violations`](Self::violations) computes afresh).
     pub fn check_converged(&mut self) -> Vec<Violation> {
@@ -102,6 +105,7 @@ impl<M: StateMachine> Sim<M> {
         ));
         found.extend(invariants::log_matching(&replicas));
         found.extend(self.check_loss_reported(last, &older));
+        found.extend(self.rpo_zero_lost());
         self.obs.lock().record(&found);
         found.extend(self.check_applied_once());
         found
@@ -109,7 +113,7 @@ impl<M: StateMachine> Sim<M> {
 
     /// Every acknowledged proposal `wanted` picks, with the digest of its
     /// command when it was proposed through [`Sim::propose`].
-    fn acks(&self, wanted: impl Fn(ProposalId) -> bool) -> Vec<Ack> {
+    pub(super) fn acks(&self, wanted: impl Fn(ProposalId) -> bool) -> Vec<Ack> {
         self.outcomes
             .iter()
             .filter(|c| wanted(c.id))

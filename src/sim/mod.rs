@@ -26,6 +26,7 @@
 //! ```
 
 mod checks;
+mod dr;
 mod epochs;
 mod faults;
 pub mod invariants;
@@ -52,8 +53,8 @@ pub use kv::KvStore;
 pub use network::LinkState;
 pub use observe::Observed;
 pub use schedule::{
-    Fault, LinearOptions, LinearReport, RunOptions, RunReport, Schedule, ScheduleError, Step,
-    MAX_RTT_MS, MAX_WAIT_MS, RATE_PER_S, SKEW_PERCENT,
+    DrSchedule, Fault, LinearOptions, LinearReport, RunOptions, RunReport, Schedule, ScheduleError,
+    Step, DR_ONE_WAY_MS, MAX_RTT_MS, MAX_WAIT_MS, RATE_PER_S, SKEW_PERCENT,
 };
 
 use self::network::Network;
@@ -200,6 +201,7 @@ impl SimBuilder {
             tick_us: self.topology.ticks().tick_ms * 1000,
             snapshot_jobs: BTreeMap::new(),
             snapshot_seq: 0,
+            dr: dr::DrRecord::default(),
         };
         let members: Vec<Member> = self.topology.members().values().cloned().collect();
         for m in members {
@@ -301,6 +303,8 @@ pub struct Sim<M> {
     /// Snapshot jobs under way, by number.
     snapshot_jobs: BTreeMap<u64, crate::node::SnapshotJob>,
     snapshot_seq: u64,
+    /// DR auto-sync: commit states and proven activations.
+    dr: dr::DrRecord,
 }
 
 impl Sim<()> {
@@ -510,6 +514,7 @@ impl<M: StateMachine> Sim<M> {
         // Each event in the epoch it happened in (one input can elect the
         // node and then move it to another epoch).
         let epochs = epochs::of_events(slot.epoch, epoch, &events);
+        self.dr.note_events(slot.epoch, &events, &epochs);
         slot.epoch = epoch;
         for (e, epoch) in events.into_iter().zip(epochs) {
             if let Event::BecameLeader { term, .. } = &e {
@@ -576,6 +581,7 @@ impl<M: StateMachine> Sim<M> {
             );
         }
         self.take_snapshot_jobs(id);
+        self.note_dr_leader(id);
     }
 
     /// Runs for `d` of virtual time.

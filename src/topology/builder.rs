@@ -21,6 +21,7 @@ pub struct TopologyBuilder {
     timers: Timers,
     hand_back: HandBack,
     allow_single_host_outage: bool,
+    allow_unproven_takeover: bool,
     wan: Option<Latency>,
     addresses: BTreeMap<NodeId, String>,
     version: u64,
@@ -39,6 +40,7 @@ impl TopologyBuilder {
             timers: Timers::default(),
             hand_back: HandBack::default(),
             allow_single_host_outage: false,
+            allow_unproven_takeover: false,
             wan: None,
             addresses: BTreeMap::new(),
             version: 0,
@@ -98,6 +100,17 @@ impl TopologyBuilder {
     /// (e.g. a lone pair with no tie-breaker). Defaults to `false`.
     pub fn allow_single_host_outage(&mut self, allow: bool) -> &mut Self {
         self.allow_single_host_outage = allow;
+        self
+    }
+
+    /// DR auto-sync mode: accept a `sync_wait` too short for a takeover to
+    /// prove RPO 0 ([`TopologyError::DrSyncWaitTooShort`]), e.g. to let the
+    /// main site stop waiting for the survivable site sooner than that site
+    /// takes over. A takeover then reports the RPO it knows, unproven, as
+    /// in main-site mode; what was committed in `Sync` is still on the
+    /// survivable site. Defaults to false.
+    pub fn allow_unproven_takeover(&mut self, allow: bool) -> &mut Self {
+        self.allow_unproven_takeover = allow;
         self
     }
 
@@ -250,7 +263,7 @@ impl TopologyBuilder {
         let rtt = self.worst_rtt().map_or(Duration::ZERO, |(_, _, r)| r);
         let need = min_sync_wait(ticks, rtt);
         let sync_wait = Duration::from_millis(ticks.ms(ticks.sync_wait));
-        if sync_wait < need {
+        if sync_wait < need && !self.allow_unproven_takeover {
             return Err(TopologyError::DrSyncWaitTooShort {
                 sync_wait,
                 need,

@@ -232,7 +232,8 @@ pub enum TopologyError {
          ({survivable_after:?}), the standby's stagger of one election timeout ({election:?}), a \
          quarter election timeout between its lease pings and two WAN round trips ({rtt:?}, 0 when \
          no WAN is declared): set Timers::sync_wait to at least {need:?}, or lower \
-         survivable_after"
+         survivable_after, or accept takeovers with an unproven RPO \
+         (TopologyBuilder::allow_unproven_takeover, `allow_unproven_takeover = true`)"
     )]
     DrSyncWaitTooShort {
         /// The `sync_wait` given (in whole ticks).

@@ -11,6 +11,7 @@ mod compaction;
 mod determinism;
 mod double_apply;
 mod dr_auto_sync;
+mod dr_takeover;
 mod duplication_failover;
 mod forged_epoch;
 mod hand_back;

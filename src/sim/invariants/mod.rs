@@ -19,6 +19,7 @@ mod log_matching;
 mod loss_reported_once;
 mod no_committed_loss;
 mod state_machine_safety;
+mod sync_acked_kept;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,6 +33,7 @@ pub(crate) use handback_liveness::check as handback_liveness;
 pub(crate) use log_matching::check as log_matching;
 pub(crate) use loss_reported_once::{check as loss_reported_once, survived, Report};
 pub(crate) use no_committed_loss::check as no_committed_loss;
+pub(crate) use sync_acked_kept::{check as sync_acked_kept, ProvenFork};
 
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +144,18 @@ pub enum Violation {
         /// Applied index per live voter.
         applied: Vec<(NodeId, u64)>,
     },
+    /// DR auto-sync: a proposal acknowledged while its epoch's leader was
+    /// in `Sync` or `AsyncWait` (commits needed both sites: RPO 0) is not in
+    /// the history of an epoch a survivable member activated with
+    /// `rpo_proven`.
+    SyncAckedLost {
+        /// The epoch that acknowledged it.
+        epoch: EpochId,
+        /// Its index there.
+        index: u64,
+        /// The epoch activated with RPO 0 proven that does not hold it.
+        fork: EpochId,
+    },
     /// After healing, the main site did not lead again in time.
     MainSiteNotLeading {
         /// Who leads, if anyone.
@@ -222,6 +236,10 @@ impl fmt::Display for Violation {
             Self::NotConverged { applied } => {
                 write!(f, "not converged after heal: applied {applied:?}")
             }
+            Self::SyncAckedLost { epoch, index, fork } => write!(
+                f,
+                "lost at RPO 0: index {index} acknowledged in epoch {epoch} while commits needed both sites is not in epoch {fork}, activated with RPO 0 proven"
+            ),
             Self::MainSiteNotLeading { leader } => {
                 write!(
                     f,

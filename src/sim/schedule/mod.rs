@@ -14,6 +14,7 @@
 //! assert_eq!(s.to_string().parse::<Schedule>().unwrap(), s);
 //! ```
 
+mod dr;
 mod generate;
 mod linear;
 mod run;
@@ -23,6 +24,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+pub use dr::{DrSchedule, DR_ONE_WAY_MS};
 pub use linear::{LinearOptions, LinearReport};
 pub use run::{RunOptions, RunReport};
 
@@ -202,6 +204,10 @@ pub enum ScheduleError {
         /// The member (`nN`) or site.
         name: String,
     },
+    /// A DR schedule line does not start with `wan=<ms>ms/<ms>ms;`, or a
+    /// latency is above [`MAX_RTT_MS`].
+    #[error("a DR schedule starts with wan=<ms>ms/<ms>ms; (one way, main site to other site and back, each at most {MAX_RTT_MS} ms), got {0:?}")]
+    BadLatency(String),
     /// A partition or split has nothing on one side.
     #[error(
         "step {index}: one side of the cut is empty; name at least one member or site on each side"

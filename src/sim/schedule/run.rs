@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Fault, Schedule, ScheduleError};
 use crate::sim::{KvStore, Sim, Violation};
-use crate::topology::{NodeId, Topology};
+use crate::topology::{Latency, NodeId, Topology};
 
 /// How [`Schedule::run`] drives the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct RunOptions {
     /// After the last fault everything is healed and restarted; the main
     /// site must lead again within this bound. Defaults to 15 s.
     pub main_site_within: Duration,
+    /// The network's round trips: LAN, WAN and per-direction overrides
+    /// between sites. Defaults to the simulator's (1 ms LAN, 80 ms WAN).
+    pub latency: Latency,
 }
 
 impl Default for RunOptions {
@@ -24,6 +27,7 @@ impl Default for RunOptions {
         Self {
             proposals_per_s: 50,
             main_site_within: Duration::from_secs(15),
+            latency: Latency::default(),
         }
     }
 }
@@ -37,6 +41,9 @@ pub struct RunReport {
     pub acknowledged: usize,
     /// Proposals made.
     pub proposed: usize,
+    /// Proposals acknowledged while commits needed both sites (DR
+    /// auto-sync's `Sync` and `AsyncWait`; 0 in the other modes).
+    pub acknowledged_at_rpo_zero: usize,
     /// Virtual milliseconds from the final heal to the main site leading.
     pub main_site_after_ms: Option<u64>,
     /// Virtual milliseconds simulated.
@@ -68,6 +75,7 @@ impl Schedule {
         self.validate(&topology)?;
         let mut sim = Sim::builder(topology)
             .seed(self.seed)
+            .latency(&opts.latency)
             .build(|_| KvStore::default());
         let mut load = Load {
             next: 0,
@@ -110,6 +118,7 @@ impl Schedule {
                 .filter(|c| c.outcome.result.is_ok())
                 .count(),
             proposed: load.proposed,
+            acknowledged_at_rpo_zero: sim.acknowledged_at_rpo_zero(),
             main_site_after_ms,
             virtual_ms: sim.now_ms(),
             trace: sim.trace().to_vec(),
