@@ -48,6 +48,7 @@ mod config;
 mod control;
 mod divergent;
 mod dr;
+mod dr_takeover;
 mod drain;
 mod election;
 mod handback;
