@@ -18,6 +18,8 @@ use survivable_core::transport::{free_loopback_addr, TlsFiles};
 
 use crate::pki;
 
+#[path = "dr_cluster.rs"]
+mod dr_cluster;
 #[path = "timeline.rs"]
 mod timeline;
 
@@ -28,7 +30,35 @@ pub(crate) const NAMES: [(u64, &str, &str, &str); 5] = [
     (4, "CM02b", "paris", "esxi-7"),
     (5, "W1", "kansas", "wit-1"),
 ];
-const SURVIVABLE_AFTER_MS: u64 = 2_000;
+/// `--mode dr-auto-sync`: the two-site layout of
+/// `topology::denver_paris_dr()`, member 5 a tie-breaker on Denver's LAN.
+pub(crate) const DR_NAMES: [(u64, &str, &str, &str); 5] = [
+    NAMES[0],
+    NAMES[1],
+    NAMES[2],
+    NAMES[3],
+    (5, "TB", "denver", "esxi-9"),
+];
+/// The quorum mode `node cluster` runs in: the member files' `mode`, and
+/// which member 5 is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Three sites, W1 a witness in Kansas (the default).
+    Witness,
+    /// Two sites, TB a tie-breaker in Denver.
+    DrAutoSync,
+}
+
+impl Mode {
+    /// The members of this mode: (id, name, site, host).
+    pub(crate) fn names(self) -> &'static [(u64, &'static str, &'static str, &'static str); 5] {
+        match self {
+            Self::Witness => &NAMES,
+            Self::DrAutoSync => &DR_NAMES,
+        }
+    }
+}
+pub(crate) const SURVIVABLE_AFTER_MS: u64 = 2_000;
 const STABLE_MS: u64 = 3_000;
 
 /// The site of member `id`.
@@ -104,16 +134,17 @@ pub(crate) const DEFAULT_WAN: &str = "denver-paris=80,denver-kansas=40,paris-kan
 
 /// Member `id`'s file; `addrs[i]` is where it reaches member `NAMES[i]`
 /// (its own real port for itself, a relay port for other sites).
-fn config_text(addrs: &[SocketAddr], id: u64, dir: &Path, timers: &str) -> String {
+fn config_text(addrs: &[SocketAddr], id: u64, dir: &Path, timers: &str, mode: Mode) -> String {
     let tls = TlsFiles::in_dir(&dir.join("pki"), NodeId(id));
+    let names = mode.names();
     let m = |i: usize| {
-        let (id, name, _, host) = NAMES[i];
+        let (id, name, _, host) = names[i];
         format!(
             "{{ id = {id}, name = \"{name}\", host = \"{host}\", addr = \"{}\" }}",
             addrs[i]
         )
     };
-    format!(
+    let text = format!(
         r#"cluster_id = 2026
 [[sites]]
 name = "denver"
@@ -162,7 +193,18 @@ key = "{}"
         tls.ca.display(),
         tls.cert.display(),
         tls.key.display(),
-    )
+    );
+    match mode {
+        Mode::Witness => text,
+        // Two sites; member 5 is the tie-breaker, a `[[witnesses]]` entry
+        // in Denver (see `topology::denver_paris_dr()`).
+        Mode::DrAutoSync => format!("mode = \"dr-auto-sync\"\n{text}")
+            .replace("[[sites]]\nname = \"kansas\"\n", "")
+            .replace(
+                "name = \"W1\"\nsite = \"kansas\"\nhost = \"wit-1\"",
+                "name = \"TB\"\nsite = \"denver\"\nhost = \"esxi-9\"",
+            ),
+    }
 }
 
 /// Reads `"key":value` out of one of our own JSON lines.
@@ -196,6 +238,8 @@ struct Op {
     setup: bool,
     /// The member it was proposed at.
     at: u64,
+    /// When it was sent.
+    sent: Instant,
 }
 
 /// Output lines of the members: (member id, line).
@@ -212,6 +256,14 @@ pub(crate) struct Cluster {
     /// Sites cut off through the relay: the workload leaves them alone.
     pub(crate) isolated: BTreeSet<&'static str>,
     pub(crate) dir: PathBuf,
+    /// The quorum mode: which member 5 is, and where.
+    pub(crate) mode: Mode,
+    /// (ack time ms since start, member proposed at, µs from the proposal
+    /// to its acknowledgement) of every acknowledged proposal.
+    pub(crate) latencies: Vec<(u64, u64, u64)>,
+    /// The `replication` object of each member's last status (DR
+    /// auto-sync; `null` in other modes).
+    pub(crate) replication: BTreeMap<u64, serde_json::Value>,
     configs: BTreeMap<u64, PathBuf>,
     procs: BTreeMap<u64, Proc>,
     lines: Lines,
@@ -246,6 +298,18 @@ impl Cluster {
         timers: &str,
         wan: &[(String, String, Duration)],
     ) -> Result<Self, String> {
+        Self::start_in(Mode::Witness, json, timers, wan)
+    }
+
+    /// [`Cluster::start`] in `mode`: the relay routes by each member's
+    /// site in that mode (DR auto-sync's tie-breaker is on Denver's LAN).
+    pub(crate) fn start_in(
+        mode: Mode,
+        json: bool,
+        timers: &str,
+        wan: &[(String, String, Duration)],
+    ) -> Result<Self, String> {
+        let names = mode.names();
         // A new directory every run (never an old run's data), removed if
         // anything below fails; once the cluster holds it, its drop removes it.
         let tmp = tempfile::Builder::new()
@@ -253,7 +317,7 @@ impl Cluster {
             .tempdir()
             .map_err(|e| format!("creating a temporary directory: {e}"))?;
         let dir = tmp.path().to_path_buf();
-        let nodes: Vec<NodeId> = NAMES.iter().map(|n| NodeId(n.0)).collect();
+        let nodes: Vec<NodeId> = names.iter().map(|n| NodeId(n.0)).collect();
         pki::write_cluster(&dir.join("pki"), 2026, &nodes, 2)?;
         let real: Vec<SocketAddr> = (0..5)
             .map(|_| free_loopback_addr())
@@ -264,9 +328,9 @@ impl Cluster {
             relay.set_delay(from, to, *d);
         }
         let mut configs = BTreeMap::new();
-        for (id, _, site, _) in NAMES {
+        for &(id, _, site, _) in names {
             let mut addrs = real.clone();
-            for (i, (_, _, other, _)) in NAMES.iter().enumerate() {
+            for (i, (_, _, other, _)) in names.iter().enumerate() {
                 if other != &site {
                     addrs[i] = relay
                         .route(site, other, real[i])
@@ -274,7 +338,7 @@ impl Cluster {
                 }
             }
             let path = dir.join(format!("n{id}.toml"));
-            let text = config_text(&addrs, id, &dir, timers);
+            let text = config_text(&addrs, id, &dir, timers, mode);
             std::fs::write(&path, text).map_err(|e| e.to_string())?;
             configs.insert(id, path);
         }
@@ -284,6 +348,9 @@ impl Cluster {
             isolated: BTreeSet::new(),
             tap: None,
             dir: tmp.keep(),
+            mode,
+            latencies: Vec::new(),
+            replication: BTreeMap::new(),
             configs,
             procs: BTreeMap::new(),
             lines: crossbeam_channel::unbounded(),
@@ -302,7 +369,7 @@ impl Cluster {
             keep: false,
             timeline: None,
         };
-        for (id, ..) in NAMES {
+        for &(id, ..) in names {
             c.spawn(id)?;
         }
         Ok(c)
@@ -386,13 +453,21 @@ impl Cluster {
     /// Whether member `id` runs, is not stopped and its site is not cut
     /// off (the workload's clients use only such members).
     pub(crate) fn serving(&self, id: u64) -> bool {
-        self.procs.get(&id).is_some_and(|p| !p.stopped) && !self.isolated.contains(site_of(id))
+        self.procs.get(&id).is_some_and(|p| !p.stopped) && !self.isolated.contains(self.site(id))
     }
 
+    /// The site of member `id` in this cluster's mode.
+    pub(crate) fn site(&self, id: u64) -> &'static str {
+        (self.mode.names().iter())
+            .find(|n| n.0 == id)
+            .map_or("?", |n| n.2)
+    }
+
+    /// The core members of `site` the workload may use now (never member
+    /// 5: a witness or tie-breaker holds no state machine).
     fn live(&self, site: &str) -> Vec<u64> {
-        NAMES
-            .iter()
-            .filter(|(id, _, s, _)| *s == site && self.serving(*id))
+        (self.mode.names().iter())
+            .filter(|(id, _, s, _)| *s == site && *id != 5 && self.serving(*id))
             .map(|(id, ..)| *id)
             .collect()
     }
@@ -425,6 +500,7 @@ impl Cluster {
                 call,
                 setup,
                 at: id,
+                sent: Instant::now(),
             },
         );
     }
@@ -440,6 +516,8 @@ impl Cluster {
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(0);
                     self.acks.push((self.now_ms(), term));
+                    let us = op.sent.elapsed().as_micros() as u64;
+                    self.latencies.push((self.now_ms(), op.at, us));
                     if op.setup {
                         self.up.insert(op.call);
                         self.down.remove(&op.call);
@@ -458,6 +536,10 @@ impl Cluster {
                 let num = |k| field(line, k).and_then(|v| v.parse().ok()).unwrap_or(0);
                 self.statuses
                     .insert(id, (role, num("term"), num("applied")));
+                if self.mode == Mode::DrAutoSync {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    (self.replication).insert(id, v["status"]["replication"].clone());
+                }
             }
             Some("dump") => {
                 if field(line, "ok") != Some("true") {
@@ -475,7 +557,9 @@ impl Cluster {
                         || kind.starts_with("hand_back")
                         || kind.ends_with("_started")
                     {
-                        let name = NAMES.iter().find(|n| n.0 == id).map_or("?", |n| n.1);
+                        let name = (self.mode.names().iter())
+                            .find(|n| n.0 == id)
+                            .map_or("?", |n| n.1);
                         println!("  {:>7.3} s  {name}: {e}", self.now_ms() as f64 / 1000.0);
                     }
                 }
@@ -630,7 +714,7 @@ impl Cluster {
             eprintln!("{step}: no member gave a linearizable read point: {e}");
         }
         let (site, node) = leader
-            .and_then(|l| NAMES.iter().find(|n| n.0 == l))
+            .and_then(|l| self.mode.names().iter().find(|n| n.0 == l))
             .map_or(("none", "none"), |n| (n.2, n.1));
         let mut line = format!(
             "{{\"step\":\"{step}\",\"t_ms\":{},\"leader_site\":\"{site}\",\"leader_node\":\"{node}\",\"takeover_ms\":{},\"calls_active\":{},\"calls_preserved\":{preserved},\"calls_dropped\":{},\"committed_lost\":{lost},\"calls_in_doubt\":{}",
@@ -690,11 +774,41 @@ impl Drop for Cluster {
     }
 }
 
+/// The `--wan` default of `mode`: DR auto-sync has two sites only.
+pub(crate) fn default_wan(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Witness => DEFAULT_WAN,
+        Mode::DrAutoSync => "denver-paris=80",
+    }
+}
+
+/// Reads `--mode`: `witness` (the default) or `dr-auto-sync`.
+pub(crate) fn parse_mode(mode: Option<&str>) -> Result<Mode, String> {
+    match mode {
+        None | Some("witness") => Ok(Mode::Witness),
+        Some("dr-auto-sync") => Ok(Mode::DrAutoSync),
+        Some(other) => Err(format!(
+            "--mode {other:?}: node cluster runs witness (the default) or dr-auto-sync"
+        )),
+    }
+}
+
 /// Runs the scenario; `json` prints one object per step, `keep` leaves the
 /// members' logs and data directories behind, `wan` is the `--wan` value
-/// (see [`parse_wan`]), `svg` where to draw the run's timeline.
-pub(crate) fn run(json: bool, keep: bool, wan: &str, svg: Option<&str>) -> Result<(), String> {
+/// (see [`parse_wan`]), `svg` where to draw the run's timeline (witness
+/// mode only), `mode` which story runs (see `dr_cluster.rs` for DR
+/// auto-sync's).
+pub(crate) fn run(
+    json: bool,
+    keep: bool,
+    wan: &str,
+    svg: Option<&str>,
+    mode: Mode,
+) -> Result<(), String> {
     let wan = parse_wan(wan)?;
+    if mode == Mode::DrAutoSync {
+        return dr_cluster::run(json, keep, &wan, svg);
+    }
     // Five processes (debug builds under `cargo test`) on a shared 2-core
     // machine stall for tens of milliseconds now and then; with the 30 ms
     // default a stalled primary loses its lead to its standby before the
@@ -850,7 +964,7 @@ fn hand_back(c: &mut Cluster) -> bool {
 
 /// Prints each member's warnings and the tail of its log (on stderr).
 fn dump_logs(c: &Cluster) {
-    for (id, name, ..) in NAMES {
+    for &(id, name, ..) in c.mode.names() {
         let log = std::fs::read_to_string(c.dir.join(format!("n{id}.log"))).unwrap_or_default();
         let warnings: Vec<&str> = log
             .lines()

@@ -7,6 +7,7 @@
 //! cargo run --release --example node -- cluster --keep    # leave logs and data behind
 //! cargo run --release --example node -- cluster --svg timeline.svg  # and draw who led when
 //! cargo run --release --example node -- cluster --wan denver-paris=80,denver-kansas=40,paris-kansas=60
+//! cargo run --release --example node -- cluster --mode dr-auto-sync --wan denver-paris=80 [--json]
 //! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
 //! cargo run --release --example node -- bench --soak 60    # saturated, default timers: leadership changes
 //! cargo run --release --example node -- bench --figures     # failovers, WAN cut, hand-back over the relay
@@ -48,6 +49,12 @@
 //! (`--wan`, round trips in ms; by default Denver–Paris 80, Denver–Kansas
 //! 40, Paris–Kansas 60), where the WAN cuts are made: connections stay
 //! open and bytes sent across a cut arrive after the heal.
+//!
+//! `cluster --mode dr-auto-sync` runs DR auto-sync instead (member 5 is TB,
+//! a tie-breaker on Denver's LAN; two sites, `--wan denver-paris=RTT`):
+//! steady `Sync`, a WAN cut (`Async` at Denver), its heal (`Sync` again),
+//! then Denver lost in `Sync` (Paris activates, RPO 0 proven); see
+//! `dr_cluster.rs`.
 
 mod bench;
 mod certs;
@@ -69,11 +76,13 @@ fn main() -> ExitCode {
             _ => Err("usage: node run --config <member.toml>".to_string()),
         },
         Some("cluster") => flag(&args, "--wan").and_then(|wan| {
+            let mode = launcher::parse_mode(flag(&args, "--mode")?.as_deref())?;
             launcher::run(
                 args.iter().any(|a| a == "--json"),
                 args.iter().any(|a| a == "--keep"),
-                wan.as_deref().unwrap_or(launcher::DEFAULT_WAN),
+                wan.as_deref().unwrap_or(launcher::default_wan(mode)),
                 flag(&args, "--svg")?.as_deref(),
+                mode,
             )
         }),
         Some("bench") => bench::run(&args[1..]),
@@ -81,7 +90,7 @@ fn main() -> ExitCode {
         Some("certs") => certs::run(&args[1..]),
         Some("ctl") => ctl::run(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] [--ca-key PATH] | node certs add <dir> (--id N | --operator NAME) [--ca-key PATH] [--force] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
+            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] [--mode witness|dr-auto-sync] | node bench [--json] [--trials N] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] [--ca-key PATH] | node certs add <dir> (--id N | --operator NAME) [--ca-key PATH] [--force] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
                 .to_string(),
         ),
     };

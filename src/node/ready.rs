@@ -390,7 +390,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// that may have founded a sibling epoch, or not joined this one yet)
     /// reports nothing, so it counts as 0 and this epoch keeps every entry
     /// until it joins. `None` in witness mode or when every survivable
-    /// member is a voter.
+    /// member is a voter. In DR auto-sync mode survivable members are
+    /// voters and count all the same: a cut that activates the survivable
+    /// site leaves the main site's `Async` commits to reconcile.
     fn survivable_commits(&self) -> Option<Vec<u64>> {
         if !self.cfg.topology.mode().forks_epochs() {
             return None;
@@ -405,7 +407,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .filter(|(id, s)| {
                 matches!(s.member.role, crate::topology::Role::Survivable { .. })
                     && **id != self.id
-                    && !voter(id.0)
+                    && (self.dr_mode() || !voter(id.0))
             })
             .map(|(id, _)| prs.get(id.0).map_or(0, |pr| pr.committed_index))
             .collect();
