@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Which quorum layout the topology uses (see the crate docs, "Two quorum modes").
+/// Which quorum layout the topology uses (see the manual's model, "Quorum modes", and the crate docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum QuorumMode {
