@@ -337,21 +337,13 @@ pub fn fuzz_dr_schedule(data: &[u8]) -> Option<DrSchedule> {
     DrSchedule::arbitrary_for(&mut Unstructured::new(data), &dr_topology()).ok()
 }
 
-/// Whether a violation of a DR run is the known open gap rather than a
-/// failure: control does not return to Denver after a Paris takeover in
-/// DR auto-sync mode yet (`MainSiteNotLeading`).
-pub fn dr_known_open(v: &crate::sim::Violation) -> bool {
-    matches!(v, crate::sim::Violation::MainSiteNotLeading { .. })
-}
-
 /// Arbitrary bytes → a [`DrSchedule`] (WAN cuts and heals, Denver or
 /// Paris lost and back, member crashes, over an uneven WAN of 10 to 300 ms)
 /// → a simulated run of the DR auto-sync layout under the invariant
 /// checker, which also holds every takeover reported with RPO 0 proven to
 /// every proposal acknowledged while commits needed both sites. Panics when
 /// an invariant breaks, printing the line and how to replay it
-/// ([`replay_dr_schedule`]); the known open gap ([`dr_known_open`]) is
-/// printed, not failed on.
+/// ([`replay_dr_schedule`]).
 pub fn dr_schedule(data: &[u8]) {
     let Some(schedule) = fuzz_dr_schedule(data) else {
         return;
@@ -359,11 +351,7 @@ pub fn dr_schedule(data: &[u8]) {
     let report = schedule
         .run(dr_topology(), &run_options())
         .expect("generated DR schedules name only topology members");
-    let (open, failing): (Vec<_>, Vec<_>) =
-        report.violations.iter().partition(|v| dr_known_open(v));
-    if !open.is_empty() {
-        eprintln!("known open gap in {schedule}: {open:?}");
-    }
+    let failing = &report.violations;
     assert!(
         failing.is_empty(),
         "DR schedule {schedule} broke {failing:?}\nreplay it: FUZZ_TARGET=dr_schedule \

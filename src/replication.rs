@@ -56,10 +56,19 @@
 //!   stopped acknowledging (it *prepared*) with a log no longer than its
 //!   own, holds every entry the main site ever committed: each commit
 //!   needed one of the two, and neither acknowledged anything after
-//!   answering. It activates from its whole log (committing the tail the
-//!   leader had not reported yet) and reports RPO 0, proven.
-//! * Otherwise it activates exactly as main-site mode does and reports the
-//!   known RPO, unproven.
+//!   answering. It reports RPO 0, proven.
+//! * Otherwise it reports the known RPO, unproven.
+//!
+//! Either way it forks at its applied index, as main-site mode does, and
+//! carries the tail of its log beyond it (what the leader had not reported
+//! committed yet) into the new epoch: the tail's commands are proposed
+//! again there under their own proposal ids, so each is applied once. The
+//! tail cannot simply join the fork's prefix: entries the old epoch had
+//! not committed may be overwritten there later (a WAN cut and a new
+//! leader there, not a loss), and a reunion takes everything below a fork
+//! point for common history; carried, the old epoch's own copies beyond
+//! the fork are reconciled at the reunion like any divergent entries, and
+//! skipped where they were applied already.
 //!
 //! What rests on clocks and what does not: every entry committed in `Sync`
 //! or `AsyncWait` is on a survivable member (group commit), and the fork

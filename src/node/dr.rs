@@ -79,9 +79,9 @@ pub(super) struct DrState {
     pub(super) prepared_at: u64,
     /// Probe replies of the members of this member's core.
     pub(super) partners: BTreeMap<NodeId, super::dr_takeover::Partner>,
-    /// Activation under way: the log index to apply before forking, and
-    /// whether the core's members all prepared with no longer a log.
-    pub(super) activating: Option<(u64, bool)>,
+    /// A forked epoch's founder: the old log's tail, user commands to
+    /// propose again once it leads (see `Node::activate_with_tail`).
+    pub(super) carry: Vec<Vec<u8>>,
 }
 
 impl DrState {
@@ -230,7 +230,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         } else {
             self.ping_leader();
         }
-        self.finish_activation();
+        self.propose_carried();
     }
 
     /// Every voter in its site's commit group; group commit on as the

@@ -1,13 +1,19 @@
 //! DR auto-sync takeover (see [`crate::replication`]): a survivable core
 //! whose main site fell silent *prepares* (acknowledges nothing more in its
-//! epoch), weighs its members' log ends, and the longest forks from its
-//! whole log, with RPO 0 proven while its lease runs.
+//! epoch), weighs its members' log ends, and the longest forks, carrying
+//! its log's tail into the new epoch, with RPO 0 proven while its lease
+//! runs.
+
+use raft::eraftpb::EntryType;
+use raft::StateRole;
 
 use super::Node;
+use crate::error::Fatal;
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
 use crate::topology::{NodeId, Role};
 use crate::wire::control::Kind;
+use crate::wire::payload::EntryPayload;
 
 /// What a core partner said in its last probe reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +115,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return false;
         }
-        if self.dr.activating.is_some() {
-            return false;
-        }
         let e = self.ticks.election as u64;
         let waited = self.tick_no - self.dr.prepared_at;
         let mine = {
@@ -136,43 +139,77 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !go {
             return false;
         }
-        self.activate_whole_log(all_prepared && !longer_partner);
+        if let Err(f) = self.activate_with_tail(all_prepared && !longer_partner) {
+            self.fail(f);
+        }
         false
     }
 
-    /// Prepares (if not yet), commits this member's whole log and forks
-    /// from its end once it is applied (next tick). `candidate`: every
-    /// core partner prepared with no longer a log.
-    pub(super) fn activate_whole_log(&mut self, candidate: bool) {
-        if !self.dr.prepared {
-            self.dr.prepared = true;
-            self.dr.prepared_at = self.tick_no;
-        }
-        let log = &self.raw.raft.raft_log;
-        let target = log.last_index().min(log.persisted);
-        self.raw.raft.raft_log.commit_to(target);
-        self.dr.activating = Some((target, candidate));
-        self.dirty = true;
-    }
-
-    /// An activation whose log tail is applied: fork now.
-    pub(super) fn finish_activation(&mut self) {
-        let Some((target, candidate)) = self.dr.activating else {
-            return;
-        };
-        if self.applied < target {
-            return;
-        }
+    /// Forks a new epoch at the applied index (the old epoch's committed
+    /// prefix, as in main-site mode) and carries the log's tail beyond it
+    /// into the new epoch: its user commands are proposed again there,
+    /// under their own proposal ids, once this member leads
+    /// (deduplication applies each once). The tail holds what the main
+    /// site committed with this site's acknowledgement but had not reported
+    /// yet, so it must be kept; it cannot join the fork's prefix, because
+    /// entries there that the old epoch had not committed may be
+    /// overwritten there later (a WAN cut, not a loss, and a new leader
+    /// there), while a reunion takes everything below a fork point for
+    /// common history. `candidate`: every core partner prepared with no
+    /// longer a log; RPO 0 is proven if, besides, the lease runs and the
+    /// log's last state record is `Sync` or `AsyncWait`.
+    pub(super) fn activate_with_tail(&mut self, candidate: bool) -> Result<(), Fatal> {
         let Some(Role::Survivable { rank, position, .. }) =
             self.my_member().map(|m| m.role.clone())
         else {
-            return;
+            return Ok(());
         };
+        self.dr.prepared = true;
         let proven = candidate && self.lease_left_ms() > 0 && self.dr.last.state.needs_both_sites();
-        self.dr.activating = None;
-        if let Err(f) = self.activate_epoch(rank, position, proven) {
-            self.fail(f);
+        let held = self.raw.raft.raft_log.last_index();
+        let tail = self.tail_commands()?;
+        self.activate_epoch(rank, position, proven, held)?;
+        self.dr.carry = tail;
+        Ok(())
+    }
+
+    /// The user commands in the log beyond the applied index, as entry
+    /// data (library records and configuration changes stay behind).
+    fn tail_commands(&self) -> Result<Vec<Vec<u8>>, Fatal> {
+        let log = &self.raw.raft.raft_log;
+        if log.last_index() <= self.applied {
+            return Ok(Vec::new());
         }
+        let ctx = raft::GetEntriesContext::empty(false);
+        let entries = log
+            .entries(self.applied + 1, u64::MAX, ctx)
+            .map_err(|e| Fatal::Raft(e.to_string()))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+            .filter(|e| {
+                <EntryPayload as prost::Message>::decode(&e.data[..])
+                    .is_ok_and(|p| p.proposer != 0 && p.reconcile.is_none())
+            })
+            .map(|e| e.data.to_vec())
+            .collect())
+    }
+
+    /// Leader of a forked epoch: proposes the carried tail (see
+    /// [`Self::activate_with_tail`]), as much as raft takes now.
+    pub(super) fn propose_carried(&mut self) {
+        if self.dr.carry.is_empty() || self.election.role != StateRole::Leader || self.fenced() {
+            return;
+        }
+        let carry = std::mem::take(&mut self.dr.carry);
+        let mut rest = carry.into_iter();
+        for data in rest.by_ref() {
+            if self.raw.propose(Vec::new(), data.clone()).is_err() {
+                self.dr.carry.push(data);
+                break;
+            }
+        }
+        self.dr.carry.extend(rest);
     }
 }
 

@@ -341,10 +341,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     ///   divergent entries (see [`StateMachine::reconcile`]).
     ///
     /// DR auto-sync mode: the member prepares (acknowledges nothing more in
-    /// its epoch), commits its whole log and forks from its end on the
-    /// next tick, so nothing it holds is left out; the activation reports
-    /// its RPO unproven (the lease and the core partner's log are weighed
-    /// only by the unforced activation).
+    /// its epoch), forks at its applied index and carries the tail of its
+    /// log into the new epoch (proposed again there, each command once),
+    /// with its RPO unproven: only the unforced activation weighs the lease
+    /// and the core partner's log.
     ///
     /// # Errors
     /// [`ActivateError`] saying why not.

@@ -295,7 +295,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !unattended_activation(reachable, voters.len(), self.reachable(better.into_iter())) {
             return;
         }
-        if let Err(f) = self.activate_epoch(rank, position, false) {
+        let held = self.applied;
+        if let Err(f) = self.activate_epoch(rank, position, false, held) {
             self.fail(f);
         }
     }
@@ -317,21 +318,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .filter(|_| self.election.since_leader < self.ticks.election);
         manual_activation(leader, reachable, voters.len())?;
         if self.dr_mode() {
-            self.activate_whole_log(false);
-            return Ok(());
+            return self.activate_with_tail(false).map_err(ActivateError::Fatal);
         }
-        self.activate_epoch(rank, position, false)
+        let held = self.applied;
+        self.activate_epoch(rank, position, false, held)
             .map_err(ActivateError::Fatal)
     }
 
     /// Forks a new epoch at the applied (committed) index. `proven`: DR
     /// auto-sync proved that nothing committed is missing (see
-    /// [`crate::replication`]).
+    /// [`crate::replication`]); `held`: the last index of the old epoch's
+    /// log this epoch keeps (the fork index, or the end of the tail DR
+    /// auto-sync carries over).
     pub(super) fn activate_epoch(
         &mut self,
         rank: u32,
         position: usize,
         proven: bool,
+        held: u64,
     ) -> Result<(), Fatal> {
         self.finish_install_now()?;
         let fork_index = self.applied;
@@ -378,7 +382,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             sync: true,
         })?;
         let silent_ms = self.ticks.ms(self.election.since_leader);
-        let rpo_entries = self.ep.leader_commit.saturating_sub(fork_index);
+        // `held`: the last old-epoch index this epoch keeps, in its
+        // prefix or carried as commands (DR auto-sync).
+        let rpo_entries = self.ep.leader_commit.saturating_sub(held.max(fork_index));
         let rpo_ms = self.ep.rpo_ms(fork_index);
         let proven = proven && rpo_entries == 0;
         self.ep.lineage = lineage;

@@ -111,7 +111,14 @@ fn nothing_compacted(
         let at_least = 150 * commits_for.as_secs() as usize;
         assert!(r.acked_after_fork > at_least, "{r:?}");
         assert_eq!((r.compacted, r.lost), (0, 0), "seed {seed}: {r:?}");
-        assert!(r.shown as usize >= r.acked_after_fork, "seed {seed}: {r:?}");
+        // Every one shown by the reunion; in DR auto-sync some are instead
+        // carried into Paris's epoch by its founder and applied there (the
+        // reunion skips them as applied): `lost` counts neither.
+        let dr = build(topology).mode() == survivable_core::policy::QuorumMode::DrAutoSync;
+        assert!(
+            dr || r.shown as usize >= r.acked_after_fork,
+            "seed {seed}: {r:?}"
+        );
         assert_clean(&mut sim);
     }
 }

@@ -6,6 +6,14 @@
 //! application by exactly one reconciliation, never both. Counted as
 //! compacted (its command gone before the surviving epoch had it) is not
 //! shown: that is a loss.
+//!
+//! DR auto-sync's founder carries its old log's tail beyond the fork into
+//! the new epoch as proposals under their own ids: an acknowledged entry
+//! there is kept if its command was applied in a later epoch of the final
+//! history; a reconciliation that later covers it (the old epoch's copy,
+//! when its members return) skips it as already applied, so it may cover
+//! it once too. Applying it twice is what the per-proposal apply counts
+//! catch.
 
 use std::collections::BTreeSet;
 
@@ -52,6 +60,7 @@ pub(crate) fn check(
         .iter()
         .filter(|r| survived(r.epoch, r.index, lineage))
         .collect();
+    let later = later_digests(lineage, checker);
     let mut found = Vec::new();
     for ack in acks {
         let (epoch, index) = (ack.epoch, ack.index);
@@ -62,7 +71,12 @@ pub(crate) fn check(
         let ranges = holding.len();
         let in_history =
             survived(epoch, index, lineage) && kept_as_acknowledged(ack, lineage, checker);
+        let carried = !in_history
+            && ack
+                .digest
+                .is_some_and(|d| later.get(&d).is_some_and(|e| e.iter().any(|&x| x != epoch)));
         match (in_history, ranges) {
+            _ if carried && ranges <= 1 => {}
             (true, 0) => {}
             (false, 1) if holding.iter().any(|r| r.only_counted(epoch, index)) => {
                 found.push(Violation::AckedCompacted { epoch, index });
@@ -82,6 +96,24 @@ pub(crate) fn check(
         }
     }
     found
+}
+
+/// The digest of every command applied in the final history's epochs, with
+/// the epochs it was applied in (a carried command: in a later one).
+fn later_digests(
+    lineage: &[EpochRecord],
+    checker: &Checker,
+) -> std::collections::HashMap<u64, Vec<EpochId>> {
+    let mut out: std::collections::HashMap<u64, Vec<EpochId>> = Default::default();
+    for r in lineage {
+        let range = (r.id, 0, 0)..=(r.id, u64::MAX, u64::MAX);
+        for (&(e, i, _), &(d, _)) in checker.applied.range(range) {
+            if survived(e, i, lineage) {
+                out.entry(d).or_default().push(e);
+            }
+        }
+    }
+    out
 }
 
 /// Whether `(epoch, index)` is part of the history `lineage` ends in.

@@ -7,9 +7,10 @@
 //! with `rpo_proven` claims to hold every such commit. So every proposal
 //! acknowledged in the parent epoch while its leader was in one of those
 //! states must be in the new epoch's history: at or below the fork index,
-//! applied there as the acknowledged command. One outside it, or
-//! acknowledged in such a state after the fork (its index beyond it), is an
-//! acknowledged entry lost where the cluster said RPO 0.
+//! applied there as the acknowledged command, or beyond it, carried over
+//! (the founder proposes its log's tail again in the new epoch): its
+//! command applied in the new epoch. One in neither is an acknowledged
+//! entry lost where the cluster said RPO 0.
 
 use super::{Ack, Checker, Violation};
 use crate::ids::EpochId;
@@ -32,8 +33,15 @@ pub(crate) struct ProvenFork {
 pub(crate) fn check(acks: &[Ack], forks: &[ProvenFork], checker: &Checker) -> Vec<Violation> {
     let mut found = Vec::new();
     for f in forks {
+        let carried: std::collections::BTreeSet<u64> = checker
+            .applied
+            .range((f.epoch, 0, 0)..=(f.epoch, u64::MAX, u64::MAX))
+            .map(|(_, (d, _))| *d)
+            .collect();
         for a in acks.iter().filter(|a| a.epoch == f.parent) {
-            if a.index > f.fork_index || !a.applied_as_acknowledged(checker, f.parent) {
+            let in_prefix = a.index <= f.fork_index && a.applied_as_acknowledged(checker, f.parent);
+            let carried_over = a.digest.is_some_and(|d| carried.contains(&d));
+            if !in_prefix && !carried_over {
                 found.push(Violation::SyncAckedLost {
                     epoch: a.epoch,
                     index: a.index,
@@ -86,6 +94,9 @@ mod tests {
         );
         // No proven fork: nothing to hold the acknowledgements to.
         assert!(check(&[ack(8, 80)], &[], &c).is_empty());
+        // Carried over: the same command applied in the new epoch.
+        c.on_apply(NodeId(3), fork(7).epoch, 8, 80);
+        assert!(check(&[ack(7, 70), ack(8, 80)], &[fork(7)], &c).is_empty());
     }
 
     #[test]
