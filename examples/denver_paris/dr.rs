@@ -99,6 +99,15 @@ fn replication_fields(view: Option<Replication>, r: &mut Report) -> SiteLossCost
     loss
 }
 
+/// The Denver–Paris round trip this run has: `--site-rtt`'s when it names
+/// the pair, else `--wan-rtt-ms` (every bound follows the real one).
+fn rtt_ms(args: &Args) -> u64 {
+    let pair = |x: &str, y: &str| matches!((x, y), ("denver", "paris") | ("paris", "denver"));
+    (args.site_rtt.iter())
+        .rfind(|(x, y, _)| pair(x, y))
+        .map_or(args.wan_rtt_ms, |(_, _, ms)| *ms)
+}
+
 /// Checks that the leader reports `Sync`.
 fn leader_in_sync(sim: &Sim<CallTable>, c: &mut Checks, step: &str) {
     let state = leader_view(sim).map(|v| v.state);
@@ -306,7 +315,7 @@ impl Run<'_> {
         // and the ack comes back (1 WAN RTT); a proposal at the leader adds
         // no hop, its partner's ack overlaps. Two LAN RTT and 1 ms of jitter
         // cover the leader's own ticks of local work.
-        let bound_us = (args.wan_rtt_ms + 2 + JITTER_MS) * 1000;
+        let bound_us = (rtt_ms(args) + 2 + JITTER_MS) * 1000;
         c.check(
             r.step,
             "commit p99 at the leader ≤ 1 WAN RTT + 2 LAN RTT (+ jitter)",
@@ -523,7 +532,7 @@ impl Run<'_> {
             r.step,
             "WAN loss -> Async ≤ sync_wait + 1 WAN RTT",
             to_async,
-            sync_wait + args.wan_rtt_ms,
+            sync_wait + rtt_ms(args),
         );
         // In Async a commit needs only Denver's majority: the LAN round
         // trip to a partner, plus one for the proposer's local work.
@@ -604,7 +613,7 @@ fn activation_bound_ms(sim: &Sim<CallTable>, args: &Args) -> u64 {
     let t = sim.topology();
     let election = t.timers().election.as_millis() as u64;
     let tick = t.ticks().tick_ms;
-    args.wan_rtt_ms / 2 + args.survivable_after_ms + election * 3 / 2 + 1 + 2 * tick + JITTER_MS
+    rtt_ms(args) / 2 + args.survivable_after_ms + election * 3 / 2 + 1 + 2 * tick + JITTER_MS
 }
 
 /// Proposals acknowledged before `lost_at`, and how many of them Paris's

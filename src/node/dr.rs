@@ -57,9 +57,9 @@ pub(super) struct DrState {
     pub(super) last: Record,
     /// The last state record applied.
     pub(super) committed: Record,
-    /// The highest state id an event was emitted for, and its state.
-    emitted: u64,
-    last_emitted_state: ReplicationState,
+    /// The record of the last event emitted (the initial `Sync`, id 0,
+    /// before any).
+    emitted: Record,
     /// Leader: the tick its leadership began.
     led_since: u64,
     /// Leader: group commit wanted on.
@@ -92,7 +92,6 @@ impl DrState {
             last: self.last,
             committed: self.committed,
             emitted: self.emitted,
-            last_emitted_state: self.last_emitted_state,
             ..Self::default()
         };
     }
@@ -192,16 +191,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     fn emit_record(&mut self, r: Record) {
-        if r.id <= self.dr.emitted {
+        if r.id <= self.dr.emitted.id {
             return;
         }
-        let previous = if self.dr.emitted == 0 {
-            ReplicationState::Sync
-        } else {
-            self.dr.last_emitted_state
-        };
-        self.dr.emitted = r.id;
-        self.dr.last_emitted_state = r.state;
+        let previous = self.dr.emitted.state;
+        self.dr.emitted = r;
         slog::info!(self.logger, "replication state"; "state" => %r.state, "id" => r.id,
             "index" => r.index);
         self.emit(Event::ReplicationChanged {
