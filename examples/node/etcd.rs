@@ -176,7 +176,7 @@ impl Drop for Etcd {
 const SHELL: &str = r#"trap '' INT TERM HUP
 "$0" "$@" 2>>"$ETCD_LOG" & e=$!
 while read -r _; do :; done
-kill "$e" 2>/dev/null; wait "$e"; rm -rf "$ETCD_DATA" "$ETCD_LOG"
+kill -9 "$e" 2>/dev/null; wait "$e"; rm -rf "$ETCD_DATA" "$ETCD_LOG"
 rmdir "${ETCD_DATA%/*}" 2>/dev/null"#;
 
 /// Starts the three members in `dir` and waits for a leader.
