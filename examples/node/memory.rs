@@ -49,12 +49,13 @@
 //!   repeat; a workload of ever-new commands grows that audit map, which
 //!   is the example's, not the library's).
 //!
-//! Measured on this 2-core machine (all five members, 1,000,000 commands,
-//! 50–55 s): 35–41 MiB resident, peak 36–41 MiB; at 4,000,000 commands the
-//! leader was at 42.3 MiB (peak 43.5), the others 35–39 MiB. The leader's
-//! RSS creeps by about 0.4 MiB per million commands while its live heap
-//! does not (the profile's floor moved by 0.1 MB over 1.5 million, the
-//! lag history and raft-engine's index queues reaching their capacity):
+//! Measured on this 2-core machine (all five members, 1,000,000 commands in
+//! 47–55 s, four runs): 30.8–41.0 MiB resident, peak 36.3–41.0 MiB, 6–8 MB
+//! on disk; at 4,000,000 commands the leader was at 42.3 MiB (peak 43.5),
+//! the others 35.4–39.4 MiB. The leader's RSS creeps by about 0.4 MiB per
+//! million commands while its live heap does not (the profile's floor
+//! moved by 0.1 MB over 1.5 million, the lag history and raft-engine's
+//! index queues reaching their capacity):
 //! the allocator's cached pages.
 
 use std::path::Path;
