@@ -420,7 +420,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--figures") {
         return crate::soak::figures(num("--trials", 3) as usize, &wan, keep);
     }
+    if args.iter().any(|a| a == "--memory") {
+        let commands = num("--commands", 1_000_000);
+        return crate::memory::run(commands, num("--window", 256), json, keep);
+    }
     let secs = num("--secs", 5);
+    let against = match args.iter().position(|a| a == "--against") {
+        None => false,
+        Some(i) if args.get(i + 1).is_some_and(|v| v == "etcd") => true,
+        Some(_) => return Err("--against takes `etcd`".into()),
+    };
     let transport = args
         .iter()
         .position(|a| a == "--transport")
@@ -458,6 +467,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
     compare_metrics(&all, json);
+    if against {
+        let ours: Vec<crate::etcd::Ours> = (all.iter())
+            .flat_map(|r| r.rates.iter().map(|&(p, rate)| (r.tls, p, rate)))
+            .collect();
+        return crate::etcd::against(secs, json, &ours);
+    }
     if let [plain, tls] = costs.as_slice() {
         let (wall, cpu) = (tls.wall_ms - plain.wall_ms, tls.cpu_ms - plain.cpu_ms);
         if json {

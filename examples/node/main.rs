@@ -61,8 +61,10 @@ mod certs;
 mod config;
 mod control;
 mod ctl;
+mod etcd;
 mod jepsen;
 mod launcher;
+mod memory;
 mod pki;
 mod soak;
 

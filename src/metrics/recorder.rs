@@ -285,6 +285,15 @@ impl Recorder {
         self.proposals.insert(id, Instant::now());
     }
 
+    /// Proposals whose latency clock runs: those submitted and not yet
+    /// completed, at most the node's `max_pending` (a proposal's clock is
+    /// dropped when it completes either way, so 1,000,000 proposals leave
+    /// none behind).
+    #[cfg(test)]
+    pub(super) fn clocks(&self) -> usize {
+        self.proposals.len()
+    }
+
     /// A proposal completed: `applied`, or failed (not timed).
     pub fn proposal_done(&mut self, id: ProposalId, applied: bool) {
         if let Some(at) = self.proposals.remove(&id) {

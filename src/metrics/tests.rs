@@ -297,6 +297,34 @@ fn fsync_and_proposal_timings_are_observed() {
 }
 
 #[test]
+fn proposal_clocks_end_with_their_proposals() {
+    // The memory bound: a clock per proposal in flight, never one per
+    // proposal made (`node bench --memory` runs a million through it).
+    let mut r = recorder();
+    let id = |seq| ProposalId {
+        node: NodeId(1),
+        boot: 1,
+        seq,
+    };
+    for seq in 0..100_000 {
+        r.proposed(id(seq));
+        if seq >= 16 {
+            // Applied, or failed every 7th: either way its clock goes.
+            r.proposal_done(id(seq - 16), seq % 7 != 0);
+        }
+        assert!(r.clocks() <= 17, "{} clocks at {seq}", r.clocks());
+    }
+    assert_eq!(r.clocks(), 16, "the 16 still in flight");
+    let timed = value(&r.metrics().encode(), "survivable_proposal_seconds_count");
+    let failed = (16..100_000u64).filter(|s| s % 7 == 0).count() as f64;
+    assert_eq!(
+        timed,
+        Some(99_984.0 - failed),
+        "only applied ones are timed"
+    );
+}
+
+#[test]
 fn dr_replication_is_encoded_and_an_unknown_cost_is_absent_not_zero() {
     use crate::replication::{Replication, ReplicationState, SiteLossCost};
     let topology = crate::topology::denver_paris_dr().build().unwrap();
