@@ -220,6 +220,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconfig: Default::default(),
             snaps: Default::default(),
             outbox: VecDeque::new(),
+            cleared: 0,
+            early: None,
             events: VecDeque::new(),
             counters: Default::default(),
             retained: Default::default(),
