@@ -157,12 +157,9 @@ pub struct Node<M, S: LogStore = MemStorage> {
     snaps: snapshot::Snapshots,
 
     outbox: VecDeque<Envelope>,
-    /// How many envelopes at the front of `outbox` may leave before the
-    /// next storage write (see [`Node::set_early_sink`]).
-    cleared: usize,
-    /// Where envelopes may leave before a storage write, if the driver
-    /// gave one.
-    early: Option<EarlySink>,
+    /// What of `outbox` may leave before the next storage write, and
+    /// where (see [`Node::set_early_sink`]).
+    early: ready::Early,
     events: VecDeque<Event>,
     counters: Counters,
     /// The log held, by size (see the `retention` module).
@@ -492,7 +489,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Envelope> {
         self.process();
-        self.cleared = self.cleared.saturating_sub(1);
+        self.early.cleared = self.early.cleared.saturating_sub(1);
         self.outbox.pop_front()
     }
 

@@ -23,6 +23,14 @@ use crate::wire::Envelope;
 /// [`Node::poll_transmit`] as usual.
 pub type EarlySink = Box<dyn FnMut(Envelope) -> Option<Envelope> + Send>;
 
+/// The early sink, if the driver gave one, and how many envelopes at the
+/// front of the outbox may leave before the next storage write.
+#[derive(Default)]
+pub(super) struct Early {
+    pub(super) sink: Option<EarlySink>,
+    pub(super) cleared: usize,
+}
+
 /// How raft's role changed between two `Ready`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transition {
@@ -137,7 +145,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.apply_entries(committed);
             self.raw.advance_apply();
             // All queued so far depends only on what is written now.
-            self.cleared = self.outbox.len();
+            self.early.cleared = self.outbox.len();
         }
         self.maybe_snapshot();
     }
@@ -155,13 +163,14 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// after the write. The queue's order is kept: a sink that gives an
     /// envelope back stops the handing.
     fn transmit_early(&mut self, before: usize) {
-        let Some(sink) = self.early.as_mut() else {
+        let Early { sink, cleared } = &mut self.early;
+        let Some(sink) = sink.as_mut() else {
             return;
         };
-        if self.cleared >= before {
-            self.cleared = self.outbox.len();
+        if *cleared >= before {
+            *cleared = self.outbox.len();
         }
-        while self.cleared > 0 {
+        while *cleared > 0 {
             let Some(env) = self.outbox.pop_front() else {
                 break;
             };
@@ -169,7 +178,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.outbox.push_front(back);
                 return;
             }
-            self.cleared -= 1;
+            *cleared -= 1;
         }
     }
 
@@ -500,7 +509,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// [`poll_transmit`](Self::poll_transmit); with one, poll the queue
     /// as before, for what the sink gave back or was not handed.
     pub fn set_early_sink(&mut self, sink: EarlySink) {
-        self.early = Some(sink);
+        self.early.sink = Some(sink);
     }
 
     /// Runs raft on everything fed since the last call: submits waiting
