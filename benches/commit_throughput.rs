@@ -19,7 +19,7 @@
 //! snapshot is taken every 1024 entries as by default.
 //!
 //! `cargo bench --bench commit_throughput` (5 s per line) or `-- --test`
-//! (1 s per line, as CI runs it so the benchmark cannot rot). Options:
+//! (1 s per line, a smoke run). Options:
 //! `--secs N`, `--depth N`, `--snapshot-every N`, `--no-early-send`
 //! (the leader's appends wait for its own write, as before
 //! [`RuntimeConfig::early_send`]).
