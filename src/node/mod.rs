@@ -78,6 +78,7 @@ pub use crate::ids::{EntryRange, EpochId, EpochRecord, ProposalId, FIRST_EPOCH};
 pub use config::NodeConfig;
 pub use proposals::{Applied, ProposalOutcome};
 pub use reads::{ReadId, ReadOutcome};
+pub use ready::EarlySink;
 pub use reconfig::TopologyChangeError;
 pub use replace::{Degraded, ReplacePolicy};
 pub use snapshot::{SnapshotDone, SnapshotJob};
@@ -102,7 +103,7 @@ use crate::wire::Envelope;
 /// | Start | [`new`](Self::new) |
 /// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
 /// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replace_member_at`](Self::replace_member_at), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
-/// | Outputs (drain in this order) | [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
+/// | Outputs (drain in this order) | [`set_early_sink`](Self::set_early_sink) (optional), [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
 /// | Snapshot jobs (optional) | [`offload_snapshots`](Self::offload_snapshots), [`poll_snapshot_job`](Self::poll_snapshot_job), [`snapshot_done`](Self::snapshot_done), [`installing_snapshot`](Self::installing_snapshot) |
 /// | Getters | [`status`](Self::status), [`id`](Self::id), [`topology`](Self::topology), [`leader`](Self::leader), [`is_leader`](Self::is_leader), [`term`](Self::term), [`epoch`](Self::epoch), [`lineage`](Self::lineage), [`applied_index`](Self::applied_index), [`state_machine`](Self::state_machine), [`counters`](Self::counters), [`fatal`](Self::fatal), [`pending_proposals`](Self::pending_proposals), [`member`](Self::member), [`voters`](Self::voters), [`outgoing_voters`](Self::outgoing_voters), [`learners`](Self::learners) |
 ///
@@ -156,6 +157,9 @@ pub struct Node<M, S: LogStore = MemStorage> {
     snaps: snapshot::Snapshots,
 
     outbox: VecDeque<Envelope>,
+    /// What of `outbox` may leave before the next storage write, and
+    /// where (see [`Node::set_early_sink`]).
+    early: ready::Early,
     events: VecDeque<Event>,
     counters: Counters,
     /// The log held, by size (see the `retention` module).
@@ -485,6 +489,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Envelope> {
         self.process();
+        self.early.cleared = self.early.cleared.saturating_sub(1);
         self.outbox.pop_front()
     }
 

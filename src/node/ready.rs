@@ -16,6 +16,21 @@ use crate::topology::NodeId;
 use crate::wire::payload::{encode, EntryPayload, MemberRecord, TopologyRecord};
 use crate::wire::Envelope;
 
+/// A driver's sink for the envelopes that may leave before this member's
+/// next storage write (see [`Node::set_early_sink`]): it sends the
+/// envelope and returns `None`, or gives it back when it cannot send it
+/// now (to a peer it does not know yet, say), and the node queues it for
+/// [`Node::poll_transmit`] as usual.
+pub type EarlySink = Box<dyn FnMut(Envelope) -> Option<Envelope> + Send>;
+
+/// The early sink, if the driver gave one, and how many envelopes at the
+/// front of the outbox may leave before the next storage write.
+#[derive(Default)]
+pub(super) struct Early {
+    pub(super) sink: Option<EarlySink>,
+    pub(super) cleared: usize,
+}
+
 /// How raft's role changed between two `Ready`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transition {
@@ -84,8 +99,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 self.on_soft_state(leader, role);
             }
             // A leader may send before its own write is durable (Raft thesis 10.2.1).
+            let before = self.outbox.len();
             let msgs = rd.take_messages();
             self.send(msgs);
+            self.transmit_early(before);
             // A snapshot the state machine cannot load is never persisted.
             let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone());
             let restored = match &snapshot {
@@ -127,8 +144,42 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             let committed = light.take_committed_entries();
             self.apply_entries(committed);
             self.raw.advance_apply();
+            // All queued so far depends only on what is written now.
+            self.early.cleared = self.outbox.len();
         }
         self.maybe_snapshot();
+    }
+
+    /// Hands the driver's [`EarlySink`] what may leave before this Ready's
+    /// write, in queue order: the envelopes queued by the end of an earlier
+    /// Ready (its write done, its committed entries applied), then (when nothing else stands between) raft's
+    /// messages of this Ready, which raft lets go before the write (a
+    /// leader's appends and heartbeats; a leader counts its own entries
+    /// only once told they are written, in `advance`). `before` is the
+    /// queue's length before those were queued. Envelopes queued since the
+    /// last write by other code (control messages, relays) and everything
+    /// after them wait for [`poll_transmit`](Node::poll_transmit), as
+    /// without a sink; so do the votes and append responses, queued only
+    /// after the write. The queue's order is kept: a sink that gives an
+    /// envelope back stops the handing.
+    fn transmit_early(&mut self, before: usize) {
+        let Early { sink, cleared } = &mut self.early;
+        let Some(sink) = sink.as_mut() else {
+            return;
+        };
+        if *cleared >= before {
+            *cleared = self.outbox.len();
+        }
+        while *cleared > 0 {
+            let Some(env) = self.outbox.pop_front() else {
+                break;
+            };
+            if let Some(back) = sink(env) {
+                self.outbox.push_front(back);
+                return;
+            }
+            *cleared -= 1;
+        }
     }
 
     fn send(&mut self, msgs: Vec<Message>) {
@@ -445,6 +496,22 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
+    /// Lets envelopes leave while this member writes, rather than after:
+    /// from now on, before each storage write the node hands `sink` what
+    /// may already go (in queue order): a leader's appends and heartbeats
+    /// (raft lets a leader send its entries before its own write is
+    /// durable; it counts itself in a commit only once the write
+    /// returned) and what was queued by the end of an earlier Ready.
+    /// Votes and append responses are still queued only after the write
+    /// they acknowledge. The leader's fsync then overlaps the followers'
+    /// round trip instead of preceding it. Without a sink (the default,
+    /// and in the simulator) every envelope waits for
+    /// [`poll_transmit`](Self::poll_transmit); with one, poll the queue
+    /// as before, for what the sink gave back or was not handed.
+    pub fn set_early_sink(&mut self, sink: EarlySink) {
+        self.early.sink = Some(sink);
+    }
+
     /// Runs raft on everything fed since the last call: submits waiting
     /// proposals, persists, queues messages, applies. Inputs only record
     /// work so a batch of them costs one storage write.

@@ -220,6 +220,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             reconfig: Default::default(),
             snaps: Default::default(),
             outbox: VecDeque::new(),
+            early: Default::default(),
             events: VecDeque::new(),
             counters: Default::default(),
             retained: Default::default(),

@@ -210,6 +210,7 @@ impl RuntimeSettings {
             event_queue: self.event_queue,
             warn_stall: self.warn_stall,
             metrics: self.metrics,
+            early_send: true,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, Sender};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use slog::Logger;
 
 use handle::Completer;
@@ -62,6 +62,10 @@ pub struct RuntimeConfig {
     /// an empty string). Defaults to `true`; has no effect without the
     /// `metrics` feature.
     pub metrics: bool,
+    /// Whether a leader's appends leave before its own storage write
+    /// rather than after it (see [`Node::set_early_sink`]): the write and
+    /// the followers' round trip overlap. Defaults to `true`.
+    pub early_send: bool,
 }
 
 impl RuntimeConfig {
@@ -73,6 +77,7 @@ impl RuntimeConfig {
             event_queue: 4096,
             warn_stall: Duration::from_millis(50),
             metrics: true,
+            early_send: true,
         }
     }
 }
@@ -163,15 +168,20 @@ where
         .name(format!("sc-node-{}", node.id().0))
         .spawn(move || {
             let mut node = node;
+            let transport = Arc::new(Mutex::new(transport));
+            if cfg.early_send {
+                node.set_early_sink(early_sink(transport.clone()));
+            }
             // Snapshots are taken and installed on a worker thread; without
             // one (the OS refused a thread) the node does them itself.
             let snapshots = snapshots::Worker::start(node.id().0).ok();
             if snapshots.is_some() {
                 node.offload_snapshots();
             }
+            let configured = transport.lock().configured_peers();
             let peers = peers::Following {
-                configured: transport.configured_peers(),
-                given: transport.configured_peers().unwrap_or_default(),
+                given: configured.clone().unwrap_or_default(),
+                configured,
             };
             let mut r = Loop {
                 node,
@@ -202,6 +212,19 @@ where
     Handle::new(commands, events, status, counters, thread).with_metrics(metrics_text)
 }
 
+/// Sends through `transport` what the node lets go before a storage write,
+/// to the peers the transport knows (see [`Transport::reaches`]).
+fn early_sink<T: Transport>(transport: Arc<Mutex<T>>) -> crate::node::EarlySink {
+    Box::new(move |env: Envelope| {
+        let t = transport.lock();
+        if !t.reaches(NodeId(env.to)) {
+            return Some(env);
+        }
+        t.send(env);
+        None
+    })
+}
+
 /// Encodes a member's metrics (see [`Handle::metrics`]).
 pub(crate) type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -211,7 +234,8 @@ struct Loop<M: StateMachine, S: LogStore, T> {
     snapshots: Option<snapshots::Worker>,
     /// The transport's peers as the topology has them.
     peers: peers::Following,
-    transport: T,
+    /// Shared with the node's early sink (same thread; never contended).
+    transport: Arc<Mutex<T>>,
     events: Sender<Event>,
     status: Arc<RwLock<Status>>,
     counters: Arc<RwLock<Counters>>,
@@ -372,10 +396,10 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
         m.status(status);
         if m.slow_due() {
             m.counters(self.node.counters());
-            if let Some(t) = self.transport.stats() {
+            let transport = self.transport.lock();
+            if let Some(t) = transport.stats() {
                 m.refused_connections(&t.refused_by_reason());
             }
-            let transport = &self.transport;
             m.connections(|peer| transport.connected(peer));
         }
     }
@@ -479,7 +503,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
     fn flush(&mut self) {
         self.follow_peers();
         while let Some(env) = self.node.poll_transmit() {
-            self.transport.send(env);
+            self.transport.lock().send(env);
         }
         if let Some(w) = &self.snapshots {
             while let Some(job) = self.node.poll_snapshot_job() {

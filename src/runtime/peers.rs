@@ -70,7 +70,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
         }
         slog::info!(self.logger, "peers follow the topology";
             "version" => node.topology().version(), "peers" => ?peers);
-        for refused in self.transport.set_peers(peers.clone()) {
+        for refused in self.transport.lock().set_peers(peers.clone()) {
             slog::warn!(self.logger, "peer address refused"; "reason" => %refused);
         }
         self.peers.given = peers;

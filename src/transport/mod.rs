@@ -215,6 +215,15 @@ pub trait Transport: Send + 'static {
     /// full, unknown peer, shutting down); raft retransmits what matters.
     fn send(&self, env: Envelope) -> bool;
 
+    /// Whether [`send`](Self::send) knows `peer` now (a queue for it); the
+    /// runtime sends a message ahead of a storage write only to a peer it
+    /// knows, and otherwise leaves it for after the write, when it has
+    /// followed the topology's peers. The default knows every peer.
+    fn reaches(&self, peer: NodeId) -> bool {
+        let _ = peer;
+        true
+    }
+
     /// Its counters now, if it keeps any (the runtime's metrics read the
     /// refusals). The default keeps none.
     fn stats(&self) -> Option<TransportStats> {
@@ -496,6 +505,10 @@ impl Transport for TcpTransport {
             return false;
         };
         q.send(env, &self.shared)
+    }
+
+    fn reaches(&self, peer: NodeId) -> bool {
+        self.queues.contains_key(&peer)
     }
 
     fn stats(&self) -> Option<TransportStats> {
