@@ -150,8 +150,11 @@ pub struct NodeConfig {
     pub max_pending: usize,
     /// Largest command accepted, in bytes. Defaults to 1 MiB.
     pub max_command_len: usize,
-    /// Take a snapshot and compact the log every this many applied entries.
-    /// Defaults to 1024.
+    /// Take a snapshot and compact the log every this many applied entries,
+    /// once they also hold as many bytes as the last snapshot (so snapshot
+    /// writes never outweigh log writes; a state larger than this many
+    /// entries is snapshotted less often, and its log holds up to the
+    /// state's size). Defaults to 1024.
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot for followers that lag a little.
     /// Defaults to 256.

@@ -82,14 +82,35 @@ fn membership_covers_both_halves_of_a_joint_configuration() {
 
 #[test]
 fn snapshots_are_taken_every_n_entries_or_on_request_when_something_was_applied() {
-    assert!(!snapshot_due(1_023, 0, 1_024, false));
-    assert!(snapshot_due(1_024, 0, 1_024, false));
-    assert!(snapshot_due(5, 0, 1_024, true), "raft asked");
+    let small = SinceSnapshot::default();
+    assert!(!snapshot_due(1_023, 0, 1_024, false, small));
+    assert!(snapshot_due(1_024, 0, 1_024, false, small));
+    assert!(snapshot_due(5, 0, 1_024, true, small), "raft asked");
     assert!(
-        !snapshot_due(7, 7, 1_024, true),
+        !snapshot_due(7, 7, 1_024, true, small),
         "nothing applied since the last"
     );
-    assert!(!snapshot_due(2_000, 1_024, 1_024, false));
+    assert!(!snapshot_due(2_000, 1_024, 1_024, false, small));
+}
+
+#[test]
+fn a_snapshot_waits_until_the_log_since_holds_as_many_bytes_as_the_last_one() {
+    // A 2 MB state under 60-byte commands: 1,024 entries are 61 KB.
+    let mut since = SinceSnapshot {
+        log_bytes: 61_440,
+        snapshot_bytes: 2_000_000,
+    };
+    assert!(!snapshot_due(1_024, 0, 1_024, false, since));
+    assert!(
+        snapshot_due(1_024, 0, 1_024, true, since),
+        "raft's request is not delayed"
+    );
+    since.log_bytes = 2_000_000;
+    assert!(snapshot_due(40_000, 0, 1_024, false, since));
+    assert!(
+        !snapshot_due(1_000, 0, 1_024, false, since),
+        "the entry count still applies"
+    );
 }
 
 #[test]

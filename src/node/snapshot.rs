@@ -55,7 +55,7 @@ use prost::bytes::Bytes;
 
 use raft::eraftpb::{ConfState, Entry, Snapshot};
 
-use super::ready::{keep_for, snapshot_due};
+use super::ready::{keep_for, snapshot_due, SinceSnapshot};
 use super::Node;
 use crate::error::Fatal;
 use crate::ids::EpochId;
@@ -208,6 +208,8 @@ pub(super) struct Snapshots {
     jobs: VecDeque<SnapshotJob>,
     taking: Option<Taking>,
     restoring: Option<Restoring>,
+    /// The log applied since the last snapshot and that snapshot's size.
+    pub(super) since: SinceSnapshot,
 }
 
 /// A received snapshot, decoded: the payload and, when the state machine
@@ -267,7 +269,8 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 /// Taking snapshots.
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Snapshots the state machine and compacts the log every
-    /// `snapshot_every` entries, or when raft asked for a fresh snapshot.
+    /// `snapshot_every` entries once they hold as many bytes as the last
+    /// snapshot (see [`snapshot_due`]), or when raft asked for a fresh one.
     pub(super) fn maybe_snapshot(&mut self) {
         if self.fatal.is_some() || self.snaps.taking.is_some() || self.snaps.restoring.is_some() {
             return; // a raft request stays set until then
@@ -278,6 +281,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.snapshot_index,
             self.cfg.snapshot_every,
             requested,
+            self.snaps.since,
         ) {
             return;
         }
@@ -293,6 +297,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             replication: self.replication_record(),
         };
         let id = self.next_job_id();
+        // Counted from here: what is applied while the job runs is above
+        // the snapshot's index.
+        self.snaps.since.log_bytes = 0;
         self.snaps.taking = Some(Taking {
             id,
             index: self.applied,
@@ -327,6 +334,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.raw.raft.raft_log.first_index(),
         );
         let keep = keep_for(t.index, self.cfg.keep_entries, self.compaction_point());
+        self.snaps.since.snapshot_bytes = data.len() as u64;
         if let Err(e) = self.storage.create_snapshot(t.index, t.conf, data, keep) {
             return self.fail(Fatal::Storage(e));
         }
@@ -365,6 +373,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// decoder.
     pub(super) fn adopt_snapshot(&mut self, snap: &Snapshot, received: Received) {
         let (mut data, decoder) = received;
+        self.snaps.since = SinceSnapshot {
+            log_bytes: 0,
+            snapshot_bytes: snap.data.len() as u64,
+        };
         let user = std::mem::take(&mut data.user); // shares `snap.data`
         let applied = self.applied;
         self.unpack(super::start::Unpacked::of(snap, &data));

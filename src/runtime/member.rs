@@ -88,7 +88,9 @@ pub struct NodeSettings {
     /// below the transport's [`Limits::max_message`].
     pub max_command_len: usize,
     /// Take a snapshot and compact the log every this many applied
-    /// entries. Defaults to 1024.
+    /// entries, once they also hold as many bytes as the last snapshot
+    /// (see [`NodeConfig::snapshot_every`](crate::NodeConfig::snapshot_every)).
+    /// Defaults to 1024.
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot for followers that lag a little
     /// (raise it when followers often fall behind by more and receive
