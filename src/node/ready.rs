@@ -79,39 +79,41 @@ pub(super) fn floor_record_due(live: u64, last: u64, step: u64) -> bool {
     live >= last.saturating_add(step.max(1))
 }
 
-/// The log applied since the last snapshot, against that snapshot: what
+/// The log this member holds, against its last snapshot: what
 /// [`snapshot_due`] weighs besides the entry count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct SinceSnapshot {
-    /// Bytes of the entries applied since the last snapshot.
-    pub(super) log_bytes: u64,
-    /// Size of the last snapshot taken or installed here (0: none yet).
+pub(super) struct LogWeight {
+    /// Bytes of the log entries held (what compacting could drop).
+    pub(super) held_bytes: u64,
+    /// Size of the last snapshot taken or installed here (0: none since
+    /// this member started).
     pub(super) snapshot_bytes: u64,
 }
 
 /// Whether to snapshot and compact now: something was applied since the
 /// last snapshot at `snapshot_index`, and either raft asked for a fresh
-/// snapshot (`requested`), or `every` entries were applied *and* they hold
-/// at least as many bytes as the last snapshot did.
+/// snapshot (`requested`), or `every` entries were applied *and* the log
+/// held weighs at least as much as the last snapshot.
 ///
 /// The second condition bounds what snapshots cost against what the log
 /// costs: a snapshot rewrites (and fsyncs) the whole state, so taking one
 /// every `every` entries regardless of size makes a large state under
 /// small, fast commands spend most of the disk on snapshots (a 2 MB state
 /// at 40,000 commits/s would be rewritten 40 times a second, and every
-/// commit's fsync queues behind those writes). Waiting until the log since
-/// holds as many bytes as the snapshot keeps snapshot writes at most equal
-/// to log writes, while the log kept between snapshots stays at most the
-/// state's size (plus `every` entries). A small state is unaffected: its
-/// snapshot is smaller than `every` entries.
+/// commit's fsync queues behind those writes). Waiting until the log held
+/// weighs as much as the snapshot keeps snapshot writes at most equal to
+/// log writes, while the log held stays below the state's size (plus
+/// `every` entries). A small state is unaffected (its snapshot weighs less
+/// than `every` entries), and a log that holds large entries (a big state
+/// just written) is compacted at `every` entries as before.
 pub(super) fn snapshot_due(
     applied: u64,
     snapshot_index: u64,
     every: u64,
     requested: bool,
-    since: SinceSnapshot,
+    weight: LogWeight,
 ) -> bool {
-    let due = applied >= snapshot_index + every && since.log_bytes >= since.snapshot_bytes;
+    let due = applied >= snapshot_index + every && weight.held_bytes >= weight.snapshot_bytes;
     (due || requested) && applied > snapshot_index
 }
 
@@ -300,7 +302,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 },
             }
             self.applied = e.index;
-            self.snaps.since.log_bytes += u64::from(super::retention::entry_size(&e));
         }
     }
 

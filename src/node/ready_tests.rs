@@ -82,7 +82,7 @@ fn membership_covers_both_halves_of_a_joint_configuration() {
 
 #[test]
 fn snapshots_are_taken_every_n_entries_or_on_request_when_something_was_applied() {
-    let small = SinceSnapshot::default();
+    let small = LogWeight::default();
     assert!(!snapshot_due(1_023, 0, 1_024, false, small));
     assert!(snapshot_due(1_024, 0, 1_024, false, small));
     assert!(snapshot_due(5, 0, 1_024, true, small), "raft asked");
@@ -94,21 +94,21 @@ fn snapshots_are_taken_every_n_entries_or_on_request_when_something_was_applied(
 }
 
 #[test]
-fn a_snapshot_waits_until_the_log_since_holds_as_many_bytes_as_the_last_one() {
+fn a_snapshot_waits_until_the_log_held_weighs_as_much_as_the_last_one() {
     // A 2 MB state under 60-byte commands: 1,024 entries are 61 KB.
-    let mut since = SinceSnapshot {
-        log_bytes: 61_440,
+    let mut weight = LogWeight {
+        held_bytes: 61_440,
         snapshot_bytes: 2_000_000,
     };
-    assert!(!snapshot_due(1_024, 0, 1_024, false, since));
+    assert!(!snapshot_due(1_024, 0, 1_024, false, weight));
     assert!(
-        snapshot_due(1_024, 0, 1_024, true, since),
+        snapshot_due(1_024, 0, 1_024, true, weight),
         "raft's request is not delayed"
     );
-    since.log_bytes = 2_000_000;
-    assert!(snapshot_due(40_000, 0, 1_024, false, since));
+    weight.held_bytes = 2_000_000;
+    assert!(snapshot_due(40_000, 0, 1_024, false, weight));
     assert!(
-        !snapshot_due(1_000, 0, 1_024, false, since),
+        !snapshot_due(1_000, 0, 1_024, false, weight),
         "the entry count still applies"
     );
 }

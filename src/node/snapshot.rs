@@ -55,7 +55,7 @@ use prost::bytes::Bytes;
 
 use raft::eraftpb::{ConfState, Entry, Snapshot};
 
-use super::ready::{keep_for, snapshot_due, SinceSnapshot};
+use super::ready::{keep_for, snapshot_due, LogWeight};
 use super::Node;
 use crate::error::Fatal;
 use crate::ids::EpochId;
@@ -208,8 +208,9 @@ pub(super) struct Snapshots {
     jobs: VecDeque<SnapshotJob>,
     taking: Option<Taking>,
     restoring: Option<Restoring>,
-    /// The log applied since the last snapshot and that snapshot's size.
-    pub(super) since: SinceSnapshot,
+    /// Size of the last snapshot taken or installed here (0: none since
+    /// this member started).
+    last_bytes: u64,
 }
 
 /// A received snapshot, decoded: the payload and, when the state machine
@@ -269,8 +270,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
 /// Taking snapshots.
 impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Snapshots the state machine and compacts the log every
-    /// `snapshot_every` entries once they hold as many bytes as the last
-    /// snapshot (see [`snapshot_due`]), or when raft asked for a fresh one.
+    /// `snapshot_every` entries once the log held weighs as much as the
+    /// last snapshot (see [`snapshot_due`]), or when raft asked for a
+    /// fresh one.
     pub(super) fn maybe_snapshot(&mut self) {
         if self.fatal.is_some() || self.snaps.taking.is_some() || self.snaps.restoring.is_some() {
             return; // a raft request stays set until then
@@ -281,7 +283,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.snapshot_index,
             self.cfg.snapshot_every,
             requested,
-            self.snaps.since,
+            LogWeight {
+                // Brought up to date by `retention_due` above.
+                held_bytes: self.retained.bytes(),
+                snapshot_bytes: self.snaps.last_bytes,
+            },
         ) {
             return;
         }
@@ -297,9 +303,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             replication: self.replication_record(),
         };
         let id = self.next_job_id();
-        // Counted from here: what is applied while the job runs is above
-        // the snapshot's index.
-        self.snaps.since.log_bytes = 0;
         self.snaps.taking = Some(Taking {
             id,
             index: self.applied,
@@ -334,7 +337,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             self.raw.raft.raft_log.first_index(),
         );
         let keep = keep_for(t.index, self.cfg.keep_entries, self.compaction_point());
-        self.snaps.since.snapshot_bytes = data.len() as u64;
+        self.snaps.last_bytes = data.len() as u64;
         if let Err(e) = self.storage.create_snapshot(t.index, t.conf, data, keep) {
             return self.fail(Fatal::Storage(e));
         }
@@ -373,10 +376,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// decoder.
     pub(super) fn adopt_snapshot(&mut self, snap: &Snapshot, received: Received) {
         let (mut data, decoder) = received;
-        self.snaps.since = SinceSnapshot {
-            log_bytes: 0,
-            snapshot_bytes: snap.data.len() as u64,
-        };
+        self.snaps.last_bytes = snap.data.len() as u64;
         let user = std::mem::take(&mut data.user); // shares `snap.data`
         let applied = self.applied;
         self.unpack(super::start::Unpacked::of(snap, &data));
