@@ -61,6 +61,7 @@ mod certs;
 mod config;
 mod control;
 mod ctl;
+mod failover;
 mod jepsen;
 mod launcher;
 mod pki;

@@ -178,6 +178,29 @@ pub(crate) fn soak(secs: u64, wan: &str, keep: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// What [`saturate`] counted.
+pub(crate) struct Saturated {
+    /// `became_leader` events.
+    pub(crate) leaders: usize,
+    /// Pair failovers started.
+    pub(crate) failovers: usize,
+    /// Proposals acknowledged.
+    pub(crate) commits: usize,
+}
+
+/// Saturates the running cluster `c` (64 proposals outstanding, spread
+/// over every member) for `d`, counting leadership changes: the load-alone
+/// part of `node bench`'s failover (`c.tap` must be set).
+pub(crate) fn saturate(c: &mut Cluster, d: Duration) -> Saturated {
+    let mut load = Load::new(64);
+    load.run(c, d);
+    Saturated {
+        leaders: load.count(load.t0, "became_leader"),
+        failovers: load.count(load.t0, "failover_started"),
+        commits: load.acks.len(),
+    }
+}
+
 /// Kills the leader and returns the time to the first commit under a new
 /// term, restarting the killed member afterwards. `restart_partner`: kill
 /// the partner first, restart it, then kill the leader right after.

@@ -309,6 +309,11 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
                         self.step(env);
                         n += 1;
                     }
+                    // After what arrived: a peer's process found gone
+                    // (its connection ended, its address refused a dial).
+                    for peer in self.transport.refused_peers() {
+                        self.node.peer_connection_refused(peer);
+                    }
                     self.node.tick(now_ms());
                     ("tick", start, n)
                 }
