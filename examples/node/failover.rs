@@ -79,18 +79,20 @@ fn timers_json(t: &Timers) -> String {
     )
 }
 
-/// What the members said since the last call: `became_leader` events and
-/// the silence each `failover_started` acted on (ms).
-fn drain_events(c: &mut Cluster) -> (usize, Vec<u64>) {
-    let (mut leaders, mut silences) = (0, Vec::new());
-    for (_, _, line) in c.tap.as_mut().map(std::mem::take).unwrap_or_default() {
+/// What the members said since the last call: each `became_leader` as
+/// `<member>:<cause>`, and the silence each `failover_started` acted on
+/// (ms).
+fn drain_events(c: &mut Cluster) -> (Vec<String>, Vec<u64>) {
+    let (mut leaders, mut silences) = (Vec::new(), Vec::new());
+    for (_, id, line) in c.tap.as_mut().map(std::mem::take).unwrap_or_default() {
         let Some((kind, _)) = event_of(&line) else {
             continue;
         };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if kind == "became_leader" {
-            leaders += 1;
+            let cause = v["event"]["cause"]["type"].as_str().unwrap_or("?");
+            leaders.push(format!("{}:{cause}", crate::jepsen::name(id)));
         } else if kind == "failover_started" {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             silences.extend(v["event"]["silent_ms"].as_u64());
         }
     }
@@ -170,27 +172,33 @@ pub(crate) fn run(trials: usize, json: bool, keep: bool, args: &[String]) -> Res
     c.every = Duration::from_millis(2);
     c.tap = Some(Vec::new());
     c.run_for(Duration::from_secs(2));
+    drain_events(&mut c); // the first election
     let (mut normal, mut after) = (Trials::default(), Trials::default());
-    let mut unprovoked = 0;
+    let mut unprovoked = Vec::new();
     for pair in 0..trials.div_ceil(2) {
         await_leader(&mut c, 2 * pair)?;
-        unprovoked += drain_events(&mut c).0;
+        unprovoked.extend(drain_events(&mut c).0);
         kill_leader(&mut c, 2 * pair, &t, &mut normal)?;
         // Right after the restarted member caught up: it is the standby.
         kill_leader(&mut c, 2 * pair + 1, &t, &mut after)?;
         drain_events(&mut c);
         c.run_for(Duration::from_millis(1_500));
     }
-    unprovoked += drain_events(&mut c).0;
+    unprovoked.extend(drain_events(&mut c).0);
     let load = crate::soak::saturate(&mut c, Duration::from_secs(load_secs));
-    let note = format!(",\"unprovoked_leader_changes\":{unprovoked}");
+    let note = format!(
+        ",\"unprovoked_leader_changes\":{},\"unprovoked\":{unprovoked:?}",
+        unprovoked.len()
+    );
     if json {
         println!("{}", normal.json("failover", &t, &note));
         println!("{}", after.json("failover_after_restart", &t, ""));
         println!(
-            "{{\"bench\":\"failover_load_alone\",\"secs\":{load_secs},\"leadership_changes\":{},\"pair_failovers_started\":{},\"commits_per_s\":{:.0},\"outstanding\":64,{}}}",
+            "{{\"bench\":\"failover_load_alone\",\"secs\":{load_secs},\"leadership_changes\":{},\"changes\":{:?},\"pair_failovers_started\":{},\"failover_silences_ms\":{:?},\"commits_per_s\":{:.0},\"outstanding\":64,{}}}",
             load.leaders,
+            load.changes,
             load.failovers,
+            load.silences,
             load.commits as f64 / load_secs as f64,
             timers_json(&t)
         );
@@ -202,8 +210,8 @@ pub(crate) fn run(trials: usize, json: bool, keep: bool, args: &[String]) -> Res
                 r.json("", &t, "").trim_start_matches("{\"bench\":\"\",")
             );
         }
-        println!("  leadership changes nobody caused between trials: {unprovoked}; under {load_secs} s of saturation: {} (pair failovers started: {}, {:.0} commits/s)",
-            load.leaders, load.failovers, load.commits as f64 / load_secs as f64);
+        println!("  leadership changes nobody caused between trials: {unprovoked:?}; under {load_secs} s of saturation: {} {:?} (pair failovers started: {}, {:.0} commits/s)",
+            load.leaders, load.changes, load.failovers, load.commits as f64 / load_secs as f64);
     }
     Ok(())
 }

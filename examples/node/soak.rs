@@ -88,8 +88,11 @@ impl Load {
         if let Some(e) = json.as_ref().map(|v| &v["event"]).filter(|e| e.is_object()) {
             let kind = e["type"].as_str().unwrap_or("?");
             let cause = e["cause"]["type"].as_str().unwrap_or("");
-            let e = format!("{kind} {cause}").trim_end().to_string();
-            self.events.push((at, id, e));
+            let mut text = format!("{kind} {cause}").trim_end().to_string();
+            if let Some(ms) = e["silent_ms"].as_u64() {
+                text.push_str(&format!(" silent_ms={ms}"));
+            }
+            self.events.push((at, id, text));
             return;
         }
         if field(line, "reply") != Some("propose") {
@@ -186,6 +189,10 @@ pub(crate) struct Saturated {
     pub(crate) failovers: usize,
     /// Proposals acknowledged.
     pub(crate) commits: usize,
+    /// The silence (ms) each pair failover started on.
+    pub(crate) silences: Vec<u64>,
+    /// Each leadership change: `<member>:<cause>`.
+    pub(crate) changes: Vec<String>,
 }
 
 /// Saturates the running cluster `c` (64 proposals outstanding, spread
@@ -197,7 +204,18 @@ pub(crate) fn saturate(c: &mut Cluster, d: Duration) -> Saturated {
     Saturated {
         leaders: load.count(load.t0, "became_leader"),
         failovers: load.count(load.t0, "failover_started"),
+        silences: (load.events.iter())
+            .filter(|(t, _, e)| *t >= load.t0 && e.starts_with("failover_started"))
+            .filter_map(|(_, _, e)| e.rsplit_once("silent_ms=")?.1.parse().ok())
+            .collect(),
         commits: load.acks.len(),
+        changes: (load.events.iter())
+            .filter(|(t, _, e)| *t >= load.t0 && e.starts_with("became_leader"))
+            .map(|(_, id, e)| {
+                let cause = e.split(' ').nth(1).unwrap_or("?");
+                format!("{}:{cause}", crate::jepsen::name(*id))
+            })
+            .collect(),
     }
 }
 

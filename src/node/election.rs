@@ -29,7 +29,8 @@
 //! (100 ms at the defaults). A process that died leaves a better sign on
 //! a host that is still up: its kernel closes its sockets, so this
 //! member's connection from it ends, and a new connection to its address
-//! is *refused* (a TCP reset to the SYN: nothing listens there). The
+//! is *refused* (a TCP reset to the SYN: nothing listens there; or reset
+//! from the listener's backlog as it closes). The
 //! runtime reports exactly that, and nothing weaker, through
 //! [`Node::peer_connection_refused`]: a connection from the peer ended
 //! and a dial to its address was then refused.

@@ -309,12 +309,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
                         self.step(env);
                         n += 1;
                     }
-                    // After what arrived: a peer's process found gone
-                    // (its connection ended, its address refused a dial).
-                    for peer in self.transport.refused_peers() {
-                        self.node.peer_connection_refused(peer);
-                    }
-                    self.node.tick(now_ms());
+                    self.tick();
                     ("tick", start, n)
                 }
             };
@@ -342,6 +337,17 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             job(Err(ProposeError::Stopped));
         }
         self.publish();
+    }
+
+    /// Ticks the node, after telling it of the peers whose process the
+    /// transport found gone (their connection ended, their address
+    /// refused a dial): after what arrived from them, which the caller
+    /// stepped first.
+    fn tick(&mut self) {
+        for peer in self.transport.refused_peers() {
+            self.node.peer_connection_refused(peer);
+        }
+        self.node.tick(now_ms());
     }
 
     /// Steps an inbound envelope. A refusal is counted by the node (see
