@@ -109,6 +109,15 @@ pub struct Timers {
     /// main-site mode (a LAN quorum) about 107 ms instead of 35 ms.
     /// Stalls longer than the election timeout cannot be covered (the
     /// failover time must stay below it).
+    ///
+    /// A dead primary need not cost the whole failover time: when its
+    /// process is gone and its host still up, its connection to the
+    /// standby ends and a dial to it is refused, and a standby told so
+    /// ([`Node::peer_connection_refused`](crate::Node::peer_connection_refused);
+    /// the TCP runtime does it) takes over once the primary has been silent
+    /// for a heartbeat interval and a tick. Nothing else shortens the wait:
+    /// a stall, a flapping link or a host gone without a reset leaves the
+    /// failover time as it is.
     pub failover: Duration,
     /// How long a rank-1 survivable core waits without any leader before it
     /// takes over. Defaults to 2 s (the paper's default is minutes).

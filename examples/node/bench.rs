@@ -1,9 +1,8 @@
 //! `node bench`: failover and throughput on loopback with durable storage.
 //!
-//! - failover: the Denver/Paris cluster as five processes with 10 ms ticks;
-//!   the leader's process is killed with SIGKILL, and the time to the first
-//!   commit under the new leader is measured (proposals every 2 ms); the
-//!   killed member is restarted and caught up before the next trial.
+//! - failover: see the `failover` module (five processes, default timers,
+//!   kill -9 of the leader, also right after a restart; leadership changes
+//!   from load alone).
 //! - throughput: three members (a duplicated pair and a tie-breaker) in this
 //!   process, each with its own data directory (fsync on) and TCP; 1, 16 and
 //!   64 proposers each propose and wait, back to back, for a few seconds.
@@ -42,14 +41,11 @@ use survivable_core::transport::{
     free_loopback_addr, Dialer, TcpConfig, TlsFiles, TransportSecurity,
 };
 
-use crate::launcher::Cluster;
 use crate::pki;
 
 /// `--snapshot-every N`: the throughput members' snapshot interval in
 /// entries (the members' default unless given).
 static SNAPSHOT_EVERY: AtomicU64 = AtomicU64::new(0);
-
-const TIMERS: &str = "tick_ms = 10\nheartbeat_ms = 10\nfailover_ms = 30\nelection_ms = 200";
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -57,57 +53,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-fn failover(trials: usize, json: bool, keep: bool) -> Result<(), String> {
-    let mut c = Cluster::start(true, TIMERS, &[])?;
-    c.keep = keep;
-    c.every = Duration::from_millis(2);
-    c.run_for(Duration::from_secs(2));
-    let mut times = Vec::new();
-    for trial in 0..trials {
-        let Some(leader) = c.leader() else {
-            return Err(format!("trial {trial}: no leader"));
-        };
-        let (t0, term) = (c.now_ms(), c.term());
-        c.kill9(leader);
-        c.run_for(Duration::from_millis(500));
-        let took = c
-            .first_ack_after(t0, term)
-            .ok_or(format!("trial {trial}: no commit after killing {leader}"))?;
-        times.push(took);
-        c.spawn(leader)?;
-        // Steady again: the restarted member has caught up.
-        let mut steady = false;
-        for _ in 0..50 {
-            c.run_for(Duration::from_millis(100));
-            let head = c.leader().and_then(|l| c.applied(l)).unwrap_or(u64::MAX);
-            if c.applied(leader).is_some_and(|a| a + 10 >= head) {
-                steady = true;
-                break;
-            }
-        }
-        if !steady {
-            return Err(format!("trial {trial}: member {leader} did not catch up"));
-        }
-        c.run_for(Duration::from_millis(300));
-    }
-    times.sort_unstable();
-    let (p50, p99, max) = (
-        percentile(&times, 0.5),
-        percentile(&times, 0.99),
-        times[times.len() - 1],
-    );
-    if json {
-        println!(
-            "{{\"bench\":\"failover\",\"trials\":{trials},\"median_ms\":{p50},\"p99_ms\":{p99},\"max_ms\":{max},\"tick_ms\":10,\"heartbeat_ms\":10,\"failover_ms\":30,\"election_ms\":200,\"storage\":\"raft-engine, fsync\",\"transport\":\"mutual tls, loopback\"}}"
-        );
-    } else {
-        println!("failover (kill -9 of the leader -> first commit under the new leader), {trials} trials");
-        println!("  tick 10 ms, heartbeat 10 ms, failover detection 30 ms, election 200 ms");
-        println!("  median {p50} ms, p99 {p99} ms, max {max} ms; all: {times:?}");
-    }
-    Ok(())
 }
 
 /// The security of member `id` for a run with or without TLS.
@@ -495,6 +440,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     match num("--trials", 20) {
         0 => Ok(()), // `--trials 0`: throughput only
-        trials => failover(trials as usize, json, keep),
+        trials => crate::failover::run(trials as usize, json, keep, args),
     }
 }

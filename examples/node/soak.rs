@@ -88,8 +88,11 @@ impl Load {
         if let Some(e) = json.as_ref().map(|v| &v["event"]).filter(|e| e.is_object()) {
             let kind = e["type"].as_str().unwrap_or("?");
             let cause = e["cause"]["type"].as_str().unwrap_or("");
-            let e = format!("{kind} {cause}").trim_end().to_string();
-            self.events.push((at, id, e));
+            let mut text = format!("{kind} {cause}").trim_end().to_string();
+            if let Some(ms) = e["silent_ms"].as_u64() {
+                text.push_str(&format!(" silent_ms={ms}"));
+            }
+            self.events.push((at, id, text));
             return;
         }
         if field(line, "reply") != Some("propose") {
@@ -176,6 +179,44 @@ pub(crate) fn soak(secs: u64, wan: &str, keep: bool) -> Result<(), String> {
         load.failed
     );
     Ok(())
+}
+
+/// What [`saturate`] counted.
+pub(crate) struct Saturated {
+    /// `became_leader` events.
+    pub(crate) leaders: usize,
+    /// Pair failovers started.
+    pub(crate) failovers: usize,
+    /// Proposals acknowledged.
+    pub(crate) commits: usize,
+    /// The silence (ms) each pair failover started on.
+    pub(crate) silences: Vec<u64>,
+    /// Each leadership change: `<member>:<cause>`.
+    pub(crate) changes: Vec<String>,
+}
+
+/// Saturates the running cluster `c` (64 proposals outstanding, spread
+/// over every member) for `d`, counting leadership changes: the load-alone
+/// part of `node bench`'s failover (`c.tap` must be set).
+pub(crate) fn saturate(c: &mut Cluster, d: Duration) -> Saturated {
+    let mut load = Load::new(64);
+    load.run(c, d);
+    Saturated {
+        leaders: load.count(load.t0, "became_leader"),
+        failovers: load.count(load.t0, "failover_started"),
+        silences: (load.events.iter())
+            .filter(|(t, _, e)| *t >= load.t0 && e.starts_with("failover_started"))
+            .filter_map(|(_, _, e)| e.rsplit_once("silent_ms=")?.1.parse().ok())
+            .collect(),
+        commits: load.acks.len(),
+        changes: (load.events.iter())
+            .filter(|(t, _, e)| *t >= load.t0 && e.starts_with("became_leader"))
+            .map(|(_, id, e)| {
+                let cause = e.split(' ').nth(1).unwrap_or("?");
+                format!("{}:{cause}", crate::jepsen::name(*id))
+            })
+            .collect(),
+    }
 }
 
 /// Kills the leader and returns the time to the first commit under a new

@@ -21,6 +21,55 @@
 //! - After a long leaderless spell a node lowers its own raft priority to 0
 //!   so a priority/log-length deadlock resolves (see
 //!   [`manual::raft_rs`](crate::manual::raft_rs#the-priority-deadlock)).
+//!
+//! # A leader's process gone: failover without waiting out the timer
+//!
+//! The failover time is a guess: silence cannot tell a dead primary from
+//! a stalled one, so the standby waits long enough to sit out stalls
+//! (100 ms at the defaults). A process that died leaves a better sign on
+//! a host that is still up: its kernel closes its sockets, so this
+//! member's connection from it ends, and a new connection to its address
+//! is *refused* (a TCP reset to the SYN: nothing listens there; or reset
+//! from the listener's backlog as it closes). The
+//! runtime reports exactly that, and nothing weaker, through
+//! [`Node::peer_connection_refused`]: a connection from the peer ended
+//! and a dial to its address was then refused.
+//!
+//! What the report proves: at the time of the dial, no process listened
+//! at the leader's address, after every message this member had taken
+//! from it (the runtime steps what arrived before it passes the report
+//! on). A member's listener lives as long as its process (it closes only
+//! when the member stops, and a stopping leader hands its leadership on
+//! first), so the leader that was followed is gone; if it comes back, it
+//! comes back as a follower. What it does not prove: anything when the
+//! dial *succeeds* (a connection reset by the network, a flapping link, a
+//! proxy or relay in the path that answers for the member, a process
+//! restarted fast enough): then nothing is reported and the failover
+//! timer applies unchanged. Nor does any sign come from a host that went
+//! away, a cut cable or a half-open connection on a WAN (no reset ever
+//! arrives, and a dial times out): the timer again. A refusal that does
+//! not mean death (a firewall rejecting this member's dials while the
+//! leader lives) is guarded against by still asking for silence: the
+//! standby acts only once the leader has also been silent here for more
+//! than a heartbeat interval ([`gone_failover_after`]), which a live
+//! leader that reaches this member never is.
+//!
+//! What the report changes, and only for the standby of the leader's own
+//! pair, following that leader, with the report newer than the leader's
+//! last message (a message from the leader, or a new leader, clears it):
+//!
+//! - the failover probe (pre-votes, deposing nobody) starts at once
+//!   instead of after two missed heartbeats;
+//! - the campaign follows once the probe is won and the leader has been
+//!   silent for [`gone_failover_after`], instead of the failover time;
+//! - the recent-catch-up caution is waived (it guards a live leader
+//!   against a hopeless campaign; this one is gone). A log behind the
+//!   leader's commit still declines, and the probe still asks a quorum,
+//!   so a standby that cannot win still does not try.
+//!
+//! Nothing else listens to the report: load, a slow leader or a flapping
+//! connection produce no refusal, so they change leadership no sooner
+//! than before.
 
 use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;
@@ -83,6 +132,10 @@ pub(super) struct Election {
     /// (set when a more preferred candidate proved it cannot win, or when
     /// this leader was deposed with no successor).
     pub(super) step_up: Option<usize>,
+    /// The leader followed, reported gone (a connection to it refused)
+    /// since its last message here; cleared when a leader is heard or
+    /// another is followed (see the module docs).
+    pub(super) gone: Option<NodeId>,
 }
 
 impl Default for Election {
@@ -106,6 +159,7 @@ impl Default for Election {
             probe: None,
             probed: false,
             step_up: None,
+            gone: None,
         }
     }
 }
@@ -192,6 +246,14 @@ pub(super) fn campaign_wait(
 /// the witness had their chance, and four election timeouts more passed.
 pub(super) fn deadlock_after(t: &TickTimers, max_rank: u32) -> usize {
     t.witness_after(max_rank) + 4 * t.election
+}
+
+/// Silent ticks after which the standby of a leader reported gone takes
+/// over (its probe won): more than a heartbeat interval, so a leader whose
+/// messages still reach this member is never taken for gone, and never
+/// more than the failover time.
+pub(super) fn gone_failover_after(t: &TickTimers) -> usize {
+    (t.heartbeat + 1).min(t.failover)
 }
 
 /// Why a campaign by a member in `role` runs.
@@ -293,17 +355,22 @@ impl Election {
             return Failover::NotNow;
         };
         let election = t.election as u64;
+        let gone = self.gone == Some(leader);
         // Behind what the leader said it had committed, recently catching
         // up, or not yet known to match the leader's log in this term (only
-        // heartbeats so far): such a log would lose the election.
+        // heartbeats so far): such a log would lose the election. The
+        // recent catch-up only guards a live leader (see the module docs).
         let behind = log.last_index < log.leader_commit || self.synced_term != log.term;
         let catching_up = behind
-            || self
-                .catching_up_at
-                .is_some_and(|at| tick_no.saturating_sub(at) < election);
+            || !gone
+                && self
+                    .catching_up_at
+                    .is_some_and(|at| tick_no.saturating_sub(at) < election);
+        // Gone: probing deposes nobody, so it starts at once.
+        let probe_after = if gone { 1 } else { t.failover_probe_after() };
         if leader == me
             || self.fast_failover_term == log.term
-            || self.since_leader < t.failover_probe_after()
+            || self.since_leader < probe_after
             || !same_core
         {
             return Failover::NotNow;
@@ -313,6 +380,28 @@ impl Election {
         } else {
             Failover::Start(leader)
         }
+    }
+
+    /// Silent ticks after which the campaign follows a won probe against
+    /// `primary`: the failover time, or [`gone_failover_after`] once it
+    /// was reported gone.
+    pub(super) fn failover_after(&self, primary: NodeId, t: &TickTimers) -> usize {
+        if self.gone == Some(primary) {
+            gone_failover_after(t)
+        } else {
+            t.failover
+        }
+    }
+
+    /// A connection to `peer` was refused after its connection to this
+    /// member ended: recorded when `peer` is the leader followed (and this
+    /// member does not lead). Whether it was recorded.
+    pub(super) fn refused(&mut self, peer: NodeId) -> bool {
+        if self.leader != Some(peer) || self.role == StateRole::Leader || self.gone == Some(peer) {
+            return false;
+        }
+        self.gone = Some(peer);
+        true
     }
 
     /// Whether the priority should be lowered now to break a deadlock.
@@ -371,6 +460,7 @@ impl Election {
             return false;
         }
         self.leader = leader;
+        self.gone = None;
         if leader.is_some() {
             self.last_leader = leader;
         }
@@ -388,6 +478,7 @@ impl Election {
         self.failover_declined = false;
         self.spell_campaigns = 0;
         self.step_up = None;
+        self.gone = None;
         std::mem::take(&mut self.priority_lowered)
     }
 }
@@ -595,7 +686,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             }
             return false;
         }
-        if self.election.since_leader < self.ticks.failover {
+        if self.election.since_leader < self.election.failover_after(p.primary, &self.ticks) {
             if let Some(p) = self.election.probe.as_mut() {
                 p.won = true;
             }
@@ -664,6 +755,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             .get(&other)
             .and_then(|s| s.member.core());
         mine.is_some() && mine == theirs
+    }
+
+    /// A connection to `peer` was refused after its connection here ended
+    /// (see [`Node::peer_connection_refused`] and the module docs).
+    pub(super) fn note_refused(&mut self, peer: NodeId) {
+        if self.election.refused(peer) {
+            slog::info!(self.logger, "the leader's process is gone (its connection closed, a dial to it refused)";
+                "leader" => peer.0, "silent_ms" => self.ticks.ms(self.election.since_leader));
+        }
     }
 
     /// The leader was heard: the leaderless spell is over.

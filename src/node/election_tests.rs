@@ -375,3 +375,116 @@ fn a_leader_heard_after_this_members_own_stall_was_not_silent() {
         Failover::NotNow
     );
 }
+
+#[test]
+fn a_gone_leader_is_probed_at_once_and_taken_over_after_a_heartbeat_of_silence() {
+    let t = timers();
+    // Not reported: the probe waits for two missed heartbeats and a tick.
+    let e = standby_following(1);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow
+    );
+    assert_eq!(e.failover_after(PRIMARY, &t), 5);
+    // Reported gone: probed from the first silent tick, campaign after a
+    // heartbeat interval and a tick (3), not the failover time (5).
+    let mut e = standby_following(1);
+    assert!(e.refused(PRIMARY));
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Start(PRIMARY)
+    );
+    assert_eq!(e.failover_after(PRIMARY, &t), 3);
+    assert_eq!(e.failover_after(NodeId(3), &t), 5, "only for the one gone");
+    // Not in the very tick the leader was last heard.
+    let mut e = standby_following(0);
+    assert!(e.refused(PRIMARY));
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow
+    );
+}
+
+#[test]
+fn gone_never_shortens_more_than_the_failover_time_allows() {
+    let t = TickTimers {
+        failover: 2,
+        ..timers()
+    };
+    assert_eq!(gone_failover_after(&t), 2);
+    assert_eq!(gone_failover_after(&timers()), 3);
+}
+
+#[test]
+fn gone_waives_the_recent_catch_up_caution_but_not_a_log_behind() {
+    let t = timers();
+    let mut e = standby_following(10);
+    e.catching_up_at = Some(95);
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Decline(PRIMARY)
+    );
+    assert!(e.refused(PRIMARY));
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Start(PRIMARY)
+    );
+    let behind = LogSync {
+        last_index: 99,
+        ..synced_log()
+    };
+    assert_eq!(
+        e.failover(STANDBY, true, behind, 100, &t),
+        Failover::Decline(PRIMARY)
+    );
+    e.synced_term = 4;
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::Decline(PRIMARY),
+        "only heartbeats in this term"
+    );
+}
+
+#[test]
+fn a_refusal_counts_only_for_the_leader_followed_and_only_until_it_is_heard() {
+    let t = timers();
+    let mut e = standby_following(2);
+    assert!(!e.refused(NodeId(3)), "not the leader");
+    assert_eq!(e.gone, None);
+    assert!(e.refused(PRIMARY));
+    assert!(!e.refused(PRIMARY), "recorded once");
+    // The leader heard after the report (a message that was on its way, or
+    // a flapping connection whose redial was refused for a moment): the
+    // report is void, and the usual silence applies again.
+    e.heard_leader();
+    assert_eq!(e.gone, None);
+    e.since_leader = 2;
+    assert_eq!(
+        e.failover(STANDBY, true, synced_log(), 100, &t),
+        Failover::NotNow
+    );
+    // Another leader followed: void too.
+    assert!(e.refused(PRIMARY));
+    assert!(e.leader_seen(Some(NodeId(3))));
+    assert_eq!(e.gone, None);
+    assert!(e.leader_seen(None));
+    assert!(!e.refused(PRIMARY), "no leader followed");
+    // A leader is never told its own process is gone.
+    let mut e = Election {
+        role: StateRole::Leader,
+        leader: Some(STANDBY),
+        ..Election::default()
+    };
+    assert!(!e.refused(STANDBY));
+}
+
+#[test]
+fn a_gone_leader_of_another_core_changes_nothing() {
+    let t = timers();
+    let mut e = standby_following(3);
+    assert!(e.refused(PRIMARY));
+    assert_eq!(
+        e.failover(STANDBY, false, synced_log(), 100, &t),
+        Failover::NotNow
+    );
+}

@@ -9,8 +9,10 @@
 //! - **Inputs**: [`tick`](Node::tick) every
 //!   [`Timers::tick`](crate::policy::Timers::tick) with the wall-clock
 //!   time, [`step`](Node::step) for each envelope received,
-//!   [`propose`](Node::propose) for commands and [`read`](Node::read) for
-//!   linearizable read points.
+//!   [`propose`](Node::propose) for commands, [`read`](Node::read) for
+//!   linearizable read points, and
+//!   [`peer_connection_refused`](Node::peer_connection_refused) when a
+//!   peer's process is known to be gone.
 //! - **Commands** (operator calls): [`hand_back`](Node::hand_back),
 //!   [`activate`](Node::activate), [`transfer_leader`](Node::transfer_leader),
 //!   [`drain`](Node::drain)/[`undrain`](Node::undrain) (maintenance),
@@ -101,7 +103,7 @@ use crate::wire::Envelope;
 /// | Group | Methods |
 /// |---|---|
 /// | Start | [`new`](Self::new) |
-/// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read) |
+/// | Inputs | [`tick`](Self::tick), [`step`](Self::step), [`propose`](Self::propose), [`read`](Self::read), [`peer_connection_refused`](Self::peer_connection_refused) |
 /// | Commands | [`hand_back`](Self::hand_back), [`activate`](Self::activate), [`transfer_leader`](Self::transfer_leader), [`drain`](Self::drain), [`undrain`](Self::undrain), [`replace_member`](Self::replace_member), [`replace_member_at`](Self::replace_member_at), [`replacement_member`](Self::replacement_member), [`change_topology`](Self::change_topology) |
 /// | Outputs (drain in this order) | [`set_early_sink`](Self::set_early_sink) (optional), [`poll_transmit`](Self::poll_transmit), [`poll_outcome`](Self::poll_outcome), [`poll_read`](Self::poll_read), [`poll_event`](Self::poll_event) |
 /// | Snapshot jobs (optional) | [`offload_snapshots`](Self::offload_snapshots), [`poll_snapshot_job`](Self::poll_snapshot_job), [`snapshot_done`](Self::snapshot_done), [`installing_snapshot`](Self::installing_snapshot) |
@@ -265,6 +267,24 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// node's state is unchanged.
     pub fn step(&mut self, env: Envelope) -> Result<(), StepError> {
         self.take_envelope(env)
+    }
+
+    /// Reports that a connection to `peer` was *refused* (nothing listens
+    /// at its address) after `peer`'s connection to this member ended:
+    /// its process is gone. Report nothing weaker (a dial that timed out,
+    /// a reset, a connection that closed while a dial succeeds), and
+    /// feed what arrived from `peer` before the report first. When `peer`
+    /// is the leader this member follows as its pair's standby, the pair
+    /// failover runs without waiting out
+    /// [`Timers::failover`](crate::policy::Timers::failover), once the
+    /// leader has also been silent for more than a heartbeat interval; in
+    /// any other case the report changes nothing. See the `election`
+    /// module's docs (in the source) for what the report proves and what
+    /// it does not.
+    pub fn peer_connection_refused(&mut self, peer: NodeId) {
+        if self.fatal.is_none() {
+            self.note_refused(peer);
+        }
     }
 
     /// Submits a command. It is applied at most once, on every member, and

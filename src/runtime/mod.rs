@@ -333,7 +333,7 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
                         self.step(env);
                         n += 1;
                     }
-                    self.node.tick(now_ms());
+                    self.tick();
                     ("tick", start, n)
                 }
             };
@@ -361,6 +361,19 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
             job(Err(ProposeError::Stopped));
         }
         self.publish();
+    }
+
+    /// Ticks the node, after telling it of the peers whose process the
+    /// transport found gone (their connection ended, their address
+    /// refused a dial): after what arrived from them, which the caller
+    /// stepped first.
+    fn tick(&mut self) {
+        // Taken before the node runs: its early sink takes the lock too.
+        let refused = self.transport.lock().refused_peers();
+        for peer in refused {
+            self.node.peer_connection_refused(peer);
+        }
+        self.node.tick(now_ms());
     }
 
     /// Steps an inbound envelope. A refusal is counted by the node (see

@@ -276,7 +276,17 @@ fn serve(
         hello: &hello,
         held: &held,
     };
-    receive(link, &from, &rest, peer, shared, inbound)
+    let ended = receive(link, &from, &rest, peer, shared, inbound);
+    // Ended from the other side (not stopping, not replaced here): is its
+    // process gone? (See the `gone` module.)
+    if !shared.stopping() && !held.replaced() {
+        if let Some(addr) = shared.peers.addresses().get(&member) {
+            let gone = shared.gone.check(member, *addr);
+            slog::debug!(shared.logger, "a member's connection ended; its address checked";
+                "from" => member.0, "refused" => gone);
+        }
+    }
+    ended
 }
 
 /// Who is on the other end of an accepted connection.

@@ -168,6 +168,7 @@
 //! [`Handle`](crate::runtime::Handle) is an in-process API).
 
 mod error;
+mod gone;
 mod hello;
 pub(crate) mod identity;
 mod inbound;
@@ -251,6 +252,14 @@ pub trait Transport: Send + 'static {
     /// what it had). The default does nothing.
     fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) -> Vec<PeerRefused> {
         let _ = peers;
+        Vec::new()
+    }
+
+    /// The peers whose connection to this member ended and whose address
+    /// then refused a connection (their process is gone), since the last
+    /// call, for [`Node::peer_connection_refused`](crate::Node::peer_connection_refused).
+    /// The default reports none.
+    fn refused_peers(&self) -> Vec<NodeId> {
         Vec::new()
     }
 }
@@ -355,6 +364,8 @@ pub(crate) struct Shared {
     /// The members now, where they listen, and each one's writer's flags
     /// (`cfg.peers` is what it started with).
     pub(crate) peers: PeerTable,
+    /// Peers whose process is gone (see the `gone` module).
+    pub(crate) gone: gone::GoneReports,
 }
 
 impl Shared {
@@ -439,6 +450,7 @@ impl TcpTransport {
             tls,
             inbound_of: Registry::default(),
             peers: table,
+            gone: gone::GoneReports::default(),
         });
         let deliver: inbound::Deliver = Arc::new(move |q| inbound.send(I::from(q)).is_ok());
         let mut threads = vec![inbound::spawn_acceptor(listener, shared.clone(), deliver)];
@@ -526,6 +538,10 @@ impl Transport for TcpTransport {
 
     fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) -> Vec<PeerRefused> {
         self.update_peers(peers)
+    }
+
+    fn refused_peers(&self) -> Vec<NodeId> {
+        self.shared.gone.take()
     }
 }
 

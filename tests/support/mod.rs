@@ -302,6 +302,17 @@ impl Cluster {
         });
     }
 
+    /// Waits until one of Denver's pair leads and the other follows it
+    /// (connected); returns the leader.
+    pub fn denver_leader_settled(&self) -> NodeId {
+        self.wait_for(Duration::from_secs(20), "Denver's pair to settle", |c| {
+            c.denver_leader().is_some_and(|l| {
+                c.members.contains_key(&partner(l)) && c.status(partner(l)).leader == Some(l)
+            })
+        });
+        self.denver_leader().expect("Denver leads")
+    }
+
     /// A proposal at the leader still commits.
     pub fn assert_serving(&self, what: &str) {
         let leader = self.leader().expect("a leader");
