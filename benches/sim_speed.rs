@@ -1,10 +1,14 @@
 //! Simulator speed: a 5-member Denver/Paris/witness cluster, one virtual
-//! hour, steady proposals (10 per second); then random fault schedules of
-//! ten virtual minutes each, played under the invariant checker. Prints
-//! one JSON line each.
+//! hour, steady proposals (10 per second); then ten virtual minutes of 200
+//! proposals per second (at every live member in turn, so most are
+//! forwarded to the leader) under a fixed fault cycle (leader-site crash,
+//! site partition, lossy and slow links, an isolated member, a paused
+//! member) with the invariant checker; then random fault schedules of ten
+//! virtual minutes each, played under the invariant checker. Prints one
+//! JSON line each.
 //!
-//! `cargo bench --bench sim_speed` (one hour) or `-- --test` (one minute,
-//! as CI runs it so the benchmark cannot rot).
+//! `cargo bench --bench sim_speed` (one hour) or `-- --test` (one virtual
+//! minute each, as CI runs it so the benchmark cannot rot).
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +41,44 @@ fn main() {
         virtual_secs as f64 / wall.as_secs_f64(),
         sim.violations().len()
     );
+    heavy_with_faults(if quick { 1 } else { 10 });
     schedules(if quick { 2 } else { 20 });
+}
+
+/// One virtual minute of faults, replayed `minutes` times, healed at the
+/// end of each minute: a crash and restart of a Denver member, a
+/// Denver/Paris partition, 20% loss and a 200 ms round trip on a
+/// Denver-Paris link, an isolated Paris member, a paused Denver member.
+const FAULT_MINUTE: &str = "+5000ms crash n1; +4000ms restart n1; \
+     +6000ms partition denver|paris+kansas; +5000ms heal; \
+     +5000ms loss n1 n3 20%; +5000ms delay n2 n4 200ms; +5000ms isolate n3; \
+     +5000ms heal; +5000ms pause n2; +3000ms resume n2; +12000ms heal";
+
+/// 200 proposals per second under [`FAULT_MINUTE`] for `minutes` virtual
+/// minutes, with the invariant checker ([`Schedule::run`]).
+fn heavy_with_faults(minutes: u64) {
+    use survivable_core::sim::{RunOptions, Schedule};
+    let topology = denver_paris().build().expect("valid topology").shared();
+    let line = format!(
+        "seed=1; {}",
+        vec![FAULT_MINUTE; minutes as usize].join("; ")
+    );
+    let schedule: Schedule = line.parse().expect("a valid schedule line");
+    let opts = RunOptions {
+        proposals_per_s: 200,
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let r = schedule.run(topology, &opts).expect("valid schedule");
+    let wall = started.elapsed().as_secs_f64();
+    let virtual_s = r.virtual_ms as f64 / 1000.0;
+    println!(
+        "{{\"bench\":\"heavy_with_faults\",\"members\":5,\"proposals_per_s\":200,\"virtual_s\":{virtual_s:.1},\"wall_s\":{wall:.3},\"speedup\":{:.0},\"proposed\":{},\"commits\":{},\"violations\":{}}}",
+        virtual_s / wall,
+        r.proposed,
+        r.acknowledged,
+        r.violations.len()
+    );
 }
 
 /// Random fault schedules stretched to ten virtual minutes each.
