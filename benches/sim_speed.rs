@@ -36,10 +36,11 @@ fn main() {
     let wall = started.elapsed();
     let committed = sim.commits().len();
     println!(
-        "{{\"bench\":\"sim_speed\",\"members\":5,\"virtual_s\":{virtual_secs},\"wall_s\":{:.3},\"speedup\":{:.0},\"proposed\":{proposed},\"committed\":{committed},\"violations\":{}}}",
+        "{{\"bench\":\"sim_speed\",\"members\":5,\"virtual_s\":{virtual_secs},\"wall_s\":{:.3},\"speedup\":{:.0},\"proposed\":{proposed},\"committed\":{committed},\"violations\":{},\"run_digest\":\"{:016x}\"}}",
         wall.as_secs_f64(),
         virtual_secs as f64 / wall.as_secs_f64(),
-        sim.violations().len()
+        sim.violations().len(),
+        sim.run_digest()
     );
     heavy_with_faults(if quick { 1 } else { 10 });
     schedules(if quick { 2 } else { 20 });
@@ -73,11 +74,12 @@ fn heavy_with_faults(minutes: u64) {
     let wall = started.elapsed().as_secs_f64();
     let virtual_s = r.virtual_ms as f64 / 1000.0;
     println!(
-        "{{\"bench\":\"heavy_with_faults\",\"members\":5,\"proposals_per_s\":200,\"virtual_s\":{virtual_s:.1},\"wall_s\":{wall:.3},\"speedup\":{:.0},\"proposed\":{},\"commits\":{},\"violations\":{}}}",
+        "{{\"bench\":\"heavy_with_faults\",\"members\":5,\"proposals_per_s\":200,\"virtual_s\":{virtual_s:.1},\"wall_s\":{wall:.3},\"speedup\":{:.0},\"proposed\":{},\"commits\":{},\"violations\":{},\"trace_digest\":\"{:016x}\"}}",
         virtual_s / wall,
         r.proposed,
         r.acknowledged,
-        r.violations.len()
+        r.violations.len(),
+        trace_digest(0, &r.trace)
     );
 }
 
@@ -90,6 +92,7 @@ fn schedules(count: u64) {
     let started = Instant::now();
     let mut virtual_ms = 0;
     let mut violations = 0;
+    let mut digest = 0;
     for _ in 0..count {
         let mut s = Schedule::arbitrary(&mut g);
         let used: u64 = s.steps.iter().map(|st| st.after_ms).sum();
@@ -102,11 +105,20 @@ fn schedules(count: u64) {
             .expect("valid schedule");
         virtual_ms += r.virtual_ms;
         violations += r.violations.len();
+        digest = trace_digest(digest, &r.trace);
     }
     let wall = started.elapsed().as_secs_f64();
     println!(
-        "{{\"bench\":\"schedules\",\"members\":5,\"schedules\":{count},\"virtual_min_each\":{:.1},\"wall_s\":{wall:.3},\"schedules_per_s\":{:.2},\"violations\":{violations}}}",
+        "{{\"bench\":\"schedules\",\"members\":5,\"schedules\":{count},\"virtual_min_each\":{:.1},\"wall_s\":{wall:.3},\"schedules_per_s\":{:.2},\"violations\":{violations},\"trace_digest\":\"{digest:016x}\"}}",
         virtual_ms as f64 / count as f64 / 60_000.0,
         count as f64 / wall
     );
+}
+
+/// A digest of traces (every start, fault and event, with its time), so
+/// two builds can be compared run for run: equal digests, equal runs.
+fn trace_digest(seed: u64, trace: &[String]) -> u64 {
+    trace.iter().fold(seed, |h, line| {
+        Sim::<KvStore>::digest(&[h.to_le_bytes().as_slice(), line.as_bytes()].concat())
+    })
 }
