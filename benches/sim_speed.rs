@@ -8,7 +8,8 @@
 //! JSON line each.
 //!
 //! `cargo bench --bench sim_speed` (one hour) or `-- --test` (one virtual
-//! minute each, as CI runs it so the benchmark cannot rot).
+//! minute each, as CI runs it so the benchmark cannot rot). Name parts to
+//! run only those: `-- heavy_with_faults schedules` (for A/B runs).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,24 @@ use survivable_core::topology::denver_paris;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |part: &str| named.is_empty() || named.iter().any(|n| n == part);
+    if run("sim_speed") {
+        steady(quick);
+    }
+    if run("heavy_with_faults") {
+        heavy_with_faults(if quick { 1 } else { 10 });
+    }
+    if run("schedules") {
+        schedules(if quick { 2 } else { 20 });
+    }
+}
+
+/// One virtual hour (a minute with `quick`) at 10 proposals per second.
+fn steady(quick: bool) {
     let virtual_secs: u64 = if quick { 60 } else { 3600 };
     let topology = denver_paris().build().expect("valid topology").shared();
     let mut sim = Sim::builder(topology).seed(1).build(|_| KvStore::default());
@@ -42,8 +61,6 @@ fn main() {
         sim.violations().len(),
         sim.run_digest()
     );
-    heavy_with_faults(if quick { 1 } else { 10 });
-    schedules(if quick { 2 } else { 20 });
 }
 
 /// One virtual minute of faults, replayed `minutes` times, healed at the
