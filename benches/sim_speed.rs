@@ -100,12 +100,14 @@ fn heavy_with_faults(minutes: u64) {
     );
 }
 
-/// Random fault schedules stretched to ten virtual minutes each.
+/// Random fault schedules (the same ones every run: a seeded generator)
+/// stretched to ten virtual minutes each.
 fn schedules(count: u64) {
     use quickcheck::{Arbitrary, Gen};
     use survivable_core::sim::{Fault, RunOptions, Schedule, Step};
     let topology = denver_paris().build().expect("valid topology").shared();
-    let mut g = Gen::new(64);
+    // Seeded: the same schedules every run, so builds compare.
+    let mut g = Gen::from_size_and_seed(64, 20_261_130);
     let started = Instant::now();
     let mut virtual_ms = 0;
     let mut violations = 0;
