@@ -476,6 +476,15 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.dr.lease_end_ms.saturating_sub(self.now_ms)
     }
 
+    /// The commit index this member knows and, in DR auto-sync mode, the
+    /// replication state it is in: the `commit` and `replication.state` of
+    /// [`status`](Self::status), without building the rest of it (a
+    /// simulator reads them after every input).
+    pub fn commit_state(&self) -> (u64, Option<ReplicationState>) {
+        let commit = self.raw.raft.raft_log.committed;
+        (commit, self.dr_mode().then_some(self.dr.last.state))
+    }
+
     /// [`Status::replication`](crate::node::Status::replication).
     pub(super) fn replication_status(&self) -> Option<Replication> {
         if !self.dr_mode() {

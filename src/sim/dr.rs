@@ -82,9 +82,8 @@ impl<M: StateMachine> Sim<M> {
         if !n.is_leader() || self.cfg.topology.mode() != crate::policy::QuorumMode::DrAutoSync {
             return;
         }
-        let status = n.status();
-        if let Some(r) = status.replication {
-            self.dr.note_commit(n.epoch(), status.commit, r.state);
+        if let (commit, Some(state)) = n.commit_state() {
+            self.dr.note_commit(n.epoch(), commit, state);
         }
     }
 

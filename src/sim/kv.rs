@@ -89,12 +89,20 @@ impl SnapshotSource for Frozen {
 /// every member's map again and again.
 fn serialise(applied: u64, map: &BTreeMap<String, String>) -> Vec<u8> {
     fn push(out: &mut Vec<u8>, s: &str) {
-        out.extend(
-            s.bytes()
-                .map(|b| if b == b'\t' || b == b'\n' { b' ' } else { b }),
-        );
+        let bytes = s.as_bytes();
+        if bytes.iter().any(|&b| b == b'\t' || b == b'\n') {
+            out.extend(
+                bytes
+                    .iter()
+                    .map(|&b| if b == b'\t' || b == b'\n' { b' ' } else { b }),
+            );
+        } else {
+            out.extend_from_slice(bytes);
+        }
     }
-    let mut out = format!("{applied}\n").into_bytes();
+    let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(21 + size);
+    out.extend_from_slice(format!("{applied}\n").as_bytes());
     for (k, v) in map {
         push(&mut out, k);
         out.push(b'\t');

@@ -300,8 +300,9 @@ pub struct Sim<M> {
     reads_asked: BTreeMap<crate::node::ReadId, u64>,
     trace: Vec<String>,
     tick_us: u64,
-    /// Snapshot jobs under way, by number.
-    snapshot_jobs: BTreeMap<u64, crate::node::SnapshotJob>,
+    /// Snapshot jobs under way, by number: their results, handed back
+    /// when the modelled time is up.
+    snapshot_jobs: BTreeMap<u64, crate::node::SnapshotDone>,
     snapshot_seq: u64,
     /// DR auto-sync: commit states and proven activations.
     dr: dr::DrRecord,

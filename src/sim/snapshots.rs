@@ -5,6 +5,13 @@
 //! member goes on ticking, stepping and proposing. A job of a member that
 //! crashed meanwhile is dropped with the member; one whose member is
 //! paused completes once the pause ends.
+//!
+//! A job's work is done as soon as it is taken and its result held until
+//! the modelled time is up: a job reads a point-in-time view (a state
+//! machine's snapshot handle, or received bytes), so the result is the
+//! same as at the end of the delay, and a copy-on-write state machine
+//! does not copy its state for a view that is still held while it goes on
+//! applying.
 
 use std::time::Duration;
 
@@ -72,7 +79,7 @@ impl<M: StateMachine> Sim<M> {
                 job.is_restore(),
                 self.now_us + took
             ));
-            self.snapshot_jobs.insert(no, job);
+            self.snapshot_jobs.insert(no, job.run());
             let at = self.now_us.saturating_add(took);
             self.schedule(
                 at,
@@ -104,10 +111,9 @@ impl<M: StateMachine> Sim<M> {
             };
             return self.schedule(next, what);
         }
-        let Some(job) = self.snapshot_jobs.remove(&no) else {
+        let Some(done) = self.snapshot_jobs.remove(&no) else {
             return;
         };
-        let done = job.run();
         if let Some(n) = self.slots.get_mut(&id).and_then(|s| s.node.as_mut()) {
             n.snapshot_done(done);
         }

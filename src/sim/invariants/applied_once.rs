@@ -12,7 +12,9 @@
 //! back. A replay after a restart re-applies entries on top of the
 //! restored counts, exactly as the state machine sees them.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use super::Violation;
 use crate::ids::ProposalId;
@@ -22,19 +24,49 @@ use crate::topology::NodeId;
 /// brings back one of the member's own latest or one its leader just sent.
 const SNAPSHOTS_KEPT: usize = 4;
 
-/// Applies per command digest in one member's current state.
-type Counts = BTreeMap<u64, u64>;
+/// Applies per command digest in one member's current state. A hash map:
+/// the simulator counts every apply of every member, and copies a
+/// member's counts whenever it takes a snapshot (a flat table copies in
+/// one piece); nothing iterates it in an order that shows.
+type Counts = HashMap<u64, u64, DigestHash>;
+
+/// Hashing for keys made of digests and member ids: the digests are
+/// already well mixed (FNV-1a), so one multiply per word suffices, and it
+/// is the same on every run (no random seed).
+type DigestHash = BuildHasherDefault<WordHasher>;
+
+/// See [`DigestHash`].
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// How often each command was applied, per member, as the checker saw it.
 #[derive(Debug, Default)]
 pub(crate) struct ApplyCounts {
-    /// Per member, applies per command digest in its current state.
-    state: BTreeMap<NodeId, Counts>,
+    /// Per member, applies per command digest in its current state
+    /// (shared with the snapshots that hold the same counts; copied on
+    /// the next apply).
+    state: BTreeMap<NodeId, Arc<Counts>>,
     /// Per (member, command digest), the most applies any state of that
     /// member ever held.
-    most: BTreeMap<(NodeId, u64), u64>,
+    most: HashMap<(NodeId, u64), u64, DigestHash>,
     /// The counts each tagged snapshot held, by serial.
-    snapshots: BTreeMap<u64, Counts>,
+    snapshots: BTreeMap<u64, Arc<Counts>>,
     /// Per member, the serials it took or restored last (newest last).
     held: BTreeMap<NodeId, VecDeque<u64>>,
     next_serial: u64,
@@ -45,17 +77,13 @@ pub(crate) struct ApplyCounts {
 impl ApplyCounts {
     /// `node` starts with an empty state machine.
     pub(crate) fn fresh(&mut self, node: NodeId) {
-        self.state.insert(node, Counts::new());
+        self.state.insert(node, Arc::default());
     }
 
     /// `node` applied the command with digest `digest`.
     pub(crate) fn applied(&mut self, node: NodeId, digest: u64) {
-        let n = self
-            .state
-            .entry(node)
-            .or_default()
-            .entry(digest)
-            .or_insert(0);
+        let state = self.state.entry(node).or_default();
+        let n = Arc::make_mut(state).entry(digest).or_insert(0);
         *n += 1;
         let most = self.most.entry((node, digest)).or_insert(0);
         *most = (*most).max(*n);
@@ -79,7 +107,7 @@ impl ApplyCounts {
             .and_then(|s| self.snapshots.get(&s).cloned())
             .unwrap_or_default();
         // The state now holds what the snapshot held.
-        for (&digest, &n) in &counts {
+        for (&digest, &n) in counts.iter() {
             let most = self.most.entry((node, digest)).or_insert(0);
             *most = (*most).max(n);
         }
@@ -109,9 +137,12 @@ impl ApplyCounts {
         self.from_hooks.insert(digest);
     }
 
-    /// The most applies of each command any state of each member held.
-    pub(crate) fn most(&self) -> &BTreeMap<(NodeId, u64), u64> {
-        &self.most
+    /// The most applies of each command any state of each member held,
+    /// by member and digest.
+    pub(crate) fn most(&self) -> Vec<((NodeId, u64), u64)> {
+        let mut most: Vec<_> = self.most.iter().map(|(&k, &n)| (k, n)).collect();
+        most.sort_unstable();
+        most
     }
 
     /// Whether a reconciliation hook returned `digest`.
@@ -131,7 +162,7 @@ pub(crate) fn check(counts: &ApplyCounts, proposed: &BTreeMap<ProposalId, u64>) 
         by_digest.entry(d).or_insert((id, 0)).1 += 1;
     }
     let mut found = Vec::new();
-    for (&(node, digest), &applies) in counts.most() {
+    for ((node, digest), applies) in counts.most() {
         match by_digest.get(&digest) {
             Some(&(proposal, times)) if applies > times => found.push(Violation::AppliedTwice {
                 node,
