@@ -11,6 +11,8 @@
 //! cargo run --release --example node -- bench [--json] [--transport both]  # connections, throughput, failover
 //! cargo run --release --example node -- bench --soak 60    # saturated, default timers: leadership changes
 //! cargo run --release --example node -- bench --figures     # failovers, WAN cut, hand-back over the relay
+//! cargo run --release --example node -- bench --against etcd  # throughput beside three etcd members
+//! cargo run --release --example node -- bench --memory      # RSS per member over 1,000,000 commands
 //! cargo run --release --example node -- jepsen [--seed N] [--secs 60]  # nemesis, then linearizability
 //! cargo run --release --example node -- run --config m.toml
 //! cargo run --release --example node -- certs <dir> [--cluster-id 2026] [--nodes 1,2,3,4,5] [--days 365] [--operator alice] [--ca-key <dir>-ca/ca.key]
@@ -93,7 +95,7 @@ fn main() -> ExitCode {
         Some("certs") => certs::run(&args[1..]),
         Some("ctl") => ctl::run(&args[1..]),
         _ => Err(
-            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] [--mode witness|dr-auto-sync] | node bench [--json] [--trials N] [--load-secs S] [--secs S] [--transport tls|plaintext|both] [--keep] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] [--ca-key PATH] | node certs add <dir> (--id N | --operator NAME) [--ca-key PATH] [--force] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
+            "usage: node cluster [--json] [--keep] [--svg FILE] [--wan denver-paris=80,denver-kansas=40,paris-kansas=60|none] [--mode witness|dr-auto-sync] | node bench [--json] [--trials N] [--load-secs S] [--secs S] [--transport tls|plaintext|both] [--snapshot-every N] [--against etcd] [--keep] | node bench --memory [--commands N] [--window W] | node bench --soak S [--wan SPEC] | node bench --figures [--trials N] [--wan SPEC] | node jepsen [--seed N] [--secs S] [--wan SPEC] [--keep] | node run --config <member.toml> | node certs <dir> [--cluster-id N] [--nodes 1,2,...] [--days D] [--operator NAME] [--ca-key PATH] | node certs add <dir> (--id N | --operator NAME) [--ca-key PATH] [--force] | node ctl [--endpoints host:port,...] <status|leader|hand-back|transfer ID|activate|drain EP|undrain>"
                 .to_string(),
         ),
     };
