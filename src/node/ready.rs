@@ -85,8 +85,8 @@ pub(super) fn floor_record_due(live: u64, last: u64, step: u64) -> bool {
 pub(super) struct LogWeight {
     /// Bytes of the log entries held (what compacting could drop).
     pub(super) held_bytes: u64,
-    /// Size of the last snapshot taken or installed here (0: none since
-    /// this member started).
+    /// Size of the latest snapshot: taken here, installed from the
+    /// leader, or stored before a restart.
     pub(super) snapshot_bytes: u64,
 }
 

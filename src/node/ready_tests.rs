@@ -137,3 +137,36 @@ fn the_floor_is_recorded_each_step_it_moves_never_backwards() {
     assert!(!floor_record_due(7, 7, 0));
     assert!(floor_record_due(8, 7, 0));
 }
+
+/// A state machine of fixed bytes, for a start and a restart.
+struct Fixed;
+
+impl StateMachine for Fixed {
+    fn apply(&mut self, _: u64, _: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        vec![7; 300]
+    }
+    fn restore(&mut self, _: &[u8]) -> Result<(), crate::state_machine::RestoreError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_restarted_member_weighs_its_log_against_the_snapshot_it_stored() {
+    use crate::node::NodeConfig;
+    use crate::storage::{LogStore, MemStorage};
+    let topology = crate::topology::denver_paris().build().unwrap().shared();
+    let storage = MemStorage::new();
+    let first = Node::new(
+        NodeConfig::new(NodeId(1), topology.clone()),
+        storage.clone(),
+        Fixed,
+    );
+    drop(first.unwrap());
+    let stored = storage.latest_snapshot().data.len() as u64;
+    assert!(stored >= 300, "the bootstrap snapshot holds the state");
+    let again = Node::new(NodeConfig::new(NodeId(1), topology), storage, Fixed).unwrap();
+    assert_eq!(again.snaps.last_bytes, stored);
+}

@@ -208,9 +208,9 @@ pub(super) struct Snapshots {
     jobs: VecDeque<SnapshotJob>,
     taking: Option<Taking>,
     restoring: Option<Restoring>,
-    /// Size of the last snapshot taken or installed here (0: none since
-    /// this member started).
-    last_bytes: u64,
+    /// Size of the latest snapshot: taken here, installed from the
+    /// leader, or stored before a restart.
+    pub(super) last_bytes: u64,
 }
 
 /// A received snapshot, decoded: the payload and, when the state machine
@@ -376,7 +376,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// decoder.
     pub(super) fn adopt_snapshot(&mut self, snap: &Snapshot, received: Received) {
         let (mut data, decoder) = received;
-        self.snaps.last_bytes = snap.data.len() as u64;
         let user = std::mem::take(&mut data.user); // shares `snap.data`
         let applied = self.applied;
         self.unpack(super::start::Unpacked::of(snap, &data));

@@ -36,6 +36,9 @@ pub(super) struct Unpacked {
     pub(super) topology: Option<TopologyRecord>,
     /// The last replication state committed (DR auto-sync).
     pub(super) replication: Option<crate::wire::payload::ReplicationRecord>,
+    /// The snapshot's size in bytes, which the next one waits to be
+    /// outweighed by (see `ready::snapshot_due`).
+    pub(super) bytes: u64,
 }
 
 impl Unpacked {
@@ -56,6 +59,7 @@ impl Unpacked {
             covered: decode_reconciled(&data.covered),
             topology: data.topology.clone(),
             replication: data.replication,
+            bytes: snap.data.len() as u64,
         }
     }
 }
@@ -246,6 +250,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.proposals.dedup = u.dedup;
         self.applied = u.index;
         self.snapshot_index = u.index;
+        self.snaps.last_bytes = u.bytes;
         self.ep.lineage = u.lineage;
         self.ep.reconciled = u.reconciled;
         self.ep.covered = u.covered;
