@@ -197,9 +197,16 @@ fn paris_stale_denver_lost(
     );
     let paris_behind = stale.behind;
     let before = w.up.clone();
-    // Until a second past London's own timer, but not so long that Paris,
-    // caught up and reachable for the window, has control again.
-    let run_ms = (rank_two_after_ms(sim) + 1_000).min(args.stable_ms.saturating_sub(500));
+    // Until past London's own timer by a second, or by what a second
+    // campaign needs when its pair split the first one's votes (an election
+    // timeout, then a pre-vote, a vote and a commit across the WAN: seed 7
+    // at a 300 ms WAN led 4.16 s after the loss), but not so long that
+    // Paris, caught up and reachable for the window, has control again.
+    let ticks = sim.topology().ticks();
+    let worst_rtt_ms = (args.site_rtt.iter().map(|(_, _, ms)| *ms)).fold(args.wan_rtt_ms, u64::max);
+    let retry_ms = ticks.ms(ticks.election) + 3 * worst_rtt_ms;
+    let run_ms =
+        (rank_two_after_ms(sim) + retry_ms.max(1_000)).min(args.stable_ms.saturating_sub(500));
     let plan = SiteLost {
         site: "denver".into(),
         heal: true,
