@@ -21,8 +21,11 @@ use super::{serves_snapshot, LogStore, LogWrite, StoreError};
 /// re-applied in order.
 ///
 /// raft asks for the first and last index many times per message; those
-/// two, and the snapshot request, are answered without the lock (see
-/// [`Bounds`]).
+/// two, and the snapshot request, are answered without the lock: the
+/// bounds are mirrored in atomics that every write publishes before it
+/// releases the lock, and a reader keeps a mirrored value only when no
+/// publication overlapped its read (the ordering argument is in the
+/// source, on the private `Bounds` type).
 #[derive(Clone, Default)]
 pub struct MemStorage {
     shared: Arc<Shared>,
