@@ -208,16 +208,18 @@ pub(crate) fn quorum_heard(
     tick_no: u64,
     window: u64,
 ) -> bool {
-    let heard = voters
-        .iter()
-        .filter(|&&v| {
-            v == me.0
-                || last_heard
-                    .get(&NodeId(v))
-                    .is_some_and(|&t| tick_no - t <= window)
-        })
-        .count();
-    heard * 2 > voters.len()
+    let mut heard = 0;
+    for &v in voters {
+        let recent = v == me.0
+            || last_heard
+                .get(&NodeId(v))
+                .is_some_and(|&t| tick_no - t <= window);
+        heard += usize::from(recent);
+        if heard * 2 > voters.len() {
+            return true; // a majority already: the rest cannot change it
+        }
+    }
+    false
 }
 
 /// Proposer incarnations remembered per proposer; older ones are forgotten.
@@ -351,6 +353,17 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if self.proposals.len() == 0 || self.fenced() || self.ep.joining {
             return;
         }
+        let term = self.raw.raft.term;
+        let retry = 3 * self.ticks.election as u64;
+        let now = self.tick_no;
+        if !self
+            .proposals
+            .pending
+            .values()
+            .any(|p| p.due(term, now, retry))
+        {
+            return; // all submitted lately: nothing below would change
+        }
         let leader = self.election.role == StateRole::Leader;
         let route = Route {
             leader,
@@ -362,10 +375,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !route.submits() {
             return;
         }
-        let term = self.raw.raft.term;
-        let retry = 3 * self.ticks.election as u64;
         let floor = self.proposals.floor();
-        let now = self.tick_no;
         let mut submitted = Vec::new();
         for (&seq, p) in &self.proposals.pending {
             if p.due(term, now, retry) {

@@ -456,43 +456,43 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// it has applied none since it started. A record is never above a
     /// report, so a follower's floor is never above the leader's.
     pub(super) fn compaction_floor(&self) -> Option<u64> {
-        let reported = self.survivable_commits()?;
+        let lowest = self.lowest_survivable_commit()?;
         if self.election.role == StateRole::Leader {
-            Some(reported.into_iter().min().unwrap_or(0))
+            Some(lowest)
         } else {
             Some(self.proposals.keep_floor.unwrap_or(0))
         }
     }
 
-    /// Main-site mode: the commit index each survivable member that is not
-    /// a voter of the configuration last reported to this member. A
-    /// learner reports it to the leader (0 until heard; only a leader
-    /// hears them); one outside the configuration (a survivable member
-    /// that may have founded a sibling epoch, or not joined this one yet)
-    /// reports nothing, so it counts as 0 and this epoch keeps every entry
-    /// until it joins. `None` in witness mode or when every survivable
-    /// member is a voter. In DR auto-sync mode survivable members are
-    /// voters and count all the same: a cut that activates the survivable
-    /// site leaves the main site's `Async` commits to reconcile.
-    fn survivable_commits(&self) -> Option<Vec<u64>> {
+    /// Main-site mode: the lowest commit index that a survivable member
+    /// that is not a voter of the configuration last reported to this
+    /// member. A learner reports it to the leader (0 until heard; only a
+    /// leader hears them); one outside the configuration (a survivable
+    /// member that may have founded a sibling epoch, or not joined this
+    /// one yet) reports nothing, so it counts as 0 and this epoch keeps
+    /// every entry until it joins. `None` in witness mode or when every
+    /// survivable member is a voter. In DR auto-sync mode survivable
+    /// members are voters and count all the same: a cut that activates the
+    /// survivable site leaves the main site's `Async` commits to
+    /// reconcile. Runs on every `Ready`: it allocates nothing.
+    fn lowest_survivable_commit(&self) -> Option<u64> {
         if !self.cfg.topology.mode().forks_epochs() {
             return None;
         }
         let conf = &self.membership.conf;
         let voter = |id: u64| conf.voters.contains(&id) || conf.voters_outgoing.contains(&id);
         let prs = self.raw.raft.prs();
-        let reported: Vec<u64> = self
-            .membership
+        let dr = self.dr_mode();
+        self.membership
             .members
             .iter()
             .filter(|(id, s)| {
                 matches!(s.member.role, crate::topology::Role::Survivable { .. })
                     && **id != self.id
-                    && (self.dr_mode() || !voter(id.0))
+                    && (dr || !voter(id.0))
             })
             .map(|(id, _)| prs.get(id.0).map_or(0, |pr| pr.committed_index))
-            .collect();
-        (!reported.is_empty()).then_some(reported)
+            .min()
     }
 
     /// Leader, main-site mode: records the compaction floor in the log for
@@ -504,7 +504,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         if !crate::wire::version::has_floor_records(self.cfg.protocol.max()) {
             return; // pinned to a version that cannot read them
         }
-        let Some(live) = self.survivable_commits().and_then(|r| r.into_iter().min()) else {
+        let Some(live) = self.lowest_survivable_commit() else {
             return;
         };
         let last = self

@@ -248,11 +248,17 @@ impl<M: crate::StateMachine, S: crate::storage::LogStore> super::Node<M, S> {
     /// keeps anyway cannot cause a snapshot per batch).
     pub(super) fn retention_due(&mut self) -> bool {
         self.sync_retained();
+        let bound = self.retention_bound();
+        if bound.max_entries.is_none() && bound.max_bytes.is_none() {
+            // No bound (the default): the level is always `Fine`, with or
+            // without a floor; skip computing the floor on every Ready.
+            self.retained.warned = false;
+            return false;
+        }
         let Some(floor) = self.compaction_floor() else {
             self.retained.warned = false;
             return false;
         };
-        let bound = self.retention_bound();
         let (entries, bytes) = (self.retained.entries(), self.retained.bytes());
         let level = level(entries, bytes, bound);
         if level == Level::Fine {

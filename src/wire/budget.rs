@@ -324,6 +324,64 @@ pub(crate) static CONTROL: Schema = Schema {
     ],
 };
 
+impl Schema {
+    /// The most [`walk`] charges per byte it walks as this schema (the
+    /// bytes themselves not counted), whatever the bytes. Per call, `walk`
+    /// charges:
+    /// - at most the largest element size `c` (an unknown field's
+    ///   [`UNKNOWN_FIELD`], a `Many` or `Packed` element) per field
+    ///   occurrence, and every occurrence takes at least one byte of its
+    ///   own (its key), so at most `c` per byte;
+    /// - for a packed body, the packed element size `p` per value, at most
+    ///   one value per body byte, so at most `p` per byte;
+    /// - for each nested body, what walking it as its schema charges; the
+    ///   bodies are disjoint slices of the bytes, so at most the largest
+    ///   nested rate per byte.
+    ///
+    /// Hence `c + p + max(nested)`, by induction over the (static,
+    /// acyclic) nesting; a walk that stops early charges less.
+    const fn charge_per_byte(&self) -> usize {
+        let (mut element, mut packed, mut nested) = (UNKNOWN_FIELD, 0, 0);
+        let mut i = 0;
+        while i < self.fields.len() {
+            let (size, body) = match self.fields[i].1 {
+                Field::One(b) => (0, Some(b)),
+                Field::Many(size, b) => (size, Some(b)),
+                Field::Packed(size) => {
+                    if size > packed {
+                        packed = size;
+                    }
+                    (size, None)
+                }
+            };
+            if size > element {
+                element = size;
+            }
+            if let Some(Body::Message(s) | Body::Encoded(s)) = body {
+                let rate = s.charge_per_byte();
+                if rate > nested {
+                    nested = rate;
+                }
+            }
+            i += 1;
+        }
+        element + packed + nested
+    }
+}
+
+/// [`RAFT_MESSAGE`]'s [`Schema::charge_per_byte`].
+pub(crate) const RAFT_MESSAGE_RATE: usize = RAFT_MESSAGE.charge_per_byte();
+
+/// [`CONTROL`]'s [`Schema::charge_per_byte`].
+pub(crate) const CONTROL_RATE: usize = CONTROL.charge_per_byte();
+
+/// An upper bound on [`decoded_size`] of any `len` bytes walked as a
+/// schema charging at most `rate` per byte: a payload short enough that
+/// this fits its budget needs no walk (the walk's verdict is known).
+pub(crate) const fn decoded_size_bound(len: usize, rate: usize) -> usize {
+    len.saturating_mul(rate.saturating_add(1))
+}
+
 /// Roughly the most memory decoding `bytes` as `schema` takes, in bytes
 /// (see the module documentation).
 pub(crate) fn decoded_size(bytes: &[u8], schema: &Schema) -> usize {
@@ -614,5 +672,100 @@ mod tests {
         for b in [&[0x0e][..], &[0x0c], &[0x80], &[0x0b, 0x08]] {
             assert_eq!(decoded_size(b, &RAFT_MESSAGE), b.len());
         }
+    }
+
+    /// A random payload for `schema`, mostly well-formed: known and
+    /// unknown fields of every wire type, nested bodies built the same
+    /// way, packed runs, cut-short values and stray bytes.
+    /// A xorshift draw below `n`.
+    fn next(rng: &mut u64, n: u64) -> u64 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng % n
+    }
+
+    fn payload(schema: &Schema, rng: &mut u64, depth: u32, out: &mut Vec<u8>) {
+        for _ in 0..next(rng, 12) {
+            let known = schema.fields[next(rng, schema.fields.len() as u64) as usize];
+            let number = if next(rng, 4) == 0 {
+                1 + next(rng, 40) as u32
+            } else {
+                known.0
+            };
+            let wire = [0, 1, 2, 2, 2, 3, 5][next(rng, 7) as usize];
+            let mut key = u64::from(number << 3 | wire);
+            while key >= 0x80 {
+                out.push(key as u8 | 0x80);
+                key >>= 7;
+            }
+            out.push(key as u8);
+            match wire {
+                0 => out.push(next(rng, 0x80) as u8),
+                1 => out.extend_from_slice(&[0; 8][..next(rng, 9) as usize]),
+                5 => out.extend_from_slice(&[0; 4]),
+                3 => out.extend_from_slice(&[0x0c]),
+                _ => {
+                    let mut body = Vec::new();
+                    let field = schema.field(number);
+                    match field {
+                        Some(Field::One(b) | Field::Many(_, b)) if depth < 6 => match b {
+                            Body::Message(s) | Body::Encoded(s) => {
+                                payload(s, rng, depth + 1, &mut body)
+                            }
+                            Body::Opaque => body.resize(next(rng, 4) as usize, 1),
+                        },
+                        _ => body.resize(next(rng, 6) as usize, 0),
+                    }
+                    out.push(body.len().min(127) as u8);
+                    out.extend_from_slice(&body);
+                }
+            }
+            if next(rng, 20) == 0 {
+                out.push(next(rng, 256) as u8);
+            }
+        }
+    }
+
+    /// [`decoded_size_bound`] holds for any bytes: what lets an envelope
+    /// skip the walk when the bound fits its budget. Random nested
+    /// payloads and the worst cases: empty repeated entries, one-byte
+    /// unknown fields, packed runs.
+    #[test]
+    fn decoded_size_never_exceeds_the_bound() {
+        let schemas = [
+            (&RAFT_MESSAGE, RAFT_MESSAGE_RATE),
+            (&CONTROL, CONTROL_RATE),
+            (&SNAPSHOT_DATA, SNAPSHOT_DATA.charge_per_byte()),
+            (&RAFT_ENTRY, RAFT_ENTRY.charge_per_byte()),
+            (&TOPOLOGY_RECORD, TOPOLOGY_RECORD.charge_per_byte()),
+        ];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut checked = 0;
+        for (schema, rate) in schemas {
+            let mut cases: Vec<Vec<u8>> = vec![
+                [0x3a, 0x00].repeat(50),
+                vec![0x31],
+                [0x30, 0x00].repeat(9),
+                [0xc2, 0x01, 0x04, 0x01, 0x01, 0x01, 0x01].repeat(3),
+            ];
+            for _ in 0..3000 {
+                let mut b = Vec::new();
+                payload(schema, &mut rng, 0, &mut b);
+                cases.push(b);
+            }
+            for b in &cases {
+                let size = decoded_size(b, schema);
+                assert!(
+                    size <= decoded_size_bound(b.len(), rate),
+                    "{b:02x?}: {size}"
+                );
+                checked += usize::from(size > b.len());
+            }
+        }
+        assert!(checked > 1000, "the payloads charged too little: {checked}");
+        // Small enough that every message but a large append or snapshot
+        // skips the walk within a frame's budget.
+        assert!(decoded_size_bound(4096, RAFT_MESSAGE_RATE) <= crate::wire::MAX_FRAME_LEN);
     }
 }
