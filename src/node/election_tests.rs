@@ -1,6 +1,9 @@
 //! Who campaigns, and when: exact outputs of the election decisions.
 
 use super::*;
+use raft::eraftpb::{Message, MessageType};
+
+use crate::node::probe::probe_takes_relay;
 use crate::node::testkit::{main_core, survivable, timers, witness};
 use crate::topology::NodeId;
 
