@@ -9,14 +9,26 @@
 //! after a heartbeat interval and a tick of silence (60 ms) plus the time
 //! the stopped leader's connections take to close, not after 500 ms. The
 //! speed itself is measured by `node bench --failover`, not here.
+//!
+//! The last test drives five members by hand (sans-IO) instead: a standby
+//! that missed the dying leader's last append still takes over by the
+//! pair failover (it takes the voters' relayed tail), which real sockets
+//! produce only now and then.
 
 mod support;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use support::{partner, Cluster, Options, CM01A, CM01B};
-use survivable_core::events::Event;
+use survivable_core::events::{Event, LeadershipCause};
+use survivable_core::node::{Node, NodeConfig};
+use survivable_core::policy::Timers;
 use survivable_core::relay::Relay;
+use survivable_core::storage::MemStorage;
+use survivable_core::topology::{denver_paris, NodeId};
+use survivable_core::wire::Envelope;
+use survivable_core::{RestoreError, StateMachine};
 
 #[test]
 fn a_stopped_leaders_standby_takes_over_before_the_failover_timer() {
@@ -91,4 +103,164 @@ fn a_flapping_connection_to_a_live_leader_moves_no_leadership() {
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(c.status(leader).term, term, "no election");
     c.assert_serving("the resets");
+}
+
+/// Five members driven by hand (sans-IO), at the default timers: the
+/// dying leader's last append reaches the other voters but not its
+/// standby, then its process is gone. The standby's probe is refused (the
+/// voters' logs are longer), each voter relays the missing tail, and the
+/// standby takes it and probes again: a pair failover well before an
+/// election timeout, not an ordinary election one to two timeouts later,
+/// and nothing the dead leader committed is lost.
+#[test]
+fn a_standby_that_missed_the_dying_leaders_last_append_still_fails_over_fast() {
+    let mut c = HandDriven::new();
+    for _ in 0..400 {
+        if c.leader().is_some() {
+            break;
+        }
+        c.tick();
+    }
+    let leader = c.leader().expect("a leader");
+    let standby = partner(NodeId(leader)).0;
+    for i in 0..20 {
+        c.propose(leader, i);
+    }
+    for _ in 0..20 {
+        c.tick();
+    }
+    // The leader's last appends reach every voter but its standby.
+    c.drop_from_to = Some((leader, standby));
+    for i in 20..24 {
+        c.propose(leader, i);
+    }
+    let committed = c.nodes[&leader].status().commit;
+    let standby_last = c.nodes[&standby].status().last_index;
+    assert!(
+        committed > standby_last,
+        "the test needs the standby behind the dead leader's commit ({committed} > {standby_last})"
+    );
+    // kill -9: nothing more from it; the standby's dial to it is refused.
+    c.nodes.remove(&leader);
+    c.drop_from_to = None;
+    let killed_at = c.now;
+    c.nodes
+        .get_mut(&standby)
+        .unwrap()
+        .peer_connection_refused(NodeId(leader));
+    while c.leader().is_none() && c.now < killed_at + 2_000 {
+        c.tick();
+    }
+    let new = c.leader().expect("a new leader within 2 s");
+    assert_eq!(
+        new, standby,
+        "the standby leads (ordinary election: {:?})",
+        c.causes
+    );
+    assert!(
+        matches!(
+            c.causes.get(&standby),
+            Some(LeadershipCause::PairFailover { from }) if from.0 == leader
+        ),
+        "a pair failover, not an ordinary election: {:?}",
+        c.causes
+    );
+    let election = Timers::default().election.as_millis() as u64;
+    assert!(
+        c.now - killed_at < election,
+        "took {} ms, an election timeout is {election} ms",
+        c.now - killed_at
+    );
+    assert!(
+        c.nodes[&standby].status().last_index >= committed,
+        "a committed entry lost"
+    );
+}
+
+struct Nothing;
+
+impl StateMachine for Nothing {
+    fn apply(&mut self, _: u64, _: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn restore(&mut self, _: &[u8]) -> Result<(), RestoreError> {
+        Ok(())
+    }
+}
+
+/// `denver_paris()` as five sans-IO nodes on an in-order wire, 5 ms ticks.
+struct HandDriven {
+    nodes: BTreeMap<u64, Node<Nothing, MemStorage>>,
+    wire: VecDeque<Envelope>,
+    /// Envelopes from the first member to the second are lost.
+    drop_from_to: Option<(u64, u64)>,
+    /// The cause of each member's last `BecameLeader`.
+    causes: BTreeMap<u64, LeadershipCause>,
+    now: u64,
+}
+
+impl HandDriven {
+    fn new() -> Self {
+        let topology = denver_paris().build().unwrap().shared();
+        let nodes = (1..=5)
+            .map(|id| {
+                let cfg = NodeConfig::new(NodeId(id), topology.clone());
+                (id, Node::new(cfg, MemStorage::new(), Nothing).unwrap())
+            })
+            .collect();
+        Self {
+            nodes,
+            wire: VecDeque::new(),
+            drop_from_to: None,
+            causes: BTreeMap::new(),
+            now: 0,
+        }
+    }
+
+    fn settle(&mut self) {
+        loop {
+            for (&id, node) in &mut self.nodes {
+                while let Some(env) = node.poll_transmit() {
+                    if self.drop_from_to != Some((id, env.to)) {
+                        self.wire.push_back(env);
+                    }
+                }
+                while node.poll_outcome().is_some() {}
+                while let Some(e) = node.poll_event() {
+                    if let Event::BecameLeader { cause, .. } = e {
+                        self.causes.insert(id, cause);
+                    }
+                }
+            }
+            let Some(env) = self.wire.pop_front() else {
+                return;
+            };
+            if let Some(node) = self.nodes.get_mut(&env.to) {
+                let _ = node.step(env);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now += 5;
+        for node in self.nodes.values_mut() {
+            node.tick(self.now);
+        }
+        self.settle();
+    }
+
+    fn propose(&mut self, leader: u64, i: u32) {
+        let cmd = format!("set k{i} {i}").into_bytes();
+        self.nodes.get_mut(&leader).unwrap().propose(cmd).unwrap();
+        self.settle();
+    }
+
+    fn leader(&self) -> Option<u64> {
+        (self.nodes.iter())
+            .find(|(_, n)| n.is_leader())
+            .map(|(&id, _)| id)
+    }
 }

@@ -42,6 +42,11 @@ struct Trials {
     fast: usize,
     /// Failovers started on the timer.
     timer: usize,
+    /// Per trial: the kill's wall-clock time (ms since the epoch, as in the
+    /// members' logs), the member killed, the time taken, and who became
+    /// leader and why (`<member>:<cause>`), with the silences any
+    /// `failover_started` acted on: what names a slow trial's cause.
+    how: Vec<String>,
 }
 
 impl Trials {
@@ -56,7 +61,7 @@ impl Trials {
         };
         let all: Vec<String> = self.ms.iter().map(u64::to_string).collect();
         format!(
-            "{{\"bench\":\"{kind}\",\"trials\":{},\"median_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"detected_fast\":{},\"detected_by_timer\":{},{},\"storage\":\"raft-engine, fsync\",\"transport\":\"mutual tls, loopback\",\"all_ms\":[{}]{extra}}}",
+            "{{\"bench\":\"{kind}\",\"trials\":{},\"median_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"detected_fast\":{},\"detected_by_timer\":{},{},\"storage\":\"raft-engine, fsync\",\"transport\":\"mutual tls, loopback\",\"all_ms\":[{}],\"how\":{:?}{extra}}}",
             v.len(),
             p(0.5),
             p(0.99),
@@ -65,6 +70,7 @@ impl Trials {
             self.timer,
             timers_json(t),
             all.join(","),
+            self.how,
         )
     }
 }
@@ -125,6 +131,9 @@ fn kill_leader(
     let leader = await_leader(c, trial)?;
     let (t0, term) = (c.now_ms(), c.term());
     drain_events(c);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     c.kill9(leader);
     let mut took = None;
     for _ in 0..60 {
@@ -138,7 +147,15 @@ fn kill_leader(
         "trial {trial}: no commit within 3 s of killing {leader}"
     ))?;
     into.ms.push(took);
-    let (_, silences) = drain_events(c);
+    let (leaders, silences) = drain_events(c);
+    into.how.push(format!(
+        "trial {trial} killed {} at {wall}: {took} ms, {leaders:?}, silences {silences:?}",
+        crate::jepsen::name(leader)
+    ));
+    // The member's log is replaced when it is started again: keep this
+    // life's (with `--keep`, the evidence for a slow trial).
+    let log = c.dir.join(format!("n{leader}.log"));
+    let _ = std::fs::rename(&log, c.dir.join(format!("n{leader}.trial{trial}.log")));
     for s in silences {
         if u128::from(s) < t.failover.as_millis() {
             into.fast += 1;

@@ -22,58 +22,13 @@
 //!   so a priority/log-length deadlock resolves (see
 //!   [`manual::raft_rs`](crate::manual::raft_rs#the-priority-deadlock)).
 //!
-//! # A leader's process gone: failover without waiting out the timer
-//!
-//! The failover time is a guess: silence cannot tell a dead primary from
-//! a stalled one, so the standby waits long enough to sit out stalls
-//! (100 ms at the defaults). A process that died leaves a better sign on
-//! a host that is still up: its kernel closes its sockets, so this
-//! member's connection from it ends, and a new connection to its address
-//! is *refused* (a TCP reset to the SYN: nothing listens there; or reset
-//! from the listener's backlog as it closes). The
-//! runtime reports exactly that, and nothing weaker, through
-//! [`Node::peer_connection_refused`]: a connection from the peer ended
-//! and a dial to its address was then refused.
-//!
-//! What the report proves: at the time of the dial, no process listened
-//! at the leader's address, after every message this member had taken
-//! from it (the runtime steps what arrived before it passes the report
-//! on). A member's listener lives as long as its process (it closes only
-//! when the member stops, and a stopping leader hands its leadership on
-//! first), so the leader that was followed is gone; if it comes back, it
-//! comes back as a follower. What it does not prove: anything when the
-//! dial *succeeds* (a connection reset by the network, a flapping link, a
-//! proxy or relay in the path that answers for the member, a process
-//! restarted fast enough): then nothing is reported and the failover
-//! timer applies unchanged. Nor does any sign come from a host that went
-//! away, a cut cable or a half-open connection on a WAN (no reset ever
-//! arrives, and a dial times out): the timer again. A refusal that does
-//! not mean death (a firewall rejecting this member's dials while the
-//! leader lives) is guarded against by still asking for silence: the
-//! standby acts only once the leader has also been silent here for more
-//! than a heartbeat interval ([`gone_failover_after`]), which a live
-//! leader that reaches this member never is.
-//!
-//! What the report changes, and only for the standby of the leader's own
-//! pair, following that leader, with the report newer than the leader's
-//! last message (a message from the leader, or a new leader, clears it):
-//!
-//! - the failover probe (pre-votes, deposing nobody) starts at once
-//!   instead of after two missed heartbeats;
-//! - the campaign follows once the probe is won and the leader has been
-//!   silent for [`gone_failover_after`], instead of the failover time;
-//! - the recent-catch-up caution is waived (it guards a live leader
-//!   against a hopeless campaign; this one is gone). A log behind the
-//!   leader's commit still declines, and the probe still asks a quorum,
-//!   so a standby that cannot win still does not try.
-//!
-//! Nothing else listens to the report: load, a slow leader or a flapping
-//! connection produce no refusal, so they change leadership no sooner
-//! than before.
+//! The pair standby's probe before it deposes its primary, and the fast
+//! path when the leader's process is gone (a connection to it refused):
+//! see [`probe`](super::probe).
 
-use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;
 
+use super::probe::FailoverProbe;
 use super::{Node, NodeId};
 use crate::events::{Event, LeadershipCause};
 use crate::policy::{QuorumMode, TickTimers};
@@ -134,7 +89,7 @@ pub(super) struct Election {
     pub(super) step_up: Option<usize>,
     /// The leader followed, reported gone (a connection to it refused)
     /// since its last message here; cleared when a leader is heard or
-    /// another is followed (see the module docs).
+    /// another is followed (see [`probe`](super::probe)).
     pub(super) gone: Option<NodeId>,
 }
 
@@ -173,31 +128,6 @@ pub(super) struct LogSync {
     pub(super) last_index: u64,
     /// The highest commit index the leader reported.
     pub(super) leader_commit: u64,
-}
-
-/// The pair standby's proof, before it deposes its primary, that it can
-/// win: pre-votes for the next term, asked of every voter with raft's
-/// transfer context. The context makes followers inside their vote lease
-/// (they heard the primary a moment ago) answer instead of ignoring it; a
-/// pre-vote changes nobody's term, so asking deposes nobody, not even the
-/// primary if it is alive and merely slow. A voter grants it only if this
-/// log is at least as up to date as its own (raft's vote rule): once a
-/// quorum has granted, the transfer-style campaign that follows wins the
-/// same votes; if a quorum refuses, this standby could not win and leaves
-/// the primary alone (an ordinary election handles a real death).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct FailoverProbe {
-    /// The term asked for (the current one plus one).
-    pub(super) term: u64,
-    /// The silent primary.
-    pub(super) primary: NodeId,
-    /// Voters that granted (this member included).
-    pub(super) granted: Vec<u64>,
-    /// Voters that refused.
-    pub(super) refused: Vec<u64>,
-    /// A quorum granted: campaign once the primary has been silent for
-    /// the failover time.
-    pub(super) won: bool,
 }
 
 /// What the pair standby does about its primary's silence.
@@ -359,7 +289,7 @@ impl Election {
         // Behind what the leader said it had committed, recently catching
         // up, or not yet known to match the leader's log in this term (only
         // heartbeats so far): such a log would lose the election. The
-        // recent catch-up only guards a live leader (see the module docs).
+        // recent catch-up only guards a live leader (see `probe`).
         let behind = log.last_index < log.leader_commit || self.synced_term != log.term;
         let catching_up = behind
             || !gone
@@ -560,7 +490,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// The pair standby's fast takeover from a silent primary.
-    fn try_pair_failover(&mut self) -> bool {
+    pub(super) fn try_pair_failover(&mut self) -> bool {
         let log = LogSync {
             term: self.raw.raft.term,
             last_index: self.raw.raft.raft_log.last_index(),
@@ -595,122 +525,6 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return true;
         }
         self.conclude_failover_probe()
-    }
-
-    /// Asks every voter for a pre-vote for the next term (see
-    /// [`FailoverProbe`]); the campaign follows once a quorum granted.
-    fn start_failover_probe(&mut self, primary: NodeId, term: u64) {
-        self.election.probed = true;
-        let log = &self.raw.raft.raft_log;
-        let (index, log_term) = (log.last_index(), log.last_term());
-        let priority = self.raw.raft.priority;
-        let voters: Vec<NodeId> = self.membership.voter_ids().collect();
-        let (cluster, epoch) = (self.cfg.topology.cluster_id(), self.epoch());
-        for to in voters.into_iter().filter(|&v| v != self.id) {
-            let mut m = Message::default();
-            m.set_msg_type(MessageType::MsgRequestPreVote);
-            m.from = self.id.0;
-            m.to = to.0;
-            m.term = term + 1;
-            m.index = index;
-            m.log_term = log_term;
-            m.priority = priority;
-            m.context = raft::CAMPAIGN_TRANSFER.to_vec().into();
-            self.outbox
-                .push_back(crate::wire::Envelope::wrap(cluster, epoch, &m));
-        }
-        slog::info!(self.logger, "primary silent: asking the voters whether this standby can win";
-            "primary" => primary.0, "silent_ms" => self.ticks.ms(self.election.since_leader));
-        self.election.probe = Some(FailoverProbe {
-            term: term + 1,
-            primary,
-            granted: vec![self.id.0],
-            refused: Vec::new(),
-            won: false,
-        });
-        self.conclude_failover_probe();
-    }
-
-    /// A pre-vote answer from `from` for term `term`: counted when it
-    /// answers the probe under way. Returns whether it did (raft need not
-    /// see it then).
-    pub(super) fn note_probe_answer(&mut self, from: NodeId, term: u64, reject: bool) -> bool {
-        let Some(p) = self.election.probe.as_mut() else {
-            return false;
-        };
-        if reject {
-            if !p.refused.contains(&from.0) {
-                p.refused.push(from.0);
-            }
-        } else if term == p.term {
-            if !p.granted.contains(&from.0) {
-                p.granted.push(from.0);
-            }
-        } else {
-            return false;
-        }
-        self.conclude_failover_probe();
-        !reject
-    }
-
-    /// Starts the campaign once a quorum granted the probe and the primary
-    /// has been silent for the failover time; drops the probe once a
-    /// quorum refused it, or when it no longer applies (a new term, this
-    /// member no longer a follower). Whether the campaign started.
-    fn conclude_failover_probe(&mut self) -> bool {
-        let Some(p) = self.election.probe.clone() else {
-            return false;
-        };
-        let term = self.raw.raft.term;
-        if p.term != term + 1 || self.election.role != StateRole::Follower {
-            self.election.probe = None;
-            return false;
-        }
-        let mut granted = std::collections::HashSet::with_hasher(Default::default());
-        granted.extend(p.granted.iter().copied());
-        if !self.raw.raft.prs().has_quorum(&granted) {
-            let conf = &self.membership.conf;
-            let mut possible = std::collections::HashSet::with_hasher(Default::default());
-            possible.extend(
-                conf.voters
-                    .iter()
-                    .chain(&conf.voters_outgoing)
-                    .filter(|v| !p.refused.contains(v))
-                    .copied(),
-            );
-            if !self.raw.raft.prs().has_quorum(&possible) {
-                slog::info!(self.logger, "primary silent but this standby cannot win (a quorum holds a newer log): no fast failover";
-                    "primary" => p.primary.0, "refused_by" => ?p.refused);
-                self.election.probe = None;
-                self.counters.campaigns_suppressed += 1;
-            }
-            return false;
-        }
-        if self.election.since_leader < self.election.failover_after(p.primary, &self.ticks) {
-            if let Some(p) = self.election.probe.as_mut() {
-                p.won = true;
-            }
-            return false;
-        }
-        self.election.probe = None;
-        let leader = p.primary;
-        self.election.fast_failover_term = term;
-        self.emit(Event::FailoverStarted {
-            primary: leader,
-            silent_ms: self.ticks.ms(self.election.since_leader),
-        });
-        self.election.pending_cause = Some(LeadershipCause::PairFailover { from: leader });
-        // A MsgTimeoutNow "from" the silent leader makes raft run a
-        // transfer campaign: no pre-vote, and remote followers still inside
-        // their vote lease answer it. Votes are still granted only to an
-        // up-to-date log, so safety is raft's as usual.
-        let mut m = Message::default();
-        m.set_msg_type(MessageType::MsgTimeoutNow);
-        m.from = leader.0;
-        m.to = self.id.0;
-        m.term = term;
-        let _ = self.raw.step(m);
-        true
     }
 
     /// A candidate more preferred than this member whose log is behind ours
@@ -758,7 +572,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// A connection to `peer` was refused after its connection here ended
-    /// (see [`Node::peer_connection_refused`] and the module docs).
+    /// (see [`Node::peer_connection_refused`] and [`probe`](super::probe)).
     pub(super) fn note_refused(&mut self, peer: NodeId) {
         if self.election.refused(peer) {
             slog::info!(self.logger, "the leader's process is gone (its connection closed, a dial to it refused)";

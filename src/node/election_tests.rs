@@ -1,6 +1,9 @@
 //! Who campaigns, and when: exact outputs of the election decisions.
 
 use super::*;
+use raft::eraftpb::{Message, MessageType};
+
+use crate::node::probe::probe_takes_relay;
 use crate::node::testkit::{main_core, survivable, timers, witness};
 use crate::topology::NodeId;
 
@@ -487,4 +490,96 @@ fn a_gone_leader_of_another_core_changes_nothing() {
         e.failover(STANDBY, false, synced_log(), 100, &t),
         Failover::NotNow
     );
+}
+
+/// The relayed tail of `PRIMARY`'s term-5 log after entry 100 (term 5).
+fn relay_of_primary(entries: &[(u64, u64)]) -> Message {
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgAppend);
+    m.from = PRIMARY.0;
+    m.to = STANDBY.0;
+    m.term = 5;
+    m.index = 100;
+    m.log_term = 5;
+    m.context = crate::node::relay::RELAY_CONTEXT.to_vec().into();
+    let entries: Vec<raft::eraftpb::Entry> = entries
+        .iter()
+        .map(|&(index, term)| raft::eraftpb::Entry {
+            index,
+            term,
+            ..Default::default()
+        })
+        .collect();
+    m.set_entries(entries.into());
+    m
+}
+
+/// A standby that probed its primary, reported gone, in term 5.
+fn probing_gone_standby() -> Election {
+    let mut e = standby_following(2);
+    assert!(e.refused(PRIMARY));
+    e.probed = true;
+    e
+}
+
+#[test]
+fn a_probing_standby_takes_the_gone_primarys_relayed_tail_as_its_follower() {
+    let e = probing_gone_standby();
+    let m = relay_of_primary(&[(101, 5), (102, 5)]);
+    assert_eq!(
+        probe_takes_relay(&e, StateRole::Follower, 5, true, &m),
+        None
+    );
+}
+
+#[test]
+fn a_relayed_tail_is_refused_outside_a_probe_of_a_gone_primary() {
+    let m = relay_of_primary(&[(101, 5)]);
+    let refused =
+        |e: &Election, role, term, votes| probe_takes_relay(e, role, term, votes, &m).is_some();
+    let probing = probing_gone_standby();
+    // No probe sent in this silence.
+    let mut e = probing_gone_standby();
+    e.probed = false;
+    assert!(refused(&e, StateRole::Follower, 5, true));
+    // The primary not reported gone (a stall, a one-way cut): as before.
+    let mut e = probing_gone_standby();
+    e.gone = None;
+    assert!(refused(&e, StateRole::Follower, 5, true));
+    // Following another leader than the one the relay names.
+    let mut e = probing_gone_standby();
+    e.leader = Some(NodeId(3));
+    assert!(refused(&e, StateRole::Follower, 5, true));
+    // A fast failover already run in this term.
+    let mut e = probing_gone_standby();
+    e.fast_failover_term = 5;
+    assert!(refused(&e, StateRole::Follower, 5, true));
+    // Not raft's follower any more (a campaign of its own under way).
+    for role in [
+        StateRole::PreCandidate,
+        StateRole::Candidate,
+        StateRole::Leader,
+    ] {
+        assert!(refused(&probing, role, 5, true), "{role:?}");
+    }
+    // Another term than the relay's, or a relayer that does not vote.
+    assert!(refused(&probing, StateRole::Follower, 6, true));
+    assert!(refused(&probing, StateRole::Follower, 5, false));
+}
+
+#[test]
+fn a_malformed_relay_is_refused_by_the_probing_standby_too() {
+    let e = probing_gone_standby();
+    for bad in [
+        relay_of_primary(&[]),
+        relay_of_primary(&[(102, 5)]),
+        relay_of_primary(&[(101, 4)]),
+        relay_of_primary(&[(101, 6)]),
+    ] {
+        assert!(
+            probe_takes_relay(&e, StateRole::Follower, 5, true, &bad).is_some(),
+            "{:?}",
+            bad.entries
+        );
+    }
 }

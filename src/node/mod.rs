@@ -56,6 +56,7 @@ mod election;
 mod handback;
 mod inbound;
 mod membership;
+mod probe;
 mod proposals;
 mod reads;
 mod ready;

@@ -44,7 +44,10 @@
 //! # What the candidate does
 //!
 //! Only a pre-candidate of the relay's term takes it (raft makes it a
-//! follower of the leader and appends), and campaigns again at once, its
+//! follower of the leader and appends), or the pair standby probing its
+//! primary reported gone, as raft's follower of it (see `probe`, "A
+//! refused probe and the dying leader's last append"; it probes again
+//! instead). A pre-candidate campaigns again at once, its
 //! retry one to two election timeouts from then, as after any campaign
 //! (an earlier retry would abandon the vote the relay made winnable). The
 //! driver's leaderless clock is **not** reset: a relay is not contact with
@@ -234,6 +237,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// A relayed append from `relayer`: taken by a pre-candidate of its
     /// term, which then campaigns again at once (see the module docs).
     pub(super) fn take_relay(&mut self, relayer: NodeId, msg: Message) -> Result<(), StepError> {
+        if self.probe_relay_due(relayer, &msg) {
+            // The pair standby's failover probe takes it as a follower.
+            self.take_probe_relay(relayer, msg);
+            return Ok(());
+        }
         let refused = takes_relay(
             self.raw.raft.state,
             self.raw.raft.term,
