@@ -31,7 +31,7 @@ const SNAPSHOTS_KEPT: usize = 4;
 type Counts = HashMap<u64, u64, DigestHash>;
 
 /// Hashing for keys made of digests and member ids: the digests are
-/// already well mixed (FNV-1a), so one multiply per word suffices, and it
+/// already well mixed (see `digest`), so one multiply per word suffices, and it
 /// is the same on every run (no random seed).
 type DigestHash = BuildHasherDefault<WordHasher>;
 
