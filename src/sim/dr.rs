@@ -76,10 +76,13 @@ impl<M: StateMachine> Sim<M> {
     /// Reads the commit index and replication state of `id` if it leads
     /// in DR auto-sync mode (see the [module docs](self)).
     pub(super) fn note_dr_leader(&mut self, id: super::NodeId) {
+        if self.cfg.topology.mode() != crate::policy::QuorumMode::DrAutoSync {
+            return;
+        }
         let Some(n) = self.slots.get(&id).and_then(|s| s.node.as_ref()) else {
             return;
         };
-        if !n.is_leader() || self.cfg.topology.mode() != crate::policy::QuorumMode::DrAutoSync {
+        if !n.is_leader() {
             return;
         }
         if let (commit, Some(state)) = n.commit_state() {

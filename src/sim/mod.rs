@@ -36,12 +36,12 @@ pub mod linearizability;
 mod measure;
 mod network;
 mod observe;
+mod queue;
 pub mod scenarios;
 mod schedule;
 mod snapshots;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,7 @@ pub use schedule::{
 };
 
 use self::network::Network;
+use self::queue::Queue;
 use crate::error::ProposeError;
 use crate::events::Event;
 use crate::node::{Node, NodeConfig, ProposalId, ProposalOutcome};
@@ -179,8 +180,7 @@ impl SimBuilder {
         let mut sim = Sim {
             cfg: self.clone(),
             now_us: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             slots: BTreeMap::new(),
             network: Network {
                 jitter_us: micros(self.jitter),
@@ -194,7 +194,7 @@ impl SimBuilder {
             outcomes: Vec::new(),
             submitted: BTreeMap::new(),
             commands: BTreeMap::new(),
-            wire_digest: invariants::FNV_OFFSET,
+            wire_digest: invariants::DIGEST_START,
             reads: Vec::new(),
             reads_asked: BTreeMap::new(),
             trace: Vec::new(),
@@ -202,6 +202,7 @@ impl SimBuilder {
             snapshot_jobs: BTreeMap::new(),
             snapshot_seq: 0,
             dr: dr::DrRecord::default(),
+            drained: Vec::new(),
         };
         let members: Vec<Member> = self.topology.members().values().cloned().collect();
         for m in members {
@@ -229,7 +230,7 @@ struct Slot<M> {
     epoch: crate::node::EpochId,
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq)]
 enum Scheduled {
     Tick {
         node: NodeId,
@@ -281,8 +282,7 @@ pub struct ReadDone {
 pub struct Sim<M> {
     cfg: SimBuilder,
     now_us: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Scheduled)>>,
+    queue: Queue<Scheduled>,
     slots: BTreeMap<NodeId, Slot<M>>,
     network: Network,
     rng: SplitMix64,
@@ -306,6 +306,9 @@ pub struct Sim<M> {
     snapshot_seq: u64,
     /// DR auto-sync: commit states and proven activations.
     dr: dr::DrRecord,
+    /// Events drained from a node, kept empty between drains (its
+    /// capacity is reused).
+    drained: Vec<Event>,
 }
 
 impl Sim<()> {
@@ -415,13 +418,12 @@ impl<M: StateMachine> Sim<M> {
     }
 
     fn schedule(&mut self, at_us: u64, what: Scheduled) {
-        self.seq += 1;
-        self.queue.push(Reverse((at_us, self.seq, what)));
+        self.queue.push(at_us, what);
     }
 
     /// Runs the next scheduled event. Returns `false` when nothing is scheduled.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((at, _, what))) = self.queue.pop() else {
+        let Some((at, what)) = self.queue.pop() else {
             return false;
         };
         self.now_us = self.now_us.max(at);
@@ -479,15 +481,18 @@ impl<M: StateMachine> Sim<M> {
             return;
         };
         let mut h = self.wire_digest;
-        for word in [self.now_us, to.0, bytes.len() as u64] {
-            h = invariants::fnv(h, &word.to_le_bytes());
+        for word in [self.now_us, to.0] {
+            h = invariants::fold_word(h, word);
         }
-        self.wire_digest = invariants::fnv(h, bytes);
+        self.wire_digest = invariants::fold_bytes(h, bytes);
         let _ = n.step(env);
         self.drain(to);
     }
 
-    /// Moves a node's outputs into the network and the records.
+    /// Moves a node's outputs into the network and the records. Nothing
+    /// is allocated for outputs a node does not have (the common case for
+    /// events, outcomes and reads); envelopes go into the network as they
+    /// are polled, in the order the node sends them.
     fn drain(&mut self, id: NodeId) {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
@@ -495,37 +500,13 @@ impl<M: StateMachine> Sim<M> {
         let Some(node) = slot.node.as_mut() else {
             return;
         };
-        let mut out = Vec::new();
         while let Some(env) = node.poll_transmit() {
-            out.push(env);
+            self.network
+                .send(&mut self.rng, &mut self.queue, self.now_us, id, env);
         }
-        let mut events = Vec::new();
-        while let Some(e) = node.poll_event() {
-            events.push(e);
-        }
-        let mut outcomes = Vec::new();
+        let mut events = std::mem::take(&mut self.drained);
+        events.extend(std::iter::from_fn(|| node.poll_event()));
         while let Some(o) = node.poll_outcome() {
-            outcomes.push(o);
-        }
-        let mut reads = Vec::new();
-        while let Some(r) = node.poll_read() {
-            reads.push(r);
-        }
-        let (epoch, term) = (node.epoch(), node.term());
-        // Each event in the epoch it happened in (one input can elect the
-        // node and then move it to another epoch).
-        let epochs = epochs::of_events(slot.epoch, epoch, &events);
-        self.dr.note_events(slot.epoch, &events, &epochs);
-        slot.epoch = epoch;
-        for (e, epoch) in events.into_iter().zip(epochs) {
-            if let Event::BecameLeader { term, .. } = &e {
-                self.obs.lock().on_leader(id, epoch, *term);
-            }
-            self.trace
-                .push(format!("{} {id} e{epoch} t{term} {e:?}", self.now_us));
-            self.events.push((self.now_us, id, e));
-        }
-        for o in outcomes {
             let proposed_us = self.submitted.remove(&o.id).unwrap_or(self.now_us);
             self.outcomes.push(Commit {
                 node: id,
@@ -535,7 +516,7 @@ impl<M: StateMachine> Sim<M> {
                 outcome: o,
             });
         }
-        for r in reads {
+        while let Some(r) = node.poll_read() {
             let requested_us = self.reads_asked.remove(&r.id).unwrap_or(self.now_us);
             self.reads.push(ReadDone {
                 node: id,
@@ -545,44 +526,37 @@ impl<M: StateMachine> Sim<M> {
                 index: r.index,
             });
         }
-        for env in out {
-            let (from, to) = (id, NodeId(env.to));
-            if self.network.state(from, to) == LinkState::Partitioned {
-                continue;
-            }
-            let loss = self.network.loss(from, to);
-            if loss > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < loss {
-                continue;
-            }
-            let base = self
-                .network
-                .one_way_us
-                .get(&(from, to))
-                .copied()
-                .unwrap_or(0);
-            let jitter = self.rng.below(self.network.jitter_us + 1);
-            let fifo = self
-                .network
-                .last_delivery
-                .get(&(from, to))
-                .copied()
-                .unwrap_or(0);
-            let at = self
-                .now_us
-                .saturating_add(base.saturating_add(jitter))
-                .max(fifo);
-            self.network.last_delivery.insert((from, to), at);
-            self.schedule(
-                at,
-                Scheduled::Deliver {
-                    from,
-                    to,
-                    bytes: env.to_bytes(),
-                },
-            );
+        let (epoch, term) = (node.epoch(), node.term());
+        let before = std::mem::replace(&mut slot.epoch, epoch);
+        if !events.is_empty() {
+            self.record_events(id, (before, epoch, term), &mut events);
         }
+        self.drained = events;
         self.take_snapshot_jobs(id);
         self.note_dr_leader(id);
+    }
+
+    /// Records the events drained from `id`, which was in epoch `before`
+    /// when the input arrived and is in `epoch` at `term` now, and empties
+    /// `events`.
+    fn record_events(
+        &mut self,
+        id: NodeId,
+        (before, epoch, term): (crate::node::EpochId, crate::node::EpochId, u64),
+        events: &mut Vec<Event>,
+    ) {
+        // Each event in the epoch it happened in (one input can elect the
+        // node and then move it to another epoch).
+        let epochs = epochs::of_events(before, epoch, events);
+        self.dr.note_events(before, events, &epochs);
+        for (e, epoch) in events.drain(..).zip(epochs) {
+            if let Event::BecameLeader { term, .. } = &e {
+                self.obs.lock().on_leader(id, epoch, *term);
+            }
+            self.trace
+                .push(format!("{} {id} e{epoch} t{term} {e:?}", self.now_us));
+            self.events.push((self.now_us, id, e));
+        }
     }
 
     /// Runs for `d` of virtual time.
@@ -592,8 +566,8 @@ impl<M: StateMachine> Sim<M> {
     }
 
     fn run_until_us(&mut self, until: u64) {
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > until {
+        while let Some(at) = self.queue.next_at() {
+            if at > until {
                 break;
             }
             self.step();
@@ -609,8 +583,8 @@ impl<M: StateMachine> Sim<M> {
             if pred(self) {
                 return true;
             }
-            match self.queue.peek() {
-                Some(Reverse((at, _, _))) if *at <= until => {
+            match self.queue.next_at() {
+                Some(at) if at <= until => {
                     self.step();
                 }
                 _ => {
@@ -755,13 +729,21 @@ impl<M: StateMachine> Sim<M> {
     /// A digest of the whole run so far: the bytes of every envelope
     /// delivered (with its time and receiver) and every member's sequence
     /// of applied commands. Two runs with the same seed and the same calls
-    /// give the same digest, byte for byte (FNV-1a: the same on every
-    /// platform and toolchain).
+    /// give the same digest, byte for byte.
+    ///
+    /// The digest is folded a 64-bit word at a time, never byte by byte:
+    /// each word is xored in, multiplied by an odd constant and
+    /// xor-shifted; bytes are read as fixed little-endian words (the last
+    /// few zero-padded) followed by their length, so it is the same on
+    /// every platform and toolchain. Per delivered envelope it folds the
+    /// delivery time, the receiver and the envelope's bytes; then each
+    /// member's id and the digest of its applied sequence (epoch, index,
+    /// position and command digest of every apply, the same way).
     pub fn run_digest(&self) -> u64 {
-        let mut h = invariants::fnv(invariants::FNV_OFFSET, &self.wire_digest.to_le_bytes());
+        let mut h = invariants::fold_word(invariants::DIGEST_START, self.wire_digest);
         for (node, seq) in self.obs.lock().applied_sequences() {
-            h = invariants::fnv(h, &node.0.to_le_bytes());
-            h = invariants::fnv(h, &seq.to_le_bytes());
+            h = invariants::fold_word(h, node.0);
+            h = invariants::fold_word(h, *seq);
         }
         h
     }

@@ -2,7 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::queue::Queue;
+use super::Scheduled;
+use crate::rng::SplitMix64;
 use crate::topology::NodeId;
+use crate::wire::Envelope;
 
 /// The state of one direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,38 @@ impl Network {
             .get(&(from, to))
             .copied()
             .unwrap_or(self.loss)
+    }
+
+    /// Puts `env`, sent by `from` at `now_us`, on its link: dropped if
+    /// the link is partitioned or loses it, else delivered after the
+    /// link's latency and a jitter, never before an earlier message of
+    /// the same link (links are FIFO). Encoded here: every message crosses
+    /// the real codec.
+    pub(super) fn send(
+        &mut self,
+        rng: &mut SplitMix64,
+        queue: &mut Queue<Scheduled>,
+        now_us: u64,
+        from: NodeId,
+        env: Envelope,
+    ) {
+        let to = NodeId(env.to);
+        if self.state(from, to) == LinkState::Partitioned {
+            return;
+        }
+        let loss = self.loss(from, to);
+        if loss > 0.0 && (rng.next_u64() as f64 / u64::MAX as f64) < loss {
+            return;
+        }
+        let base = self.one_way_us.get(&(from, to)).copied().unwrap_or(0);
+        let jitter = rng.below(self.jitter_us + 1);
+        let fifo = self.last_delivery.entry((from, to)).or_insert(0);
+        let at = now_us
+            .saturating_add(base.saturating_add(jitter))
+            .max(*fifo);
+        *fifo = at;
+        let bytes = env.to_bytes();
+        queue.push(at, Scheduled::Deliver { from, to, bytes });
     }
 
     pub(crate) fn block(&mut self, a: &[NodeId], b: &[NodeId]) {

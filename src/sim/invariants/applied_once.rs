@@ -31,7 +31,7 @@ const SNAPSHOTS_KEPT: usize = 4;
 type Counts = HashMap<u64, u64, DigestHash>;
 
 /// Hashing for keys made of digests and member ids: the digests are
-/// already well mixed (FNV-1a), so one multiply per word suffices, and it
+/// already well mixed (see `digest`), so one multiply per word suffices, and it
 /// is the same on every run (no random seed).
 type DigestHash = BuildHasherDefault<WordHasher>;
 
@@ -58,13 +58,8 @@ impl Hasher for WordHasher {
 /// How often each command was applied, per member, as the checker saw it.
 #[derive(Debug, Default)]
 pub(crate) struct ApplyCounts {
-    /// Per member, applies per command digest in its current state
-    /// (shared with the snapshots that hold the same counts; copied on
-    /// the next apply).
-    state: BTreeMap<NodeId, Arc<Counts>>,
-    /// Per (member, command digest), the most applies any state of that
-    /// member ever held.
-    most: HashMap<(NodeId, u64), u64, DigestHash>,
+    /// Per member, its current state's counts and the most it held before.
+    members: BTreeMap<NodeId, MemberCounts>,
     /// The counts each tagged snapshot held, by serial.
     snapshots: BTreeMap<u64, Arc<Counts>>,
     /// Per member, the serials it took or restored last (newest last).
@@ -74,26 +69,52 @@ pub(crate) struct ApplyCounts {
     from_hooks: BTreeSet<u64>,
 }
 
+/// One member's counts.
+#[derive(Debug, Default)]
+struct MemberCounts {
+    /// Applies per command digest in its current state (shared with the
+    /// snapshots that hold the same counts; copied on the next apply).
+    state: Arc<Counts>,
+    /// Per command digest, the most applies any of its earlier states held.
+    /// A state's counts only grow while it lasts, so the most it held is
+    /// what it holds when it is replaced (a restart, a restore): folded in
+    /// then, not at every apply. With the current state's counts, the most
+    /// any state of the member ever held.
+    before: Counts,
+}
+
+impl MemberCounts {
+    /// Replaces the current state by `counts`, keeping the most the old
+    /// one held.
+    fn replace(&mut self, counts: Arc<Counts>) {
+        let old = std::mem::replace(&mut self.state, counts);
+        for (&digest, &n) in old.iter() {
+            let most = self.before.entry(digest).or_insert(0);
+            *most = (*most).max(n);
+        }
+    }
+}
+
 impl ApplyCounts {
     /// `node` starts with an empty state machine.
     pub(crate) fn fresh(&mut self, node: NodeId) {
-        self.state.insert(node, Arc::default());
+        self.members
+            .entry(node)
+            .or_default()
+            .replace(Arc::default());
     }
 
     /// `node` applied the command with digest `digest`.
     pub(crate) fn applied(&mut self, node: NodeId, digest: u64) {
-        let state = self.state.entry(node).or_default();
-        let n = Arc::make_mut(state).entry(digest).or_insert(0);
-        *n += 1;
-        let most = self.most.entry((node, digest)).or_insert(0);
-        *most = (*most).max(*n);
+        let member = self.members.entry(node).or_default();
+        *Arc::make_mut(&mut member.state).entry(digest).or_insert(0) += 1;
     }
 
     /// `node` took a snapshot of its state: its serial.
     pub(crate) fn snapshot_taken(&mut self, node: NodeId) -> u64 {
         self.next_serial += 1;
         let serial = self.next_serial;
-        let counts = self.state.get(&node).cloned().unwrap_or_default();
+        let counts = (self.members.get(&node)).map_or_else(Arc::default, |m| m.state.clone());
         self.snapshots.insert(serial, counts);
         self.hold(node, serial);
         serial
@@ -107,11 +128,7 @@ impl ApplyCounts {
             .and_then(|s| self.snapshots.get(&s).cloned())
             .unwrap_or_default();
         // The state now holds what the snapshot held.
-        for (&digest, &n) in counts.iter() {
-            let most = self.most.entry((node, digest)).or_insert(0);
-            *most = (*most).max(n);
-        }
-        self.state.insert(node, counts);
+        self.members.entry(node).or_default().replace(counts);
         if let Some(s) = serial.filter(|s| self.snapshots.contains_key(s)) {
             self.hold(node, s);
         }
@@ -140,7 +157,15 @@ impl ApplyCounts {
     /// The most applies of each command any state of each member held,
     /// by member and digest.
     pub(crate) fn most(&self) -> Vec<((NodeId, u64), u64)> {
-        let mut most: Vec<_> = self.most.iter().map(|(&k, &n)| (k, n)).collect();
+        let mut most = Vec::new();
+        for (&node, m) in &self.members {
+            let mut merged = m.before.clone();
+            for (&digest, &n) in m.state.iter() {
+                let e = merged.entry(digest).or_insert(0);
+                *e = (*e).max(n);
+            }
+            most.extend(merged.into_iter().map(|(digest, n)| ((node, digest), n)));
+        }
         most.sort_unstable();
         most
     }
@@ -157,7 +182,7 @@ impl ApplyCounts {
 /// reconciliation hook made it. Commands proposed more than once are
 /// counted together (the first such proposal is named).
 pub(crate) fn check(counts: &ApplyCounts, proposed: &BTreeMap<ProposalId, u64>) -> Vec<Violation> {
-    let mut by_digest: BTreeMap<u64, (ProposalId, u64)> = BTreeMap::new();
+    let mut by_digest: HashMap<u64, (ProposalId, u64), DigestHash> = HashMap::default();
     for (&id, &d) in proposed {
         by_digest.entry(d).or_insert((id, 0)).1 += 1;
     }

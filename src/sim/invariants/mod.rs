@@ -318,9 +318,9 @@ impl Checker {
     /// applies several at its entry's index), as `(epoch, index, n)`.
     pub fn on_apply_at(&mut self, node: NodeId, at: (EpochId, u64, u64), digest: u64) {
         let (epoch, index, nth) = at;
-        let seq = self.sequences.entry(node).or_insert(FNV_OFFSET);
+        let seq = self.sequences.entry(node).or_insert(DIGEST_START);
         for word in [epoch.number, epoch.founder.0, index, nth, digest] {
-            *seq = fnv(*seq, &word.to_le_bytes());
+            *seq = fold_word(*seq, word);
         }
         let v =
             state_machine_safety::check(&mut self.applied, &mut self.diverged, node, at, digest);
@@ -366,18 +366,61 @@ impl Checker {
     }
 }
 
-/// FNV-1a's starting value.
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// Where every digest starts (an arbitrary odd constant).
+pub(crate) const DIGEST_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// Folds `bytes` into the FNV-1a digest `h`.
-pub(crate) fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+/// Folds one 64-bit word into the digest `h`: xor, multiply by an odd
+/// constant, xor-shift. Each step is a bijection of the digest for a
+/// given word, so two sequences of words that differ only in one word
+/// always digest differently.
+#[inline]
+pub(crate) fn fold_word(h: u64, word: u64) -> u64 {
+    let x = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
 }
 
-/// A digest of bytes to compare what members applied (FNV-1a: the same on
-/// every run, platform and toolchain).
+/// Folds `bytes` into the digest `h` a word at a time: each 8 bytes as a
+/// little-endian word, the last few zero-padded to a word, then their
+/// length (so trailing zero bytes count). The same on every platform.
+pub(crate) fn fold_bytes(h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = h;
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        h = fold_word(h, u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = fold_word(h, u64::from_le_bytes(word));
+    }
+    fold_word(h, bytes.len() as u64)
+}
+
+/// A digest of bytes to compare what members applied: the bytes folded a
+/// word at a time (8 bytes, little-endian, the last zero-padded, then the
+/// length; each word xored in, multiplied by an odd constant and
+/// xor-shifted), the same on every run, platform and toolchain.
 pub fn digest(bytes: &[u8]) -> u64 {
-    fnv(FNV_OFFSET, bytes)
+    fold_bytes(DIGEST_START, bytes)
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_and_the_length_count() {
+        let base = digest(b"set k1 1");
+        assert_ne!(base, digest(b"set k1 2"));
+        assert_ne!(base, digest(b"set k1 1\0"), "a trailing zero byte counts");
+        assert_ne!(digest(b""), digest(b"\0"));
+        assert_ne!(digest(b"0123456789"), digest(b"0123456788"));
+        // Fixed little-endian words: the same on every platform.
+        assert_eq!(digest(b"set k1 1"), digest(b"set k1 1"));
+        let word = fold_word(fold_word(DIGEST_START, u64::from_le_bytes(*b"set k1 1")), 8);
+        assert_eq!(base, word);
+    }
 }
