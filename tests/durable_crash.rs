@@ -93,10 +93,13 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The bytes in a store's directory. The store's purge thread may delete
+/// a file between the listing and its size: it then counts nothing.
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
+        .filter_map(|e| e.unwrap().metadata().ok())
+        .map(|m| m.len())
         .sum()
 }
 
