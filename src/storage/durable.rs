@@ -17,6 +17,20 @@
 //! `set_commit` never does. raft-engine panics if an fdatasync fails (a
 //! failed fsync cannot be retried safely).
 //!
+//! # Purging, off the writer's thread
+//! A snapshot that compacts the log writes the snapshot and the compaction
+//! in one synced batch; deleting the files that then hold nothing live
+//! (raft-engine's purge, which may first copy what is still live in them
+//! into its rewrite queue, synced) is left to a purge thread per store, so
+//! the node thread does not wait for it (up to tens of milliseconds, about
+//! once per snapshot at high commit rates). Nothing waits for the purge:
+//! until it runs the files merely stay, and a restart replays the synced
+//! compaction over them, so a crash before, during or after it restarts
+//! from the same state. A purge that fails is reported by the store's next
+//! write. Dropping the last clone waits for a purge under way (the
+//! directory stays locked until then); without a thread (the OS refused
+//! one) the writer purges itself, as before.
+//!
 //! # Opening and corruption
 //! raft-engine recovers with `TolerateTailCorruption`: after a crash the
 //! active file ends in preallocated zeros or a torn batch, which it cuts
@@ -37,10 +51,12 @@ use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
@@ -97,12 +113,90 @@ struct Meta {
 }
 
 struct Shared {
-    engine: Engine,
+    engine: Arc<Engine>,
     path: String,
     /// Told how long each synced write took ([`LogStore::observe_syncs`]).
     sync_observer: RwLock<Option<SyncObserver>>,
     meta: RwLock<Meta>,
     snapshot_requested: AtomicBool,
+    purger: Purger,
+}
+
+/// Runs raft-engine's purge on its own thread (see the module docs).
+struct Purger {
+    /// Wakes the thread; holds one request at most (requests made while
+    /// one waits are the same request). `None` without a thread.
+    wake: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// Held while a purge runs.
+    running: Arc<Mutex<()>>,
+    /// The first purge that failed, reported by every later write.
+    failed: Arc<OnceLock<StoreError>>,
+}
+
+impl Purger {
+    fn start(engine: &Arc<Engine>, path: &str) -> Self {
+        let (running, failed) = (Arc::new(Mutex::new(())), Arc::new(OnceLock::new()));
+        let (wake, woken) = sync_channel::<()>(1);
+        let (engine, path) = (engine.clone(), path.to_owned());
+        let (on, fail) = (running.clone(), failed.clone());
+        let spawned = std::thread::Builder::new()
+            .name("sc-purge".into())
+            .spawn(move || {
+                for () in woken {
+                    let _running = on.lock();
+                    if let Err(e) = purge(&engine, &path) {
+                        let _ = fail.set(e);
+                    }
+                }
+            });
+        let (wake, thread) = match spawned {
+            Ok(t) => (Some(wake), Some(t)),
+            Err(_) => (None, None),
+        };
+        Self {
+            wake,
+            thread,
+            running,
+            failed,
+        }
+    }
+
+    /// Has the files purged: by the thread, or now without one.
+    fn request(&self, engine: &Engine, path: &str) -> Result<(), StoreError> {
+        match self.wake.as_ref().map(|w| w.try_send(())) {
+            Some(Ok(()) | Err(TrySendError::Full(()))) => Ok(()),
+            // No thread (or it is gone): purge here.
+            None | Some(Err(TrySendError::Disconnected(()))) => {
+                let _running = self.running.lock();
+                purge(engine, path)
+            }
+        }
+    }
+}
+
+impl Drop for Purger {
+    /// Waits for a purge under way: the engine (and the directory's lock)
+    /// goes when the last clone of the store does.
+    fn drop(&mut self) {
+        self.wake.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Deletes the files with nothing live left. The groups raft-engine asks us
+/// to compact are ignored: the node decides how much log to keep. A panic
+/// (raft-engine's answer to a failed fsync) is an error here.
+fn purge(engine: &Engine, path: &str) -> Result<(), StoreError> {
+    match catch_unwind(AssertUnwindSafe(|| engine.purge_expired_files())) {
+        Ok(done) => done.map(drop).map_err(|e| engine_err(path, e)),
+        Err(_) => Err(io_err(
+            Path::new(path),
+            "raft-engine panicked purging files",
+        )),
+    }
 }
 
 /// A [`LogStore`] on disk, in tikv's raft-engine, with the semantics of
@@ -163,8 +257,8 @@ fn open_engine(dir: &str) -> Result<Engine, StoreError> {
         // with 32 MiB here, eight 1 GiB snapshots (8 GiB of dead data)
         // looked like 32 MiB and were kept. Purging once a second file
         // exists keeps about one snapshot on disk; purges run only after
-        // this member takes a snapshot, so small logs are not purged more
-        // often, only more thoroughly.
+        // this member takes a snapshot (on the purge thread), so small logs
+        // are not purged more often, only more thoroughly.
         purge_threshold: ReadableSize::mb(4),
         // A recycled file keeps old data after its header: a crash's tail
         // could not be told from corruption.
@@ -198,6 +292,9 @@ impl Shared {
     where
         F: FnOnce(&mut LogBatch) -> raft_engine::Result<()>,
     {
+        if let Some(e) = self.purger.failed.get() {
+            return Err(e.clone());
+        }
         let mut b = LogBatch::default();
         let start = sync.then(Instant::now);
         let written = fill(&mut b).and_then(|()| self.engine.write(&mut b, sync));
@@ -323,12 +420,15 @@ impl DurableStorage {
             tails.iter().try_for_each(check_tail)?;
             let (path, meta) = (path.to_owned(), RwLock::default());
             let snapshot_requested = AtomicBool::new(false);
+            let engine = Arc::new(engine);
+            let purger = Purger::start(&engine, &path);
             let shared = Shared {
                 engine,
                 path,
                 sync_observer: RwLock::new(None),
                 meta,
                 snapshot_requested,
+                purger,
             };
             *shared.meta.write() = shared.load(cluster_id, node_id)?;
             Ok(Self {
@@ -473,9 +573,8 @@ impl LogStore for DurableStorage {
         (m.snapshot, m.hard_state, m.log) = (snap, hs, log);
         drop(m);
         if compacted {
-            // Deletes files with nothing live left. The groups it asks us to
-            // compact are ignored: the node decides how much log to keep.
-            s.engine.purge_expired_files().map_err(|e| s.err(e))?;
+            // The compaction is durable: the files it emptied can go.
+            s.purger.request(&s.engine, &s.path)?;
         }
         Ok(())
     }
@@ -579,3 +678,7 @@ impl raft::Storage for DurableStorage {
         Err(raft::Error::Store(e))
     }
 }
+
+#[cfg(test)]
+#[path = "durable_tests.rs"]
+mod tests;
