@@ -24,6 +24,9 @@
 //! (the leader's appends wait for its own write, as before
 //! [`RuntimeConfig::early_send`]).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,35 +36,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use slog::{o, Logger};
+use support::Digest;
 use survivable_core::node::NodeRole;
 use survivable_core::runtime::{self, Handle, Pending, RuntimeConfig};
 use survivable_core::storage::MemStorage;
 use survivable_core::topology::{Appliance::Virtual, Core, Site, Topology, Witness};
 use survivable_core::wire::Envelope;
-use survivable_core::{Node, NodeConfig, RestoreError, StateMachine};
-
-/// A digest of the commands applied.
-#[derive(Default)]
-struct Digest(u64);
-
-impl StateMachine for Digest {
-    fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
-        for b in c.iter().chain(&index.to_le_bytes()) {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        Vec::new()
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.to_le_bytes().to_vec()
-    }
-    fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
-        let b: [u8; 8] = s.try_into().map_err(|_| RestoreError {
-            reason: "a digest is 8 bytes".into(),
-        })?;
-        self.0 = u64::from_le_bytes(b);
-        Ok(())
-    }
-}
+use survivable_core::{Node, NodeConfig};
 
 /// An in-process transport: straight into the receiver's inbound channel.
 #[derive(Clone, Default)]

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use slog::{o, Logger};
-use support::{reset_peak, vm_hwm_kib, vm_kib, Blob, SHARD};
+use support::{reset_peak, vm_hwm_kib, vm_kib, Blob, Digest, SHARD};
 use survivable_core::runtime::{self, Handle, RuntimeConfig};
 use survivable_core::state_machine::{
     Decoded, RestoreError, SnapshotDecoder, SnapshotSource, StateMachine,
@@ -50,29 +50,6 @@ use survivable_core::wire::Envelope;
 use survivable_core::{Event, Node, NodeConfig};
 
 const LEADER: u64 = 1;
-
-/// A follower's stand-in: a digest of the commands applied.
-#[derive(Default)]
-struct Digest(u64);
-
-impl StateMachine for Digest {
-    fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
-        for b in c.iter().chain(&index.to_le_bytes()) {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        Vec::new()
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.to_le_bytes().to_vec()
-    }
-    fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
-        let b: [u8; 8] = s.try_into().map_err(|_| RestoreError {
-            reason: "a digest is 8 bytes".into(),
-        })?;
-        self.0 = u64::from_le_bytes(b);
-        Ok(())
-    }
-}
 
 /// Either state machine, so every member runs one type.
 enum Sm {

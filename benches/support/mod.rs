@@ -1,5 +1,5 @@
-//! What the benchmarks share: a large copy-on-write state machine and the
-//! process's memory figures. Included with `#[path]` (a file in a
+//! What the benchmarks share: a large copy-on-write state machine, a small
+//! digest one, and the process's memory figures. Included with `#[path]` (a file in a
 //! subdirectory of `benches/` is not a benchmark of its own).
 #![allow(dead_code)]
 
@@ -124,4 +124,29 @@ pub(crate) fn vm_kib(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A small state machine: a digest of the commands applied (FNV-1a over
+/// each command and its index), 8 bytes of snapshot. For benchmarks that
+/// measure the commit path, not a store.
+#[derive(Default)]
+pub(crate) struct Digest(pub(crate) u64);
+
+impl StateMachine for Digest {
+    fn apply(&mut self, index: u64, c: &[u8]) -> Vec<u8> {
+        for b in c.iter().chain(&index.to_le_bytes()) {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        Vec::new()
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
+        let b: [u8; 8] = s.try_into().map_err(|_| RestoreError {
+            reason: "a digest is 8 bytes".into(),
+        })?;
+        self.0 = u64::from_le_bytes(b);
+        Ok(())
+    }
 }
