@@ -121,8 +121,8 @@ pub(super) struct FailoverProbe {
 /// primary, refuses a relayed append (see [`relay`](super::relay)), or
 /// `None` to take it: only as raft's follower, in the relay's term, of the
 /// leader the relay names, that leader reported gone, with no fast
-/// failover run yet in this term, and only a relay of the shape a
-/// pre-candidate takes.
+/// failover run yet in this term, and only a relay from a voter, of the
+/// relay's shape ([`relay_shape`](super::relay::relay_shape)).
 pub(super) fn probe_takes_relay(
     e: &Election,
     role: StateRole,
@@ -141,8 +141,13 @@ pub(super) fn probe_takes_relay(
         // leader it cannot hear (load, a one-way cut) leaves it alone.
         return Some("a relayed append while the leader is not reported gone");
     }
-    // Its shape as a pre-candidate of the relay's term would take it.
-    super::relay::takes_relay(StateRole::PreCandidate, term, relayer_votes, msg)
+    if !relayer_votes {
+        return Some("a relayed append from a member that does not vote");
+    }
+    if msg.term != term {
+        return Some("a relayed append of another term than the one followed");
+    }
+    super::relay::relay_shape(msg)
 }
 
 impl<M: StateMachine, S: LogStore> Node<M, S> {
@@ -200,16 +205,11 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// module docs, "A refused probe and the dying leader's last append").
     pub(super) fn take_probe_relay(&mut self, relayer: NodeId, msg: Message) {
         self.note_heard(relayer);
-        let log = &self.raw.raft.raft_log;
-        let last_before = log.last_index();
-        if log.match_term(msg.index, msg.log_term) && msg.index >= log.committed {
-            // An append of the followed leader in its own term, as raft's
-            // follower of it: raft appends it as if it came late from the
-            // leader (the relay bypasses `note_contact`: the silence goes on).
-            if let Err(e) = self.raw.step(msg) {
-                slog::warn!(self.logger, "a relayed append failed"; "error" => %e);
-            }
-        }
+        let last_before = self.raw.raft.raft_log.last_index();
+        // An append of the followed leader in its own term, as raft's
+        // follower of it: raft appends it as if it came late from the
+        // leader (the relay bypasses `note_contact`: the silence goes on).
+        self.append_relayed(msg);
         slog::info!(self.logger, "took the silent primary's log tail from a voter: probing again";
             "relayer" => relayer.0, "from_index" => last_before,
             "to_index" => self.raw.raft.raft_log.last_index());

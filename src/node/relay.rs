@@ -150,6 +150,13 @@ pub(super) fn takes_relay(
     if role != StateRole::PreCandidate || msg.term != term {
         return Some("a relayed append outside a pre-vote of its term");
     }
+    relay_shape(msg)
+}
+
+/// Why a relayed append is malformed, or `None`: entries, contiguous after
+/// the point named, in terms from that point's to the append's. Whoever
+/// takes a relay checks this besides its own reasons.
+pub(super) fn relay_shape(msg: &Message) -> Option<&'static str> {
     if msg.entries.is_empty() {
         return Some("a relayed append without entries");
     }
@@ -234,6 +241,21 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             "after_index" => v.index);
     }
 
+    /// Steps a relayed append into raft, as the lost leader's own append
+    /// arriving late, when it fits this log: its point is held and it
+    /// rewrites nothing committed. Returns whether it fit (raft's usual
+    /// consistency check then decides what is appended).
+    pub(super) fn append_relayed(&mut self, msg: Message) -> bool {
+        let log = &self.raw.raft.raft_log;
+        let fits = log.match_term(msg.index, msg.log_term) && msg.index >= log.committed;
+        if fits {
+            if let Err(e) = self.raw.step(msg) {
+                slog::warn!(self.logger, "a relayed append failed"; "error" => %e);
+            }
+        }
+        fits
+    }
+
     /// A relayed append from `relayer`: taken by a pre-candidate of its
     /// term, which then campaigns again at once (see the module docs).
     pub(super) fn take_relay(&mut self, relayer: NodeId, msg: Message) -> Result<(), StepError> {
@@ -261,15 +283,10 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
             return Err(e);
         }
         self.note_heard(relayer);
-        let log = &self.raw.raft.raft_log;
-        let last_before = log.last_index();
-        let fits = log.match_term(msg.index, msg.log_term) && msg.index >= log.committed;
+        let last_before = self.raw.raft.raft_log.last_index();
         let cause = self.election.pending_cause.take();
-        if fits {
-            let last = msg.entries.last().map_or(0, Entry::get_index);
-            if let Err(e) = self.raw.step(msg) {
-                slog::warn!(self.logger, "a relayed append failed"; "error" => %e);
-            }
+        let last = msg.entries.last().map_or(0, Entry::get_index);
+        if self.append_relayed(msg) {
             slog::info!(self.logger, "took the lost leader's log tail from a voter: campaigning again";
                 "relayer" => relayer.0, "from_index" => last_before,
                 "to_index" => self.raw.raft.raft_log.last_index(), "relayed_to" => last);
