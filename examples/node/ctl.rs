@@ -187,6 +187,22 @@ impl Client {
             Ok(_) => {}
             // A peer closing without close_notify after a whole answer.
             Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            // Accepted by the kernel, then reset before a byte of answer:
+            // a listener closing with the dial in its backlog (a member
+            // stopping), as unreachable as a refused connect.
+            Err(e)
+                if raw.is_empty()
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::BrokenPipe
+                    ) =>
+            {
+                return Err(format!(
+                    "{endpoint}: unreachable: {e} (closed before answering)"
+                ))
+            }
             Err(e) => return Err(format!("{endpoint}: {e}")),
         }
         parse_answer(&raw).ok_or_else(|| format!("{endpoint}: not an HTTP answer"))
