@@ -19,9 +19,8 @@
 //! to it (seen by the writer, `outbound`, which asks on a thread of its
 //! own so its reconnection is not held up). A member holds both while the
 //! peer is up, but not always at the moment it dies: the peer's writer
-//! may be between two connections, or, as measured in `node bench`, the
-//! reader's dial may go unanswered (below) while the writer's, a moment
-//! later, is refused. Only a *refused* dial is reported
+//! may be between two connections; and two dials race the dying
+//! listener's close differently (below). Only a *refused* dial is reported
 //! ([`GoneReports::take`], read by the runtime through
 //! [`Transport::refused_peers`](super::Transport::refused_peers) and
 //! handed to the node, which decides what it means for the failover). A
@@ -36,13 +35,19 @@
 //! outcomes logged) the listener mostly closed *after* the connection
 //! whose end started the dial: the dial landed in the dying listener's
 //! backlog and was reset as it closed in 87 kills, refused outright in 13.
-//! Two windows follow, both covered:
+//! Three windows follow, all covered:
 //!
 //! - a dial held in the backlog sees the reset when the listener closes,
 //!   if that is within [`HELD`];
+//! - the reset can come before the connect even returned: the connect
+//!   fails with a reset, not a refusal, and counts as one (it counted as
+//!   no sign before, and the standby waited out the failover timer: seen
+//!   in 2 of 100 kills, where this member's own connection's check was
+//!   refused in the same millisecond);
 //! - a connection request that reaches the listener while it closes can
-//!   be dropped without an answer, so the first connect waits only
-//!   [`FIRST`] before a fresh one is made (see [`connect`]).
+//!   be dropped without an answer (not seen in the logs; a guard), so
+//!   the first connect waits only [`FIRST`] before a fresh one is made
+//!   (see [`connect`]).
 //!
 //! What no dial can tell: a process that cannot finish dying (a thread in
 //! an uninterruptible disk write, a loaded host) keeps *every* socket,
@@ -167,8 +172,7 @@ pub(crate) fn dial(addr: SocketAddr) -> (Dial, usize) {
     for attempt in 1..=ATTEMPTS {
         let stream = match connect(addr) {
             Ok(stream) => stream,
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return (Dial::Refused, attempt),
-            Err(e) => return (Dial::Failed(e.kind()), attempt),
+            Err(e) => return (connect_failed(e.kind()), attempt),
         };
         if let Err(e) = stream.set_read_timeout(Some(HELD)) {
             return (Dial::Failed(e.kind()), attempt);
@@ -183,6 +187,19 @@ pub(crate) fn dial(addr: SocketAddr) -> (Dial, usize) {
         }
     }
     (Dial::Closed, ATTEMPTS)
+}
+
+/// What a connect that failed with `kind` says. A reset, not only a
+/// refusal, means nothing listens: the connection was taken into the
+/// listener's backlog and reset as the listener closed before the connect
+/// even returned (the kernel completes the handshake for the listener),
+/// the same sign as a reset on the first read, seen a moment sooner.
+fn connect_failed(kind: ErrorKind) -> Dial {
+    match kind {
+        ErrorKind::ConnectionRefused => Dial::Refused,
+        ErrorKind::ConnectionReset => Dial::ResetInBacklog,
+        other => Dial::Failed(other),
+    }
 }
 
 /// A writer's confirmed connection to `peer` at `addr` was lost (`why`):
@@ -278,6 +295,18 @@ mod tests {
         assert!(reports.check(NodeId(2), live).dial.refused());
         assert_eq!(reports.take(), vec![NodeId(2)], "reported once");
         assert!(reports.take().is_empty());
+    }
+
+    /// A connect reset before it returned is a dial reset in the dying
+    /// listener's backlog (seen in `node bench`: counted as served, the
+    /// standby waited out the failover timer); a timeout is no sign.
+    #[test]
+    fn a_connect_reset_before_it_returned_counts_as_refused() {
+        assert!(connect_failed(ErrorKind::ConnectionReset).refused());
+        assert!(connect_failed(ErrorKind::ConnectionRefused).refused());
+        for kind in [ErrorKind::TimedOut, ErrorKind::AddrNotAvailable] {
+            assert_eq!(connect_failed(kind), Dial::Failed(kind));
+        }
     }
 
     /// Only a close or reset from the peer's end starts the check whether
