@@ -10,6 +10,10 @@
 //! the stopped leader's connections take to close, not after 500 ms. The
 //! speed itself is measured by `node bench --failover`, not here.
 //!
+//! One test holds two bare transports: a member with only its own
+//! connection to a peer (none from it) still learns that the peer's
+//! process is gone when that connection ends and the address refuses.
+//!
 //! The last test drives five members by hand (sans-IO) instead: a standby
 //! that missed the dying leader's last append still takes over by the
 //! pair failover (it takes the voters' relayed tail), which real sockets
@@ -27,6 +31,9 @@ use survivable_core::policy::Timers;
 use survivable_core::relay::Relay;
 use survivable_core::storage::MemStorage;
 use survivable_core::topology::{denver_paris, NodeId};
+use survivable_core::transport::{
+    free_loopback_addr, Inbound, TcpConfig, TcpTransport, Transport as _, TransportSecurity,
+};
 use survivable_core::wire::Envelope;
 use survivable_core::{RestoreError, StateMachine};
 
@@ -103,6 +110,58 @@ fn a_flapping_connection_to_a_live_leader_moves_no_leadership() {
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(c.status(leader).term, term, "no election");
     c.assert_serving("the resets");
+}
+
+/// A bare transport in plaintext on loopback, as member `me` with `peers`;
+/// what it receives goes to `inbound`.
+fn transport(
+    me: u64,
+    listen: std::net::SocketAddr,
+    peers: BTreeMap<NodeId, std::net::SocketAddr>,
+    inbound: crossbeam_channel::Sender<Inbound>,
+) -> TcpTransport {
+    let cfg = TcpConfig::new(
+        7,
+        NodeId(me),
+        listen,
+        peers,
+        TransportSecurity::InsecurePlaintextLoopbackOnly,
+    );
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    TcpTransport::start(cfg, inbound, logger).unwrap()
+}
+
+/// Member 1 connects to member 2, which never connects back (its peer
+/// address for 1 leads nowhere): 1 holds no connection from 2 whose end
+/// could tell it anything. When 2 stops (its listener and connections
+/// closed), 1's own connection ends and 2's address then refuses: 2 is
+/// reported, once. Before, only an accepted connection's end was checked
+/// and 1 learnt nothing.
+#[test]
+fn a_member_holding_only_its_own_connection_learns_the_peer_is_gone() {
+    let (a, b) = (free_loopback_addr().unwrap(), free_loopback_addr().unwrap());
+    let nowhere = free_loopback_addr().unwrap();
+    let (tx_a, _rx_a) = crossbeam_channel::unbounded();
+    let (tx_b, _rx_b) = crossbeam_channel::unbounded();
+    let t1 = transport(1, a, BTreeMap::from([(NodeId(2), b)]), tx_a);
+    let t2 = transport(2, b, BTreeMap::from([(NodeId(1), nowhere)]), tx_b);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t1.connected(NodeId(2)) != Some(true) {
+        assert!(Instant::now() < deadline, "1 never connected to 2");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(t1.refused_peers().is_empty(), "2 lives");
+    t2.shutdown();
+    let mut reported = Vec::new();
+    while reported.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "2 stopped but was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        reported = t1.refused_peers();
+    }
+    assert_eq!(reported, vec![NodeId(2)]);
 }
 
 /// Five members driven by hand (sans-IO), at the default timers: the

@@ -43,7 +43,8 @@ struct Trials {
     /// Failovers started on the timer.
     timer: usize,
     /// Per trial: the kill's wall-clock time (ms since the epoch, as in the
-    /// members' logs), the member killed, the time taken, and who became
+    /// members' logs), the member killed, how long its process took to
+    /// die (SIGKILL to reaped), the time taken, and who became
     /// leader and why (`<member>:<cause>`), with the silences any
     /// `failover_started` acted on: what names a slow trial's cause.
     how: Vec<String>,
@@ -134,7 +135,12 @@ fn kill_leader(
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
+    // SIGKILL, then reaped: how long the process took to die. Its sockets
+    // close (the sign the standby's fast failover waits for) only as its
+    // last thread leaves the kernel, e.g. after a disk write under way.
+    let killed = std::time::Instant::now();
     c.kill9(leader);
+    let dying = killed.elapsed().as_millis();
     let mut took = None;
     for _ in 0..60 {
         c.run_for(Duration::from_millis(50));
@@ -149,7 +155,7 @@ fn kill_leader(
     into.ms.push(took);
     let (leaders, silences) = drain_events(c);
     into.how.push(format!(
-        "trial {trial} killed {} at {wall}: {took} ms, {leaders:?}, silences {silences:?}",
+        "trial {trial} killed {} at {wall} (dead after {dying} ms): {took} ms, {leaders:?}, silences {silences:?}",
         crate::jepsen::name(leader)
     ));
     // The member's log is replaced when it is started again: keep this

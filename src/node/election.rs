@@ -571,12 +571,16 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         mine.is_some() && mine == theirs
     }
 
-    /// A connection to `peer` was refused after its connection here ended
+    /// A connection to `peer` was refused after a connection with it ended
     /// (see [`Node::peer_connection_refused`] and [`probe`](super::probe)).
     pub(super) fn note_refused(&mut self, peer: NodeId) {
         if self.election.refused(peer) {
             slog::info!(self.logger, "the leader's process is gone (its connection closed, a dial to it refused)";
                 "leader" => peer.0, "silent_ms" => self.ticks.ms(self.election.since_leader));
+        } else {
+            slog::info!(self.logger, "a peer's process is gone; nothing to do (not the leader followed, or already reported)";
+                "peer" => peer.0, "leader" => ?self.election.leader.map(|l| l.0),
+                "role" => ?self.election.role);
         }
     }
 

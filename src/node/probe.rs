@@ -8,17 +8,21 @@
 //! a stalled one, so the standby waits long enough to sit out stalls
 //! (100 ms at the defaults). A process that died leaves a better sign on
 //! a host that is still up: its kernel closes its sockets, so this
-//! member's connection from it ends, and a new connection to its address
+//! member's connections with it end, and a new connection to its address
 //! is *refused* (a TCP reset to the SYN: nothing listens there; or reset
 //! from the listener's backlog as it closes). The
 //! runtime reports exactly that, and nothing weaker, through
-//! [`Node::peer_connection_refused`]: a connection from the peer ended
-//! and a dial to its address was then refused.
+//! [`Node::peer_connection_refused`]: a connection with the peer ended
+//! from its side (the one it opened to this member, or the one this
+//! member opened to it) and a dial to its address was then refused.
 //!
 //! What the report proves: at the time of the dial, no process listened
 //! at the leader's address, after every message this member had taken
 //! from it (the runtime steps what arrived before it passes the report
-//! on). A member's listener lives as long as its process (it closes only
+//! on; a report from this member's own connection to the leader can
+//! still come before the leader's last message, still on its way on the
+//! other connection: that message then clears the report, as any message
+//! from the leader does, which only ever delays the failover). A member's listener lives as long as its process (it closes only
 //! when the member stops, and a stopping leader hands its leadership on
 //! first), so the leader that was followed is gone; if it comes back, it
 //! comes back as a follower. What it does not prove: anything when the

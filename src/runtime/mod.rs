@@ -364,9 +364,11 @@ impl<M: StateMachine + 'static, S: LogStore, T: Transport> Loop<M, S, T> {
     }
 
     /// Ticks the node, after telling it of the peers whose process the
-    /// transport found gone (their connection ended, their address
+    /// transport found gone (a connection with them ended, their address
     /// refused a dial): after what arrived from them, which the caller
-    /// stepped first.
+    /// stepped first (a report from this member's own connection to them
+    /// may still precede their last message: that message clears it, see
+    /// the node's `probe` module).
     fn tick(&mut self) {
         // Taken before the node runs: its early sink takes the lock too.
         let refused = self.transport.lock().refused_peers();

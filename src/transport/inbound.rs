@@ -281,9 +281,11 @@ fn serve(
     // process gone? (See the `gone` module.)
     if !shared.stopping() && !held.replaced() {
         if let Some(addr) = shared.peers.addresses().get(&member) {
-            let gone = shared.gone.check(member, *addr);
-            slog::debug!(shared.logger, "a member's connection ended; its address checked";
-                "from" => member.0, "refused" => gone);
+            let c = shared.gone.check(member, *addr);
+            slog::info!(shared.logger, "a member's connection to this one ended; its address checked";
+                "from" => member.0, "refused" => c.dial.refused(), "dial" => ?c.dial,
+                "attempts" => c.attempts, "us" => c.took.as_micros() as u64,
+                "ended" => ?ended.as_ref().err().map(ConnectionError::kind));
         }
     }
     ended

@@ -255,8 +255,9 @@ pub trait Transport: Send + 'static {
         Vec::new()
     }
 
-    /// The peers whose connection to this member ended and whose address
-    /// then refused a connection (their process is gone), since the last
+    /// The peers with which a connection ended from their side (either
+    /// way: theirs to this member, or this member's to them) and whose
+    /// address then refused a connection (their process is gone), since the last
     /// call, for [`Node::peer_connection_refused`](crate::Node::peer_connection_refused).
     /// The default reports none.
     fn refused_peers(&self) -> Vec<NodeId> {

@@ -171,7 +171,7 @@ pub(super) fn spawn_writer(
 fn write_loop(
     (peer, addr, flags): (NodeId, SocketAddr, &PeerFlags),
     queue: &Receiver<Outgoing>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) {
     let (min, max) = shared.cfg.limits.backoff;
     let mut wait = min;
@@ -199,6 +199,7 @@ fn write_loop(
                     }
                     slog::info!(shared.logger, "connection lost";
                         "peer" => peer.0, "addr" => %addr, "reason" => %why);
+                    super::gone::after_lost(&why, (peer, addr, flags), shared);
                     if up.elapsed() >= max {
                         continue; // a healthy connection ended: replace it now
                     }
@@ -482,7 +483,7 @@ enum Dial {
 
 /// Why a confirmed connection ended.
 #[derive(Debug)]
-enum Lost {
+pub(super) enum Lost {
     /// Writing failed: the peer closed, or the network failed.
     Io(std::io::Error),
     /// The peer's certificate expired, or the CA changed.
