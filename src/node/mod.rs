@@ -271,9 +271,12 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     }
 
     /// Reports that a connection to `peer` was *refused* (nothing listens
-    /// at its address) after `peer`'s connection to this member ended:
+    /// at its address: the connect was refused, or reset from the closing
+    /// listener's backlog) after a connection with `peer` ended from its
+    /// side (the one it opened to this member, or this member's to it):
     /// its process is gone. Report nothing weaker (a dial that timed out,
-    /// a reset, a connection that closed while a dial succeeds), and
+    /// an established connection reset while a dial to the address is
+    /// served, a connection that closed while a dial succeeds), and
     /// feed what arrived from `peer` before the report first. When `peer`
     /// is the leader this member follows as its pair's standby, the pair
     /// failover runs without waiting out

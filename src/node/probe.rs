@@ -22,10 +22,11 @@
 //! on; a report from this member's own connection to the leader can
 //! still come before the leader's last message, still on its way on the
 //! other connection: that message then clears the report, as any message
-//! from the leader does, which only ever delays the failover). A member's listener lives as long as its process (it closes only
-//! when the member stops, and a stopping leader hands its leadership on
-//! first), so the leader that was followed is gone; if it comes back, it
-//! comes back as a follower. What it does not prove: anything when the
+//! from the leader does, which only ever delays the failover). A member's
+//! listener lives as long as its process (it closes only when the member
+//! stops, and a stopping leader hands its leadership on first), so the
+//! leader that was followed is gone; if it comes back, it comes back as a
+//! follower. What it does not prove: anything when the
 //! dial *succeeds* (a connection reset by the network, a flapping link, a
 //! proxy or relay in the path that answers for the member, a process
 //! restarted fast enough): then nothing is reported and the failover
