@@ -59,7 +59,7 @@ pub(super) struct Election {
     /// The topology's highest survivable rank, with the topology it was
     /// read from (held, so the pointer names that topology only): read
     /// once per topology, not at every message from the leader.
-    max_rank: Option<(Arc<Topology>, u32)>,
+    pub(super) max_rank: Option<(Arc<Topology>, u32)>,
     /// The term of the last fast pair failover started here (one per term).
     pub(super) fast_failover_term: u64,
     /// The standby declined a fast failover in this silence of its
