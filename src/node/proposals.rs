@@ -536,9 +536,8 @@ mod tests {
     /// another term, when added, or when made unsubmitted.
     #[test]
     fn any_due_remembers_only_what_a_walk_proved() {
-        let walk = |ps: &Proposals, term, now, retry| {
-            ps.pending.values().any(|p| p.due(term, now, retry))
-        };
+        let walk =
+            |ps: &Proposals, term, now, retry| ps.pending.values().any(|p| p.due(term, now, retry));
         let mut ps = Proposals::default();
         let (a, b) = (ps.add(vec![1]), ps.add(vec![2]));
         assert!(ps.any_due(3, 10, 5));

@@ -298,7 +298,11 @@ mod tests {
         for _ in 0..3 {
             c.applied(b, 10);
         }
-        assert_eq!(check(&mut c, &more).len(), 1, "three applies, two proposals");
+        assert_eq!(
+            check(&mut c, &more).len(),
+            1,
+            "three applies, two proposals"
+        );
     }
 
     #[test]
