@@ -98,11 +98,21 @@ const RAFT_INFO_KEPT: [&str; 7] = [
 
 /// Whether a raft-rs record is kept: WARN and above, and the INFO
 /// records of [`RAFT_INFO_KEPT`] or exactly `restored snapshot` (not
-/// its `[commit: ..]` twin).
-fn raft_record_kept(level: Level, msg: &str) -> bool {
-    level.is_at_least(Level::Warning)
-        || (level == Level::Info
-            && (msg == "restored snapshot" || RAFT_INFO_KEPT.iter().any(|k| msg.contains(k))))
+/// its `[commit: ..]` twin). Only an INFO record's message is looked at,
+/// and formatted only when it has arguments.
+fn raft_record_kept(level: Level, msg: &std::fmt::Arguments<'_>) -> bool {
+    if level.is_at_least(Level::Warning) {
+        return true;
+    }
+    if level != Level::Info {
+        return false;
+    }
+    let kept =
+        |msg: &str| msg == "restored snapshot" || RAFT_INFO_KEPT.iter().any(|k| msg.contains(k));
+    match msg.as_str() {
+        Some(plain) => kept(plain),
+        None => kept(&msg.to_string()),
+    }
 }
 
 /// Passes the node's own records; raft-rs's only when
@@ -114,9 +124,14 @@ impl Drain for RaftFilter {
     type Err = Never;
 
     fn log(&self, r: &Record<'_>, kv: &OwnedKVList) -> Result<(), Never> {
+        if !self.0.is_enabled(r.level()) {
+            // Discarded below whatever it says (the default logger):
+            // nothing to format.
+            return Ok(());
+        }
         let m = r.module();
         let from_raft = m == "raft" || m.starts_with("raft::");
-        if from_raft && !raft_record_kept(r.level(), &r.msg().to_string()) {
+        if from_raft && !raft_record_kept(r.level(), r.msg()) {
             return Ok(());
         }
         Drain::log(&self.0, r, kv)
@@ -314,10 +329,25 @@ mod tests {
             (Level::Debug, "became leader at term 4"),
         ];
         for (level, msg) in kept {
-            assert!(raft_record_kept(level, msg), "{level:?} {msg}");
+            assert!(
+                raft_record_kept(level, &format_args!("{msg}")),
+                "{level:?} {msg}"
+            );
         }
         for (level, msg) in dropped {
-            assert!(!raft_record_kept(level, msg), "{level:?} {msg}");
+            assert!(
+                !raft_record_kept(level, &format_args!("{msg}")),
+                "{level:?} {msg}"
+            );
         }
+        // A message without arguments is read as it is, unformatted.
+        assert!(raft_record_kept(
+            Level::Info,
+            &format_args!("restored snapshot")
+        ));
+        assert!(!raft_record_kept(
+            Level::Info,
+            &format_args!("broadcasting vote request")
+        ));
     }
 }

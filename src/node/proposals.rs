@@ -80,12 +80,20 @@ pub(crate) struct Proposals {
     /// which a divergent run missing its start was first offered, the
     /// tick, and the smallest gap offered since (see `Node::on_divergent`).
     pub gapped_since: BTreeMap<crate::ids::EpochId, (u64, u64, u64)>,
+    /// What the last scan of `pending` that found none due proved, as
+    /// (term, retry, tick): in that term and with that retry interval, none
+    /// of them is due before that tick. A proposal added or made
+    /// unsubmitted clears it; one removed leaves it true. So a leader
+    /// waiting on many submitted proposals does not walk them all at
+    /// every input.
+    quiet: Option<(u64, u64, u64)>,
 }
 
 impl Proposals {
     pub(crate) fn add(&mut self, command: Vec<u8>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.quiet = None; // the new one is due
         self.pending.insert(
             seq,
             Pending {
@@ -103,6 +111,43 @@ impl Proposals {
 
     pub(crate) fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Every waiting proposal is to be submitted again (a new epoch's
+    /// leader).
+    pub(crate) fn unsubmit_all(&mut self) {
+        for p in self.pending.values_mut() {
+            p.submitted = None;
+        }
+        self.quiet = None;
+    }
+
+    /// Whether any waiting proposal is [due](Pending::due) in `term` at
+    /// tick `now`. Walks them only when the last walk's finding (see
+    /// `quiet`) does not already answer, and records what a walk that
+    /// finds none due proves: none is due before the earliest
+    /// submission tick plus `retry` (a proposal submitted at `at` in this
+    /// term is due exactly from `at + retry` on, `retry` being positive).
+    pub(crate) fn any_due(&mut self, term: u64, now: u64, retry: u64) -> bool {
+        if let Some((t, r, until)) = self.quiet {
+            if t == term && r == retry && now < until {
+                return false;
+            }
+        }
+        self.quiet = None;
+        let mut until = u64::MAX;
+        for p in self.pending.values() {
+            if p.due(term, now, retry) {
+                return true;
+            }
+            if let Some((_, at)) = p.submitted {
+                until = until.min(at.saturating_add(retry));
+            }
+        }
+        if retry > 0 {
+            self.quiet = Some((term, retry, until));
+        }
+        false
     }
 }
 
@@ -356,12 +401,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         let term = self.raw.raft.term;
         let retry = 3 * self.ticks.election as u64;
         let now = self.tick_no;
-        if !self
-            .proposals
-            .pending
-            .values()
-            .any(|p| p.due(term, now, retry))
-        {
+        if !self.proposals.any_due(term, now, retry) {
             return; // all submitted lately: nothing below would change
         }
         let leader = self.election.role == StateRole::Leader;
@@ -401,6 +441,9 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
                 p.submitted = Some((term, now));
             }
         }
+        // Some may still be due (a refused proposal ends the loop above);
+        // the next call walks them again.
+        self.proposals.quiet = None;
     }
 }
 
@@ -486,6 +529,39 @@ mod tests {
         ps.pending.remove(&b);
         assert_eq!(ps.floor(), 2);
         assert_eq!(ps.len(), 0);
+    }
+
+    /// The remembered walk answers exactly as a walk would: a proposal
+    /// becomes due at its submission tick plus the retry interval, in
+    /// another term, when added, or when made unsubmitted.
+    #[test]
+    fn any_due_remembers_only_what_a_walk_proved() {
+        let walk =
+            |ps: &Proposals, term, now, retry| ps.pending.values().any(|p| p.due(term, now, retry));
+        let mut ps = Proposals::default();
+        let (a, b) = (ps.add(vec![1]), ps.add(vec![2]));
+        assert!(ps.any_due(3, 10, 5));
+        ps.pending.get_mut(&a).unwrap().submitted = Some((3, 10));
+        ps.pending.get_mut(&b).unwrap().submitted = Some((3, 12));
+        for (term, now, retry) in [(3, 11, 5), (3, 14, 5), (3, 15, 5), (3, 14, 5), (4, 14, 5)] {
+            assert_eq!(ps.any_due(term, now, retry), walk(&ps, term, now, retry));
+        }
+        assert!(!ps.any_due(3, 14, 5));
+        ps.pending.remove(&a);
+        assert!(!ps.any_due(3, 16, 5), "a gone: b is due at 17");
+        assert!(ps.any_due(3, 17, 5));
+        assert!(!ps.any_due(3, 14, 5));
+        let c = ps.add(vec![3]);
+        assert!(ps.any_due(3, 14, 5), "c never submitted");
+        ps.pending.get_mut(&c).unwrap().submitted = Some((3, 14));
+        assert!(!ps.any_due(3, 14, 5));
+        ps.unsubmit_all();
+        assert!(ps.any_due(3, 14, 5));
+        // No retry interval: every submitted one is due at once.
+        for p in ps.pending.values_mut() {
+            p.submitted = Some((3, 20));
+        }
+        assert!(ps.any_due(3, 14, 0) && ps.any_due(3, 14, 0));
     }
 
     fn intake() -> Intake {

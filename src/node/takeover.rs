@@ -476,9 +476,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
         self.ep.beyond.clear();
         self.ep.leader_heard_ms = 0;
         self.election.next_campaign = self.campaign_threshold();
-        for p in self.proposals.pending.values_mut() {
-            p.submitted = None;
-        }
+        self.proposals.unsubmit_all();
         self.reads.reset();
         self.dr.reset();
         Ok(())

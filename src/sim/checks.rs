@@ -26,7 +26,7 @@ impl<M: StateMachine> Sim<M> {
     /// counts each call (they are latched: a restore cannot hide a double
     /// apply), so never recorded.
     fn check_applied_once(&self) -> Vec<Violation> {
-        invariants::applied_once(&self.obs.lock().counts, &self.commands)
+        invariants::applied_once(&mut self.obs.lock().counts, &self.commands)
     }
 
     /// The digest of the command applied at `index` (by whoever applied it first).

@@ -67,7 +67,17 @@ pub(crate) struct ApplyCounts {
     next_serial: u64,
     /// Commands a reconciliation hook returned (they need no proposal).
     from_hooks: BTreeSet<u64>,
+    /// Counts every change of what [`check`] reads (applies, restores,
+    /// fresh starts, hook commands), so that a check can be reused.
+    generation: u64,
+    /// The last [`check`]: what it saw and what it found.
+    checked: Option<(Checked, Vec<Violation>)>,
 }
+
+/// What a [`check`] saw: the counts' generation, and the number of
+/// proposals and the last of them (proposals are only ever added, each
+/// id once: an equal number is an equal set; the last is compared too).
+type Checked = (u64, usize, Option<(ProposalId, u64)>);
 
 /// One member's counts.
 #[derive(Debug, Default)]
@@ -98,6 +108,7 @@ impl MemberCounts {
 impl ApplyCounts {
     /// `node` starts with an empty state machine.
     pub(crate) fn fresh(&mut self, node: NodeId) {
+        self.generation += 1;
         self.members
             .entry(node)
             .or_default()
@@ -106,6 +117,7 @@ impl ApplyCounts {
 
     /// `node` applied the command with digest `digest`.
     pub(crate) fn applied(&mut self, node: NodeId, digest: u64) {
+        self.generation += 1;
         let member = self.members.entry(node).or_default();
         *Arc::make_mut(&mut member.state).entry(digest).or_insert(0) += 1;
     }
@@ -124,6 +136,7 @@ impl ApplyCounts {
     /// one no longer remembered; its state starts empty then, which can
     /// only hide a double apply, never invent one).
     pub(crate) fn restored(&mut self, node: NodeId, serial: Option<u64>) {
+        self.generation += 1;
         let counts = serial
             .and_then(|s| self.snapshots.get(&s).cloned())
             .unwrap_or_default();
@@ -151,6 +164,7 @@ impl ApplyCounts {
 
     /// A reconciliation hook returned `digest`: applying it is no phantom.
     pub(crate) fn hook_returned(&mut self, digest: u64) {
+        self.generation += 1;
         self.from_hooks.insert(digest);
     }
 
@@ -181,7 +195,30 @@ impl ApplyCounts {
 /// command proposed once); a command never proposed is a phantom unless a
 /// reconciliation hook made it. Commands proposed more than once are
 /// counted together (the first such proposal is named).
-pub(crate) fn check(counts: &ApplyCounts, proposed: &BTreeMap<ProposalId, u64>) -> Vec<Violation> {
+///
+/// `proposed` only ever grows (a simulator's proposals); a check with
+/// nothing applied, restored or proposed since the last one returns what
+/// that one found (the end of a run checks twice).
+pub(crate) fn check(
+    counts: &mut ApplyCounts,
+    proposed: &BTreeMap<ProposalId, u64>,
+) -> Vec<Violation> {
+    let seen: Checked = (
+        counts.generation,
+        proposed.len(),
+        proposed.last_key_value().map(|(&id, &d)| (id, d)),
+    );
+    if let Some((was, found)) = &counts.checked {
+        if *was == seen {
+            return found.clone();
+        }
+    }
+    let found = check_afresh(counts, proposed);
+    counts.checked = Some((seen, found.clone()));
+    found
+}
+
+fn check_afresh(counts: &ApplyCounts, proposed: &BTreeMap<ProposalId, u64>) -> Vec<Violation> {
     let mut by_digest: HashMap<u64, (ProposalId, u64), DigestHash> = HashMap::default();
     for (&id, &d) in proposed {
         by_digest.entry(d).or_insert((id, 0)).1 += 1;
@@ -227,7 +264,7 @@ mod tests {
         c.fresh(a);
         c.restored(a, Some(serial));
         c.applied(a, 11);
-        assert!(check(&c, &proposed).is_empty());
+        assert!(check(&mut c, &proposed).is_empty());
         // Another member installs the snapshot, then applies 10 again.
         c.restored(b, Some(serial));
         c.applied(b, 10);
@@ -235,7 +272,7 @@ mod tests {
         let twice = c.snapshot_taken(b);
         c.restored(NodeId(9), Some(twice));
         assert_eq!(
-            check(&c, &proposed),
+            check(&mut c, &proposed),
             [
                 Violation::AppliedTwice {
                     node: b,
@@ -251,7 +288,21 @@ mod tests {
         );
         // Latched: a later restore does not hide it.
         c.restored(b, None);
-        assert_eq!(check(&c, &proposed).len(), 2);
+        assert_eq!(check(&mut c, &proposed).len(), 2);
+        // A check with nothing changed since reuses the last; one with a
+        // proposal more (or an apply more) looks again.
+        assert_eq!(check(&mut c, &proposed).len(), 2);
+        let mut more = proposed.clone();
+        more.insert(id(2), 10);
+        assert_eq!(check(&mut c, &more), []);
+        for _ in 0..3 {
+            c.applied(b, 10);
+        }
+        assert_eq!(
+            check(&mut c, &more).len(),
+            1,
+            "three applies, two proposals"
+        );
     }
 
     #[test]
@@ -261,10 +312,10 @@ mod tests {
         let mut c = ApplyCounts::default();
         c.applied(node, 10);
         c.applied(node, 10);
-        assert!(check(&c, &proposed).is_empty());
+        assert!(check(&mut c, &proposed).is_empty());
         c.applied(node, 10);
         assert_eq!(
-            check(&c, &proposed),
+            check(&mut c, &proposed),
             [Violation::AppliedTwice {
                 node,
                 proposal: id(0),
@@ -276,7 +327,7 @@ mod tests {
         c.applied(node, 13);
         c.hook_returned(13);
         assert_eq!(
-            check(&c, &proposed),
+            check(&mut c, &proposed),
             [Violation::Phantom { node, digest: 12 }]
         );
     }

@@ -2,6 +2,7 @@
 //! [manual](crate::manual::invariants#state-machine-safety)): every member
 //! applies the same command at a given index.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
@@ -19,17 +20,21 @@ pub(super) fn check(
     digest: u64,
 ) -> Option<Violation> {
     let index = at.1;
-    match applied.get(&at) {
-        None => {
-            applied.insert(at, (digest, node));
+    // One search of the map per apply (an entry), not a look-up then an
+    // insert: every apply of every member comes here.
+    match applied.entry(at) {
+        Entry::Vacant(v) => {
+            v.insert((digest, node));
             None
         }
-        Some(&(d0, first)) if d0 != digest && reported.insert(at) => Some(Violation::Diverged {
-            index,
-            first,
-            second: node,
-        }),
-        Some(_) => None,
+        Entry::Occupied(o) => {
+            let (d0, first) = *o.get();
+            (d0 != digest && reported.insert(at)).then_some(Violation::Diverged {
+                index,
+                first,
+                second: node,
+            })
+        }
     }
 }
 
