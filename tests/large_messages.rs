@@ -238,8 +238,13 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
         BTreeMap::from([(NodeId(2), peer_addr)]),
         TransportSecurity::InsecurePlaintextLoopbackOnly,
     );
+    // The bare peer never writes after its hello, not even a keepalive:
+    // with the default idle timeout (2 s) a run slowed down by a loaded
+    // host had its connection taken for dead and replaced, and the bare
+    // peer accepts one connection only ("the peer read nothing").
     cfg.limits = Limits {
         max_message: 64 << 20,
+        idle_timeout: Duration::from_secs(3600),
         ..Limits::default()
     };
     let (inbound, _rx) = crossbeam_channel::bounded::<Envelope>(16);
