@@ -32,7 +32,18 @@ use survivable_core::{RestoreError, StateMachine};
 
 #[test]
 fn a_stopped_leaders_standby_takes_over_before_the_failover_timer() {
-    let mut c = Cluster::new();
+    // A failover timer of seconds, so that the check below (the standby
+    // started before the timer) tells the refused dial from the timer on
+    // a loaded host too: with the calm timers' 500 ms, a standby whose
+    // threads waited that long for the CPU failed it with the dial taken.
+    let mut c = Cluster::with(Options {
+        timers: Timers {
+            failover: Duration::from_secs(3),
+            election: Duration::from_secs(4),
+            ..support::calm_timers()
+        },
+        ..Options::default()
+    });
     let failover = c.topology.timers().failover;
     let leader = c.denver_leader_settled();
     let standby = partner(leader);
