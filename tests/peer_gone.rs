@@ -78,9 +78,19 @@ fn a_flapping_connection_to_a_live_leader_moves_no_leadership() {
     // are reset over and over while the leader lives: each reset ends the
     // standby's connection from the leader, and a dial then reaches the
     // relay (not refused), so nothing is reported.
+    // A failover timer of seconds: a reset connection is redialled after
+    // a back-off (up to 1 s), and a loaded host adds its stalls, so with
+    // the calm timers' 500 ms the standby heard nothing for that long and
+    // started a failover by the timer. The reports this test is about
+    // (a refused dial) would start one at once, whatever the timer.
     let relay = Relay::new();
     let mut c = Cluster::with(Options {
         absent: vec![CM01A, CM01B],
+        timers: Timers {
+            failover: Duration::from_secs(3),
+            election: Duration::from_secs(4),
+            ..support::calm_timers()
+        },
         ..Options::default()
     });
     for (id, other, from, to) in [(CM01A, CM01B, "a", "b"), (CM01B, CM01A, "b", "a")] {
