@@ -106,12 +106,13 @@ fn clones_queries_and_awaited_proposals() {
         "{wrong}"
     );
 
-    // Maintenance calls through the handle, refusals typed.
-    assert_eq!(
-        handle.transfer_leader(CM01B).unwrap_err(),
-        TransferError::NotLeader {
-            leader: Some(leader)
-        }
+    // Maintenance calls through the handle, refusals typed. The leader
+    // named is Denver's, not necessarily the one found at the start: a
+    // stall of the machine can move leadership inside the pair.
+    let refused = handle.transfer_leader(CM01B).unwrap_err();
+    assert!(
+        matches!(refused, TransferError::NotLeader { leader: Some(l) } if support::in_denver(l)),
+        "{refused:?} (found {leader} leading)"
     );
     assert!(handle.activate().is_err(), "the main site answers");
     handle.drain().unwrap();

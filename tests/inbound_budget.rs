@@ -147,6 +147,13 @@ fn a_heartbeat_gets_through_while_snapshots_fill_the_inbound_budget() {
     assert!(c.send(heartbeat(3, 1)));
     assert!(b.send(heartbeat(2, 1)));
     wait_for(&a, "B's heartbeat queued", |s| s.frames_in == 2);
+    // A frame is counted just before it is handed on: wait for the hand-off
+    // too, not only the count, before checking what is queued.
+    let start = Instant::now();
+    while rx.len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "{:?}", a.stats());
+        thread::sleep(Duration::from_millis(2));
+    }
     let s = a.stats();
     assert_eq!(rx.len(), 2, "only B's snapshot and heartbeat: {s:?}");
     assert_eq!(s.messages_reassembled, 1, "C's snapshot must still wait");

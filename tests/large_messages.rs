@@ -238,8 +238,13 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
         BTreeMap::from([(NodeId(2), peer_addr)]),
         TransportSecurity::InsecurePlaintextLoopbackOnly,
     );
+    // The bare peer never writes after its hello, not even a keepalive:
+    // with the default idle timeout (2 s) a run slowed down by a loaded
+    // host had its connection taken for dead and replaced, and the bare
+    // peer accepts one connection only ("the peer read nothing").
     cfg.limits = Limits {
         max_message: 64 << 20,
+        idle_timeout: Duration::from_secs(3600),
         ..Limits::default()
     };
     let (inbound, _rx) = crossbeam_channel::bounded::<Envelope>(16);
@@ -313,6 +318,13 @@ fn small_envelopes_overtake_snapshots_only_and_large_ones_are_bounded() {
         [false, true],
         "the small envelope overtook the append"
     );
+    // The writer counts a frame after writing it, so the peer can read the
+    // last one before it is counted: wait for the counts, then check them.
+    let wait = Instant::now();
+    while t.stats().frames_out < 5 || t.stats().messages_fragmented < 3 {
+        assert!(wait.elapsed() < Duration::from_secs(60), "{:?}", t.stats());
+        thread::sleep(Duration::from_millis(5));
+    }
     let s = t.stats();
     assert_eq!((s.fragments_out, s.messages_fragmented), (87, 3), "{s:?}");
     assert_eq!((s.frames_out, s.dropped), (5, 3), "{s:?}");

@@ -57,10 +57,10 @@ fn real_members_answer_routing_checks_and_take_commands() {
         tls: false,
         ..Options::default()
     });
-    c.wait_for(Duration::from_secs(20), "Denver to lead", |c| {
-        c.denver_leader().is_some()
-    });
-    let leader = c.denver_leader().unwrap();
+    // Denver leads and its partner follows it: the partner's `/replica`
+    // names the leader below, which it can only once it heard from it (a
+    // wait for a leader alone let the partner be asked too early).
+    let leader = c.denver_leader_settled();
     let other = if leader == CM01A { CM01B } else { CM01A };
     let eps = endpoints(&c);
     let ep = |id: NodeId| eps.iter().find(|(i, _)| *i == id).unwrap().1.local_addr();

@@ -88,14 +88,20 @@ fn envelope(from: u64, to: u64, msg: &Message) -> Envelope {
     }
 }
 
+/// The sink never writes (not even a keepalive): with the default idle
+/// timeout (2 s) a transfer slowed down by a loaded host had its
+/// connection taken for dead and replaced, and the sink accepts one
+/// connection only. An hour is more than any transfer here takes.
 fn config(me: u64, listen: SocketAddr, peer: u64, addr: SocketAddr) -> TcpConfig {
-    TcpConfig::new(
+    let mut cfg = TcpConfig::new(
         CLUSTER,
         NodeId(me),
         listen,
         BTreeMap::from([(NodeId(peer), addr)]),
         TransportSecurity::InsecurePlaintextLoopbackOnly,
-    )
+    );
+    cfg.limits.idle_timeout = Duration::from_secs(3600);
+    cfg
 }
 
 fn logger() -> slog::Logger {

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::{Cluster, Options, CM01B};
+use support::{partner, Cluster, Options, CM01B};
 use survivable_core::node::TopologyChangeError;
 use survivable_core::topology::{NodeId, TopologyChange, TopologyError};
 use survivable_core::Event;
@@ -22,8 +22,11 @@ fn a_topology_change_through_the_handle_reaches_every_member() {
         ..Options::default()
     });
     c.settled(CM01B);
-    let leader = c.leader().expect("a leader");
-    let follower = *c.members.keys().find(|&&id| id != leader).unwrap();
+    // The follower asked must know the leader to name it: the leader's
+    // partner, once it follows (the first member that is not the leader
+    // could be one that has not heard from it yet).
+    let leader = c.denver_leader_settled();
+    let follower = partner(leader);
     let events: Vec<_> = c.members.values().map(|m| m.handle.events()).collect();
     let change = TopologyChange::SetAddress {
         id: W1,

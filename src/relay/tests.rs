@@ -44,15 +44,17 @@ fn arrives_within(s: &mut TcpStream, d: Duration) -> bool {
 fn delay_is_honoured_per_direction() {
     let relay = Relay::new();
     let (mut denver, mut paris) = pair(&relay);
-    relay.set_delay("denver", "paris", Duration::from_millis(120));
+    relay.set_delay("denver", "paris", Duration::from_millis(1_500));
     relay.set_delay("paris", "denver", Duration::from_millis(30));
     let there = one_way(&mut denver, &mut paris, 10);
     let back = one_way(&mut paris, &mut denver, 10);
     // Each direction takes at least its own delay; the short one does not
-    // take the long one's (loopback adds well under 90 ms).
-    assert!(there >= Duration::from_millis(120), "{there:?}");
+    // take the long one's. Loopback adds well under a millisecond, but a
+    // loaded host can hold a thread off the CPU for a few hundred: the
+    // long delay is long enough to tell the two apart all the same.
+    assert!(there >= Duration::from_millis(1_500), "{there:?}");
     assert!(back >= Duration::from_millis(30), "{back:?}");
-    assert!(back < Duration::from_millis(120), "{back:?}");
+    assert!(back < Duration::from_millis(1_500), "{back:?}");
     relay.set_rtt("denver", "paris", Duration::from_millis(0));
     assert_eq!(relay.faults("paris", "denver"), PathFaults::default());
 }
@@ -63,9 +65,11 @@ fn a_one_way_cut_holds_bytes_and_releases_them_in_order_on_heal() {
     let (mut denver, mut paris) = pair(&relay);
     relay.cut("denver", "paris");
     denver.write_all(b"abc").unwrap();
-    // Held, not refused and not lost; the other direction still flows.
+    // Held, not refused and not lost; the other direction still flows
+    // (arrives before the heal: within the 5 s read timeout, not at a
+    // speed a loaded host may not keep).
     assert!(!arrives_within(&mut paris, Duration::from_millis(300)));
-    assert!(one_way(&mut paris, &mut denver, 3) < Duration::from_millis(300));
+    one_way(&mut paris, &mut denver, 3);
     assert_eq!(relay.connections("paris", "denver"), 1);
     denver.write_all(b"def").unwrap();
     relay.heal("denver", "paris");
@@ -116,8 +120,18 @@ fn a_connection_abandoned_across_a_cut_never_reaches_the_target() {
     relay.cut("denver", "paris");
     let mut client = TcpStream::connect(port).unwrap();
     client.write_all(b"hello").unwrap();
+    // Abandoned across the cut: the relay took the connection, and saw it
+    // end, while the cut held (a fixed pause let a loaded host heal first).
+    let open_now = |n: usize| {
+        let start = Instant::now();
+        while relay.connections("denver", "paris") != n {
+            assert!(start.elapsed() < Duration::from_secs(20), "not {n} open");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    open_now(1);
     drop(client);
-    std::thread::sleep(Duration::from_millis(100));
+    open_now(0);
     relay.heal_all();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -143,13 +157,14 @@ fn reset_closes_both_sides() {
 fn bandwidth_paces_each_direction() {
     let relay = Relay::new();
     let (mut denver, mut paris) = pair(&relay);
-    relay.set_bandwidth("denver", "paris", Some(400_000));
-    // 200 kB at 400 kB/s: at least 0.5 s less the first chunk (16 KiB,
-    // sent at once), so over 0.45 s.
+    relay.set_bandwidth("denver", "paris", Some(100_000));
+    // 200 kB at 100 kB/s: at least 2 s less the first chunk (16 KiB, sent
+    // at once), so over 1.8 s. The other direction is not paced: well
+    // under that even on a loaded host.
     let t = one_way(&mut denver, &mut paris, 200_000);
-    assert!(t >= Duration::from_millis(450), "{t:?}");
+    assert!(t >= Duration::from_millis(1_800), "{t:?}");
     let back = one_way(&mut paris, &mut denver, 200_000);
-    assert!(back < Duration::from_millis(400), "{back:?}");
+    assert!(back < Duration::from_millis(1_000), "{back:?}");
 }
 
 #[test]

@@ -45,16 +45,27 @@ fn block_on<F: Future>(fut: F) -> (F::Output, usize, usize) {
 
 #[test]
 fn a_pending_future_is_woken_by_the_completing_thread() {
-    let (done, pending) = oneshot::<u64>();
+    let (done, mut pending) = oneshot::<u64>();
+    // The completer goes once the first poll returned (a pause instead let
+    // a loaded host complete it before that poll, which was then ready).
+    let (polled, first_poll) = std::sync::mpsc::channel::<()>();
     let completer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(50));
+        first_poll.recv().unwrap();
         done.complete(Ok(7));
     });
-    let (out, polls, wakes) = block_on(pending);
+    let mut first = Some(polled);
+    let watched = std::future::poll_fn(|cx| {
+        let r = Pin::new(&mut pending).poll(cx);
+        if let Some(polled) = first.take() {
+            polled.send(()).unwrap();
+        }
+        r
+    });
+    let (out, polls, wakes) = block_on(watched);
     completer.join().unwrap();
     assert_eq!(out, Ok(7));
-    // Pending at the first poll (the result comes 50 ms later), ready at
-    // the one its wake caused (a spurious unpark may add polls).
+    // Pending at the first poll (the result comes after it), ready at the
+    // one its wake caused (a spurious unpark may add polls).
     assert!(polls >= 2, "polled {polls} times");
     assert_eq!(wakes, 1);
 }

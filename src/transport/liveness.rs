@@ -241,9 +241,14 @@ mod tests {
 
     #[test]
     fn keepalives_are_due_once_per_interval() {
-        let mut l = Liveness::new(Duration::from_millis(30), Duration::from_secs(1));
+        // An interval no stall of the test thread reaches, and the last
+        // keepalive moved back in time instead of slept past: with 30 ms
+        // and a pause, a loaded host made it due before the first check.
+        let interval = Duration::from_secs(10);
+        let mut l = Liveness::new(interval, 4 * interval);
         assert!(!l.keepalive_due());
-        std::thread::sleep(Duration::from_millis(31));
+        l.sent = (l.sent.checked_sub(interval + Duration::from_millis(1)))
+            .expect("a monotonic clock older than the interval");
         assert!(l.keepalive_due());
         assert!(!l.keepalive_due());
     }

@@ -183,9 +183,15 @@ fn a_newer_connection_of_a_member_replaces_the_older_one() {
     real.sock
         .set_read_timeout(Some(Duration::from_millis(250)))
         .unwrap();
+    // Served for a second at least, and until a keepalive came back (every
+    // 250 ms when all goes well; 20 s bound a stalled host).
     let start = Instant::now();
     let mut answers = 0;
-    while start.elapsed() < Duration::from_secs(1) {
+    while start.elapsed() < Duration::from_secs(1) || answers < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no keepalive answered on the newer connection"
+        );
         real.write_all(&[0; 4]).unwrap();
         real.flush().unwrap();
         let mut buf = [0u8; 64];

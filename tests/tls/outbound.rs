@@ -238,8 +238,19 @@ fn a_member_its_peer_refuses_backs_off_and_learns_why() {
         thread::sleep(Duration::from_millis(5));
     }
     let attempts = c.stats(CM02A).identity_refused - base.identity_refused;
+    // A refusal moves two counters one after the other (its reason, then
+    // `outbound_refused`): a snapshot between the two differs by one, so
+    // the snapshot checked is one where the writer is between attempts.
+    let wait = Instant::now();
+    let s = loop {
+        let s = t.stats();
+        if s.outbound_refused == s.refused_by_peer {
+            break s;
+        }
+        assert!(wait.elapsed() < Duration::from_secs(10), "{s:?}");
+        thread::sleep(Duration::from_millis(5));
+    };
     let elapsed = start.elapsed();
-    let s = t.stats();
     let mine = t.recent_refusals();
     t.shutdown();
     assert!(attempts >= 1, "{s:?}");
