@@ -35,7 +35,7 @@
 //! outcomes logged) the listener mostly closed *after* the connection
 //! whose end started the dial: the dial landed in the dying listener's
 //! backlog and was reset as it closed in 87 kills, refused outright in 13.
-//! Three windows follow, all covered:
+//! Both windows are covered:
 //!
 //! - a dial held in the backlog sees the reset when the listener closes,
 //!   if that is within [`HELD`];
@@ -43,11 +43,7 @@
 //!   fails with a reset, not a refusal, and counts as one (it counted as
 //!   no sign before, and the standby waited out the failover timer: seen
 //!   in 2 of 100 kills, where this member's own connection's check was
-//!   refused in the same millisecond);
-//! - a connection request that reaches the listener while it closes can
-//!   be dropped without an answer (not seen in the logs; a guard), so
-//!   the first connect waits only [`FIRST`] before a fresh one is made
-//!   (see [`connect`]).
+//!   refused in the same millisecond).
 //!
 //! What no dial can tell: a process that cannot finish dying (a thread in
 //! an uninterruptible disk write, a loaded host) keeps *every* socket,
@@ -75,9 +71,6 @@ use crate::topology::NodeId;
 /// How long the check's dial waits at most: a refusal on a host that is up
 /// comes within a round trip; anything slower is not one.
 const DIAL: Duration = Duration::from_millis(200);
-/// How long the first connect waits before a fresh one is made (see
-/// [`connect`]): far above a loopback or LAN round trip.
-const FIRST: Duration = Duration::from_millis(10);
 /// How long a connection the dial opened must be held open by the other
 /// end to count as served (a member waits for the caller's first byte).
 /// Longer than a stopping member keeps its listener after it stopped
@@ -128,28 +121,22 @@ pub(crate) struct Checked {
 pub(crate) struct GoneReports(Mutex<Vec<NodeId>>);
 
 impl GoneReports {
-    /// Dials `addr`, member `peer`'s address, after its connection to this
-    /// member ended; records `peer` if the dial was refused. Returns what
+    /// Dials `addr`, member `peer`'s address, after a connection with it
+    /// ended from its side; records `peer` if the dial was refused. Returns what
     /// the dial came to, for the caller's log.
     pub(crate) fn check(&self, peer: NodeId, addr: SocketAddr) -> Checked {
         let started = Instant::now();
         let (dial, attempts) = dial(addr);
         if dial.refused() {
-            self.record(peer);
+            let mut gone = self.0.lock();
+            if !gone.contains(&peer) {
+                gone.push(peer);
+            }
         }
         Checked {
             dial,
             attempts,
             took: started.elapsed(),
-        }
-    }
-
-    /// Records `peer` as gone: a connection with it ended, then a dial to
-    /// its address was refused (the caller saw both, in that order).
-    pub(crate) fn record(&self, peer: NodeId) {
-        let mut gone = self.0.lock();
-        if !gone.contains(&peer) {
-            gone.push(peer);
         }
     }
 
@@ -170,7 +157,7 @@ impl GoneReports {
 /// milliseconds apart.
 pub(crate) fn dial(addr: SocketAddr) -> (Dial, usize) {
     for attempt in 1..=ATTEMPTS {
-        let stream = match connect(addr) {
+        let stream = match TcpStream::connect_timeout(&addr, DIAL) {
             Ok(stream) => stream,
             Err(e) => return (connect_failed(e.kind()), attempt),
         };
@@ -244,23 +231,6 @@ fn closed_by_peer(why: &Lost) -> bool {
                 | ErrorKind::UnexpectedEof
         ),
         Lost::Dead(_) | Lost::Stale(_) => false,
-    }
-}
-
-/// A TCP connect to `addr`, made afresh once when the first hears nothing
-/// within [`FIRST`]; the second waits up to [`DIAL`]. A listener that
-/// closes while a connection request (SYN) is queued for it drops the
-/// request without an answer (a closing socket discards what waited for
-/// it), and the kernel would send the request again only after a second:
-/// a dial made the moment a dying member's connection ended can land in
-/// exactly that window, since its process closes that connection and
-/// then its listener. The fresh connect a few milliseconds later finds
-/// the address closed and is refused. A slow link's refusal (a round trip
-/// above [`FIRST`]) is still heard by the second connect.
-fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    match TcpStream::connect_timeout(&addr, FIRST) {
-        Err(e) if e.kind() == ErrorKind::TimedOut => TcpStream::connect_timeout(&addr, DIAL),
-        done => done,
     }
 }
 
