@@ -26,8 +26,6 @@
 //! path when the leader's process is gone (a connection to it refused):
 //! see [`probe`](super::probe).
 
-use std::sync::Arc;
-
 use raft::StateRole;
 
 use super::probe::FailoverProbe;
@@ -36,7 +34,7 @@ use crate::events::{Event, LeadershipCause};
 use crate::policy::{QuorumMode, TickTimers};
 use crate::state_machine::StateMachine;
 use crate::storage::LogStore;
-use crate::topology::{Member, Role, Topology};
+use crate::topology::{Member, Role};
 
 /// Role and leader tracking, and the campaign schedule: what decides who
 /// campaigns, and when.
@@ -56,10 +54,6 @@ pub(super) struct Election {
     pub(super) judging_deferred: bool,
     /// Leaderless ticks after which the next campaign starts.
     pub(super) next_campaign: usize,
-    /// The topology's highest survivable rank, with the topology it was
-    /// read from (held, so the pointer names that topology only): read
-    /// once per topology, not at every message from the leader.
-    pub(super) max_rank: Option<(Arc<Topology>, u32)>,
     /// The term of the last fast pair failover started here (one per term).
     pub(super) fast_failover_term: u64,
     /// The standby declined a fast failover in this silence of its
@@ -109,7 +103,6 @@ impl Default for Election {
             heard_since_tick: false,
             judging_deferred: false,
             next_campaign: 0,
-            max_rank: None,
             fast_failover_term: 0,
             failover_declined: false,
             priority_lowered: false,
@@ -404,19 +397,6 @@ impl Election {
         true
     }
 
-    /// [`Topology::max_rank`] of `topology`, read again only when the
-    /// topology was replaced.
-    fn max_rank_of(&mut self, topology: &Arc<Topology>) -> u32 {
-        match &self.max_rank {
-            Some((of, rank)) if Arc::ptr_eq(of, topology) => *rank,
-            _ => {
-                let rank = topology.max_rank();
-                self.max_rank = Some((Arc::clone(topology), rank));
-                rank
-            }
-        }
-    }
-
     /// The leader was heard: the leaderless spell is over (the next
     /// campaign is scheduled by the caller). Returns whether the priority
     /// had been lowered and must be restored.
@@ -437,7 +417,7 @@ impl<M: StateMachine, S: LogStore> Node<M, S> {
     /// Leaderless ticks after which this node starts its next campaign.
     pub(super) fn campaign_threshold(&mut self) -> usize {
         let t = self.ticks;
-        let max_rank = self.election.max_rank_of(&self.cfg.topology);
+        let max_rank = self.cfg.topology.max_rank();
         let Some(me) = self.my_member() else {
             return usize::MAX;
         };

@@ -171,7 +171,15 @@ impl TopologyBuilder {
             return Err(TopologyError::IdRemoved { id });
         }
 
+        let max_rank = (members.values())
+            .filter_map(|m| match m.role {
+                Role::Survivable { rank, .. } => Some(rank),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         Ok(Topology {
+            max_rank,
             cluster_id: self.cluster_id,
             mode: self.mode,
             sites: self.sites.clone(),

@@ -296,6 +296,9 @@ pub struct Topology {
     /// member started from its file knows none of them until it has
     /// applied the log.
     pub(crate) removed: BTreeSet<NodeId>,
+    /// [`max_rank`](Self::max_rank), worked out once when built: the
+    /// election reads it at every campaign check.
+    pub(crate) max_rank: u32,
 }
 
 impl Topology {
@@ -422,14 +425,7 @@ impl Topology {
 
     /// The highest (worst) survivable rank, 0 when there is none.
     pub fn max_rank(&self) -> u32 {
-        self.members
-            .values()
-            .filter_map(|m| match m.role {
-                Role::Survivable { rank, .. } => Some(rank),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
+        self.max_rank
     }
 
     /// The survivability report: what happens under each single failure and
