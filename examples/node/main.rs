@@ -63,6 +63,7 @@ mod certs;
 mod config;
 mod control;
 mod ctl;
+mod disk;
 mod etcd;
 mod failover;
 mod jepsen;
