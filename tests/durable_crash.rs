@@ -449,15 +449,26 @@ fn a_snapshot_of_40_mib_is_installed_taken_and_reopened() {
         persist(&s, None, &ents, None, true);
         s.create_snapshot(next - 1, cs.clone(), state(round), 5)
             .unwrap();
-        max = max.max(dir_size(&dir));
+        // The purge runs on the store's own thread, after this write: the
+        // copies it deletes may still be there for a moment (three copies
+        // and the log were seen, just over 3 × 40 MiB, on a loaded host).
+        // What is kept once it has run is what this checks.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut settled = dir_size(&dir);
+        while settled >= 3 * BIG as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            settled = dir_size(&dir);
+        }
+        max = max.max(settled);
     }
     // raft-engine counts a queue's size in files: before it was told to
-    // purge past one file, eight dead snapshots were kept (320 MiB here).
+    // purge past one file, eight dead snapshots were kept (320 MiB here),
+    // however long one waited.
     println!(
-        "disk use with six 40 MiB snapshots taken: max {} MiB",
+        "disk use with six 40 MiB snapshots taken, each purge done: max {} MiB",
         max >> 20
     );
-    assert!(max < 3 * BIG as u64, "disk use reached {max} bytes");
+    assert!(max < 3 * BIG as u64, "disk use stayed at {max} bytes");
     drop(s);
     let s = open(&dir);
     let got = s.snapshot(next - 1, NODE).unwrap();
