@@ -18,8 +18,9 @@
 //!   log weighs as much as its last snapshot, here about every 21,000
 //!   entries (an 815 kB state, twice a second), all three members at about
 //!   the same index; the commits in flight then wait 10–30 ms on this host.
-//!   The members' slow syncs (the throughput lines' `syncs_over_*`) and
-//!   these snapshots together make the p99 at 64 proposers.
+//!   Those bursts are too few to set the p99 at 64 proposers (it was the
+//!   same within noise with snapshots effectively off); the members' slow
+//!   syncs (the throughput lines' `syncs_over_*`) are what set it here.
 //! - disk (first): synced 2 KiB appends by one writer, then by three at
 //!   once, on the filesystem the members' data directories are on (see the
 //!   `disk` module); each throughput line then gives the members' synced
