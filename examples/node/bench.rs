@@ -307,8 +307,8 @@ fn throughput_in(
 /// slow sync delays up to 64 of them at once: 40 stalls of the whole
 /// cluster in a 5 s phase of 250,000 commits are enough to set its p99.
 /// The three members here share one filesystem and its journal, which
-/// three hosts do not: syncs from several threads at once wait for each
-/// other's journal commits.
+/// three hosts do not; the disk lines ([`crate::disk`]) show whether
+/// syncs from several threads at once stall on it.
 struct Syncs([u64; 5]);
 
 impl Syncs {
