@@ -5,6 +5,8 @@
 //! bytes queued never exceed the budget. Once the node takes the first
 //! snapshot, the second follows, and each connection's order is kept.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +19,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use survivable_core::topology::NodeId;
 use survivable_core::transport::{
-    free_loopback_addr, Inbound, Limits, TcpConfig, TcpTransport, Transport as _,
-    TransportSecurity, TransportStats,
+    free_loopback_addr, Inbound, Limits, TcpTransport, Transport as _, TransportStats,
 };
 use survivable_core::wire::{Envelope, PROTOCOL_VERSION};
 
@@ -39,15 +40,7 @@ where
         .filter(|(&id, _)| id != me)
         .map(|(&id, &a)| (NodeId(id), a))
         .collect();
-    let cfg = TcpConfig::new(
-        CLUSTER,
-        NodeId(me),
-        listen,
-        peers,
-        TransportSecurity::InsecurePlaintextLoopbackOnly,
-    );
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
-    TcpTransport::start(cfg, inbound, logger).unwrap()
+    support::plaintext_transport(CLUSTER, NodeId(me), listen, peers, inbound)
 }
 
 fn envelope(from: u64, to: u64, msg: &Message) -> Envelope {

@@ -31,9 +31,7 @@ use survivable_core::policy::Timers;
 use survivable_core::relay::Relay;
 use survivable_core::storage::MemStorage;
 use survivable_core::topology::{denver_paris, NodeId};
-use survivable_core::transport::{
-    free_loopback_addr, Inbound, TcpConfig, TcpTransport, Transport as _, TransportSecurity,
-};
+use survivable_core::transport::{free_loopback_addr, Inbound, Transport as _};
 use survivable_core::wire::Envelope;
 use survivable_core::{RestoreError, StateMachine};
 
@@ -139,25 +137,6 @@ fn a_flapping_connection_to_a_live_leader_moves_no_leadership() {
     c.assert_serving("the resets");
 }
 
-/// A bare transport in plaintext on loopback, as member `me` with `peers`;
-/// what it receives goes to `inbound`.
-fn transport(
-    me: u64,
-    listen: std::net::SocketAddr,
-    peers: BTreeMap<NodeId, std::net::SocketAddr>,
-    inbound: crossbeam_channel::Sender<Inbound>,
-) -> TcpTransport {
-    let cfg = TcpConfig::new(
-        7,
-        NodeId(me),
-        listen,
-        peers,
-        TransportSecurity::InsecurePlaintextLoopbackOnly,
-    );
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
-    TcpTransport::start(cfg, inbound, logger).unwrap()
-}
-
 /// Member 1 connects to member 2, which never connects back (its peer
 /// address for 1 leads nowhere): 1 holds no connection from 2 whose end
 /// could tell it anything. When 2 stops (its listener and connections
@@ -168,10 +147,16 @@ fn transport(
 fn a_member_holding_only_its_own_connection_learns_the_peer_is_gone() {
     let (a, b) = (free_loopback_addr().unwrap(), free_loopback_addr().unwrap());
     let nowhere = free_loopback_addr().unwrap();
-    let (tx_a, _rx_a) = crossbeam_channel::unbounded();
-    let (tx_b, _rx_b) = crossbeam_channel::unbounded();
-    let t1 = transport(1, a, BTreeMap::from([(NodeId(2), b)]), tx_a);
-    let t2 = transport(2, b, BTreeMap::from([(NodeId(1), nowhere)]), tx_b);
+    let (tx_a, _rx_a) = crossbeam_channel::unbounded::<Inbound>();
+    let (tx_b, _rx_b) = crossbeam_channel::unbounded::<Inbound>();
+    let t1 = support::plaintext_transport(7, NodeId(1), a, BTreeMap::from([(NodeId(2), b)]), tx_a);
+    let t2 = support::plaintext_transport(
+        7,
+        NodeId(2),
+        b,
+        BTreeMap::from([(NodeId(1), nowhere)]),
+        tx_b,
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while t1.connected(NodeId(2)) != Some(true) {
         assert!(Instant::now() < deadline, "1 never connected to 2");

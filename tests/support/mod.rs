@@ -402,3 +402,27 @@ pub fn assert_memory_bounded(before: u64) {
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 256 << 10, "memory grew by {grown} KiB");
 }
+
+/// A bare transport in plaintext on loopback: member `me` of cluster
+/// `cluster`, listening at `listen` and dialling `peers`; what it receives
+/// goes to `inbound`.
+pub fn plaintext_transport<I>(
+    cluster: u64,
+    me: NodeId,
+    listen: SocketAddr,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    inbound: crossbeam_channel::Sender<I>,
+) -> survivable_core::transport::TcpTransport
+where
+    I: From<survivable_core::transport::Inbound> + Send + 'static,
+{
+    let cfg = survivable_core::transport::TcpConfig::new(
+        cluster,
+        me,
+        listen,
+        peers,
+        TransportSecurity::InsecurePlaintextLoopbackOnly,
+    );
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    survivable_core::transport::TcpTransport::start(cfg, inbound, logger).unwrap()
+}
