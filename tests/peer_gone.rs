@@ -8,7 +8,7 @@
 //! the two cases far apart: a standby acting on the report campaigns
 //! after a heartbeat interval and a tick of silence (60 ms) plus the time
 //! the stopped leader's connections take to close, not after 500 ms. The
-//! speed itself is measured by `node bench --failover`, not here.
+//! speed itself is measured by `node bench` (its failover trials), not here.
 //!
 //! One test holds two bare transports: a member with only its own
 //! connection to a peer (none from it) still learns that the peer's

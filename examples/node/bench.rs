@@ -56,7 +56,8 @@ use crate::pki;
 /// entries (the members' default unless given).
 static SNAPSHOT_EVERY: AtomicU64 = AtomicU64::new(0);
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+/// The value at fraction `p` (0..=1) of `sorted`, 0 when it is empty.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

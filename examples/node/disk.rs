@@ -14,6 +14,9 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How long each set of writers appends and syncs.
+const FOR: Duration = Duration::from_secs(2);
+
 /// Runs the probe in `dir` (created if missing) and prints one line per
 /// number of writers.
 pub(crate) fn probe(dir: &Path, json: bool) -> Result<(), String> {
@@ -23,7 +26,7 @@ pub(crate) fn probe(dir: &Path, json: bool) -> Result<(), String> {
             .map(|w| {
                 let path = dir.join(format!("disk-probe-{w}"));
                 thread::spawn(move || {
-                    let took = append_and_sync(&path, Duration::from_secs(2));
+                    let took = append_and_sync(&path, FOR);
                     let _ = std::fs::remove_file(&path);
                     took
                 })
@@ -35,13 +38,10 @@ pub(crate) fn probe(dir: &Path, json: bool) -> Result<(), String> {
             took.extend(one.map_err(|e| format!("disk probe in {}: {e}", dir.display()))?);
         }
         took.sort_unstable();
-        let at = |p: f64| {
-            let i = ((took.len().max(1) - 1) as f64 * p).round() as usize;
-            took.get(i).copied().unwrap_or(0) as f64 / 1000.0
-        };
+        let at = |p: f64| crate::bench::percentile(&took, p) as f64 / 1000.0;
         let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
         let over4 = took.iter().filter(|&&us| us > 4000).count();
-        let rate = took.len() as f64 / 2.0;
+        let rate = took.len() as f64 / FOR.as_secs_f64();
         if json {
             println!("{{\"bench\":\"disk\",\"writers\":{writers},\"write_bytes\":2048,\"syncs_per_s\":{rate:.0},\"p50_ms\":{p50:.2},\"p99_ms\":{p99:.2},\"max_ms\":{max:.2},\"syncs_over_4ms\":{over4}}}");
         } else {
@@ -51,14 +51,14 @@ pub(crate) fn probe(dir: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Appends 2 KiB and syncs it, again and again for `secs`: each sync's
+/// Appends 2 KiB and syncs it, again and again for `run`: each sync's
 /// duration in µs.
-fn append_and_sync(path: &Path, secs: Duration) -> std::io::Result<Vec<u64>> {
+fn append_and_sync(path: &Path, run: Duration) -> std::io::Result<Vec<u64>> {
     let mut f = std::fs::File::create(path)?;
     let block = [0x5a_u8; 2048];
     let mut took = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < secs {
+    while start.elapsed() < run {
         let t = Instant::now();
         f.write_all(&block)?;
         f.sync_data()?;
