@@ -4,17 +4,22 @@
 //! forwarded to the leader) under a fixed fault cycle (leader-site crash,
 //! site partition, lossy and slow links, an isolated member, a paused
 //! member) with the invariant checker; then random fault schedules of ten
-//! virtual minutes each, played under the invariant checker. Prints one
-//! JSON line each.
+//! virtual minutes each, played under the invariant checker; then the
+//! simulator's peer, bare raft-rs driven the same way
+//! (`support/raft_floor.rs`), for the first two loads. Prints one JSON line
+//! each.
 //!
 //! `cargo bench --bench sim_speed` (one hour) or `-- --test` (one virtual
 //! minute each, as CI runs it so the benchmark cannot rot). Name parts to
-//! run only those: `-- heavy_with_faults schedules` (for A/B runs).
+//! run only those: `-- heavy_with_faults schedules raft_floor` (for A/B runs).
 
 use std::time::{Duration, Instant};
 
 use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::denver_paris;
+
+#[path = "support/raft_floor.rs"]
+mod raft_floor;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
@@ -32,6 +37,46 @@ fn main() {
     if run("schedules") {
         schedules(if quick { 2 } else { 20 });
     }
+    if run("raft_floor") {
+        for (shape, per_s, virtual_s) in [("sim_speed", 10, 3600), ("heavy_with_faults", 200, 600)]
+        {
+            for (codec, skip) in [(true, false), (false, false), (true, true)] {
+                floor(
+                    shape,
+                    per_s,
+                    if quick { 60 } else { virtual_s },
+                    codec,
+                    skip,
+                );
+            }
+        }
+    }
+}
+
+/// Bare raft-rs under the load of the simulator line `shape` (see
+/// `support/raft_floor.rs`): what raft alone costs for that traffic.
+fn floor(shape: &str, proposals_per_s: u64, virtual_s: u64, codec: bool, skip: bool) {
+    let f = raft_floor::run(proposals_per_s, virtual_s, codec, skip);
+    // A floor that did not replicate would measure nothing: every member
+    // applies all but the last second's proposals, under one leader.
+    assert_eq!(f.leader_changes, 0, "the floor's leader changed");
+    assert!(
+        f.applied_min + proposals_per_s >= f.proposed,
+        "a member applied {} of {} proposals",
+        f.applied_min,
+        f.proposed
+    );
+    let per_s = |n: u64| n as f64 / virtual_s as f64;
+    println!(
+        "{{\"bench\":\"raft_floor\",\"shape\":\"{shape}\",\"codec\":\"{}\",\"skip_bcast_commit\":{skip},\"members\":5,\"proposals_per_s\":{proposals_per_s},\"virtual_s\":{virtual_s},\"wall_s\":{:.3},\"speedup\":{:.0},\"messages_per_s\":{:.0},\"empty_appends_per_s\":{:.0},\"proposed\":{},\"applied_min\":{}}}",
+        if codec { "raft protobuf" } else { "none" },
+        f.wall_s,
+        virtual_s as f64 / f.wall_s,
+        per_s(f.messages),
+        per_s(f.empty_appends),
+        f.proposed,
+        f.applied_min
+    );
 }
 
 /// One virtual hour (a minute with `quick`) at 10 proposals per second.
