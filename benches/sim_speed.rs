@@ -100,9 +100,10 @@ fn steady(quick: bool) {
     let wall = started.elapsed();
     let committed = sim.commits().len();
     println!(
-        "{{\"bench\":\"sim_speed\",\"members\":5,\"virtual_s\":{virtual_secs},\"wall_s\":{:.3},\"speedup\":{:.0},\"proposed\":{proposed},\"committed\":{committed},\"violations\":{},\"run_digest\":\"{:016x}\"}}",
+        "{{\"bench\":\"sim_speed\",\"members\":5,\"virtual_s\":{virtual_secs},\"wall_s\":{:.3},\"speedup\":{:.0},\"proposed\":{proposed},\"committed\":{committed},\"messages_per_s\":{:.0},\"violations\":{},\"run_digest\":\"{:016x}\"}}",
         wall.as_secs_f64(),
         virtual_secs as f64 / wall.as_secs_f64(),
+        sim.delivered() as f64 / virtual_secs as f64,
         sim.violations().len(),
         sim.run_digest()
     );

@@ -195,6 +195,7 @@ impl SimBuilder {
             submitted: BTreeMap::new(),
             commands: BTreeMap::new(),
             wire_digest: invariants::DIGEST_START,
+            delivered: 0,
             reads: Vec::new(),
             reads_asked: BTreeMap::new(),
             trace: Vec::new(),
@@ -296,6 +297,8 @@ pub struct Sim<M> {
     commands: BTreeMap<ProposalId, u64>,
     /// Digest of every envelope delivered, with its time and receiver.
     wire_digest: u64,
+    /// Envelopes delivered (see [`Sim::delivered`]).
+    delivered: u64,
     reads: Vec<ReadDone>,
     reads_asked: BTreeMap<crate::node::ReadId, u64>,
     trace: Vec<String>,
@@ -485,6 +488,7 @@ impl<M: StateMachine> Sim<M> {
             h = invariants::fold_word(h, word);
         }
         self.wire_digest = invariants::fold_bytes(h, bytes);
+        self.delivered += 1;
         let _ = n.step(env);
         self.drain(to);
     }
@@ -719,6 +723,14 @@ impl<M: StateMachine> Sim<M> {
     /// identical seeds and schedules.
     pub fn trace(&self) -> &[String] {
         &self.trace
+    }
+
+    /// Envelopes handed to members so far: every raft and control message
+    /// (and fragment) that crossed the network, not those lost, cut, or
+    /// addressed to a crashed member. The traffic a run
+    /// made, e.g. to compare with another driver of raft.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// Digest of a command, as recorded per applied index.

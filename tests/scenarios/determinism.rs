@@ -72,3 +72,33 @@ fn the_run_digest_sees_every_delivered_byte() {
     assert_ne!(after_a, after_b);
     assert_ne!(before_a, after_a, "heartbeats were delivered");
 }
+
+#[test]
+fn delivered_counts_what_reaches_a_member() {
+    let mut sim = Sim::builder(build(&denver_paris()))
+        .seed(11)
+        .build(|_| KvStore::default());
+    sim.run_for(Duration::from_secs(1));
+    let leader = sim.leader().expect("a leader");
+    let followers = sim.members().len() as u64 - 1;
+    let heartbeat_ms = sim.topology().timers().heartbeat.as_millis() as u64;
+    let before = sim.delivered();
+    sim.run_for(Duration::from_secs(1));
+    // At least a heartbeat and its response per follower and interval.
+    let quiet_second = sim.delivered() - before;
+    assert!(
+        quiet_second >= 2 * followers * (1000 / heartbeat_ms),
+        "{quiet_second} envelopes in a second"
+    );
+    for id in sim.members() {
+        if id != leader {
+            sim.crash(id);
+        }
+    }
+    // What was in flight towards the leader lands (the longest one-way
+    // latency is well under 100 ms); then nothing reaches anyone.
+    sim.run_for(Duration::from_millis(100));
+    let alone = sim.delivered();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.delivered(), alone, "nothing reaches a crashed member");
+}
