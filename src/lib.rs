@@ -196,7 +196,7 @@ assert_eq!(sim.leader(), row.leader);
 The simulator is public so services can test their own
 [`StateMachine`] under failures: give [`sim::SimBuilder::build`] a
 constructor for it, drive the cluster with [`sim::Sim::propose`], the
-fault verbs (`crash`, `restart`, `partition_sites`, `isolate`, `heal`, …)
+fault verbs (`crash`, `kill`, `restart`, `partition_sites`, `isolate`, `heal`, …)
 and `run_for`, and read [`sim::Sim::violations`] and
 [`sim::Sim::check_converged`]. A [`sim::Schedule`] is a whole fault
 schedule on one printable, parseable line; the crate's own property test

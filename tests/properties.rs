@@ -62,6 +62,18 @@ const KNOWN: &[&str] = &[
     // the heal it deposes the primary, Paris wins the election, and
     // leadership must come home a second time.
     "seed=11748166300362164829; +3631ms isolate n2; +2676ms crash n3",
+    // The primary's process killed: its standby is told (refused dials)
+    // and fails over fast; the primary comes back as a follower.
+    "seed=5; +1500ms kill n1; +3000ms restart n1",
+    // Both Denver processes killed, one after the other: Paris takes over,
+    // then hands back once they return.
+    "seed=6; +1000ms kill n1; +20ms kill n2; +3000ms restart n1; +500ms restart n2",
+    // The standby frozen when the report would reach it (dropped): the
+    // failover timer after it resumes.
+    "seed=7; +800ms pause n2; +100ms kill n1; +200ms resume n2; +3000ms heal",
+    // Killed while the report's link is lossy, then killed again after a
+    // restart.
+    "seed=8; +500ms loss n1 n2 30%; +500ms kill n1; +2000ms heal; +0ms restart n1; +3000ms kill n1",
 ];
 
 #[test]

@@ -11,15 +11,99 @@ impl<M: StateMachine> Sim<M> {
     /// Crashes a member: its volatile state is lost; what it wrote to its
     /// storage (everything, in this simulator: each write is durable
     /// before any message depending on it leaves) survives for a restart.
+    /// Its peers get no sign of it but its silence, as when its host goes
+    /// away or its link hangs half-open; [`kill`](Self::kill) is a process
+    /// dying on a host that stays up.
     pub fn crash(&mut self, id: NodeId) {
-        if let Some(s) = self.slots.get_mut(&id) {
-            s.paused = false;
-            s.held.clear();
-            if s.node.take().is_some() {
-                s.incarnation += 1;
-                self.trace.push(format!("{} {id} crash", self.now_us));
-            }
+        self.stop(id, "crash");
+    }
+
+    /// Kills a member's process on a host that stays up (`kill -9`, an
+    /// out-of-memory kill): lost as in a [`crash`](Self::crash), but its
+    /// peers are told, as the TCP runtime tells them. The host's kernel
+    /// ends the process's connections (after what it had sent); a peer's
+    /// transport then dials its address and is refused. So every member up
+    /// at the other end of a clean link (both directions open, no loss)
+    /// gets [`Node::peer_connection_refused`](crate::Node::peer_connection_refused)
+    /// one latency of the link from the killed member, after its last
+    /// message there, plus a round trip later; not if by then that member
+    /// crashed, restarted or is paused, the killed one restarted, or the
+    /// link was cut. Over a lossy or cut link nothing is reported (the dial
+    /// would wait or time out), and the failover timer applies.
+    pub fn kill(&mut self, id: NodeId) {
+        if !self.stop(id, "kill") {
+            return;
         }
+        let killed = self.slots[&id].incarnation;
+        let mut due = Vec::new();
+        for (&to, s) in &self.slots {
+            if to == id || s.node.is_none() || !self.clean_link(id, to) {
+                continue;
+            }
+            let one_way = |a, b| self.network.one_way_us.get(&(a, b)).copied().unwrap_or(0);
+            // The end of the connection follows the last message on it
+            // (links are FIFO); the dial takes a round trip.
+            let last = self.network.last_delivery.get(&(id, to)).copied();
+            let ended = (self.now_us + one_way(id, to)).max(last.unwrap_or(0));
+            let at = ended + one_way(to, id) + one_way(id, to);
+            due.push((at, to, s.incarnation));
+        }
+        for (at, to, to_incarnation) in due {
+            self.schedule(
+                at,
+                super::Scheduled::Refused {
+                    to,
+                    to_incarnation,
+                    peer: id,
+                    peer_incarnation: killed,
+                },
+            );
+        }
+    }
+
+    /// Takes a member down (`verb` for the trace); whether it was up.
+    fn stop(&mut self, id: NodeId, verb: &str) -> bool {
+        let Some(s) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        s.paused = false;
+        s.held.clear();
+        if s.node.take().is_none() {
+            return false;
+        }
+        s.incarnation += 1;
+        self.trace.push(format!("{} {id} {verb}", self.now_us));
+        true
+    }
+
+    /// Both directions between `a` and `b` open and lossless.
+    fn clean_link(&self, a: NodeId, b: NodeId) -> bool {
+        [(a, b), (b, a)].into_iter().all(|(x, y)| {
+            self.network.state(x, y) == LinkState::Healthy && self.network.loss(x, y) == 0.0
+        })
+    }
+
+    /// A refusal scheduled by [`kill`](Self::kill) falls due.
+    pub(super) fn refusal_due(&mut self, to: NodeId, to_inc: u64, peer: NodeId, peer_inc: u64) {
+        let gone =
+            (self.slots.get(&peer)).is_some_and(|s| s.node.is_none() && s.incarnation == peer_inc);
+        if !gone || !self.clean_link(peer, to) {
+            return;
+        }
+        let Some(s) = self
+            .slots
+            .get_mut(&to)
+            .filter(|s| s.incarnation == to_inc && !s.paused)
+        else {
+            return;
+        };
+        let Some(node) = s.node.as_mut() else {
+            return;
+        };
+        node.peer_connection_refused(peer);
+        self.trace
+            .push(format!("{} {to} refused {peer}", self.now_us));
+        self.drain(to);
     }
 
     /// Freezes a member, as a long garbage-collection pause, a stalled disk

@@ -247,6 +247,14 @@ enum Scheduled {
         incarnation: u64,
         job: u64,
     },
+    /// `to`'s transport found `peer`'s process gone (see [`Sim::kill`]):
+    /// due if both are still the incarnations they were then.
+    Refused {
+        to: NodeId,
+        to_incarnation: u64,
+        peer: NodeId,
+        peer_incarnation: u64,
+    },
 }
 
 /// A proposal's life as the simulator saw it.
@@ -472,6 +480,12 @@ impl<M: StateMachine> Sim<M> {
                 incarnation,
                 job,
             } => self.snapshot_job_due(node, incarnation, job),
+            Scheduled::Refused {
+                to,
+                to_incarnation,
+                peer,
+                peer_incarnation,
+            } => self.refusal_due(to, to_incarnation, peer, peer_incarnation),
         }
         true
     }

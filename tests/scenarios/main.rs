@@ -20,6 +20,7 @@ mod maintenance;
 mod no_flapping;
 mod normal;
 mod pauses;
+mod process_killed;
 mod proposals;
 mod ranked;
 mod redundancy_restored;

@@ -44,8 +44,9 @@ impl Alphabet {
     }
 }
 
-/// Weighted fault kinds: crashes and restarts most, then partitions and heals.
-const KINDS: [(u8, u32); 14] = [
+/// Weighted fault kinds: crashes (silent or killed processes) and restarts
+/// most, then partitions and heals.
+const KINDS: [(u8, u32); 15] = [
     (0, 3),
     (1, 3),
     (2, 1),
@@ -60,6 +61,7 @@ const KINDS: [(u8, u32); 14] = [
     (11, 1),
     (12, 1),
     (13, 2),
+    (14, 2),
 ];
 
 /// A generated cut of `xs` in two: the first on side A, each other one on
@@ -127,6 +129,7 @@ fn fault(u: &mut Unstructured<'_>, a: &Alphabet) -> Result<Fault> {
         ),
         11 => Fault::Skew(n, u.int_in_range(SKEW.0..=SKEW.1)?),
         12 => Fault::Rate(u.int_in_range(RATE.0..=RATE.1)?),
+        14 => Fault::Kill(n),
         _ => Fault::Heal,
     })
 }
@@ -280,6 +283,7 @@ impl Encoder {
             Fault::Skew(..) => 11,
             Fault::Rate(_) => 12,
             Fault::Split(..) => 13,
+            Fault::Kill(_) => 14,
         };
         let roll: u32 = KINDS.iter().take_while(|k| k.0 != kind).map(|k| k.1).sum();
         let total: u32 = KINDS.iter().map(|k| k.1).sum();
@@ -287,6 +291,7 @@ impl Encoder {
         // Every fault picks a member first, used or not.
         let first = match fault {
             Fault::Crash(n)
+            | Fault::Kill(n)
             | Fault::Restart(n)
             | Fault::Pause(n)
             | Fault::Resume(n)
@@ -407,23 +412,28 @@ mod tests {
     }
 
     #[test]
-    fn generated_schedules_include_member_splits() {
+    fn generated_schedules_include_member_splits_and_kills() {
         let t = crate::topology::denver_paris().build().unwrap();
-        let mut found = 0;
+        let (mut splits, mut kills) = (0, 0);
         for seed in 0..300u32 {
             let bytes: Vec<u8> = (0..200u32)
                 .map(|i| ((i + seed * 7919).wrapping_mul(2654435761u32) >> 11) as u8)
                 .collect();
             let s = Schedule::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
             for step in &s.steps {
-                if let Fault::Split(a, b) = &step.fault {
-                    assert!(!a.is_empty() && !b.is_empty());
-                    found += 1;
+                match &step.fault {
+                    Fault::Split(a, b) => {
+                        assert!(!a.is_empty() && !b.is_empty());
+                        splits += 1;
+                    }
+                    Fault::Kill(_) => kills += 1,
+                    _ => {}
                 }
             }
             assert_eq!(s.validate(&t), Ok(()), "{s}");
         }
-        assert!(found > 10, "only {found} splits");
+        assert!(splits > 10, "only {splits} splits");
+        assert!(kills > 10, "only {kills} kills");
     }
 
     fn two_site() -> Topology {

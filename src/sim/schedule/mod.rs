@@ -1,4 +1,4 @@
-//! Fault schedules: a seed plus timed faults (crash, restart, pause,
+//! Fault schedules: a seed plus timed faults (crash, kill, restart, pause,
 //! partition, heal, link delay and loss, clock skew, proposal rate),
 //! printed on one line and parsed back from it, generated from fuzzer bytes
 //! ([`arbitrary::Arbitrary`]) or by quickcheck (with shrinking), and played
@@ -34,8 +34,12 @@ use crate::topology::{NodeId, Topology};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Crash a member (volatile state lost, storage kept).
+    /// Crash a member (volatile state lost, storage kept; its peers see
+    /// only silence).
     Crash(NodeId),
+    /// Kill a member's process on a host that stays up: a crash whose
+    /// peers' dials are refused ([`Sim::kill`](super::Sim::kill)).
+    Kill(NodeId),
     /// Restart a crashed member from its storage.
     Restart(NodeId),
     /// Crash every member of a site.
@@ -102,6 +106,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Crash(n) => write!(f, "crash {n}"),
+            Self::Kill(n) => write!(f, "kill {n}"),
             Self::Restart(n) => write!(f, "restart {n}"),
             Self::CrashSite(s) => write!(f, "crash-site {s}"),
             Self::RestartSite(s) => write!(f, "restart-site {s}"),
@@ -159,7 +164,7 @@ pub enum ScheduleError {
         text: String,
     },
     /// A fault word or its arguments are not understood.
-    #[error("step {index}: cannot read fault {text:?}; expected one of crash nN, restart nN, crash-site S, restart-site S, pause nN, resume nN, isolate nN, partition A+B|C, split nA+nB|nC, heal, delay nA nB Xms, loss nA nB P%, skew nN P%, rate R/s")]
+    #[error("step {index}: cannot read fault {text:?}; expected one of crash nN, kill nN, restart nN, crash-site S, restart-site S, pause nN, resume nN, isolate nN, partition A+B|C, split nA+nB|nC, heal, delay nA nB Xms, loss nA nB P%, skew nN P%, rate R/s")]
     BadFault {
         /// Position of the step, from 1.
         index: usize,
@@ -300,6 +305,7 @@ fn parse_fault(s: &str, index: usize) -> Result<Fault, ScheduleError> {
     let one = |f: fn(NodeId) -> Fault| node(arg).map(f).ok_or_else(bad);
     match word {
         "crash" => one(Fault::Crash),
+        "kill" => one(Fault::Kill),
         "restart" => one(Fault::Restart),
         "pause" => one(Fault::Pause),
         "resume" => one(Fault::Resume),
@@ -420,6 +426,7 @@ impl Schedule {
             WAIT.check(index, step.after_ms)?;
             let (nodes, site_names): (Vec<NodeId>, Vec<&String>) = match &step.fault {
                 Fault::Crash(n)
+                | Fault::Kill(n)
                 | Fault::Restart(n)
                 | Fault::Pause(n)
                 | Fault::Resume(n)
@@ -474,9 +481,11 @@ mod tests {
     fn prints_and_parses_back_every_fault() {
         let line = "seed=9; +10ms crash n1; +0ms partition a|b+c; +5ms restart-site a; \
                     +5ms pause n2; +1ms resume n2; +3ms delay n1 n3 120ms; +3ms loss n3 n1 25%; \
-                    +2ms skew n4 150%; +7ms rate 200/s; +4ms split n1+n5|n2+n3+n4; +5ms heal";
+                    +2ms skew n4 150%; +7ms rate 200/s; +4ms split n1+n5|n2+n3+n4; +5ms heal; \
+                    +6ms kill n2";
         let s: Schedule = line.parse().unwrap();
-        assert_eq!(s.steps.len(), 11);
+        assert_eq!(s.steps.len(), 12);
+        assert_eq!(s.steps[11].fault, Fault::Kill(NodeId(2)));
         assert_eq!(
             s.steps[9].fault,
             Fault::Split(

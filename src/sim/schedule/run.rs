@@ -150,6 +150,7 @@ pub(super) fn recover_all(sim: &mut Sim<KvStore>) {
 pub(super) fn apply(sim: &mut Sim<KvStore>, fault: &Fault) {
     match fault {
         Fault::Crash(n) => sim.crash(*n),
+        Fault::Kill(n) => sim.kill(*n),
         Fault::Restart(n) => sim.restart(*n),
         Fault::CrashSite(s) => sim.crash_site(s),
         Fault::RestartSite(s) => {
