@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use survivable_core::events::Event;
 use survivable_core::policy::{HandBackPolicy, Timers};
-use survivable_core::sim::{KvStore, Sim};
 use survivable_core::topology::denver_paris;
 
 use crate::support::*;
@@ -22,11 +21,7 @@ fn run(rtt_ms: u64, seed: u64) {
     .hand_back(hand_back(HandBackPolicy::AfterStable(Duration::from_secs(
         2,
     ))));
-    let mut sim = Sim::builder(build(&b))
-        .seed(seed)
-        .wan_rtt(Duration::from_millis(rtt_ms))
-        .build(|_| KvStore::default());
-    assert!(sim.run_until(Duration::from_secs(5), |s| s.leader() == Some(CM01A)));
+    let mut sim = started_over(&b, seed, Duration::from_millis(rtt_ms));
     // 400 proposals/s from Denver and Paris: 80 in flight at 200 ms, 120 at
     // 300 ms, beyond the default max_lag_entries (64).
     let mut load = Load::new(&["denver", "paris"], Duration::from_micros(2_500));

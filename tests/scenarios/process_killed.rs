@@ -21,11 +21,7 @@ const WAN_MS: u64 = 20;
 /// standby's `FailoverStarted` reports, after checking that it leads and
 /// that every acknowledged proposal survived.
 fn fail_primary(seed: u64, fault: impl FnOnce(&mut Sim<KvStore>)) -> (u64, Sim<KvStore>) {
-    let mut sim = Sim::builder(build(&denver_paris()))
-        .seed(seed)
-        .wan_rtt(Duration::from_millis(WAN_MS))
-        .build(|_| KvStore::default());
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A)));
+    let mut sim = started_over(&denver_paris(), seed, Duration::from_millis(WAN_MS));
     let mut load = Load::new(&["denver", "paris"], Duration::from_millis(5));
     load.run(&mut sim, Duration::from_secs(2));
     let t0 = sim.now_us();

@@ -54,10 +54,17 @@ pub(crate) fn build(b: &TopologyBuilder) -> Arc<Topology> {
 
 /// A simulator of `b`, run until the main site's primary leads.
 pub(crate) fn started(b: &TopologyBuilder, seed: u64) -> Sim<KvStore> {
+    started_over(b, seed, Duration::from_millis(WAN_RTT_MS))
+}
+
+/// [`started`] with a WAN round trip of `wan_rtt` between every two sites
+/// (the primary may take longer to lead: up to 5 s).
+pub(crate) fn started_over(b: &TopologyBuilder, seed: u64, wan_rtt: Duration) -> Sim<KvStore> {
     let mut sim = Sim::builder(build(b))
         .seed(seed)
+        .wan_rtt(wan_rtt)
         .build(|_| KvStore::default());
-    let led = sim.run_until(Duration::from_secs(3), |s| s.leader() == Some(CM01A));
+    let led = sim.run_until(Duration::from_secs(5), |s| s.leader() == Some(CM01A));
     assert!(led, "CM01a never led; trace:\n{}", sim.trace().join("\n"));
     sim
 }
