@@ -1,6 +1,6 @@
 //! Properties over random DR auto-sync schedules
 //! (`survivable_core::sim::DrSchedule`): WAN cuts and heals, Denver or
-//! Paris lost and back, member crashes, restarts and isolations, over a WAN
+//! Paris lost and back, member crashes, process kills, restarts and isolations, over a WAN
 //! of 10 to 300 ms round trip, uneven per direction. Every schedule must
 //! keep every invariant of the shared checker, and in particular: a
 //! takeover that reports RPO 0 proven holds every proposal acknowledged
@@ -125,6 +125,11 @@ const KNOWN: &[&str] = &[
     "wan=40ms/40ms; seed=5; +0ms delay n1 n3 400ms; +2000ms crash-site denver; +0ms partition denver|paris; +0ms crash n4; +4000ms heal",
     // CM02a crashed, then Denver lost: CM02b takes over.
     "wan=40ms/40ms; seed=24; +1500ms crash n3; +500ms crash-site denver; +4000ms heal",
+    // Denver's primary process killed in Sync: its standby is told (refused
+    // dials) and fails over inside Denver.
+    "wan=40ms/40ms; seed=25; +1500ms kill n1; +3000ms heal",
+    // Both Denver processes killed over an uneven WAN: Paris takes over.
+    "wan=20ms/130ms; seed=26; +1500ms kill n1; +30ms kill n2; +5000ms heal",
 ];
 
 #[test]

@@ -1,6 +1,6 @@
 //! DR auto-sync schedules: a [`Schedule`] of the faults that matter to
 //! the two sites (WAN cuts and heals, the loss and return of a site,
-//! member crashes, restarts and isolations) over an uneven WAN, one
+//! member crashes, process kills, restarts and isolations) over an uneven WAN, one
 //! latency per direction. Printed on one line (`wan=40ms/120ms; seed=…;
 //! +…`) and parsed back, generated from bytes (fuzzer or quickcheck), and
 //! played by [`DrSchedule::run`] under the invariant checker, which in
@@ -36,7 +36,7 @@ const MAX_WAIT_MS: u64 = 3_000;
 
 /// A DR schedule: the WAN's one-way latency each way between the main
 /// site and the other site, and the faults: WAN cuts and heals, a site
-/// lost and back, member crashes, restarts and isolations.
+/// lost and back, member crashes, process kills, restarts and isolations.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct DrSchedule {
     /// One-way latency from the main site to the other site, in ms.
@@ -100,7 +100,7 @@ fn other_site(t: &Topology) -> String {
 }
 
 /// One generated fault: WAN cuts and heals most, then site losses and
-/// member crashes.
+/// member crashes (silent, or a process killed on a live host).
 fn dr_fault(
     u: &mut Unstructured<'_>,
     main: &str,
@@ -115,7 +115,8 @@ fn dr_fault(
         6 => Fault::RestartSite(main.into()),
         7 => Fault::CrashSite(other.into()),
         8 => Fault::RestartSite(other.into()),
-        9 | 10 => Fault::Crash(n),
+        9 => Fault::Crash(n),
+        10 => Fault::Kill(n),
         11 => Fault::Restart(n),
         _ => Fault::Isolate(n),
     })
