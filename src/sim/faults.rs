@@ -37,15 +37,15 @@ impl<M: StateMachine> Sim<M> {
         let killed = self.slots[&id].incarnation;
         let mut due = Vec::new();
         for (&to, s) in &self.slots {
-            if to == id || s.node.is_none() || !self.clean_link(id, to) {
+            let net = &self.network;
+            if to == id || s.node.is_none() || !net.clean(id, to) {
                 continue;
             }
-            let one_way = |a, b| self.network.one_way_us.get(&(a, b)).copied().unwrap_or(0);
             // The end of the connection follows the last message on it
             // (links are FIFO); the dial takes a round trip.
-            let last = self.network.last_delivery.get(&(id, to)).copied();
-            let ended = (self.now_us + one_way(id, to)).max(last.unwrap_or(0));
-            let at = ended + one_way(to, id) + one_way(id, to);
+            let last = net.last_delivery.get(&(id, to)).copied();
+            let ended = (self.now_us + net.one_way(id, to)).max(last.unwrap_or(0));
+            let at = ended + net.one_way(to, id) + net.one_way(id, to);
             due.push((at, to, s.incarnation));
         }
         for (at, to, to_incarnation) in due {
@@ -76,18 +76,11 @@ impl<M: StateMachine> Sim<M> {
         true
     }
 
-    /// Both directions between `a` and `b` open and lossless.
-    fn clean_link(&self, a: NodeId, b: NodeId) -> bool {
-        [(a, b), (b, a)].into_iter().all(|(x, y)| {
-            self.network.state(x, y) == LinkState::Healthy && self.network.loss(x, y) == 0.0
-        })
-    }
-
     /// A refusal scheduled by [`kill`](Self::kill) falls due.
     pub(super) fn refusal_due(&mut self, to: NodeId, to_inc: u64, peer: NodeId, peer_inc: u64) {
         let gone =
             (self.slots.get(&peer)).is_some_and(|s| s.node.is_none() && s.incarnation == peer_inc);
-        if !gone || !self.clean_link(peer, to) {
+        if !gone || !self.network.clean(peer, to) {
             return;
         }
         let Some(s) = self

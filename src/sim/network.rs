@@ -40,6 +40,18 @@ impl Network {
         }
     }
 
+    /// The one-way latency of the link `from → to`, in microseconds.
+    pub(crate) fn one_way(&self, from: NodeId, to: NodeId) -> u64 {
+        self.one_way_us.get(&(from, to)).copied().unwrap_or(0)
+    }
+
+    /// Both directions between `a` and `b` open and lossless.
+    pub(crate) fn clean(&self, a: NodeId, b: NodeId) -> bool {
+        [(a, b), (b, a)]
+            .into_iter()
+            .all(|(x, y)| self.state(x, y) == LinkState::Healthy && self.loss(x, y) == 0.0)
+    }
+
     pub(crate) fn loss(&self, from: NodeId, to: NodeId) -> f64 {
         self.link_loss
             .get(&(from, to))
@@ -68,7 +80,7 @@ impl Network {
         if loss > 0.0 && (rng.next_u64() as f64 / u64::MAX as f64) < loss {
             return;
         }
-        let base = self.one_way_us.get(&(from, to)).copied().unwrap_or(0);
+        let base = self.one_way(from, to);
         let jitter = rng.below(self.jitter_us + 1);
         let fifo = self.last_delivery.entry((from, to)).or_insert(0);
         let at = now_us
