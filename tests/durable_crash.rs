@@ -103,6 +103,20 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
+/// `dir`'s size once the store's purge (on a thread of its own, after the
+/// write that compacted the log) has brought it below `bound`, or after
+/// 10 s if it never does: what the store keeps, not the copies it is
+/// about to delete.
+fn settled_size(dir: &Path, bound: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut size = dir_size(dir);
+    while size >= bound && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        size = dir_size(dir);
+    }
+    size
+}
+
 #[test]
 fn conforms() {
     let tmp = tempfile::tempdir().unwrap();
@@ -379,13 +393,7 @@ fn disk_use_stays_bounded_when_the_log_is_compacted() {
         s.create_snapshot(next - 1, cs.clone(), vec![round as u8; 1024], 200)
             .unwrap();
         // Once the purge (on the store's own thread) has caught up.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut settled = dir_size(&dir);
-        while settled >= 64 << 20 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-            settled = dir_size(&dir);
-        }
-        max = max.max(settled);
+        max = max.max(settled_size(&dir, 64 << 20));
     }
     let end = dir_size(&dir);
     let files: Vec<_> = std::fs::read_dir(&dir)
@@ -460,13 +468,7 @@ fn a_snapshot_of_40_mib_is_installed_taken_and_reopened() {
         // copies it deletes may still be there for a moment (three copies
         // and the log were seen, just over 3 × 40 MiB, on a loaded host).
         // What is kept once it has run is what this checks.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut settled = dir_size(&dir);
-        while settled >= 3 * BIG as u64 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-            settled = dir_size(&dir);
-        }
-        max = max.max(settled);
+        max = max.max(settled_size(&dir, 3 * BIG as u64));
     }
     // raft-engine counts a queue's size in files: before it was told to
     // purge past one file, eight dead snapshots were kept (320 MiB here),
