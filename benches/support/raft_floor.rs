@@ -32,6 +32,7 @@ use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 
 /// What one run did.
+#[derive(Default)]
 pub(crate) struct Floor {
     /// Wall time, seconds.
     pub wall_s: f64,
@@ -113,14 +114,7 @@ pub(crate) fn run(
     let period_us = 1_000_000 / proposals_per_s;
     queue.push(1_000_000, Event::Propose);
     let end_us = virtual_s * 1_000_000;
-    let mut floor = Floor {
-        wall_s: 0.0,
-        messages: 0,
-        empty_appends: 0,
-        proposed: 0,
-        applied_min: 0,
-        leader_changes: 0,
-    };
+    let mut floor = Floor::default();
     let mut applied = [0u64; 5];
     let mut leader = None;
     let started = Instant::now();
@@ -134,18 +128,11 @@ pub(crate) fn run(
                 queue.push(now + TICK_US, Event::Tick(i));
                 i
             }
-            Event::Encoded(_) | Event::Value(_) => {
-                let m = match event {
-                    Event::Encoded(bytes) => {
-                        Message::parse_from_bytes(&bytes).expect("raft's own encoding")
-                    }
-                    Event::Value(m) => m,
-                    _ => unreachable!("matched above"),
-                };
-                let i = (m.to - 1) as usize;
-                let _ = nodes[i].step(m);
-                i
-            }
+            Event::Encoded(bytes) => step(
+                &mut nodes,
+                Message::parse_from_bytes(&bytes).expect("raft's own encoding"),
+            ),
+            Event::Value(m) => step(&mut nodes, m),
             Event::Propose => {
                 queue.push(now + period_us, Event::Propose);
                 let Some(i) = nodes.iter().position(|r| r.raft.state == StateRole::Leader) else {
@@ -201,6 +188,13 @@ pub(crate) fn run(
     floor.wall_s = started.elapsed().as_secs_f64();
     floor.applied_min = applied.into_iter().min().unwrap_or(0);
     floor
+}
+
+/// Steps `m` at its addressee; which one that is.
+fn step(nodes: &mut [RawNode<MemStorage>], m: Message) -> usize {
+    let i = (m.to - 1) as usize;
+    let _ = nodes[i].step(m);
+    i
 }
 
 /// Events in time order, ties in the order pushed, as the simulator's
